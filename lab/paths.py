@@ -1,0 +1,49 @@
+"""Where the workbook keeps things: repo root, data, runs, logs and the model cache."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def root() -> Path:
+    """The project root: $LAB_ROOT, else the checkout that holds this package, else the cwd."""
+    if os.environ.get("LAB_ROOT"):
+        return Path(os.environ["LAB_ROOT"]).resolve()
+    here = Path(__file__).resolve().parent.parent
+    if (here / "pyproject.toml").exists() and (here / "data").is_dir():
+        return here
+    return Path.cwd().resolve()
+
+
+def data() -> Path:
+    """Sample inputs shipped with the project."""
+    return root() / "data"
+
+
+def runs() -> Path:
+    """Executed notebooks and run artefacts (ignored by git)."""
+    return Path(os.environ.get("LAB_RUNS", root() / "runs"))
+
+
+def logs() -> Path:
+    """Server logs and pid files (ignored by git)."""
+    return Path(os.environ.get("LAB_LOGS", root() / "logs"))
+
+
+def cache() -> Path:
+    """Built artefacts such as the tiny model; $LAB_CACHE, else ~/.cache/lab."""
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lab"
+    return Path(os.environ.get("LAB_CACHE", default))
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Write a file so readers see the old or the new content, never half of it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data.encode("utf-8") if isinstance(data, str) else data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
