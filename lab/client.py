@@ -1,0 +1,207 @@
+"""OpenAI-compatible client: served model from the server, chat, streaming, concurrent batches."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import httpx
+import openai
+
+from lab import LabError
+
+TIMEOUT_S = 300.0  # one request; a 32B model writing 8k tokens at ~30 tok/s needs ~270 s
+MAX_RETRIES = 3     # the openai client retries 408/409/429/5xx and connection errors with backoff
+
+
+@dataclass
+class Result:
+    """One completion with its timings (seconds) and token counts."""
+
+    text: str
+    finish_reason: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    e2e: float
+    ttft: float | None = None
+    itl: list[float] = field(default_factory=list)
+    error: str | None = None
+
+
+def messages_of(prompt: str | list[dict[str, str]], system: str | None = None) -> list[dict[str, str]]:
+    """A chat message list from a plain prompt (or pass one through)."""
+    if isinstance(prompt, list):
+        return prompt
+    msgs = [{"role": "system", "content": system}] if system else []
+    return msgs + [{"role": "user", "content": prompt}]
+
+
+class _StreamTally:
+    """Accumulates streamed chunks: text, TTFT, inter-token latencies, finish reason, usage."""
+
+    def __init__(self, on_text: Any = None) -> None:
+        self.t0 = self.last = time.perf_counter()
+        self.ttft: float | None = None
+        self.itl: list[float] = []
+        self.parts: list[str] = []
+        self.finish: str | None = None
+        self.usage: Any = None
+        self.on_text = on_text
+
+    def feed(self, chunk: Any) -> None:
+        if chunk.usage:
+            self.usage = chunk.usage
+        if not chunk.choices:
+            return
+        piece = chunk.choices[0].delta.content or ""
+        now = time.perf_counter()
+        if piece:
+            if self.ttft is None:
+                self.ttft = now - self.t0
+            else:
+                self.itl.append(now - self.last)
+            self.last = now
+            self.parts.append(piece)
+            if self.on_text:
+                self.on_text(piece)
+        self.finish = chunk.choices[0].finish_reason or self.finish
+
+    def result(self) -> Result:
+        u = self.usage
+        return Result("".join(self.parts), self.finish, u.prompt_tokens if u else 0,
+                      u.completion_tokens if u else len(self.parts), time.perf_counter() - self.t0,
+                      self.ttft, self.itl)
+
+
+class Client:
+    """Thin layer over the official openai client; the model name always comes from the server."""
+
+    def __init__(self, base_url: str, api_key: str = "EMPTY", model: str | None = None,
+                 timeout: float = TIMEOUT_S, max_retries: int = MAX_RETRIES) -> None:
+        self.base_url, self._api_key = base_url.rstrip("/"), api_key or "EMPTY"
+        self.timeout, self.max_retries = timeout, max_retries
+        self.sync = openai.OpenAI(base_url=self.base_url, api_key=self._api_key,
+                                  timeout=timeout, max_retries=max_retries)
+        self._models: list[dict[str, Any]] | None = None
+        self._model = model
+
+    def models(self, refresh: bool = False) -> list[dict[str, Any]]:
+        """The server's /v1/models entries (id, max_model_len, root, parent)."""
+        if self._models is None or refresh:
+            try:
+                data = self.sync.models.list().data
+            except openai.APIConnectionError:
+                raise LabError(f"no server answers at {self.base_url}: start one with `lab serve start`") from None
+            self._models = [m.model_dump() for m in data]
+        return self._models
+
+    @property
+    def model(self) -> str:
+        """Served model name: the one asked for if the server has it, else the server's first base model."""
+        ids = [m["id"] for m in self.models()]
+        if self._model:
+            if self._model not in ids:
+                raise LabError(f"server at {self.base_url} has no model {self._model!r}; it serves {ids}")
+            return self._model
+        if not ids:
+            raise LabError(f"server at {self.base_url} lists no models")
+        base = [m["id"] for m in self.models() if not m.get("parent")]
+        return (base or ids)[0]
+
+    @property
+    def max_model_len(self) -> int:
+        """Context length the server reports for the model (vLLM adds max_model_len to /v1/models)."""
+        for m in self.models():
+            if m["id"] == self.model and m.get("max_model_len"):
+                return int(m["max_model_len"])
+        return 4096
+
+    def _kw(self, model: str | None, **kw: Any) -> dict[str, Any]:
+        kw.setdefault("temperature", 0.0)
+        extra = kw.pop("extra_body", None) or {}
+        if kw.pop("thinking", None) is False:
+            extra.setdefault("chat_template_kwargs", {})["enable_thinking"] = False
+        if kw.pop("ignore_eos", False):
+            extra["ignore_eos"] = True
+        return {"model": model or self.model, **kw, **({"extra_body": extra} if extra else {})}
+
+    def chat(self, prompt: str | list[dict[str, str]], model: str | None = None,
+             system: str | None = None, **kw: Any) -> Result:
+        """One chat completion (blocking)."""
+        t0 = time.perf_counter()
+        r = self.sync.chat.completions.create(messages=messages_of(prompt, system), **self._kw(model, **kw))
+        u = r.usage
+        return Result(r.choices[0].message.content or "", r.choices[0].finish_reason,
+                      u.prompt_tokens if u else 0, u.completion_tokens if u else 0, time.perf_counter() - t0)
+
+    def stream(self, prompt: str | list[dict[str, str]], model: str | None = None,
+               system: str | None = None, on_text: Any = None, **kw: Any) -> Result:
+        """Streamed chat completion: measures TTFT and inter-token latencies; on_text(piece) per chunk."""
+        tally = _StreamTally(on_text)
+        stream = self.sync.chat.completions.create(
+            messages=messages_of(prompt, system), stream=True,
+            stream_options={"include_usage": True}, **self._kw(model, **kw))
+        for chunk in stream:
+            tally.feed(chunk)
+        return tally.result()
+
+    def async_client(self, concurrency: int) -> openai.AsyncOpenAI:
+        """An AsyncOpenAI whose connection pool fits the concurrency (httpx's default is 100)."""
+        limits = httpx.Limits(max_connections=max(concurrency, 1) + 4, max_keepalive_connections=max(concurrency, 1))
+        return openai.AsyncOpenAI(base_url=self.base_url, api_key=self._api_key, timeout=self.timeout,
+                                  max_retries=self.max_retries,
+                                  http_client=httpx.AsyncClient(limits=limits, timeout=self.timeout))
+
+    async def _one(self, ac: openai.AsyncOpenAI, sem: asyncio.Semaphore, prompt: Any,
+                   stream: bool, kw: dict[str, Any]) -> Result:
+        async with sem:
+            t0 = time.perf_counter()
+            try:
+                if not stream:
+                    r = await ac.chat.completions.create(messages=messages_of(prompt), **kw)
+                    u = r.usage
+                    return Result(r.choices[0].message.content or "", r.choices[0].finish_reason,
+                                  u.prompt_tokens, u.completion_tokens, time.perf_counter() - t0)
+                tally = _StreamTally()
+                s = await ac.chat.completions.create(messages=messages_of(prompt), stream=True,
+                                                     stream_options={"include_usage": True}, **kw)
+                async for chunk in s:
+                    tally.feed(chunk)
+                return tally.result()
+            except openai.OpenAIError as e:
+                return Result("", None, 0, 0, time.perf_counter() - t0, error=f"{type(e).__name__}: {e}")
+
+    async def abatch(self, prompts: Iterable[Any], concurrency: int = 8, stream: bool = False,
+                     model: str | None = None, **kw: Any) -> list[Result]:
+        """Send prompts with at most `concurrency` in flight; results in prompt order."""
+        if concurrency < 1:
+            raise LabError(f"concurrency must be >= 1, got {concurrency}")
+        kw = self._kw(model, **kw)
+        ac = self.async_client(concurrency)
+        sem = asyncio.Semaphore(concurrency)
+        try:
+            return list(await asyncio.gather(*[self._one(ac, sem, p, stream, kw) for p in prompts]))
+        finally:
+            await ac.close()
+
+    def batch(self, prompts: Iterable[Any], concurrency: int = 8, stream: bool = False, **kw: Any) -> list[Result]:
+        """Blocking wrapper of abatch that also works inside a running notebook event loop."""
+        coro = self.abatch(list(prompts), concurrency, stream, **kw)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(coro)
+        import concurrent.futures  # a notebook kernel already runs a loop: use a worker thread
+        with concurrent.futures.ThreadPoolExecutor(1) as ex:
+            return ex.submit(asyncio.run, coro).result()
+
+
+def throughput(results: list[Result], wall: float) -> dict[str, float]:
+    """Aggregate numbers of a batch: output tokens/s, requests/s, errors."""
+    ok = [r for r in results if not r.error]
+    toks = sum(r.completion_tokens for r in ok)
+    return {"requests": len(results), "errors": len(results) - len(ok), "output_tokens": toks,
+            "wall_s": round(wall, 3), "output_tok_s": round(toks / wall, 1) if wall > 0 else 0.0,
+            "req_s": round(len(ok) / wall, 2) if wall > 0 else 0.0}

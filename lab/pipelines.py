@@ -1,0 +1,1 @@
+"""Registers the pipeline subcommands (bench, finetune, translate, c2rust) on the `lab` CLI."""

@@ -1,0 +1,150 @@
+"""Headless runs: papermill executes notebooks into runs/<UTC>-<profile>/, then the journal is rebuilt."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lab import LabError, config, paths
+
+
+def notebook_dir() -> Path:
+    """The numbered notebooks shipped with the project."""
+    return paths.root() / "notebooks"
+
+
+def all_notebooks() -> list[Path]:
+    """Every numbered notebook (NN_name.ipynb) in order."""
+    return sorted(notebook_dir().glob("[0-9][0-9]_*.ipynb"))
+
+
+def resolve(names: list[str] | None) -> list[Path]:
+    """Notebook paths from names like '01', '01_serving', '01_serving.ipynb' or a path; all when empty."""
+    nbs = all_notebooks()
+    if not names:
+        return nbs
+    out = []
+    for n in names:
+        p = Path(n)
+        if p.suffix == ".ipynb" and p.exists():
+            out.append(p.resolve())
+            continue
+        stem = p.name.removesuffix(".ipynb")
+        match = [nb for nb in nbs if nb.stem == stem or nb.stem.split("_", 1)[0] == stem]
+        if len(match) != 1:
+            raise LabError(f"no notebook {n!r}; choose from: {', '.join(nb.stem for nb in nbs)}")
+        out.append(match[0])
+    return out
+
+
+def parse_param(text: str) -> tuple[str, Any]:
+    """'key=value' -> (key, YAML-typed value); a clear error otherwise."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip().isidentifier():
+        raise LabError(f"malformed -p {text!r}: expected key=value with a Python identifier as key")
+    try:
+        return key.strip(), yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as e:
+        raise LabError(f"malformed -p {text!r}: value is not valid YAML ({e.__class__.__name__})") from None
+
+
+def load_params_file(path: str | Path) -> dict[str, Any]:
+    """Parameters from a YAML file (papermill -f style)."""
+    p = Path(path)
+    if not p.exists():
+        raise LabError(f"parameters file {p} does not exist")
+    try:
+        data = yaml.safe_load(p.read_text("utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise LabError(f"{p}: invalid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise LabError(f"{p}: expected a mapping of parameter names to values")
+    return data
+
+
+def _save(run_dir: Path, meta: dict[str, Any]) -> None:
+    paths.atomic_write(run_dir / "run.json", json.dumps(meta, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def _utc() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def run(names: list[str] | None = None, profile: str | None = None, params: dict[str, Any] | None = None,
+        share_server: bool | None = None, fail_fast: bool = False, runs_dir: Path | None = None,
+        build_journal: bool = True) -> tuple[Path, bool]:
+    """Execute notebooks headless; returns (run folder, all ok). The journal is rebuilt even on failure."""
+    import papermill as pm
+
+    from lab import doctor, journal, serve
+
+    prof = config.load(profile)
+    nbs = resolve(names)
+    if not nbs:
+        raise LabError(f"no notebooks found in {notebook_dir()}")
+    params = dict(params or {})
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    run_dir = Path(runs_dir or paths.runs()) / f"{stamp}-{prof.name}"
+    run_dir.mkdir(parents=True, exist_ok=False)
+    meta: dict[str, Any] = {"id": run_dir.name, "profile": prof.name, "model": prof.served_name,
+                            "started": _utc(), "ended": None, "parameters": params,
+                            "env": doctor.environment(), "notebooks": []}
+    _save(run_dir, meta)
+    # On CPU one server serves every notebook (saves ~35 s start-up each); on a GPU each notebook
+    # manages its own so transformers and vLLM never hold VRAM at the same time.
+    if share_server is None:
+        share_server = prof.device == "cpu" and any(nb.stem[:2] != "00" for nb in nbs)
+    srv = None
+    ok = True
+    os.environ["LAB_RUN_DIR"] = str(run_dir)
+    os.environ["LAB_PROFILE"] = prof.name
+    try:
+        if share_server:
+            srv = serve.start(prof)
+        for i, nb in enumerate(nbs, 1):
+            entry = {"name": nb.stem, "status": "running"}
+            meta["notebooks"].append(entry)
+            _save(run_dir, meta)
+            print(f"[{i}/{len(nbs)}] {nb.stem} ...", flush=True)
+            t0 = time.time()
+            try:
+                pm.execute_notebook(str(nb), str(run_dir / nb.name), parameters={"profile": prof.name, **params},
+                                    kernel_name="python3", progress_bar=sys.stderr.isatty(),
+                                    cwd=str(nb.parent), request_save_on_cell_execute=True)
+                entry["status"] = "ok"
+            except pm.PapermillExecutionError as e:
+                ok = False
+                entry["status"] = "failed"
+                entry["error"] = f"cell {e.cell_index} (execution {e.exec_count}): {e.ename}: {str(e.evalue)[:300]}"
+            except Exception as e:  # kernel died, bad notebook JSON...
+                ok = False
+                entry["status"] = "failed"
+                entry["error"] = f"{type(e).__name__}: {str(e)[:300]}"
+            entry["duration_s"] = round(time.time() - t0, 1)
+            _save(run_dir, meta)
+            line = f"[{i}/{len(nbs)}] {nb.stem} {entry['status']} in {entry['duration_s']}s"
+            print(line + (f": {entry['error']}" if entry.get("error") else ""), flush=True)
+            if not ok and fail_fast:
+                break
+    except KeyboardInterrupt:
+        ok = False
+        for e in meta["notebooks"]:
+            if e["status"] == "running":
+                e["status"] = "interrupted"
+        print(f"interrupted: executed notebooks so far are kept in {run_dir}", flush=True)
+    finally:
+        if srv is not None and srv.owned:
+            serve.stop(prof, quiet=True)
+        meta["ended"] = _utc()
+        _save(run_dir, meta)
+        if build_journal:
+            jdir = journal.build(run_dir.parent)
+            print(f"journal rebuilt: {jdir / 'README.md'}", flush=True)
+    return run_dir, ok
