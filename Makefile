@@ -37,14 +37,14 @@ run: tiny  ## run every notebook headless on PROFILE (default tiny) and rebuild 
 	$(BIN)/lab run --profile $(PROFILE)
 
 test: tiny  ## the whole test suite (unit, real vLLM server, notebooks via nbval)
-	$(BIN)/ruff check lab tests
+	$(BIN)/ruff check lab tests conftest.py
 	$(BIN)/python -m pytest tests --nbval-lax notebooks -p no:cacheprovider
 
 test-fast: install  ## unit tests only (no server, no notebooks)
 	$(BIN)/python -m pytest tests -m "not server and not slow"
 
 lint: install  ## ruff
-	$(BIN)/ruff check lab tests
+	$(BIN)/ruff check lab tests conftest.py
 
 clean:  ## remove runs/, logs/ and the venv (the journal stays)
 	rm -rf runs logs $(VENV)

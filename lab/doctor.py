@@ -59,8 +59,8 @@ def gpus() -> dict[str, Any]:
 def libcuda() -> dict[str, Any]:
     """Where libcuda resolves; the seeds' `cannot find -lcuda` is a missing unversioned libcuda.so."""
     found = ctypes.util.find_library("cuda")
-    candidates = sorted(set(glob.glob("/usr/lib/x86_64-linux-gnu/libcuda.so*") + glob.glob("/usr/lib64/libcuda.so*")
-                            + glob.glob("/usr/local/nvidia/lib64/libcuda.so*") + glob.glob("/usr/lib/wsl/lib/libcuda.so*")))
+    dirs = ("/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/local/nvidia/lib64", "/usr/lib/wsl/lib")
+    candidates = sorted({f for d in dirs for f in glob.glob(f"{d}/libcuda.so*")})
     versioned = [c for c in candidates if c.endswith(".so.1")]
     plain = [c for c in candidates if c.endswith("libcuda.so")]
     info: dict[str, Any] = {"find_library": found, "files": candidates}
@@ -89,7 +89,8 @@ def hf_cache() -> dict[str, Any]:
 def git_state() -> dict[str, Any]:
     """Commit and dirty flag of the project checkout ('unknown' outside git)."""
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=paths.root(), capture_output=True, text=True, timeout=10).stdout.strip()
+        r = subprocess.run(["git", *args], cwd=paths.root(), capture_output=True, text=True, timeout=10)
+        return r.stdout.strip()
     try:
         commit = git("rev-parse", "HEAD") or "unknown"
         dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
@@ -118,7 +119,8 @@ def device_summary(g: dict[str, Any] | None = None) -> str:
     if not devs:
         return f"CPU only: {cpu_name()}"
     names = sorted({d["name"] for d in devs})
-    return f"{len(devs)}x {', '.join(names)} ({devs[0]['memory_total_gb']} GB), driver {g['driver']}, CUDA {g['cuda_driver']}"
+    return (f"{len(devs)}x {', '.join(names)} ({devs[0]['memory_total_gb']} GB), "
+            f"driver {g['driver']}, CUDA {g['cuda_driver']}")
 
 
 def environment() -> dict[str, Any]:
@@ -130,7 +132,8 @@ def checks() -> list[dict[str, str]]:
     """All checks as rows: check, status (ok / warn / fail / info), detail."""
     rows = []
     v = versions()
-    rows.append({"check": "python", "status": "ok" if tuple(map(int, v["python"].split(".")[:2])) >= (3, 10) else "fail", "detail": v["python"]})
+    py_ok = tuple(map(int, v["python"].split(".")[:2])) >= (3, 11)
+    rows.append({"check": "python", "status": "ok" if py_ok else "fail", "detail": v["python"]})
     for p in ("torch", "transformers", "vllm"):
         rows.append({"check": p, "status": "ok" if p in v else "fail",
                      "detail": v.get(p, "not installed: run `make install`")})

@@ -99,7 +99,7 @@ def _entry_markdown(run: dict[str, Any], sections: list[tuple[str, list[dict[str
              f"- profile: `{run.get('profile')}`, model: `{run.get('model')}`",
              f"- git: `{env.get('git_commit', 'unknown')}`{dirty}",
              f"- device: {env.get('device', '?')}",
-             f"- versions: " + ", ".join(f"{k} {v}" for k, v in sorted(env.get("versions", {}).items())),
+             "- versions: " + ", ".join(f"{k} {v}" for k, v in sorted(env.get("versions", {}).items())),
              ]
     if run.get("parameters"):
         lines.append(f"- parameters: `{json.dumps(run['parameters'], ensure_ascii=False, sort_keys=True)}`")

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -69,12 +69,18 @@ def load_params_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def _cell_label(err: Any) -> str:
+    """'cell N' counted 1-based in the source notebook (papermill's injected cell removed), with its first line."""
+    first = (getattr(err, "source", "") or "").strip().splitlines()[:1]
+    return f"cell {err.cell_index}" + (f" `{first[0][:60]}`" if first else "")
+
+
 def _save(run_dir: Path, meta: dict[str, Any]) -> None:
     paths.atomic_write(run_dir / "run.json", json.dumps(meta, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
 
 
 def _utc() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def run(names: list[str] | None = None, profile: str | None = None, params: dict[str, Any] | None = None,
@@ -90,7 +96,7 @@ def run(names: list[str] | None = None, profile: str | None = None, params: dict
     if not nbs:
         raise LabError(f"no notebooks found in {notebook_dir()}")
     params = dict(params or {})
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     run_dir = Path(runs_dir or paths.runs()) / f"{stamp}-{prof.name}"
     run_dir.mkdir(parents=True, exist_ok=False)
     meta: dict[str, Any] = {"id": run_dir.name, "profile": prof.name, "model": prof.served_name,
@@ -116,13 +122,13 @@ def run(names: list[str] | None = None, profile: str | None = None, params: dict
             t0 = time.time()
             try:
                 pm.execute_notebook(str(nb), str(run_dir / nb.name), parameters={"profile": prof.name, **params},
-                                    kernel_name="python3", progress_bar=sys.stderr.isatty(),
+                                    kernel_name="python3", language="python", progress_bar=sys.stderr.isatty(),
                                     cwd=str(nb.parent), request_save_on_cell_execute=True)
                 entry["status"] = "ok"
             except pm.PapermillExecutionError as e:
                 ok = False
                 entry["status"] = "failed"
-                entry["error"] = f"cell {e.cell_index} (execution {e.exec_count}): {e.ename}: {str(e.evalue)[:300]}"
+                entry["error"] = f"{_cell_label(e)}: {e.ename}: {str(e.evalue)[:300]}"
             except Exception as e:  # kernel died, bad notebook JSON...
                 ok = False
                 entry["status"] = "failed"

@@ -9,10 +9,11 @@ import socket
 import subprocess
 import time
 from collections import deque
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 
@@ -153,7 +154,7 @@ def start(profile: str | config.Profile | None = None, api_key: str | None = Non
     env.setdefault("PYTHONUNBUFFERED", "1")
     logs = paths.logs()
     logs.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     log = logs / f"vllm-{stamp}-{prof.name}-{prof.port}.log"
     with open(log, "w") as f:
         f.write(f"# lab serve start: profile {prof.name}\n# {' '.join(cmd)}\n")

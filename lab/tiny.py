@@ -57,7 +57,7 @@ def chat_pairs(corpus: Path) -> list[tuple[str, str]]:
     zh = (corpus / "zh.txt").read_text("utf-8").splitlines()
     if len(ja) != len(zh):
         raise LabError(f"{corpus}/ja.txt has {len(ja)} lines but zh.txt has {len(zh)}: they must align")
-    return [(a, b) for a, b in zip(ja, zh) if a.strip() and b.strip()]
+    return [(a, b) for a, b in zip(ja, zh, strict=True) if a.strip() and b.strip()]
 
 
 def _documents(corpus: Path) -> list[str]:

@@ -1,0 +1,47 @@
+"""The lab client against the real tiny server: model from the server, chat, stream, batches."""
+
+import pytest
+from helpers import free_port
+
+from lab import LabError
+from lab.client import Client, throughput
+
+pytestmark = pytest.mark.server
+
+
+def test_model_name_comes_from_the_server(tiny_server):
+    c = tiny_server.client()
+    assert c.model == "tiny-qwen3" and c.max_model_len == 2048
+    with pytest.raises(LabError, match="has no model 'gpt-4'; it serves \\['tiny-qwen3'\\]"):
+        _ = tiny_server.client(model="gpt-4").model
+
+
+def test_chat_and_stream_agree(tiny_server):
+    c = tiny_server.client()
+    prompt = "把下面的日语翻译成中文。\n私は日本語を勉強しています。"
+    r = c.chat(prompt, max_tokens=32, thinking=False)
+    pieces = []
+    s = c.stream(prompt, max_tokens=32, thinking=False, on_text=pieces.append)
+    assert r.text == s.text == "".join(pieces) == "我正在学习日语。"
+    assert r.finish_reason == s.finish_reason == "stop"
+    assert 0 < s.ttft < s.e2e and s.completion_tokens == r.completion_tokens
+    assert len(s.itl) == len(pieces) - 1
+
+
+def test_batch_keeps_order_and_counts_tokens(tiny_server):
+    c = tiny_server.client()
+    prompts = [f"春の朝 {i}" for i in range(12)]
+    res = c.batch(prompts, concurrency=4, max_tokens=16, ignore_eos=True)
+    assert [r.completion_tokens for r in res] == [16] * 12
+    solo = [c.chat(p, max_tokens=16, ignore_eos=True).text for p in prompts[:3]]
+    assert [r.text for r in res[:3]] == solo  # greedy: same answers, in prompt order
+    t = throughput(res, 2.0)
+    assert t["output_tokens"] == 192 and t["output_tok_s"] == 96.0 and t["errors"] == 0
+    with pytest.raises(LabError, match="concurrency must be >= 1"):
+        c.batch(prompts, concurrency=0)
+
+
+def test_no_server_is_a_clear_error():
+    c = Client(f"http://127.0.0.1:{free_port()}/v1", max_retries=0, timeout=5)
+    with pytest.raises(LabError, match="no server answers at .*lab serve start"):
+        c.models()

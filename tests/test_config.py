@@ -1,0 +1,88 @@
+"""Profiles, env overrides and the vLLM command lines they build (GPU paths verified here)."""
+
+import sys
+
+import pytest
+
+from lab import LabError, config
+
+
+def test_tiny_profile_resolves_to_embedded_model(monkeypatch):
+    monkeypatch.delenv("LAB_PORT", raising=False)
+    p = config.load("tiny")
+    assert p.served_name == "tiny-qwen3" and p.port == 8011 and p.host == "127.0.0.1"
+    from lab import tiny
+    assert p.model_path() == str(tiny.default_dir()) and "tiny-qwen3-" in p.model_path()
+
+
+def test_unknown_profile_names_the_known_ones():
+    with pytest.raises(LabError, match=r"unknown profile 'nope'; known: .*qwen3-4b.*tiny"):
+        config.load("nope")
+
+
+def test_gpu_profile_without_gpu_is_one_clear_sentence(monkeypatch):
+    monkeypatch.setattr(config, "gpu_count", lambda: 0)
+    with pytest.raises(LabError) as e:
+        config.load("qwen3-32b-awq")
+    msg = str(e.value)
+    assert "needs 4 NVIDIA GPU(s) but this machine has 0" in msg and "\n" not in msg
+
+
+def test_env_overrides(monkeypatch):
+    monkeypatch.setenv("LAB_PORT", "9123")
+    monkeypatch.setenv("LAB_PROFILE", "tiny")
+    p = config.load()
+    assert p.port == 9123 and p.base_url == "http://127.0.0.1:9123/v1"
+    monkeypatch.setenv("LAB_PORT", "abc")
+    with pytest.raises(LabError, match="port must be an integer"):
+        config.load()
+
+
+def test_user_profiles_file(tmp_path, monkeypatch):
+    f = tmp_path / "lab.toml"
+    f.write_text('[mine]\nmodel = "./nowhere"\nserved_name = "mine"\n[mine.serve]\nmax_model_len = 1024\n'
+                 '[tiny]\nport = 8555\n')
+    monkeypatch.setenv("LAB_PROFILES", str(f))
+    monkeypatch.delenv("LAB_PORT", raising=False)
+    assert config.load("tiny").port == 8555          # user file overrides shipped values
+    assert config.load("tiny").served_name == "tiny-qwen3"  # and keeps the rest
+    with pytest.raises(LabError, match="model path .*nowhere does not exist"):
+        config.load("mine").model_path()
+    f.write_text("[bad\n")
+    with pytest.raises(LabError, match="invalid TOML"):
+        config.load("tiny")
+    f.write_text('[tiny]\nmodle = "x"\n')
+    with pytest.raises(LabError, match=r"unknown keys \['modle'\]"):
+        config.load("tiny")
+
+
+def test_serve_command_tiny_cpu():
+    cmd = config.serve_command(config.load("tiny"))
+    assert cmd[:3] == [sys.executable, "-m", "vllm.entrypoints.openai.api_server"]
+    s = " ".join(cmd)
+    for part in ("--served-model-name tiny-qwen3", "--host 127.0.0.1", "--dtype float32",
+                 "--max-model-len 2048", "--gpu-memory-utilization 0.3", "--enforce-eager"):
+        assert part in s
+    assert config.serve_env(config.load("tiny")) == {"VLLM_CPU_KVCACHE_SPACE": "1"}
+
+
+def test_serve_command_gpu_tensor_parallel(monkeypatch):
+    monkeypatch.setattr(config, "gpu_count", lambda: 4)
+    monkeypatch.delenv("LAB_PORT", raising=False)
+    p = config.load("qwen3-32b-awq")
+    s = " ".join(config.serve_command(p))
+    for part in ("--model Qwen/Qwen3-32B-AWQ", "--tensor-parallel-size 4", "--quantization awq_marlin",
+                 "--max-model-len 40960", "--gpu-memory-utilization 0.9", "--kv-cache-dtype auto",
+                 "--port 8000", "--dtype float16"):
+        assert part in s
+    assert "--enforce-eager" not in s
+    p.serve["tensor_parallel_size"] = "auto"
+    assert "--tensor-parallel-size 4" in " ".join(config.serve_command(p))
+
+
+def test_serve_command_lora_and_key():
+    p = config.load("tiny")
+    p.serve["lora_modules"] = {"ja2zh": "/tmp/adapter"}
+    p.serve["max_lora_rank"] = 8
+    s = " ".join(config.serve_command(p, api_key="k"))
+    assert "--enable-lora --lora-modules ja2zh=/tmp/adapter" in s and "--max-lora-rank 8" in s

