@@ -46,7 +46,11 @@ def record(key: str, value: Any, note: str = "") -> Any:
     from IPython.display import display
 
     payload = {"key": key, "value": _jsonable(value), "note": note}
-    display({MIME: payload, "text/plain": _plain(key, payload["value"])}, raw=True)
+    v = payload["value"]
+    if isinstance(v, list) and v and all(isinstance(r, dict) for r in v):
+        # notebooks are saved with sorted keys: keep the column order explicitly
+        payload["columns"] = list(dict.fromkeys(c for r in v for c in r))
+    display({MIME: payload, "text/plain": _plain(key, v)}, raw=True)
     return value
 
 
@@ -82,10 +86,8 @@ def _cell(v: Any) -> str:
     return s.replace("|", "\\|").replace("\n", " ")
 
 
-def _table(rows: list[dict[str, Any]]) -> str:
-    cols: list[str] = []
-    for r in rows:
-        cols += [c for c in r if c not in cols]
+def _table(rows: list[dict[str, Any]], cols: list[str] | None = None) -> str:
+    cols = cols or list(dict.fromkeys(c for r in rows for c in r))
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(_cell(r.get(c, "")) for c in cols) + " |" for r in rows]
     return "\n".join(lines) + "\n"
@@ -124,7 +126,7 @@ def _entry_markdown(run: dict[str, Any], sections: list[tuple[str, list[dict[str
             if r.get("figure"):
                 lines += [f"![{r['key']}](figures/{name}-{r['key']}.png)", ""]
             elif isinstance(r.get("value"), list) and r["value"] and isinstance(r["value"][0], dict):
-                lines += [f"**{r['key']}**", "", _table(r["value"])]
+                lines += [f"**{r['key']}**", "", _table(r["value"], r.get("columns"))]
             elif isinstance(r.get("value"), (list, dict)):
                 lines += [f"**{r['key']}**: `{_cell(r['value'])}`", ""]
             if r.get("note"):

@@ -1,0 +1,101 @@
+"""Offline engines for benchmarks, each run in its own process: transformers generate, vLLM LLM.generate."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from typing import Any
+
+from lab import LabError
+
+
+def _peak_memory() -> dict[str, float]:
+    out = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    try:
+        import torch
+        if torch.cuda.is_available():
+            out["peak_vram_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    except ImportError:
+        pass
+    return out
+
+
+def hf_generate(model: str, prompts: list[str], batch: int, output_len: int, dtype: str = "auto") -> dict[str, Any]:
+    """transformers generate, greedy, exactly output_len new tokens per prompt, in batches (left padding)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    tok = AutoTokenizer.from_pretrained(model)
+    tok.padding_side = "left"  # decoder-only: pad on the left so every row continues its own prompt
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    torch_dtype = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16,
+                   "float16": torch.float16}[dtype]
+    m = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype).to(device).eval()
+    texts = [tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
+             for p in prompts]
+    token_ids: list[list[int]] = []
+    lat: list[float] = []
+    t0 = time.perf_counter()
+    for i in range(0, len(texts), batch):
+        enc = tok(texts[i:i + batch], return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+        tb = time.perf_counter()
+        with torch.no_grad():
+            # eos_token_id=None is vLLM's ignore_eos: EOS may be generated but does not stop the row
+            # (min_new_tokens would instead forbid EOS and break token parity with vLLM).
+            out = m.generate(**enc, max_new_tokens=output_len, do_sample=False, eos_token_id=None,
+                             pad_token_id=tok.pad_token_id)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        dt = time.perf_counter() - tb
+        for row in out[:, enc["input_ids"].shape[1]:].tolist():
+            token_ids.append(row)
+            lat.append(dt)
+    wall = time.perf_counter() - t0
+    return {"engine": "hf", "batch": batch, "wall_s": wall, "token_ids": token_ids, "e2e": lat,
+            "output_tokens": sum(len(t) for t in token_ids), **_peak_memory()}
+
+
+def vllm_generate(model: str, prompts: list[str], output_len: int, dtype: str = "auto",
+                  max_model_len: int | None = None, gpu_memory_utilization: float | None = None) -> dict[str, Any]:
+    """vLLM offline engine (LLM.generate), greedy with ignore_eos, all prompts at once."""
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # in-process: no __main__ guard needed
+    from vllm import LLM, SamplingParams
+
+    kw: dict[str, Any] = {"model": model, "dtype": dtype, "enforce_eager": True, "seed": 0}
+    if max_model_len:
+        kw["max_model_len"] = max_model_len
+    if gpu_memory_utilization:
+        kw["gpu_memory_utilization"] = gpu_memory_utilization
+    llm = LLM(**kw)
+    sp = SamplingParams(temperature=0.0, max_tokens=output_len, ignore_eos=True)
+    msgs = [[{"role": "user", "content": p}] for p in prompts]
+    t0 = time.perf_counter()
+    outs = llm.chat(msgs, sp, use_tqdm=False)
+    wall = time.perf_counter() - t0
+    token_ids = [list(o.outputs[0].token_ids) for o in outs]
+    return {"engine": "vllm", "batch": len(prompts), "wall_s": wall, "token_ids": token_ids,
+            "e2e": [wall] * len(prompts), "output_tokens": sum(len(t) for t in token_ids), **_peak_memory()}
+
+
+def run_isolated(func: str, timeout: float = 1800, **kw: Any) -> dict[str, Any]:
+    """Run hf_generate or vllm_generate in a fresh process, so memory (VRAM) is freed when it ends."""
+    if func not in ("hf_generate", "vllm_generate"):
+        raise LabError(f"unknown engine function {func!r}")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run([sys.executable, "-m", "lab.engines", func, json.dumps(kw)], capture_output=True,
+                          text=True, timeout=timeout, env=env)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{\"engine\"")]
+    if proc.returncode != 0 or not lines:
+        raise LabError(f"{func} failed (exit {proc.returncode}): {proc.stderr.strip().splitlines()[-1:] or ''}")
+    return json.loads(lines[-1])
+
+
+if __name__ == "__main__":
+    fn = {"hf_generate": hf_generate, "vllm_generate": vllm_generate}[sys.argv[1]]
+    print(json.dumps(fn(**json.loads(sys.argv[2]))), flush=True)

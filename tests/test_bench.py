@@ -1,0 +1,89 @@
+"""Benchmark arithmetic on synthetic timings, bad input, and real short runs of every engine."""
+
+import math
+
+import pytest
+
+from lab import LabError, bench
+from lab.client import Result
+
+
+def _r(ttft, e2e, n, itl=()):
+    return Result("x", "length", 10, n, e2e, ttft, list(itl))
+
+
+def test_tpot_and_summary_follow_vllm_definitions():
+    rs = [_r(0.1, 1.1, 11, [0.1] * 10), _r(0.2, 2.2, 21, [0.1] * 20), _r(0.3, 0.3, 1)]
+    assert bench.tpot(rs[0]) == pytest.approx(0.1) and bench.tpot(rs[1]) == pytest.approx(0.1)
+    assert bench.tpot(rs[2]) is None  # one token: no TPOT
+    s = bench.summarize(rs, wall=2.0, concurrency=3)
+    assert s["output_tokens"] == 33 and s["output_tok_s"] == 16.5 and s["req_s"] == 1.5
+    assert s["ttft_ms"]["mean"] == pytest.approx(200.0) and s["ttft_ms"]["p50"] == pytest.approx(200.0)
+    assert s["tpot_ms"]["p99"] == pytest.approx(100.0) and s["itl_ms"]["p90"] == pytest.approx(100.0)
+    failed = bench.summarize([Result("", None, 0, 0, 1.0, error="boom")] + rs[:1], 1.0, 2)
+    assert failed["failed"] == 1 and failed["output_tokens"] == 11
+
+
+def test_percentiles_interpolate_like_numpy():
+    p = bench.percentiles([0.001 * i for i in range(1, 101)])
+    assert p["p50"] == pytest.approx(50.5) and p["p90"] == pytest.approx(90.1) and p["p99"] == pytest.approx(99.01)
+    assert math.isnan(bench.percentiles([])["p50"])
+
+
+def test_roofline_and_percentage():
+    roof = bench.roofline(8 * 10**9, 960.0)  # a 4B model in bf16 on an RTX 6000 Ada
+    assert roof["batch1_ceiling_tok_s"] == 120.0
+    assert bench.pct_of_ceiling(60.0, 1, roof) == 50.0
+    assert bench.pct_of_ceiling(960.0, 16, roof) == 50.0  # per sequence in flight
+    assert bench.roofline(0, 100)["batch1_ceiling_tok_s"] is None
+
+
+def test_parity_reports_first_divergence():
+    same = bench.parity([[1, 2, 3], [4, 5]], [[1, 2, 3], [4, 5]])
+    assert same == {"prompts": 2, "identical": 2, "first_divergence": None}
+    diff = bench.parity([[1, 2, 3], [4, 5, 6]], [[1, 2, 3], [4, 9, 6]], decode=lambda t: f"<{t[0]}>")
+    assert diff["identical"] == 1 and diff["first_divergence"] == {"prompt": 1, "index": 1, "a": "<5>", "b": "<9>"}
+    short = bench.parity([[1, 2]], [[1, 2, 3]])
+    assert short["first_divergence"] == {"prompt": 0, "index": 2, "a": None, "b": 3}
+
+
+def test_bad_input_is_one_clear_line():
+    with pytest.raises(LabError, match="unknown engine 'tgi'"):
+        bench.validate(["hf", "tgi"], [1], 8, 2048)
+    with pytest.raises(LabError, match="concurrency must be >= 1"):
+        bench.validate(["server"], [0, 4], 8, 2048)
+    with pytest.raises(LabError, match="output length 4096 does not fit max_model_len 2048"):
+        bench.validate(["server"], [1], 4096, 2048)
+
+
+def test_workload_is_seeded():
+    assert bench.workload(4, 1) == bench.workload(4, 1) != bench.workload(4, 2)
+
+
+def test_server_engine_needs_a_running_server(monkeypatch):
+    from helpers import free_port
+    monkeypatch.setenv("LAB_PORT", str(free_port()))
+    with pytest.raises(LabError, match="no server for profile 'tiny' .*lab serve start"):
+        bench.run("tiny", ("server",), (1,), 2, 4, progress=False)
+
+
+@pytest.mark.server
+def test_real_sweep_and_offline_engines(tiny_server, tmp_path):
+    res = bench.run("tiny", ("hf", "vllm", "server"), (1, 4), num_prompts=4, output_len=8, hf_batch=2,
+                    hf_prompts=2, out=tmp_path, progress=False)
+    engines = [r["engine"] for r in res["runs"]]
+    assert engines == ["hf b=1", "hf b=2", "vllm offline", "server", "server"]
+    srv = [r for r in res["runs"] if r["engine"] == "server"]
+    assert [r["output_tokens"] for r in srv] == [32, 32] and all(r["failed"] == 0 for r in srv)
+    assert all(r["ttft_ms"]["p50"] > 0 and r["e2e_ms"]["p99"] >= r["ttft_ms"]["p99"] for r in srv)
+    assert res["parity"]["prompts"] == 2  # reported either way; the tiny model in float32 agrees
+    assert (tmp_path / "results.json").exists() and (tmp_path / "bench.png").read_bytes()[:4] == b"\x89PNG"
+    assert res["env"]["versions"]["vllm"] and res["seed"] == 0 and "command" in res
+
+
+@pytest.mark.server
+def test_suite_prints_ratios_measured_in_one_run(tiny_server):
+    res = bench.suite("tiny", num_prompts=4, output_len=4, concurrency=2, repeats=1)
+    assert set(res["tok_s_best"]) == {"lab_c1", "lab_c2", "lab_c2_stream", "bare_openai_c2"}
+    assert res["scaling"] == round(res["tok_s_best"]["lab_c2"] / res["tok_s_best"]["lab_c1"], 2)
+    assert res["lab_vs_bare"] > 0
