@@ -199,4 +199,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from lab.cli import main as _main  # the registered module, not this __main__ copy (pipelines import lab.cli)
+    sys.exit(_main())

@@ -118,6 +118,18 @@ class Client:
                 return int(m["max_model_len"])
         return 4096
 
+    def count_tokens(self, prompt: str | list[dict[str, str]]) -> int:
+        """Prompt tokens as the server counts them (vLLM's /tokenize, chat template applied); falls back
+        to the UTF-8 byte count, an upper bound for byte-level BPE tokenizers."""
+        msgs = messages_of(prompt)
+        root = self.base_url.rsplit("/v1", 1)[0]
+        try:
+            r = self.sync.post(f"{root}/tokenize", cast_to=object,
+                               body={"model": self.model, "messages": msgs, "add_generation_prompt": True})
+            return int(r["count"])
+        except (openai.OpenAIError, KeyError, TypeError, ValueError):
+            return sum(len(m["content"].encode()) + 8 for m in msgs)
+
     def _kw(self, model: str | None, **kw: Any) -> dict[str, Any]:
         kw.setdefault("temperature", 0.0)
         extra = kw.pop("extra_body", None) or {}

@@ -60,3 +60,71 @@ def bench(sub: argparse._SubParsersAction) -> None:
         print(f"results: {out / 'results.json'}, plot: {out / 'bench.png'}")
         return 0
     p.set_defaults(func=run)
+
+
+def _client(a: argparse.Namespace):
+    """A client for --base-url/--model, else for the profile's running server."""
+    from lab import config
+    from lab.client import Client
+    if getattr(a, "base_url", None):
+        return Client(a.base_url, api_key=config.api_key() or "EMPTY", model=a.model)
+    prof = config.load(a.profile, check_device=False)
+    return Client(prof.base_url, api_key=config.api_key() or "EMPTY", model=a.model)
+
+
+def _endpoint_opts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", help="use this profile's running server (default: $LAB_PROFILE or tiny)")
+    p.add_argument("--base-url", help="any OpenAI-compatible endpoint instead, e.g. http://127.0.0.1:8000/v1")
+    p.add_argument("--model", help="served model name (default: the server's first model)")
+
+
+@command
+def c2rust(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("c2rust", help="C -> Rust: check a translation, or translate with compile/test feedback")
+    s = p.add_subparsers(dest="action", required=True)
+    ck = s.add_parser("check", help="compile RUST_FILE with rustc and run the C program's test cases")
+    ck.add_argument("c_file", help="the C program (built with gcc; must pass its own tests first)")
+    ck.add_argument("tests", help="test task JSON: {\"cases\": [{args, stdin, expected_stdout, expected_exit_code}]}")
+    ck.add_argument("rust_file", help="the Rust translation to check")
+    ck.add_argument("--json", action="store_true", help="print the full report as JSON")
+    tr = s.add_parser("translate", help="translate one program, feeding compiler errors and failing tests back")
+    tr.add_argument("c_file", help="the C program")
+    tr.add_argument("tests", help="its test task JSON")
+    bt = s.add_parser("batch", help="translate every NAME/prog.c + NAME/tests.json below a folder")
+    bt.add_argument("folder", help="folder of programs, e.g. data/c_to_rust")
+    bt.add_argument("--concurrency", type=int, default=4, help="programs in flight (default 4)")
+    for q in (tr, bt):
+        _endpoint_opts(q)
+        q.add_argument("--rounds", type=int, default=6, help="feedback rounds per stage (default 6, as SACToR)")
+        q.add_argument("--idiomatic", action="store_true", help="then ask for idiomatic Rust (no unsafe) too")
+        q.add_argument("--max-tokens", type=int, default=4096, help="cap on tokens per reply (default 4096)")
+        q.add_argument("--out", help="folder for .rs, .json reports and per-program logs (default runs/c2rust-<UTC>)")
+
+    def run(a: argparse.Namespace) -> int:
+        from datetime import UTC, datetime
+
+        from lab import c2rust as c
+        from lab import c2rust_loop as loop
+        from lab import paths
+        if a.action == "check":
+            ref, rep = c.check(a.c_file, a.tests, a.rust_file)
+            print(json.dumps(rep.to_dict(), indent=1) if a.json else f"C reference: {ref.summary()}\n"
+                  f"Rust: {rep.summary()}")
+            if not a.json:
+                for case in rep.cases:
+                    if not case.passed and case.diff:
+                        print(f"--- case {case.index} ({case.reason})\n{case.diff}")
+            return 0 if rep.ok else 1
+        out = Path(a.out) if a.out else paths.runs() / f"c2rust-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+        client = _client(a)
+        if a.action == "translate":
+            r = loop.translate(a.c_file, a.tests, client, a.rounds, a.idiomatic, a.max_tokens, out)
+            print(json.dumps(r, indent=1))
+            return 0 if r["ok"] else 1
+        res = loop.batch(a.folder, client, a.concurrency, a.rounds, a.idiomatic, a.max_tokens, out)
+        _print_rows([{k: r.get(k) for k in ("program", "ok", "compiled", "passed", "total", "rounds", "tokens",
+                                             "unsafe")} for r in res["rows"]])
+        print(f"success {res['success_rate']:.0%}, compiled {res['compiled_rate']:.0%}, "
+              f"mean rounds {res['mean_rounds']}, tokens {res['tokens']}; reports in {out}")
+        return 0
+    p.set_defaults(func=run)

@@ -1,0 +1,5 @@
+fn main() {
+    loop {
+        println!("all work and no play makes jack a dull boy");
+    }
+}
