@@ -128,3 +128,60 @@ def c2rust(sub: argparse._SubParsersAction) -> None:
               f"mean rounds {res['mean_rounds']}, tokens {res['tokens']}; reports in {out}")
         return 0
     p.set_defaults(func=run)
+
+
+@command
+def finetune(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("finetune", help="QLoRA: 4-bit base + LoRA on chat JSONL, eval before/after, save adapter")
+    p.add_argument("--profile", help="profile whose model is the base (default: $LAB_PROFILE or tiny)")
+    p.add_argument("--data", default="data/finetune", help="folder with train.jsonl and heldout.jsonl")
+    p.add_argument("--out", help="output folder (default runs/finetune-<UTC>); replaced only when training ends")
+    p.add_argument("--no-4bit", dest="four_bit", action="store_false", help="plain LoRA on a bf16 base instead")
+    p.add_argument("--r", type=int, default=8, help="LoRA rank (default 8)")
+    p.add_argument("--alpha", type=int, default=16, help="LoRA alpha (default 16)")
+    p.add_argument("--dropout", type=float, default=0.05, help="LoRA dropout (default 0.05)")
+    p.add_argument("--target-modules", default="q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
+                   help="comma list of linear layer names to adapt")
+    p.add_argument("--steps", type=int, default=120, help="optimizer steps (default 120)")
+    p.add_argument("--lr", type=float, default=3e-3, help="learning rate (default 3e-3, for the tiny model)")
+    p.add_argument("--batch-size", type=int, default=8, help="sequences per step (default 8)")
+    p.add_argument("--grad-accum", type=int, default=1, help="gradient accumulation steps (default 1)")
+    p.add_argument("--gradient-checkpointing", action="store_true", help="trade compute for memory")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--merge", action="store_true", help="also save the adapter merged into a bf16 base")
+    p.add_argument("--serve", metavar="NAME", help="then serve base + adapter with vLLM and compare answers")
+    p.add_argument("--max-lora-rank", type=int, default=8, help="vLLM --max-lora-rank when serving (default 8)")
+
+    def run(a: argparse.Namespace) -> int:
+        from datetime import UTC, datetime
+
+        from lab import config, paths, serve
+        from lab import finetune as ft
+        prof = config.load(a.profile, check_device=False)
+        out = a.out or str(paths.runs() / f"finetune-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
+        if a.serve and a.r > a.max_lora_rank:
+            from lab import LabError
+            raise LabError(f"--r {a.r} is above --max-lora-rank {a.max_lora_rank}: vLLM could not load the adapter")
+        cfg = ft.FinetuneConfig(model=prof.model_path(), train=f"{a.data}/train.jsonl",
+                                heldout=f"{a.data}/heldout.jsonl", out=out, four_bit=a.four_bit, r=a.r,
+                                alpha=a.alpha, dropout=a.dropout,
+                                target_modules=[t.strip() for t in a.target_modules.split(",") if t.strip()],
+                                steps=a.steps, lr=a.lr, batch_size=a.batch_size, grad_accum=a.grad_accum,
+                                gradient_checkpointing=a.gradient_checkpointing, seed=a.seed, merge=a.merge)
+        res = ft.train(cfg)
+        print(f"loss {res['first_loss']} -> {res['last_loss']}; held-out loss {res['heldout_loss']['before']} -> "
+              f"{res['heldout_loss']['after']}; chrF {res['chrf']['before']} -> {res['chrf']['after']}")
+        print(f"adapter: {res['adapter']}")
+        if a.serve:
+            srv = ft.serve_with_adapter(a.profile, a.serve, res["adapter"], a.max_lora_rank)
+            try:
+                c = srv.client()
+                for s in res["samples"][:3]:
+                    base = c.chat(s["prompt"], max_tokens=48, thinking=False).text
+                    tuned = c.chat(s["prompt"], model=a.serve, max_tokens=48, thinking=False).text
+                    print(f"- {s['prompt'].splitlines()[-1]}\n  base:    {base}\n  adapter: {tuned}")
+            finally:
+                if srv.owned:
+                    serve.stop(srv.profile)
+        return 0
+    p.set_defaults(func=run)

@@ -1,0 +1,102 @@
+"""QLoRA: masking, data errors, the real 4-bit load, real training steps, the adapter served by vLLM."""
+
+import json
+
+import pytest
+from helpers import ROOT
+
+from lab import LabError, finetune
+
+DATA = ROOT / "data" / "finetune"
+
+
+@pytest.fixture(scope="module")
+def tok(tiny_model_dir):
+    from transformers import AutoTokenizer
+    return AutoTokenizer.from_pretrained(tiny_model_dir)
+
+
+def test_loss_only_on_the_assistant_answer(tok):
+    msgs = finetune.load_jsonl(DATA / "train.jsonl")[0]
+    enc = finetune.encode(tok, msgs)
+    ids, labels = enc["input_ids"], enc["labels"]
+    assert len(ids) == len(labels)
+    k = next(i for i, x in enumerate(labels) if x != finetune.IGNORE)
+    assert all(x == finetune.IGNORE for x in labels[:k])
+    assert tok.decode(ids[:k]).endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")  # as served
+    assert tok.decode(labels[k:]) == msgs[-1]["content"] + "<|im_end|>\n"
+    b = finetune.collate([enc, finetune.encode(tok, finetune.load_jsonl(DATA / "train.jsonl")[1])], tok.pad_token_id)
+    short = int(b["attention_mask"].sum(1).min())
+    assert b["labels"][b["attention_mask"] == 0].eq(finetune.IGNORE).all() and short < b["input_ids"].shape[1]
+
+
+def test_dataset_errors_name_file_and_line(tmp_path):
+    f = tmp_path / "d.jsonl"
+    f.write_text('{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}\n{oops\n')
+    with pytest.raises(LabError, match=r"d.jsonl:2: malformed JSON"):
+        finetune.load_jsonl(f)
+    f.write_text('{"messages": [{"role": "user", "content": "a"}]}\n')
+    with pytest.raises(LabError, match=r"d.jsonl:1: the record has no final assistant turn"):
+        finetune.load_jsonl(f)
+    f.write_text("\n\n")
+    with pytest.raises(LabError, match="empty dataset"):
+        finetune.load_jsonl(f)
+    with pytest.raises(LabError, match="does not exist"):
+        finetune.load_jsonl(tmp_path / "none.jsonl")
+
+
+def test_base_loads_in_4bit_nf4(tiny_model_dir):
+    import bitsandbytes as bnb
+    m = finetune.load_base(str(tiny_model_dir), four_bit=True)
+    q = m.model.layers[0].self_attn.q_proj
+    assert isinstance(q, bnb.nn.Linear4bit)
+    assert q.weight.quant_state.quant_type == "nf4" and q.weight.quant_state.nested  # double quantization
+    full = finetune.load_base(str(tiny_model_dir), False)
+    assert finetune.count_params(m) == sum(p.numel() for p in full.parameters())
+
+
+def _cfg(tiny_model_dir, out, **kw):
+    return finetune.FinetuneConfig(model=str(tiny_model_dir), train=str(DATA / "train.jsonl"),
+                                   heldout=str(DATA / "heldout.jsonl"), out=str(out), eval_max_new_tokens=8, **kw)
+
+
+def test_bad_target_module_keeps_previous_output(tiny_model_dir, tmp_path):
+    out = tmp_path / "ft"
+    out.mkdir()
+    (out / "keep.txt").write_text("previous run")
+    with pytest.raises(LabError, match=r"target module\(s\) \['attn_proj'\] not in the model; available: down_proj"):
+        finetune.train(_cfg(tiny_model_dir, out, target_modules=["q_proj", "attn_proj"], steps=2))
+    assert (out / "keep.txt").read_text() == "previous run" and list(tmp_path.iterdir()) == [out]
+
+
+def test_real_training_steps_save_an_adapter(tiny_model_dir, tmp_path):
+    res = finetune.train(_cfg(tiny_model_dir, tmp_path / "ft", steps=12), progress=False)
+    assert [h["step"] for h in res["history"]] == list(range(1, 13))
+    assert res["last_loss"] < res["first_loss"]
+    assert res["heldout_loss"]["after"] < res["heldout_loss"]["before"]
+    assert 0 < res["memory"]["params_trainable"] < res["memory"]["params_total"]
+    saved = tmp_path / "ft" / "adapter"
+    assert json.loads((saved / "adapter_config.json").read_text())["r"] == 8
+    assert (saved / "adapter_model.safetensors").exists() and (saved / "tokenizer.json").exists()
+    assert json.loads((tmp_path / "ft" / "result.json").read_text())["config"]["four_bit"] is True
+    assert not list(tmp_path.glob("ft.partial*"))
+
+
+@pytest.mark.server
+def test_adapter_served_by_vllm_beside_the_base(tiny_model_dir, tmp_path):
+    from lab import serve
+    res = finetune.train(_cfg(tiny_model_dir, tmp_path / "ft", steps=40), progress=False)
+    with pytest.raises(LabError, match="adapter rank 8 is above --max-lora-rank 4"):
+        finetune.serve_with_adapter("tiny", "ja2zh", res["adapter"], max_lora_rank=4)
+    srv = finetune.serve_with_adapter("tiny", "ja2zh", res["adapter"], max_lora_rank=8)
+    try:
+        c = srv.client()
+        models = {m["id"]: m["parent"] for m in c.models()}
+        assert models == {"tiny-qwen3": None, "ja2zh": "tiny-qwen3"}
+        prompts = [s["prompt"] for s in res["samples"]]
+        base = [c.chat(p, max_tokens=24, thinking=False).text for p in prompts]
+        tuned = [c.chat(p, model="ja2zh", max_tokens=24, thinking=False).text for p in prompts]
+        assert sum(b != t for b, t in zip(base, tuned, strict=True)) >= len(prompts) // 2
+    finally:
+        serve.stop(srv.profile, quiet=True)
+    assert serve._group_pids(srv.pid) == []
