@@ -187,6 +187,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one clear line and a non-zero exit for every user error."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["translate", "eval"]:  # `lab translate eval` is `lab translate-eval`
+        argv = ["translate-eval", *argv[2:]]
     args = parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -30,6 +30,17 @@ class Result:
     error: str | None = None
 
 
+def run_sync(coro: Any) -> Any:
+    """asyncio.run, also from inside a running loop (a notebook kernel): then in a worker thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    import concurrent.futures
+    with concurrent.futures.ThreadPoolExecutor(1) as ex:
+        return ex.submit(asyncio.run, coro).result()
+
+
 def messages_of(prompt: str | list[dict[str, str]], system: str | None = None) -> list[dict[str, str]]:
     """A chat message list from a plain prompt (or pass one through)."""
     if isinstance(prompt, list):
@@ -130,6 +141,16 @@ class Client:
         except (openai.OpenAIError, KeyError, TypeError, ValueError):
             return sum(len(m["content"].encode()) + 8 for m in msgs)
 
+    def count_text(self, text: str) -> int:
+        """Tokens of a plain text by the server's tokenizer (/tokenize); UTF-8 bytes as a fallback."""
+        root = self.base_url.rsplit("/v1", 1)[0]
+        try:
+            r = self.sync.post(f"{root}/tokenize", cast_to=object,
+                               body={"model": self.model, "prompt": text, "add_special_tokens": False})
+            return int(r["count"])
+        except (openai.OpenAIError, KeyError, TypeError, ValueError):
+            return len(text.encode())
+
     def _kw(self, model: str | None, **kw: Any) -> dict[str, Any]:
         kw.setdefault("temperature", 0.0)
         extra = kw.pop("extra_body", None) or {}
@@ -200,14 +221,7 @@ class Client:
 
     def batch(self, prompts: Iterable[Any], concurrency: int = 8, stream: bool = False, **kw: Any) -> list[Result]:
         """Blocking wrapper of abatch that also works inside a running notebook event loop."""
-        coro = self.abatch(list(prompts), concurrency, stream, **kw)
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(coro)
-        import concurrent.futures  # a notebook kernel already runs a loop: use a worker thread
-        with concurrent.futures.ThreadPoolExecutor(1) as ex:
-            return ex.submit(asyncio.run, coro).result()
+        return run_sync(self.abatch(list(prompts), concurrency, stream, **kw))
 
 
 def throughput(results: list[Result], wall: float) -> dict[str, float]:

@@ -185,3 +185,112 @@ def finetune(sub: argparse._SubParsersAction) -> None:
                     serve.stop(srv.profile)
         return 0
     p.set_defaults(func=run)
+
+
+def _translate_opts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", help="a .txt file or a folder of .txt files (UTF-8/16, Shift_JIS, EUC-JP detected)")
+    p.add_argument("-o", "--out", required=True, help="output folder: NAME.zh.txt, logs/, the resume cache")
+    p.add_argument("--profile", help="use this profile's server (default: $LAB_PROFILE or tiny)")
+    p.add_argument("--base-url", action="append", default=[],
+                   help="OpenAI-compatible endpoint instead; repeat to spread requests round robin")
+    p.add_argument("--model", help="served model name (default: the server's first model)")
+    p.add_argument("--glossary", help="TSV glossary: source<TAB>target[<TAB>note]")
+    p.add_argument("--preface", help="instruction file (default data/translation/preface.txt)")
+    p.add_argument("--fewshot", help="JSONL few-shot examples {source, target}")
+    p.add_argument("--template", default="qwen", choices=["qwen", "sakura"], help="prompt template (default qwen)")
+    p.add_argument("--context", type=int, default=0, help="previous source lines given as context (default 0)")
+    p.add_argument("--concurrency", type=int, default=8, help="requests in flight (default 8)")
+    p.add_argument("--rps", type=float, help="at most this many request starts per second")
+    p.add_argument("--attempts", type=int, default=3, help="tries per chunk before splitting it (default 3)")
+    p.add_argument("--no-split", dest="split", action="store_false", help="mark a failing chunk failed, no split")
+    p.add_argument("--chunk-tokens", type=int, default=512, help="max source tokens per chunk (default 512)")
+    p.add_argument("--max-tokens", type=int, default=4096, help="cap on tokens per reply (default 4096)")
+    p.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default 0: greedy)")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds per request (default 120)")
+    p.add_argument("--thinking", action="store_true", help="let Qwen3-style models think (off by default)")
+    p.add_argument("--aozora", action="store_true", help="strip Aozora Bunko ruby 《》, ｜ and ［＃…］ notes")
+    p.add_argument("--bilingual", action="store_true", help="also write NAME.bilingual.md (line-aligned)")
+    p.add_argument("--epub", action="store_true", help="for a folder: also write book.epub, a chapter per file")
+    p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                   help="reuse finished chunks from the cache (default on)")
+    p.add_argument("--no-text-logs", dest="log_text", action="store_false",
+                   help="keep source and target text out of logs/NAME.jsonl")
+
+
+def translate_settings(a: argparse.Namespace):
+    """Settings from parsed CLI options."""
+    from lab import config, paths
+    from lab.prompting import PromptSpec, load_fewshot, load_glossary
+    from lab.translate import Settings
+    if a.base_url:
+        urls = a.base_url
+    else:
+        urls = [config.load(a.profile, check_device=False).base_url]
+    preface = Path(a.preface) if a.preface else paths.data() / "translation" / "preface.txt"
+    if not preface.exists():
+        from lab import LabError
+        raise LabError(f"preface file {preface} does not exist")
+    spec = PromptSpec(preface=preface.read_text("utf-8").strip(), template=a.template,
+                      glossary=load_glossary(a.glossary), fewshot=load_fewshot(a.fewshot), context_lines=a.context)
+    return Settings(out=Path(a.out), endpoints=urls, spec=spec, model=a.model, api_key=config.api_key() or "EMPTY",
+                    concurrency=a.concurrency, rps=a.rps, attempts=a.attempts, split=a.split,
+                    chunk_tokens=a.chunk_tokens, max_tokens=a.max_tokens, temperature=a.temperature,
+                    timeout=a.timeout, thinking=a.thinking, aozora=a.aozora, bilingual=a.bilingual,
+                    epub=a.epub, resume=a.resume, log_text=a.log_text)
+
+
+@command
+def translate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("translate", help="JA -> ZH translation of files or folders (resumable); "
+                       "`lab translate eval HYP REF` scores")
+    _translate_opts(p)
+
+    def run(a: argparse.Namespace) -> int:
+        from lab.translate import Translator
+        stats = Translator(translate_settings(a)).run(a.input)
+        print(json.dumps(stats, ensure_ascii=False))
+        if stats["failed"]:
+            print(f"{stats['failed_units']} line(s) left untranslated and marked 【未翻译】: {stats['failed']}")
+        return 0
+    p.set_defaults(func=run)
+
+
+@command
+def translate_eval(sub: argparse._SubParsersAction) -> None:
+    e = sub.add_parser("translate-eval", help="score translations (also `lab translate eval`): chrF, BLEU, glossary")
+    e.add_argument("hyp", help="folder with NAME.zh.txt translations")
+    e.add_argument("ref", help="folder with NAME.txt references")
+    e.add_argument("--source", help="folder with the NAME.txt sources (for glossary adherence)")
+    e.add_argument("--glossary", help="glossary TSV")
+
+    def run(a: argparse.Namespace) -> int:
+        from lab.prompting import load_glossary
+        from lab.translate_eval import evaluate
+        res = evaluate(a.hyp, a.ref, a.source, load_glossary(a.glossary))
+        _print_rows([*res["rows"], res["total"]])
+        return 0
+    e.set_defaults(func=run)
+
+
+@command
+def tokens(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("tokens", help="token counts of a file or folder with the profile's tokenizer")
+    p.add_argument("path", help="a text file or a folder of .txt files")
+    p.add_argument("--profile", help="whose tokenizer (default: $LAB_PROFILE or tiny)")
+
+    def run(a: argparse.Namespace) -> int:
+        from transformers import AutoTokenizer
+
+        from lab import config
+        from lab.textio import inputs, read_text
+        tok = AutoTokenizer.from_pretrained(config.load(a.profile, check_device=False).model_path())
+        rows = []
+        for f in inputs(a.path):
+            text, enc = read_text(f)
+            rows.append({"file": str(f), "encoding": enc, "chars": len(text),
+                         "tokens": len(tok(text, add_special_tokens=False)["input_ids"])})
+        rows.append({"file": "TOTAL", "encoding": "", "chars": sum(r["chars"] for r in rows),
+                     "tokens": sum(r["tokens"] for r in rows)})
+        _print_rows(rows)
+        return 0
+    p.set_defaults(func=run)

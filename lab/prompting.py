@@ -1,0 +1,192 @@
+"""Translation prompts: glossary, preface, few-shot, templates (Qwen chat, Sakura style), chunking by tokens."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lab import LabError
+from lab.textio import split_sentences
+
+TEMPLATES = ("qwen", "sakura")
+SAKURA_SYSTEM = ("你是一个轻小说翻译模型，可以流畅通顺地以日本轻小说的风格将日文翻译成简体中文，"
+                 "并联系上下文正确使用人称代词，不擅自添加原文中没有的代词。")
+# Output tokens per source token, for budgeting: ja -> zh is usually shorter in characters; 1.5 leaves room
+# for a model that explains or loops before the checks catch it.
+OUTPUT_RATIO = 1.5
+
+
+@dataclass
+class Term:
+    source: str
+    target: str
+    note: str = ""
+
+
+@dataclass
+class Unit:
+    """A translatable piece: a whole line, or a sentence group of a line longer than the budget."""
+
+    line: int
+    piece: int
+    text: str
+    tokens: int
+
+
+@dataclass
+class Chunk:
+    """Units translated by one request, plus the source lines before them as context."""
+
+    index: int
+    units: list[Unit]
+    context: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(u.text for u in self.units)
+
+    @property
+    def tokens(self) -> int:
+        return sum(u.tokens for u in self.units)
+
+
+def load_glossary(path: str | Path | None) -> list[Term]:
+    """TSV: source<TAB>target[<TAB>note]; '#' comments and blank lines skipped; errors name file:line."""
+    if not path:
+        return []
+    p = Path(path)
+    if not p.exists():
+        raise LabError(f"glossary {p} does not exist")
+    terms = []
+    for n, line in enumerate(p.read_text("utf-8").splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        cols = line.split("\t")
+        if len(cols) < 2 or not cols[0].strip() or not cols[1].strip():
+            raise LabError(f"{p}:{n}: expected 'source<TAB>target[<TAB>note]', got {line!r}")
+        terms.append(Term(cols[0].strip(), cols[1].strip(), cols[2].strip() if len(cols) > 2 else ""))
+    return terms
+
+
+def load_fewshot(path: str | Path | None) -> list[tuple[str, str]]:
+    """JSONL of {"source": ..., "target": ...} examples; errors name file:line."""
+    if not path:
+        return []
+    p = Path(path)
+    if not p.exists():
+        raise LabError(f"few-shot file {p} does not exist")
+    out = []
+    for n, line in enumerate(p.read_text("utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            out.append((str(rec["source"]), str(rec["target"])))
+        except (ValueError, KeyError, TypeError):
+            raise LabError(f"{p}:{n}: expected {{\"source\": ..., \"target\": ...}}") from None
+    return out
+
+
+def terms_in(text: str, glossary: list[Term]) -> list[Term]:
+    """Only the glossary entries whose source occurs in the text (keeps prompts short)."""
+    return [t for t in glossary if t.source in text]
+
+
+@dataclass
+class PromptSpec:
+    """How prompts are built; its fingerprint is part of every cache key."""
+
+    preface: str = "把下面的日语翻译成中文。"
+    template: str = "qwen"
+    glossary: list[Term] = field(default_factory=list)
+    fewshot: list[tuple[str, str]] = field(default_factory=list)
+    context_lines: int = 0
+
+    def fingerprint(self) -> str:
+        return json.dumps([self.preface, self.template, [(t.source, t.target, t.note) for t in self.glossary],
+                           self.fewshot, self.context_lines], ensure_ascii=False)
+
+    def messages(self, chunk: Chunk, context_translations: list[str] | None = None) -> list[dict[str, str]]:
+        """Chat messages for a chunk: few-shot turns, then glossary, context and the text itself."""
+        if self.template not in TEMPLATES:
+            raise LabError(f"unknown template {self.template!r}; choose from {', '.join(TEMPLATES)}")
+        terms = terms_in(chunk.text, self.glossary)
+        if self.template == "sakura":
+            gl = "\n".join(f"{t.source}->{t.target}" + (f" #{t.note}" if t.note else "") for t in terms)
+            msgs = [{"role": "system", "content": SAKURA_SYSTEM}]
+            for src, tgt in self.fewshot:
+                msgs += [{"role": "user", "content": f"将下面的日文文本翻译成中文：{src}"},
+                         {"role": "assistant", "content": tgt}]
+            head = f"根据以下术语表（可以为空）：\n{gl}\n" if gl else ""
+            return msgs + [{"role": "user", "content": f"{head}将下面的日文文本根据对应关系和备注翻译成中文："
+                                                       f"{chunk.text}"}]
+        msgs = []
+        for src, tgt in self.fewshot:
+            msgs += [{"role": "user", "content": f"{self.preface}\n{src}"}, {"role": "assistant", "content": tgt}]
+        parts = []
+        if terms:
+            parts.append("参考术语：" + "；".join(f"{t.source}→{t.target}" for t in terms))
+        if chunk.context:
+            ctx = chunk.context
+            if context_translations:
+                ctx = [f"{s} => {t}" for s, t in zip(chunk.context, context_translations, strict=False)]
+            parts.append("上文（仅供参考，不要翻译）：\n" + "\n".join(ctx))
+        parts += [self.preface, chunk.text]
+        return msgs + [{"role": "user", "content": "\n".join(parts)}]
+
+
+def make_chunks(lines: list[str], count: Callable[[str], int], budget: int, context_lines: int = 0) -> list[Chunk]:
+    """Pack non-empty lines into chunks of at most `budget` source tokens; longer lines split at 。！？."""
+    if budget < 1:
+        raise LabError(f"chunk budget must be >= 1 token, got {budget}")
+    units: list[Unit] = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        n = count(line)
+        if n <= budget:
+            units.append(Unit(i, 0, line, n))
+            continue
+        piece, piece_tokens, k = "", 0, 0
+        for sent in split_sentences(line):
+            st = count(sent)
+            if st > budget:
+                raise LabError(f"line {i + 1}: a sentence of {st} tokens does not fit the chunk budget of "
+                               f"{budget} tokens (model context too small?)")
+            if piece and piece_tokens + st > budget:
+                units.append(Unit(i, k, piece, piece_tokens))
+                piece, piece_tokens, k = "", 0, k + 1
+            piece, piece_tokens = piece + sent, piece_tokens + st
+        if piece:
+            units.append(Unit(i, k, piece, piece_tokens))
+    chunks: list[Chunk] = []
+    cur: list[Unit] = []
+    for u in units:
+        if cur and sum(x.tokens for x in cur) + u.tokens > budget:
+            chunks.append(Chunk(len(chunks), cur))
+            cur = []
+        cur.append(u)
+    if cur:
+        chunks.append(Chunk(len(chunks), cur))
+    if context_lines:
+        for c in chunks:
+            before = [u.text for u in units if u.line < c.units[0].line or
+                      (u.line == c.units[0].line and u.piece < c.units[0].piece)]
+            c.context = before[-context_lines:]
+    return chunks
+
+
+def chunk_budget(max_model_len: int, overhead: int, user_cap: int) -> int:
+    """Largest chunk (source tokens) whose prompt and expected output fit the context: S + 1.5 S + overhead."""
+    room = int((max_model_len - overhead) / (1 + OUTPUT_RATIO))
+    if room < 8:
+        raise LabError(f"the model's context ({max_model_len} tokens) is too small for the prompt ({overhead} "
+                       f"tokens of preface, glossary and examples) plus even one paragraph")
+    return min(user_cap, room)
+
+
+def max_tokens_for(max_model_len: int, prompt_tokens: int, source_tokens: int, cap: int) -> int:
+    """max_tokens for one request: room left in the context, at most 2x the source + 64 and the cap."""
+    return max(1, min(cap, max_model_len - prompt_tokens - 8, 2 * source_tokens + 64))

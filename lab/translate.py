@@ -1,0 +1,317 @@
+"""JA -> ZH long-text pipeline: chunks over a bounded async queue, checks and retries, resumable cache, outputs."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import openai
+
+from lab import LabError, paths
+from lab.client import Client, run_sync
+from lab.prompting import Chunk, PromptSpec, chunk_budget, make_chunks, max_tokens_for, terms_in
+from lab.tcheck import checks, clean, failing
+from lab.textio import inputs, read_text
+
+FAILED_MARK = "【未翻译】"  # visible in the output: the source line kept, never dropped
+
+
+class Abort(LabError):
+    """The server is unreachable after retries: stop, keep what is done."""
+
+
+@dataclass
+class Settings:
+    """Everything a translation run needs besides the input."""
+
+    out: Path
+    endpoints: list[str]
+    spec: PromptSpec = field(default_factory=PromptSpec)
+    model: str | None = None
+    api_key: str = "EMPTY"
+    concurrency: int = 8
+    rps: float | None = None      # optional cap on request starts per second
+    attempts: int = 3             # per chunk size, before splitting
+    split: bool = True
+    chunk_tokens: int = 512       # user cap on source tokens per chunk (the context may force less)
+    max_tokens: int = 4096
+    temperature: float = 0.0
+    timeout: float = 120.0
+    retries: int = 2              # transport retries (openai client: backoff 0.5 s, 1 s, ...)
+    thinking: bool = False        # False sends enable_thinking=False (Qwen3 templates skip <think>)
+    aozora: bool = False
+    bilingual: bool = False
+    epub: bool = False
+    resume: bool = True
+    log_text: bool = True         # False keeps source and target text out of the per-document logs
+    progress_every_s: float = 5.0
+
+
+@dataclass
+class Doc:
+    path: Path
+    name: str
+    lines: list[str]
+    chunks: list[Chunk]
+    encoding: str
+    results: dict[int, list[str]] = field(default_factory=dict)  # chunk index -> one line per unit
+    failed: list[int] = field(default_factory=list)
+
+
+def _h(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class Translator:
+    """One run over one file or a folder of files."""
+
+    def __init__(self, s: Settings) -> None:
+        if s.concurrency < 1:
+            raise LabError(f"--concurrency must be >= 1, got {s.concurrency}")
+        if not s.endpoints:
+            raise LabError("no endpoint: give --profile or --base-url")
+        self.s = s
+        self.clients = [Client(u, api_key=s.api_key, model=s.model, timeout=s.timeout, max_retries=s.retries)
+                        for u in s.endpoints]
+        self.model = self.clients[0].model  # asks the server: also checks it is up before any work
+        self.max_model_len = self.clients[0].max_model_len
+        self.fp = _h(json.dumps([s.spec.fingerprint(), self.model, s.temperature, s.thinking]))[:8]
+        self.stats = {"requests": 0, "cached": 0, "failed_units": 0, "output_tokens": 0, "retries": 0, "splits": 0}
+        self._tok_cache: dict[str, int] = {}
+        self._rr = 0
+        self._last_start = 0.0
+        self._aclients: list[openai.AsyncOpenAI] = []
+
+    # -- preparation -------------------------------------------------------------------------
+    def count(self, text: str) -> int:
+        """Tokens of a text as the server's tokenizer counts them (cached per line)."""
+        if text not in self._tok_cache:
+            self._tok_cache[text] = self.clients[0].count_text(text)
+        return self._tok_cache[text]
+
+    def prepare(self, path: str | Path) -> list[Doc]:
+        """Read, decode and chunk every input file; nothing is sent yet."""
+        files = inputs(path)
+        spec = self.s.spec
+        overhead = self.clients[0].count_tokens(spec.messages(Chunk(0, []))) + 16
+        overhead += self.count("；".join(f"{t.source}→{t.target}" for t in spec.glossary)) if spec.glossary else 0
+        budget = chunk_budget(self.max_model_len, overhead, self.s.chunk_tokens)
+        src_budget = budget * 2 // 3 if spec.context_lines else budget  # the rest carries context lines
+        self.overhead = overhead
+        docs = []
+        for f in files:
+            text, enc = read_text(f, self.s.aozora)
+            lines = text.split("\n")
+            chunks = make_chunks(lines, self.count, src_budget, spec.context_lines)
+            for c in chunks:  # keep the newest context lines that fit the remaining budget
+                while c.context and sum(self.count(x) for x in c.context) > budget - src_budget:
+                    c.context.pop(0)
+            name = f.stem if len(files) == 1 else str(f.relative_to(path)).removesuffix(".txt").replace("/", "__")
+            docs.append(Doc(f, name, lines, chunks, enc))
+        return docs
+
+    # -- cache ---------------------------------------------------------------------------------
+    def _cache_dir(self, doc: Doc) -> Path:
+        return self.s.out / ".lab-cache" / doc.name
+
+    def cached(self, doc: Doc, text: str) -> list[str] | None:
+        """A locked correction (any settings) or this settings' cached translation of a chunk text."""
+        d, src = self._cache_dir(doc), _h(text)[:16]
+        for f in sorted(d.glob(f"{src}-*.json")):
+            rec = json.loads(f.read_text("utf-8"))
+            if rec.get("locked") and rec.get("source") == text:
+                return rec["lines"]
+        f = d / f"{src}-{self.fp}.json"
+        if self.s.resume and f.exists():
+            rec = json.loads(f.read_text("utf-8"))
+            if rec.get("source") == text:
+                return rec["lines"]
+        return None
+
+    def store(self, doc: Doc, text: str, lines: list[str], meta: dict[str, Any]) -> None:
+        rec = {"source": text, "lines": lines, "locked": False, "model": self.model, **meta}
+        paths.atomic_write(self._cache_dir(doc) / f"{_h(text)[:16]}-{self.fp}.json",
+                           json.dumps(rec, ensure_ascii=False, indent=1) + "\n")
+
+    # -- requests ------------------------------------------------------------------------------
+    def _log(self, doc: Doc, rec: dict[str, Any]) -> None:
+        f = self.s.out / "logs" / f"{doc.name}.jsonl"
+        f.parent.mkdir(parents=True, exist_ok=True)
+        with open(f, "a", encoding="utf-8") as fh:  # one line per request, appended as it happens
+            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+
+    async def _ask(self, messages: list[dict[str, str]], max_tokens: int, attempt: int) -> tuple[Any, str]:
+        if self.s.rps:
+            wait = self._last_start + 1.0 / self.s.rps - time.monotonic()
+            self._last_start = time.monotonic() + max(0.0, wait)
+            if wait > 0:
+                await asyncio.sleep(wait)
+        i = self._rr % len(self._aclients)
+        self._rr += 1
+        extra: dict[str, Any] = {} if self.s.thinking else {"chat_template_kwargs": {"enable_thinking": False}}
+        # A retry after a failed check changes sampling: a little temperature and a frequency
+        # penalty break the repetition loops that greedy decoding falls into.
+        kw = {"temperature": self.s.temperature + 0.2 * (attempt - 1), "frequency_penalty": 0.3 * (attempt - 1)}
+        self.stats["requests"] += 1
+        try:
+            r = await self._aclients[i].chat.completions.create(model=self.model, messages=messages,
+                                                                max_tokens=max_tokens, extra_body=extra, **kw)
+        except (openai.APIConnectionError, openai.APITimeoutError, openai.InternalServerError) as e:
+            raise Abort(f"server {self.clients[i].base_url} failed after {self.s.retries} retries "
+                        f"({type(e).__name__})") from None
+        return r, self.clients[i].base_url
+
+    async def _translate_chunk(self, doc: Doc, chunk: Chunk, allow_split: bool = True) -> list[str] | None:
+        """Lines for a chunk (one per unit) after checks, retries and splitting; None units failed."""
+        hit = self.cached(doc, chunk.text)
+        if hit is not None and len(hit) == len(chunk.units):
+            self.stats["cached"] += 1
+            return hit
+        ctx_tr = None
+        if chunk.context:
+            ctx_tr = [(self.cached(doc, c) or [""])[0] for c in chunk.context] if self.s.spec.context_lines else None
+            ctx_tr = ctx_tr if ctx_tr and all(ctx_tr) else None
+        msgs = self.s.spec.messages(chunk, ctx_tr)
+        prompt_est = self.overhead + chunk.tokens + sum(self.count(c) for c in chunk.context)
+        mt = max_tokens_for(self.max_model_len, prompt_est, chunk.tokens, self.s.max_tokens)
+        terms = terms_in(chunk.text, self.s.spec.glossary)
+        problems: list[str] = []
+        for attempt in range(1, self.s.attempts + 1):
+            if attempt > 1:
+                self.stats["retries"] += 1
+                await asyncio.sleep(min(4.0, 0.25 * 2 ** (attempt - 2)))  # backoff between attempts
+            t0 = time.time()
+            r, url = await self._ask(msgs, mt, attempt)
+            raw = r.choices[0].message.content or ""
+            out = clean(raw, chunk.text, self.s.spec.preface)
+            problems = checks(out, chunk.text, r.choices[0].finish_reason, terms)
+            usage = [r.usage.prompt_tokens, r.usage.completion_tokens] if r.usage else [0, 0]
+            self.stats["output_tokens"] += usage[1]
+            self._log(doc, {"chunk": chunk.index, "lines": [chunk.units[0].line + 1, chunk.units[-1].line + 1],
+                            "attempt": attempt, "endpoint": url, "max_tokens": mt, "usage": usage,
+                            "finish_reason": r.choices[0].finish_reason, "problems": problems,
+                            "seconds": round(time.time() - t0, 3),
+                            **({"messages": msgs, "response": raw} if self.s.log_text else {})})
+            if not failing(problems):
+                lines = out.splitlines()
+                self.store(doc, chunk.text, lines, {"attempts": attempt, "warnings": problems})
+                return lines
+        if allow_split and self.s.split and len(chunk.units) > 1:
+            self.stats["splits"] += 1
+            half = len(chunk.units) // 2
+            parts = [Chunk(chunk.index, chunk.units[:half], chunk.context), Chunk(chunk.index, chunk.units[half:])]
+            got = [await self._translate_chunk(doc, p) for p in parts]
+            lines: list[str | None] = []
+            for g, p in zip(got, parts, strict=True):
+                lines += g if g is not None else [None] * len(p.units)
+            if None not in lines:
+                self.store(doc, chunk.text, lines, {"attempts": self.s.attempts, "split": True})
+            return lines
+        self.stats["failed_units"] += len(chunk.units)
+        return None
+
+    # -- the run ---------------------------------------------------------------------------------
+    async def _run(self, docs: list[Doc]) -> None:
+        self._aclients = [c.async_client() for c in self.clients]
+        sem = asyncio.Semaphore(self.s.concurrency)
+        total = sum(len(d.chunks) for d in docs)
+        done, t0, last = 0, time.time(), 0.0
+
+        async def one(doc: Doc, chunk: Chunk) -> None:
+            nonlocal done, last
+            async with sem:
+                lines = await self._translate_chunk(doc, chunk)
+            if lines is None:
+                doc.failed.append(chunk.index)
+                lines = [None] * len(chunk.units)
+            doc.results[chunk.index] = lines
+            done += 1
+            now = time.time()
+            if now - last >= self.s.progress_every_s or done == total:
+                last = now
+                el = now - t0
+                print(f"translate: {done}/{total} chunks ({done / total:.0%}), {self.stats['output_tokens'] / el:,.0f} "
+                      f"tok/s, {self.stats['requests']} requests, eta {el / done * (total - done):.0f}s, "
+                      f"failed {sum(len(d.failed) for d in docs)}", flush=True)
+            if len(doc.results) == len(doc.chunks):
+                self.write_outputs(doc)
+        try:
+            await asyncio.gather(*[one(d, c) for d in docs for c in d.chunks])
+        finally:
+            for ac in self._aclients:
+                await ac.close()
+
+    def run(self, path: str | Path) -> dict[str, Any]:
+        """Translate a file or folder; outputs per document as each completes; returns the stats."""
+        out = self.s.out
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            probe = out / f".write-test-{id(self)}"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as e:
+            raise LabError(f"output folder {out} is not writable ({e.strerror})") from None
+        docs = self.prepare(path)
+        t0 = time.time()
+        try:
+            run_sync(self._run(docs))
+        except Abort as e:
+            kept = len(list((out / ".lab-cache").rglob("*.json")))
+            raise LabError(f"{e}; {kept} finished chunks are kept in {out}, rerun to resume") from None
+        except KeyboardInterrupt:
+            kept = len(list((out / ".lab-cache").rglob("*.json")))
+            raise LabError(f"interrupted: {kept} finished chunks are kept in {out}; rerun to resume") from None
+        if self.s.epub and len(docs) > 1:
+            write_epub(docs, out / "book.epub")
+        self.stats.update(wall_s=round(time.time() - t0, 2), documents=len(docs),
+                          chunks=sum(len(d.chunks) for d in docs), model=self.model,
+                          failed=[{"doc": d.name, "chunks": sorted(d.failed)} for d in docs if d.failed])
+        return self.stats
+
+    # -- outputs ---------------------------------------------------------------------------------
+    def assemble(self, doc: Doc) -> list[tuple[str, str]]:
+        """(source line, translated line) for every line; blank lines stay blank, failures are marked."""
+        pieces: dict[int, list[str]] = {}
+        for c in doc.chunks:
+            for u, t in zip(c.units, doc.results.get(c.index, [None] * len(c.units)), strict=True):
+                pieces.setdefault(u.line, []).append(t if t is not None else f"{FAILED_MARK}{u.text}")
+        return [(ln, "".join(pieces.get(i, [ln]))) for i, ln in enumerate(doc.lines)]
+
+    def write_outputs(self, doc: Doc) -> None:
+        pairs = self.assemble(doc)
+        paths.atomic_write(self.s.out / f"{doc.name}.zh.txt", "\n".join(t for _, t in pairs))
+        if self.s.bilingual:
+            md = [f"# {doc.name}", ""]
+            for src, tgt in pairs:
+                md += [f"> {src}", "", tgt, ""] if src.strip() else []
+            paths.atomic_write(self.s.out / f"{doc.name}.bilingual.md", "\n".join(md))
+
+
+def write_epub(docs: list[Doc], dest: Path) -> None:
+    """One EPUB, a chapter per document, from the written .zh.txt files."""
+    from html import escape
+
+    from ebooklib import epub
+    book = epub.EpubBook()
+    book.set_identifier(_h("".join(d.name for d in docs))[:16])
+    book.set_title("译文")
+    book.set_language("zh")
+    chapters = []
+    for i, d in enumerate(docs):
+        text = (dest.parent / f"{d.name}.zh.txt").read_text("utf-8")
+        ch = epub.EpubHtml(title=d.name, file_name=f"chap_{i:03d}.xhtml", lang="zh")
+        ch.content = f"<h1>{escape(d.name)}</h1>" + "".join(f"<p>{escape(p)}</p>" for p in text.splitlines() if p)
+        book.add_item(ch)
+        chapters.append(ch)
+    book.toc = chapters
+    book.spine = ["nav", *chapters]
+    book.add_item(epub.EpubNcx())
+    book.add_item(epub.EpubNav())
+    tmp = dest.with_name(dest.name + ".tmp")
+    epub.write_epub(str(tmp), book)
+    tmp.replace(dest)

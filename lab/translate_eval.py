@@ -1,0 +1,60 @@
+"""Translation quality: chrF and BLEU (sacrebleu, Chinese tokenization) and glossary adherence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from lab import LabError
+from lab.prompting import Term, terms_in
+from lab.translate import FAILED_MARK
+
+
+def _lines(path: Path) -> list[str]:
+    return [ln for ln in path.read_text("utf-8").splitlines() if ln.strip()]
+
+
+def score(hyps: list[str], refs: list[str]) -> dict[str, float]:
+    """Corpus chrF and BLEU (tokenize='zh') of aligned lines."""
+    import sacrebleu
+    if len(hyps) != len(refs):
+        raise LabError(f"{len(hyps)} translated lines but {len(refs)} reference lines: they must align")
+    return {"chrf": round(sacrebleu.corpus_chrf(hyps, [refs]).score, 2),
+            "bleu": round(sacrebleu.corpus_bleu(hyps, [refs], tokenize="zh").score, 2)}
+
+
+def glossary_adherence(sources: list[str], hyps: list[str], glossary: list[Term]) -> float | None:
+    """Share of glossary occurrences in the source whose target appears in the translated line."""
+    hits = total = 0
+    for s, h in zip(sources, hyps, strict=True):
+        for t in terms_in(s, glossary):
+            total += 1
+            hits += t.target in h
+    return round(hits / total, 3) if total else None
+
+
+def evaluate(hyp_dir: str | Path, ref_dir: str | Path, src_dir: str | Path | None = None,
+             glossary: list[Term] | None = None) -> dict[str, Any]:
+    """Scores per document (NAME.zh.txt against REF/NAME.txt) and over all documents."""
+    hyp_dir, ref_dir = Path(hyp_dir), Path(ref_dir)
+    refs = sorted(ref_dir.glob("*.txt"))
+    if not refs:
+        raise LabError(f"no reference .txt files in {ref_dir}")
+    rows, all_h, all_r, all_s = [], [], [], []
+    for ref in refs:
+        hyp = hyp_dir / f"{ref.stem}.zh.txt"
+        if not hyp.exists():
+            raise LabError(f"{hyp} is missing: translate {ref.stem} first")
+        h, r = _lines(hyp), _lines(ref)
+        s = _lines(Path(src_dir) / ref.name) if src_dir else []
+        row = {"doc": ref.stem, **score(h, r), "untranslated_lines": sum(FAILED_MARK in x for x in h)}
+        if glossary and s:
+            row["glossary"] = glossary_adherence(s, h, glossary)
+        rows.append(row)
+        all_h += h
+        all_r += r
+        all_s += s
+    total = {"doc": "ALL", **score(all_h, all_r), "untranslated_lines": sum(FAILED_MARK in x for x in all_h)}
+    if glossary and all_s:
+        total["glossary"] = glossary_adherence(all_s, all_h, glossary)
+    return {"rows": rows, "total": total}
