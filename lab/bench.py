@@ -295,3 +295,65 @@ def suite(profile: str | None = None, num_prompts: int = 64, output_len: int = 1
     return {"tok_s_best": best, "tok_s_all": {k: [round(x, 1) for x in v] for k, v in seen.items()},
             "scaling": round(best[f"lab_{hi}"] / best["lab_c1"], 2),
             "lab_vs_bare": round(best[f"lab_{hi}"] / best[f"bare_openai_{hi}"], 3)}
+
+
+def translate_suite(profile: str | None = None, copies: int = 4, chunk_tokens: int = 32, concurrency: int = 16,
+                    repeats: int = 2) -> dict[str, Any]:
+    """Translation pipeline vs a bare openai loop on the same chunk requests; concurrency 16 vs 1."""
+    import shutil
+    import tempfile
+
+    from lab.prompting import PromptSpec
+    from lab.translate import Settings, Translator
+    prof = config.load(profile)
+    key = config.api_key() or "EMPTY"
+    tmp = Path(tempfile.mkdtemp(prefix="lab-tbench-"))
+    try:
+        src = tmp / "in"
+        src.mkdir()
+        for k in range(copies):
+            for f in sorted((paths.data() / "translation" / "ja").glob("*.txt")):
+                (src / f"{k}_{f.name}").write_text(f.read_text("utf-8"), "utf-8")
+
+        def pipeline(c: int, i: int) -> float:
+            s = Settings(out=tmp / f"out{c}_{i}", endpoints=[prof.base_url], api_key=key, concurrency=c,
+                         attempts=1, split=False, resume=False, chunk_tokens=chunk_tokens, progress_every_s=1e9,
+                         spec=PromptSpec())
+            st = Translator(s).run(src)
+            return st["output_tokens"] / st["wall_s"]
+        t = Translator(Settings(out=tmp / "prep", endpoints=[prof.base_url], api_key=key, chunk_tokens=chunk_tokens))
+        reqs = []
+        from lab.prompting import max_tokens_for
+        for d in t.prepare(src):
+            for ch in d.chunks:
+                est = t.overhead + ch.tokens
+                reqs.append((t.s.spec.messages(ch), max_tokens_for(t.max_model_len, est, ch.tokens, t.s.max_tokens)))
+
+        async def bare() -> float:
+            import openai
+            ac = openai.AsyncOpenAI(base_url=prof.base_url, api_key=key, max_retries=0, timeout=300)
+            sem = asyncio.Semaphore(concurrency)
+
+            async def one(m: list[dict[str, str]], mt: int) -> int:
+                async with sem:
+                    r = await ac.chat.completions.create(
+                        model=t.model, messages=m, max_tokens=mt, temperature=0.0,
+                        extra_body={"chat_template_kwargs": {"enable_thinking": False}})
+                    return r.usage.completion_tokens
+            t0 = time.perf_counter()
+            n = sum(await asyncio.gather(*[one(m, mt) for m, mt in reqs]))
+            wall = time.perf_counter() - t0
+            await ac.close()
+            return n / wall
+        seen: dict[str, list[float]] = {}
+        for i in range(repeats):  # interleaved, best of `repeats` (see suite() on this server's noise)
+            seen.setdefault("pipeline_c1", []).append(pipeline(1, i))
+            seen.setdefault(f"pipeline_c{concurrency}", []).append(pipeline(concurrency, i))
+            seen.setdefault(f"bare_c{concurrency}", []).append(asyncio.run(bare()))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    best = {k: round(max(v), 1) for k, v in seen.items()}
+    return {"chunks": len(reqs), "tok_s_best": best,
+            "tok_s_all": {k: [round(x, 1) for x in v] for k, v in seen.items()},
+            "scaling": round(best[f"pipeline_c{concurrency}"] / best["pipeline_c1"], 2),
+            "pipeline_vs_bare": round(best[f"pipeline_c{concurrency}"] / best[f"bare_c{concurrency}"], 3)}

@@ -137,8 +137,13 @@ class PromptSpec:
         return msgs + [{"role": "user", "content": "\n".join(parts)}]
 
 
-def make_chunks(lines: list[str], count: Callable[[str], int], budget: int, context_lines: int = 0) -> list[Chunk]:
-    """Pack non-empty lines into chunks of at most `budget` source tokens; longer lines split at 。！？."""
+def make_chunks(lines: list[str], count: Callable[[str], int], budget: int, context_lines: int = 0,
+                hard: int | None = None) -> list[Chunk]:
+    """Pack non-empty lines into chunks of at most `budget` source tokens; longer lines split at 。！？.
+
+    A single sentence over `budget` still gets a chunk of its own when it fits `hard` (what the model's
+    context allows); only a sentence over `hard` is an error."""
+    hard = max(hard or budget, budget)
     if budget < 1:
         raise LabError(f"chunk budget must be >= 1 token, got {budget}")
     units: list[Unit] = []
@@ -152,9 +157,9 @@ def make_chunks(lines: list[str], count: Callable[[str], int], budget: int, cont
         piece, piece_tokens, k = "", 0, 0
         for sent in split_sentences(line):
             st = count(sent)
-            if st > budget:
-                raise LabError(f"line {i + 1}: a sentence of {st} tokens does not fit the chunk budget of "
-                               f"{budget} tokens (model context too small?)")
+            if st > hard:
+                raise LabError(f"line {i + 1}: a sentence of {st} tokens does not fit the model's context "
+                               f"(at most {hard} source tokens per request); split the line or use a longer context")
             if piece and piece_tokens + st > budget:
                 units.append(Unit(i, k, piece, piece_tokens))
                 piece, piece_tokens, k = "", 0, k + 1

@@ -8,8 +8,7 @@ from pathlib import Path
 
 from lab import LabError
 
-# Tried in order after the BOMs; strict decoding, so the first that decodes the whole file wins.
-# UTF-8 first: a Shift_JIS file almost never decodes as UTF-8, and CP932 rarely decodes EUC-JP text.
+# Tried after the BOMs, with strict decoding.
 ENCODINGS = ("utf-8", "cp932", "euc_jp")
 RUBY = re.compile(r"《[^》]*》")            # ruby readings: 漢字《かんじ》
 RUBY_BAR = re.compile(r"｜")                # marks where a ruby base starts
@@ -26,12 +25,30 @@ def decode(data: bytes, name: str = "input") -> tuple[str, str]:
                 raise LabError(f"{name}: starts with a {enc} byte-order mark but does not decode as {enc}") from None
     if b"\x00" in data[:8192]:
         raise LabError(f"{name}: looks binary (NUL bytes), not a text file")
-    for enc in ENCODINGS:
+    try:
+        return data.decode("utf-8"), "utf-8"  # strict UTF-8 almost never accepts legacy Japanese bytes
+    except UnicodeDecodeError:
+        pass
+    candidates = []
+    for enc in ENCODINGS[1:]:
         try:
-            return data.decode(enc), enc
+            text = data.decode(enc)
         except UnicodeDecodeError:
             continue
+        candidates.append((_implausible(text), enc, text))
+    # CP932 also "decodes" EUC-JP and random bytes, into half-width kana and private-use characters:
+    # keep the candidate with the fewest such characters, and refuse when even that one is garbage.
+    if candidates:
+        bad, enc, text = min(candidates)
+        if bad <= 0.02:
+            return text, enc
     raise LabError(f"{name}: unknown encoding (not UTF-8/16, Shift_JIS/CP932 or EUC-JP); convert it to UTF-8")
+
+
+def _implausible(text: str) -> float:
+    """Share of characters a real Japanese text almost never has: private use, half-width kana, C1 controls."""
+    odd = sum(1 for ch in text if "\ue000" <= ch <= "\uf8ff" or "\uff61" <= ch <= "\uff9f" or "\x80" <= ch <= "\x9f")
+    return odd / max(1, len(text))
 
 
 def read_text(path: str | Path, aozora: bool = False) -> tuple[str, str]:

@@ -97,17 +97,18 @@ class Translator:
     def prepare(self, path: str | Path) -> list[Doc]:
         """Read, decode and chunk every input file; nothing is sent yet."""
         files = inputs(path)
+        texts = [read_text(f, self.s.aozora) for f in files]  # bad input fails before any request
         spec = self.s.spec
         overhead = self.clients[0].count_tokens(spec.messages(Chunk(0, []))) + 16
         overhead += self.count("；".join(f"{t.source}→{t.target}" for t in spec.glossary)) if spec.glossary else 0
         budget = chunk_budget(self.max_model_len, overhead, self.s.chunk_tokens)
+        hard = chunk_budget(self.max_model_len, overhead, 10**9)
         src_budget = budget * 2 // 3 if spec.context_lines else budget  # the rest carries context lines
         self.overhead = overhead
         docs = []
-        for f in files:
-            text, enc = read_text(f, self.s.aozora)
+        for f, (text, enc) in zip(files, texts, strict=True):
             lines = text.split("\n")
-            chunks = make_chunks(lines, self.count, src_budget, spec.context_lines)
+            chunks = make_chunks(lines, self.count, src_budget, spec.context_lines, hard * 2 // 3)
             for c in chunks:  # keep the newest context lines that fit the remaining budget
                 while c.context and sum(self.count(x) for x in c.context) > budget - src_budget:
                     c.context.pop(0)
@@ -172,6 +173,8 @@ class Translator:
         if hit is not None and len(hit) == len(chunk.units):
             self.stats["cached"] += 1
             return hit
+        if allow_split and self.s.split and self._was_split(doc, chunk):
+            return await self._split(doc, chunk)  # a resumed run goes straight to the halves it cached
         ctx_tr = None
         if chunk.context:
             ctx_tr = [(self.cached(doc, c) or [""])[0] for c in chunk.context] if self.s.spec.context_lines else None
@@ -202,18 +205,31 @@ class Translator:
                 self.store(doc, chunk.text, lines, {"attempts": attempt, "warnings": problems})
                 return lines
         if allow_split and self.s.split and len(chunk.units) > 1:
-            self.stats["splits"] += 1
-            half = len(chunk.units) // 2
-            parts = [Chunk(chunk.index, chunk.units[:half], chunk.context), Chunk(chunk.index, chunk.units[half:])]
-            got = [await self._translate_chunk(doc, p) for p in parts]
-            lines: list[str | None] = []
-            for g, p in zip(got, parts, strict=True):
-                lines += g if g is not None else [None] * len(p.units)
-            if None not in lines:
-                self.store(doc, chunk.text, lines, {"attempts": self.s.attempts, "split": True})
-            return lines
+            return await self._split(doc, chunk)
         self.stats["failed_units"] += len(chunk.units)
         return None
+
+    @staticmethod
+    def _halves(chunk: Chunk) -> list[Chunk]:
+        half = len(chunk.units) // 2
+        return [Chunk(chunk.index, chunk.units[:half], chunk.context), Chunk(chunk.index, chunk.units[half:])]
+
+    def _was_split(self, doc: Doc, chunk: Chunk) -> bool:
+        """True when a previous run split this chunk (some half, at any depth, is in the cache)."""
+        if len(chunk.units) < 2:
+            return False
+        return any(self.cached(doc, h.text) is not None or self._was_split(doc, h) for h in self._halves(chunk))
+
+    async def _split(self, doc: Doc, chunk: Chunk) -> list[str | None]:
+        """Translate the two halves separately; the whole is cached only when every unit succeeded."""
+        self.stats["splits"] += 1
+        lines: list[str | None] = []
+        for part in self._halves(chunk):
+            got = await self._translate_chunk(doc, part)
+            lines += got if got is not None else [None] * len(part.units)
+        if None not in lines:
+            self.store(doc, chunk.text, lines, {"attempts": self.s.attempts, "split": True})
+        return lines
 
     # -- the run ---------------------------------------------------------------------------------
     async def _run(self, docs: list[Doc]) -> None:
@@ -227,8 +243,9 @@ class Translator:
             async with sem:
                 lines = await self._translate_chunk(doc, chunk)
             if lines is None:
-                doc.failed.append(chunk.index)
                 lines = [None] * len(chunk.units)
+            if None in lines:  # some units kept their source with the marker: report the chunk
+                doc.failed.append(chunk.index)
             doc.results[chunk.index] = lines
             done += 1
             now = time.time()

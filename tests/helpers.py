@@ -61,3 +61,23 @@ class FakeServer:
     def close(self):
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def openai_fake(reply, max_model_len: int = 4096, model: str = "fake"):
+    """A real local OpenAI-like server: reply(body) -> (status, content | None for a hang, finish_reason)."""
+    def handler(path, body):
+        if path.endswith("/models"):
+            return 200, {"object": "list", "data": [{"id": model, "object": "model", "max_model_len": max_model_len}]}
+        if path.endswith("/tokenize"):
+            text = body.get("prompt") or "".join(m["content"] for m in body.get("messages", []))
+            return 200, {"count": len(text)}
+        status, content, finish = reply(body)
+        if content is None:
+            return status, None
+        if status != 200:
+            return status, {"error": {"message": content}}
+        return 200, {"id": "x", "object": "chat.completion", "created": 0, "model": model,
+                     "choices": [{"index": 0, "finish_reason": finish,
+                                  "message": {"role": "assistant", "content": content}}],
+                     "usage": {"prompt_tokens": 10, "completion_tokens": len(content), "total_tokens": 10}}
+    return FakeServer(handler)
