@@ -11,7 +11,7 @@ STAMP := $(VENV)/.lab-installed
 PIP := $(BIN)/python -m pip
 QUIET_PIP := { grep -v -e "^WARNING: Location" -e "^$$" || true; }
 
-.PHONY: help install tiny run test test-fast lint lab bench clean
+.PHONY: help install tiny run test test-fast lint lab browser clean
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
 
@@ -26,6 +26,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	@# beside the +cpu torch ("operator torchvision::nms does not exist"); the text path needs none.
 	$(PIP) uninstall -q -y torchvision torchaudio torchcodec 2>&1 | $(QUIET_PIP)
 	$(BIN)/python -c "import transformers, vllm, peft, bitsandbytes, papermill" 2>&1 | { grep -v -i warn || true; }
+	@# the notebooks' kernel: this venv, registered inside it (nothing in ~/.local is touched)
+	$(BIN)/python -m ipykernel install --sys-prefix --name lab-workbook --display-name "LLM Lab Workbook" >/dev/null
 	@touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install the project (idempotent)
@@ -36,7 +38,15 @@ tiny: install  ## build the embedded tiny model if missing (~1 min)
 run: tiny  ## run every notebook headless on PROFILE (default tiny) and rebuild the journal
 	$(BIN)/lab run --profile $(PROFILE)
 
-test: tiny  ## the whole test suite (unit, real vLLM server, notebooks via nbval)
+browser:  ## Debian chromium + chromium-driver for the browser test, where apt can install them
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && fc-list 2>/dev/null | grep -qi wqy || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "==> apt-get install chromium chromium-driver (browser test)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-wqy-zenhei \
+	      >/dev/null) || echo "chromium could not be installed: the browser test will be skipped"; \
+	  else echo "chromium not installed and no root apt: the browser test will be skipped"; fi; }
+
+test: tiny browser  ## the whole test suite (unit, real vLLM server, notebooks via nbval, browser)
 	$(BIN)/ruff check lab tests conftest.py
 	$(BIN)/python -m pytest tests --nbval-lax notebooks -p no:cacheprovider
 
@@ -45,6 +55,12 @@ test-fast: install  ## unit tests only (no server, no notebooks)
 
 lint: install  ## ruff
 	$(BIN)/ruff check lab tests conftest.py
+
+LAB_PORT_JUPYTER ?= 8888
+lab: tiny  ## JupyterLab on 127.0.0.1 with a token, opening notebooks/ (kernel: LLM Lab Workbook)
+	@# Jupyter prints the URL with its token to this terminal only; set JUPYTER_TOKEN to choose one.
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.port=$(LAB_PORT_JUPYTER) --no-browser \
+	  --ServerApp.root_dir=notebooks --ServerApp.open_browser=False $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 clean:  ## remove runs/, logs/ and the venv (the journal stays)
 	rm -rf runs logs $(VENV)

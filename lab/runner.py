@@ -120,8 +120,10 @@ def run(names: list[str] | None = None, profile: str | None = None, params: dict
             _save(run_dir, meta)
             print(f"[{i}/{len(nbs)}] {nb.stem} ...", flush=True)
             t0 = time.time()
+            # interactive=False: widget cells answer once as text instead of waiting for a click
+            nb_params = {"profile": prof.name, "interactive": False, **params}
             try:
-                pm.execute_notebook(str(nb), str(run_dir / nb.name), parameters={"profile": prof.name, **params},
+                pm.execute_notebook(str(nb), str(run_dir / nb.name), parameters=nb_params,
                                     kernel_name="python3", language="python", progress_bar=sys.stderr.isatty(),
                                     cwd=str(nb.parent), request_save_on_cell_execute=True)
                 entry["status"] = "ok"
