@@ -44,16 +44,8 @@ class FinetuneConfig:
 def load_jsonl(path: str | Path) -> list[list[dict[str, str]]]:
     """Chat records ({"messages": [...]}) from a JSONL file; errors name file:line."""
     p = Path(path)
-    if not p.exists():
-        raise LabError(f"dataset {p} does not exist")
     out = []
-    for n, line in enumerate(p.read_text("utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except ValueError as e:
-            raise LabError(f"{p}:{n}: malformed JSON ({e.msg})") from None
+    for n, rec in paths.read_jsonl(p, "dataset"):
         msgs = rec.get("messages") if isinstance(rec, dict) else None
         if not isinstance(msgs, list) or not all(isinstance(m, dict) and {"role", "content"} <= set(m) for m in msgs):
             raise LabError(f"{p}:{n}: expected {{\"messages\": [{{\"role\": ..., \"content\": ...}}, ...]}}")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 def root() -> Path:
@@ -47,3 +50,18 @@ def atomic_write(path: Path, data: bytes | str) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def read_jsonl(path: str | Path, what: str = "file") -> Iterator[tuple[int, Any]]:
+    """(line number, parsed value) for each non-blank line; missing file or bad JSON name file:line."""
+    from lab import LabError
+    p = Path(path)
+    if not p.exists():
+        raise LabError(f"{what} {p} does not exist")
+    for n, line in enumerate(p.read_text("utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            yield n, json.loads(line)
+        except ValueError as e:
+            raise LabError(f"{p}:{n}: malformed JSON ({getattr(e, 'msg', e)})") from None

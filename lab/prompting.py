@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab import LabError
+from lab import LabError, paths
 from lab.textio import split_sentences
 
 TEMPLATES = ("qwen", "sakura")
@@ -74,18 +74,12 @@ def load_fewshot(path: str | Path | None) -> list[tuple[str, str]]:
     """JSONL of {"source": ..., "target": ...} examples; errors name file:line."""
     if not path:
         return []
-    p = Path(path)
-    if not p.exists():
-        raise LabError(f"few-shot file {p} does not exist")
     out = []
-    for n, line in enumerate(p.read_text("utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    for n, rec in paths.read_jsonl(path, "few-shot file"):
         try:
-            rec = json.loads(line)
             out.append((str(rec["source"]), str(rec["target"])))
-        except (ValueError, KeyError, TypeError):
-            raise LabError(f"{p}:{n}: expected {{\"source\": ..., \"target\": ...}}") from None
+        except (KeyError, TypeError):
+            raise LabError(f"{path}:{n}: expected {{\"source\": ..., \"target\": ...}}") from None
     return out
 
 
