@@ -121,7 +121,9 @@ def run(names: list[str] | None = None, profile: str | None = None, params: dict
             print(f"[{i}/{len(nbs)}] {nb.stem} ...", flush=True)
             t0 = time.time()
             # interactive=False: widget cells answer once as text instead of waiting for a click
-            nb_params = {"profile": prof.name, "interactive": False, **params}
+            declared = pm.inspect_notebook(str(nb))
+            nb_params = {"profile": prof.name, **({"interactive": False} if "interactive" in declared else {}),
+                         **params}
             try:
                 pm.execute_notebook(str(nb), str(run_dir / nb.name), parameters=nb_params,
                                     kernel_name="python3", language="python", progress_bar=sys.stderr.isatty(),

@@ -39,6 +39,7 @@ def test_notebook_conventions(path):
         assert isinstance(tree.body[0], ast.Assign), line
         ast.literal_eval(tree.body[0].value)  # literals only
         assert "  # " in line, f"parameter needs a trailing comment saying why: {line}"
+        assert "=" not in line.split("  # ", 1)[1], f"papermill cannot parse '=' in a parameter comment: {line}"
 
 
 def _pins(reqs):
