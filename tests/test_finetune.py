@@ -70,7 +70,7 @@ def test_bad_target_module_keeps_previous_output(tiny_model_dir, tmp_path):
 
 
 def test_real_training_steps_save_an_adapter(tiny_model_dir, tmp_path):
-    res = finetune.train(_cfg(tiny_model_dir, tmp_path / "ft", steps=12), progress=False)
+    res = finetune.train(_cfg(tiny_model_dir, tmp_path / "ft", steps=12, merge=True), progress=False)
     assert [h["step"] for h in res["history"]] == list(range(1, 13))
     assert res["last_loss"] < res["first_loss"]
     assert res["heldout_loss"]["after"] < res["heldout_loss"]["before"]
@@ -80,6 +80,9 @@ def test_real_training_steps_save_an_adapter(tiny_model_dir, tmp_path):
     assert (saved / "adapter_model.safetensors").exists() and (saved / "tokenizer.json").exists()
     assert json.loads((tmp_path / "ft" / "result.json").read_text())["config"]["four_bit"] is True
     assert not list(tmp_path.glob("ft.partial*"))
+    from transformers import AutoModelForCausalLM
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "ft" / "merged")  # --merge: a plain model
+    assert sum(p.numel() for p in merged.parameters()) == res["memory"]["params_total"]
 
 
 @pytest.mark.server
