@@ -44,6 +44,21 @@ def resolve(names: list[str] | None) -> list[Path]:
     return out
 
 
+def declared_parameters(nb: Path) -> set[str]:
+    """Names assigned in the notebook's `parameters` cell (papermill warns about any other name)."""
+    import ast
+    cells = json.loads(Path(nb).read_text("utf-8")).get("cells", [])
+    for c in cells:
+        if "parameters" in c.get("metadata", {}).get("tags", []):
+            try:
+                tree = ast.parse("".join(c.get("source", "")))
+            except SyntaxError:
+                return set()
+            return {t.id for node in tree.body if isinstance(node, ast.Assign)
+                    for t in node.targets if isinstance(t, ast.Name)}
+    return set()
+
+
 def parse_param(text: str) -> tuple[str, Any]:
     """'key=value' -> (key, YAML-typed value); a clear error otherwise."""
     key, sep, raw = text.partition("=")
@@ -121,7 +136,7 @@ def run(names: list[str] | None = None, profile: str | None = None, params: dict
             print(f"[{i}/{len(nbs)}] {nb.stem} ...", flush=True)
             t0 = time.time()
             # interactive=False: widget cells answer once as text instead of waiting for a click
-            declared = pm.inspect_notebook(str(nb))
+            declared = declared_parameters(nb)
             nb_params = {"profile": prof.name, **({"interactive": False} if "interactive" in declared else {}),
                          **params}
             try:

@@ -28,6 +28,11 @@ def test_resolve_names():
         runner.resolve(["99_nope"])
 
 
+def test_declared_parameters():
+    assert runner.declared_parameters(runner.resolve(["01"])[0]) >= {"profile", "interactive", "concurrency"}
+    assert "interactive" not in runner.declared_parameters(runner.resolve(["00"])[0])
+
+
 def test_params_file_errors(tmp_path):
     with pytest.raises(LabError, match="does not exist"):
         runner.load_params_file(tmp_path / "x.yaml")
