@@ -93,7 +93,8 @@ def git_state() -> dict[str, Any]:
         return r.stdout.strip()
     try:
         commit = git("rev-parse", "HEAD") or "unknown"
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+        # journal/ is output, not code: rebuilding it must not mark the next run dirty
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!journal"))
     except (OSError, subprocess.SubprocessError):
         return {"git_commit": "unknown", "git_dirty": False}
     return {"git_commit": commit, "git_dirty": dirty}

@@ -106,7 +106,7 @@ def _entry_markdown(run: dict[str, Any], sections: list[tuple[str, list[dict[str
     if run.get("parameters"):
         lines.append(f"- parameters: `{json.dumps(run['parameters'], ensure_ascii=False, sort_keys=True)}`")
     if run.get("profile") == "tiny":
-        lines.append("- note: the tiny profile is a 0.4 M-parameter toy; its numbers exercise the pipeline, "
+        lines.append("- note: the tiny profile is a 0.5 M-parameter toy; its numbers exercise the pipeline, "
                      "they say nothing about translation quality")
     lines += ["", "| notebook | status | duration (s) |", "|---|---|---|"]
     for nb in run.get("notebooks", []):
