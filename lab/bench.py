@@ -103,21 +103,22 @@ def pct_of_ceiling(tok_s: float, concurrency: int, roof: dict[str, Any]) -> floa
     return round(100 * tok_s / max(concurrency, 1) / c, 2) if c else None
 
 
-async def _bare_loop(base_url: str, api_key: str, model: str, prompts: list[str], concurrency: int,
-                     output_len: int) -> tuple[int, float]:
-    """The reference: a plain openai async loop with a semaphore (what the lab client must match)."""
+async def _bare_loop(base_url: str, api_key: str, model: str, requests: list[tuple[list[dict[str, str]], int]],
+                     concurrency: int, extra_body: dict[str, Any]) -> tuple[int, float]:
+    """The reference: a plain openai async loop with a semaphore (what the lab code must match).
+
+    requests: (messages, max_tokens) pairs; returns (completion tokens, wall seconds)."""
     import openai
     ac = openai.AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=300)
     sem = asyncio.Semaphore(concurrency)
 
-    async def one(p: str) -> int:
+    async def one(messages: list[dict[str, str]], max_tokens: int) -> int:
         async with sem:
-            r = await ac.chat.completions.create(model=model, messages=[{"role": "user", "content": p}],
-                                                 max_tokens=output_len, temperature=0.0,
-                                                 extra_body={"ignore_eos": True})
+            r = await ac.chat.completions.create(model=model, messages=messages, max_tokens=max_tokens,
+                                                 temperature=0.0, extra_body=extra_body)
             return r.usage.completion_tokens
     t0 = time.perf_counter()
-    toks = sum(await asyncio.gather(*[one(p) for p in prompts]))
+    toks = sum(await asyncio.gather(*[one(m, mt) for m, mt in requests]))
     wall = time.perf_counter() - t0
     await ac.close()
     return toks, wall
@@ -284,12 +285,13 @@ def suite(profile: str | None = None, num_prompts: int = 64, output_len: int = 1
         res = client.batch(prompts, concurrency=c, stream=stream, max_tokens=output_len, ignore_eos=True)
         return sum(r.completion_tokens for r in res) / (time.perf_counter() - t0)
     hi = f"c{concurrency}"
+    bare_reqs = [([{"role": "user", "content": p}], output_len) for p in prompts]
     for _ in range(repeats):  # interleaved so drift in machine load hits every variant alike
         seen.setdefault("lab_c1", []).append(lab_run(1))
         seen.setdefault(f"lab_{hi}", []).append(lab_run(concurrency))
         seen.setdefault(f"lab_{hi}_stream", []).append(lab_run(concurrency, stream=True))
-        toks, wall = asyncio.run(_bare_loop(client.base_url, client._api_key, client.model, prompts,
-                                            concurrency, output_len))
+        toks, wall = asyncio.run(_bare_loop(client.base_url, client._api_key, client.model, bare_reqs,
+                                            concurrency, {"ignore_eos": True}))
         seen.setdefault(f"bare_openai_{hi}", []).append(toks / wall)
     best = {k: round(max(v), 1) for k, v in seen.items()}
     return {"tok_s_best": best, "tok_s_all": {k: [round(x, 1) for x in v] for k, v in seen.items()},
@@ -329,27 +331,15 @@ def translate_suite(profile: str | None = None, copies: int = 4, chunk_tokens: i
                 est = t.overhead + ch.tokens
                 reqs.append((t.s.spec.messages(ch), max_tokens_for(t.max_model_len, est, ch.tokens, t.s.max_tokens)))
 
-        async def bare() -> float:
-            import openai
-            ac = openai.AsyncOpenAI(base_url=prof.base_url, api_key=key, max_retries=0, timeout=300)
-            sem = asyncio.Semaphore(concurrency)
-
-            async def one(m: list[dict[str, str]], mt: int) -> int:
-                async with sem:
-                    r = await ac.chat.completions.create(
-                        model=t.model, messages=m, max_tokens=mt, temperature=0.0,
-                        extra_body={"chat_template_kwargs": {"enable_thinking": False}})
-                    return r.usage.completion_tokens
-            t0 = time.perf_counter()
-            n = sum(await asyncio.gather(*[one(m, mt) for m, mt in reqs]))
-            wall = time.perf_counter() - t0
-            await ac.close()
-            return n / wall
+        def bare() -> float:
+            toks, wall = asyncio.run(_bare_loop(prof.base_url, key, t.model, reqs, concurrency,
+                                                {"chat_template_kwargs": {"enable_thinking": False}}))
+            return toks / wall
         seen: dict[str, list[float]] = {}
         for i in range(repeats):  # interleaved, best of `repeats` (see suite() on this server's noise)
             seen.setdefault("pipeline_c1", []).append(pipeline(1, i))
             seen.setdefault(f"pipeline_c{concurrency}", []).append(pipeline(concurrency, i))
-            seen.setdefault(f"bare_c{concurrency}", []).append(asyncio.run(bare()))
+            seen.setdefault(f"bare_c{concurrency}", []).append(bare())
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     best = {k: round(max(v), 1) for k, v in seen.items()}

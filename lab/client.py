@@ -49,6 +49,13 @@ def messages_of(prompt: str | list[dict[str, str]], system: str | None = None) -
     return msgs + [{"role": "user", "content": prompt}]
 
 
+def _result(r: Any, e2e: float) -> Result:
+    """A Result from a non-streamed chat completion (usage may be missing on other servers)."""
+    u = r.usage
+    return Result(r.choices[0].message.content or "", r.choices[0].finish_reason,
+                  u.prompt_tokens if u else 0, u.completion_tokens if u else 0, e2e)
+
+
 class _StreamTally:
     """Accumulates streamed chunks: text, TTFT, inter-token latencies, finish reason, usage."""
 
@@ -129,27 +136,24 @@ class Client:
                 return int(m["max_model_len"])
         return 4096
 
-    def count_tokens(self, prompt: str | list[dict[str, str]]) -> int:
-        """Prompt tokens as the server counts them (vLLM's /tokenize, chat template applied); falls back
-        to the UTF-8 byte count, an upper bound for byte-level BPE tokenizers."""
-        msgs = messages_of(prompt)
+    def _tokenize(self, body: dict[str, Any], fallback: int) -> int:
+        """vLLM's /tokenize count for a request body; `fallback` when the server has no such endpoint."""
         root = self.base_url.rsplit("/v1", 1)[0]
         try:
-            r = self.sync.post(f"{root}/tokenize", cast_to=object,
-                               body={"model": self.model, "messages": msgs, "add_generation_prompt": True})
-            return int(r["count"])
+            return int(self.sync.post(f"{root}/tokenize", cast_to=object, body={"model": self.model, **body})["count"])
         except (openai.OpenAIError, KeyError, TypeError, ValueError):
-            return sum(len(m["content"].encode()) + 8 for m in msgs)
+            return fallback
+
+    def count_tokens(self, prompt: str | list[dict[str, str]]) -> int:
+        """Prompt tokens as the server counts them (chat template applied); falls back to the UTF-8
+        byte count, an upper bound for byte-level BPE tokenizers."""
+        msgs = messages_of(prompt)
+        return self._tokenize({"messages": msgs, "add_generation_prompt": True},
+                              sum(len(m["content"].encode()) + 8 for m in msgs))
 
     def count_text(self, text: str) -> int:
-        """Tokens of a plain text by the server's tokenizer (/tokenize); UTF-8 bytes as a fallback."""
-        root = self.base_url.rsplit("/v1", 1)[0]
-        try:
-            r = self.sync.post(f"{root}/tokenize", cast_to=object,
-                               body={"model": self.model, "prompt": text, "add_special_tokens": False})
-            return int(r["count"])
-        except (openai.OpenAIError, KeyError, TypeError, ValueError):
-            return len(text.encode())
+        """Tokens of a plain text by the server's tokenizer; UTF-8 bytes as a fallback."""
+        return self._tokenize({"prompt": text, "add_special_tokens": False}, len(text.encode()))
 
     def _kw(self, model: str | None, **kw: Any) -> dict[str, Any]:
         kw.setdefault("temperature", 0.0)
@@ -165,9 +169,7 @@ class Client:
         """One chat completion (blocking)."""
         t0 = time.perf_counter()
         r = self.sync.chat.completions.create(messages=messages_of(prompt, system), **self._kw(model, **kw))
-        u = r.usage
-        return Result(r.choices[0].message.content or "", r.choices[0].finish_reason,
-                      u.prompt_tokens if u else 0, u.completion_tokens if u else 0, time.perf_counter() - t0)
+        return _result(r, time.perf_counter() - t0)
 
     def stream(self, prompt: str | list[dict[str, str]], model: str | None = None,
                system: str | None = None, on_text: Any = None, **kw: Any) -> Result:
@@ -194,9 +196,7 @@ class Client:
             try:
                 if not stream:
                     r = await ac.chat.completions.create(messages=messages_of(prompt), **kw)
-                    u = r.usage
-                    return Result(r.choices[0].message.content or "", r.choices[0].finish_reason,
-                                  u.prompt_tokens, u.completion_tokens, time.perf_counter() - t0)
+                    return _result(r, time.perf_counter() - t0)
                 tally = _StreamTally()
                 s = await ac.chat.completions.create(messages=messages_of(prompt), stream=True,
                                                      stream_options={"include_usage": True}, **kw)

@@ -176,9 +176,9 @@ class Translator:
         if allow_split and self.s.split and self._was_split(doc, chunk):
             return await self._split(doc, chunk)  # a resumed run goes straight to the halves it cached
         ctx_tr = None
-        if chunk.context:
-            ctx_tr = [(self.cached(doc, c) or [""])[0] for c in chunk.context] if self.s.spec.context_lines else None
-            ctx_tr = ctx_tr if ctx_tr and all(ctx_tr) else None
+        if chunk.context:  # only set when context_lines > 0; translations used when all are cached
+            ctx_tr = [(self.cached(doc, c) or [""])[0] for c in chunk.context]
+            ctx_tr = ctx_tr if all(ctx_tr) else None
         msgs = self.s.spec.messages(chunk, ctx_tr)
         prompt_est = self.overhead + chunk.tokens + sum(self.count(c) for c in chunk.context)
         mt = max_tokens_for(self.max_model_len, prompt_est, chunk.tokens, self.s.max_tokens)
