@@ -112,8 +112,25 @@ def load_base(model: str, four_bit: bool) -> Any:
     if four_bit:
         q = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                                bnb_4bit_compute_dtype=torch.bfloat16)
-        return AutoModelForCausalLM.from_pretrained(model, quantization_config=q, device_map={"": device})
+        m = AutoModelForCausalLM.from_pretrained(model, quantization_config=q, device_map={"": device})
+        if device == "cpu":
+            _no_inference_repack(m)
+        return m
     return AutoModelForCausalLM.from_pretrained(model, dtype=torch.bfloat16).to(device)
+
+
+def _no_inference_repack(model: Any) -> None:
+    """Keep bitsandbytes' 4-bit CPU weights in the trainable layout.
+
+    bitsandbytes 0.50 repacks a Linear4bit's weight for AVX512-BF16 inference on its first eval
+    forward on CPU and never unpacks it for training; the repacked path (gemv_4bit) has no autograd,
+    so gradients stopped at every base layer. Our before-training evaluation triggered it: training
+    loss went 7.6 -> 2.3 on CPU against 7.6 -> 0.05 on CUDA (H100) and with a bf16 base on CPU.
+    """
+    import bitsandbytes as bnb
+    for mod in model.modules():
+        if isinstance(mod, bnb.nn.Linear4bit) and hasattr(mod, "support_avx512bf16_for_cpu"):
+            mod.support_avx512bf16_for_cpu = False
 
 
 def heldout_loss(model: Any, data: list[dict[str, list[int]]], pad_id: int) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,15 +41,16 @@ def cache() -> Path:
     return Path(os.environ.get("LAB_CACHE", default))
 
 
-def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write a file so readers see the old or the new content, never half of it."""
+def atomic_write(path: Path, data: bytes | str, durable: bool = True) -> None:
+    """Write a file so readers see the old or the new content, never half of it (durable: fsync too)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # writer threads too
     with open(tmp, "wb") as f:
         f.write(data.encode("utf-8") if isinstance(data, str) else data)
-        f.flush()
-        os.fsync(f.fileno())
+        if durable:  # survives an OS crash, not only a killed process
+            f.flush()
+            os.fsync(f.fileno())
     os.replace(tmp, path)
 
 

@@ -38,25 +38,30 @@ def bench(sub: argparse._SubParsersAction) -> None:
     st.add_argument("--num-prompts", type=int, default=64, help="requests per measurement (default 64)")
     st.add_argument("--output-len", type=int, default=128, help="tokens per request (default 128)")
     st.add_argument("--concurrency", type=int, default=32, help="high concurrency (default 32)")
+    st.add_argument("--repeats", type=int, default=5, help="interleaved rounds; ratios use medians (default 5)")
     tb = s.add_parser("translate", help="translation pipeline vs a bare openai loop; concurrency 16 vs 1")
     tb.add_argument("--profile", help="profile whose server is running")
-    tb.add_argument("--copies", type=int, default=4, help="copies of the sample texts (default 4)")
+    tb.add_argument("--copies", type=int, default=8, help="copies of the sample texts (default 8: 168 chunks)")
     tb.add_argument("--chunk-tokens", type=int, default=32, help="chunk size: small makes many chunks (default 32)")
     tb.add_argument("--concurrency", type=int, default=16, help="high concurrency (default 16)")
+    tb.add_argument("--repeats", type=int, default=5, help="interleaved rounds; ratios use medians (default 5)")
 
     def run(a: argparse.Namespace) -> int:
         from datetime import datetime
 
+        from lab import LabError, paths
         from lab import bench as b
-        from lab import paths
+        for opt in ("copies", "concurrency", "repeats", "num_prompts", "output_len", "chunk_tokens"):
+            if isinstance(getattr(a, opt, None), int) and getattr(a, opt) < 1:
+                raise LabError(f"--{opt.replace('_', '-')} must be >= 1, got {getattr(a, opt)}")
         if a.action == "translate":
-            res = b.translate_suite(a.profile, a.copies, a.chunk_tokens, a.concurrency)
+            res = b.translate_suite(a.profile, a.copies, a.chunk_tokens, a.concurrency, a.repeats)
             print(json.dumps(res, indent=1))
             print(f"scaling c{a.concurrency}/c1: {res['scaling']}x (target >= 5x); "
                   f"pipeline / bare openai loop: {res['pipeline_vs_bare']:.1%} (target >= 85%)")
             return 0
         if a.action == "suite":
-            res = b.suite(a.profile, a.num_prompts, a.output_len, a.concurrency)
+            res = b.suite(a.profile, a.num_prompts, a.output_len, a.concurrency, a.repeats)
             print(json.dumps(res, indent=1))
             print(f"scaling c{a.concurrency}/c1: {res['scaling']}x (target >= 8x); "
                   f"lab client / bare openai loop: {res['lab_vs_bare']:.1%} (target >= 95%)")

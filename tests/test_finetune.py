@@ -55,6 +55,33 @@ def test_base_loads_in_4bit_nf4(tiny_model_dir):
     assert finetune.count_params(m) == sum(p.numel() for p in full.parameters())
 
 
+def test_4bit_gradients_are_the_same_after_an_evaluation(tiny_model_dir):
+    """An eval forward (the before-training evaluation) must not change what training computes:
+    bitsandbytes repacked CPU weights for inference there, and gradients stopped at every base layer."""
+    import torch
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    def grads(evaluate_first: bool) -> dict[str, torch.Tensor]:
+        m = prepare_model_for_kbit_training(finetune.load_base(str(tiny_model_dir), four_bit=True))
+        torch.manual_seed(0)
+        m = get_peft_model(m, LoraConfig(r=4, target_modules=["q_proj", "down_proj"], lora_dropout=0.0))
+        for n, p in m.named_parameters():  # non-zero B, so gradients reach every A through the base layers
+            if "lora_B" in n:
+                torch.nn.init.normal_(p, std=0.5)
+        ids = torch.tensor([[5, 17, 42, 99, 7, 3, 250, 31]]).to(m.device)
+        if evaluate_first:
+            m.eval()
+            with torch.no_grad():
+                m(input_ids=ids)
+        m.train()
+        m(input_ids=ids, labels=ids).loss.backward()
+        return {n: p.grad.clone() for n, p in m.named_parameters() if p.requires_grad}
+    plain, after_eval = grads(False), grads(True)
+    assert plain.keys() == after_eval.keys() and any("layers.0." in n for n in plain)
+    for n in plain:
+        assert torch.allclose(plain[n], after_eval[n], rtol=1e-3, atol=1e-6), n
+
+
 def _cfg(tiny_model_dir, out, **kw):
     return finetune.FinetuneConfig(model=str(tiny_model_dir), train=str(DATA / "train.jsonl"),
                                    heldout=str(DATA / "heldout.jsonl"), out=str(out), eval_max_new_tokens=8, **kw)

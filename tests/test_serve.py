@@ -2,6 +2,7 @@
 
 import json
 import time
+from pathlib import Path
 
 import openai
 import pytest
@@ -20,6 +21,19 @@ def test_status_comes_from_the_server(tiny_server):
     assert st["pid"] == tiny_server.pid and st["uptime_s"] > 0
     r = lab("serve", "status")
     assert r.returncode == 0 and "running: http://127.0.0.1:8019/v1 model tiny-qwen3 max_model_len 2048" in r.stdout
+
+
+def test_server_session_runs_at_the_profiles_autogroup_nice(tiny_server):
+    """The tiny profile lowers the server's scheduling group so its busy-polling cannot starve clients."""
+    f = Path(f"/proc/{tiny_server.pid}/autogroup")
+    if not f.exists():
+        pytest.skip("kernel without autogroup scheduling: nothing to lower")
+    assert f.read_text().split()[-2:] == ["nice", "5"]
+    assert json.loads((paths.logs() / "vllm-8019.json").read_text())["autogroup"].endswith("nice 5")
+    # every vLLM process (EngineCore, worker) is in that one group
+    groups = {Path(f"/proc/{p}/autogroup").read_text().split()[0] for p in serve._group_pids(tiny_server.pid)}
+    assert len(groups) == 1
+    assert "process is gone" in serve.set_autogroup_nice(2**22 + 12345, 5)
 
 
 def test_start_reuses_a_healthy_server(tiny_server):

@@ -13,7 +13,7 @@ import pytest
 from helpers import ROOT, lab, openai_fake
 
 from lab import LabError
-from lab.prompting import PromptSpec, load_glossary
+from lab.prompting import Chunk, PromptSpec, chunk_budget, load_glossary
 from lab.translate import FAILED_MARK, Settings, Translator
 
 PREFACE = "把下面的日语翻译成中文。"
@@ -127,6 +127,64 @@ def test_locked_corrections_survive_new_settings(tmp_path):
         s = _settings(tmp_path / "out", fake.url, spec=PromptSpec(preface=PREFACE, context_lines=2))
         stats = Translator(s).run(doc)
         assert stats["requests"] == 0 and (tmp_path / "out" / "in.zh.txt").read_text() == "人工修改的译文\n"
+    finally:
+        fake.close()
+
+
+def test_broken_cache_files(tmp_path):
+    """An empty cache file (an OS crash before the data reached disk) is re-translated; a hand edit
+    that broke the JSON stops the run with the file's name instead of being silently replaced."""
+    fake = openai_fake(lambda body: (200, _zh(_source_of(body)), "stop"))
+    try:
+        doc = _doc(tmp_path, ["一行目です。", "二行目です。"])
+        s = _settings(tmp_path / "out", fake.url, spec=PromptSpec(preface=PREFACE), chunk_tokens=8)
+        first = Translator(s).run(doc)
+        files = sorted((tmp_path / "out" / ".lab-cache" / "in").glob("*.json"))
+        assert first["requests"] == len(files) == 2
+        files[0].write_text("")
+        again = Translator(s).run(doc)
+        assert again["requests"] == 1 and again["cached"] == 1 and json.loads(files[0].read_text())["lines"]
+        files[1].write_text('{"source": "二行目です。", "lines": ["改"], "locked": true')  # missing brace
+        with pytest.raises(LabError, match=rf"{files[1].name}: not valid JSON .*delete the file"):
+            Translator(s).run(doc)
+    finally:
+        fake.close()
+
+
+def test_a_long_sentence_may_use_the_whole_context_without_context_lines(tmp_path):
+    """Without --context, one sentence may take all the source room; with context, 2/3 of it."""
+    fake = openai_fake(lambda body: (200, "译", "stop"), max_model_len=600)  # the fake counts characters
+    try:
+        t = Translator(_settings(tmp_path / "o", fake.url, spec=PromptSpec(preface=PREFACE), chunk_tokens=20))
+        overhead = t.clients[0].count_tokens(t.s.spec.messages(Chunk(0, []))) + 16
+        hard = chunk_budget(600, overhead, 10**9)
+        doc = _doc(tmp_path, ["あ" * (hard - 2) + "。"])  # over 2/3 of the room, within all of it
+        assert [len(c.units) for d in t.prepare(doc) for c in d.chunks] == [1]
+        t2 = Translator(_settings(tmp_path / "o", fake.url, spec=PromptSpec(preface=PREFACE, context_lines=1),
+                                  chunk_tokens=20))
+        with pytest.raises(LabError, match="line 1: a sentence of .* does not fit"):
+            t2.prepare(doc)
+    finally:
+        fake.close()
+
+
+def test_context_carries_the_previous_chunks_translation(tmp_path):
+    """--context K: at concurrency 1 the prompt shows the previous lines with their translations,
+    also when those lines were translated inside a multi-line chunk."""
+    seen = []
+
+    def reply(body):
+        seen.append(body["messages"][-1]["content"])
+        src = body["messages"][-1]["content"].rsplit(PREFACE + "\n", 1)[-1]
+        return 200, "\n".join(f"译{i}" + "译" * len(x) for i, x in enumerate(src.splitlines())), "stop"
+    fake = openai_fake(reply)
+    try:
+        doc = _doc(tmp_path, ["一行目です。", "二行目です。", "三行目です。", "四行目です。"])
+        s = _settings(tmp_path / "out", fake.url, concurrency=1, chunk_tokens=20,
+                      spec=PromptSpec(preface=PREFACE, context_lines=1))
+        Translator(s).run(doc)
+        assert len(seen) == 2  # two chunks of two lines each
+        assert "二行目です。 => 译1" in seen[1] and "上文" in seen[1]
     finally:
         fake.close()
 
