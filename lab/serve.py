@@ -63,13 +63,17 @@ def port_open(host: str, port: int) -> bool:
 def set_autogroup_nice(pid: int, nice: int) -> str:
     """Lower the CPU priority of pid's session group; returns what /proc reports or why it could not."""
     f = Path(f"/proc/{pid}/autogroup")
-    try:
-        f.write_text(str(int(nice)))
-        return f.read_text().strip()
-    except FileNotFoundError:
-        return "no autogroup (kernel without CONFIG_SCHED_AUTOGROUP, or the process is gone)"
-    except OSError as e:
-        return f"could not set autogroup nice {nice}: {e.strerror}"
+    for _ in range(4):
+        try:
+            f.write_text(str(int(nice)))
+            return f.read_text().strip()
+        except FileNotFoundError:
+            return "no autogroup (kernel without CONFIG_SCHED_AUTOGROUP, or the process is gone)"
+        except BlockingIOError:  # EAGAIN: without CAP_SYS_ADMIN, one change per 100 ms machine-wide
+            time.sleep(0.15)
+        except OSError as e:
+            return f"could not set autogroup nice {nice}: {e.strerror}"
+    return f"could not set autogroup nice {nice}: the kernel kept answering 'try again'"
 
 
 def _alive(pid: int) -> bool:

@@ -36,6 +36,27 @@ def test_server_session_runs_at_the_profiles_autogroup_nice(tiny_server):
     assert "process is gone" in serve.set_autogroup_nice(2**22 + 12345, 5)
 
 
+def test_autogroup_nice_retries_the_kernels_rate_limit(monkeypatch, tmp_path):
+    """Without CAP_SYS_ADMIN the kernel allows one autogroup change per 100 ms machine-wide (EAGAIN)."""
+    calls = []
+    real_write, real_read = Path.write_text, Path.read_text
+
+    def write(self, data, *a, **k):
+        if str(self).endswith("/autogroup"):
+            calls.append(data)
+            if len(calls) < 3:
+                raise BlockingIOError(11, "Resource temporarily unavailable")
+            return len(data)
+        return real_write(self, data, *a, **k)
+    monkeypatch.setattr(Path, "write_text", write)
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: "/autogroup-7 nice 5"
+                        if str(self).endswith("/autogroup") else real_read(self, *a, **k))
+    assert serve.set_autogroup_nice(1, 5) == "/autogroup-7 nice 5" and calls == ["5", "5", "5"]
+    calls.clear()
+    monkeypatch.setattr(Path, "write_text", lambda self, *a, **k: (_ for _ in ()).throw(BlockingIOError(11, "x")))
+    assert "kept answering 'try again'" in serve.set_autogroup_nice(1, 5)
+
+
 def test_start_reuses_a_healthy_server(tiny_server):
     again = serve.start("tiny", quiet=True)
     assert not again.owned and again.pid == tiny_server.pid
