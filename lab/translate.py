@@ -103,9 +103,9 @@ class Translator:
         self._rr = 0
         self._last_start = 0.0
         self._aclients: list[openai.AsyncOpenAI] = []
-        # Per document: cache file names (one listdir, not a glob per chunk) and the open log. On
-        # the tiny model the client's per-chunk work competes with the server for the 2 cores.
-        self._index: dict[str, set[str]] = {}
+        # Per document: cache file names by source hash (one listdir, not a glob per chunk) and the
+        # open log. On the tiny model the client's per-chunk work competes with the server for 2 cores.
+        self._index: dict[str, dict[str, set[str]]] = {}
         self._logs: dict[str, Any] = {}
 
     # -- preparation -------------------------------------------------------------------------
@@ -142,25 +142,33 @@ class Translator:
     def _cache_dir(self, doc: Doc) -> Path:
         return self.s.out / ".lab-cache" / doc.name
 
+    def _cached_names(self, doc: Doc) -> dict[str, set[str]]:
+        """The document's cache file names ("<source hash>-<settings>.json") by source hash."""
+        if doc.name not in self._index:
+            try:
+                names = os.listdir(self._cache_dir(doc))
+            except FileNotFoundError:
+                names = []
+            index: dict[str, set[str]] = {}
+            for n in names:
+                if n.endswith(".json") and "-" in n:
+                    index.setdefault(n.split("-", 1)[0], set()).add(n)
+            self._index[doc.name] = index
+        return self._index[doc.name]
+
     def cached(self, doc: Doc, text: str) -> list[str] | None:
         """A locked correction (any settings) or this settings' cached translation of a chunk text."""
         d, src = self._cache_dir(doc), _h(text)[:16]
-        if doc.name not in self._index:
-            try:
-                self._index[doc.name] = {n for n in os.listdir(d) if n.endswith(".json")}
-            except FileNotFoundError:
-                self._index[doc.name] = set()
-        names = self._index[doc.name]
-        for n in sorted(n for n in names if n.startswith(f"{src}-")):
-            rec = _read_cached(d / n)
-            if rec and rec.get("locked") and rec.get("source") == text:
+        own = None
+        for name in sorted(self._cached_names(doc).get(src, ())):  # each file read once
+            rec = _read_cached(d / name)
+            if not rec or rec.get("source") != text:
+                continue
+            if rec.get("locked"):
                 return rec["lines"]
-        f = d / f"{src}-{self.fp}.json"
-        if self.s.resume and f.name in names:
-            rec = _read_cached(f)
-            if rec and rec.get("source") == text:
-                return rec["lines"]
-        return None
+            if name == f"{src}-{self.fp}.json":
+                own = rec
+        return own["lines"] if own is not None and self.s.resume else None
 
     def store(self, doc: Doc, text: str, lines: list[str], meta: dict[str, Any]) -> None:
         rec = {"source": text, "lines": lines, "locked": False, "model": self.model, **meta}
@@ -170,7 +178,7 @@ class Translator:
         name = f"{_h(text)[:16]}-{self.fp}.json"
         paths.atomic_write(self._cache_dir(doc) / name, json.dumps(rec, ensure_ascii=False, indent=1) + "\n",
                            durable=False)
-        self._index.setdefault(doc.name, set()).add(name)
+        self._cached_names(doc).setdefault(name.split("-", 1)[0], set()).add(name)
 
     # -- requests ------------------------------------------------------------------------------
     def _log(self, doc: Doc, rec: dict[str, Any]) -> None:
