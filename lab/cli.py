@@ -1,4 +1,4 @@
-"""The `lab` command: doctor, tiny, serve, run, journal and the pipelines' subcommands."""
+"""The `lab` command: core subcommands here, each stage's from its own `add_commands`."""
 
 from __future__ import annotations
 
@@ -6,136 +6,146 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable
 from typing import Any
 
-from lab import LabError
+from lab import LabError, options
+from lab.bench.cli import add_commands as bench_commands
+from lab.c2rust.cli import add_commands as c2rust_commands
+from lab.finetune.cli import add_commands as finetune_commands
+from lab.translate.cli import add_commands as translate_commands
 
-COMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {}
-
-
-def command(fn: Callable[[argparse._SubParsersAction], None]) -> Callable[[argparse._SubParsersAction], None]:
-    """Register a function that adds one subcommand parser."""
-    COMMANDS[fn.__name__] = fn
-    return fn
+STATUS_EXIT = {"running": 0, "not running": 3, "key rejected": 4}  # `lab serve status`, text and --json alike
 
 
-def _profile_opts(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", help="profile name (default: $LAB_PROFILE or 'tiny'); `lab profiles` lists them")
-    p.add_argument("--port", type=int, help="override the profile's port (same as LAB_PORT)")
-    p.add_argument("--host", help="override the bind address (default 127.0.0.1; same as LAB_HOST)")
+def _doctor(a: argparse.Namespace) -> int:
+    from lab import doctor
+    rows = doctor.checks()
+    print(json.dumps(rows, indent=1)) if a.json else options.print_rows(rows)
+    return 1 if any(r["status"] == "fail" for r in rows) else 0
 
 
-def _apply_overrides(a: argparse.Namespace) -> None:
-    if getattr(a, "port", None):
-        os.environ["LAB_PORT"] = str(a.port)
-    if getattr(a, "host", None):
-        os.environ["LAB_HOST"] = a.host
+def _profiles(a: argparse.Namespace) -> int:
+    from lab import config
+    options.print_rows([{"profile": n, "model": b.get("model"), "device": b.get("device", "cpu"),
+                         "description": b.get("description", "")} for n, b in sorted(config.available().items())])
+    return 0
 
 
-def _print_rows(rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    cols = list(rows[0])
-    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in cols}
-    print("  ".join(c.ljust(widths[c]) for c in cols))
-    for r in rows:
-        print("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in cols))
+def _tiny(a: argparse.Namespace) -> int:
+    from lab import tiny
+    if a.action == "path":
+        print(tiny.default_dir())
+        return 0 if (tiny.default_dir() / "model.safetensors").exists() else 1
+    print(tiny.build(a.out, force=a.force))
+    return 0
 
 
-@command
-def doctor(sub: argparse._SubParsersAction) -> None:
+def _serve(a: argparse.Namespace) -> int:
+    from lab import serve
+    options.apply_overrides(a)
+    if a.action == "start":
+        if a.api_key:
+            os.environ["LAB_API_KEY"] = a.api_key
+        srv = serve.start(a.profile, timeout=a.timeout)
+        hint = (f" --profile {a.profile}" if a.profile else "") + (f" --port {a.port}" if a.port else "")
+        print(f"{srv.base_url} serving {srv.profile.served_name}; stop with `lab serve stop{hint}`")
+        return 0
+    if a.action == "stop":
+        serve.stop(a.profile)
+        return 0
+    if a.action == "logs":
+        print(serve.logs_tail(a.n), end="")
+        return 0
+    st = serve.status(a.profile)
+    state = "running" if st["running"] else "key rejected" if st.get("unauthorized") else "not running"
+    if a.json:
+        print(json.dumps(st, indent=1))
+    elif st["running"]:
+        m = st["models"][0]
+        print(f"running: {st['url']} model {m['id']} max_model_len {m['max_model_len']}"
+              + (f" pid {st['pid']} uptime {st['uptime_s']:.0f}s" if "pid" in st else " (not started by lab)"))
+    else:
+        print(f"{state} on {st['url']}" + (f" ({st['error']})" if "error" in st else ""))
+        if "stale_pidfile_removed" in st:
+            print(f"removed a stale pid file (pid {st['stale_pidfile_removed']} no longer exists)")
+    return STATUS_EXIT[state]
+
+
+def _chat(a: argparse.Namespace) -> int:
+    c = options.client(a, timeout=a.timeout)
+    kw: dict[str, Any] = {"max_tokens": a.max_tokens, "temperature": a.temperature}
+    if not a.thinking:
+        kw["thinking"] = False
+    if a.no_stream:
+        print(c.chat(a.prompt, system=a.system, **kw).text)
+    else:
+        c.stream(a.prompt, system=a.system, on_text=lambda t: print(t, end="", flush=True), **kw)
+        print()
+    return 0
+
+
+def _run(a: argparse.Namespace) -> int:
+    from lab import runner
+    params: dict[str, Any] = {}
+    for f in a.params_file:
+        params.update(runner.load_params_file(f))
+    params.update(dict(runner.parse_param(x) for x in a.param))
+    run_dir, ok = runner.run(a.notebooks, a.profile, params, share_server=a.share_server, fail_fast=a.fail_fast)
+    print(f"{'all notebooks ok' if ok else 'FAILED'}: executed notebooks in {run_dir}")
+    return 0 if ok else 1
+
+
+def _journal(a: argparse.Namespace) -> int:
+    from lab import journal
+    print(journal.build() / "README.md")
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """The core subcommands: doctor, profiles, tiny, serve, chat, run, journal."""
     p = sub.add_parser("doctor", help="check Python, packages, GPUs, driver, libcuda, disk, caches")
     p.add_argument("--json", action="store_true", help="print the checks as JSON")
+    p.set_defaults(func=_doctor)
+    sub.add_parser("profiles", help="list the known profiles (shipped and ./lab.toml)").set_defaults(func=_profiles)
 
-    def run(a: argparse.Namespace) -> int:
-        from lab import doctor as d
-        rows = d.checks()
-        print(json.dumps(rows, indent=1)) if a.json else _print_rows(rows)
-        return 1 if any(r["status"] == "fail" for r in rows) else 0
-    p.set_defaults(func=run)
-
-
-@command
-def profiles(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("profiles", help="list the known profiles (shipped and ./lab.toml)")
-
-    def run(a: argparse.Namespace) -> int:
-        from lab import config
-        _print_rows([{"profile": n, "model": b.get("model"), "device": b.get("device", "cpu"),
-                      "description": b.get("description", "")} for n, b in sorted(config.available().items())])
-        return 0
-    p.set_defaults(func=run)
-
-
-@command
-def tiny(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tiny", help="build or locate the embedded tiny model")
-    s = p.add_subparsers(dest="action", required=True)
+    s = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     b = s.add_parser("build", help="train the tokenizer and the tiny Qwen3 on data/corpus (~1 min on 2 cores)")
     b.add_argument("--force", action="store_true", help="rebuild even if a build for this corpus exists")
     b.add_argument("--out", help="output folder (default: the cache folder keyed by the corpus hash)")
     s.add_parser("path", help="print the folder of the current tiny build")
+    p.set_defaults(func=_tiny)
 
-    def run(a: argparse.Namespace) -> int:
-        from lab import tiny as t
-        if a.action == "path":
-            print(t.default_dir())
-            return 0 if (t.default_dir() / "model.safetensors").exists() else 1
-        print(t.build(a.out, force=a.force))
-        return 0
-    p.set_defaults(func=run)
-
-
-@command
-def serve(sub: argparse._SubParsersAction) -> None:
+    from lab import serve
     p = sub.add_parser("serve", help="start, inspect and stop the vLLM server of a profile")
-    s = p.add_subparsers(dest="action", required=True)
+    s = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     st = s.add_parser("start", help="start (or reuse) the server in the background; waits until ready")
-    _profile_opts(st)
+    options.profile_opts(st)
     st.add_argument("--api-key", help="require this key (prefer $LAB_API_KEY: argv is visible in `ps`)")
-    st.add_argument("--timeout", type=float, default=600, help="seconds to wait for readiness (default 600)")
-    for name, text in (("status", "status as the server reports it (/health, /v1/models)"),
-                       ("stop", "stop the server and its whole process group")):
-        sp = s.add_parser(name, help=text)
-        _profile_opts(sp)
-        if name == "status":
-            sp.add_argument("--json", action="store_true", help="print JSON")
+    options.add(st, "--timeout", serve.start, type=options.POSITIVE_FLOAT, help="seconds to wait for readiness")
+    sp = s.add_parser("status", help="status as the server reports it (/health, /v1/models); exit 0 running, "
+                      "3 not running, 4 API key rejected (same with --json)")
+    options.profile_opts(sp)
+    sp.add_argument("--json", action="store_true", help="print JSON")
+    sp = s.add_parser("stop", help="stop the server and its whole process group")
+    options.profile_opts(sp)
     lg = s.add_parser("logs", help="print the end of logs/latest.log")
-    lg.add_argument("-n", type=int, default=40, help="number of lines (default 40)")
+    lg.add_argument("-n", type=options.POSITIVE_INT, default=40, help="number of lines (default: 40)")
+    p.set_defaults(func=_serve)
 
-    def run(a: argparse.Namespace) -> int:
-        from lab import serve as sv
-        _apply_overrides(a)
-        if a.action == "start":
-            if a.api_key:
-                os.environ["LAB_API_KEY"] = a.api_key
-            srv = sv.start(a.profile, timeout=a.timeout)
-            print(f"{srv.base_url} serving {srv.profile.served_name}; stop with `lab serve stop"
-                  f"{' --profile ' + a.profile if a.profile else ''}`")
-        elif a.action == "stop":
-            sv.stop(a.profile)
-        elif a.action == "logs":
-            print(sv.logs_tail(a.n), end="")
-        else:
-            st = sv.status(a.profile)
-            if a.json:
-                print(json.dumps(st, indent=1))
-            elif st["running"]:
-                m = st["models"][0]
-                print(f"running: {st['url']} model {m['id']} max_model_len {m['max_model_len']}"
-                      + (f" pid {st['pid']} uptime {st['uptime_s']:.0f}s" if "pid" in st else " (not started by lab)"))
-            else:
-                print(f"not running on {st['url']}" + (f" ({st['error']})" if "error" in st else ""))
-                if "stale_pidfile_removed" in st:
-                    print(f"removed a stale pid file (pid {st['stale_pidfile_removed']} no longer exists)")
-                return 3
-        return 0
-    p.set_defaults(func=run)
+    from lab import client
+    p = sub.add_parser("chat", help="one chat completion from the terminal (streams the answer)")
+    p.add_argument("prompt", help="the user message")
+    options.endpoint_opts(p)
+    p.add_argument("--system", help="system message (default: none)")
+    p.add_argument("--max-tokens", type=options.POSITIVE_INT, default=256, help="tokens in the answer (default: 256)")
+    p.add_argument("--temperature", type=float, default=0.0,
+                   help="sampling temperature, passed to the server as given (default: 0, greedy)")
+    p.add_argument("--thinking", action="store_true", help="let Qwen3-style models think (default: off)")
+    p.add_argument("--no-stream", action="store_true", help="wait for the whole answer (default: stream)")
+    options.add(p, "--timeout", client.Client, type=options.POSITIVE_FLOAT, help="seconds per request")
+    p.set_defaults(func=_chat)
 
-
-@command
-def run_(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="execute notebooks headless with papermill into runs/, then rebuild the journal")
     p.add_argument("notebooks", nargs="*", help="notebooks by number or name (default: all), e.g. 00 01_serving")
     p.add_argument("--profile", help="profile for every notebook (default: $LAB_PROFILE or 'tiny')")
@@ -146,51 +156,28 @@ def run_(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fail-fast", action="store_true", help="stop at the first failing notebook")
     p.add_argument("--share-server", action=argparse.BooleanOptionalAction, default=None,
                    help="start one server for all notebooks (default: on for CPU profiles)")
+    p.set_defaults(func=_run)
 
-    def run(a: argparse.Namespace) -> int:
-        from lab import runner
-        params: dict[str, Any] = {}
-        for f in a.params_file:
-            params.update(runner.load_params_file(f))
-        params.update(dict(runner.parse_param(x) for x in a.param))
-        run_dir, ok = runner.run(a.notebooks, a.profile, params, share_server=a.share_server, fail_fast=a.fail_fast)
-        print(f"{'all notebooks ok' if ok else 'FAILED'}: executed notebooks in {run_dir}")
-        return 0 if ok else 1
-    p.set_defaults(func=run)
-
-
-@command
-def journal(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("journal", help="rebuild journal/ from the executed notebooks in runs/")
-    s = p.add_subparsers(dest="action", required=True)
+    s = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     s.add_parser("build", help="write one entry per finished run and the index (existing entries are kept)")
-
-    def run(a: argparse.Namespace) -> int:
-        from lab import journal as j
-        print(j.build() / "README.md")
-        return 0
-    p.set_defaults(func=run)
+    p.set_defaults(func=_journal)
 
 
 def parser() -> argparse.ArgumentParser:
-    """The full argument parser (every subcommand registered)."""
-    from lab import pipelines  # noqa: F401  (registers the pipeline subcommands)
-
+    """The full argument parser: core commands, then each stage's."""
     ap = argparse.ArgumentParser(prog="lab", description="LLM Lab Workbook: serve, measure, fine-tune and translate "
                                  "with open LLMs. Environment: LAB_PROFILE, LAB_PORT, LAB_HOST, LAB_API_KEY, "
                                  "LAB_MODEL, LAB_CACHE, LAB_RUNS, LAB_LOGS, LAB_JOURNAL.")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in COMMANDS.values():
+    for add in (add_commands, bench_commands, finetune_commands, translate_commands, c2rust_commands):
         add(sub)
     return ap
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: one clear line and a non-zero exit for every user error."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:2] == ["translate", "eval"]:  # `lab translate eval` is `lab translate-eval`
-        argv = ["translate-eval", *argv[2:]]
-    args = parser().parse_args(argv)
+    """Entry point: one `error:` line and a non-zero exit for every user or server error, never a traceback."""
+    args = parser().parse_args(sys.argv[1:] if argv is None else argv)
     try:
         return int(args.func(args) or 0)
     except LabError as e:
@@ -199,8 +186,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: stopped; finished work is kept on disk", file=sys.stderr)
         return 130
+    except Exception as e:  # a server error a stage did not convert still gets one line
+        import openai
+        if not isinstance(e, openai.OpenAIError):
+            raise
+        from lab.client import server_error
+        print(f"error: {server_error(e, getattr(getattr(e, 'request', None), 'url', 'the server'))}",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
-    from lab.cli import main as _main  # the registered module, not this __main__ copy (pipelines import lab.cli)
-    sys.exit(_main())
+    sys.exit(main())

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,75 @@ from lab import LabError
 
 TIMEOUT_S = 300.0  # one request; a 32B model writing 8k tokens at ~30 tok/s needs ~270 s
 MAX_RETRIES = 3     # the openai client retries 408/409/429/5xx and connection errors with backoff
+
+
+class ServerError(LabError):
+    """Something went wrong talking to an OpenAI-compatible server; the message names it and what to do."""
+
+
+class ServerUnreachable(ServerError):
+    """Nothing answers at the URL (connection refused, DNS, reset)."""
+
+
+class ServerTimeout(ServerError):
+    """The server did not answer within the request timeout."""
+
+
+class AuthError(ServerError):
+    """401/403: wrong or missing API key."""
+
+
+class BadRequest(ServerError):
+    """400/422: the server rejected the request; its own message is kept."""
+
+
+class ModelNotFound(ServerError):
+    """404: the server does not serve the model (or the path)."""
+
+
+class ServerFailed(ServerError):
+    """429 or 5xx after the client's retries."""
+
+
+def _server_message(e: openai.APIStatusError) -> str:
+    """The server's own one-line message from an error body (vLLM: {"message": ...}; OpenAI: {"error": {...}})."""
+    body = e.body
+    msg = None
+    if isinstance(body, dict):
+        inner = body.get("error") if isinstance(body.get("error"), dict) else body
+        msg = inner.get("message") or body.get("detail")
+    text = str(msg or e.message or type(e).__name__)
+    return " ".join(text.split())[:300]
+
+
+def server_error(e: BaseException, base_url: str) -> ServerError:
+    """One LabError subclass with a one-line message for an openai (or httpx) error from `base_url`."""
+    where = f"server {base_url}"
+    if isinstance(e, openai.APITimeoutError):
+        return ServerTimeout(f"{where} did not answer in time (request timeout); it may be overloaded or hung: "
+                             f"check `lab serve status` and its log")
+    if isinstance(e, openai.APIConnectionError):
+        return ServerUnreachable(f"no server answers at {base_url}: start one with `lab serve start` "
+                                 f"or check the URL")
+    if isinstance(e, openai.APIStatusError):
+        code, msg = e.status_code, _server_message(e)
+        if code in (401, 403):
+            return AuthError(f"{where} rejected the API key ({code}): set LAB_API_KEY to the key it was started with")
+        if code == 404:
+            return ModelNotFound(f"{where} answered 404 ({msg}): list its models with `lab serve status`")
+        if code in (400, 422):
+            return BadRequest(f"{where} rejected the request ({code}): {msg}")
+        return ServerFailed(f"{where} failed with {code} after retries: {msg}")
+    return ServerError(f"{where}: {type(e).__name__}: {' '.join(str(e).split())[:300]}")
+
+
+@contextmanager
+def server_errors(base_url: str) -> Iterator[None]:
+    """Turn openai errors raised inside the block into ServerError subclasses."""
+    try:
+        yield
+    except openai.OpenAIError as e:
+        raise server_error(e, base_url) from None
 
 
 @dataclass
@@ -39,6 +109,16 @@ def run_sync(coro: Any) -> Any:
     import concurrent.futures
     with concurrent.futures.ThreadPoolExecutor(1) as ex:
         return ex.submit(asyncio.run, coro).result()
+
+
+def root_url(base_url: str) -> str:
+    """The server root of an OpenAI base URL (http://h:p/v1 -> http://h:p), where /health and /tokenize live."""
+    return base_url.rstrip("/").rsplit("/v1", 1)[0]
+
+
+def context_room(max_model_len: int, prompt_tokens: int) -> int:
+    """Tokens left for the reply after a prompt (8 spare: chat templates add a few at generation)."""
+    return max_model_len - prompt_tokens - 8
 
 
 def messages_of(prompt: str | list[dict[str, str]], system: str | None = None) -> list[dict[str, str]]:
@@ -108,10 +188,8 @@ class Client:
     def models(self, refresh: bool = False) -> list[dict[str, Any]]:
         """The server's /v1/models entries (id, max_model_len, root, parent)."""
         if self._models is None or refresh:
-            try:
+            with server_errors(self.base_url):
                 data = self.sync.models.list().data
-            except openai.APIConnectionError:
-                raise LabError(f"no server answers at {self.base_url}: start one with `lab serve start`") from None
             self._models = [m.model_dump() for m in data]
         return self._models
 
@@ -138,9 +216,9 @@ class Client:
 
     def _tokenize(self, body: dict[str, Any], fallback: int) -> int:
         """vLLM's /tokenize count for a request body; `fallback` when the server has no such endpoint."""
-        root = self.base_url.rsplit("/v1", 1)[0]
         try:
-            return int(self.sync.post(f"{root}/tokenize", cast_to=object, body={"model": self.model, **body})["count"])
+            return int(self.sync.post(f"{root_url(self.base_url)}/tokenize", cast_to=object,
+                                      body={"model": self.model, **body})["count"])
         except (openai.OpenAIError, KeyError, TypeError, ValueError):
             return fallback
 
@@ -168,18 +246,20 @@ class Client:
              system: str | None = None, **kw: Any) -> Result:
         """One chat completion (blocking)."""
         t0 = time.perf_counter()
-        r = self.sync.chat.completions.create(messages=messages_of(prompt, system), **self._kw(model, **kw))
+        with server_errors(self.base_url):
+            r = self.sync.chat.completions.create(messages=messages_of(prompt, system), **self._kw(model, **kw))
         return _result(r, time.perf_counter() - t0)
 
     def stream(self, prompt: str | list[dict[str, str]], model: str | None = None,
                system: str | None = None, on_text: Any = None, **kw: Any) -> Result:
         """Streamed chat completion: measures TTFT and inter-token latencies; on_text(piece) per chunk."""
         tally = _StreamTally(on_text)
-        stream = self.sync.chat.completions.create(
-            messages=messages_of(prompt, system), stream=True,
-            stream_options={"include_usage": True}, **self._kw(model, **kw))
-        for chunk in stream:
-            tally.feed(chunk)
+        with server_errors(self.base_url):
+            stream = self.sync.chat.completions.create(
+                messages=messages_of(prompt, system), stream=True,
+                stream_options={"include_usage": True}, **self._kw(model, **kw))
+            for chunk in stream:
+                tally.feed(chunk)
         return tally.result()
 
     def async_client(self) -> openai.AsyncOpenAI:
@@ -204,7 +284,7 @@ class Client:
                     tally.feed(chunk)
                 return tally.result()
             except openai.OpenAIError as e:
-                return Result("", None, 0, 0, time.perf_counter() - t0, error=f"{type(e).__name__}: {e}")
+                return Result("", None, 0, 0, time.perf_counter() - t0, error=str(server_error(e, self.base_url)))
 
     async def abatch(self, prompts: Iterable[Any], concurrency: int = 8, stream: bool = False,
                      model: str | None = None, **kw: Any) -> list[Result]:

@@ -17,6 +17,11 @@ ENV_OVERRIDES = {"LAB_MODEL": "model", "LAB_PORT": "port", "LAB_HOST": "host",
                  "LAB_SERVED_NAME": "served_name"}
 
 
+def connect_host(bind: str) -> str:
+    """Where a client on this machine connects to a server bound to `bind` (0.0.0.0 / "" / :: -> loopback)."""
+    return "127.0.0.1" if bind in ("0.0.0.0", "", "::") else bind
+
+
 @dataclass
 class Profile:
     """One resolved profile."""
@@ -35,8 +40,7 @@ class Profile:
     @property
     def base_url(self) -> str:
         """OpenAI-compatible base URL of this profile's server."""
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
-        return f"http://{host}:{self.port}/v1"
+        return f"http://{connect_host(self.host)}:{self.port}/v1"
 
     def model_path(self) -> str:
         """Local folder or hub id handed to vLLM; 'tiny' resolves to the embedded build."""
@@ -111,16 +115,9 @@ def load(name: str | None = None, check_device: bool = True) -> Profile:
 
 
 def gpu_count() -> int:
-    """Number of visible NVIDIA GPUs (0 when no driver), without importing torch."""
-    try:
-        import pynvml
-        pynvml.nvmlInit()
-        try:
-            return int(pynvml.nvmlDeviceGetCount())
-        finally:
-            pynvml.nvmlShutdown()
-    except Exception:
-        return 0
+    """Number of NVIDIA GPUs NVML sees (0 when no driver), without importing torch."""
+    from lab import doctor
+    return len(doctor.gpus().get("devices") or [])
 
 
 def require_device(prof: Profile) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,11 @@ def cache() -> Path:
     """Built artefacts such as the tiny model; $LAB_CACHE, else ~/.cache/lab."""
     default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lab"
     return Path(os.environ.get("LAB_CACHE", default))
+
+
+def utc_stamp(iso: bool = False) -> str:
+    """Now in UTC: 20261123T164100Z for file names, or 2026-11-23T16:41:00Z (iso) for records."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ" if iso else "%Y%m%dT%H%M%SZ")
 
 
 def atomic_write(path: Path, data: bytes | str, durable: bool = True) -> None:

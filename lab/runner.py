@@ -6,7 +6,6 @@ import json
 import os
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -94,10 +93,6 @@ def _save(run_dir: Path, meta: dict[str, Any]) -> None:
     paths.atomic_write(run_dir / "run.json", json.dumps(meta, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
 
 
-def _utc() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def run(names: list[str] | None = None, profile: str | None = None, params: dict[str, Any] | None = None,
         share_server: bool | None = None, fail_fast: bool = False, runs_dir: Path | None = None,
         build_journal: bool = True) -> tuple[Path, bool]:
@@ -111,11 +106,11 @@ def run(names: list[str] | None = None, profile: str | None = None, params: dict
     if not nbs:
         raise LabError(f"no notebooks found in {notebook_dir()}")
     params = dict(params or {})
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = paths.utc_stamp()
     run_dir = Path(runs_dir or paths.runs()) / f"{stamp}-{prof.name}"
     run_dir.mkdir(parents=True, exist_ok=False)
     meta: dict[str, Any] = {"id": run_dir.name, "profile": prof.name, "model": prof.served_name,
-                            "started": _utc(), "ended": None, "parameters": params,
+                            "started": paths.utc_stamp(iso=True), "ended": None, "parameters": params,
                             "env": doctor.environment(), "notebooks": []}
     _save(run_dir, meta)
     # On CPU one server serves every notebook (saves ~35 s start-up each); on a GPU each notebook
@@ -167,7 +162,7 @@ def run(names: list[str] | None = None, profile: str | None = None, params: dict
     finally:
         if srv is not None and srv.owned:
             serve.stop(prof, quiet=True)
-        meta["ended"] = _utc()
+        meta["ended"] = paths.utc_stamp(iso=True)
         _save(run_dir, meta)
         if build_journal:
             jdir = journal.build(run_dir.parent)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -11,13 +12,13 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from lab import LabError, config, paths
+from lab.client import root_url
 
 READY_TIMEOUT_S = 600  # tiny model: ~34 s eager, ~75 s compiled; a 32B AWQ model: minutes
 
@@ -32,7 +33,7 @@ def _headers(api_key: str | None) -> dict[str, str]:
 
 def probe(prof: config.Profile, api_key: str | None = None, timeout: float = 3.0) -> dict[str, Any] | None:
     """Ask the server itself: {'models': [...]} when an OpenAI API answers on the port, else None."""
-    url = prof.base_url.rsplit("/v1", 1)[0]
+    url = root_url(prof.base_url)
     try:
         r = httpx.get(f"{url}/v1/models", headers=_headers(api_key), timeout=timeout)
     except httpx.HTTPError:
@@ -51,7 +52,7 @@ def port_open(host: str, port: int) -> bool:
     """True when something accepts TCP connections on host:port."""
     with socket.socket() as s:
         s.settimeout(1.0)
-        return s.connect_ex(("127.0.0.1" if host in ("0.0.0.0", "") else host, port)) == 0
+        return s.connect_ex((config.connect_host(host), port)) == 0
 
 
 # Linux autogroup scheduling (on by default in most distributions) gives each session its own CPU
@@ -149,7 +150,7 @@ def start(profile: str | config.Profile | None = None, api_key: str | None = Non
     """Start the profile's server, or reuse a healthy one serving the same model on its port."""
     prof = profile if isinstance(profile, config.Profile) else config.load(profile)
     if extra_serve:
-        prof.serve = {**prof.serve, **extra_serve}
+        prof = dataclasses.replace(prof, serve={**prof.serve, **extra_serve})
     api_key = api_key or config.api_key()
     say = (lambda m: None) if quiet else (lambda m: print(m, flush=True))
     rec = read_pidfile(prof)
@@ -176,7 +177,7 @@ def start(profile: str | config.Profile | None = None, api_key: str | None = Non
     env.setdefault("PYTHONUNBUFFERED", "1")
     logs = paths.logs()
     logs.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = paths.utc_stamp()
     log = logs / f"vllm-{stamp}-{prof.name}-{prof.port}.log"
     with open(log, "w") as f:
         f.write(f"# lab serve start: profile {prof.name}\n# {' '.join(cmd)}\n")
@@ -288,7 +289,7 @@ def status(profile: str | config.Profile | None = None, api_key: str | None = No
     prof = profile if isinstance(profile, config.Profile) else config.load(profile, check_device=False)
     api_key = api_key or config.api_key()
     rec = read_pidfile(prof)
-    base = prof.base_url.rsplit("/v1", 1)[0]
+    base = root_url(prof.base_url)
     try:
         healthy = httpx.get(f"{base}/health", timeout=3.0).status_code == 200
     except httpx.HTTPError:
@@ -298,7 +299,7 @@ def status(profile: str | config.Profile | None = None, api_key: str | None = No
                           "models": found["models"] if found else [],
                           "running": bool(found and found["models"])}
     if found and found.get("unauthorized"):
-        st["error"] = "API key rejected: set LAB_API_KEY"
+        st.update(error="API key rejected: set LAB_API_KEY to the server's key", unauthorized=True)
     if rec and not rec.get("stale"):
         st.update(pid=rec["pid"], uptime_s=round(time.time() - rec["started"], 1), log=rec["log"])
     elif rec:

@@ -13,7 +13,7 @@ DEFAULT_PROMPT = "私は日本語を勉強しています。"
 
 
 def _translate_prompt(text: str, glossary: bool) -> str:
-    from lab.prompting import Chunk, PromptSpec, Unit, load_glossary
+    from lab.translate import Chunk, PromptSpec, Unit, load_glossary  # the stage's public API, lazily
     pre = (paths.data() / "translation" / "preface.txt").read_text("utf-8").strip()
     terms = load_glossary(paths.data() / "translation" / "glossary.tsv") if glossary else []
     lines = [Unit(i, 0, t, 0) for i, t in enumerate(text.splitlines()) if t.strip()]

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,11 +11,14 @@ from typing import Any
 
 import openai
 
-from lab import LabError, paths
+from lab import LabError
 from lab.client import Client, run_sync
-from lab.prompting import Chunk, PromptSpec, chunk_budget, make_chunks, max_tokens_for, terms_in
-from lab.tcheck import checks, clean, failing
-from lab.textio import inputs, read_text
+from lab.translate.cache import ChunkCache, text_hash
+from lab.translate.checks import checks, clean, failing
+from lab.translate.chunking import Chunk, chunk_budget, make_chunks, max_tokens_for
+from lab.translate.outputs import write_document, write_epub
+from lab.translate.prompts import PromptSpec, terms_in
+from lab.translate.sources import inputs, read_text
 
 FAILED_MARK = "【未翻译】"  # visible in the output: the source line kept, never dropped
 
@@ -65,23 +66,8 @@ class Doc:
     done: dict[str, str] = field(default_factory=dict)  # source unit -> its translation, for context
 
 
-def _h(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _read_cached(f: Path) -> dict[str, Any] | None:
-    """A cache record; None for an empty file (left by an OS crash); bad JSON names the file."""
-    text = f.read_text("utf-8")
-    if not text.strip():
-        return None
-    try:
-        rec = json.loads(text)
-    except ValueError as e:
-        raise LabError(f"{f}: not valid JSON ({e}); fix the correction or delete the file to translate "
-                       f"that chunk again") from None
-    if not isinstance(rec, dict) or not isinstance(rec.get("lines"), list):
-        raise LabError(f"{f}: a cache record needs an object with a \"lines\" list; fix or delete it")
-    return rec
 
 
 class Translator:
@@ -97,15 +83,15 @@ class Translator:
                         for u in s.endpoints]
         self.model = self.clients[0].model  # asks the server: also checks it is up before any work
         self.max_model_len = self.clients[0].max_model_len
-        self.fp = _h(json.dumps([s.spec.fingerprint(), self.model, s.temperature, s.thinking]))[:8]
+        self.fp = text_hash(json.dumps([s.spec.fingerprint(), self.model, s.temperature, s.thinking]))[:8]
         self.stats = {"requests": 0, "cached": 0, "failed_units": 0, "output_tokens": 0, "retries": 0, "splits": 0}
         self._tok_cache: dict[str, int] = {}
         self._rr = 0
         self._last_start = 0.0
         self._aclients: list[openai.AsyncOpenAI] = []
-        # Per document: cache file names by source hash (one listdir, not a glob per chunk) and the
-        # open log. On the tiny model the client's per-chunk work competes with the server for 2 cores.
-        self._index: dict[str, dict[str, set[str]]] = {}
+        self.cache = ChunkCache(s.out, self.fp, s.resume)
+        # One open log per document: on the tiny model the client's per-chunk work competes with the
+        # server for 2 cores, so no reopen per request.
         self._logs: dict[str, Any] = {}
 
     # -- preparation -------------------------------------------------------------------------
@@ -139,46 +125,12 @@ class Translator:
         return docs
 
     # -- cache ---------------------------------------------------------------------------------
-    def _cache_dir(self, doc: Doc) -> Path:
-        return self.s.out / ".lab-cache" / doc.name
-
-    def _cached_names(self, doc: Doc) -> dict[str, set[str]]:
-        """The document's cache file names ("<source hash>-<settings>.json") by source hash."""
-        if doc.name not in self._index:
-            try:
-                names = os.listdir(self._cache_dir(doc))
-            except FileNotFoundError:
-                names = []
-            index: dict[str, set[str]] = {}
-            for n in names:
-                if n.endswith(".json") and "-" in n:
-                    index.setdefault(n.split("-", 1)[0], set()).add(n)
-            self._index[doc.name] = index
-        return self._index[doc.name]
-
     def cached(self, doc: Doc, text: str) -> list[str] | None:
         """A locked correction (any settings) or this settings' cached translation of a chunk text."""
-        d, src = self._cache_dir(doc), _h(text)[:16]
-        own = None
-        for name in sorted(self._cached_names(doc).get(src, ())):  # each file read once
-            rec = _read_cached(d / name)
-            if not rec or rec.get("source") != text:
-                continue
-            if rec.get("locked"):
-                return rec["lines"]
-            if name == f"{src}-{self.fp}.json":
-                own = rec
-        return own["lines"] if own is not None and self.s.resume else None
+        return self.cache.get(doc.name, text)
 
     def store(self, doc: Doc, text: str, lines: list[str], meta: dict[str, Any]) -> None:
-        rec = {"source": text, "lines": lines, "locked": False, "model": self.model, **meta}
-        # Atomic but not fsync'd: a killed process loses nothing (the page cache outlives it), and
-        # fsync in the event loop cost ~2 ms a chunk under load, 15-25% of a c16 run on the tiny
-        # model. After an OS crash an empty file may remain: _read_cached treats it as missing.
-        name = f"{_h(text)[:16]}-{self.fp}.json"
-        paths.atomic_write(self._cache_dir(doc) / name, json.dumps(rec, ensure_ascii=False, indent=1) + "\n",
-                           durable=False)
-        self._cached_names(doc).setdefault(name.split("-", 1)[0], set()).add(name)
+        self.cache.put(doc.name, text, lines, {"model": self.model, **meta})
 
     # -- requests ------------------------------------------------------------------------------
     def _log(self, doc: Doc, rec: dict[str, Any]) -> None:
@@ -329,13 +281,12 @@ class Translator:
         try:
             run_sync(self._run(docs))
         except Abort as e:
-            kept = len(list((out / ".lab-cache").rglob("*.json")))
-            raise LabError(f"{e}; {kept} finished chunks are kept in {out}, rerun to resume") from None
+            raise LabError(f"{e}; {self.cache.count()} finished chunks are kept in {out}, rerun to resume") from None
         except KeyboardInterrupt:
-            kept = len(list((out / ".lab-cache").rglob("*.json")))
-            raise LabError(f"interrupted: {kept} finished chunks are kept in {out}; rerun to resume") from None
+            raise LabError(f"interrupted: {self.cache.count()} finished chunks are kept in {out}; "
+                           f"rerun to resume") from None
         if self.s.epub and len(docs) > 1:
-            write_epub(docs, out / "book.epub")
+            write_epub([d.name for d in docs], out / "book.epub")
         self.stats.update(wall_s=round(time.time() - t0, 2), documents=len(docs),
                           chunks=sum(len(d.chunks) for d in docs), model=self.model,
                           failed=[{"doc": d.name, "chunks": sorted(d.failed)} for d in docs if d.failed])
@@ -351,35 +302,4 @@ class Translator:
         return [(ln, "".join(pieces.get(i, [ln]))) for i, ln in enumerate(doc.lines)]
 
     def write_outputs(self, doc: Doc) -> None:
-        pairs = self.assemble(doc)
-        paths.atomic_write(self.s.out / f"{doc.name}.zh.txt", "\n".join(t for _, t in pairs))
-        if self.s.bilingual:
-            md = [f"# {doc.name}", ""]
-            for src, tgt in pairs:
-                md += [f"> {src}", "", tgt, ""] if src.strip() else []
-            paths.atomic_write(self.s.out / f"{doc.name}.bilingual.md", "\n".join(md))
-
-
-def write_epub(docs: list[Doc], dest: Path) -> None:
-    """One EPUB, a chapter per document, from the written .zh.txt files."""
-    from html import escape
-
-    from ebooklib import epub
-    book = epub.EpubBook()
-    book.set_identifier(_h("".join(d.name for d in docs))[:16])
-    book.set_title("译文")
-    book.set_language("zh")
-    chapters = []
-    for i, d in enumerate(docs):
-        text = (dest.parent / f"{d.name}.zh.txt").read_text("utf-8")
-        ch = epub.EpubHtml(title=d.name, file_name=f"chap_{i:03d}.xhtml", lang="zh")
-        ch.content = f"<h1>{escape(d.name)}</h1>" + "".join(f"<p>{escape(p)}</p>" for p in text.splitlines() if p)
-        book.add_item(ch)
-        chapters.append(ch)
-    book.toc = chapters
-    book.spine = ["nav", *chapters]
-    book.add_item(epub.EpubNcx())
-    book.add_item(epub.EpubNav())
-    tmp = dest.with_name(dest.name + ".tmp")
-    epub.write_epub(str(tmp), book)
-    tmp.replace(dest)
+        write_document(self.s.out, doc.name, self.assemble(doc), self.s.bilingual)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from lab import LabError, paths
-from lab.c2rust import CheckReport, check_source, clippy_warnings, count_unsafe, extract_rust, load_tests
+from lab.c2rust.harness import CheckReport, check_source, clippy_warnings, count_unsafe, extract_rust, load_tests
 from lab.client import Client
 
 ROUNDS = 6  # SACToR's default number of feedback rounds

@@ -13,8 +13,7 @@ import pytest
 from helpers import ROOT, lab, openai_fake
 
 from lab import LabError
-from lab.prompting import Chunk, PromptSpec, chunk_budget, load_glossary
-from lab.translate import FAILED_MARK, Settings, Translator
+from lab.translate import FAILED_MARK, Chunk, PromptSpec, Settings, Translator, chunk_budget, load_glossary
 
 PREFACE = "把下面的日语翻译成中文。"
 SAMPLES = ROOT / "data" / "translation"

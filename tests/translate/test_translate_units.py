@@ -5,7 +5,7 @@ import codecs
 import pytest
 
 from lab import LabError
-from lab.prompting import (
+from lab.translate import (
     Chunk,
     PromptSpec,
     Term,
@@ -16,8 +16,8 @@ from lab.prompting import (
     make_chunks,
     max_tokens_for,
 )
-from lab.tcheck import checks, clean, failing
-from lab.textio import clean_aozora, decode, inputs, read_text, split_sentences
+from lab.translate.checks import checks, clean, failing
+from lab.translate.sources import clean_aozora, decode, inputs, read_text, split_sentences
 
 JA = "春の朝、駅に少女が立っていた。彼女の名前は葵。"
 

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from lab import LabError
-from lab.prompting import Term, terms_in
-from lab.translate import FAILED_MARK
+from lab.translate.pipeline import FAILED_MARK
+from lab.translate.prompts import Term, terms_in
 
 
 def _lines(path: Path) -> list[str]:

@@ -1,10 +1,9 @@
-"""QLoRA: chat data with masked prompts, 4-bit nf4 base, LoRA, Trainer, before/after eval, saved adapter."""
+"""QLoRA training: 4-bit nf4 base, LoRA, transformers Trainer, before/after eval, saved adapter."""
 
 from __future__ import annotations
 
 import json
 import os
-import resource
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -12,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from lab import LabError, paths
-
-IGNORE = -100  # label value the loss skips (prompt tokens)
+from lab.finetune.data import IGNORE, collate, encode, load_jsonl
+from lab.measure import peak_memory
 
 
 @dataclass
@@ -40,48 +39,15 @@ class FinetuneConfig:
     eval_max_new_tokens: int = 48
     merge: bool = False
 
-
-def load_jsonl(path: str | Path) -> list[list[dict[str, str]]]:
-    """Chat records ({"messages": [...]}) from a JSONL file; errors name file:line."""
-    p = Path(path)
-    out = []
-    for n, rec in paths.read_jsonl(p, "dataset"):
-        msgs = rec.get("messages") if isinstance(rec, dict) else None
-        if not isinstance(msgs, list) or not all(isinstance(m, dict) and {"role", "content"} <= set(m) for m in msgs):
-            raise LabError(f"{p}:{n}: expected {{\"messages\": [{{\"role\": ..., \"content\": ...}}, ...]}}")
-        if not msgs or msgs[-1]["role"] != "assistant" or not msgs[-1]["content"].strip():
-            raise LabError(f"{p}:{n}: the record has no final assistant turn to learn")
-        out.append(msgs)
-    if not out:
-        raise LabError(f"{p}: empty dataset")
-    return out
-
-
-def encode(tok: Any, messages: list[dict[str, str]], max_len: int = 4096) -> dict[str, list[int]]:
-    """input_ids and labels with the prompt masked: loss only on the assistant answer and its end token.
-
-    The prompt is rendered exactly as at inference (chat template, generation prompt, thinking off), so
-    the adapter learns the format it will be served with."""
-    prompt = tok.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True,
-                                     enable_thinking=False)
-    p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
-    a_ids = tok(messages[-1]["content"] + tok.eos_token + "\n", add_special_tokens=False)["input_ids"]
-    ids = (p_ids + a_ids)[:max_len]
-    labels = ([IGNORE] * len(p_ids) + a_ids)[:max_len]
-    return {"input_ids": ids, "labels": labels}
-
-
-def collate(batch: list[dict[str, list[int]]], pad_id: int) -> dict[str, Any]:
-    """Right-pad a batch; padded positions are masked in attention and labels."""
-    import torch
-    n = max(len(b["input_ids"]) for b in batch)
-    ids = torch.full((len(batch), n), pad_id, dtype=torch.long)
-    labels = torch.full((len(batch), n), IGNORE, dtype=torch.long)
-    mask = torch.zeros((len(batch), n), dtype=torch.long)
-    for i, b in enumerate(batch):
-        k = len(b["input_ids"])
-        ids[i, :k], labels[i, :k], mask[i, :k] = torch.tensor(b["input_ids"]), torch.tensor(b["labels"]), 1
-    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+    @classmethod
+    def for_profile(cls, profile: str | None = None, data: str | Path | None = None, out: str | Path | None = None,
+                    **overrides: Any) -> FinetuneConfig:
+        """The profile's model as the base, data/finetune/{train,heldout}.jsonl, runs/finetune-<UTC>/ out."""
+        from lab import config
+        folder = Path(data) if data else paths.data() / "finetune"
+        return cls(model=config.load(profile, check_device=False).model_path(), train=str(folder / "train.jsonl"),
+                   heldout=str(folder / "heldout.jsonl"),
+                   out=str(out or paths.runs() / f"finetune-{paths.utc_stamp()}"), **overrides)
 
 
 def linear_names(model: Any) -> list[str]:
@@ -166,14 +132,6 @@ def chrf(hyps: list[str], refs: list[str]) -> float:
     """Corpus chrF (sacrebleu), the usual character-level score for Chinese."""
     import sacrebleu
     return round(sacrebleu.corpus_chrf(hyps, [refs]).score, 2)
-
-
-def _peak() -> dict[str, float]:
-    import torch
-    out = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
-    if torch.cuda.is_available():
-        out["peak_vram_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-    return out
 
 
 def _progress_callback(total: int, history: list[dict[str, float]], every: int):
@@ -265,7 +223,7 @@ def train(cfg: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
               "memory": {"params_total": n_total, "params_trainable": n_train,
                          "trainable_pct": round(100 * n_train / n_total, 3),
                          "weights_loaded_mb": round(mem_4bit / 2**20, 3),
-                         "weights_bf16_mb": round(n_total * 2 / 2**20, 3), **_peak()}}
+                         "weights_bf16_mb": round(n_total * 2 / 2**20, 3), **peak_memory()}}
     shutil.rmtree(work / "trainer", ignore_errors=True)
     paths.atomic_write(work / "result.json", json.dumps(result, indent=1, ensure_ascii=False) + "\n")
     if cfg.merge:
@@ -284,24 +242,3 @@ def merge(base: str, adapter: Path, dest: Path) -> Path:
     model.save_pretrained(dest)
     AutoTokenizer.from_pretrained(base).save_pretrained(dest)
     return dest
-
-
-def adapter_rank(adapter: str | Path) -> int:
-    """LoRA rank r of a saved adapter."""
-    f = Path(adapter) / "adapter_config.json"
-    if not f.exists():
-        raise LabError(f"{adapter} is not a LoRA adapter folder (no adapter_config.json)")
-    return int(json.loads(f.read_text())["r"])
-
-
-def serve_with_adapter(profile: str | None, name: str, adapter: str | Path, max_lora_rank: int = 8,
-                       port_offset: int = 1) -> Any:
-    """Start vLLM for the profile with --enable-lora --lora-modules NAME=PATH on the profile port + offset."""
-    from lab import config, serve
-    r = adapter_rank(adapter)
-    if r > max_lora_rank:
-        raise LabError(f"adapter rank {r} is above --max-lora-rank {max_lora_rank}; raise max_lora_rank to >= {r}")
-    prof = config.load(profile)
-    prof.port += port_offset
-    prof.serve = {**prof.serve, "lora_modules": {name: str(Path(adapter).resolve())}, "max_lora_rank": max_lora_rank}
-    return serve.start(prof)

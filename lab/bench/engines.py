@@ -4,24 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
 from typing import Any
 
 from lab import LabError
-
-
-def _peak_memory() -> dict[str, float]:
-    out = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
-    try:
-        import torch
-        if torch.cuda.is_available():
-            out["peak_vram_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-    except ImportError:
-        pass
-    return out
+from lab.measure import peak_memory
 
 
 def hf_generate(model: str, prompts: list[str], batch: int, output_len: int, dtype: str = "auto") -> dict[str, Any]:
@@ -58,7 +47,7 @@ def hf_generate(model: str, prompts: list[str], batch: int, output_len: int, dty
             lat.append(dt)
     wall = time.perf_counter() - t0
     return {"engine": "hf", "batch": batch, "wall_s": wall, "token_ids": token_ids, "e2e": lat,
-            "output_tokens": sum(len(t) for t in token_ids), **_peak_memory()}
+            "output_tokens": sum(len(t) for t in token_ids), **peak_memory()}
 
 
 def vllm_generate(model: str, prompts: list[str], output_len: int, dtype: str = "auto",
@@ -80,7 +69,7 @@ def vllm_generate(model: str, prompts: list[str], output_len: int, dtype: str = 
     wall = time.perf_counter() - t0
     token_ids = [list(o.outputs[0].token_ids) for o in outs]
     return {"engine": "vllm", "batch": len(prompts), "wall_s": wall, "token_ids": token_ids,
-            "e2e": [wall] * len(prompts), "output_tokens": sum(len(t) for t in token_ids), **_peak_memory()}
+            "e2e": [wall] * len(prompts), "output_tokens": sum(len(t) for t in token_ids), **peak_memory()}
 
 
 def run_isolated(func: str, timeout: float = 1800, **kw: Any) -> dict[str, Any]:
@@ -88,7 +77,7 @@ def run_isolated(func: str, timeout: float = 1800, **kw: Any) -> dict[str, Any]:
     if func not in ("hf_generate", "vllm_generate"):
         raise LabError(f"unknown engine function {func!r}")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.run([sys.executable, "-m", "lab.engines", func, json.dumps(kw)], capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "lab.bench.engines", func, json.dumps(kw)], capture_output=True,
                           text=True, timeout=timeout, env=env)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{\"engine\"")]
     if proc.returncode != 0 or not lines:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from helpers import ROOT, FakeServer, lab
 
-from lab import LabError, c2rust, c2rust_loop
+from lab import LabError, c2rust
 from lab.client import Client
 
 DATA = ROOT / "data" / "c_to_rust"
@@ -28,7 +28,7 @@ def test_there_are_eight_programs_with_tests():
 @pytest.mark.parametrize("name", PROGRAMS)
 def test_reference_passes_and_broken_variants_fail_for_the_right_reason(name):
     c_file, tests = _task(name)
-    ref, rep = c2rust.check(c_file, tests, ROOT / "tests" / "c2rust" / f"{name}.rs")
+    ref, rep = c2rust.check(c_file, tests, DATA / name / "reference.rs")
     assert ref.ok and rep.ok and rep.passed == len(rep.cases)
     cases = c2rust.load_tests(tests)
     bad = c2rust.check_source((BROKEN / "does_not_compile.rs").read_text(), cases)
@@ -51,7 +51,7 @@ def test_temp_dirs_are_removed(tmp_path, monkeypatch):
     import tempfile
     monkeypatch.setattr(tempfile, "tempdir", None)
     c_file, tests = _task("str_to_int")
-    c2rust.check(c_file, tests, ROOT / "tests" / "c2rust" / "str_to_int.rs")
+    c2rust.check(c_file, tests, DATA / "str_to_int" / "reference.rs")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -101,13 +101,13 @@ def _canned_server(replies):
 
 
 def test_feedback_loop_counts_rounds_and_recovers(tmp_path):
-    good = (ROOT / "tests" / "c2rust" / "str_to_int.rs").read_text()
+    good = (DATA / "str_to_int" / "reference.rs").read_text()
     broken = (BROKEN / "does_not_compile.rs").read_text()
     fake = _canned_server(["I cannot do that.", f"```rust\n{broken}```", f"```rust\n{good}```"])
     try:
         client = Client(fake.url, max_retries=0)
         c_file, tests = _task("str_to_int")
-        r = c2rust_loop.translate(c_file, tests, client, rounds=6, out=tmp_path)
+        r = c2rust.translate(c_file, tests, client, rounds=6, out=tmp_path)
     finally:
         fake.close()
     assert r["ok"] and r["rounds"] == 3 and r["passed"] == r["total"] == 4 and r["tokens"] == 450
@@ -123,7 +123,7 @@ def test_feedback_loop_counts_rounds_and_recovers(tmp_path):
 @pytest.mark.server
 def test_real_translate_round_against_tiny_server(tiny_server, tmp_path):
     c_file, tests = _task("bit_manipulation")
-    r = c2rust_loop.translate(c_file, tests, tiny_server.client(), rounds=1, max_tokens=256, out=tmp_path)
+    r = c2rust.translate(c_file, tests, tiny_server.client(), rounds=1, max_tokens=256, out=tmp_path)
     assert r["rounds"] == 1 and r["tokens"] > 0 and r["model"] == "tiny-qwen3"
     assert r["ok"] is False  # a 0.4 M-parameter toy does not write Rust: reported, not hidden
     log = json.loads(Path(tmp_path / "bit_manipulation.log.jsonl").read_text().splitlines()[0])

@@ -1,0 +1,46 @@
+"""The project's own serving benchmark: scaling and lab client vs a bare openai loop, in one run."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from lab import config
+from lab.bench.metrics import workload
+from lab.client import Client
+from lab.measure import bare_loop, medians
+
+
+def suite(profile: str | None = None, num_prompts: int = 64, output_len: int = 128,
+          concurrency: int = 32, repeats: int = 5) -> dict[str, Any]:
+    """The project's own serving benchmark: ratios of variants measured interleaved in one run.
+
+    A shared 2-core VM is noisy (the same c16 loop measured 2.4k-4.6k tok/s within a minute), so
+    variants run interleaved, every measurement is kept, and ratios use each variant's median of
+    `repeats`. High-concurrency runs that are all slow mean the client was starved: see
+    set_autogroup_nice in lab/serve.py.
+    """
+    prof = config.load(profile)
+    client = Client(prof.base_url, api_key=config.api_key() or "EMPTY")
+    prompts = workload(num_prompts, 1)
+    client.chat(prompts[0], max_tokens=4)  # warm-up
+    seen: dict[str, list[float]] = {}
+
+    def lab_run(c: int, stream: bool = False) -> float:
+        t0 = time.perf_counter()
+        res = client.batch(prompts, concurrency=c, stream=stream, max_tokens=output_len, ignore_eos=True)
+        return sum(r.completion_tokens for r in res) / (time.perf_counter() - t0)
+    hi = f"c{concurrency}"
+    bare_reqs = [([{"role": "user", "content": p}], output_len) for p in prompts]
+    for _ in range(repeats):  # interleaved so drift in machine load hits every variant alike
+        seen.setdefault("lab_c1", []).append(lab_run(1))
+        seen.setdefault(f"lab_{hi}", []).append(lab_run(concurrency))
+        seen.setdefault(f"lab_{hi}_stream", []).append(lab_run(concurrency, stream=True))
+        toks, wall = asyncio.run(bare_loop(client.base_url, client._api_key, client.model, bare_reqs,
+                                            concurrency, {"ignore_eos": True}))
+        seen.setdefault(f"bare_openai_{hi}", []).append(toks / wall)
+    med = medians(seen)
+    return {"tok_s_median": med, "tok_s_all": {k: [round(x, 1) for x in v] for k, v in seen.items()},
+            "scaling": round(med[f"lab_{hi}"] / med["lab_c1"], 2),
+            "lab_vs_bare": round(med[f"lab_{hi}"] / med[f"bare_openai_{hi}"], 3)}

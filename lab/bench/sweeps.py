@@ -1,0 +1,104 @@
+"""transformers vs vLLM offline vs the vLLM server on one seeded workload, with roofline and parity."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from lab import LabError, config, doctor, paths, serve
+from lab.bench import engines as eng
+from lab.bench.metrics import parity, percentiles, summarize, workload
+from lab.bench.plots import plot
+from lab.bench.roofline import bandwidth_gbs, pct_of_ceiling, roofline, weight_bytes
+from lab.client import Client
+
+ENGINES = ("hf", "vllm", "server")
+
+def server_sweep(client: Client, prompts: list[str], concurrencies: list[int], output_len: int,
+                 progress: bool = True) -> list[dict[str, Any]]:
+    """Streamed requests through the OpenAI API at each concurrency; one warm-up request first."""
+    client.chat(prompts[0], max_tokens=4)
+    rows = []
+    for c in concurrencies:
+        t0 = time.perf_counter()
+        res = client.batch(prompts, concurrency=c, stream=True, max_tokens=output_len, ignore_eos=True)
+        rows.append({"engine": "server", **summarize(res, time.perf_counter() - t0, c)})
+        if progress:
+            print(f"  server c={c:<3} {rows[-1]['output_tok_s']:>9.1f} tok/s  "
+                  f"TTFT p50 {rows[-1]['ttft_ms']['p50']:.1f} ms  TPOT p50 {rows[-1]['tpot_ms']['p50']:.2f} ms",
+                  flush=True)
+    return rows
+
+def validate(engines: list[str], concurrencies: list[int], output_len: int, max_model_len: int | None) -> None:
+    """Reject bad input with one clear line."""
+    bad = [e for e in engines if e not in ENGINES]
+    if bad:
+        raise LabError(f"unknown engine {bad[0]!r}; choose from {', '.join(ENGINES)}")
+    if not concurrencies or min(concurrencies) < 1:
+        raise LabError(f"concurrency must be >= 1, got {concurrencies}")
+    if output_len < 2:
+        raise LabError(f"output length must be >= 2 (TPOT needs two tokens), got {output_len}")
+    if max_model_len and output_len >= max_model_len:
+        raise LabError(f"output length {output_len} does not fit max_model_len {max_model_len}")
+
+def run(profile: str | None = None, engines: tuple[str, ...] = ENGINES, concurrencies: tuple[int, ...] = (1, 4, 16),
+        num_prompts: int = 16, output_len: int = 64, hf_batch: int = 8, hf_prompts: int = 8, seed: int = 0,
+        out: Path | None = None, progress: bool = True) -> dict[str, Any]:
+    """The whole comparison; writes results.json (and plots) to `out` when given."""
+    prof = config.load(profile)
+    engines, concs = list(engines), sorted(set(concurrencies))
+    validate(engines, concs, output_len, prof.serve.get("max_model_len"))
+    model = prof.model_path()
+    prompts = workload(num_prompts, seed)
+    bw, bw_src = bandwidth_gbs()
+    roof = {**roofline(weight_bytes(model), bw), "bandwidth_source": bw_src}
+    res: dict[str, Any] = {"profile": prof.name, "model": model, "served_name": prof.served_name, "seed": seed,
+                           "num_prompts": num_prompts, "output_len": output_len, "env": doctor.environment(),
+                           "command": shlex.join(sys.argv), "roofline": roof, "runs": []}
+    dtype = str(prof.serve.get("dtype", "auto"))
+    tokens: dict[str, list[list[int]]] = {}
+    if "hf" in engines:
+        for b in sorted({1, hf_batch}):
+            r = eng.run_isolated("hf_generate", model=model, prompts=prompts[:hf_prompts], batch=b,
+                                 output_len=output_len, dtype=dtype)
+            tokens.setdefault("hf", r["token_ids"])
+            row = {"engine": f"hf b={b}", "concurrency": b, "requests": hf_prompts, "wall_s": round(r["wall_s"], 3),
+                   "output_tokens": r["output_tokens"], "output_tok_s": round(r["output_tokens"] / r["wall_s"], 1),
+                   "e2e_ms": percentiles(r["e2e"]), "peak_rss_mb": r.get("peak_rss_mb"),
+                   "peak_vram_mb": r.get("peak_vram_mb")}
+            res["runs"].append(row)
+            if progress:
+                print(f"  hf batch {b:<3} {row['output_tok_s']:>9.1f} tok/s", flush=True)
+    if "vllm" in engines:
+        r = eng.run_isolated("vllm_generate", model=model, prompts=prompts, output_len=output_len, dtype=dtype,
+                             max_model_len=prof.serve.get("max_model_len"),
+                             gpu_memory_utilization=prof.serve.get("gpu_memory_utilization"))
+        tokens["vllm"] = r["token_ids"][:hf_prompts]
+        res["runs"].append({"engine": "vllm offline", "concurrency": len(prompts), "requests": len(prompts),
+                            "wall_s": round(r["wall_s"], 3), "output_tokens": r["output_tokens"],
+                            "output_tok_s": round(r["output_tokens"] / r["wall_s"], 1),
+                            "peak_rss_mb": r.get("peak_rss_mb"), "peak_vram_mb": r.get("peak_vram_mb")})
+        if progress:
+            print(f"  vllm offline {res['runs'][-1]['output_tok_s']:>9.1f} tok/s", flush=True)
+    if "server" in engines:
+        st = serve.status(prof)
+        if not st["running"]:
+            raise LabError(f"no server for profile {prof.name!r} at {prof.base_url}: start it with "
+                           f"`lab serve start --profile {prof.name}`")
+        client = Client(prof.base_url, api_key=config.api_key() or "EMPTY")
+        res["runs"] += server_sweep(client, prompts, concs, output_len, progress)
+    for row in res["runs"]:
+        row["pct_of_ceiling"] = pct_of_ceiling(row["output_tok_s"], row["concurrency"], roof)
+    if "hf" in tokens and "vllm" in tokens:
+        from transformers import AutoTokenizer
+        tok = AutoTokenizer.from_pretrained(model)
+        res["parity"] = parity(tokens["hf"], tokens["vllm"], tok.decode)
+    if out:
+        out = Path(out)
+        paths.atomic_write(out / "results.json", json.dumps(res, indent=1, ensure_ascii=False) + "\n")
+        plot(res, out)
+    return res

@@ -1,0 +1,51 @@
+"""A trained LoRA adapter served by vLLM beside its base (--enable-lora), and the base-vs-adapter comparison."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from lab import LabError, config, serve
+
+# vLLM accepts only these --max-lora-rank values (vllm/config/lora.py, 0.32).
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
+
+def adapter_rank(adapter: str | Path) -> int:
+    """LoRA rank r of a saved adapter."""
+    f = Path(adapter) / "adapter_config.json"
+    if not f.exists():
+        raise LabError(f"{adapter} is not a LoRA adapter folder (no adapter_config.json)")
+    return int(json.loads(f.read_text())["r"])
+
+
+def max_lora_rank_for(r: int) -> int:
+    """The smallest --max-lora-rank vLLM accepts that holds rank r."""
+    for v in VLLM_LORA_RANKS:
+        if v >= r:
+            return v
+    raise LabError(f"LoRA rank {r} is above vLLM's largest max_lora_rank {VLLM_LORA_RANKS[-1]}")
+
+
+def serve_with_adapter(profile: str | None, name: str, adapter: str | Path, max_lora_rank: int | None = None,
+                       port_offset: int = 1) -> serve.Server:
+    """Start vLLM for the profile with --enable-lora --lora-modules NAME=PATH on the profile port + offset."""
+    r = adapter_rank(adapter)
+    mlr = max_lora_rank or max_lora_rank_for(r)
+    if r > mlr:
+        raise LabError(f"adapter rank {r} is above max_lora_rank {mlr}; use max_lora_rank >= {r}")
+    if mlr not in VLLM_LORA_RANKS:
+        raise LabError(f"vLLM accepts max_lora_rank in {VLLM_LORA_RANKS}, not {mlr}")
+    prof = config.load(profile)
+    prof = dataclasses.replace(prof, port=prof.port + port_offset, serve={
+        **prof.serve, "lora_modules": {name: str(Path(adapter).resolve())}, "max_lora_rank": mlr})
+    return serve.start(prof)
+
+
+def compare(client: Any, prompts: list[str], adapter_name: str, max_tokens: int = 48) -> list[dict[str, str]]:
+    """Greedy answers of the base and the adapter to the same prompts."""
+    return [{"prompt": p, "base": client.chat(p, max_tokens=max_tokens, thinking=False).text,
+             "adapter": client.chat(p, model=adapter_name, max_tokens=max_tokens, thinking=False).text}
+            for p in prompts]

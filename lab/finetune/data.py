@@ -1,0 +1,53 @@
+"""Fine-tuning data: chat JSONL records, prompts masked with the served chat template, batches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from lab import LabError, paths
+
+IGNORE = -100  # label value the loss skips (prompt tokens)
+
+
+def load_jsonl(path: str | Path) -> list[list[dict[str, str]]]:
+    """Chat records ({"messages": [...]}) from a JSONL file; errors name file:line."""
+    p = Path(path)
+    out = []
+    for n, rec in paths.read_jsonl(p, "dataset"):
+        msgs = rec.get("messages") if isinstance(rec, dict) else None
+        if not isinstance(msgs, list) or not all(isinstance(m, dict) and {"role", "content"} <= set(m) for m in msgs):
+            raise LabError(f"{p}:{n}: expected {{\"messages\": [{{\"role\": ..., \"content\": ...}}, ...]}}")
+        if not msgs or msgs[-1]["role"] != "assistant" or not msgs[-1]["content"].strip():
+            raise LabError(f"{p}:{n}: the record has no final assistant turn to learn")
+        out.append(msgs)
+    if not out:
+        raise LabError(f"{p}: empty dataset")
+    return out
+
+
+def encode(tok: Any, messages: list[dict[str, str]], max_len: int = 4096) -> dict[str, list[int]]:
+    """input_ids and labels with the prompt masked: loss only on the assistant answer and its end token.
+
+    The prompt is rendered exactly as at inference (chat template, generation prompt, thinking off), so
+    the adapter learns the format it will be served with."""
+    prompt = tok.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True,
+                                     enable_thinking=False)
+    p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+    a_ids = tok(messages[-1]["content"] + tok.eos_token + "\n", add_special_tokens=False)["input_ids"]
+    ids = (p_ids + a_ids)[:max_len]
+    labels = ([IGNORE] * len(p_ids) + a_ids)[:max_len]
+    return {"input_ids": ids, "labels": labels}
+
+
+def collate(batch: list[dict[str, list[int]]], pad_id: int) -> dict[str, Any]:
+    """Right-pad a batch; padded positions are masked in attention and labels."""
+    import torch
+    n = max(len(b["input_ids"]) for b in batch)
+    ids = torch.full((len(batch), n), pad_id, dtype=torch.long)
+    labels = torch.full((len(batch), n), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(batch), n), dtype=torch.long)
+    for i, b in enumerate(batch):
+        k = len(b["input_ids"])
+        ids[i, :k], labels[i, :k], mask[i, :k] = torch.tensor(b["input_ids"]), torch.tensor(b["labels"]), 1
+    return {"input_ids": ids, "labels": labels, "attention_mask": mask}

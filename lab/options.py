@@ -1,0 +1,141 @@
+"""Command-line pieces every stage uses: defaults read from settings, value checks, endpoints, tables."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+import os
+from collections.abc import Callable
+from typing import Any
+
+from lab import config
+
+
+def default_of(owner: Any, name: str) -> Any:
+    """The default of a settings dataclass field or a function parameter: the one place it is defined."""
+    if dataclasses.is_dataclass(owner):
+        f = owner.__dataclass_fields__[name]
+        if f.default is not dataclasses.MISSING:
+            return f.default
+        if f.default_factory is not dataclasses.MISSING:
+            return f.default_factory()
+        raise KeyError(f"{owner.__name__}.{name} has no default")
+    p = inspect.signature(owner).parameters[name]
+    if p.default is inspect.Parameter.empty:
+        raise KeyError(f"{owner.__name__}({name}) has no default")
+    return p.default
+
+
+def checked(kind: Callable[[str], Any], low: float | None = None, high: float | None = None,
+            low_open: bool = False) -> Callable[[str], Any]:
+    """An argparse type that parses `kind` and rejects values outside [low, high] (or (low, ...] with low_open)."""
+    def parse(text: str) -> Any:
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
+                                             f"got {text!r}") from None
+        if low is not None and (v <= low if low_open else v < low):
+            raise argparse.ArgumentTypeError(f"must be {'>' if low_open else '>='} {low:g}, got {text}")
+        if high is not None and v > high:
+            raise argparse.ArgumentTypeError(f"must be <= {high:g}, got {text}")
+        return v
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+POSITIVE_INT = checked(int, 1)
+NON_NEGATIVE_INT = checked(int, 0)
+POSITIVE_FLOAT = checked(float, 0, low_open=True)
+
+
+def add(p: argparse.ArgumentParser, flag: str, owner: Any, name: str | None = None, help: str = "",
+        **kw: Any) -> None:
+    """An option whose default comes from `owner` (dataclass or function); the help states it."""
+    name = name or flag.lstrip("-").replace("-", "_")
+    d = default_of(owner, name)
+    kw.setdefault("dest", name)
+    if isinstance(d, bool) and "action" not in kw:
+        kw["action"] = argparse.BooleanOptionalAction
+    elif d is not None and "type" not in kw and "choices" not in kw:
+        kw["type"] = type(d)
+    shown = ",".join(map(str, d)) if isinstance(d, tuple | list) else d
+    p.add_argument(flag, default=d, help=f"{help} (default: {shown})", **kw)
+
+
+def profile_opts(p: argparse.ArgumentParser, server: bool = True) -> None:
+    """--profile, and with server=True --port/--host overrides."""
+    p.add_argument("--profile", help="profile name (default: $LAB_PROFILE or 'tiny'); `lab profiles` lists them")
+    if server:
+        p.add_argument("--port", type=checked(int, 1, 65535), help="override the profile's port (same as LAB_PORT)")
+        p.add_argument("--host", help="override the bind address (default 127.0.0.1; same as LAB_HOST)")
+
+
+def apply_overrides(a: argparse.Namespace) -> None:
+    """--port/--host become LAB_PORT/LAB_HOST, so every profile load in this process sees them."""
+    if getattr(a, "port", None):
+        os.environ["LAB_PORT"] = str(a.port)
+    if getattr(a, "host", None):
+        os.environ["LAB_HOST"] = a.host
+
+
+def endpoint_opts(p: argparse.ArgumentParser, several: bool = False) -> None:
+    """--profile / --base-url (repeatable when `several`) / --model."""
+    p.add_argument("--profile", help="use this profile's running server (default: $LAB_PROFILE or tiny)")
+    if several:
+        p.add_argument("--base-url", action="append", default=[],
+                       help="any OpenAI-compatible endpoint instead, e.g. http://127.0.0.1:8000/v1; repeatable")
+    else:
+        p.add_argument("--base-url", help="any OpenAI-compatible endpoint instead, e.g. http://127.0.0.1:8000/v1")
+    p.add_argument("--model", help="served model name (default: the server's first model)")
+
+
+def endpoints(a: argparse.Namespace) -> list[str]:
+    """The --base-url values, else the profile's server URL."""
+    urls = a.base_url if isinstance(a.base_url, list) else [a.base_url] if a.base_url else []
+    return urls or [config.load(a.profile, check_device=False).base_url]
+
+
+def client(a: argparse.Namespace, **kw: Any) -> Any:
+    """A lab.client.Client for --base-url/--model, else for the profile's running server."""
+    from lab.client import Client
+    return Client(endpoints(a)[0], api_key=config.api_key() or "EMPTY", model=a.model, **kw)
+
+
+def print_rows(rows: list[dict[str, Any]]) -> None:
+    """A plain aligned table (reads fine in a log and a notebook)."""
+    if not rows:
+        return
+    cols = list(rows[0])
+    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in cols}
+    print("  ".join(c.ljust(widths[c]) for c in cols))
+    for r in rows:
+        print("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in cols))
+
+
+def comma_ints(text: str) -> list[int]:
+    """'1,2,4' -> [1, 2, 4], every value >= 1."""
+    try:
+        vals = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not vals or min(vals) < 1:
+        raise argparse.ArgumentTypeError(f"expected integers >= 1, got {text!r}")
+    return vals
+
+
+class DefaultSubcommands(argparse._SubParsersAction):
+    """Subcommands where an unknown first word means `default` (so `lab translate FILE` is `translate run FILE`)."""
+
+    default: str = ""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.choices = None  # argparse would reject the unknown word before __call__ could route it
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        if values and values[0] not in self._name_parser_map:
+            values = [self.default, *values]
+        super().__call__(parser, namespace, values, option_string)

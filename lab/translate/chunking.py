@@ -1,0 +1,101 @@
+"""Chunking by the server's token counts: lines packed into chunks that fit the context with their output."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from lab import LabError
+from lab.client import context_room
+from lab.translate.sources import split_sentences
+
+# Output tokens per source token, for budgeting: ja -> zh is usually shorter in characters; 1.5 leaves room
+# for a model that explains or loops before the checks catch it.
+OUTPUT_RATIO = 1.5
+
+
+@dataclass
+class Unit:
+    """A translatable piece: a whole line, or a sentence group of a line longer than the budget."""
+
+    line: int
+    piece: int
+    text: str
+    tokens: int
+
+
+@dataclass
+class Chunk:
+    """Units translated by one request, plus the source lines before them as context."""
+
+    index: int
+    units: list[Unit]
+    context: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(u.text for u in self.units)
+
+    @property
+    def tokens(self) -> int:
+        return sum(u.tokens for u in self.units)
+
+
+def make_chunks(lines: list[str], count: Callable[[str], int], budget: int, context_lines: int = 0,
+                hard: int | None = None) -> list[Chunk]:
+    """Pack non-empty lines into chunks of at most `budget` source tokens; longer lines split at 。！？.
+
+    A single sentence over `budget` still gets a chunk of its own when it fits `hard` (what the model's
+    context allows); only a sentence over `hard` is an error."""
+    hard = max(hard or budget, budget)
+    if budget < 1:
+        raise LabError(f"chunk budget must be >= 1 token, got {budget}")
+    units: list[Unit] = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        n = count(line)
+        if n <= budget:
+            units.append(Unit(i, 0, line, n))
+            continue
+        piece, piece_tokens, k = "", 0, 0
+        for sent in split_sentences(line):
+            st = count(sent)
+            if st > hard:
+                raise LabError(f"line {i + 1}: a sentence of {st} tokens does not fit the model's context "
+                               f"(at most {hard} source tokens per request); split the line or use a longer context")
+            if piece and piece_tokens + st > budget:
+                units.append(Unit(i, k, piece, piece_tokens))
+                piece, piece_tokens, k = "", 0, k + 1
+            piece, piece_tokens = piece + sent, piece_tokens + st
+        if piece:
+            units.append(Unit(i, k, piece, piece_tokens))
+    chunks: list[Chunk] = []
+    cur: list[Unit] = []
+    for u in units:
+        if cur and sum(x.tokens for x in cur) + u.tokens > budget:
+            chunks.append(Chunk(len(chunks), cur))
+            cur = []
+        cur.append(u)
+    if cur:
+        chunks.append(Chunk(len(chunks), cur))
+    if context_lines:
+        for c in chunks:
+            before = [u.text for u in units if u.line < c.units[0].line or
+                      (u.line == c.units[0].line and u.piece < c.units[0].piece)]
+            c.context = before[-context_lines:]
+    return chunks
+
+
+def chunk_budget(max_model_len: int, overhead: int, user_cap: int) -> int:
+    """Largest chunk (source tokens) whose prompt and expected output fit the context: S + 1.5 S + overhead."""
+    room = int((max_model_len - overhead) / (1 + OUTPUT_RATIO))
+    if room < 8:
+        raise LabError(f"the model's context ({max_model_len} tokens) is too small for the prompt ({overhead} "
+                       f"tokens of preface, glossary and examples) plus even one paragraph")
+    return min(user_cap, room)
+
+
+def max_tokens_for(max_model_len: int, prompt_tokens: int, source_tokens: int, cap: int) -> int:
+    """max_tokens for one request: room left in the context, at most 2x the source + 64 and the cap."""
+    return max(1, min(cap, context_room(max_model_len, prompt_tokens), 2 * source_tokens + 64))

@@ -1,0 +1,33 @@
+"""Fixtures every test folder shares (tests/<stage>/ mirrors lab/<stage>/; core tests sit in tests/)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # `helpers` for module-level use in any test folder
+
+import helpers  # noqa: E402
+
+
+@pytest.fixture
+def lab_cli() -> Callable:
+    """Run the `lab` CLI in a subprocess, as a user would: lab_cli("serve", "status", env={...})."""
+    return helpers.lab
+
+
+@pytest.fixture
+def openai_fake() -> Iterator[Callable]:
+    """Start scripted OpenAI-compatible HTTP servers on 127.0.0.1; all are closed after the test."""
+    started: list[helpers.FakeServer] = []
+
+    def make(reply: Callable, **kw) -> helpers.FakeServer:
+        srv = helpers.openai_fake(reply, **kw)
+        started.append(srv)
+        return srv
+    yield make
+    for s in started:
+        s.close()
