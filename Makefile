@@ -11,7 +11,7 @@ STAMP := $(VENV)/.lab-installed
 PIP := $(BIN)/python -m pip
 QUIET_PIP := { grep -v -e "^WARNING: Location" -e "^$$" || true; }
 
-.PHONY: help install tiny run test test-fast lint lab browser clean
+.PHONY: help install tiny run test test-fast lint lab browser c2rust-deps clean
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
 
@@ -35,7 +35,7 @@ install: $(STAMP)  ## create .venv and install the project (idempotent)
 tiny: install  ## build the embedded tiny model if missing (~1 min)
 	$(BIN)/lab tiny build
 
-run: tiny  ## run every notebook headless on PROFILE (default tiny) and rebuild the journal
+run: tiny c2rust-deps  ## run every notebook headless on PROFILE (default tiny) and rebuild the journal
 	$(BIN)/lab run --profile $(PROFILE)
 
 browser:  ## Debian chromium + chromium-driver for the browser test, where apt can install them
@@ -46,7 +46,15 @@ browser:  ## Debian chromium + chromium-driver for the browser test, where apt c
 	      >/dev/null) || echo "chromium could not be installed: the browser test will be skipped"; \
 	  else echo "chromium not installed and no root apt: the browser test will be skipped"; fi; }
 
-test: tiny browser  ## the whole test suite (unit, real vLLM server, notebooks via nbval, browser)
+c2rust-deps:  ## Debian bubblewrap (sandbox) + librust-libc-dev (offline libc crate) for notebook 05, where apt can
+	@command -v bwrap >/dev/null && [ -d /usr/share/cargo/registry ] && ls /usr/share/cargo/registry | grep -q '^libc-' || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "==> apt-get install bubblewrap librust-libc-dev (C -> Rust sandbox and offline crates)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap librust-libc-dev \
+	      >/dev/null) || echo "bubblewrap/libc crate could not be installed: the sandbox falls back to limits only"; \
+	  else echo "bubblewrap or librust-libc-dev missing and no root apt: see README, C -> Rust"; fi; }
+
+test: tiny browser c2rust-deps  ## the whole test suite (unit, real vLLM server, notebooks via nbval, browser)
 	$(BIN)/ruff check lab tests conftest.py
 	$(BIN)/python -m pytest tests --nbval-lax notebooks -p no:cacheprovider
 

@@ -111,6 +111,17 @@ def run_sync(coro: Any) -> Any:
         return ex.submit(asyncio.run, coro).result()
 
 
+THINK_END = "</think>"
+
+
+def strip_reasoning(reply: str) -> str:
+    """The answer of a thinking model: what follows the last </think> (the opening tag may be in the prompt,
+    as in Qwen3-Thinking-2507's template), or the text before an unterminated <think>."""
+    if THINK_END in reply:
+        return reply.rsplit(THINK_END, 1)[1]
+    return reply.split("<think>", 1)[0] if "<think>" in reply else reply
+
+
 def root_url(base_url: str) -> str:
     """The server root of an OpenAI base URL (http://h:p/v1 -> http://h:p), where /health and /tokenize live."""
     return base_url.rstrip("/").rsplit("/v1", 1)[0]

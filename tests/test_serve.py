@@ -124,8 +124,36 @@ def test_lifecycle_with_api_key_leaves_no_process(monkeypatch):
         assert secret not in srv.log.read_text()
         assert serve.status("tiny", api_key=secret)["running"]
         assert "error" in serve.status("tiny", api_key="wrong")
+        _cli_errors_at_the_server_boundary(port, secret)
     finally:
         assert serve.stop("tiny", quiet=True)
     assert serve._group_pids(srv.pid) == []
+    r = lab("chat", "hello", env={"LAB_PORT": str(port), "LAB_API_KEY": secret})  # server gone
+    assert r.returncode == 1 and r.stderr == f"error: no server answers at http://127.0.0.1:{port}/v1: start one " \
+        "with `lab serve start` or check the URL\n"
     assert not serve.status("tiny")["running"]
     assert serve.stop("tiny", quiet=True) is False
+
+
+def _cli_errors_at_the_server_boundary(port: int, secret: str) -> None:
+    """What a user sees from the CLI for each server-side error: one `error:` line, exit 1, no traceback."""
+    env = {"LAB_PORT": str(port), "LAB_API_KEY": secret}
+    ok = lab("chat", "こんにちは", "--max-tokens", "4", "--no-stream", env=env)
+    assert ok.returncode == 0 and ok.stdout.strip(), ok.stderr
+    cases = {  # argv, env override -> what the single error line must say
+        "401": (["chat", "hi"], {"LAB_API_KEY": "wrong-key"}, "rejected the API key (401): set LAB_API_KEY"),
+        "400": (["chat", "hi", "--temperature", "-1"], {}, "rejected the request (400):"),
+        "404": (["chat", "hi", "--model", "no-such-model"], {}, "has no model 'no-such-model'; it serves"),
+        "status 401": (["serve", "status"], {"LAB_API_KEY": "wrong-key"}, None),
+    }
+    for what, (argv, extra, text) in cases.items():
+        r = lab(*argv, env={**env, **extra})
+        if text is None:  # `serve status` with a rejected key: its own exit code, said in words
+            assert r.returncode == 4 and "key rejected" in r.stdout, (what, r.stdout, r.stderr)
+            continue
+        assert r.returncode == 1, (what, r.stdout, r.stderr)
+        assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, (what, r.stderr)
+        assert text in r.stderr and "Traceback" not in r.stderr, (what, r.stderr)
+        assert secret not in r.stderr and "wrong-key" not in r.stderr
+    r = lab("chat", "hi", "--temperature", "-1", env=env)
+    assert "temperature" in r.stderr.lower()  # the server's own words reach the user

@@ -1,4 +1,4 @@
-"""SACToR's loop, small and local: translate C to Rust, compile, test, feed errors back; then idiomatic."""
+"""SACToR's loop, small and local: translate C to Rust, build, test, feed errors back; then idiomatic Rust."""
 
 from __future__ import annotations
 
@@ -9,94 +9,110 @@ from pathlib import Path
 from typing import Any
 
 from lab import LabError, paths
-from lab.c2rust.harness import CheckReport, check_source, clippy_warnings, count_unsafe, extract_rust, load_tests
-from lab.client import Client
+from lab.c2rust.harness import CheckReport, check_source, count_unsafe, extract_rust
+from lab.c2rust.tasks import Task, find_program, load_task
+from lab.client import Client, context_room
 
-ROUNDS = 6  # SACToR's default number of feedback rounds
-SYSTEM = ("You translate C programs into Rust. Reply with one complete Rust program (edition 2021, standard "
-          "library only) in a single ```rust code block, with the same command-line arguments, stdin handling, "
-          "stdout and exit codes as the C program.")
-IDIOMATIC = ("Rewrite this working Rust program idiomatically: no `unsafe`, no raw pointers, no libc; use "
-             "ownership, slices, iterators and Option/Result. Behaviour must stay identical. Reply with one "
-             "```rust code block.")
+ROUNDS = 6  # SACToR's default number of feedback rounds (max_translation_attempts)
+SYSTEM = ("You translate C programs into Rust. Reply with one complete Rust program (edition 2021; the std library, "
+          "and the `libc` crate where a direct translation needs it) in a single ```rust code block, with the same "
+          "command-line arguments, stdin handling, stdout, stderr and exit codes as the C program.")
+IDIOMATIC = ("Rewrite this working Rust program idiomatically: no `unsafe` (it is compiled with -F unsafe_code), no "
+             "raw pointers, no libc; use ownership, slices, iterators and Option/Result. Behaviour must stay "
+             "identical. Reply with one ```rust code block.")
+FEEDBACK_CASES = 3     # failing cases shown to the model, first ones first
+MIN_REPLY_TOKENS = 64  # below this a reply cannot hold a program: trim the feedback instead
 
 
-def feedback(report: CheckReport | None, cases: list[dict[str, Any]]) -> str:
-    """The message that tells the model what went wrong (compiler errors or failing cases)."""
+def feedback(report: CheckReport | None, task: Task, cases: int = FEEDBACK_CASES, lines: int = 30) -> str:
+    """The message that tells the model what went wrong: the first compiler errors or the first failing cases."""
     if report is None:
         return "Your reply contained no ```rust code block. Reply with the complete program in one block."
     if not report.compiled:
-        return f"The program does not compile. rustc says:\n```\n{report.compile_errors}\n```\nFix it."
+        errs = "\n".join(report.compile_errors.splitlines()[:lines])
+        return f"The program does not compile:\n```\n{errs}\n```\nFix it."
     parts = []
-    for c in [c for c in report.cases if not c.passed][:3]:
-        case = cases[c.index]
-        parts.append(f"- args {case['args']!r}, stdin {case['stdin'][:200]!r}: {c.reason}"
-                     + (f"\n```diff\n{c.diff[:800]}\n```" if c.diff else ""))
-    return (f"{report.passed}/{len(report.cases)} tests pass. Failing cases:\n" + "\n".join(parts)
-            + "\nFix the program.")
+    for c in [c for c in report.cases if not c.passed][:cases]:
+        case = task.cases[c.index]
+        diff = "\n".join(c.diff.splitlines()[:lines])
+        parts.append(f"- args {case.args!r}, stdin {case.stdin[:200]!r}: {c.reason}"
+                     + (f"\n```diff\n{diff}\n```" if diff else ""))
+    return f"{report.passed}/{len(report.cases)} tests pass. Failing cases:\n" + "\n".join(parts) + "\nFix the program."
 
 
-def _max_tokens(client: Client, messages: list[dict[str, str]], cap: int) -> int:
-    """What fits after the prompt in the server's context; 0 when even the prompt does not fit."""
-    room = client.max_model_len - client.count_tokens(messages) - 8
-    return max(0, min(cap, room))
+def _fit(client: Client, first: list[dict[str, str]], reply: str, report: CheckReport | None, task: Task,
+         cap: int) -> tuple[list[dict[str, str]], int]:
+    """The next conversation and its max_tokens, trimmed (fewer errors, fewer cases, shorter echo) to fit."""
+    for cases, lines, echo in ((FEEDBACK_CASES, 30, 4000), (1, 10, 2000), (1, 4, 0)):
+        msgs = [*first, *([{"role": "assistant", "content": reply[:echo]}] if echo else []),
+                {"role": "user", "content": feedback(report, task, cases, lines)}]
+        mt = min(cap, context_room(client.max_model_len, client.count_tokens(msgs)))
+        if mt >= MIN_REPLY_TOKENS:
+            return msgs, mt
+    return msgs, mt
 
 
-def _stage(client: Client, messages: list[dict[str, str]], cases: list[dict[str, Any]], rounds: int,
-           max_tokens: int, log: list[dict[str, Any]], stage: str) -> tuple[str | None, CheckReport | None, int, int]:
-    """Rounds of ask -> extract -> check -> feedback; returns (code, report, rounds used, tokens)."""
+def _stage(client: Client, first: list[dict[str, str]], task: Task, rounds: int, max_tokens: int,
+           log: list[dict[str, Any]], stage: str, say: Any) -> tuple[str | None, CheckReport | None, int, int, str]:
+    """Rounds of ask -> extract -> check -> feedback; returns (code, report, rounds used, tokens, stop reason)."""
     tokens, code, report = 0, None, None
-    first = messages
+    messages, mt = first, min(max_tokens, context_room(client.max_model_len, client.count_tokens(first)))
+    idiomatic = stage == "idiomatic"
     for r in range(1, rounds + 1):
-        mt = _max_tokens(client, messages, max_tokens)
-        if mt < 16:
-            log.append({"stage": stage, "round": r, "error": "prompt does not fit the model's context"})
-            return code, report, r, tokens
+        if mt < MIN_REPLY_TOKENS:
+            reason = f"the prompt leaves {max(mt, 0)} tokens of the model's {client.max_model_len}-token context"
+            log.append({"stage": stage, "round": r, "stop": reason})
+            return code, report, r - 1, tokens, reason
         t0 = time.time()
         res = client.chat(messages, max_tokens=mt, thinking=False)
         tokens += res.prompt_tokens + res.completion_tokens
         new = extract_rust(res.text)
-        rep = check_source(new, cases) if new else None
+        rep = check_source(new, task, idiomatic=idiomatic, clippy=True) if new else None
         log.append({"stage": stage, "round": r, "max_tokens": mt, "finish_reason": res.finish_reason,
                     "usage": [res.prompt_tokens, res.completion_tokens], "seconds": round(time.time() - t0, 2),
                     "reply": res.text, "result": rep.summary() if rep else "no code block"})
+        say(f"  {stage} round {r}: {rep.summary() if rep else 'no code block'}")
         if new:
             code, report = new, rep
         if rep and rep.ok:
-            return code, report, r, tokens
-        # Keep the conversation bounded: the task, the last reply and what went wrong with it.
-        messages = [*first, {"role": "assistant", "content": res.text[:4000]},
-                    {"role": "user", "content": feedback(rep, cases)}]
-    return code, report, rounds, tokens
+            return code, report, r, tokens, "passed"
+        messages, mt = _fit(client, first, res.text, rep, task, max_tokens)
+    return code, report, rounds, tokens, f"still failing after {rounds} rounds"
 
 
 def translate(c_file: str | Path, tests: str | Path, client: Client, rounds: int = ROUNDS, idiomatic: bool = False,
-              max_tokens: int = 4096, out: Path | None = None) -> dict[str, Any]:
-    """Translate one C program; report compiled, cases passed, rounds, tokens, unsafe and clippy counts."""
+              max_tokens: int = 4096, out: Path | None = None, feed: str | None = None,
+              progress: bool = True) -> dict[str, Any]:
+    """Translate one C program; report compiled, cases passed, rounds, tokens, stop reasons, unsafe, clippy."""
     c_file = Path(c_file)
     if not c_file.exists():
         raise LabError(f"{c_file} does not exist")
-    cases = load_tests(tests)
+    task = load_task(tests, feed)
     src = c_file.read_text()
-    ref = check_source(src, cases, "c")
     name = c_file.stem if c_file.stem != "prog" else c_file.parent.name
+    say = (lambda m: print(f"[{name}] {m.strip()}", flush=True)) if progress else (lambda m: None)
+    ref = check_source(src, task, "c")
     if not ref.ok:
-        return {"program": name, "bad_task": True, "ok": False, "error": f"C reference fails: {ref.summary()}"}
+        say(f"bad task: the C reference fails: {ref.summary()}")
+        return {"program": name, "bad_task": True, "ok": False, "stop": f"C reference fails: {ref.summary()}"}
     log: list[dict[str, Any]] = []
     msgs = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": f"```c\n{src}\n```"}]
-    code, rep, used, tokens = _stage(client, msgs, cases, rounds, max_tokens, log, "unidiomatic")
-    result: dict[str, Any] = {"program": name, "model": client.model, "compiled": bool(rep and rep.compiled),
-                              "passed": rep.passed if rep else 0, "total": len(cases), "rounds": used,
-                              "tokens": tokens, "ok": bool(rep and rep.ok)}
+    code, rep, used, tokens, why = _stage(client, msgs, task, rounds, max_tokens, log, "unidiomatic", say)
+    say(f"unidiomatic: {why}")
+    result: dict[str, Any] = {"program": name, "model": client.model, "task": task.format,
+                              "compiled": bool(rep and rep.compiled), "passed": rep.passed if rep else 0,
+                              "total": len(task.cases), "rounds": used, "tokens": tokens, "ok": bool(rep and rep.ok),
+                              "stop": why, "crates": rep.crates if rep else []}
     if idiomatic and rep and rep.ok:
         msgs2 = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": f"{IDIOMATIC}\n```rust\n{code}```"}]
-        code2, rep2, used2, tok2 = _stage(client, msgs2, cases, rounds, max_tokens, log, "idiomatic")
-        idio_ok = bool(rep2 and rep2.ok and count_unsafe(code2 or "") == 0)
-        result.update(idiomatic_ok=idio_ok, idiomatic_rounds=used2, tokens=tokens + tok2)
-        if idio_ok:
-            code = code2
+        code2, rep2, used2, tok2, why2 = _stage(client, msgs2, task, rounds, max_tokens, log, "idiomatic", say)
+        say(f"idiomatic: {why2}")
+        ok2 = bool(rep2 and rep2.ok)  # compiled with -F unsafe_code, so passing means no unsafe
+        result.update(idiomatic_ok=ok2, idiomatic_rounds=used2, idiomatic_stop=why2, tokens=tokens + tok2)
+        if ok2:
+            code, rep = code2, rep2
     result["unsafe"] = count_unsafe(code) if code else None
-    result["clippy_warnings"] = clippy_warnings(code) if code and result["compiled"] else None
+    result["clippy_warnings"] = rep.clippy_warnings if rep and rep.compiled else None
     if out:
         out = Path(out)
         if code:
@@ -107,14 +123,14 @@ def translate(c_file: str | Path, tests: str | Path, client: Client, rounds: int
 
 
 def programs(folder: str | Path) -> list[tuple[Path, Path]]:
-    """(prog.c, tests.json) pairs of every program folder below `folder`."""
+    """(C file, task) of every program folder below `folder` (NAME/NAME.c or prog.c; test_task/ or tests.json)."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise LabError(f"{folder} is not a folder of programs (each: NAME/prog.c + NAME/tests.json)")
-    found = [(d / "prog.c", d / "tests.json") for d in sorted(folder.iterdir())
-             if (d / "prog.c").exists() and (d / "tests.json").exists()]
+        raise LabError(f"{folder} is not a folder of programs (each: NAME/NAME.c + NAME/test_task/test_task.json)")
+    found = [p for d in sorted(folder.iterdir()) if d.is_dir() and (p := find_program(d))]
     if not found:
-        raise LabError(f"no programs in {folder}: expected NAME/prog.c with NAME/tests.json")
+        raise LabError(f"no programs in {folder}: expected NAME/NAME.c (or one .c) with "
+                       f"NAME/test_task/test_task.json or NAME/tests.json")
     return found
 
 
@@ -128,11 +144,12 @@ def batch(folder: str | Path, client: Client, concurrency: int = 4, rounds: int 
 
     def one(pair: tuple[Path, Path]) -> dict[str, Any]:
         nonlocal done
-        r = translate(pair[0], pair[1], client, rounds, idiomatic, max_tokens, out)
+        r = translate(pair[0], pair[1], client, rounds, idiomatic, max_tokens, out, progress=False)
         done += 1
         if progress:
             print(f"[{done}/{len(progs)}] {r['program']}: {'ok' if r['ok'] else 'failed'} "
-                  f"({r.get('passed', 0)}/{r.get('total', 0)} cases, {r.get('rounds', 0)} rounds)", flush=True)
+                  f"({r.get('passed', 0)}/{r.get('total', 0)} cases, {r.get('rounds', 0)} rounds; {r['stop']})",
+                  flush=True)
         return r
     with ThreadPoolExecutor(concurrency) as ex:
         rows = list(ex.map(one, progs))

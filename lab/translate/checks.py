@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-THINK = re.compile(r"<think>.*?(</think>|$)", re.S)
+from lab.client import strip_reasoning
+
 KANA = re.compile(r"[\u3040-\u309f\u30a0-\u30ff]")
 CJK_OR_KANA = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
 LOOP = re.compile(r"(.{1,20}?)\1{7,}", re.S)  # a 1-20 char unit repeated 8+ times in a row
@@ -14,9 +15,12 @@ FAILING = ("empty", "loop", "truncated", "kana", "length_ratio", "line_count")  
 
 
 def clean(output: str, source: str, preface: str = "") -> str:
-    """Translation only: drop <think> blocks (also unterminated), echoed instructions and source lines."""
-    text = THINK.sub("", output).replace("</think>", "")
-    src_lines = {s.strip() for s in source.splitlines() if s.strip()}
+    """Translation only: drop reasoning (up to the last </think>), echoed instructions and echoed source lines.
+
+    A line equal to its source is an echo only when the source has kana: `◆◆◆`, numbers and names
+    translate to themselves."""
+    text = strip_reasoning(output)
+    src_lines = {s.strip() for s in source.splitlines() if s.strip() and KANA.search(s)}
     pre = {s.strip() for s in preface.splitlines() if s.strip()}
     kept = [ln for ln in text.strip("\n").splitlines() if ln.strip() not in src_lines | pre]
     while kept and not kept[0].strip():

@@ -1,0 +1,164 @@
+"""Test tasks: the project's own JSON, SACToR's test_task.json (+ test_samples.json), or bare samples."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lab import LabError
+
+FEEDS = ("args", "stdin")
+
+
+@dataclass
+class Case:
+    """One run of the program: argv, stdin, and what must come out."""
+
+    args: list[str]
+    stdin: str
+    expected: str
+    exit_code: int | None = 0    # None: not checked (SACToR compares output only)
+    sactor: bool = False         # compare normalized stdout+stderr as SACToR does, else stdout exactly
+
+
+@dataclass
+class Task:
+    """The cases of one program and where they came from."""
+
+    path: Path
+    format: str                  # "lab", "sactor-task" or "sactor-samples"
+    cases: list[Case] = field(default_factory=list)
+
+    def describe(self) -> str:
+        """One line for logs and notebooks."""
+        feeds = sorted({"stdin" if c.stdin else "args" for c in self.cases})
+        return f"{self.path.name}: {len(self.cases)} cases, format {self.format}, fed by {'/'.join(feeds)}"
+
+
+def normalize(text: str) -> str:
+    """SACToR's output normalization: every line stripped, lines joined with \\n (no trailing newline)."""
+    return "\n".join(line.strip() for line in text.splitlines())
+
+
+def _json(path: Path) -> Any:
+    if not path.exists():
+        raise LabError(f"test file {path} does not exist")
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except ValueError as e:
+        raise LabError(f"{path}: not valid JSON ({e})") from None
+
+
+def _sample_case(sample: Any, where: str, feed: str) -> Case:
+    if not isinstance(sample, dict) or not isinstance(sample.get("input"), str) \
+            or not isinstance(sample.get("output"), str):
+        raise LabError(f"{where}: a test sample needs string fields \"input\" and \"output\"")
+    text = sample["input"]
+    # SACToR's runner: `f"{target} {input}".split()` for args; `input + "\n"` on stdin.
+    if feed == "args":
+        return Case(text.split(), "", sample["output"], None, True)
+    return Case([], text + "\n", sample["output"], None, True)
+
+
+def _samples(path: Path) -> list[Any]:
+    data = _json(path)
+    if not isinstance(data, list) or not data:
+        raise LabError(f"{path}: expected a non-empty list of {{\"input\", \"output\"}} samples")
+    return data
+
+
+def _sactor_command(cmd: Any, where: str) -> tuple[str, int, str]:
+    """(samples path, sample index, feed) of `sactor run-tests --type bin SAMPLES %t N [--feed-as-...]`."""
+    if not isinstance(cmd, str):
+        raise LabError(f"{where}: \"command\" must be a string")
+    try:
+        argv = shlex.split(cmd)
+    except ValueError as e:
+        raise LabError(f"{where}: cannot parse command ({e})") from None
+    if "run-tests" not in argv:
+        raise LabError(f"{where}: only `sactor run-tests` commands are supported, got {cmd!r}")
+    rest = argv[argv.index("run-tests") + 1:]
+    feed, positional, i = "args", [], 0  # SACToR feeds as arguments unless --feed-as-stdin
+    while i < len(rest):
+        a = rest[i]
+        if a in ("--type", "--config", "-c"):
+            if a == "--type" and i + 1 < len(rest) and rest[i + 1] != "bin":
+                raise LabError(f"{where}: only --type bin tasks can be run, got --type {rest[i + 1]}")
+            i += 2
+            continue
+        if a == "--feed-as-stdin":
+            feed = "stdin"
+        elif a == "--feed-as-args":
+            feed = "args"
+        elif not a.startswith("-"):
+            positional.append(a)
+        i += 1
+    if len(positional) != 3 or positional[1] != "%t":
+        raise LabError(f"{where}: expected `run-tests [--type bin] SAMPLES %t N`, got {cmd!r}")
+    try:
+        return positional[0], int(positional[2]), feed
+    except ValueError:
+        raise LabError(f"{where}: sample number {positional[2]!r} is not an integer") from None
+
+
+def _lab_cases(data: dict[str, Any], p: Path) -> list[Case]:
+    cases = data.get("cases")
+    if not isinstance(cases, list) or not cases:
+        raise LabError(f"{p}: field 'cases' must be a non-empty list")
+    out = []
+    for i, c in enumerate(cases):
+        if not isinstance(c, dict):
+            raise LabError(f"{p}: cases[{i}] must be an object")
+        args, stdin = c.get("args", []), c.get("stdin", "")
+        if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+            raise LabError(f"{p}: cases[{i}].args must be a list of strings")
+        if not isinstance(stdin, str):
+            raise LabError(f"{p}: cases[{i}].stdin must be str")
+        if not isinstance(c.get("expected_stdout"), str):
+            raise LabError(f"{p}: cases[{i}].expected_stdout is missing or not a string")
+        code = c.get("expected_exit_code", 0)
+        if not isinstance(code, int):
+            raise LabError(f"{p}: cases[{i}].expected_exit_code must be int")
+        out.append(Case(args, stdin, c["expected_stdout"], code))
+    return out
+
+
+def load_task(path: str | Path, feed: str | None = None) -> Task:
+    """Any supported task file; SACToR paths inside resolve relative to the task file; errors name file and entry."""
+    p = Path(path)
+    data = _json(p)
+    if isinstance(data, dict):
+        return Task(p, "lab", _lab_cases(data, p))
+    if not isinstance(data, list) or not data:
+        raise LabError(f"{p}: expected {{\"cases\": [...]}}, a SACToR test_task.json list or a test_samples.json list")
+    if all(isinstance(x, dict) and "command" in x for x in data):
+        loaded: dict[Path, list[Any]] = {}
+        cases = []
+        for k, entry in enumerate(data):
+            where = f"{p}: entry {k} (test_id {entry.get('test_id', '?')})"
+            rel, n, f = _sactor_command(entry["command"], where)
+            sp = Path(rel) if Path(rel).is_absolute() else (p.parent / rel)
+            if sp not in loaded:
+                loaded[sp] = _samples(sp)
+            if not 0 <= n < len(loaded[sp]):
+                raise LabError(f"{where}: sample {n} is out of range (the samples file has {len(loaded[sp])})")
+            cases.append(_sample_case(loaded[sp][n], f"{sp}: sample {n}", feed or f))
+        return Task(p, "sactor-task", cases)
+    feed = feed or "args"
+    if feed not in FEEDS:
+        raise LabError(f"feed must be one of {FEEDS}, got {feed!r}")
+    return Task(p, "sactor-samples", [_sample_case(s, f"{p}: sample {i}", feed) for i, s in enumerate(data)])
+
+
+def find_program(folder: Path) -> tuple[Path, Path] | None:
+    """(C file, task file) of a program folder: NAME/NAME.c or its single .c; SACToR's test_task/ or tests.json."""
+    cs = sorted(folder.glob("*.c"))
+    c = folder / f"{folder.name}.c" if (folder / f"{folder.name}.c").exists() else \
+        folder / "prog.c" if (folder / "prog.c").exists() else cs[0] if len(cs) == 1 else None
+    for t in (folder / "test_task" / "test_task.json", folder / "test_task.json", folder / "tests.json"):
+        if c and t.exists():
+            return c, t
+    return None
