@@ -35,7 +35,6 @@ class Profile:
     min_gpus: int = 0
     description: str = ""
     serve: dict[str, Any] = field(default_factory=dict)
-    client: dict[str, Any] = field(default_factory=dict)
 
     @property
     def base_url(self) -> str:

@@ -116,9 +116,12 @@ def test_real_training_steps_save_an_adapter(tiny_model_dir, tmp_path):
 def test_adapter_served_by_vllm_beside_the_base(tiny_model_dir, tmp_path):
     from lab import serve
     res = finetune.train(_cfg(tiny_model_dir, tmp_path / "ft", steps=40), progress=False)
-    with pytest.raises(LabError, match="adapter rank 8 is above --max-lora-rank 4"):
+    with pytest.raises(LabError, match="adapter rank 8 is above max_lora_rank 4"):
         finetune.serve_with_adapter("tiny", "ja2zh", res["adapter"], max_lora_rank=4)
-    srv = finetune.serve_with_adapter("tiny", "ja2zh", res["adapter"], max_lora_rank=8)
+    with pytest.raises(LabError, match="vLLM accepts max_lora_rank in"):
+        finetune.serve_with_adapter("tiny", "ja2zh", res["adapter"], max_lora_rank=12)
+    assert [finetune.max_lora_rank_for(r) for r in (1, 8, 12, 33)] == [1, 8, 16, 64]
+    srv = finetune.serve_with_adapter("tiny", "ja2zh", res["adapter"])  # the smallest valid rank: 8
     try:
         c = srv.client()
         models = {m["id"]: m["parent"] for m in c.models()}
