@@ -170,8 +170,11 @@ def parser() -> argparse.ArgumentParser:
                                  "with open LLMs. Environment: LAB_PROFILE, LAB_PORT, LAB_HOST, LAB_API_KEY, "
                                  "LAB_MODEL, LAB_CACHE, LAB_RUNS, LAB_LOGS, LAB_JOURNAL.")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (add_commands, bench_commands, finetune_commands, translate_commands, c2rust_commands):
-        add(sub)
+    add_commands(sub)
+    bench = bench_commands(sub)
+    finetune_commands(sub)
+    translate_commands(sub, bench=bench)  # `lab bench translate` lives with the pipeline it measures
+    c2rust_commands(sub)
     return ap
 
 

@@ -11,8 +11,8 @@ from lab.bench import sweeps
 from lab.bench.suite import suite as serving_suite
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:
-    """Register `lab bench`."""
+def add_commands(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    """Register `lab bench`; returns its actions, so another stage can add its own benchmark there."""
     p = sub.add_parser("bench", help="transformers vs vLLM (offline and server): tok/s, TTFT, TPOT, roofline")
     s = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     r = s.add_parser("run", help="measure the engines on a seeded workload; writes results.json and bench.png")
@@ -37,6 +37,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     options.add(st, "--repeats", serving_suite, type=options.POSITIVE_INT,
                 help="interleaved rounds; ratios use medians")
     st.set_defaults(func=_suite)
+    return s
 
 
 def _suite(a: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ def workload(n: int, seed: int = 0) -> list[str]:
     rng = random.Random(seed)
     return ["把下面的日语翻译成中文。\n" + "".join(rng.sample(lines, rng.randint(1, 3))) for _ in range(n)]
 
+
 def percentiles(xs: list[float], ps: tuple[int, ...] = (50, 90, 99)) -> dict[str, float]:
     """mean and pXX of a list in milliseconds (numpy's linear interpolation, as vLLM's benchmark)."""
     if not xs:
@@ -24,11 +25,13 @@ def percentiles(xs: list[float], ps: tuple[int, ...] = (50, 90, 99)) -> dict[str
     arr = np.asarray(xs, dtype=float) * 1000
     return {"mean": round(float(arr.mean()), 3), **{f"p{p}": round(float(np.percentile(arr, p)), 3) for p in ps}}
 
+
 def tpot(r: Result) -> float | None:
     """Time per output token after the first: (E2E - TTFT) / (output_tokens - 1)."""
     if r.ttft is None or r.completion_tokens < 2:
         return None
     return (r.e2e - r.ttft) / (r.completion_tokens - 1)
+
 
 def summarize(results: list[Result], wall: float, concurrency: int) -> dict[str, Any]:
     """vLLM-style metrics for one run: throughput and TTFT/TPOT/ITL/E2E distributions."""
@@ -43,10 +46,12 @@ def summarize(results: list[Result], wall: float, concurrency: int) -> dict[str,
             "tpot_ms": percentiles(tp), "itl_ms": percentiles([x for r in ok for x in r.itl]),
             "e2e_ms": percentiles([r.e2e for r in ok])}
 
+
 def _token(seq: list[int], j: int, decode: Any) -> Any:
     if j >= len(seq):
         return None
     return decode([seq[j]]) if decode else seq[j]
+
 
 def parity(a: list[list[int]], b: list[list[int]], decode: Any = None) -> dict[str, Any]:
     """Token-by-token comparison of two engines' greedy outputs; the first divergence is reported."""

@@ -18,6 +18,7 @@ GPU_BANDWIDTH_GBS = {"H200": 4800, "H100 SXM": 3350, "H100 80GB HBM3": 3350, "H1
                      "RTX 6000 Ada": 960, "L40S": 864, "L40": 864, "RTX 4090": 1008, "RTX A6000": 768,
                      "A10": 600, "L4": 300, "T4": 320, "V100": 900}
 
+
 def cpu_bandwidth_gbs(mb: int = 256, repeats: int = 3) -> float:
     """Measured copy bandwidth (read + write bytes / s) of this CPU, best of a few runs."""
     src = np.ones(mb * 2**20 // 8)
@@ -29,9 +30,11 @@ def cpu_bandwidth_gbs(mb: int = 256, repeats: int = 3) -> float:
         best = max(best, 2 * src.nbytes / (time.perf_counter() - t))
     return round(best / 1e9, 1)
 
+
 def gpu_bandwidth_gbs(name: str) -> float | None:
     """Data-sheet bandwidth of a GPU by its NVML name, None when the table does not know it."""
     return next((float(bw) for frag, bw in GPU_BANDWIDTH_GBS.items() if frag.lower() in name.lower()), None)
+
 
 def bandwidth_gbs() -> tuple[float, str]:
     """Memory bandwidth of the device that runs decode: GPU table by name, else measured CPU copy."""
@@ -44,16 +47,19 @@ def bandwidth_gbs() -> tuple[float, str]:
         return cpu_bandwidth_gbs(), f"{name} not in table; CPU copy measured instead"
     return cpu_bandwidth_gbs(), "CPU copy bandwidth (measured)"
 
+
 def weight_bytes(model_dir: str) -> int:
     """Bytes of weights read per decode step: size of the safetensors files (hub ids: 0, unknown)."""
     p = Path(model_dir)
     return sum(f.stat().st_size for f in p.glob("*.safetensors")) if p.is_dir() else 0
+
 
 def roofline(wbytes: int, bw_gbs: float) -> dict[str, Any]:
     """Batch-1 decode ceiling: every step reads all weights once, so steps/s <= bandwidth / weight bytes."""
     ceiling = bw_gbs * 1e9 / wbytes if wbytes else None
     return {"weight_bytes": wbytes, "bandwidth_gbs": bw_gbs,
             "batch1_ceiling_tok_s": round(ceiling, 1) if ceiling else None}
+
 
 def pct_of_ceiling(tok_s: float, concurrency: int, roof: dict[str, Any]) -> float | None:
     """Decode steps/s (tok/s per sequence in flight) as a percentage of the batch-1 ceiling."""

@@ -18,6 +18,7 @@ from lab.client import Client
 
 ENGINES = ("hf", "vllm", "server")
 
+
 def server_sweep(client: Client, prompts: list[str], concurrencies: list[int], output_len: int,
                  progress: bool = True) -> list[dict[str, Any]]:
     """Streamed requests through the OpenAI API at each concurrency; one warm-up request first."""
@@ -33,6 +34,7 @@ def server_sweep(client: Client, prompts: list[str], concurrencies: list[int], o
                   flush=True)
     return rows
 
+
 def validate(engines: list[str], concurrencies: list[int], output_len: int, max_model_len: int | None) -> None:
     """Reject bad input with one clear line."""
     bad = [e for e in engines if e not in ENGINES]
@@ -45,9 +47,11 @@ def validate(engines: list[str], concurrencies: list[int], output_len: int, max_
     if max_model_len and output_len >= max_model_len:
         raise LabError(f"output length {output_len} does not fit max_model_len {max_model_len}")
 
-def run(profile: str | None = None, engines: tuple[str, ...] = ENGINES, concurrencies: tuple[int, ...] = (1, 4, 16),
-        num_prompts: int = 16, output_len: int = 64, hf_batch: int = 8, hf_prompts: int = 8, seed: int = 0,
-        out: Path | None = None, progress: bool = True) -> dict[str, Any]:
+
+def run(profile: str | None = None, engines: tuple[str, ...] = ENGINES,
+        concurrencies: tuple[int, ...] = (1, 2, 4, 8, 16, 32), num_prompts: int = 32, output_len: int = 64,
+        hf_batch: int = 8, hf_prompts: int = 8, seed: int = 0, out: Path | None = None,
+        progress: bool = True) -> dict[str, Any]:
     """The whole comparison; writes results.json (and plots) to `out` when given."""
     prof = config.load(profile)
     engines, concs = list(engines), sorted(set(concurrencies))

@@ -13,8 +13,8 @@ from lab.translate.prompts import PromptSpec, load_fewshot, load_glossary
 S = Settings
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:
-    """Register `lab translate` (run, eval) and `lab tokens`."""
+def add_commands(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction | None = None) -> None:
+    """Register `lab translate` (run, eval), `lab tokens`, and `lab bench translate` under `bench` when given."""
     p = sub.add_parser("translate", help="JA -> ZH translation of files or folders (resumable); `eval` scores",
                        description="`lab translate INPUT -o OUT [options]` translates (same as `lab translate run "
                        "...`; `lab translate run --help` lists the options); `lab translate eval HYP REF` scores.")
@@ -33,6 +33,18 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     t.add_argument("path", help="a text file or a folder of .txt files")
     t.add_argument("--profile", help="whose tokenizer (default: $LAB_PROFILE or tiny)")
     t.set_defaults(func=_tokens)
+    if bench is not None:
+        from lab.translate import bench as tbench
+        b = bench.add_parser("translate", help="translation pipeline vs a bare openai loop; high concurrency vs 1")
+        b.add_argument("--profile", help="profile whose server is running")
+        options.add(b, "--copies", tbench.translate_suite, type=options.POSITIVE_INT,
+                    help="copies of the sample texts (8 make 168 chunks)")
+        options.add(b, "--chunk-tokens", tbench.translate_suite, type=options.POSITIVE_INT,
+                    help="chunk size: small makes many chunks")
+        options.add(b, "--concurrency", tbench.translate_suite, type=options.POSITIVE_INT, help="high concurrency")
+        options.add(b, "--repeats", tbench.translate_suite, type=options.POSITIVE_INT,
+                    help="interleaved rounds; ratios use medians")
+        b.set_defaults(func=_bench)
 
 
 def _run_opts(p: argparse.ArgumentParser) -> None:
@@ -82,6 +94,15 @@ def _run(a: argparse.Namespace) -> int:
     print(json.dumps(stats, ensure_ascii=False))
     if stats["failed"]:
         print(f"{stats['failed_units']} line(s) left untranslated and marked 【未翻译】: {stats['failed']}")
+    return 0
+
+
+def _bench(a: argparse.Namespace) -> int:
+    from lab.translate.bench import translate_suite
+    res = translate_suite(a.profile, a.copies, a.chunk_tokens, a.concurrency, a.repeats)
+    print(json.dumps(res, indent=1))
+    print(f"scaling c{a.concurrency}/c1: {res['scaling']}x (target >= 5x); "
+          f"pipeline / bare openai loop: {res['pipeline_vs_bare']:.1%} (target >= 85%)")
     return 0
 
 
