@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +32,6 @@ class Build:
     errors: str = ""
     binary: Path | None = None
     crates: tuple[str, ...] = ()
-    warnings: int | None = None    # clippy warnings when clippy ran, else None
 
 
 def registry() -> Path:
@@ -55,7 +55,8 @@ def crates_used(source: str) -> list[str]:
     code = re.sub(r"//[^\n]*|/\*.*?\*/|\"(\\.|[^\"\\])*\"", "", source, flags=re.S)
     named = set(re.findall(r"\bextern\s+crate\s+(\w+)", code)) | set(re.findall(r"\buse\s+(\w+)\s*::", code))
     named |= {c for c in available_crates() if re.search(rf"\b{c}::", code)}
-    local = set(re.findall(r"\bmod\s+(\w+)", code))
+    # `use Color::*` names a local enum, not a crate
+    local = set(re.findall(r"\b(?:mod|enum|struct|trait|type|union)\s+(\w+)", code))
     return sorted(named - _BUILTIN - local)
 
 
@@ -99,57 +100,66 @@ def _cargo_home() -> Path:
     return home
 
 
-def build_rust(source: str, work: Path, forbid_unsafe: bool = False, clippy: bool = False) -> Build:
+def _cargo_project(source: str, crates: list[str], folder: Path) -> tuple[str, dict[str, str]]:
+    """A cargo project for `source` in folder/cargo: (package name, environment for cargo)."""
+    have = available_crates()
+    name = "prog_" + hashlib.sha256(source.encode()).hexdigest()[:12]  # unique in the shared target folder
+    proj = folder / "cargo"
+    (proj / "src").mkdir(parents=True, exist_ok=True)
+    deps = "".join(f'{c} = "{have[c]}"\n' for c in crates)
+    (proj / "Cargo.toml").write_text(f'[package]\nname = "{name}"\nversion = "0.1.0"\nedition = "2021"\n\n'
+                                     f'[dependencies]\n{deps}')
+    (proj / "src" / "main.rs").write_text(source)
+    # shared target folder: dependencies compile once
+    return name, {"CARGO_HOME": str(_cargo_home()), "CARGO_TARGET_DIR": str(paths.cache() / "cargo-target")}
+
+
+def build_rust(source: str, work: Path, forbid_unsafe: bool = False) -> Build:
     """rustc for std-only sources; cargo --offline with the needed crates otherwise; -F unsafe_code on request."""
     crates = crates_used(source)
     forbid = ["-F", "unsafe_code"] if forbid_unsafe else []
     if not crates:
         (work / "main.rs").write_text(source)
         ok, err = _run([tool("rustc"), "--edition", "2021", "-O", *forbid, "-o", "prog", "main.rs"], work)
-        warnings = _clippy_rustc(work) if ok and clippy else None
-        return Build(ok, err, work / "prog" if ok else None, (), warnings)
+        return Build(ok, err, work / "prog" if ok else None)
     have = available_crates()
     missing = [c for c in crates if c not in have]
     if missing:
         return Build(False, f"crate(s) {', '.join(missing)} not available offline (local registry {registry()} "
                      f"has: {', '.join(sorted(have)) or 'none'}; Debian: apt install librust-<name>-dev)",
                      crates=tuple(crates))
-    name = "prog_" + hashlib.sha256(source.encode()).hexdigest()[:12]
-    proj = work / "cargo"
-    (proj / "src").mkdir(parents=True, exist_ok=True)
-    deps = "".join(f'{c} = "{have[c]}"\n' for c in crates)
-    (proj / "Cargo.toml").write_text(f'[package]\nname = "{name}"\nversion = "0.1.0"\nedition = "2021"\n\n'
-                                     f'[dependencies]\n{deps}')
-    (proj / "src" / "main.rs").write_text(source)
-    target = paths.cache() / "cargo-target"  # shared: dependencies compile once
-    env = {"CARGO_HOME": str(_cargo_home()), "CARGO_TARGET_DIR": str(target)}
-    cmd = [tool("cargo"), "rustc", "--offline", "--release", "--quiet", "--", *forbid]
-    ok, err = _run(cmd, proj, env)
-    built = target / "release" / name
+    name, env = _cargo_project(source, crates, work)
+    ok, err = _run([tool("cargo"), "rustc", "--offline", "--release", "--quiet", "--", *forbid], work / "cargo", env)
+    release = Path(env["CARGO_TARGET_DIR"]) / "release"
     binary = None
-    if ok and built.exists():
+    if ok and (release / name).exists():
         binary = work / "prog"
-        shutil.copy2(built, binary)
-    for f in (target / "release").glob(f"{name}*"):  # our own outputs only; shared deps stay
+        shutil.copy2(release / name, binary)
+    for f in release.glob(f"{name}*"):  # our own outputs only; shared deps stay
         f.unlink(missing_ok=True)
-    warnings = _clippy_cargo(proj, env) if ok and clippy else None
-    return Build(ok and binary is not None, err, binary, tuple(crates), warnings)
+    return Build(ok and binary is not None, err, binary, tuple(crates))
+
+
+def clippy_warnings(source: str) -> int | None:
+    """Clippy warnings of a program (clippy-driver, or `cargo clippy` when it uses crates); None without clippy."""
+    crates = crates_used(source)
+    with tempfile.TemporaryDirectory(prefix="lab-clippy-") as tmp:
+        work = Path(tmp)
+        if not crates:
+            driver = shutil.which("clippy-driver") or str(Path.home() / ".cargo" / "bin" / "clippy-driver")
+            if not Path(driver).exists():
+                return None
+            (work / "main.rs").write_text(source)
+            r = subprocess.run([driver, "--edition", "2021", "-o", "prog", "main.rs"], cwd=work,
+                               capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S)
+            return _count_warnings(r.stderr)
+        if any(c not in available_crates() for c in crates):
+            return None
+        _, env = _cargo_project(source, crates, work)
+        r = subprocess.run([tool("cargo"), "clippy", "--offline", "--release"], cwd=work / "cargo",
+                           capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S, env={**os.environ, **env})
+        return _count_warnings(r.stderr) if r.returncode == 0 else None
 
 
 def _count_warnings(stderr: str) -> int:
     return len(re.findall(r"^warning: (?!\d+ warnings? emitted|.*generated \d+ warning)", stderr, flags=re.M))
-
-
-def _clippy_rustc(work: Path) -> int | None:
-    driver = shutil.which("clippy-driver") or str(Path.home() / ".cargo" / "bin" / "clippy-driver")
-    if not Path(driver).exists():
-        return None
-    r = subprocess.run([driver, "--edition", "2021", "-o", "clippy-out", "main.rs"], cwd=work, capture_output=True,
-                       text=True, timeout=COMPILE_TIMEOUT_S)
-    return _count_warnings(r.stderr)
-
-
-def _clippy_cargo(proj: Path, env: dict[str, str]) -> int | None:
-    r = subprocess.run([tool("cargo"), "clippy", "--offline", "--release"], cwd=proj, capture_output=True,
-                       text=True, timeout=COMPILE_TIMEOUT_S, env={**os.environ, **env})
-    return _count_warnings(r.stderr) if r.returncode == 0 else None

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from lab import LabError, paths
+from lab.c2rust.build import clippy_warnings
 from lab.c2rust.harness import CheckReport, check_source, count_unsafe, extract_rust
 from lab.c2rust.tasks import Task, find_program, load_task
 from lab.client import Client, context_room
@@ -67,7 +68,7 @@ def _stage(client: Client, first: list[dict[str, str]], task: Task, rounds: int,
         res = client.chat(messages, max_tokens=mt, thinking=False)
         tokens += res.prompt_tokens + res.completion_tokens
         new = extract_rust(res.text)
-        rep = check_source(new, task, idiomatic=idiomatic, clippy=True) if new else None
+        rep = check_source(new, task, idiomatic=idiomatic) if new else None
         log.append({"stage": stage, "round": r, "max_tokens": mt, "finish_reason": res.finish_reason,
                     "usage": [res.prompt_tokens, res.completion_tokens], "seconds": round(time.time() - t0, 2),
                     "reply": res.text, "result": rep.summary() if rep else "no code block"})
@@ -112,7 +113,7 @@ def translate(c_file: str | Path, tests: str | Path, client: Client, rounds: int
         if ok2:
             code, rep = code2, rep2
     result["unsafe"] = count_unsafe(code) if code else None
-    result["clippy_warnings"] = rep.clippy_warnings if rep and rep.compiled else None
+    result["clippy_warnings"] = clippy_warnings(code) if code and rep and rep.compiled else None  # once, final code
     if out:
         out = Path(out)
         if code:

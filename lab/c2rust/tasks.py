@@ -156,9 +156,8 @@ def load_task(path: str | Path, feed: str | None = None) -> Task:
 def find_program(folder: Path) -> tuple[Path, Path] | None:
     """(C file, task file) of a program folder: NAME/NAME.c or its single .c; SACToR's test_task/ or tests.json."""
     cs = sorted(folder.glob("*.c"))
-    c = folder / f"{folder.name}.c" if (folder / f"{folder.name}.c").exists() else \
-        folder / "prog.c" if (folder / "prog.c").exists() else cs[0] if len(cs) == 1 else None
-    for t in (folder / "test_task" / "test_task.json", folder / "test_task.json", folder / "tests.json"):
-        if c and t.exists():
-            return c, t
-    return None
+    named = [f for f in (folder / f"{folder.name}.c", folder / "prog.c") if f.exists()]
+    c = named[0] if named else cs[0] if len(cs) == 1 else None
+    tasks = [t for t in (folder / "test_task" / "test_task.json", folder / "test_task.json", folder / "tests.json")
+             if t.exists()]
+    return (c, tasks[0]) if c and tasks else None
