@@ -4,13 +4,16 @@ Layers, each used where the machine has it (`protections()` says which are activ
 - bubblewrap: only /usr (and the /lib links) visible read-only, a private /tmp as $HOME, the case's own
   folder writable, no network, a new PID namespace (nothing outlives the case), die-with-parent.
 - prlimit: address space (default 1 GiB), CPU seconds, file size (caps the captured output), open files,
-  and processes; as root the program also drops to `nobody`, because root ignores RLIMIT_NPROC.
+  and processes; as root the program also drops to an unprivileged uid of its own (root ignores
+  RLIMIT_NPROC, and the limit counts per user: with one shared `nobody`, four concurrent cases starved
+  each other with "bwrap: Can't fork").
 - without bubblewrap: `unshare -n` for the network where allowed, the limits still apply.
 Everything is a wrapper command in argv, so it is safe from the thread pool `c2rust batch` uses.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import signal
@@ -23,9 +26,12 @@ from pathlib import Path
 
 MEMORY_BYTES = 1 << 30   # address space per case: test programs need a few MB; 2 GB allocations must fail
 OUTPUT_BYTES = 256 * 1024  # per output file (stdout, stderr): more is a print loop
-PROCESSES = 32           # a fork bomb stops here (per user, see _drop_to)
+PROCESSES = 32           # a fork bomb stops here (per case: each case has its own uid, see case_uid)
 OPEN_FILES = 64
 NOBODY = 65534
+# Per-case uids as root: far above any real account (uid_t is 32-bit), unique per process and case.
+CASE_UID_BASE = 1_000_000_000
+_case_counter = itertools.count()
 
 
 @dataclass
@@ -55,12 +61,21 @@ def _bwrap() -> str | None:
     return None
 
 
-def _drop_to() -> list[str]:
-    """As root: run as nobody, so RLIMIT_NPROC counts (root is exempt) and no file of root's is writable."""
-    if os.geteuid() == 0 and shutil.which("setpriv") and _works("setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}",
-                                                                  "--clear-groups", "true"):
-        return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
-    return []
+def _can_drop() -> bool:
+    """True as root with setpriv: cases then run under an unprivileged uid of their own."""
+    return os.geteuid() == 0 and shutil.which("setpriv") is not None and _works(
+        "setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "true")
+
+
+def case_uid() -> int | None:
+    """A fresh uid for one case (None when not root): RLIMIT_NPROC then counts that case's processes only."""
+    if not _can_drop():
+        return None
+    return CASE_UID_BASE + (os.getpid() % 100_000) * 10_000 + next(_case_counter) % 10_000
+
+
+def _drop_to(uid: int | None) -> list[str]:
+    return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"] if uid is not None else []
 
 
 def _user_processes() -> int:
@@ -79,7 +94,7 @@ def protections() -> dict[str, bool]:
     bw = _bwrap() is not None
     return {"bubblewrap": bw, "no_network": bw or _works("unshare", "-n", "true"),
             "private_filesystem": bw, "pid_namespace": bw, "limits": shutil.which("prlimit") is not None,
-            "unprivileged_user": os.geteuid() != 0 or bool(_drop_to())}
+            "unprivileged_user": os.geteuid() != 0 or _can_drop()}
 
 
 def describe() -> str:
@@ -92,9 +107,9 @@ def describe() -> str:
 
 
 def workdir() -> tempfile.TemporaryDirectory:
-    """A temporary folder the sandboxed user can reach: under /tmp/lab-sandbox-UID (mode 711) when we drop to
-    nobody (a private $TMPDIR such as pytest's would hide it), else in the usual temp folder."""
-    if not _drop_to():
+    """A temporary folder the sandboxed user can reach: under /tmp/lab-sandbox-UID (mode 711) when cases drop
+    to their own uid (a private $TMPDIR such as pytest's would hide it), else in the usual temp folder."""
+    if not _can_drop():
         return tempfile.TemporaryDirectory(prefix="lab-c2rust-")
     base = Path("/tmp") / f"lab-sandbox-{os.getuid()}"
     base.mkdir(mode=0o711, exist_ok=True)
@@ -119,9 +134,9 @@ def _layout(work: Path) -> list[str]:
     return args
 
 
-def command(argv: list[str], work: Path, cpu_s: int) -> list[str]:
-    """The full wrapped command line for argv run inside `work`."""
-    drop = _drop_to()
+def command(argv: list[str], work: Path, cpu_s: int, uid: int | None = None) -> list[str]:
+    """The full wrapped command line for argv run inside `work`, as `uid` when given (see case_uid)."""
+    drop = _drop_to(uid)
     procs = PROCESSES if drop else _user_processes() + PROCESSES  # a user's count includes their other processes
     limits = ["prlimit", f"--as={MEMORY_BYTES}", f"--cpu={cpu_s}", f"--fsize={OUTPUT_BYTES}",
               f"--nofile={OPEN_FILES}", f"--nproc={procs}", "--core=0", "--"] if protections()["limits"] else []
@@ -134,14 +149,15 @@ def command(argv: list[str], work: Path, cpu_s: int) -> list[str]:
 def run(argv: list[str], work: Path, stdin: str = "", cpu_s: int = 4, wall_s: float = 10.0) -> Outcome:
     """Run argv contained, in `work`; stdout/stderr go to capped files there; the whole group is killed on timeout."""
     work = Path(work)
-    if _drop_to():
-        os.chown(work, NOBODY, NOBODY)
+    uid = case_uid()
+    if uid is not None:
+        os.chown(work, uid, uid)
         for f in work.iterdir():
-            os.chown(f, NOBODY, NOBODY)
+            os.chown(f, uid, uid)
     out, err, inp = work / ".stdout", work / ".stderr", work / ".stdin"
     inp.write_text(stdin)
     with open(inp, "rb") as fi, open(out, "wb") as fo, open(err, "wb") as fe:
-        proc = subprocess.Popen(command(argv, work, cpu_s), stdin=fi, stdout=fo, stderr=fe, cwd=work,
+        proc = subprocess.Popen(command(argv, work, cpu_s, uid), stdin=fi, stdout=fo, stderr=fe, cwd=work,
                                 start_new_session=True)  # own group: a timeout kills everything it started
         try:
             code: int | None = proc.wait(timeout=wall_s)

@@ -53,11 +53,15 @@ def test_libc_translation_builds_offline_and_the_idiomatic_gate_is_the_compiler(
     uni = (SACTOR / "fib" / "unidiomatic.rs").read_text()
     gated = c2rust.check_source(uni, fib, idiomatic=True)
     assert not gated.compiled and "unsafe" in gated.compile_errors
-    idio = c2rust.check_source((SACTOR / "fib" / "idiomatic.rs").read_text(), fib, idiomatic=True, clippy=True)
-    assert idio.ok and idio.crates == [] and (idio.clippy_warnings is None or idio.clippy_warnings >= 0)
+    idio = c2rust.check_source((SACTOR / "fib" / "idiomatic.rs").read_text(), fib, idiomatic=True)
+    assert idio.ok and idio.crates == []
+    for src in ((SACTOR / "fib" / "idiomatic.rs").read_text(), uni):  # clippy-driver, then cargo clippy
+        warnings = build.clippy_warnings(src)
+        assert warnings is None or warnings >= 0
     missing = c2rust.check_source("use rand::Rng;\nfn main() {}\n", fib)
     assert not missing.compiled and missing.compile_errors.startswith("crate(s) rand not available offline")
     assert build.crates_used("extern crate libc;\nuse std::io;\nmod util { }\nuse util::x;") == ["libc"]
+    assert build.crates_used("enum Color { Red }\nuse Color::*;\nfn main() { libc::exit(0) }") == ["libc"]
 
 
 def test_cli_checks_a_sactor_task_and_says_which_protections_are_active():
@@ -86,6 +90,11 @@ int main(void) { size_t n = (size_t)3 << 30; char *p = malloc(n);
 int main(int c, char **v) { if (fork() == 0) { setsid(); if (fork() == 0) {
     execl("/bin/sleep", "sleep", v[1], (char *)0); } return 0; }
   puts("blocked"); return 0; }''',
+    "fork_bomb": r'''#include <stdio.h>
+#include <unistd.h>
+int main(void) { int n = 0; for (int i = 0; i < 200; i++) { pid_t p = fork(); if (p == 0) { sleep(2); _exit(0); }
+    if (p > 0) n++; }
+  puts(n < 200 ? "blocked" : "escaped"); return 0; }''',
     "socket": r'''#include <stdio.h>
 #include <stdlib.h>
 #include <arpa/inet.h>
@@ -118,7 +127,7 @@ def test_escapes_fail_or_are_contained_and_the_host_is_checked_afterwards(tmp_pa
     listener.listen(1)
     listener.settimeout(0.1)
     args = {"write_outside": [str(home), str(ROOT)], "read_outside": [str(secret)], "allocate": [],
-            "detach": [tag], "socket": [str(listener.getsockname()[1])]}
+            "detach": [tag], "socket": [str(listener.getsockname()[1])], "fork_bomb": []}
     try:
         for name, src in ESCAPES.items():
             rep = c2rust.check_source(src, [c2rust.Case(args[name], "", "blocked\n")], "c")
@@ -131,6 +140,29 @@ def test_escapes_fail_or_are_contained_and_the_host_is_checked_afterwards(tmp_pa
     assert not (home / "lab-escape-home").exists() and not (ROOT / "lab-escape-project").exists()
     time.sleep(0.2)
     assert _sleepers(f"sleep {tag}") == [], "a detached child outlived its case"
+
+
+def test_concurrent_checks_do_not_share_one_process_budget():
+    """Several checks at once (parallel jobs, `c2rust batch`): each case's process limit must be its own.
+
+    With every case running as one shared `nobody`, 3 of 4 concurrent checks failed with
+    "bwrap: Can't fork for pid 1: Resource temporarily unavailable"."""
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+    fib = SACTOR / "fib"
+    argv = [sys.executable, "-m", "lab.cli", "c2rust", "check", str(fib / "fib.c"),
+            str(fib / "test_task" / "test_task.json"), str(fib / "idiomatic.rs")]
+    with ThreadPoolExecutor(4) as ex:
+        runs = list(ex.map(lambda _: subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=ROOT),
+                           range(4)))
+    assert [r.stdout.strip().splitlines()[-1] for r in runs] == ["Rust: 5/5 cases pass"] * 4, \
+        [r.stdout[-300:] for r in runs]
+    src = (SACTOR / "stats" / "stats.c").read_text()  # and threads in one process, as `batch` runs them
+    task = c2rust.load_task(SACTOR / "stats" / "test_task" / "test_task.json")
+    with ThreadPoolExecutor(6) as ex:
+        reports = list(ex.map(lambda _: c2rust.check_source(src, task, "c"), range(6)))
+    assert [r.summary() for r in reports] == ["4/4 cases pass"] * 6
 
 
 def test_sactor_config_takes_model_and_budget_from_the_live_server(tmp_path):
