@@ -124,7 +124,9 @@ def check(c_file: str | Path, tests: str | Path, rust_file: str | Path, feed: st
     task = load_task(tests, feed)
     ref = check_source(Path(c_file).read_text(), task, "c")
     if not ref.ok:
-        raise LabError(f"bad task: the C reference {c_file} fails its own tests: {ref.summary()}")
+        hint = " (a bare test_samples.json is fed as arguments unless the feed is stdin)" \
+            if task.format == "sactor-samples" and feed is None else ""
+        raise LabError(f"bad task: the C reference {c_file} fails its own tests: {ref.summary()}{hint}")
     return ref, check_source(Path(rust_file).read_text(), task, idiomatic=idiomatic)
 
 

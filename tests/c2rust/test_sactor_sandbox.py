@@ -44,6 +44,9 @@ def test_sactor_comparison_is_normalized_stdout_plus_stderr_and_ignores_exit_cod
     task = c2rust.load_task(SACTOR / "fib" / "test_task" / "test_task.json")
     ref, rep = c2rust.check(SACTOR / "fib" / "fib.c", task.path, SACTOR / "fib" / "unidiomatic.rs")
     assert ref.ok and rep.ok and rep.crates == ["libc"]  # the usage case exits 1 with its text on stderr
+    with pytest.raises(LabError, match="bad task: .* fed as arguments unless the feed is stdin"):
+        c2rust.check(SACTOR / "stats" / "stats.c", SACTOR / "stats" / "test_task" / "test_samples.json",
+                     SACTOR / "fib" / "idiomatic.rs")  # a stdin program's bare samples, fed as args by default
     stats_c = (SACTOR / "stats" / "stats.c").read_text()
     assert c2rust.check_source(stats_c, c2rust.load_task(SACTOR / "stats" / "test_task" / "test_task.json"), "c").ok
 
