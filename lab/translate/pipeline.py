@@ -12,7 +12,7 @@ from typing import Any
 import openai
 
 from lab import LabError
-from lab.client import Client, run_sync
+from lab.client import Client, run_sync, server_error
 from lab.translate.cache import ChunkCache, text_hash
 from lab.translate.checks import checks, clean, failing
 from lab.translate.chunking import Chunk, chunk_budget, make_chunks, max_tokens_for
@@ -163,6 +163,8 @@ class Translator:
         except (openai.APIConnectionError, openai.APITimeoutError, openai.InternalServerError) as e:
             raise Abort(f"server {self.clients[i].base_url} failed after {self.s.retries} retries "
                         f"({type(e).__name__})") from None
+        except openai.OpenAIError as e:  # 400/401/404...: the server's own words, and what was kept (run())
+            raise Abort(str(server_error(e, self.clients[i].base_url))) from None
         return r, self.clients[i].base_url
 
     async def _translate_chunk(self, doc: Doc, chunk: Chunk, allow_split: bool = True) -> list[str] | None:

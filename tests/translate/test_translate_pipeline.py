@@ -86,7 +86,7 @@ def test_server_errors_stop_cleanly_and_a_rerun_resumes(tmp_path):
         if state["ok"] > 0:
             state["ok"] -= 1
             return 200, _zh(_source_of(body)), "stop"
-        return 500, "engine died", None
+        return state.get("code", 500), "engine died", None
     fake = openai_fake(reply)
     lines = [f"{i}行目です。" for i in range(6)]
     try:
@@ -98,6 +98,10 @@ def test_server_errors_stop_cleanly_and_a_rerun_resumes(tmp_path):
         s = _settings(tmp_path / "out", fake.url, concurrency=1, chunk_tokens=8)
         stats = Translator(s).run(tmp_path / "in.txt")
         assert stats["cached"] == 2 and stats["requests"] == 4
+        state.update(ok=0, code=400)  # a 4xx mid-run: the server's own words, and what is kept
+        with pytest.raises(LabError, match=r"rejected the request \(400\): engine died; 0 finished chunks are kept"):
+            Translator(_settings(tmp_path / "out2", fake.url, concurrency=1, chunk_tokens=8)).run(tmp_path / "in.txt")
+        assert not (tmp_path / "out2" / "in.zh.txt").exists()
         assert (tmp_path / "out" / "in.zh.txt").read_text().split("\n")[:6] == [_zh(x) for x in lines]
     finally:
         fake.close()
