@@ -36,6 +36,13 @@ def medians(seen: dict[str, list[float]]) -> dict[str, float]:
     return {k: round(statistics.median(v), 1) for k, v in seen.items()}
 
 
+def ratio_line(res: dict[str, Any], concurrency: int, scaling_target: float, who: str, key: str,
+               target: float) -> str:
+    """The line a suite ends with: scaling and the share of the bare openai loop, each beside its target."""
+    return (f"scaling c{concurrency}/c1: {res['scaling']}x (target >= {scaling_target:g}x); "
+            f"{who} / bare openai loop: {res[key]:.1%} (target >= {target:.0%})")
+
+
 def peak_memory() -> dict[str, float]:
     """Peak RSS of this process, and peak CUDA memory when torch is already imported with a GPU."""
     out = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}

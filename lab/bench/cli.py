@@ -9,6 +9,7 @@ from pathlib import Path
 from lab import options, paths
 from lab.bench import sweeps
 from lab.bench.suite import suite as serving_suite
+from lab.measure import ratio_line
 
 
 def add_commands(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
@@ -43,8 +44,7 @@ def add_commands(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
 def _suite(a: argparse.Namespace) -> int:
     res = serving_suite(a.profile, a.num_prompts, a.output_len, a.concurrency, a.repeats)
     print(json.dumps(res, indent=1))
-    print(f"scaling c{a.concurrency}/c1: {res['scaling']}x (target >= 8x); "
-          f"lab client / bare openai loop: {res['lab_vs_bare']:.1%} (target >= 95%)")
+    print(ratio_line(res, a.concurrency, 8, "lab client", "lab_vs_bare", 0.95))
     return 0
 
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from lab import LabError, config, options, paths
+from lab.measure import ratio_line
 from lab.translate.pipeline import Settings, Translator
 from lab.translate.prompts import PromptSpec, load_fewshot, load_glossary
 
@@ -101,8 +102,7 @@ def _bench(a: argparse.Namespace) -> int:
     from lab.translate.bench import translate_suite
     res = translate_suite(a.profile, a.copies, a.chunk_tokens, a.concurrency, a.repeats)
     print(json.dumps(res, indent=1))
-    print(f"scaling c{a.concurrency}/c1: {res['scaling']}x (target >= 5x); "
-          f"pipeline / bare openai loop: {res['pipeline_vs_bare']:.1%} (target >= 85%)")
+    print(ratio_line(res, a.concurrency, 5, "pipeline", "pipeline_vs_bare", 0.85))
     return 0
 
 
