@@ -64,7 +64,10 @@ class FakeServer:
 
 
 def openai_fake(reply, max_model_len: int = 4096, model: str = "fake"):
-    """A real local OpenAI-like server: reply(body) -> (status, content | None for a hang, finish_reason)."""
+    """A real local OpenAI-like server: reply(body) -> (status, content | None for a hang, finish_reason).
+
+    content may be a dict: the message's fields (e.g. content and reasoning_content, as vLLM's reasoning
+    parser sends them)."""
     def handler(path, body):
         if path.endswith("/models"):
             return 200, {"object": "list", "data": [{"id": model, "object": "model", "max_model_len": max_model_len}]}
@@ -76,8 +79,8 @@ def openai_fake(reply, max_model_len: int = 4096, model: str = "fake"):
             return status, None
         if status != 200:
             return status, {"error": {"message": content}}
+        msg = {"role": "assistant", **(content if isinstance(content, dict) else {"content": content})}
         return 200, {"id": "x", "object": "chat.completion", "created": 0, "model": model,
-                     "choices": [{"index": 0, "finish_reason": finish,
-                                  "message": {"role": "assistant", "content": content}}],
-                     "usage": {"prompt_tokens": 10, "completion_tokens": len(content), "total_tokens": 10}}
+                     "choices": [{"index": 0, "finish_reason": finish, "message": msg}],
+                     "usage": {"prompt_tokens": 10, "completion_tokens": len(str(content)), "total_tokens": 10}}
     return FakeServer(handler)

@@ -1,8 +1,9 @@
 """Stage of notebook 04: Japanese -> Chinese long-text translation (sources, chunks, prompts, checks, cache)."""
 
 from lab.translate.chunking import Chunk, Unit, chunk_budget, make_chunks, max_tokens_for
+from lab.translate.document import FAILED_MARK
 from lab.translate.eval import evaluate
-from lab.translate.pipeline import FAILED_MARK, Settings, Translator
+from lab.translate.pipeline import Settings, Translator
 from lab.translate.prompts import PromptSpec, Term, load_fewshot, load_glossary, terms_in
 
 __all__ = ["FAILED_MARK", "Chunk", "PromptSpec", "Settings", "Term", "Translator", "Unit", "chunk_budget",

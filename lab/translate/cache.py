@@ -32,10 +32,13 @@ def read_record(f: Path) -> dict[str, Any] | None:
 
 
 class ChunkCache:
-    """Records under OUT/.lab-cache/DOC/<source hash>-<fingerprint>.json; a locked record wins over any."""
+    """Records under OUT/.lab-cache/DOC/<source hash>-<fingerprint>.json; a locked record wins over any.
 
-    def __init__(self, out: Path, fingerprint: str, resume: bool = True) -> None:
-        self.root, self.fp, self.resume = Path(out) / ".lab-cache", fingerprint, resume
+    The fingerprint is per chunk (settings plus the glossary entries that chunk uses), so a changed
+    glossary re-translates only the chunks whose text has a changed term."""
+
+    def __init__(self, out: Path, resume: bool = True) -> None:
+        self.root, self.resume = Path(out) / ".lab-cache", resume
         # Per document: file names by source hash, one listdir instead of a glob per chunk (quadratic
         # on a long novel otherwise).
         self._index: dict[str, dict[str, set[str]]] = {}
@@ -57,7 +60,7 @@ class ChunkCache:
             self._index[doc] = index
         return self._index[doc]
 
-    def get(self, doc: str, text: str) -> list[str] | None:
+    def get(self, doc: str, text: str, fp: str) -> list[str] | None:
         """A locked correction (any settings) or this fingerprint's translation of a chunk text."""
         d, src = self.folder(doc), text_hash(text)[:16]
         own = None
@@ -67,21 +70,21 @@ class ChunkCache:
                 continue
             if rec.get("locked"):
                 return rec["lines"]
-            if name == f"{src}-{self.fp}.json":
+            if name == f"{src}-{fp}.json":
                 own = rec
         return own["lines"] if own is not None and self.resume else None
 
-    def put(self, doc: str, text: str, lines: list[str], meta: dict[str, Any]) -> None:
+    def put(self, doc: str, text: str, lines: list[str], meta: dict[str, Any], fp: str) -> None:
         """Store a chunk's lines atomically."""
         rec = {"source": text, "lines": lines, "locked": False, **meta}
         # Atomic but not fsync'd: a killed process loses nothing (the page cache outlives it), and
         # fsync in the event loop cost ~2 ms a chunk under load, 15-25% of a c16 run on the tiny
         # model. After an OS crash an empty file may remain: read_record treats it as missing.
-        name = f"{text_hash(text)[:16]}-{self.fp}.json"
+        name = f"{text_hash(text)[:16]}-{fp}.json"
         paths.atomic_write(self.folder(doc) / name, json.dumps(rec, ensure_ascii=False, indent=1) + "\n",
                            durable=False)
         self._names(doc).setdefault(name.split("-", 1)[0], set()).add(name)
 
     def count(self) -> int:
-        """Records on disk (what an interrupted run keeps)."""
-        return len(list(self.root.rglob("*.json")))
+        """Chunk records on disk (what an interrupted run keeps)."""
+        return sum(1 for f in self.root.rglob("*.json") if "-" in f.name)

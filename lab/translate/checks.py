@@ -8,9 +8,12 @@ from lab.client import strip_reasoning
 
 KANA = re.compile(r"[\u3040-\u309f\u30a0-\u30ff]")
 CJK_OR_KANA = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
-LOOP = re.compile(r"(.{1,20}?)\1{7,}", re.S)  # a 1-20 char unit repeated 8+ times in a row
+RUN = re.compile(r"(.{1,20}?)\1{3,}", re.S)  # a 1-20 char unit repeated 4+ times in a row
+LETTER = re.compile(r"[\w\u3040-\u30ff\u4e00-\u9fff]")  # runs of ―…！◆ are style, not loops
+LOOP_MIN = 8          # repeats before a run can be a loop (degenerate decoding repeats dozens of times)
 KANA_MAX = 0.15       # Chinese has no kana; a few may remain in names written in katakana
 LENGTH_RATIO = (0.3, 3.0)  # zh chars / ja chars; real pairs sit around 0.6-1.2
+LENGTH_SLACK = 6      # chars: short lines vary most ("ありがとうございます。" -> "谢谢。" is 0.27)
 FAILING = ("empty", "loop", "truncated", "kana", "length_ratio", "line_count")  # retried; glossary only warns
 
 
@@ -28,22 +31,34 @@ def clean(output: str, source: str, preface: str = "") -> str:
     return "\n".join(ln.rstrip() for ln in kept).strip("\n")
 
 
+def longest_run(text: str) -> int:
+    """Most repeats in a row of any unit with a letter in it (トン、×8 -> 8; ――――― and …… count 0)."""
+    return max((len(m.group(0)) // len(m.group(1)) for m in RUN.finditer(text) if LETTER.search(m.group(1))),
+               default=0)
+
+
+def lines_of(output: str) -> list[str]:
+    """The non-empty lines of a cleaned output: one per source unit when the reply is well formed."""
+    return [ln for ln in output.splitlines() if ln.strip()]
+
+
 def checks(output: str, source: str, finish_reason: str | None, terms: list | None = None) -> list[str]:
-    """Problems found in a cleaned output (empty list = fine)."""
+    """Problems found in a cleaned output (empty list = fine), judged against the source."""
     problems = []
     if not output.strip():
         return ["empty"]
-    if LOOP.search(output):
+    run = longest_run(output)
+    if run >= LOOP_MIN and run > 2 * longest_run(source):  # the source's own トン、トン、… is no loop
         problems.append("loop")
     if finish_reason == "length":
         problems.append("truncated")
     letters = CJK_OR_KANA.findall(output)
     if letters and len(KANA.findall(output)) / len(letters) > KANA_MAX:
         problems.append("kana")
-    ratio = len(output.replace("\n", "")) / max(1, len(source.replace("\n", "")))
-    if not LENGTH_RATIO[0] <= ratio <= LENGTH_RATIO[1]:
+    n_out, n_src = len(output.replace("\n", "")), len(source.replace("\n", ""))
+    if not LENGTH_RATIO[0] * n_src - LENGTH_SLACK <= n_out <= LENGTH_RATIO[1] * n_src + LENGTH_SLACK:
         problems.append("length_ratio")
-    if len([x for x in output.splitlines() if x.strip()]) != len([x for x in source.splitlines() if x.strip()]):
+    if len(lines_of(output)) != len(lines_of(source)):
         problems.append("line_count")
     for t in terms or []:
         if t.source in source and t.target not in output:

@@ -42,8 +42,9 @@ class Chunk:
 
 
 def make_chunks(lines: list[str], count: Callable[[str], int], budget: int, context_lines: int = 0,
-                hard: int | None = None) -> list[Chunk]:
-    """Pack non-empty lines into chunks of at most `budget` source tokens; longer lines split at 。！？.
+                hard: int | None = None, skip: set[int] | frozenset[int] = frozenset()) -> list[Chunk]:
+    """Pack non-empty lines (but those in `skip`) into chunks of at most `budget` source tokens; longer
+    lines split at 。！？ outside quotes (inside them only when a quotation alone is too long).
 
     A single sentence over `budget` still gets a chunk of its own when it fits `hard` (what the model's
     context allows); only a sentence over `hard` is an error."""
@@ -52,14 +53,17 @@ def make_chunks(lines: list[str], count: Callable[[str], int], budget: int, cont
         raise LabError(f"chunk budget must be >= 1 token, got {budget}")
     units: list[Unit] = []
     for i, line in enumerate(lines):
-        if not line.strip():
+        if not line.strip() or i in skip:
             continue
         n = count(line)
         if n <= budget:
             units.append(Unit(i, 0, line, n))
             continue
         piece, piece_tokens, k = "", 0, 0
-        for sent in split_sentences(line):
+        sents = split_sentences(line)
+        if any(count(x) > hard for x in sents):  # an unclosed 「 or a very long quotation
+            sents = split_sentences(line, quotes=False)
+        for sent in sents:
             st = count(sent)
             if st > hard:
                 raise LabError(f"line {i + 1}: a sentence of {st} tokens does not fit the model's context "

@@ -1,4 +1,4 @@
-"""`lab translate [run] INPUT -o OUT`, `lab translate eval HYP REF`, `lab tokens PATH`."""
+"""`lab translate [run] INPUT -o OUT`, `translate fix/rebuild OUT`, `translate eval HYP REF`, `lab tokens PATH`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 
 from lab import LabError, config, options, paths
 from lab.measure import ratio_line
+from lab.translate import document, sources
+from lab.translate.outputs import UNTRANSLATED, rebuild
 from lab.translate.pipeline import Settings, Translator
 from lab.translate.prompts import PromptSpec, load_fewshot, load_glossary
 
@@ -24,6 +26,21 @@ def add_commands(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
     r = s.add_parser("run", help="translate a file or folder (the default action: `lab translate INPUT -o OUT`)")
     _run_opts(r)
     r.set_defaults(func=_run)
+    f = s.add_parser("fix", help="lock a person's translation of one line (shows the line without --text)",
+                     description="Corrections live in OUT/.lab-cache/NAME/fixes.json, win over any model output "
+                     "and survive reruns with other settings; the outputs are rewritten at once.")
+    f.add_argument("out", help="the output folder of a translation run")
+    f.add_argument("--doc", help="document name, as in NAME.zh.txt (default: the only one)")
+    f.add_argument("--line", type=options.POSITIVE_INT, required=True, help="line number in NAME.zh.txt")
+    f.add_argument("--text", help="the corrected translation (default: show the line and change nothing)")
+    f.set_defaults(func=_fix)
+    b = s.add_parser("rebuild", help="rewrite the outputs from the cache and fixes, sending nothing")
+    b.add_argument("out", help="the output folder of a translation run")
+    b.add_argument("--bilingual", action=argparse.BooleanOptionalAction,
+                   help="write NAME.bilingual.md (default: as the last run did)")
+    b.add_argument("--epub", action=argparse.BooleanOptionalAction,
+                   help="write the EPUB of text inputs (default: as the last run did)")
+    b.set_defaults(func=_rebuild)
     e = s.add_parser("eval", help="score translations: chrF, BLEU (zh tokenization), glossary adherence")
     e.add_argument("hyp", help="folder with NAME.zh.txt translations")
     e.add_argument("ref", help="folder with NAME.txt references")
@@ -49,7 +66,8 @@ def add_commands(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
 
 
 def _run_opts(p: argparse.ArgumentParser) -> None:
-    p.add_argument("input", help="a .txt file or a folder of .txt files (UTF-8/16, Shift_JIS, EUC-JP detected)")
+    p.add_argument("input", help="a .txt or .epub file, or a folder of them (UTF-8/16, Shift_JIS, EUC-JP and "
+                   "ISO-2022-JP detected; output folders inside it are not read)")
     p.add_argument("-o", "--out", required=True, help="output folder: NAME.zh.txt, logs/, the resume cache")
     options.endpoint_opts(p, several=True)
     p.add_argument("--glossary", help="TSV glossary: source<TAB>target[<TAB>note] (default: none)")
@@ -68,9 +86,12 @@ def _run_opts(p: argparse.ArgumentParser) -> None:
     options.add(p, "--temperature", S, type=options.checked(float, 0), help="sampling temperature, 0 is greedy")
     options.add(p, "--timeout", S, type=options.POSITIVE_FLOAT, help="seconds per request")
     options.add(p, "--thinking", S, help="let Qwen3-style models think")
-    options.add(p, "--aozora", S, help="strip Aozora Bunko ruby 《》, ｜ and ［＃…］ notes")
+    p.add_argument("--aozora", action=argparse.BooleanOptionalAction, default=None,
+                   help="Aozora Bunko text: drop the notation header, ruby 《》｜ and ［＃…］ notes, gaiji notes "
+                   "become their character, the 底本 footer is copied untranslated (default: detected)")
     options.add(p, "--bilingual", S, help="also write NAME.bilingual.md (line-aligned)")
-    options.add(p, "--epub", S, help="for a folder: also write book.epub, a chapter per file")
+    options.add(p, "--epub", S, help="also write an EPUB of text inputs: book.epub for a folder (a chapter per "
+                "file), NAME.epub for one file; EPUB inputs always come back as NAME.zh.epub")
     options.add(p, "--resume", S, help="reuse finished chunks from the cache")
     options.add(p, "--text-logs", S, "log_text", help="keep source and target text in logs/NAME.jsonl")
 
@@ -91,10 +112,50 @@ def settings(a: argparse.Namespace) -> Settings:
 
 
 def _run(a: argparse.Namespace) -> int:
-    stats = Translator(settings(a)).run(a.input)
-    print(json.dumps(stats, ensure_ascii=False))
-    if stats["failed"]:
-        print(f"{stats['failed_units']} line(s) left untranslated and marked 【未翻译】: {stats['failed']}")
+    s = settings(a)
+    srcs = sources.load(a.input, s.out, s.aozora)  # input problems first: no server asked, nothing created
+    for src in srcs:
+        for note in src.notes:
+            print(f"read: {src.path}: {note}")
+    stats = Translator(s).run(srcs)
+    paths.atomic_write(s.out / "run.json", json.dumps(stats, ensure_ascii=False, indent=1) + "\n")
+    print(f"translated {stats['documents']} document(s), {stats['chunks']} chunks ({stats['reused']} reused from "
+          f"an earlier run) in {stats['wall_s']:.0f} s with {stats['requests']} requests ({stats['retries']} "
+          f"retries, {stats['splits']} splits); wrote {', '.join(stats['outputs'])} in {s.out}")
+    _say_untranslated(s.out, stats["untranslated_lines"])
+    return 0
+
+
+def _say_untranslated(out: Path, n: int) -> None:
+    if n:
+        print(f"{n} line(s) left untranslated, marked 【未翻译】 and listed in {out / UNTRANSLATED}; rerun to retry "
+              f"them, or set one with `lab translate fix {out} --doc NAME --line N --text ...`")
+    else:
+        print("every line translated")
+
+
+def _fix(a: argparse.Namespace) -> int:
+    out = Path(a.out)
+    found = document.names(out)
+    if a.doc is None and len(found) != 1:
+        raise LabError(f"--doc is needed: {out} holds {len(found)} documents ({', '.join(found) or 'none'})")
+    doc = document.load_doc(out, a.doc or found[0])
+    if a.text is None:
+        if not 1 <= a.line <= len(doc.lines):
+            raise LabError(f"--line must be between 1 and {len(doc.lines)} for {doc.name}, got {a.line}")
+        print(f"source: {doc.lines[a.line - 1]}\ncurrent: {document.assemble(doc)[a.line - 1][1]}")
+        return 0
+    document.save_fix(out, doc, a.line, a.text)
+    res = rebuild(out)
+    print(f"{doc.name} line {a.line} locked to your translation; rewrote {', '.join(res['outputs'])}")
+    _say_untranslated(out, res["untranslated_lines"])
+    return 0
+
+
+def _rebuild(a: argparse.Namespace) -> int:
+    res = rebuild(Path(a.out), a.bilingual, a.epub)
+    print(f"rebuilt {res['documents']} document(s) from the cache, nothing sent: {', '.join(res['outputs'])}")
+    _say_untranslated(Path(a.out), res["untranslated_lines"])
     return 0
 
 
@@ -116,11 +177,10 @@ def _eval(a: argparse.Namespace) -> int:
 def _tokens(a: argparse.Namespace) -> int:
     from transformers import AutoTokenizer
 
-    from lab.translate.sources import inputs, read_text
     tok = AutoTokenizer.from_pretrained(config.load(a.profile, check_device=False).model_path())
     rows = []
-    for f in inputs(a.path):
-        text, enc = read_text(f)
+    for f in sources.inputs(a.path):
+        text, enc = sources.read_text(f)
         rows.append({"file": str(f), "encoding": enc, "chars": len(text),
                      "tokens": len(tok(text, add_special_tokens=False)["input_ids"])})
     rows.append({"file": "TOTAL", "encoding": "", "chars": sum(r["chars"] for r in rows),

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from lab import LabError
-from lab.translate.pipeline import FAILED_MARK
+from lab.translate.document import FAILED_MARK
 from lab.translate.prompts import Term, terms_in
 
 

@@ -1,11 +1,15 @@
-"""What a translation run writes: NAME.zh.txt (translation only), NAME.bilingual.md, book.epub."""
+"""What a translation run writes (NAME.zh.txt, NAME.bilingual.md, EPUBs, untranslated.tsv) and `rebuild`."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from lab import paths
 from lab.translate.cache import text_hash
+from lab.translate.document import Doc, assemble, load_doc, names, untranslated
+
+UNTRANSLATED = "untranslated.tsv"
 
 
 def write_document(out: Path, name: str, pairs: list[tuple[str, str]], bilingual: bool) -> None:
@@ -41,3 +45,48 @@ def write_epub(names: list[str], dest: Path) -> None:
     tmp = dest.with_name(dest.name + ".tmp")
     epub.write_epub(str(tmp), book)
     tmp.replace(dest)
+
+
+def write_all(out: Path, docs: list[Doc], bilingual: bool, epub: bool = False, final: bool = False) -> dict[str, Any]:
+    """Each document's text outputs; with final=True also the EPUBs and the list of untranslated lines."""
+    from lab.translate import epub as epubio
+    written: list[str] = []
+    for d in docs:
+        write_document(out, d.name, assemble(d), bilingual)
+        written.append(f"{d.name}.zh.txt")
+    if not final:
+        return {"outputs": written}
+    books: dict[str, list[Doc]] = {}
+    for d in docs:
+        if d.epub:
+            books.setdefault(d.epub, []).append(d)
+    for src, chs in books.items():  # an EPUB input comes back as an EPUB, chapter by chapter
+        dest = out / f"{Path(src).stem}.zh.epub"
+        epubio.write(Path(src), dest, {c.epub_href: [t for _, t in assemble(c)] for c in chs if c.epub_href})
+        written.append(dest.name)
+    plain = [d.name for d in docs if not d.epub]
+    if epub and plain:
+        dest = out / ("book.epub" if len(plain) > 1 else f"{plain[0]}.epub")
+        write_epub(plain, dest)
+        written.append(dest.name)
+    rows = [f"{d.name}\t{i + 1}\t{d.lines[i]}" for d in docs for i in untranslated(d)]
+    tsv = out / UNTRANSLATED
+    if rows:
+        paths.atomic_write(tsv, "doc\tline\tsource\n" + "\n".join(rows) + "\n")
+    elif tsv.exists():
+        tsv.unlink()  # a rerun or a fix cleared the last ones
+    return {"outputs": written, "untranslated_lines": len(rows)}
+
+
+def rebuild(out: Path, bilingual: bool | None = None, epub: bool | None = None) -> dict[str, Any]:
+    """Rewrite every output from the cache and the fixes, sending nothing; None keeps what the last run wrote."""
+    from lab import LabError
+    found = names(out)
+    if not found:
+        raise LabError(f"{out}: no translation run here (no .lab-cache/*/manifest.json)")
+    docs = [load_doc(out, n) for n in found]
+    if bilingual is None:
+        bilingual = any((out / f"{d.name}.bilingual.md").exists() for d in docs)
+    if epub is None:
+        epub = (out / "book.epub").exists() or any((out / f"{d.name}.epub").exists() for d in docs)
+    return {"documents": len(docs), **write_all(out, docs, bilingual, epub=epub, final=True)}

@@ -1,10 +1,11 @@
-"""JA -> ZH long-text pipeline: chunks over a bounded async queue, checks and retries, resumable cache, outputs."""
+"""JA -> ZH long-text pipeline: workers over chunks, checks and seeded retries, failover, resumable cache."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,19 +13,21 @@ from typing import Any
 import openai
 
 from lab import LabError
-from lab.client import Client, run_sync, server_error
+from lab.client import THINK_END, Client, context_room, run_sync, server_error
+from lab.translate import sources
 from lab.translate.cache import ChunkCache, text_hash
-from lab.translate.checks import checks, clean, failing
+from lab.translate.checks import checks, clean, failing, lines_of
 from lab.translate.chunking import Chunk, chunk_budget, make_chunks, max_tokens_for
-from lab.translate.outputs import write_document, write_epub
+from lab.translate.document import FAILED_MARK, Doc, halves, load_fixes, lookup, save_manifest
+from lab.translate.endpoints import Endpoint, NoEndpoint, Pool
+from lab.translate.outputs import write_all
 from lab.translate.prompts import PromptSpec, terms_in
-from lab.translate.sources import inputs, read_text
 
-FAILED_MARK = "【未翻译】"  # visible in the output: the source line kept, never dropped
+__all__ = ["FAILED_MARK", "Abort", "Settings", "Translator"]
 
 
 class Abort(LabError):
-    """The server is unreachable after retries: stop, keep what is done."""
+    """No endpoint answers, or the server refused a request: stop, keep what is done."""
 
 
 @dataclass
@@ -44,30 +47,31 @@ class Settings:
     max_tokens: int = 4096
     temperature: float = 0.0
     timeout: float = 120.0
-    retries: int = 2              # transport retries (openai client: backoff 0.5 s, 1 s, ...)
+    retries: int = 2              # transport retries per endpoint (openai client: backoff 0.5 s, 1 s, ...)
     thinking: bool = False        # False sends enable_thinking=False (Qwen3 templates skip <think>)
-    aozora: bool = False
+    aozora: bool | None = None    # None: detected from the text's markup
     bilingual: bool = False
     epub: bool = False
     resume: bool = True
     log_text: bool = True         # False keeps source and target text out of the per-document logs
-    progress_every_s: float = 5.0
+    progress_every_s: float = 10.0
 
 
-@dataclass
-class Doc:
-    path: Path
-    name: str
-    lines: list[str]
-    chunks: list[Chunk]
-    encoding: str
-    results: dict[int, list[str]] = field(default_factory=dict)  # chunk index -> one line per unit
-    failed: list[int] = field(default_factory=list)
-    done: dict[str, str] = field(default_factory=dict)  # source unit -> its translation, for context
+def seed_of(text: str, attempt: int) -> int:
+    """Sampling seed of one attempt at one chunk: reruns, resumed runs and any concurrency ask the same."""
+    return int(text_hash(f"{attempt}\n{text}")[:8], 16)
 
 
-
-
+def split_reasoning(message: Any) -> tuple[str, str]:
+    """(answer, reasoning) of a chat message: vLLM's reasoning parser fills reasoning_content (or reasoning);
+    without it, everything up to the last </think> is reasoning, opening tag or not."""
+    extra = getattr(message, "model_extra", None) or {}
+    reasoning = extra.get("reasoning_content") or extra.get("reasoning") or ""
+    content = message.content or ""
+    if THINK_END in content:
+        head, content = content.rsplit(THINK_END, 1)
+        reasoning = (reasoning + "\n" + head).strip()
+    return content, reasoning
 
 
 class Translator:
@@ -81,18 +85,29 @@ class Translator:
         self.s = s
         self.clients = [Client(u, api_key=s.api_key, model=s.model, timeout=s.timeout, max_retries=s.retries)
                         for u in s.endpoints]
-        self.model = self.clients[0].model  # asks the server: also checks it is up before any work
-        self.max_model_len = self.clients[0].max_model_len
-        self.fp = text_hash(json.dumps([s.spec.fingerprint(), self.model, s.temperature, s.thinking]))[:8]
-        self.stats = {"requests": 0, "cached": 0, "failed_units": 0, "output_tokens": 0, "retries": 0, "splits": 0}
+        first = self._first_answering()  # asks for the model: also checks a server is up before any work
+        self.model, self.max_model_len = first.model, first.max_model_len
+        spec = s.spec
+        # The glossary is not in the run fingerprint: each chunk's key adds the entries it uses (Doc.piece_fp).
+        self.fp = text_hash(json.dumps([spec.fingerprint(glossary=False), self.model, s.temperature, s.thinking],
+                                       ensure_ascii=False))[:8]
+        self.stats = {"requests": 0, "cached": 0, "reused": 0, "failed_units": 0, "output_tokens": 0,
+                      "retries": 0, "splits": 0}
+        self.thinks = s.thinking  # becomes True when replies carry reasoning although it was not asked for
         self._tok_cache: dict[str, int] = {}
-        self._rr = 0
         self._last_start = 0.0
-        self._aclients: list[openai.AsyncOpenAI] = []
-        self.cache = ChunkCache(s.out, self.fp, s.resume)
-        # One open log per document: on the tiny model the client's per-chunk work competes with the
-        # server for 2 cores, so no reopen per request.
-        self._logs: dict[str, Any] = {}
+        self.cache = ChunkCache(s.out, s.resume)
+        self._logs: dict[str, Any] = {}  # one open log per document (no reopen per request on 2 cores)
+
+    def _first_answering(self) -> Client:
+        errors = []
+        for c in self.clients:
+            try:
+                _ = c.model
+                return c
+            except LabError as e:
+                errors.append(str(e))
+        raise LabError(errors[0] if len(errors) == 1 else "no endpoint answers: " + "; ".join(errors))
 
     # -- preparation -------------------------------------------------------------------------
     def count(self, text: str) -> int:
@@ -101,10 +116,9 @@ class Translator:
             self._tok_cache[text] = self.clients[0].count_text(text)
         return self._tok_cache[text]
 
-    def prepare(self, path: str | Path) -> list[Doc]:
-        """Read, decode and chunk every input file; nothing is sent yet."""
-        files = inputs(path)
-        texts = [read_text(f, self.s.aozora) for f in files]  # bad input fails before any request
+    def prepare(self, path: str | Path | list[sources.Source]) -> list[Doc]:
+        """Read (unless given), decode and chunk every input; nothing is sent or written yet."""
+        srcs = path if isinstance(path, list) else sources.load(path, self.s.out, self.s.aozora)
         spec = self.s.spec
         overhead = self.clients[0].count_tokens(spec.messages(Chunk(0, []))) + 16
         overhead += self.count("；".join(f"{t.source}→{t.target}" for t in spec.glossary)) if spec.glossary else 0
@@ -113,24 +127,21 @@ class Translator:
         src_budget = budget * 2 // 3 if spec.context_lines else budget  # the rest carries context lines
         self.overhead = overhead
         docs = []
-        for f, (text, enc) in zip(files, texts, strict=True):
-            lines = text.split("\n")
-            chunks = make_chunks(lines, self.count, src_budget, spec.context_lines,
-                                 hard * 2 // 3 if spec.context_lines else hard)
+        for src in srcs:
+            lines = src.text.split("\n")
+            try:
+                chunks = make_chunks(lines, self.count, src_budget, spec.context_lines,
+                                     hard * 2 // 3 if spec.context_lines else hard, src.verbatim)
+            except LabError as e:
+                raise LabError(f"{src.path}: {e}") from None
             for c in chunks:  # keep the newest context lines that fit the remaining budget
                 while c.context and sum(self.count(x) for x in c.context) > budget - src_budget:
                     c.context.pop(0)
-            name = f.stem if len(files) == 1 else str(f.relative_to(path)).removesuffix(".txt").replace("/", "__")
-            docs.append(Doc(f, name, lines, chunks, enc))
+            doc = Doc(src.name, lines, chunks, str(src.path), src.encoding, src.verbatim,
+                      str(src.path) if src.epub_href else None, src.epub_href, self.fp, spec.glossary)
+            doc.fixes = load_fixes(self.cache, doc)  # a person's corrections win over any model output
+            docs.append(doc)
         return docs
-
-    # -- cache ---------------------------------------------------------------------------------
-    def cached(self, doc: Doc, text: str) -> list[str] | None:
-        """A locked correction (any settings) or this settings' cached translation of a chunk text."""
-        return self.cache.get(doc.name, text)
-
-    def store(self, doc: Doc, text: str, lines: list[str], meta: dict[str, Any]) -> None:
-        self.cache.put(doc.name, text, lines, {"model": self.model, **meta})
 
     # -- requests ------------------------------------------------------------------------------
     def _log(self, doc: Doc, rec: dict[str, Any]) -> None:
@@ -142,134 +153,155 @@ class Translator:
         fh.write(json.dumps(rec, ensure_ascii=False) + "\n")  # one line per request, as it happens:
         fh.flush()  # flushed, so a killed process keeps every line it wrote
 
-    async def _ask(self, messages: list[dict[str, str]], max_tokens: int, attempt: int) -> tuple[Any, str]:
+    async def _ask(self, messages: list[dict[str, str]], max_tokens: int, attempt: int, seed: int) -> tuple[Any, str]:
         if self.s.rps:
             wait = self._last_start + 1.0 / self.s.rps - time.monotonic()
             self._last_start = time.monotonic() + max(0.0, wait)
             if wait > 0:
                 await asyncio.sleep(wait)
-        i = self._rr % len(self._aclients)
-        self._rr += 1
         extra: dict[str, Any] = {} if self.s.thinking else {"chat_template_kwargs": {"enable_thinking": False}}
-        # A retry after a failed check changes sampling: a little temperature and a frequency
-        # penalty break the repetition loops that greedy decoding falls into.
-        kw: dict[str, Any] = {"temperature": self.s.temperature + 0.2 * (attempt - 1)}
+        # A retry after a failed check changes sampling: a little temperature and a frequency penalty break
+        # the repetition loops greedy decoding falls into; the seed keeps that sampling reproducible.
+        kw: dict[str, Any] = {"temperature": self.s.temperature + 0.2 * (attempt - 1), "seed": seed}
         if attempt > 1:
             kw["frequency_penalty"] = 0.3 * (attempt - 1)
         self.stats["requests"] += 1
-        try:
-            r = await self._aclients[i].chat.completions.create(model=self.model, messages=messages,
-                                                                max_tokens=max_tokens, extra_body=extra, **kw)
-        except (openai.APIConnectionError, openai.APITimeoutError, openai.InternalServerError) as e:
-            raise Abort(f"server {self.clients[i].base_url} failed after {self.s.retries} retries "
-                        f"({type(e).__name__})") from None
-        except openai.OpenAIError as e:  # 400/401/404...: the server's own words, and what was kept (run())
-            raise Abort(str(server_error(e, self.clients[i].base_url))) from None
-        return r, self.clients[i].base_url
 
-    async def _translate_chunk(self, doc: Doc, chunk: Chunk, allow_split: bool = True) -> list[str] | None:
-        """Lines for a chunk (one per unit) after checks, retries and splitting; None units failed."""
-        hit = self.cached(doc, chunk.text)
+        def send(ac: openai.AsyncOpenAI) -> Any:
+            return ac.chat.completions.create(model=self.model, messages=messages, max_tokens=max_tokens,
+                                              extra_body=extra, **kw)
+        try:
+            return await self.pool.call(send)
+        except NoEndpoint as e:
+            raise Abort(str(e)) from None
+        except openai.OpenAIError as e:  # 400/401/404...: the server's own words, and what was kept (run())
+            raise Abort(str(server_error(e, self.s.endpoints[0]))) from None
+
+    def _budget(self, chunk: Chunk) -> int:
+        prompt_est = self.overhead + chunk.tokens + sum(self.count(c) for c in chunk.context)
+        if self.thinks:  # reasoning comes first and is long: the whole room left, up to the cap
+            return max(1, min(self.s.max_tokens, context_room(self.max_model_len, prompt_est)))
+        return max_tokens_for(self.max_model_len, prompt_est, chunk.tokens, self.s.max_tokens)
+
+    async def _translate(self, doc: Doc, chunk: Chunk, allow_split: bool = True) -> list[str | None]:
+        """Lines for a chunk (one per unit) after checks, seeded retries and splitting; None where a unit failed."""
+        fp = doc.piece_fp(chunk.text)
+        hit = self.cache.get(doc.name, chunk.text, fp)
         if hit is not None and len(hit) == len(chunk.units):
             self.stats["cached"] += 1
-            return hit
-        if allow_split and self.s.split and self._was_split(doc, chunk):
+            return list(hit)
+        if allow_split and self.s.split and len(chunk.units) > 1 and lookup(self.cache, doc, chunk) is not None:
             return await self._split(doc, chunk)  # a resumed run goes straight to the halves it cached
-        prompt_est = self.overhead + chunk.tokens + sum(self.count(c) for c in chunk.context)
-        mt = max_tokens_for(self.max_model_len, prompt_est, chunk.tokens, self.s.max_tokens)
         terms = terms_in(chunk.text, self.s.spec.glossary)
-        problems: list[str] = []
+        msgs = self.s.spec.messages(chunk)
         for attempt in range(1, self.s.attempts + 1):
             if attempt > 1:
                 self.stats["retries"] += 1
                 await asyncio.sleep(min(4.0, 0.25 * 2 ** (attempt - 2)))  # backoff between attempts
-            # The slot bounds requests in flight, not chunks: checks and file writes below run
-            # outside it. The prompt is built inside, so at concurrency 1 the previous chunk's
-            # translation is there to serve as context.
-            async with self._sem:
-                ctx_tr = [doc.done.get(c) or (self.cached(doc, c) or [""])[0] for c in chunk.context]
-                msgs = self.s.spec.messages(chunk, ctx_tr if ctx_tr and all(ctx_tr) else None)
-                t0 = time.time()
-                r, url = await self._ask(msgs, mt, attempt)
-            raw = r.choices[0].message.content or ""
-            out = clean(raw, chunk.text, self.s.spec.preface)
-            problems = checks(out, chunk.text, r.choices[0].finish_reason, terms)
+            mt = self._budget(chunk)
+            t0 = time.time()
+            r, url = await self._ask(msgs, mt, attempt, seed_of(chunk.text, attempt))
+            content, reasoning = split_reasoning(r.choices[0].message)
+            if reasoning and not self.thinks:
+                self.thinks = True
+                print("translate: the model reasons before it answers; replies now get room for that", flush=True)
+            out = clean(content, chunk.text, self.s.spec.preface)
+            finish = r.choices[0].finish_reason
+            problems = checks(out, chunk.text, finish, terms)
             usage = [r.usage.prompt_tokens, r.usage.completion_tokens] if r.usage else [0, 0]
             self.stats["output_tokens"] += usage[1]
-            rec = {"chunk": chunk.index, "lines": [chunk.units[0].line + 1, chunk.units[-1].line + 1],
-                   "attempt": attempt, "endpoint": url, "max_tokens": mt, "usage": usage,
-                   "finish_reason": r.choices[0].finish_reason, "problems": problems,
-                   "seconds": round(time.time() - t0, 3),
-                   **({"messages": msgs, "response": raw} if self.s.log_text else {})}
-            self._log(doc, rec)
+            self._log(doc, {"chunk": chunk.index, "lines": [chunk.units[0].line + 1, chunk.units[-1].line + 1],
+                            "attempt": attempt, "endpoint": url, "max_tokens": mt, "usage": usage,
+                            "finish_reason": finish, "problems": problems, "seconds": round(time.time() - t0, 3),
+                            **({"messages": msgs, "response": content, "reasoning": reasoning}
+                               if self.s.log_text else {})})
             if not failing(problems):
-                lines = out.splitlines()
-                self.store(doc, chunk.text, lines, {"attempts": attempt, "warnings": problems})
-                return lines
+                lines = lines_of(out)  # one per unit: the line_count check passed
+                self.cache.put(doc.name, chunk.text, lines, {"model": self.model, "attempts": attempt,
+                                                             "warnings": problems}, fp)
+                return list(lines)
         if allow_split and self.s.split and len(chunk.units) > 1:
             return await self._split(doc, chunk)
         self.stats["failed_units"] += len(chunk.units)
-        return None
-
-    @staticmethod
-    def _halves(chunk: Chunk) -> list[Chunk]:
-        half = len(chunk.units) // 2
-        return [Chunk(chunk.index, chunk.units[:half], chunk.context), Chunk(chunk.index, chunk.units[half:])]
-
-    def _was_split(self, doc: Doc, chunk: Chunk) -> bool:
-        """True when a previous run split this chunk (some half, at any depth, is in the cache)."""
-        if len(chunk.units) < 2:
-            return False
-        return any(self.cached(doc, h.text) is not None or self._was_split(doc, h) for h in self._halves(chunk))
+        return [None] * len(chunk.units)
 
     async def _split(self, doc: Doc, chunk: Chunk) -> list[str | None]:
         """Translate the two halves separately; the whole is cached only when every unit succeeded."""
         self.stats["splits"] += 1
         lines: list[str | None] = []
-        for part in self._halves(chunk):
-            got = await self._translate_chunk(doc, part)
-            lines += got if got is not None else [None] * len(part.units)
+        for part in halves(chunk):
+            lines += await self._translate(doc, part)
         if None not in lines:
-            self.store(doc, chunk.text, lines, {"attempts": self.s.attempts, "split": True})
+            self.cache.put(doc.name, chunk.text, lines, {"model": self.model, "attempts": self.s.attempts,
+                                                         "split": True}, doc.piece_fp(chunk.text))
         return lines
 
     # -- the run ---------------------------------------------------------------------------------
-    async def _run(self, docs: list[Doc]) -> None:
-        self._aclients = [c.async_client() for c in self.clients]
-        self._sem = asyncio.Semaphore(self.s.concurrency)  # requests in flight (see _translate_chunk)
-        total = sum(len(d.chunks) for d in docs)
-        done, t0, last = 0, time.time(), 0.0
+    def _progress(self, docs: list[Doc], total: int, t0: float) -> str:
+        done = sum(len(d.results) for d in docs)
+        fresh, el = done - self.stats["reused"], time.time() - t0
+        eta = f"{el / fresh * (total - done):.0f}s" if fresh else "?"
+        bad = sum(len([t for r in d.results.values() for t in r if t is None]) for d in docs)
+        return (f"translate: {done}/{total} chunks ({done / max(1, total):.0%}), reused {self.stats['reused']}, "
+                f"{self.stats['requests']} requests, {self.stats['retries']} retries, {bad} lines untranslated, "
+                f"{self.stats['output_tokens'] / max(el, 1e-9):,.0f} tok/s, eta {eta}")
 
-        async def one(doc: Doc, chunk: Chunk) -> None:
-            nonlocal done, last
-            lines = await self._translate_chunk(doc, chunk)
-            if lines is None:
-                lines = [None] * len(chunk.units)
-            if None in lines:  # some units kept their source with the marker: report the chunk
-                doc.failed.append(chunk.index)
-            doc.results[chunk.index] = lines
-            doc.done.update((u.text, t) for u, t in zip(chunk.units, lines, strict=True) if t is not None)
-            done += 1
-            now = time.time()
-            if now - last >= self.s.progress_every_s or done == total:
-                last = now
-                el = now - t0
-                print(f"translate: {done}/{total} chunks ({done / total:.0%}), {self.stats['output_tokens'] / el:,.0f} "
-                      f"tok/s, {self.stats['requests']} requests, eta {el / done * (total - done):.0f}s, "
-                      f"failed {sum(len(d.failed) for d in docs)}", flush=True)
-            if len(doc.results) == len(doc.chunks):
-                self.write_outputs(doc)
+    async def _run(self, docs: list[Doc]) -> None:
+        self.pool = Pool([Endpoint(c.base_url, c.async_client()) for c in self.clients], self.s.retries,
+                         say=lambda m: print(m, flush=True))
+        total = sum(len(d.chunks) for d in docs)
+        todo: deque[tuple[Doc, Chunk]] = deque()
+        for d in docs:  # what an earlier run finished (or a person fixed) is taken now, and said
+            for c in d.chunks:
+                got = [""] * len(c.units) if d.fixed(c) else lookup(self.cache, d, c)
+                if got is not None and None not in got:
+                    d.results[c.index] = got
+                    self.stats["reused"] += 1
+                else:
+                    todo.append((d, c))
+        if self.stats["reused"]:
+            print(f"translate: reused {self.stats['reused']} of {total} chunks from {self.cache.root}", flush=True)
+        t0, last = time.time(), [time.time()]
+        every = self.s.progress_every_s
+
+        def report(force: bool = False) -> None:
+            if force or (every > 0 and time.time() - last[0] >= every):
+                last[0] = time.time()
+                print(self._progress(docs, total, t0), flush=True)
+
+        async def worker() -> None:
+            # A worker owns its chunk until it is finished, retries included: retries never queue behind
+            # untouched chunks, so an interrupt keeps every chunk that was started early.
+            while todo:
+                doc, chunk = todo.popleft()
+                lines = await self._translate(doc, chunk)
+                if None in lines:
+                    doc.failed.append(chunk.index)
+                doc.results[chunk.index] = lines
+                report(force=every <= 0)
+                if len(doc.results) == len(doc.chunks):
+                    write_all(self.s.out, [doc], self.s.bilingual)
+
+        async def ticker() -> None:
+            while every > 0:  # a line at least every `every` s, even while one long chunk is in flight
+                await asyncio.sleep(every)
+                report()
+        tick = asyncio.ensure_future(ticker())
         try:
-            await asyncio.gather(*[one(d, c) for d in docs for c in d.chunks])
+            await asyncio.gather(*[worker() for _ in range(self.s.concurrency)])
         finally:
-            for ac in self._aclients:
-                await ac.close()
+            tick.cancel()
+            for ep in self.pool.endpoints:
+                await ep.client.close()
             for fh in self._logs.values():
                 fh.close()
             self._logs.clear()
+        if every > 0:
+            report(force=True)
 
-    def run(self, path: str | Path) -> dict[str, Any]:
+    def run(self, path: str | Path | list[sources.Source]) -> dict[str, Any]:
         """Translate a file or folder; outputs per document as each completes; returns the stats."""
+        docs = self.prepare(path)  # every input problem is found before anything is created
         out = self.s.out
         try:
             out.mkdir(parents=True, exist_ok=True)
@@ -278,7 +310,8 @@ class Translator:
             probe.unlink()
         except OSError as e:
             raise LabError(f"output folder {out} is not writable ({e.strerror})") from None
-        docs = self.prepare(path)
+        for d in docs:
+            save_manifest(self.cache, d)
         t0 = time.time()
         try:
             run_sync(self._run(docs))
@@ -287,21 +320,9 @@ class Translator:
         except KeyboardInterrupt:
             raise LabError(f"interrupted: {self.cache.count()} finished chunks are kept in {out}; "
                            f"rerun to resume") from None
-        if self.s.epub and len(docs) > 1:
-            write_epub([d.name for d in docs], out / "book.epub")
+        summary = write_all(out, docs, self.s.bilingual, epub=self.s.epub, final=True)
         self.stats.update(wall_s=round(time.time() - t0, 2), documents=len(docs),
                           chunks=sum(len(d.chunks) for d in docs), model=self.model,
-                          failed=[{"doc": d.name, "chunks": sorted(d.failed)} for d in docs if d.failed])
+                          failed=[{"doc": d.name, "chunks": sorted(d.failed)} for d in docs if d.failed],
+                          untranslated_lines=summary["untranslated_lines"], outputs=summary["outputs"])
         return self.stats
-
-    # -- outputs ---------------------------------------------------------------------------------
-    def assemble(self, doc: Doc) -> list[tuple[str, str]]:
-        """(source line, translated line) for every line; blank lines stay blank, failures are marked."""
-        pieces: dict[int, list[str]] = {}
-        for c in doc.chunks:
-            for u, t in zip(c.units, doc.results.get(c.index, [None] * len(c.units)), strict=True):
-                pieces.setdefault(u.line, []).append(t if t is not None else f"{FAILED_MARK}{u.text}")
-        return [(ln, "".join(pieces.get(i, [ln]))) for i, ln in enumerate(doc.lines)]
-
-    def write_outputs(self, doc: Doc) -> None:
-        write_document(self.s.out, doc.name, self.assemble(doc), self.s.bilingual)

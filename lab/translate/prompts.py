@@ -67,12 +67,16 @@ class PromptSpec:
     fewshot: list[tuple[str, str]] = field(default_factory=list)
     context_lines: int = 0
 
-    def fingerprint(self) -> str:
-        return json.dumps([self.preface, self.template, [(t.source, t.target, t.note) for t in self.glossary],
-                           self.fewshot, self.context_lines], ensure_ascii=False)
+    def fingerprint(self, glossary: bool = True) -> str:
+        """What changes a prompt; glossary=False leaves the glossary to per-chunk keys (Doc.piece_fp)."""
+        terms = [(t.source, t.target, t.note) for t in self.glossary] if glossary else []
+        return json.dumps([self.preface, self.template, terms, self.fewshot, self.context_lines], ensure_ascii=False)
 
-    def messages(self, chunk: Chunk, context_translations: list[str] | None = None) -> list[dict[str, str]]:
-        """Chat messages for a chunk: few-shot turns, then glossary, context and the text itself."""
+    def messages(self, chunk: Chunk) -> list[dict[str, str]]:
+        """Chat messages for a chunk: few-shot turns, then glossary, context and the text itself.
+
+        Context is the preceding source lines only: their translations would make a prompt depend on which
+        chunk finished first, and the same input must give the same output at any concurrency."""
         if self.template not in TEMPLATES:
             raise LabError(f"unknown template {self.template!r}; choose from {', '.join(TEMPLATES)}")
         terms = terms_in(chunk.text, self.glossary)
@@ -92,10 +96,7 @@ class PromptSpec:
         if terms:
             parts.append("参考术语：" + "；".join(f"{t.source}→{t.target}" for t in terms))
         if chunk.context:
-            ctx = chunk.context
-            if context_translations:
-                ctx = [f"{s} => {t}" for s, t in zip(chunk.context, context_translations, strict=False)]
-            parts.append("上文（仅供参考，不要翻译）：\n" + "\n".join(ctx))
+            parts.append("上文（仅供参考，不要翻译）：\n" + "\n".join(chunk.context))
         parts += [self.preface, chunk.text]
         return msgs + [{"role": "user", "content": "\n".join(parts)}]
 

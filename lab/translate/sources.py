@@ -1,18 +1,41 @@
-"""Reading source texts: encoding detection, binary refusal, Aozora Bunko markup, line structure."""
+"""Reading source texts: encoding detection, binary refusal, Aozora Bunko markup, input files, sentences."""
 
 from __future__ import annotations
 
 import codecs
 import re
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lab import LabError
 
-# Tried after the BOMs, with strict decoding.
-ENCODINGS = ("utf-8", "cp932", "euc_jp")
-RUBY = re.compile(r"《[^》]*》")            # ruby readings: 漢字《かんじ》
+# Tried after the BOMs, with strict decoding; the *_2004 codecs add JIS X 0213 (Aozora's 第3/第4水準).
+ENCODINGS = ("utf-8", "cp932", "euc_jp", "shift_jis_2004", "euc_jis_2004")
+ISO2022 = ("iso2022_jp", "iso2022_jp_2004", "iso2022_jp_ext", "iso2022_jp_3")  # 7-bit with ESC $ B / ESC $ @
+INPUT_SUFFIXES = (".txt", ".epub")
+RUBY = re.compile(r"《[^》\n]*》")            # ruby readings: 漢字《かんじ》
 RUBY_BAR = re.compile(r"｜")                # marks where a ruby base starts
-NOTE = re.compile(r"［＃[^］]*］")          # editor notes: ［＃「…」に傍点］
+NOTE = re.compile(r"(※?)［＃([^］\n]*)］")   # editor notes; with ※ a gaiji (a character JIS X 0208 lacks)
+MEN_KU_TEN = re.compile(r"(?<![\d-])([12])-(\d{1,2})-(\d{1,2})(?![\d-])")  # JIS X 0213 plane-row-cell
+UCS = re.compile(r"U\+([0-9A-Fa-f]{4,6})")
+GETA = "〓"  # the typesetter's mark for a missing character: visible, and models copy it
+HEADER_TITLE = "【テキスト中に現れる記号について】"
+RULE = re.compile(r"^-{20,}\s*$")           # the dashed lines around Aozora's notation header
+FOOTER = re.compile(r"^[\s　]*底本[：:]")
+
+
+@dataclass
+class Source:
+    """One document to translate: its cleaned text and the lines copied untranslated."""
+
+    path: Path
+    name: str
+    text: str
+    encoding: str
+    verbatim: set[int] = field(default_factory=set)  # line indices (Aozora footer) kept out of the prompt
+    notes: list[str] = field(default_factory=list)    # what reading did, said once per file
+    epub_href: str | None = None                      # the chapter inside an EPUB input
 
 
 def decode(data: bytes, name: str = "input") -> tuple[str, str]:
@@ -25,24 +48,31 @@ def decode(data: bytes, name: str = "input") -> tuple[str, str]:
                 raise LabError(f"{name}: starts with a {enc} byte-order mark but does not decode as {enc}") from None
     if b"\x00" in data[:8192]:
         raise LabError(f"{name}: looks binary (NUL bytes), not a text file")
+    if b"\x1b$" in data and max(data, default=0) < 0x80:  # ISO-2022-JP: 7-bit, kanji behind ESC $ B
+        for enc in ISO2022:
+            try:
+                return data.decode(enc), enc
+            except UnicodeDecodeError:
+                continue
     try:
         return data.decode("utf-8"), "utf-8"  # strict UTF-8 almost never accepts legacy Japanese bytes
     except UnicodeDecodeError:
         pass
     candidates = []
-    for enc in ENCODINGS[1:]:
+    for rank, enc in enumerate(ENCODINGS[1:]):
         try:
             text = data.decode(enc)
         except UnicodeDecodeError:
             continue
-        candidates.append((_implausible(text), enc, text))
+        candidates.append((_implausible(text), rank, enc, text))
     # CP932 also "decodes" EUC-JP and random bytes, into half-width kana and private-use characters:
     # keep the candidate with the fewest such characters, and refuse when even that one is garbage.
     if candidates:
-        bad, enc, text = min(candidates)
+        bad, _, enc, text = min(candidates)
         if bad <= 0.02:
             return text, enc
-    raise LabError(f"{name}: unknown encoding (not UTF-8/16, Shift_JIS/CP932 or EUC-JP); convert it to UTF-8")
+    raise LabError(f"{name}: unknown encoding (not UTF-8/16, Shift_JIS/CP932, EUC-JP or ISO-2022-JP); "
+                   f"convert it to UTF-8")
 
 
 def _implausible(text: str) -> float:
@@ -52,7 +82,7 @@ def _implausible(text: str) -> float:
 
 
 def read_text(path: str | Path, aozora: bool = False) -> tuple[str, str]:
-    """Read a text file: (text with \\n line ends, detected encoding)."""
+    """Read a text file: (text with \\n line ends, detected encoding); Aozora markup removed when asked."""
     p = Path(path)
     if not p.exists():
         raise LabError(f"{p} does not exist")
@@ -61,33 +91,139 @@ def read_text(path: str | Path, aozora: bool = False) -> tuple[str, str]:
     text, enc = decode(p.read_bytes(), str(p))
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if aozora:
-        text = clean_aozora(text)
+        text = clean_aozora(text)[0]
     if not text.strip():
         raise LabError(f"{p}: empty file, nothing to translate")
     return text, enc
 
 
-def clean_aozora(text: str) -> str:
-    """Remove Aozora Bunko ruby readings, ruby bars and ［＃…］ notes, keeping the base text."""
-    return NOTE.sub("", RUBY.sub("", RUBY_BAR.sub("", text)))
+def gaiji(note: str) -> str | None:
+    """The character an Aozora gaiji note describes by men-ku-ten (JIS X 0213) or U+XXXX; None without a code."""
+    m = UCS.search(note)
+    if m:
+        return chr(int(m.group(1), 16))
+    m = MEN_KU_TEN.search(note)
+    if not m:
+        return None
+    men, ku, ten = (int(x) for x in m.groups())
+    if not (1 <= ku <= 94 and 1 <= ten <= 94):
+        return None
+    raw = bytes([0xA0 + ku, 0xA0 + ten])  # EUC-JIS-2004: plane 1 as two bytes, plane 2 after SS3 (0x8F)
+    try:
+        return (raw if men == 1 else b"\x8f" + raw).decode("euc_jis_2004")
+    except UnicodeDecodeError:
+        return None
 
 
-def inputs(path: str | Path) -> list[Path]:
-    """The .txt files to translate: the file itself, or every .txt below a folder (sorted)."""
+def looks_aozora(text: str) -> bool:
+    """Aozora Bunko markup present: the notation header, ［＃ notes, or several 《ruby》 readings."""
+    return HEADER_TITLE in text or "［＃" in text or len(RUBY.findall(text)) >= 2
+
+
+def clean_aozora(text: str) -> tuple[str, set[int], list[str]]:
+    """(text, verbatim line indices, notes): header removed, gaiji resolved, ruby/notes stripped, footer kept aside."""
+    lines = text.split("\n")
+    notes: list[str] = []
+    head = next((i for i, ln in enumerate(lines[:80]) if HEADER_TITLE in ln), None)
+    if head is not None:
+        start = max((i for i in range(head) if RULE.match(lines[i])), default=head)
+        end = next((i for i in range(head + 1, len(lines)) if RULE.match(lines[i])), head)
+        del lines[start:end + 1]
+        notes.append(f"notation header removed ({end + 1 - start} lines)")
+    counts = {"resolved": 0, "placeholder": 0, "notes": 0}
+
+    def note(m: re.Match) -> str:
+        if not m.group(1):
+            counts["notes"] += 1
+            return ""
+        ch = gaiji(m.group(2))
+        counts["resolved" if ch else "placeholder"] += 1
+        return ch or GETA
+    ruby = sum(len(RUBY.findall(ln)) for ln in lines)
+    lines = [RUBY_BAR.sub("", RUBY.sub("", NOTE.sub(note, ln))) for ln in lines]
+    if ruby or counts["notes"]:
+        notes.append(f"{ruby} ruby readings and {counts['notes']} layout/emphasis notes stripped")
+    if counts["resolved"] or counts["placeholder"]:
+        notes.append(f"{counts['resolved']} gaiji notes became their character, {counts['placeholder']} without "
+                     f"a code became {GETA}")
+    foot = next((i for i in range(len(lines) - 1, max(-1, len(lines) - 200), -1) if FOOTER.match(lines[i])), None)
+    verbatim = set(range(foot, len(lines))) if foot is not None else set()
+    if verbatim:
+        notes.append(f"底本 footer ({len(verbatim)} lines) copied untranslated, never sent to the model")
+    return "\n".join(lines), verbatim, notes
+
+
+def inputs(path: str | Path, exclude: Path | None = None) -> list[Path]:
+    """The files to translate: the file itself, or every .txt/.epub below a folder (sorted). What a run writes
+    is never read back: the output folder, any earlier run's output folder (it holds .lab-cache), and
+    *.zh.txt / *.zh.epub / the --epub books when the output folder is the input folder itself."""
     p = Path(path)
     if not p.exists():
         raise LabError(f"{p} does not exist")
     if p.is_file():
         return [p]
-    files = sorted(f for f in p.rglob("*.txt") if f.is_file())
+    top = p.resolve()
+    skip = [c.parent.resolve() for c in p.rglob(".lab-cache")]
+    if exclude is not None:
+        skip.append(exclude.resolve())
+    skip = [s for s in skip if s != top]
+
+    def ours(f: Path) -> bool:
+        n = f.name.lower()
+        return (n.endswith((".zh.txt", ".zh.epub")) or (f.parent / ".lab-cache").exists()
+                and (n == "book.epub" or (f.suffix == ".epub" and (f.parent / f"{f.stem}.zh.txt").exists())))
+    files = sorted(f for f in p.rglob("*") if f.suffix.lower() in INPUT_SUFFIXES and f.is_file() and not ours(f)
+                   and not any(f.resolve().is_relative_to(s) for s in skip))
     if not files:
-        raise LabError(f"{p}: no .txt files in this folder")
+        raise LabError(f"{p}: no .txt or .epub files in this folder (translations and output folders are not read)")
     return files
 
 
-SENTENCE_END = re.compile(r"(?<=[。！？!?])")
+def load(path: str | Path, out: Path | None = None, aozora: bool | None = None) -> list[Source]:
+    """Every document of a file or folder, decoded and cleaned; nothing is written. aozora=None detects it."""
+    from lab.translate import epub
+    root, files = Path(path), inputs(path, out)
+    docs: list[Source] = []
+    for f in files:
+        base = f.stem if len(files) == 1 else str(f.relative_to(root).with_suffix("")).replace("/", "__")
+        if f.suffix.lower() == ".epub":
+            docs += [Source(f, f"{base}__{ch.name}", ch.text, "epub", epub_href=ch.href) for ch in epub.chapters(f)]
+            continue
+        text, enc = decode(f.read_bytes(), str(f))
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        if not text.strip():
+            if len(files) == 1:
+                raise LabError(f"{f}: empty file, nothing to translate")
+            print(f"warning: {f}: empty file, skipped", file=sys.stderr)
+            continue
+        src = Source(f, base, text, enc)
+        if aozora or (aozora is None and looks_aozora(text)):
+            src.text, src.verbatim, notes = clean_aozora(text)
+            src.notes = ["Aozora Bunko markup" + (" detected (--no-aozora keeps it)" if aozora is None else ""),
+                         *notes]
+        docs.append(src)
+    if not docs:
+        raise LabError(f"{path}: every input file is empty")
+    return docs
 
 
-def split_sentences(line: str) -> list[str]:
-    """Split a line after 。！？ (keeping them), never inside a character; '' pieces dropped."""
-    return [s for s in SENTENCE_END.split(line) if s]
+SENTENCE_END = "。！？!?"
+OPEN, CLOSE = "「『（(【", "」』）)】"
+
+
+def split_sentences(line: str, quotes: bool = True) -> list[str]:
+    """Split a line after 。！？ (keeping them), never inside 「」『』（）【】 unless quotes=False."""
+    out, start, depth = [], 0, 0
+    for i, ch in enumerate(line):
+        if quotes and ch in OPEN:
+            depth += 1
+        elif quotes and ch in CLOSE:
+            depth = max(0, depth - 1)
+        elif ch in SENTENCE_END and depth == 0:
+            nxt = line[i + 1:i + 2]
+            if nxt and nxt in SENTENCE_END + CLOSE:  # "！？" or "。」" stay together
+                continue
+            out.append(line[start:i + 1])
+            start = i + 1
+    out.append(line[start:])
+    return [s for s in out if s]

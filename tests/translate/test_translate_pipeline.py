@@ -97,7 +97,7 @@ def test_server_errors_stop_cleanly_and_a_rerun_resumes(tmp_path):
         state["ok"] = 100
         s = _settings(tmp_path / "out", fake.url, concurrency=1, chunk_tokens=8)
         stats = Translator(s).run(tmp_path / "in.txt")
-        assert stats["cached"] == 2 and stats["requests"] == 4
+        assert stats["reused"] == 2 and stats["requests"] == 4
         state.update(ok=0, code=400)  # a 4xx mid-run: the server's own words, and what is kept
         with pytest.raises(LabError, match=r"rejected the request \(400\): engine died; 0 finished chunks are kept"):
             Translator(_settings(tmp_path / "out2", fake.url, concurrency=1, chunk_tokens=8)).run(tmp_path / "in.txt")
@@ -123,7 +123,7 @@ def test_locked_corrections_survive_new_settings(tmp_path):
     try:
         doc = _doc(tmp_path, ["一行目です。"])
         Translator(_settings(tmp_path / "out", fake.url)).run(doc)
-        f = next((tmp_path / "out" / ".lab-cache" / "in").glob("*.json"))
+        f = next((tmp_path / "out" / ".lab-cache" / "in").glob("*-*.json"))
         rec = json.loads(f.read_text())
         rec.update(locked=True, lines=["人工修改的译文"])
         f.write_text(json.dumps(rec, ensure_ascii=False))
@@ -142,11 +142,11 @@ def test_broken_cache_files(tmp_path):
         doc = _doc(tmp_path, ["一行目です。", "二行目です。"])
         s = _settings(tmp_path / "out", fake.url, spec=PromptSpec(preface=PREFACE), chunk_tokens=8)
         first = Translator(s).run(doc)
-        files = sorted((tmp_path / "out" / ".lab-cache" / "in").glob("*.json"))
+        files = sorted((tmp_path / "out" / ".lab-cache" / "in").glob("*-*.json"))
         assert first["requests"] == len(files) == 2
         files[0].write_text("")
         again = Translator(s).run(doc)
-        assert again["requests"] == 1 and again["cached"] == 1 and json.loads(files[0].read_text())["lines"]
+        assert again["requests"] == 1 and again["reused"] == 1 and json.loads(files[0].read_text())["lines"]
         files[1].write_text('{"source": "二行目です。", "lines": ["改"], "locked": true')  # missing brace
         with pytest.raises(LabError, match=rf"{files[1].name}: not valid JSON .*delete the file"):
             Translator(s).run(doc)
@@ -171,9 +171,9 @@ def test_a_long_sentence_may_use_the_whole_context_without_context_lines(tmp_pat
         fake.close()
 
 
-def test_context_carries_the_previous_chunks_translation(tmp_path):
-    """--context K: at concurrency 1 the prompt shows the previous lines with their translations,
-    also when those lines were translated inside a multi-line chunk."""
+def test_context_is_the_previous_source_lines(tmp_path):
+    """--context K: the prompt shows the previous K source lines (never their translations, which would
+    make the prompt depend on which chunk finished first)."""
     seen = []
 
     def reply(body):
@@ -187,7 +187,7 @@ def test_context_carries_the_previous_chunks_translation(tmp_path):
                       spec=PromptSpec(preface=PREFACE, context_lines=1))
         Translator(s).run(doc)
         assert len(seen) == 2  # two chunks of two lines each
-        assert "二行目です。 => 译1" in seen[1] and "上文" in seen[1]
+        assert "上文（仅供参考，不要翻译）：\n二行目です。\n" in seen[1] and "译0" not in seen[1]
     finally:
         fake.close()
 
@@ -246,22 +246,22 @@ def _cli(out, extra=()):
 def test_sigkill_half_way_then_resume_is_byte_identical(tiny_server, tmp_path):
     full = subprocess.run(_cli(tmp_path / "full"), capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert full.returncode == 0, full.stderr
-    total = json.loads(full.stdout.strip().splitlines()[-2 if "untranslated" in full.stdout else -1])["chunks"]
+    total = json.loads((tmp_path / "full" / "run.json").read_text())["chunks"]
     assert total >= 10
     proc = subprocess.Popen(_cli(tmp_path / "cut"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
     cache = tmp_path / "cut" / ".lab-cache"
     deadline = time.time() + 120
-    while time.time() < deadline and len(list(cache.rglob("*.json"))) < total // 2:
+    while time.time() < deadline and len(list(cache.rglob("*-*.json"))) < total // 2:
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    cached = len(list(cache.rglob("*.json")))
+    cached = len(list(cache.rglob("*-*.json")))
     assert 0 < cached < total
     r = subprocess.run(_cli(tmp_path / "cut"), capture_output=True, text=True, cwd=ROOT, timeout=300)
-    lines = r.stdout.strip().splitlines()
-    stats = json.loads(next(x for x in reversed(lines) if x.startswith("{")))
+    stats = json.loads((tmp_path / "cut" / "run.json").read_text())
     # failed chunks are not cached, so "not yet cached" includes them
-    assert stats["requests"] == total - cached and stats["cached"] == cached
+    assert stats["requests"] == total - cached and stats["reused"] == cached
+    assert f"reused {cached} of {total} chunks" in r.stdout
     for name in ("eki", "mise", "shiro"):
         assert (tmp_path / "cut" / f"{name}.zh.txt").read_bytes() == (tmp_path / "full" / f"{name}.zh.txt").read_bytes()
     log = (tmp_path / "cut" / "logs" / "eki.jsonl").read_text()

@@ -17,7 +17,18 @@ from lab.translate import (
     max_tokens_for,
 )
 from lab.translate.checks import checks, clean, failing
-from lab.translate.sources import clean_aozora, decode, inputs, read_text, split_sentences
+from lab.translate.sources import (
+    GETA,
+    HEADER_TITLE,
+    clean_aozora,
+    decode,
+    gaiji,
+    inputs,
+    load,
+    looks_aozora,
+    read_text,
+    split_sentences,
+)
 
 JA = "春の朝、駅に少女が立っていた。彼女の名前は葵。"
 
@@ -45,11 +56,58 @@ def test_binary_and_unknown_and_empty_are_refused(tmp_path):
 
 
 def test_aozora_markup_is_removed():
-    assert clean_aozora("｜魔法使《まほうつか》いは［＃「魔法」に傍点］笑った") == "魔法使いは笑った"
+    assert clean_aozora("｜魔法使《まほうつか》いは［＃「魔法」に傍点］笑った")[0] == "魔法使いは笑った"
 
 
-def test_sentences_split_after_terminators_only():
+def test_aozora_gaiji_header_and_footer():
+    assert gaiji("「足＋包」、第3水準1-92-34") == "跑"  # JIS X 0213 plane 1, row 92, cell 34
+    assert gaiji("「口＋和」、第4水準2-3-76") == "咊"    # plane 2 (EUC-JIS-2004 SS3)
+    assert gaiji("「土＋竒」、U+57FC、ページ数-行数") == "埼"
+    assert gaiji("「てへん＋劣」、52-8") is None        # a page-line reference is no code
+    body = "本文※［＃「足＋包」、第3水準1-92-34］だ。※［＃「てへん＋劣」、52-8］"
+    text = "\n".join(["題", "-" * 55, HEADER_TITLE, "（例）※［＃「足＋包」、第3水準1-92-34］", "-" * 55, "",
+                      body, "", "底本：「題」", "入力：誰か"])
+    assert looks_aozora(text) and not looks_aozora("「普通の」小説《しょうせつ》です。")
+    cleaned, verbatim, notes = clean_aozora(text)
+    assert cleaned.split("\n") == ["題", "", "本文跑だ。" + GETA, "", "底本：「題」", "入力：誰か"]
+    assert verbatim == {4, 5} and any("footer" in n for n in notes) and any("header" in n for n in notes)
+
+
+def test_iso2022jp_and_jis_x_0213_files_are_detected():
+    text = "「あっ――――――！」と彼は言った。"
+    assert decode(text.encode("iso2022_jp"), "x.txt") == (text, "iso2022_jp")
+    assert decode("跑る𠮟".encode("shift_jis_2004"), "y.txt")[0] == "跑る𠮟"
+
+
+def test_sentences_split_after_terminators_outside_quotes():
     assert split_sentences("あ。い！う？え") == ["あ。", "い！", "う？", "え"]
+    assert split_sentences("「はい。」と言った。次だ！？「ええ。そう。」") == \
+        ["「はい。」と言った。", "次だ！？", "「ええ。そう。」"]
+    assert split_sentences("「開いたまま。閉じない", quotes=False) == ["「開いたまま。", "閉じない"]
+
+
+def test_a_long_quotation_is_split_inside_only_when_it_must_be():
+    line = "「" + "あ。" * 10 + "」"
+    chunks = make_chunks([line], len, budget=8, hard=12)
+    assert "".join(c.text for c in chunks) == line and all(c.tokens <= 12 for c in chunks)
+    chunks = make_chunks(["「はい。」と言った。いいえ。"], len, budget=10)
+    assert [c.text for c in chunks] == ["「はい。」と言った。", "いいえ。"]
+
+
+def test_folder_inputs_skip_outputs_and_empty_files(tmp_path, capsys):
+    (tmp_path / "a.txt").write_text("一行目です。")
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "a.zh.txt").write_text("译文")
+    (tmp_path / "out" / ".lab-cache").mkdir(parents=True)
+    (tmp_path / "out" / "x.txt").write_text("前回の出力")
+    (tmp_path / "old" / ".lab-cache").mkdir(parents=True)
+    (tmp_path / "old" / "y.txt").write_text("別の出力")
+    assert inputs(tmp_path, tmp_path / "out") == [tmp_path / "empty.txt", tmp_path / "a.txt"][::-1]
+    docs = load(tmp_path, tmp_path / "out")
+    assert [d.name for d in docs] == ["a"] and "empty.txt: empty file, skipped" in capsys.readouterr().err
+    assert [d.name for d in load(tmp_path, tmp_path)] == ["a"]  # -o the input folder itself
+    with pytest.raises(LabError, match="empty file"):
+        load(tmp_path / "empty.txt")
 
 
 def test_chunks_respect_the_budget_and_keep_lines():
@@ -78,11 +136,11 @@ def test_prompt_injects_only_present_terms_and_examples():
     spec = PromptSpec(preface="翻译：", glossary=[Term("葵", "葵"), Term("城", "城堡"), Term("森", "森林")],
                       fewshot=[("猫", "猫")])
     chunk = Chunk(0, [Unit(0, 0, "葵は城を見た。", 7)], context=["前の行。"])
-    msgs = spec.messages(chunk, ["上一行。"])
+    msgs = spec.messages(chunk)
     assert msgs[:2] == [{"role": "user", "content": "翻译：\n猫"}, {"role": "assistant", "content": "猫"}]
     user = msgs[-1]["content"]
     assert user.startswith("参考术语：葵→葵；城→城堡\n") and "森" not in user
-    assert "上文（仅供参考，不要翻译）：\n前の行。 => 上一行。" in user and user.endswith("翻译：\n葵は城を見た。")
+    assert "上文（仅供参考，不要翻译）：\n前の行。\n" in user and user.endswith("翻译：\n葵は城を見た。")
     sakura = PromptSpec(template="sakura", glossary=[Term("城", "城堡", "castle")]).messages(chunk)
     assert sakura[0]["role"] == "system" and "城->城堡 #castle" in sakura[-1]["content"]
     with pytest.raises(LabError, match="unknown template 'gpt'"):
@@ -116,7 +174,19 @@ def test_every_check():
     assert "loop" in checks("葵笑了。\n" + "哈哈" * 10, src, "stop")
     assert "truncated" in checks("葵笑了。\n天空很", src, "length")
     assert "kana" in checks("葵は笑った。\n天空很蓝。", src, "stop")
-    assert "length_ratio" in checks("葵。\n天", src, "stop")
+    assert "length_ratio" in checks("葵。", "葵は" + "とても長い文章を書いていた" * 4 + "。", "stop")
+    assert checks("谢谢。", "ありがとうございます。", "stop") == []  # short lines vary the most
     assert "line_count" in checks("葵笑了。天空很蓝。", src, "stop")
+    assert "line_count" in checks("葵笑了。\n天空很蓝。\n（译注：多出来的一行）", src, "stop")
+    assert checks("葵笑了。\n\n天空很蓝。", src, "stop") == []  # a blank line between is no extra line
+
+
+def test_checks_accept_what_real_pairs_do():
+    pairs = [("◆◆◆", "◆◆◆"), ("「あっ――――――！」", "「啊――――――！」"),
+             ("　トン、トン、トン、トン、トン、トン、トン、トン。", "　咚、咚、咚、咚、咚、咚、咚、咚。"),
+             ("　彼は黙った……………………", "　他沉默了……………………"), ("2026年", "2026年")]
+    for src, zh in pairs:
+        assert clean(zh, src) == zh and checks(zh, src, "stop") == [], src
+    assert "loop" in checks("咚、" * 30, "トン、" * 8, "stop")  # far more than the source repeats
     probs = checks("葵笑了。\n天空很蓝。", "魔法使いは笑った。\n空は青い。", "stop", [Term("魔法使い", "魔法师")])
     assert probs == ["glossary:魔法使い"] and failing(probs) == []  # a glossary miss only warns

@@ -1,0 +1,147 @@
+"""A document being translated: its chunks, what the cache holds for them, fixes, and its manifest on disk."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lab import LabError, paths
+from lab.translate.cache import ChunkCache, text_hash
+from lab.translate.chunking import Chunk, Unit
+from lab.translate.prompts import Term, terms_in
+
+FAILED_MARK = "【未翻译】"  # visible in the output: the source line kept, never dropped
+MANIFEST, FIXES = "manifest.json", "fixes.json"
+
+
+@dataclass
+class Doc:
+    """One document: cleaned source lines, chunks, and the results gathered so far."""
+
+    name: str
+    lines: list[str]
+    chunks: list[Chunk]
+    source: str = ""
+    encoding: str = "utf-8"
+    verbatim: set[int] = field(default_factory=set)   # line indices copied untranslated
+    epub: str | None = None                           # the EPUB this chapter came from
+    epub_href: str | None = None
+    fp: str = ""                                      # settings fingerprint (glossary excluded)
+    glossary: list[Term] = field(default_factory=list)
+    results: dict[int, list[str | None]] = field(default_factory=dict)  # chunk index -> one entry per unit
+    failed: list[int] = field(default_factory=list)
+    fixes: dict[int, str] = field(default_factory=dict)  # line index -> a person's locked translation
+
+    def piece_fp(self, text: str) -> str:
+        """Fingerprint of one chunk text: the settings plus the glossary entries it uses."""
+        used = [(t.source, t.target, t.note) for t in terms_in(text, self.glossary)]
+        return text_hash(self.fp + json.dumps(used, ensure_ascii=False))[:8] if used else self.fp
+
+    def fixed(self, chunk: Chunk) -> bool:
+        """Every line of the chunk has a person's correction: nothing to send."""
+        return all(u.line in self.fixes for u in chunk.units)
+
+
+def halves(chunk: Chunk) -> list[Chunk]:
+    """The two chunks a failing chunk is split into (the first keeps the context)."""
+    half = len(chunk.units) // 2
+    return [Chunk(chunk.index, chunk.units[:half], chunk.context), Chunk(chunk.index, chunk.units[half:])]
+
+
+def lookup(cache: ChunkCache, doc: Doc, chunk: Chunk) -> list[str | None] | None:
+    """What the cache holds for a chunk: its lines, its halves' lines (None where a unit is missing), or None."""
+    hit = cache.get(doc.name, chunk.text, doc.piece_fp(chunk.text))
+    if hit is not None and len(hit) == len(chunk.units):
+        return list(hit)
+    if len(chunk.units) < 2:
+        return None
+    parts = [(h, lookup(cache, doc, h)) for h in halves(chunk)]
+    if all(got is None for _, got in parts):
+        return None
+    return [x for h, got in parts for x in (got if got is not None else [None] * len(h.units))]
+
+
+def assemble(doc: Doc) -> list[tuple[str, str]]:
+    """(source line, translated line) for every line: fixes win, verbatim lines copied, failures marked."""
+    pieces: dict[int, list[str]] = {}
+    for c in doc.chunks:
+        for u, t in zip(c.units, doc.results.get(c.index, [None] * len(c.units)), strict=True):
+            pieces.setdefault(u.line, []).append(t if t is not None else f"{FAILED_MARK}{u.text}")
+    return [(ln, doc.fixes[i] if i in doc.fixes else "".join(pieces.get(i, [ln]))) for i, ln in enumerate(doc.lines)]
+
+
+def untranslated(doc: Doc) -> list[int]:
+    """Line indices still marked untranslated (after fixes)."""
+    bad = {u.line for c in doc.chunks for u, t in zip(c.units, doc.results.get(c.index, [None] * len(c.units)),
+                                                       strict=True) if t is None}
+    return sorted(bad - set(doc.fixes))
+
+
+# -- on disk: OUT/.lab-cache/NAME/{manifest,fixes}.json ------------------------------------------------
+def save_manifest(cache: ChunkCache, doc: Doc) -> None:
+    """What `rebuild` and `fix` need to reassemble this document without the source or a server."""
+    rec = {"name": doc.name, "source": doc.source, "encoding": doc.encoding, "epub": doc.epub,
+           "epub_href": doc.epub_href, "fp": doc.fp, "lines": doc.lines, "verbatim": sorted(doc.verbatim),
+           "glossary": [[t.source, t.target, t.note] for t in doc.glossary],
+           "chunks": [{"context": c.context, "units": [[u.line, u.piece, u.text, u.tokens] for u in c.units]}
+                      for c in doc.chunks]}
+    paths.atomic_write(cache.folder(doc.name) / MANIFEST, json.dumps(rec, ensure_ascii=False) + "\n")
+
+
+def names(out: Path) -> list[str]:
+    """Documents with a manifest in an output folder, sorted."""
+    return sorted(f.parent.name for f in (Path(out) / ".lab-cache").glob(f"*/{MANIFEST}"))
+
+
+def load_doc(out: Path, name: str) -> Doc:
+    """A document from its manifest, with fixes and what the cache holds (no server, no source file)."""
+    cache = ChunkCache(out)
+    f = cache.folder(name) / MANIFEST
+    if not f.exists():
+        known = ", ".join(names(out)) or "none"
+        raise LabError(f"{out}: no translated document named {name!r} (documents: {known})")
+    m = json.loads(f.read_text("utf-8"))
+    chunks = [Chunk(i, [Unit(*u) for u in c["units"]], c["context"]) for i, c in enumerate(m["chunks"])]
+    doc = Doc(m["name"], m["lines"], chunks, m["source"], m["encoding"], set(m["verbatim"]), m["epub"],
+              m["epub_href"], m["fp"], [Term(*t) for t in m["glossary"]])
+    doc.fixes = load_fixes(cache, doc)
+    for c in chunks:
+        got = lookup(cache, doc, c)
+        if got is not None:
+            doc.results[c.index] = got
+    return doc
+
+
+def load_fixes(cache: ChunkCache, doc: Doc) -> dict[int, str]:
+    """Corrections whose source line still reads the same (a changed source makes a fix stale: skipped)."""
+    f = cache.folder(doc.name) / FIXES
+    if not f.exists():
+        return {}
+    try:
+        recs = json.loads(f.read_text("utf-8"))
+    except ValueError as e:
+        raise LabError(f"{f}: not valid JSON ({e}); fix or delete it") from None
+    out = {}
+    for key, rec in recs.items():
+        i = int(key) - 1
+        if 0 <= i < len(doc.lines) and doc.lines[i] == rec.get("source"):
+            out[i] = rec["text"]
+    return out
+
+
+def save_fix(out: Path, doc: Doc, line: int, text: str) -> dict[str, Any]:
+    """Lock a person's translation of line `line` (1-based, as in NAME.zh.txt); returns the record."""
+    if not 1 <= line <= len(doc.lines):
+        raise LabError(f"--line must be between 1 and {len(doc.lines)} for {doc.name}, got {line}")
+    if "\n" in text:
+        raise LabError("--text must be one line: NAME.zh.txt keeps one line per source line")
+    cache = ChunkCache(out)
+    f = cache.folder(doc.name) / FIXES
+    recs = json.loads(f.read_text("utf-8")) if f.exists() else {}
+    rec = {"source": doc.lines[line - 1], "text": text}
+    recs[str(line)] = rec
+    paths.atomic_write(f, json.dumps(recs, ensure_ascii=False, indent=1) + "\n")
+    doc.fixes[line - 1] = text
+    return rec

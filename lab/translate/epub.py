@@ -1,0 +1,184 @@
+"""EPUB in and out: chapters' text blocks become lines; translations go back into the same markup and files."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+from lab import LabError, paths
+
+BLOCKS = {"p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "dt", "dd", "td", "th", "caption", "figcaption",
+          "blockquote", "div", "title", "pre", "address", "section", "article", "aside", "header", "footer",
+          "nav", "body", "ol", "ul", "dl", "table", "tr", "tbody", "thead", "figure"}
+SKIP = {"rt", "rp", "script", "style"}   # ruby readings are dropped, as Aozora ruby is
+XHTML = ("application/xhtml+xml", "text/html")
+SPACE = re.compile(r"\s*\n\s*")          # line breaks inside a block are source formatting
+
+
+@dataclass
+class Chapter:
+    href: str   # path inside the zip
+    name: str
+    text: str   # one line per text segment (a block, or a part of it between <br/>)
+
+
+def _local(el: Any) -> str:
+    return el.tag.rsplit("}", 1)[-1].lower() if isinstance(el.tag, str) else ""
+
+
+def _parse(data: bytes, where: str) -> Any:
+    from lxml import etree
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, recover=True, huge_tree=True)
+    try:
+        tree = etree.parse(BytesIO(data), parser)
+    except etree.LxmlError as e:
+        raise LabError(f"{where}: not valid XHTML ({e})") from None
+    if tree.getroot() is None:
+        raise LabError(f"{where}: empty or not XHTML")
+    return tree
+
+
+def _open(path: Path) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise LabError(f"{path}: not an EPUB (not a zip file: {e})") from None
+
+
+def spine(z: zipfile.ZipFile, path: Path) -> tuple[str, list[str]]:
+    """(OPF path, the XHTML documents of the spine in reading order)."""
+    try:
+        container = _parse(z.read("META-INF/container.xml"), f"{path}:META-INF/container.xml")
+    except KeyError:
+        raise LabError(f"{path}: not an EPUB (no META-INF/container.xml)") from None
+    rootfile = next((e.get("full-path") for e in container.iter() if _local(e) == "rootfile"), None)
+    if not rootfile or rootfile not in z.namelist():
+        raise LabError(f"{path}: META-INF/container.xml names no package file that exists")
+    opf = _parse(z.read(rootfile), f"{path}:{rootfile}")
+    base = posixpath.dirname(rootfile)
+    items = {e.get("id"): e for e in opf.iter() if _local(e) == "item"}
+    hrefs = []
+    for ref in (e for e in opf.iter() if _local(e) == "itemref"):
+        item = items.get(ref.get("idref"))
+        if item is not None and item.get("media-type") in XHTML:
+            hrefs.append(posixpath.normpath(posixpath.join(base, item.get("href"))))
+    return rootfile, hrefs
+
+
+def _flow(el: Any) -> Iterator[tuple[Any, str] | None]:
+    """Text slots of a leaf block in reading order; None marks a <br/> (a new segment starts)."""
+    yield el, "text"
+    for ch in el:
+        name = _local(ch)
+        if name == "br":
+            yield None
+        elif name and name not in SKIP:
+            yield from _flow(ch)
+        yield ch, "tail"
+
+
+def segments(root: Any) -> list[list[tuple[Any, str]]]:
+    """Every translatable text in a document, as groups of slots: a leaf block split at <br/>, or a stray
+    text directly inside a container block."""
+    out: list[list[tuple[Any, str]]] = []
+
+    def walk(el: Any) -> None:
+        name = _local(el)
+        if not name or name in SKIP:
+            return
+        has_block = any(_local(d) in BLOCKS for d in el.iterdescendants())
+        if name in BLOCKS and not has_block:
+            cur: list[tuple[Any, str]] = []
+            for slot in _flow(el):
+                if slot is None:
+                    out.append(cur)
+                    cur = []
+                elif slot[0] is not el or slot[1] == "text":
+                    cur.append(slot)
+            out.append(cur)
+            return
+        if (el.text or "").strip() and name in BLOCKS:
+            out.append([(el, "text")])
+        for ch in el:
+            walk(ch)
+            if (ch.tail or "").strip() and name in BLOCKS:
+                out.append([(ch, "tail")])
+    walk(root)
+    return [g for g in out if _text(g)]
+
+
+def _text(group: list[tuple[Any, str]]) -> str:
+    return SPACE.sub("", "".join(getattr(el, attr) or "" for el, attr in group)).replace("\n", " ").strip()
+
+
+def chapters(path: Path) -> list[Chapter]:
+    """The spine's documents with text, each as lines to translate."""
+    with _open(path) as z:
+        _, hrefs = spine(z, path)
+        out = []
+        for i, href in enumerate(hrefs):
+            try:
+                tree = _parse(z.read(href), f"{path}:{href}")
+            except KeyError:
+                raise LabError(f"{path}: the spine names {href}, which is not in the file") from None
+            lines = [_text(g) for g in segments(tree.getroot())]
+            if lines:
+                out.append(Chapter(href, f"{i:03d}_{re.sub(r'[^0-9A-Za-z_-]', '_', Path(href).stem)}",
+                                   "\n".join(lines)))
+    if not out:
+        raise LabError(f"{path}: the EPUB has no text to translate")
+    return out
+
+
+def _put(group: list[tuple[Any, str]], text: str) -> None:
+    """The translation goes where the segment's first text was; its other texts are emptied."""
+    first = True
+    for el, attr in group:
+        old = getattr(el, attr) or ""
+        if not old.strip():
+            continue
+        setattr(el, attr, (old[:len(old) - len(old.lstrip())] + text) if first else "")
+        first = False
+
+
+def _drop_readings(root: Any) -> None:
+    for el in [e for e in root.iter() if _local(e) in ("rt", "rp")]:
+        parent, prev = el.getparent(), el.getprevious()
+        if el.tail:  # the text after a reading belongs to the flow: keep it
+            if prev is not None:
+                prev.tail = (prev.tail or "") + el.tail
+            else:
+                parent.text = (parent.text or "") + el.tail
+        parent.remove(el)
+
+
+def write(src: Path, dest: Path, translations: dict[str, list[str]], lang: str = "zh-CN") -> None:
+    """A copy of `src` with each chapter's text replaced (markup, styles, images and order untouched), its
+    language set to `lang`; deterministic (entries keep their order, dates and compression)."""
+    from lxml import etree
+    buf = BytesIO()
+    with _open(src) as z, zipfile.ZipFile(buf, "w") as zo:
+        opf, _ = spine(z, src)
+        for info in z.infolist():
+            data = z.read(info.filename)
+            if info.filename in translations:
+                tree = _parse(data, f"{src}:{info.filename}")
+                groups, lines = segments(tree.getroot()), translations[info.filename]
+                if len(groups) != len(lines):
+                    raise LabError(f"{src}:{info.filename}: {len(lines)} translated lines for {len(groups)} "
+                                   f"text blocks; the EPUB changed since it was translated: rerun")
+                for g, t in zip(groups, lines, strict=True):
+                    _put(g, t)
+                _drop_readings(tree.getroot())
+                data = etree.tostring(tree, xml_declaration=True, encoding="utf-8")
+            elif info.filename == opf:
+                data = re.sub(rb"(<dc:language[^>]*>)[^<]*(</dc:language>)", rb"\g<1>" + lang.encode() + rb"\g<2>",
+                              data)
+            zo.writestr(info, data, compress_type=info.compress_type)
+    paths.atomic_write(dest, buf.getvalue())

@@ -1,0 +1,185 @@
+"""Real novel text against a scripted server that translates correctly: encodings, Aozora, thinking replies,
+malformed replies, seeded retries with kill-and-resume, fixes and rebuild, glossary changes."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import ROOT, lab
+
+from lab import LabError
+from lab.translate import PromptSpec, Settings, Term, Translator
+from lab.translate.pipeline import seed_of
+
+NOVEL = ROOT / "data" / "translation" / "aozora"
+PREFACE = PromptSpec().preface
+PAIRS = dict(ln.split("\t") for ln in (NOVEL / "ame.pairs.tsv").read_text("utf-8").splitlines()
+             if ln and not ln.startswith("#"))
+REFERENCE = (NOVEL / "ame.zh.txt").read_text("utf-8")
+
+
+def _source(body):
+    return body["messages"][-1]["content"].split(PREFACE + "\n", 1)[1]
+
+
+def _good(src):
+    return "\n".join(PAIRS[x] for x in src.split("\n"))  # KeyError (a 500) for anything a good model never sees
+
+
+def _settings(out, urls, **kw):
+    return Settings(out=Path(out), endpoints=urls if isinstance(urls, list) else [urls], timeout=10,
+                    progress_every_s=kw.pop("progress_every_s", 0), chunk_tokens=kw.pop("chunk_tokens", 48), **kw)
+
+
+@pytest.mark.parametrize("enc,style", [("utf-8", "think_end_only"), ("cp932", "reasoning_parser"),
+                                       ("iso2022_jp", "think_end_only")])
+def test_a_correct_translation_is_accepted_exactly_with_one_request_per_chunk(tmp_path, openai_fake, enc, style):
+    seen = []
+
+    def reply(body):
+        seen.append(body)
+        zh = _good(_source(body))
+        if style == "reasoning_parser":  # vLLM --reasoning-parser: the answer in content, reasoning beside it
+            return 200, {"content": "\n\n" + zh, "reasoning_content": "先读原文，再逐行翻译。"}, "stop"
+        return 200, "先读原文，再逐行翻译。\n</think>\n\n" + zh, "stop"  # Thinking-2507: no opening tag
+    fake = openai_fake(reply)
+    src = tmp_path / "in" / "ame.txt"
+    src.parent.mkdir()
+    src.write_bytes((NOVEL / "ame.txt").read_text("utf-8").encode(enc))
+    stats = Translator(_settings(tmp_path / "out", fake.url, concurrency=3)).run(src)
+    assert (tmp_path / "out" / "ame.zh.txt").read_text("utf-8") == REFERENCE
+    assert len(seen) == stats["requests"] == stats["chunks"] >= 4 and stats["retries"] == 0
+    assert all("底本" not in _source(b) and "テキスト中に現れる記号" not in _source(b) for b in seen)
+    log = [json.loads(x) for x in (tmp_path / "out" / "logs" / "ame.jsonl").read_text().splitlines()]
+    assert all(r["reasoning"] == "先读原文，再逐行翻译。" and "</think>" not in r["response"] for r in log)
+    assert not (tmp_path / "out" / "untranslated.tsv").exists()
+
+
+def test_the_cli_says_what_it_read_and_did(tmp_path, openai_fake):
+    fake = openai_fake(lambda body: (200, _good(_source(body)), "stop"))
+    r = lab("translate", str(NOVEL / "ame.txt"), "-o", str(tmp_path / "out"), "--base-url", fake.url,
+            "--chunk-tokens", "48")
+    assert r.returncode == 0, r.stderr
+    assert "Aozora Bunko markup detected (--no-aozora keeps it)" in r.stdout and "1 gaiji notes became" in r.stdout
+    assert "every line translated" in r.stdout and "wrote ame.zh.txt" in r.stdout and "{" not in r.stdout
+    assert (tmp_path / "out" / "ame.zh.txt").read_text("utf-8") == REFERENCE
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["untranslated_lines"] == 0
+
+
+def test_replies_with_more_or_fewer_lines_are_retried_never_a_crash(tmp_path, openai_fake):
+    def reply(body):
+        src = _source(body)
+        if body["seed"] == seed_of(src, 1):  # first attempts: an extra line, a missing line, a blank between
+            return 200, {0: _good(src) + "\n（译注：这是多出来的一行）", 1: _good(src).split("\n", 1)[-1],
+                         2: _good(src).replace("\n", "\n\n")}[len(src) % 3], "stop"
+        return 200, _good(src), "stop"
+    fake = openai_fake(reply)
+    stats = Translator(_settings(tmp_path / "out", fake.url, concurrency=2)).run(NOVEL / "ame.txt")
+    assert (tmp_path / "out" / "ame.zh.txt").read_text("utf-8") == REFERENCE
+    assert stats["retries"] > 0 and stats["failed_units"] == 0
+
+
+def _flaky(body):
+    """Fails every third (chunk, attempt) by seed; answers differ by seed: unseeded retries would show."""
+    src = _source(body)
+    if body["seed"] % 3 == 0:
+        return 200, "坏" * 40, "stop"
+    time.sleep(0.05)
+    return 200, "\n".join(f"{PAIRS.get(x) or '译' * len(x)}{body['seed'] % 7}" for x in src.split("\n")), "stop"
+
+
+def _cli(src, out, url):
+    return [sys.executable, "-m", "lab.cli", "translate", str(src), "-o", str(out), "--base-url", url,
+            "--chunk-tokens", "20", "--concurrency", "2", "--attempts", "4"]
+
+
+def test_kill_and_resume_with_retries_is_byte_identical(tmp_path, openai_fake):
+    fake = openai_fake(_flaky)
+    full = subprocess.run(_cli(NOVEL / "ame.txt", tmp_path / "full", fake.url), capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+    assert full.returncode == 0, full.stderr
+    stats = json.loads((tmp_path / "full" / "run.json").read_text())
+    assert stats["retries"] > 0 and stats["chunks"] >= 8
+    proc = subprocess.Popen(_cli(NOVEL / "ame.txt", tmp_path / "cut", fake.url), stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, cwd=ROOT, text=True)
+    cache = tmp_path / "cut" / ".lab-cache"
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list(cache.rglob("*-*.json"))) < stats["chunks"] // 2:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    kept = len(list(cache.rglob("*-*.json")))
+    assert 0 < kept < stats["chunks"]
+    r = subprocess.run(_cli(NOVEL / "ame.txt", tmp_path / "cut", fake.url), capture_output=True, text=True,
+                       cwd=ROOT, timeout=120)
+    assert r.returncode == 0 and "reused" in r.stdout
+    assert (tmp_path / "cut" / "ame.zh.txt").read_bytes() == (tmp_path / "full" / "ame.zh.txt").read_bytes()
+    one = subprocess.run([*_cli(NOVEL / "ame.txt", tmp_path / "c1", fake.url), "--concurrency", "1"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert one.returncode == 0 and (tmp_path / "c1" / "ame.zh.txt").read_bytes() == \
+        (tmp_path / "full" / "ame.zh.txt").read_bytes()
+
+
+def test_fix_locks_a_line_and_rebuild_needs_no_server(tmp_path, openai_fake):
+    fake = openai_fake(lambda body: (200, "" if "時計台" in _source(body) else _good(_source(body)), "stop"))
+    out = tmp_path / "out"
+    Translator(_settings(out, fake.url, attempts=1)).run(NOVEL / "ame.txt")
+    text = (out / "ame.zh.txt").read_text("utf-8").split("\n")
+    n = next(i for i, x in enumerate(text) if x.startswith("【未翻译】")) + 1
+    assert (out / "untranslated.tsv").read_text("utf-8").splitlines()[1].startswith(f"ame\t{n}\t")
+    fake.close()  # from here on no server exists
+    r = lab("translate", "fix", str(out), "--line", str(n))
+    assert r.returncode == 0 and "current: 【未翻译】" in r.stdout
+    fixed = PAIRS["　少女は黙って、古い時計台を見上げた……………………"]
+    r = lab("translate", "fix", str(out), "--line", str(n), "--text", fixed)
+    assert r.returncode == 0 and "every line translated" in r.stdout, r.stderr
+    assert (out / "ame.zh.txt").read_text("utf-8") == REFERENCE and not (out / "untranslated.tsv").exists()
+    (out / "ame.zh.txt").unlink()
+    r = lab("translate", "rebuild", str(out), "--bilingual")
+    assert r.returncode == 0 and (out / "ame.zh.txt").read_text("utf-8") == REFERENCE
+    assert "> 　夜の改札に" in (out / "ame.bilingual.md").read_text("utf-8")
+    r = lab("translate", "fix", str(out), "--doc", "nope", "--line", "1", "--text", "x")
+    assert r.returncode == 1 and r.stderr.startswith("error: ") and "documents: ame" in r.stderr
+    r = lab("translate", "fix", str(out), "--line", "999", "--text", "x")
+    assert r.returncode == 1 and "--line must be between 1 and 31" in r.stderr
+
+
+def test_a_fix_survives_a_rerun_and_a_changed_glossary_resends_only_its_chunks(tmp_path, openai_fake):
+    seen = []
+
+    def reply(body):
+        seen.append(_source(body))
+        return 200, _good(_source(body)), "stop"
+    fake = openai_fake(reply)
+    out = tmp_path / "out"
+    spec = PromptSpec(glossary=[Term("駅員", "站务员")])
+    Translator(_settings(out, fake.url, spec=spec)).run(NOVEL / "ame.txt")
+    lab("translate", "fix", str(out), "--line", "1", "--text", "雨夜车站")
+    seen.clear()
+    spec = PromptSpec(glossary=[Term("駅員", "车站工作人员"), Term("少女", "少女")])
+    stats = Translator(_settings(out, fake.url, spec=spec)).run(NOVEL / "ame.txt")
+    affected = [c for c in seen if "駅員" in c or "少女" in c]
+    assert seen and len(affected) == len(seen) == stats["requests"] < stats["chunks"]
+    assert (out / "ame.zh.txt").read_text("utf-8").split("\n")[0] == "雨夜车站"
+
+
+def test_inputs_are_checked_before_anything_is_created(tmp_path, openai_fake):
+    fake = openai_fake(lambda body: (200, _good(_source(body)), "stop"))
+    (tmp_path / "bad.txt").write_bytes(b"\x00binary")
+    with pytest.raises(LabError, match="looks binary"):
+        Translator(_settings(tmp_path / "out", fake.url)).run(tmp_path / "bad.txt")
+    assert not (tmp_path / "out").exists()
+    r = lab("translate", str(tmp_path / "missing.txt"), "-o", str(tmp_path / "o2"), "--base-url",
+            "http://127.0.0.1:9/v1")
+    assert r.returncode == 1 and "missing.txt does not exist" in r.stderr and not (tmp_path / "o2").exists()
+    book = tmp_path / "book"
+    book.mkdir()
+    (book / "ame.txt").write_text((NOVEL / "ame.txt").read_text("utf-8"), "utf-8")
+    for _ in range(2):  # -o the input folder: the second run must not read its own output
+        stats = Translator(_settings(book, fake.url, epub=True)).run(book)
+        assert stats["documents"] == 1
+    assert sorted(p.name for p in book.glob("*.zh.*")) == ["ame.zh.txt"] and (book / "ame.epub").exists()
