@@ -16,7 +16,7 @@ from lab import LabError, paths
 BLOCKS = {"p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "dt", "dd", "td", "th", "caption", "figcaption",
           "blockquote", "div", "title", "pre", "address", "section", "article", "aside", "header", "footer",
           "nav", "body", "ol", "ul", "dl", "table", "tr", "tbody", "thead", "figure"}
-SKIP = {"rt", "rp", "script", "style"}   # ruby readings are dropped, as Aozora ruby is
+SKIP = {"rt", "rp", "script", "style"}   # not text to translate (ruby is made plain before reading)
 XHTML = ("application/xhtml+xml", "text/html")
 SPACE = re.compile(r"\s*\n\s*")          # line breaks inside a block are source formatting
 
@@ -127,6 +127,7 @@ def chapters(path: Path) -> list[Chapter]:
                 tree = _parse(z.read(href), f"{path}:{href}")
             except KeyError:
                 raise LabError(f"{path}: the spine names {href}, which is not in the file") from None
+            _plain_ruby(tree.getroot())
             lines = [_text(g) for g in segments(tree.getroot())]
             if lines:
                 out.append(Chapter(href, f"{i:03d}_{re.sub(r'[^0-9A-Za-z_-]', '_', Path(href).stem)}",
@@ -147,15 +148,11 @@ def _put(group: list[tuple[Any, str]], text: str) -> None:
         first = False
 
 
-def _drop_readings(root: Any) -> None:
-    for el in [e for e in root.iter() if _local(e) in ("rt", "rp")]:
-        parent, prev = el.getparent(), el.getprevious()
-        if el.tail:  # the text after a reading belongs to the flow: keep it
-            if prev is not None:
-                prev.tail = (prev.tail or "") + el.tail
-            else:
-                parent.text = (parent.text or "") + el.tail
-        parent.remove(el)
+def _plain_ruby(root: Any) -> None:
+    """Ruby becomes its base text: readings (rt, rp) dropped, ruby/rb/rtc unwrapped, like Aozora ruby."""
+    from lxml import etree
+    etree.strip_elements(root, "{*}rt", "{*}rp", with_tail=False)
+    etree.strip_tags(root, "{*}ruby", "{*}rb", "{*}rtc")
 
 
 def write(src: Path, dest: Path, translations: dict[str, list[str]], lang: str = "zh-CN") -> None:
@@ -169,13 +166,17 @@ def write(src: Path, dest: Path, translations: dict[str, list[str]], lang: str =
             data = z.read(info.filename)
             if info.filename in translations:
                 tree = _parse(data, f"{src}:{info.filename}")
+                _plain_ruby(tree.getroot())
                 groups, lines = segments(tree.getroot()), translations[info.filename]
                 if len(groups) != len(lines):
                     raise LabError(f"{src}:{info.filename}: {len(lines)} translated lines for {len(groups)} "
                                    f"text blocks; the EPUB changed since it was translated: rerun")
                 for g, t in zip(groups, lines, strict=True):
                     _put(g, t)
-                _drop_readings(tree.getroot())
+                root = tree.getroot()
+                for attr in ("lang", "{http://www.w3.org/XML/1998/namespace}lang"):
+                    if root.get(attr):
+                        root.set(attr, lang)
                 data = etree.tostring(tree, xml_declaration=True, encoding="utf-8")
             elif info.filename == opf:
                 data = re.sub(rb"(<dc:language[^>]*>)[^<]*(</dc:language>)", rb"\g<1>" + lang.encode() + rb"\g<2>",

@@ -70,6 +70,9 @@ def split_reasoning(message: Any) -> tuple[str, str]:
     content = message.content or ""
     if THINK_END in content:
         head, content = content.rsplit(THINK_END, 1)
+        reasoning = (reasoning + "\n" + head.replace("<think>", "", 1)).strip()
+    elif "<think>" in content:  # cut off while thinking: nothing after the tag is an answer
+        content, head = content.split("<think>", 1)
         reasoning = (reasoning + "\n" + head).strip()
     return content, reasoning
 

@@ -183,3 +183,29 @@ def test_inputs_are_checked_before_anything_is_created(tmp_path, openai_fake):
         stats = Translator(_settings(book, fake.url, epub=True)).run(book)
         assert stats["documents"] == 1
     assert sorted(p.name for p in book.glob("*.zh.*")) == ["ame.zh.txt"] and (book / "ame.epub").exists()
+
+
+@pytest.mark.parametrize("cut", [{"content": None, "reasoning_content": "让我想想"}, "<think>\n让我想想"])
+def test_a_model_that_thinks_unasked_gets_room_for_it(tmp_path, openai_fake, cut):
+    seen = []
+
+    def reply(body):
+        seen.append(body["max_tokens"])
+        if body["max_tokens"] < 1000:  # the reasoning alone fills a translation-sized budget
+            return 200, cut, "length"
+        return 200, "让我想想。</think>" + _good(_source(body)), "stop"
+    fake = openai_fake(reply)
+    stats = Translator(_settings(tmp_path / "out", fake.url, chunk_tokens=400, concurrency=1)).run(NOVEL / "ame.txt")
+    assert (tmp_path / "out" / "ame.zh.txt").read_text("utf-8") == REFERENCE
+    assert seen[0] < 1000 <= seen[-1] and stats["failed_units"] == 0
+
+
+def test_progress_lines_come_while_a_long_chunk_is_in_flight(tmp_path, openai_fake, capsys):
+    def reply(body):
+        time.sleep(1.2)
+        return 200, _good(_source(body)), "stop"
+    fake = openai_fake(reply)
+    Translator(_settings(tmp_path / "out", fake.url, chunk_tokens=400, progress_every_s=0.3)).run(NOVEL / "ame.txt")
+    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("translate: ")]
+    assert len(lines) >= 3 and lines[0].startswith("translate: 0/1 chunks") and "eta ?" in lines[0]
+    assert lines[-1].startswith("translate: 1/1 chunks (100%)") and "0 lines untranslated" in lines[-1]

@@ -266,3 +266,37 @@ def test_sigkill_half_way_then_resume_is_byte_identical(tiny_server, tmp_path):
         assert (tmp_path / "cut" / f"{name}.zh.txt").read_bytes() == (tmp_path / "full" / f"{name}.zh.txt").read_bytes()
     log = (tmp_path / "cut" / "logs" / "eki.jsonl").read_text()
     assert "messages" not in log and "春の朝" not in log  # --no-text-logs
+
+
+@pytest.mark.server
+def test_two_real_servers_one_killed_mid_run(tiny_server, tmp_path, monkeypatch):
+    """--base-url twice: SIGKILL one server's whole process group half way; the other carries the run and
+    the output equals a one-server run."""
+    from helpers import free_port
+
+    from lab import serve
+    one = subprocess.run(_cli(tmp_path / "one", ("--concurrency", "8", "--base-url", tiny_server.base_url)),
+                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert one.returncode == 0, one.stderr
+    total = json.loads((tmp_path / "one" / "run.json").read_text())["chunks"]
+    monkeypatch.setenv("LAB_PORT", str(free_port()))
+    second = serve.start("tiny", quiet=True)
+    try:
+        urls = ("--base-url", second.base_url, "--base-url", tiny_server.base_url)
+        proc = subprocess.Popen(_cli(tmp_path / "two", ("--concurrency", "8", *urls)), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        cache = tmp_path / "two" / ".lab-cache"
+        deadline = time.time() + 120
+        while time.time() < deadline and len(list(cache.rglob("*-*.json"))) < total // 3:
+            time.sleep(0.02)
+        os.killpg(second.pid, signal.SIGKILL)  # the server, its EngineCore and workers, at once
+        out, err = proc.communicate(timeout=300)
+    finally:
+        serve.stop("tiny", quiet=True)
+    assert serve._group_pids(second.pid) == []
+    assert proc.returncode == 0, err
+    assert f"endpoint {second.base_url} failed" in out and "carry on" in out
+    for name in ("eki", "mise", "shiro"):
+        assert (tmp_path / "two" / f"{name}.zh.txt").read_bytes() == (tmp_path / "one" / f"{name}.zh.txt").read_bytes()
+    log = [json.loads(x) for x in (tmp_path / "two" / "logs" / "eki.jsonl").read_text().splitlines()]
+    assert {r["endpoint"] for r in log} == {second.base_url, tiny_server.base_url}  # both served a share

@@ -1,0 +1,115 @@
+"""EPUB in, EPUB out: same files, markup, styles and images; every text node translated; ruby handled."""
+
+import re
+import zipfile
+from pathlib import Path
+
+import pytest
+from helpers import lab
+from lxml import etree
+
+from lab import LabError
+from lab.translate import PromptSpec, Settings, Translator
+from lab.translate.epub import chapters
+
+PREFACE = PromptSpec().preface
+KANA = re.compile(r"[\u3040-\u30ff]")
+XHTML_NS = "http://www.w3.org/1999/xhtml"
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000") + b"\x00" * 16
+CSS = b"p { writing-mode: vertical-rl; } .em { font-weight: bold; }"
+
+CH1 = """<?xml version="1.0" encoding="utf-8"?>
+<!DOCTYPE html>
+<html xmlns="http://www.w3.org/1999/xhtml" xmlns:epub="http://www.idpf.org/2007/ops" xml:lang="ja">
+<head><title>第一章</title><link rel="stylesheet" type="text/css" href="../style.css"/></head>
+<body>
+  <h1 class="title">第一章　雨の駅</h1>
+  <p><ruby>改札<rt>かいさつ</rt></ruby>に、雨の音だけが響いていた。</p>
+  <p>「あっ――！」<br/>少女は思わず声を上げた。</p>
+  <p>彼女は<span class="em">とても</span>
+     静かだった。</p>
+  <div class="scene"><img src="../img/rain.png" alt="雨"/></div>
+  <section><p>翌朝、空は晴れていた。</p>残った文字です。</section>
+</body></html>
+"""
+CH2 = """<?xml version="1.0" encoding="utf-8"?>
+<html xmlns="http://www.w3.org/1999/xhtml"><head><title>あとがき</title></head>
+<body><p>読んでくれてありがとう。</p><ul><li>一つ目の項目です。</li><li>二つ目です。</li></ul></body></html>
+"""
+OPF = """<?xml version="1.0" encoding="utf-8"?>
+<package xmlns="http://www.idpf.org/2007/opf" version="3.0" unique-identifier="id">
+<metadata xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:identifier id="id">lab-test</dc:identifier>
+<dc:title>雨の駅</dc:title><dc:language>ja</dc:language></metadata>
+<manifest><item id="c1" href="text/ch1.xhtml" media-type="application/xhtml+xml"/>
+<item id="c2" href="text/ch2.xhtml" media-type="application/xhtml+xml"/>
+<item id="css" href="style.css" media-type="text/css"/><item id="img" href="img/rain.png" media-type="image/png"/>
+</manifest><spine page-progression-direction="rtl"><itemref idref="c1"/><itemref idref="c2"/></spine></package>
+"""
+CONTAINER = """<?xml version="1.0"?><container version="1.0" xmlns="urn:oasis:names:tc:opendocument:xmlns:container">
+<rootfiles><rootfile full-path="OEBPS/content.opf" media-type="application/oebps-package+xml"/></rootfiles></container>
+"""
+
+
+def make_epub(path: Path) -> Path:
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr(zipfile.ZipInfo("mimetype"), "application/epub+zip")  # stored, first, as EPUB requires
+        for name, data in (("META-INF/container.xml", CONTAINER), ("OEBPS/content.opf", OPF),
+                           ("OEBPS/text/ch1.xhtml", CH1), ("OEBPS/text/ch2.xhtml", CH2),
+                           ("OEBPS/style.css", CSS), ("OEBPS/img/rain.png", PNG)):
+            z.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED)
+    return path
+
+
+def _zh(line: str) -> str:
+    return "".join(chr(0x4E00 + ord(c) % 5000) for c in line)  # a kana-free stand-in, as long as the source
+
+
+def _tags(data: bytes) -> list[str]:
+    root = etree.fromstring(data)
+    ruby = ("ruby", "rb", "rt", "rp", "rtc")
+    return [e.tag for e in root.iter() if isinstance(e.tag, str) and e.tag.rsplit("}", 1)[-1] not in ruby]
+
+
+def test_chapters_are_the_spine_in_order_with_ruby_readings_dropped(tmp_path):
+    chs = chapters(make_epub(tmp_path / "b.epub"))
+    assert [c.href for c in chs] == ["OEBPS/text/ch1.xhtml", "OEBPS/text/ch2.xhtml"]
+    assert chs[0].text.split("\n") == ["第一章", "第一章　雨の駅", "改札に、雨の音だけが響いていた。", "「あっ――！」",
+                                       "少女は思わず声を上げた。", "彼女はとても静かだった。", "翌朝、空は晴れていた。",
+                                       "残った文字です。"]
+    (tmp_path / "x.epub").write_bytes(b"not a zip")
+    with pytest.raises(LabError, match="x.epub: not an EPUB"):
+        chapters(tmp_path / "x.epub")
+
+
+def test_epub_round_trip_keeps_structure_and_translates_every_text_node(tmp_path, openai_fake):
+    seen = []
+
+    def reply(body):
+        src = body["messages"][-1]["content"].split(PREFACE + "\n", 1)[1]
+        seen.append(src)
+        assert "<" not in src and "かいさつ" not in src  # markup and readings never reach the model
+        return 200, "\n".join(_zh(x) for x in src.split("\n")), "stop"
+    fake = openai_fake(reply)
+    book = make_epub(tmp_path / "ame.epub")
+    s = Settings(out=tmp_path / "out", endpoints=[fake.url], timeout=10, progress_every_s=0)
+    stats = Translator(s).run(book)
+    assert stats["documents"] == 2 and "ame.zh.epub" in stats["outputs"]
+    with zipfile.ZipFile(book) as a, zipfile.ZipFile(tmp_path / "out" / "ame.zh.epub") as b:
+        assert a.namelist() == b.namelist()
+        assert b.infolist()[0].filename == "mimetype" and b.infolist()[0].compress_type == zipfile.ZIP_STORED
+        for name in ("OEBPS/style.css", "OEBPS/img/rain.png", "META-INF/container.xml", "mimetype"):
+            assert a.read(name) == b.read(name), name
+        assert b"<dc:language>zh-CN</dc:language>" in b.read("OEBPS/content.opf")
+        for name in ("OEBPS/text/ch1.xhtml", "OEBPS/text/ch2.xhtml"):
+            before, after = a.read(name), b.read(name)
+            assert _tags(before) == _tags(after), name  # same elements in the same order (ruby made plain)
+            root = etree.fromstring(after)
+            texts = [t for t in root.itertext() if t.strip()]
+            assert texts and all(not KANA.search(t) for t in texts), texts
+        ch1 = b.read("OEBPS/text/ch1.xhtml").decode()
+        assert '<img src="../img/rain.png" alt="雨"/>' in ch1 and 'href="../style.css"' in ch1
+        assert "<br/>" in ch1 and '<span class="em">' in ch1 and ch1.startswith("<?xml") and "ruby" not in ch1
+        assert 'xml:lang="zh-CN"' in ch1 and "<!DOCTYPE html>" in ch1
+    assert (tmp_path / "out" / "ame__000_ch1.zh.txt").exists()  # each chapter also as text
+    again = lab("translate", str(book), "-o", str(tmp_path / "out"), "--base-url", fake.url)
+    assert again.returncode == 0 and "reused" in again.stdout and len(seen) == stats["requests"]
