@@ -183,3 +183,29 @@ def write(src: Path, dest: Path, translations: dict[str, list[str]], lang: str =
                               data)
             zo.writestr(info, data, compress_type=info.compress_type)
     paths.atomic_write(dest, buf.getvalue())
+
+
+def book(chapters: list[tuple[str, str]], dest: Path, title: str, lang: str) -> None:
+    """A plain EPUB: one chapter per (title, text), a paragraph per non-empty line (atomic, stable id)."""
+    from html import escape
+
+    from ebooklib import epub
+
+    from lab.translate.cache import text_hash
+    b = epub.EpubBook()
+    b.set_identifier(text_hash("".join(t for t, _ in chapters))[:16])
+    b.set_title(title)
+    b.set_language(lang)
+    items = []
+    for i, (name, text) in enumerate(chapters):
+        ch = epub.EpubHtml(title=name, file_name=f"chap_{i:03d}.xhtml", lang=lang)
+        ch.content = f"<h1>{escape(name)}</h1>" + "".join(f"<p>{escape(p)}</p>" for p in text.splitlines() if p)
+        b.add_item(ch)
+        items.append(ch)
+    b.toc = items
+    b.spine = ["nav", *items]
+    b.add_item(epub.EpubNcx())
+    b.add_item(epub.EpubNav())
+    tmp = dest.with_name(dest.name + ".tmp")
+    epub.write_epub(str(tmp), b)
+    tmp.replace(dest)

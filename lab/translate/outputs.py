@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 from lab import paths
-from lab.translate.cache import text_hash
 from lab.translate.document import Doc, assemble, load_doc, names, untranslated
 
 UNTRANSLATED = "untranslated.tsv"
@@ -24,27 +23,8 @@ def write_document(out: Path, name: str, pairs: list[tuple[str, str]], bilingual
 
 def write_epub(names: list[str], dest: Path) -> None:
     """One EPUB, a chapter per document, from the written NAME.zh.txt files beside it."""
-    from html import escape
-
-    from ebooklib import epub
-    book = epub.EpubBook()
-    book.set_identifier(text_hash("".join(names))[:16])
-    book.set_title("译文")
-    book.set_language("zh")
-    chapters = []
-    for i, name in enumerate(names):
-        text = (dest.parent / f"{name}.zh.txt").read_text("utf-8")
-        ch = epub.EpubHtml(title=name, file_name=f"chap_{i:03d}.xhtml", lang="zh")
-        ch.content = f"<h1>{escape(name)}</h1>" + "".join(f"<p>{escape(p)}</p>" for p in text.splitlines() if p)
-        book.add_item(ch)
-        chapters.append(ch)
-    book.toc = chapters
-    book.spine = ["nav", *chapters]
-    book.add_item(epub.EpubNcx())
-    book.add_item(epub.EpubNav())
-    tmp = dest.with_name(dest.name + ".tmp")
-    epub.write_epub(str(tmp), book)
-    tmp.replace(dest)
+    from lab.translate.epub import book
+    book([(n, (dest.parent / f"{n}.zh.txt").read_text("utf-8")) for n in names], dest, "译文", "zh")
 
 
 def write_all(out: Path, docs: list[Doc], bilingual: bool, epub: bool = False, final: bool = False) -> dict[str, Any]:
