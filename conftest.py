@@ -23,6 +23,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.pop("LAB_PROFILE", None)
     os.environ.pop("LAB_API_KEY", None)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    _state["vllm_before"] = _vllm_processes()  # a developer's own servers are not the suite's
 
 
 def session_server():
@@ -38,16 +39,35 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         session_server()
 
 
+def _vllm_processes() -> set[tuple[int, int | None]]:
+    """(pid, start ticks) of every vLLM process on the machine: API servers, EngineCore, workers."""
+    from lab import procs
+    found = set()
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            if (d / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                continue  # a zombie holds no memory; init reaps it
+            comm = (d / "comm").read_text().strip()
+            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if comm.startswith("VLLM") or "vllm.entrypoints" in cmd or "vllm serve" in cmd:
+            found.add((int(d.name), procs.start_ticks(int(d.name))))
+    return found
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     srv = _state.pop("server", None)
     if srv is not None and srv.owned:
         from lab import serve
-        pgid = srv.pid
         serve.stop(srv.profile, quiet=True)
-        left = serve._group_pids(pgid)
-        if left:  # the suite must leave no vLLM process (EngineCore included) behind
-            print(f"\nERROR: vLLM processes left after the session: {left}")
-            session.exitstatus = 1
+    # the suite must leave no vLLM process (EngineCore and workers included) behind, whoever started it
+    left = _vllm_processes() - _state.get("vllm_before", set())
+    if left:
+        print(f"\nERROR: vLLM processes left after the session: {sorted(p for p, _ in left)}")
+        session.exitstatus = 1
 
 
 @pytest.fixture(scope="session")

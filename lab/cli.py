@@ -14,7 +14,8 @@ from lab.c2rust.cli import add_commands as c2rust_commands
 from lab.finetune.cli import add_commands as finetune_commands
 from lab.translate.cli import add_commands as translate_commands
 
-STATUS_EXIT = {"running": 0, "not running": 3, "key rejected": 4}  # `lab serve status`, text and --json alike
+# `lab serve status`, text and --json alike
+STATUS_EXIT = {"running": 0, "not running": 3, "key rejected": 4, "orphaned": 5}
 
 
 def _doctor(a: argparse.Namespace) -> int:
@@ -54,16 +55,24 @@ def _serve(a: argparse.Namespace) -> int:
         serve.stop(a.profile)
         return 0
     if a.action == "logs":
-        print(serve.logs_tail(a.n), end="")
+        from lab import config
+        port = a.port or (config.load(a.profile, check_device=False).port if a.profile else None)
+        print(serve.logs_tail(a.n, port), end="")
         return 0
     st = serve.status(a.profile)
-    state = "running" if st["running"] else "key rejected" if st.get("unauthorized") else "not running"
+    state = ("running" if st["running"] else "key rejected" if st.get("unauthorized")
+             else "orphaned" if st.get("orphans") else "not running")
     if a.json:
         print(json.dumps(st, indent=1))
     elif st["running"]:
         m = st["models"][0]
         print(f"running: {st['url']} model {m['id']} max_model_len {m['max_model_len']}"
               + (f" pid {st['pid']} uptime {st['uptime_s']:.0f}s" if "pid" in st else " (not started by lab)"))
+    elif st.get("orphans"):
+        port = st["url"].rsplit(":", 1)[1].split("/")[0]
+        print(f"orphaned on {st['url']}: the server's main process (pid {st['pid']}) is gone but "
+              f"{len(st['orphans'])} of its processes still run and hold its memory (pids "
+              f"{', '.join(map(str, st['orphans']))}); end them with `lab serve stop --port {port}`")
     else:
         print(f"{state} on {st['url']}" + (f" ({st['error']})" if "error" in st else ""))
         if "stale_pidfile_removed" in st:
@@ -124,12 +133,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     st.add_argument("--api-key", help="require this key (prefer $LAB_API_KEY: argv is visible in `ps`)")
     options.add(st, "--timeout", serve.start, type=options.POSITIVE_FLOAT, help="seconds to wait for readiness")
     sp = s.add_parser("status", help="status as the server reports it (/health, /v1/models); exit 0 running, "
-                      "3 not running, 4 API key rejected (same with --json)")
+                      "3 not running, 4 API key rejected, 5 orphaned processes left (same with --json)")
     options.profile_opts(sp)
     sp.add_argument("--json", action="store_true", help="print JSON")
     sp = s.add_parser("stop", help="stop the server and its whole process group")
     options.profile_opts(sp)
-    lg = s.add_parser("logs", help="print the end of logs/latest.log")
+    lg = s.add_parser("logs", help="print the end of a server's log (default: the last one started, "
+                      "logs/latest.log; --port or --profile: that port's)")
+    options.profile_opts(lg)
     lg.add_argument("-n", type=options.POSITIVE_INT, default=40, help="number of lines (default: 40)")
     p.set_defaults(func=_serve)
 

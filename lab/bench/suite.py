@@ -19,7 +19,7 @@ def suite(profile: str | None = None, num_prompts: int = 64, output_len: int = 1
     A shared 2-core VM is noisy (the same c16 loop measured 2.4k-4.6k tok/s within a minute), so
     variants run interleaved, every measurement is kept, and ratios use each variant's median of
     `repeats`. High-concurrency runs that are all slow mean the client was starved: see
-    set_autogroup_nice in lab/serve.py.
+    set_autogroup_nice in lab/procs.py.
     """
     prof = config.load(profile)
     client = Client(prof.base_url, api_key=config.api_key() or "EMPTY")

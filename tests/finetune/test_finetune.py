@@ -5,7 +5,7 @@ import json
 import pytest
 from helpers import ROOT
 
-from lab import LabError, finetune
+from lab import LabError, finetune, procs
 
 DATA = ROOT / "data" / "finetune"
 
@@ -132,4 +132,4 @@ def test_adapter_served_by_vllm_beside_the_base(tiny_model_dir, tmp_path):
         assert sum(b != t for b, t in zip(base, tuned, strict=True)) >= len(prompts) // 2
     finally:
         serve.stop(srv.profile, quiet=True)
-    assert serve._group_pids(srv.pid) == []
+    assert procs.group_pids(srv.pid) == []

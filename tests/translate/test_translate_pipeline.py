@@ -274,7 +274,7 @@ def test_two_real_servers_one_killed_mid_run(tiny_server, tmp_path, monkeypatch)
     the output equals a one-server run."""
     from helpers import free_port
 
-    from lab import serve
+    from lab import procs, serve
     one = subprocess.run(_cli(tmp_path / "one", ("--concurrency", "8", "--base-url", tiny_server.base_url)),
                          capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert one.returncode == 0, one.stderr
@@ -293,7 +293,7 @@ def test_two_real_servers_one_killed_mid_run(tiny_server, tmp_path, monkeypatch)
         out, err = proc.communicate(timeout=300)
     finally:
         serve.stop("tiny", quiet=True)
-    assert serve._group_pids(second.pid) == []
+    assert procs.group_pids(second.pid) == []
     assert proc.returncode == 0, err
     assert f"endpoint {second.base_url} failed" in out and "carry on" in out
     for name in ("eki", "mise", "shiro"):
