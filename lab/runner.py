@@ -84,13 +84,60 @@ def load_params_file(path: str | Path) -> dict[str, Any]:
 
 
 def _cell_label(err: Any) -> str:
-    """'cell N' counted 1-based in the source notebook (papermill's injected cell removed), with its first line."""
+    """'cell [N]' as the executed notebook shows it (its In [N] prompt, papermill's injected cell included),
+    with the cell's first line."""
     first = (getattr(err, "source", "") or "").strip().splitlines()[:1]
-    return f"cell {err.cell_index}" + (f" `{first[0][:60]}`" if first else "")
+    n = getattr(err, "exec_count", None) or err.cell_index
+    return f"cell [{n}]" + (f" `{first[0][:60]}`" if first else "")
+
+
+def check_params(nbs: list[Path], params: dict[str, Any]) -> dict[Path, set[str]]:
+    """Each notebook's declared parameters; an error naming the declared ones for a name none declares."""
+    declared = {nb: declared_parameters(nb) for nb in nbs}
+    known = set().union(*declared.values()) | {"profile"}
+    unknown = sorted(set(params) - known)
+    if unknown:
+        names = ", ".join(nb.stem for nb in nbs)
+        raise LabError(f"-p {unknown[0]}: no selected notebook ({names}) declares it; declared: "
+                       f"{', '.join(sorted(known))}")
+    return declared
+
+
+def _live_servers() -> dict[int, int]:
+    """Port -> main pid of every server lab recorded that still has a live process (orphans included)."""
+    from lab import serve
+    out = {}
+    for port in serve.recorded_ports():
+        rec = serve.read_pidfile(port)
+        if rec and not rec.get("stale"):
+            out[port] = int(rec["pid"])
+    return out
+
+
+def _backstop(before: dict[int, int], keep: set[int]) -> list[str]:
+    """Stop every server that appeared since `before` (a notebook started it and did not stop it, e.g. it
+    failed or was interrupted), except ports in `keep`; returns what was stopped."""
+    from lab import serve
+    stopped = []
+    for port, pid in _live_servers().items():
+        if port in keep or before.get(port) == pid:
+            continue
+        serve.stop(port, quiet=True)
+        stopped.append(f"port {port} (pid {pid})")
+    return stopped
 
 
 def _save(run_dir: Path, meta: dict[str, Any]) -> None:
     paths.atomic_write(run_dir / "run.json", json.dumps(meta, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def _servers_line(at_start: dict[int, int], stopped: list[str]) -> str:
+    """What `lab run` stopped, and which servers it did not start are still running."""
+    parts = [f"stopped {len(stopped)} server(s) notebooks left running ({', '.join(stopped)})"] if stopped else []
+    for port, pid in _live_servers().items():
+        how = "it did not start" if at_start.get(port) == pid else "it could not stop"
+        parts.append(f"a server {how} is still running on port {port} (pid {pid}): `lab serve stop --port {port}`")
+    return "servers: " + ("; ".join(parts) if parts else "none left running")
 
 
 def run(names: list[str] | None = None, profile: str | None = None, params: dict[str, Any] | None = None,
@@ -106,6 +153,7 @@ def run(names: list[str] | None = None, profile: str | None = None, params: dict
     if not nbs:
         raise LabError(f"no notebooks found in {notebook_dir()}")
     params = dict(params or {})
+    declared = check_params(nbs, params)  # before anything is created or started
     stamp = paths.utc_stamp()
     run_dir = Path(runs_dir or paths.runs()) / f"{stamp}-{prof.name}"
     run_dir.mkdir(parents=True, exist_ok=False)
@@ -121,19 +169,22 @@ def run(names: list[str] | None = None, profile: str | None = None, params: dict
     ok = True
     os.environ["LAB_RUN_DIR"] = str(run_dir)
     os.environ["LAB_PROFILE"] = prof.name
+    at_start = _live_servers()
+    stopped: list[str] = []
     try:
         if share_server:
             srv = serve.start(prof)
         for i, nb in enumerate(nbs, 1):
+            before = _live_servers()
             entry = {"name": nb.stem, "status": "running"}
             meta["notebooks"].append(entry)
             _save(run_dir, meta)
             print(f"[{i}/{len(nbs)}] {nb.stem} ...", flush=True)
             t0 = time.time()
             # interactive=False: widget cells answer once as text instead of waiting for a click
-            declared = declared_parameters(nb)
-            nb_params = {"profile": prof.name, **({"interactive": False} if "interactive" in declared else {}),
-                         **params}
+            mine = declared[nb]
+            nb_params = {"profile": prof.name, **({"interactive": False} if "interactive" in mine else {}),
+                         **{k: v for k, v in params.items() if k in mine}}
             try:
                 pm.execute_notebook(str(nb), str(run_dir / nb.name), parameters=nb_params,
                                     kernel_name="python3", language="python", progress_bar=sys.stderr.isatty(),
@@ -147,6 +198,12 @@ def run(names: list[str] | None = None, profile: str | None = None, params: dict
                 ok = False
                 entry["status"] = "failed"
                 entry["error"] = f"{type(e).__name__}: {str(e)[:300]}"
+            finally:  # the runner's backstop: what the notebook started and left running is stopped
+                left = _backstop(before, {srv.profile.port} if srv is not None else set())
+                if left:
+                    entry["stopped_servers"] = left
+                    stopped += left
+                    print(f"[{i}/{len(nbs)}] {nb.stem} left a server running: stopped {', '.join(left)}", flush=True)
             entry["duration_s"] = round(time.time() - t0, 1)
             _save(run_dir, meta)
             line = f"[{i}/{len(nbs)}] {nb.stem} {entry['status']} in {entry['duration_s']}s"
@@ -162,6 +219,7 @@ def run(names: list[str] | None = None, profile: str | None = None, params: dict
     finally:
         if srv is not None and srv.owned:
             serve.stop(prof, quiet=True)
+        print(_servers_line(at_start, stopped), flush=True)
         meta["ended"] = paths.utc_stamp(iso=True)
         _save(run_dir, meta)
         if build_journal:

@@ -61,7 +61,7 @@ def test_failing_cell_is_named_output_kept_and_journal_built(tmp_path, monkeypat
     meta = json.loads((run_dir / "run.json").read_text())
     assert [n["status"] for n in meta["notebooks"]] == ["ok", "failed"]
     err = meta["notebooks"][1]["error"]
-    assert "cell 4 `raise ValueError('boom on purpose')`" in err and "ValueError: boom on purpose" in err
+    assert "cell [4] `raise ValueError('boom on purpose')`" in err and "ValueError: boom on purpose" in err
     assert (run_dir / "91_bad.ipynb").exists()  # partial output kept
     assert journal.records_of(run_dir / "90_good.ipynb")[0]["value"] == 105  # -p value reached the notebook
     entry = (tmp_path / "journal" / "runs" / run_dir.name / "README.md").read_text()
@@ -106,6 +106,8 @@ def test_figures_reach_the_journal(tmp_path):
 def test_cli_bad_inputs_are_one_line_and_non_zero():
     cases = [(["run", "99"], "no notebook '99'"),
              (["run", "00", "-p", "oops"], "malformed -p 'oops'"),
+             (["run", "01", "-p", "max_tokns=5"], "-p max_tokns: no selected notebook (01_serving) declares it; "
+                                                  "declared: concurrency, interactive, max_tokens"),
              (["run", "--profile", "nope"], "unknown profile 'nope'"),
              (["serve", "status", "--profile", "nope"], "unknown profile 'nope'"),
              (["journal", "build"], None)]
@@ -137,3 +139,20 @@ def test_lab_run_environment_notebook_end_to_end(tiny_server, tmp_path):
     assert recs["failed_checks"] == 0 and recs["server_running"] is True
     assert os.environ.get("LAB_API_KEY") is None
     assert ROOT.joinpath("journal").resolve() != (tmp_path / "j").resolve()
+
+
+@pytest.mark.server
+def test_a_failing_notebook_leaves_no_server_running(tmp_path):
+    """Notebook 01 starts its own server (--no-share-server) and fails after it is up: the runner stops it."""
+    from helpers import free_port
+
+    from lab import serve
+    port = free_port()
+    env = {"LAB_RUNS": str(tmp_path / "runs"), "LAB_JOURNAL": str(tmp_path / "j"), "LAB_PORT": str(port)}
+    r = lab("run", "01", "--no-share-server", "-p", "max_tokens=abc", env=env)
+    assert r.returncode == 1 and "01_serving failed" in r.stdout and "cell [" in r.stdout
+    assert "01_serving left a server running: stopped port" in r.stdout and "servers: stopped 1" in r.stdout
+    rec = json.loads((next((tmp_path / "runs").glob("*-tiny")) / "run.json").read_text())
+    assert rec["notebooks"][0]["stopped_servers"]
+    assert serve.read_pidfile(port) is None and not serve.port_open("127.0.0.1", port)
+    # (the session's end checks that no vLLM process, EngineCore included, is left anywhere)

@@ -30,7 +30,7 @@ def max_lora_rank_for(r: int) -> int:
 
 
 def serve_with_adapter(profile: str | None, name: str, adapter: str | Path, max_lora_rank: int | None = None,
-                       port_offset: int = 1) -> serve.Server:
+                       port_offset: int = 1, timeout: float = serve.READY_TIMEOUT_S) -> serve.Server:
     """Start vLLM for the profile with --enable-lora --lora-modules NAME=PATH on the profile port + offset."""
     r = adapter_rank(adapter)
     mlr = max_lora_rank or max_lora_rank_for(r)
@@ -41,7 +41,7 @@ def serve_with_adapter(profile: str | None, name: str, adapter: str | Path, max_
     prof = config.load(profile)
     prof = dataclasses.replace(prof, port=prof.port + port_offset, serve={
         **prof.serve, "lora_modules": {name: str(Path(adapter).resolve())}, "max_lora_rank": mlr})
-    return serve.start(prof)
+    return serve.start(prof, timeout=timeout)
 
 
 def compare(client: Any, prompts: list[str], adapter_name: str, max_tokens: int = 48) -> list[dict[str, str]]:
