@@ -127,6 +127,23 @@ def _backstop(before: dict[int, int], keep: set[int]) -> list[str]:
     return stopped
 
 
+def kernel_manager(stderr_log: Path) -> type:
+    """A kernel manager for headless runs: IPC sockets (files only this user can open, instead of TCP on
+    localhost: no "TCP without encryption" warning) and the kernel's own stderr in a log file, so its
+    warnings, and a ZMQ traceback when a run is interrupted mid-cell, do not reach the terminal."""
+    from jupyter_client import AsyncKernelManager
+
+    class Headless(AsyncKernelManager):
+        transport = "ipc"
+
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+            stderr_log.parent.mkdir(parents=True, exist_ok=True)
+            with open(stderr_log, "ab") as err:  # the child keeps its own copy of the descriptor
+                kw["stderr"] = err
+                await super()._async_launch_kernel(kernel_cmd, **kw)
+    return Headless
+
+
 def _save(run_dir: Path, meta: dict[str, Any]) -> None:
     paths.atomic_write(run_dir / "run.json", json.dumps(meta, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
 
@@ -188,7 +205,8 @@ def run(names: list[str] | None = None, profile: str | None = None, params: dict
             try:
                 pm.execute_notebook(str(nb), str(run_dir / nb.name), parameters=nb_params,
                                     kernel_name="python3", language="python", progress_bar=sys.stderr.isatty(),
-                                    cwd=str(nb.parent), request_save_on_cell_execute=True)
+                                    cwd=str(nb.parent), request_save_on_cell_execute=True,
+                                    kernel_manager_class=kernel_manager(run_dir / "kernels" / f"{nb.stem}.log"))
                 entry["status"] = "ok"
             except pm.PapermillExecutionError as e:
                 ok = False
