@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import time
 from typing import Any
 
-from lab import LabError
+from lab import LabError, isolate
 from lab.measure import peak_memory
 
 
@@ -72,19 +69,8 @@ def vllm_generate(model: str, prompts: list[str], output_len: int, dtype: str = 
             "e2e": [wall] * len(prompts), "output_tokens": sum(len(t) for t in token_ids), **peak_memory()}
 
 
-def run_isolated(func: str, timeout: float = 1800, **kw: Any) -> dict[str, Any]:
+def run_isolated(func: str, env: dict[str, str] | None = None, timeout: float = 1800, **kw: Any) -> dict[str, Any]:
     """Run hf_generate or vllm_generate in a fresh process, so memory (VRAM) is freed when it ends."""
     if func not in ("hf_generate", "vllm_generate"):
         raise LabError(f"unknown engine function {func!r}")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.run([sys.executable, "-m", "lab.bench.engines", func, json.dumps(kw)], capture_output=True,
-                          text=True, timeout=timeout, env=env)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{\"engine\"")]
-    if proc.returncode != 0 or not lines:
-        raise LabError(f"{func} failed (exit {proc.returncode}): {proc.stderr.strip().splitlines()[-1:] or ''}")
-    return json.loads(lines[-1])
-
-
-if __name__ == "__main__":
-    fn = {"hf_generate": hf_generate, "vllm_generate": vllm_generate}[sys.argv[1]]
-    print(json.dumps(fn(**json.loads(sys.argv[2]))), flush=True)
+    return isolate.run(f"lab.bench.engines:{func}", kw, env=env, timeout=timeout, quiet=True)

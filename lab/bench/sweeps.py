@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lab import LabError, config, doctor, paths, serve
+from lab import LabError, config, doctor, isolate, paths, serve
 from lab.bench import engines as eng
 from lab.bench.metrics import parity, percentiles, summarize, workload
 from lab.bench.plots import plot
@@ -65,10 +65,13 @@ def run(profile: str | None = None, engines: tuple[str, ...] = ENGINES,
                            "command": shlex.join(sys.argv), "roofline": roof, "runs": []}
     dtype = str(prof.serve.get("dtype", "auto"))
     tokens: dict[str, list[list[int]]] = {}
+    if "hf" in engines or "vllm" in engines:  # on a GPU a running server holds the memory these need
+        isolate.require_gpu_free(prof, "transformers and offline vLLM")
+    tp = int(prof.serve.get("tensor_parallel_size", 1) or 1) if prof.device == "cuda" else 1
     if "hf" in engines:
         for b in sorted({1, hf_batch}):
-            r = eng.run_isolated("hf_generate", model=model, prompts=prompts[:hf_prompts], batch=b,
-                                 output_len=output_len, dtype=dtype)
+            r = eng.run_isolated("hf_generate", isolate.pinned_env(prof), model=model, prompts=prompts[:hf_prompts],
+                                 batch=b, output_len=output_len, dtype=dtype)
             tokens.setdefault("hf", r["token_ids"])
             row = {"engine": f"hf b={b}", "concurrency": b, "requests": hf_prompts, "wall_s": round(r["wall_s"], 3),
                    "output_tokens": r["output_tokens"], "output_tok_s": round(r["output_tokens"] / r["wall_s"], 1),
@@ -78,7 +81,8 @@ def run(profile: str | None = None, engines: tuple[str, ...] = ENGINES,
             if progress:
                 print(f"  hf batch {b:<3} {row['output_tok_s']:>9.1f} tok/s", flush=True)
     if "vllm" in engines:
-        r = eng.run_isolated("vllm_generate", model=model, prompts=prompts, output_len=output_len, dtype=dtype,
+        r = eng.run_isolated("vllm_generate", isolate.pinned_env(prof, tp), model=model, prompts=prompts,
+                             output_len=output_len, dtype=dtype,
                              max_model_len=prof.serve.get("max_model_len"),
                              gpu_memory_utilization=prof.serve.get("gpu_memory_utilization"))
         tokens["vllm"] = r["token_ids"][:hf_prompts]

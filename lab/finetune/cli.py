@@ -6,7 +6,7 @@ import argparse
 
 from lab import LabError, options, serve
 from lab.finetune.adapter import VLLM_LORA_RANKS, compare, max_lora_rank_for, serve_with_adapter
-from lab.finetune.train import FinetuneConfig, train
+from lab.finetune.train import FinetuneConfig, train_isolated
 
 F = FinetuneConfig
 
@@ -46,7 +46,7 @@ def _run(a: argparse.Namespace) -> int:
     keys = ("four_bit", "r", "alpha", "dropout", "target_modules", "steps", "lr", "batch_size", "grad_accum",
             "gradient_checkpointing", "max_len", "seed", "merge")
     cfg = FinetuneConfig.for_profile(a.profile, a.data, a.out, **{k: getattr(a, k) for k in keys})
-    res = train(cfg)
+    res = train_isolated(cfg, a.profile)  # its memory is gone before a server starts
     print(f"loss {res['first_loss']} -> {res['last_loss']}; held-out loss {res['heldout_loss']['before']} -> "
           f"{res['heldout_loss']['after']}; chrF {res['chrf']['before']} -> {res['chrf']['after']}")
     print(f"adapter: {res['adapter']}")

@@ -234,6 +234,20 @@ def train(cfg: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
     return result
 
 
+def train_dict(**fields: Any) -> dict[str, Any]:
+    """train() from FinetuneConfig fields (what lab.isolate passes to a fresh process)."""
+    return train(FinetuneConfig(**fields))
+
+
+def train_isolated(cfg: FinetuneConfig, profile: str | None = None) -> dict[str, Any]:
+    """train() in a process of its own, pinned to one GPU on CUDA profiles: when it returns, every byte of
+    the model, optimizer and PyTorch's cache is released (a vLLM server can start at 0.90 right after)."""
+    from lab import config, isolate
+    prof = config.load(profile, check_device=False)
+    isolate.require_gpu_free(prof, "fine-tuning")
+    return isolate.run("lab.finetune.train:train_dict", asdict(cfg), env=isolate.pinned_env(prof))
+
+
 def merge(base: str, adapter: Path, dest: Path) -> Path:
     """Merge the adapter into a bf16 copy of the base and save it as a plain model."""
     from peft import PeftModel
