@@ -20,7 +20,7 @@ STATUS_EXIT = {"running": 0, "not running": 3, "key rejected": 4, "orphaned": 5}
 
 def _doctor(a: argparse.Namespace) -> int:
     from lab import doctor
-    rows = doctor.checks()
+    rows = doctor.check_profile(a.profile) if a.profile else doctor.checks()
     print(json.dumps(rows, indent=1)) if a.json else options.print_rows(rows)
     return 1 if any(r["status"] == "fail" for r in rows) else 0
 
@@ -99,6 +99,11 @@ def _run(a: argparse.Namespace) -> int:
     for f in a.params_file:
         params.update(runner.load_params_file(f))
     params.update(dict(runner.parse_param(x) for x in a.param))
+    if a.plan:
+        from lab import plan
+        pl = plan.plan(a.notebooks, a.profile, params)
+        print(json.dumps(pl, indent=1, ensure_ascii=False) if a.json else plan.render(pl))
+        return 0
     run_dir, ok = runner.run(a.notebooks, a.profile, params, share_server=a.share_server, fail_fast=a.fail_fast)
     print(f"{'all notebooks ok' if ok else 'FAILED'}: executed notebooks in {run_dir}")
     return 0 if ok else 1
@@ -114,6 +119,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     """The core subcommands: doctor, profiles, tiny, serve, chat, run, journal."""
     p = sub.add_parser("doctor", help="check Python, packages, GPUs, driver, libcuda, disk, caches")
     p.add_argument("--json", action="store_true", help="print the checks as JSON")
+    p.add_argument("--profile", help="check what this profile's plan needs instead: GPU count and memory against "
+                   "the model, driver against the CUDA build, disk for the download, rustc (default: the general "
+                   "checks)")
     p.set_defaults(func=_doctor)
     sub.add_parser("profiles", help="list the known profiles (shipped and ./lab.toml)").set_defaults(func=_profiles)
 
@@ -165,6 +173,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-f", "--params-file", action="append", default=[], metavar="YAML",
                    help="parameters file (papermill -f style), repeatable; -p wins")
     p.add_argument("--fail-fast", action="store_true", help="stop at the first failing notebook")
+    p.add_argument("--plan", action="store_true", help="print what each notebook would get and load (parameters, "
+                   "models, server command lines, offline engine arguments, GPUs) and run nothing; works without "
+                   "a GPU")
+    p.add_argument("--json", action="store_true", help="with --plan: print the plan as JSON")
     p.add_argument("--share-server", action=argparse.BooleanOptionalAction, default=None,
                    help="start one server for all notebooks (default: on for CPU profiles)")
     p.set_defaults(func=_run)

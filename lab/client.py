@@ -98,6 +98,7 @@ class Result:
     ttft: float | None = None
     itl: list[float] = field(default_factory=list)
     error: str | None = None
+    reasoning: str = ""   # a thinking model's reasoning, apart from the answer in `text`
 
 
 def run_sync(coro: Any) -> Any:
@@ -122,6 +123,23 @@ def strip_reasoning(reply: str) -> str:
     return reply.split("<think>", 1)[0] if "<think>" in reply else reply
 
 
+def split_reasoning(message: Any) -> tuple[str, str]:
+    """(answer, reasoning) of a chat message: vLLM's reasoning parser fills reasoning_content (or reasoning);
+    without it, everything up to the last </think> is reasoning, opening tag or not."""
+    extra = getattr(message, "model_extra", None) or {}
+    return _split_text(message.content or "", extra.get("reasoning") or extra.get("reasoning_content") or "")
+
+
+def _split_text(content: str, reasoning: str) -> tuple[str, str]:
+    if THINK_END in content:
+        head, content = content.rsplit(THINK_END, 1)
+        reasoning = (reasoning + "\n" + head.replace("<think>", "", 1)).strip()
+    elif "<think>" in content:  # cut off while thinking: nothing after the tag is an answer
+        content, head = content.split("<think>", 1)
+        reasoning = (reasoning + "\n" + head).strip()
+    return content, reasoning
+
+
 def root_url(base_url: str) -> str:
     """The server root of an OpenAI base URL (http://h:p/v1 -> http://h:p), where /health and /tokenize live."""
     return base_url.rstrip("/").rsplit("/v1", 1)[0]
@@ -141,10 +159,11 @@ def messages_of(prompt: str | list[dict[str, str]], system: str | None = None) -
 
 
 def _result(r: Any, e2e: float) -> Result:
-    """A Result from a non-streamed chat completion (usage may be missing on other servers)."""
+    """A Result from a non-streamed chat completion (usage may be missing on other servers); reasoning apart."""
     u = r.usage
-    return Result(r.choices[0].message.content or "", r.choices[0].finish_reason,
-                  u.prompt_tokens if u else 0, u.completion_tokens if u else 0, e2e)
+    text, reasoning = split_reasoning(r.choices[0].message)
+    return Result(text, r.choices[0].finish_reason, u.prompt_tokens if u else 0, u.completion_tokens if u else 0,
+                  e2e, reasoning=reasoning)
 
 
 class _StreamTally:
@@ -155,6 +174,7 @@ class _StreamTally:
         self.ttft: float | None = None
         self.itl: list[float] = []
         self.parts: list[str] = []
+        self.thoughts: list[str] = []
         self.finish: str | None = None
         self.usage: Any = None
         self.on_text = on_text
@@ -164,24 +184,29 @@ class _StreamTally:
             self.usage = chunk.usage
         if not chunk.choices:
             return
-        piece = chunk.choices[0].delta.content or ""
+        delta = chunk.choices[0].delta
+        extra = getattr(delta, "model_extra", None) or {}
+        thought = extra.get("reasoning") or extra.get("reasoning_content") or ""
+        self.thoughts.append(thought)
+        piece = delta.content or ""
         now = time.perf_counter()
-        if piece:
+        if piece or thought:  # a reasoning token is a generated token too (TTFT, ITL)
             if self.ttft is None:
                 self.ttft = now - self.t0
             else:
                 self.itl.append(now - self.last)
             self.last = now
             self.parts.append(piece)
-            if self.on_text:
+            if self.on_text and piece:
                 self.on_text(piece)
         self.finish = chunk.choices[0].finish_reason or self.finish
 
     def result(self) -> Result:
         u = self.usage
-        return Result("".join(self.parts), self.finish, u.prompt_tokens if u else 0,
+        text, reasoning = _split_text("".join(self.parts), "".join(self.thoughts))
+        return Result(text, self.finish, u.prompt_tokens if u else 0,
                       u.completion_tokens if u else len(self.parts), time.perf_counter() - self.t0,
-                      self.ttft, self.itl)
+                      self.ttft, self.itl, reasoning=reasoning)
 
 
 class Client:

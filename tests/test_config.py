@@ -71,7 +71,8 @@ def test_serve_command_gpu_tensor_parallel(monkeypatch):
     monkeypatch.delenv("LAB_PORT", raising=False)
     p = config.load("qwen3-32b-awq")
     s = " ".join(config.serve_command(p))
-    for part in ("--model Qwen/Qwen3-32B-AWQ", "--tensor-parallel-size 4", "--quantization awq_marlin",
+    assert s.startswith("vllm serve Qwen/Qwen3-32B-AWQ ")  # the GPU box's command, also planned on a CPU box
+    for part in ("--tensor-parallel-size 4", "--quantization awq_marlin",
                  "--max-model-len 40960", "--gpu-memory-utilization 0.9", "--kv-cache-dtype auto",
                  "--port 8000", "--dtype float16"):
         assert part in s
@@ -86,3 +87,38 @@ def test_serve_command_lora_and_key():
     p.serve["max_lora_rank"] = 8
     s = " ".join(config.serve_command(p, api_key="k"))
     assert "--enable-lora --lora-modules ja2zh=/tmp/adapter" in s and "--max-lora-rank 8" in s
+
+
+def test_tensor_parallel_auto_and_bad_values(monkeypatch, tmp_path):
+    monkeypatch.setattr(config, "gpu_count", lambda: 2)
+    (tmp_path / "lab.toml").write_text('[big]\nmodel = "m/x"\nserved_name = "x"\ndevice = "cuda"\n'
+                                       '[big.serve]\ntensor_parallel_size = "auto"\n'
+                                       '[bad]\nmodel = "m/y"\nserved_name = "y"\n[bad.serve]\n'
+                                       'tensor_parallel_size = "four"\n')
+    monkeypatch.setenv("LAB_PROFILES", str(tmp_path / "lab.toml"))
+    p = config.load("big")  # "auto" no longer crashes load (it did: int("auto"))
+    assert p.tensor_parallel() == 2 and "--tensor-parallel-size 2" in " ".join(config.serve_command(p))
+    with pytest.raises(LabError, match="tensor_parallel_size must be an integer or \"auto\", got 'four'"):
+        config.load("bad", check_device=False)
+    config.check_heads(p, 4, {"num_attention_heads": 32})
+    with pytest.raises(LabError, match="tensor_parallel_size 3 does not divide the model's 32 attention heads"):
+        config.check_heads(p, 3, {"num_attention_heads": 32})
+
+
+def test_offline_engine_matches_the_server():
+    awq = config.load("qwen3-32b-awq", check_device=False)
+    assert config.offline_engine_args(awq, gpus=4) == {
+        "dtype": "float16", "enforce_eager": False, "seed": 0, "max_model_len": 40960,
+        "gpu_memory_utilization": 0.9, "quantization": "awq_marlin", "kv_cache_dtype": "auto",
+        "tensor_parallel_size": 4}
+    assert config.offline_engine_args(config.load("tiny"))["enforce_eager"] is True
+
+
+def test_model_roles_and_launcher(monkeypatch):
+    awq = config.load("qwen3-32b-awq", check_device=False)
+    assert awq.role("serve") == "Qwen/Qwen3-32B-AWQ" and awq.role("hf") == awq.role("train") == "Qwen/Qwen3-32B"
+    assert config.load("qwen3-4b", check_device=False).role("train") == "Qwen/Qwen3-4B-Instruct-2507"
+    think = config.load("qwen3-4b-thinking", check_device=False)
+    assert "--reasoning-parser deepseek_r1" in " ".join(config.serve_command(think))
+    assert config.vllm_launcher(config.load("tiny"))[1:] == ["-m", "vllm.entrypoints.openai.api_server", "--model"]
+    assert config.max_lora_rank_for(12) == 16 and config.max_lora_rank_for(8) == 8

@@ -16,13 +16,18 @@ def hf_generate(model: str, prompts: list[str], batch: int, output_len: int, dty
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    # On CUDA the weights spread over every GPU this process may use (a 32B bf16 base needs several).
     tok = AutoTokenizer.from_pretrained(model)
     tok.padding_side = "left"  # decoder-only: pad on the left so every row continues its own prompt
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     torch_dtype = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16,
                    "float16": torch.float16}[dtype]
-    m = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype).to(device).eval()
+    if device == "cuda":
+        m = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype, device_map="auto").eval()
+    else:
+        m = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype).eval()
+    device = str(m.device)
     texts = [tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
              for p in prompts]
     token_ids: list[list[int]] = []
@@ -36,7 +41,7 @@ def hf_generate(model: str, prompts: list[str], batch: int, output_len: int, dty
             # (min_new_tokens would instead forbid EOS and break token parity with vLLM).
             out = m.generate(**enc, max_new_tokens=output_len, do_sample=False, eos_token_id=None,
                              pad_token_id=tok.pad_token_id)
-        if device == "cuda":
+        if device.startswith("cuda"):
             torch.cuda.synchronize()
         dt = time.perf_counter() - tb
         for row in out[:, enc["input_ids"].shape[1]:].tolist():
@@ -47,18 +52,14 @@ def hf_generate(model: str, prompts: list[str], batch: int, output_len: int, dty
             "output_tokens": sum(len(t) for t in token_ids), **peak_memory()}
 
 
-def vllm_generate(model: str, prompts: list[str], output_len: int, dtype: str = "auto",
-                  max_model_len: int | None = None, gpu_memory_utilization: float | None = None) -> dict[str, Any]:
-    """vLLM offline engine (LLM.generate), greedy with ignore_eos, all prompts at once."""
-    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # in-process: no __main__ guard needed
+def vllm_generate(model: str, prompts: list[str], output_len: int, engine_args: dict[str, Any]) -> dict[str, Any]:
+    """vLLM offline engine (LLM.chat), greedy with ignore_eos, all prompts at once; engine_args come from
+    config.offline_engine_args (the profile's parallelism, quantization, dtype and graph mode)."""
+    if int(engine_args.get("tensor_parallel_size", 1)) == 1:  # in-process: no __main__ guard needed
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     from vllm import LLM, SamplingParams
 
-    kw: dict[str, Any] = {"model": model, "dtype": dtype, "enforce_eager": True, "seed": 0}
-    if max_model_len:
-        kw["max_model_len"] = max_model_len
-    if gpu_memory_utilization:
-        kw["gpu_memory_utilization"] = gpu_memory_utilization
-    llm = LLM(**kw)
+    llm = LLM(model=model, **engine_args)
     sp = SamplingParams(temperature=0.0, max_tokens=output_len, ignore_eos=True)
     msgs = [[{"role": "user", "content": p}] for p in prompts]
     t0 = time.perf_counter()

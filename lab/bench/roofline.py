@@ -48,10 +48,27 @@ def bandwidth_gbs() -> tuple[float, str]:
     return cpu_bandwidth_gbs(), "CPU copy bandwidth (measured)"
 
 
-def weight_bytes(model_dir: str) -> int:
-    """Bytes of weights read per decode step: size of the safetensors files (hub ids: 0, unknown)."""
-    p = Path(model_dir)
-    return sum(f.stat().st_size for f in p.glob("*.safetensors")) if p.is_dir() else 0
+def weight_bytes(model: str, tp: int = 1, fallback_gb: float = 0.0) -> int:
+    """Bytes of weights each GPU reads per decode step: the safetensors of a folder, else the Hub cache's
+    index (metadata total_size), else the profile's size_gb; divided by the tensor-parallel size (each GPU
+    holds and reads its shard, in parallel). 0 when nothing tells."""
+    p = Path(model)
+    total = sum(f.stat().st_size for f in p.glob("*.safetensors")) if p.is_dir() else _cached_total(model)
+    total = total or int(fallback_gb * 1e9)
+    return total // max(1, tp)
+
+
+def _cached_total(model: str) -> int:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+        index = try_to_load_from_cache(model, "model.safetensors.index.json")
+        if isinstance(index, str):
+            import json
+            return int(json.loads(Path(index).read_text())["metadata"]["total_size"])
+        single = try_to_load_from_cache(model, "model.safetensors")
+        return Path(single).stat().st_size if isinstance(single, str) else 0
+    except Exception:  # not a Hub id, or an index without metadata
+        return 0
 
 
 def roofline(wbytes: int, bw_gbs: float) -> dict[str, Any]:

@@ -59,7 +59,8 @@ def run(profile: str | None = None, engines: tuple[str, ...] = ENGINES,
     model = prof.model_path()
     prompts = workload(num_prompts, seed)
     bw, bw_src = bandwidth_gbs()
-    roof = {**roofline(weight_bytes(model), bw), "bandwidth_source": bw_src}
+    tp = prof.tensor_parallel() if prof.device == "cuda" else 1
+    roof = {**roofline(weight_bytes(model, tp, prof.size_gb), bw), "bandwidth_source": bw_src, "tensor_parallel": tp}
     res: dict[str, Any] = {"profile": prof.name, "model": model, "served_name": prof.served_name, "seed": seed,
                            "num_prompts": num_prompts, "output_len": output_len, "env": doctor.environment(),
                            "command": shlex.join(sys.argv), "roofline": roof, "runs": []}
@@ -67,11 +68,13 @@ def run(profile: str | None = None, engines: tuple[str, ...] = ENGINES,
     tokens: dict[str, list[list[int]]] = {}
     if "hf" in engines or "vllm" in engines:  # on a GPU a running server holds the memory these need
         isolate.require_gpu_free(prof, "transformers and offline vLLM")
-    tp = int(prof.serve.get("tensor_parallel_size", 1) or 1) if prof.device == "cuda" else 1
+    hf_model = prof.role("hf")  # AWQ/FP8 checkpoints: the profile's unquantized base (res["hf_model"] says so)
+    res["hf_model"] = hf_model
     if "hf" in engines:
         for b in sorted({1, hf_batch}):
-            r = eng.run_isolated("hf_generate", isolate.pinned_env(prof), model=model, prompts=prompts[:hf_prompts],
-                                 batch=b, output_len=output_len, dtype=dtype)
+            r = eng.run_isolated("hf_generate", isolate.pinned_env(prof, tp), model=hf_model,
+                                 prompts=prompts[:hf_prompts], batch=b, output_len=output_len,
+                                 dtype=dtype if hf_model == model else "auto")
             tokens.setdefault("hf", r["token_ids"])
             row = {"engine": f"hf b={b}", "concurrency": b, "requests": hf_prompts, "wall_s": round(r["wall_s"], 3),
                    "output_tokens": r["output_tokens"], "output_tok_s": round(r["output_tokens"] / r["wall_s"], 1),
@@ -82,9 +85,7 @@ def run(profile: str | None = None, engines: tuple[str, ...] = ENGINES,
                 print(f"  hf batch {b:<3} {row['output_tok_s']:>9.1f} tok/s", flush=True)
     if "vllm" in engines:
         r = eng.run_isolated("vllm_generate", isolate.pinned_env(prof, tp), model=model, prompts=prompts,
-                             output_len=output_len, dtype=dtype,
-                             max_model_len=prof.serve.get("max_model_len"),
-                             gpu_memory_utilization=prof.serve.get("gpu_memory_utilization"))
+                             output_len=output_len, engine_args=config.offline_engine_args(prof))
         tokens["vllm"] = r["token_ids"][:hf_prompts]
         res["runs"].append({"engine": "vllm offline", "concurrency": len(prompts), "requests": len(prompts),
                             "wall_s": round(r["wall_s"], 3), "output_tokens": r["output_tokens"],
@@ -101,7 +102,7 @@ def run(profile: str | None = None, engines: tuple[str, ...] = ENGINES,
         res["runs"] += server_sweep(client, prompts, concs, output_len, progress)
     for row in res["runs"]:
         row["pct_of_ceiling"] = pct_of_ceiling(row["output_tok_s"], row["concurrency"], roof)
-    if "hf" in tokens and "vllm" in tokens:
+    if "hf" in tokens and "vllm" in tokens and hf_model == model:  # parity means the same checkpoint
         from transformers import AutoTokenizer
         tok = AutoTokenizer.from_pretrained(model)
         res["parity"] = parity(tokens["hf"], tokens["vllm"], tok.decode)

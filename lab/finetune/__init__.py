@@ -2,8 +2,18 @@
 
 from lab.finetune.adapter import adapter_rank, compare, max_lora_rank_for, serve_with_adapter
 from lab.finetune.data import IGNORE, collate, encode, load_jsonl
-from lab.finetune.train import FinetuneConfig, chrf, count_params, linear_names, load_base, merge, train, train_isolated
+from lab.finetune.train import (
+           FinetuneConfig,
+           chrf,
+           count_params,
+           linear_names,
+           load_base,
+           merge,
+           steps_for,
+           train,
+           train_isolated,
+)
 
 __all__ = ["IGNORE", "FinetuneConfig", "adapter_rank", "chrf", "collate", "count_params", "compare", "encode",
            "linear_names", "load_base",
-           "load_jsonl", "max_lora_rank_for", "merge", "serve_with_adapter", "train", "train_isolated"]
+           "load_jsonl", "max_lora_rank_for", "merge", "serve_with_adapter", "steps_for", "train", "train_isolated"]

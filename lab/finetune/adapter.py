@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from lab import LabError, config, serve
+from lab.config import VLLM_LORA_RANKS, max_lora_rank_for
 
-# vLLM accepts only these --max-lora-rank values (vllm/config/lora.py, 0.32).
-VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+__all__ = ["VLLM_LORA_RANKS", "adapter_rank", "compare", "max_lora_rank_for", "serve_with_adapter"]
 
 
 def adapter_rank(adapter: str | Path) -> int:
@@ -19,14 +19,6 @@ def adapter_rank(adapter: str | Path) -> int:
     if not f.exists():
         raise LabError(f"{adapter} is not a LoRA adapter folder (no adapter_config.json)")
     return int(json.loads(f.read_text())["r"])
-
-
-def max_lora_rank_for(r: int) -> int:
-    """The smallest --max-lora-rank vLLM accepts that holds rank r."""
-    for v in VLLM_LORA_RANKS:
-        if v >= r:
-            return v
-    raise LabError(f"LoRA rank {r} is above vLLM's largest max_lora_rank {VLLM_LORA_RANKS[-1]}")
 
 
 def serve_with_adapter(profile: str | None, name: str, adapter: str | Path, max_lora_rank: int | None = None,

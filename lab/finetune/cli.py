@@ -24,7 +24,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     options.add(p, "--target-modules", F, type=lambda t: [x.strip() for x in t.split(",") if x.strip()],
                 help="comma list of linear layer names to adapt")
     options.add(p, "--steps", F, type=options.POSITIVE_INT, help="optimizer steps")
+    options.add(p, "--epochs", F, type=options.checked(float, 0), help="when > 0, steps = epochs x pairs / batch")
     options.add(p, "--lr", F, type=options.POSITIVE_FLOAT, help="learning rate (the default suits the tiny model)")
+    options.add(p, "--warmup-ratio", F, type=options.checked(float, 0, 0.9), help="share of steps warming up")
+    options.add(p, "--scheduler", F, choices=["constant", "cosine", "linear"], help="learning-rate schedule")
     options.add(p, "--batch-size", F, type=options.POSITIVE_INT, help="sequences per step")
     options.add(p, "--grad-accum", F, type=options.POSITIVE_INT, help="gradient accumulation steps")
     options.add(p, "--gradient-checkpointing", F, help="trade compute for memory")
@@ -43,7 +46,8 @@ def _run(a: argparse.Namespace) -> int:
     mlr = a.max_lora_rank or max_lora_rank_for(a.r)
     if a.serve and a.r > mlr:
         raise LabError(f"--r {a.r} is above --max-lora-rank {mlr}: vLLM could not load the adapter")
-    keys = ("four_bit", "r", "alpha", "dropout", "target_modules", "steps", "lr", "batch_size", "grad_accum",
+    keys = ("four_bit", "r", "alpha", "dropout", "target_modules", "steps", "epochs", "lr", "warmup_ratio",
+            "scheduler", "batch_size", "grad_accum",
             "gradient_checkpointing", "max_len", "seed", "merge")
     cfg = FinetuneConfig.for_profile(a.profile, a.data, a.out, **{k: getattr(a, k) for k in keys})
     res = train_isolated(cfg, a.profile)  # its memory is gone before a server starts

@@ -33,6 +33,11 @@ def encode(tok: Any, messages: list[dict[str, str]], max_len: int = 4096) -> dic
     the adapter learns the format it will be served with."""
     prompt = tok.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True,
                                      enable_thinking=False)
+    if prompt.rstrip().endswith("<think>"):
+        # A thinking-only template (Qwen3 Thinking-2507) opens <think> in the prompt whatever enable_thinking
+        # says: close it empty, as the hybrid template does with thinking off, so the answer is not trained
+        # as if it were the reasoning (the prompt part stays masked).
+        prompt = prompt.rstrip() + "\n\n</think>\n\n"
     p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
     a_ids = tok(messages[-1]["content"] + tok.eos_token + "\n", add_special_tokens=False)["input_ids"]
     ids = (p_ids + a_ids)[:max_len]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import time
@@ -30,7 +31,10 @@ class FinetuneConfig:
     target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj",
                                                                 "gate_proj", "up_proj", "down_proj"])
     steps: int = 120
+    epochs: float = 0.0            # > 0: steps = ceil(epochs x pairs / (batch x accum)), from the data size
     lr: float = 3e-3               # tiny model, 24 pairs: loss 7.6 -> ~3 in 120 steps; real 4B models want ~2e-4
+    warmup_ratio: float = 0.0      # share of steps with a rising rate (real models: ~0.1)
+    scheduler: str = "constant"    # transformers lr_scheduler_type: constant (toy), cosine (real models)
     batch_size: int = 8
     grad_accum: int = 1
     gradient_checkpointing: bool = False
@@ -42,10 +46,11 @@ class FinetuneConfig:
     @classmethod
     def for_profile(cls, profile: str | None = None, data: str | Path | None = None, out: str | Path | None = None,
                     **overrides: Any) -> FinetuneConfig:
-        """The profile's model as the base, data/finetune/{train,heldout}.jsonl, runs/finetune-<UTC>/ out."""
+        """The profile's training base (its train_model, else its model), data/finetune/{train,heldout}.jsonl,
+        runs/finetune-<UTC>/ out."""
         from lab import config
         folder = Path(data) if data else paths.data() / "finetune"
-        return cls(model=config.load(profile, check_device=False).model_path(), train=str(folder / "train.jsonl"),
+        return cls(model=config.load(profile, check_device=False).role("train"), train=str(folder / "train.jsonl"),
                    heldout=str(folder / "heldout.jsonl"),
                    out=str(out or paths.runs() / f"finetune-{paths.utc_stamp()}"), **overrides)
 
@@ -188,21 +193,23 @@ def train(cfg: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
     # Before training the LoRA B matrices are zero: the model is exactly the base.
     before_loss = heldout_loss(model, held_data, pad)
     before_gen = generate(model, tok, held_recs, cfg.eval_max_new_tokens)
+    steps = steps_for(cfg, len(train_data))
     history: list[dict[str, float]] = []
-    cb = _progress_callback(cfg.steps, history, max(1, cfg.steps // 10))
+    cb = _progress_callback(steps, history, max(1, steps // 10))
     work = Path(str(out) + f".partial{os.getpid()}")
     shutil.rmtree(work, ignore_errors=True)
-    args = TrainingArguments(output_dir=str(work / "trainer"), max_steps=cfg.steps, learning_rate=cfg.lr,
+    args = TrainingArguments(output_dir=str(work / "trainer"), max_steps=steps, learning_rate=cfg.lr,
                              per_device_train_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
                              logging_steps=1, save_strategy="no", report_to=[], seed=cfg.seed,
                              bf16=True, use_cpu=not torch.cuda.is_available(),
-                             disable_tqdm=True, lr_scheduler_type="constant", warmup_steps=0,
+                             disable_tqdm=True, lr_scheduler_type=cfg.scheduler,
+                             warmup_steps=round(cfg.warmup_ratio * steps),
                              gradient_checkpointing=cfg.gradient_checkpointing, remove_unused_columns=False,
                              dataloader_pin_memory=False)
     trainer = Trainer(model=model, args=args, train_dataset=train_data,
                       data_collator=lambda b: collate(b, pad), callbacks=[cb])
     trainer.remove_callback(PrinterCallback)  # its raw dicts would drown our progress lines
-    cb.tokens = cfg.steps * cfg.batch_size * cfg.grad_accum * (sum(len(d["input_ids"]) for d in train_data)
+    cb.tokens = steps * cfg.batch_size * cfg.grad_accum * (sum(len(d["input_ids"]) for d in train_data)
                                                                  / len(train_data))
     t0 = time.time()
     trainer.train()
@@ -212,7 +219,7 @@ def train(cfg: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)  # LoRA A/B are never quantized
     model.save_pretrained(work / "adapter")
     tok.save_pretrained(work / "adapter")
-    result = {"config": asdict(cfg), "history": history, "train_seconds": round(train_s, 2),
+    result = {"config": asdict(cfg), "steps": steps, "history": history, "train_seconds": round(train_s, 2),
               "load_seconds": round(t0 - t_load, 2),
               "first_loss": history[0]["loss"] if history else None,
               "last_loss": history[-1]["loss"] if history else None,
@@ -232,6 +239,13 @@ def train(cfg: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
     os.replace(work, out)  # a run that dies leaves the previous output untouched
     result["adapter"] = str(out / "adapter")
     return result
+
+
+def steps_for(cfg: FinetuneConfig, pairs: int) -> int:
+    """Optimizer steps: cfg.steps, or from epochs over `pairs` examples when cfg.epochs > 0."""
+    if cfg.epochs > 0:
+        return max(1, math.ceil(cfg.epochs * pairs / (cfg.batch_size * cfg.grad_accum)))
+    return cfg.steps
 
 
 def train_dict(**fields: Any) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 import openai
 
 from lab import LabError
-from lab.client import THINK_END, Client, context_room, run_sync, server_error
+from lab.client import Client, context_room, run_sync, server_error, split_reasoning
 from lab.translate import sources
 from lab.translate.cache import ChunkCache, text_hash
 from lab.translate.checks import checks, clean, failing, lines_of
@@ -60,21 +60,6 @@ class Settings:
 def seed_of(text: str, attempt: int) -> int:
     """Sampling seed of one attempt at one chunk: reruns, resumed runs and any concurrency ask the same."""
     return int(text_hash(f"{attempt}\n{text}")[:8], 16)
-
-
-def split_reasoning(message: Any) -> tuple[str, str]:
-    """(answer, reasoning) of a chat message: vLLM's reasoning parser fills reasoning_content (or reasoning);
-    without it, everything up to the last </think> is reasoning, opening tag or not."""
-    extra = getattr(message, "model_extra", None) or {}
-    reasoning = extra.get("reasoning_content") or extra.get("reasoning") or ""
-    content = message.content or ""
-    if THINK_END in content:
-        head, content = content.rsplit(THINK_END, 1)
-        reasoning = (reasoning + "\n" + head.replace("<think>", "", 1)).strip()
-    elif "<think>" in content:  # cut off while thinking: nothing after the tag is an answer
-        content, head = content.split("<think>", 1)
-        reasoning = (reasoning + "\n" + head).strip()
-    return content, reasoning
 
 
 class Translator:

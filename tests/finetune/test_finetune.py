@@ -30,6 +30,25 @@ def test_loss_only_on_the_assistant_answer(tok):
     assert b["labels"][b["attention_mask"] == 0].eq(finetune.IGNORE).all() and short < b["input_ids"].shape[1]
 
 
+def test_a_thinking_only_template_trains_the_answer_after_a_closed_think_block(tiny_model_dir):
+    """Qwen3 Thinking-2507's template opens <think> in the prompt whatever enable_thinking says."""
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    tok.chat_template = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+                         "{% if add_generation_prompt %}<|im_start|>assistant\n<think>\n{% endif %}")
+    msgs = finetune.load_jsonl(DATA / "train.jsonl")[0]
+    enc = finetune.encode(tok, msgs)
+    k = next(i for i, x in enumerate(enc["labels"]) if x != finetune.IGNORE)
+    assert tok.decode(enc["input_ids"][:k]).endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")
+    assert tok.decode(enc["labels"][k:]) == msgs[-1]["content"] + "<|im_end|>\n"
+
+
+def test_steps_come_from_the_data_size_when_epochs_are_set():
+    cfg = finetune.FinetuneConfig("m", "t", "h", "o", steps=120, epochs=3, batch_size=4)
+    assert finetune.train.__module__ and finetune.steps_for(cfg, 24) == 18
+    assert finetune.steps_for(finetune.FinetuneConfig("m", "t", "h", "o", steps=120), 24) == 120
+
+
 def test_dataset_errors_name_file_and_line(tmp_path):
     f = tmp_path / "d.jsonl"
     f.write_text('{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}\n{oops\n')
