@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from lab import options, paths
+from lab import LabError, options, paths
 from lab.bench import sweeps
 from lab.bench.suite import suite as serving_suite
 from lab.measure import ratio_line
@@ -37,14 +37,56 @@ def add_commands(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
     options.add(st, "--concurrency", serving_suite, type=options.POSITIVE_INT, help="high concurrency")
     options.add(st, "--repeats", serving_suite, type=options.POSITIVE_INT,
                 help="interleaved rounds; ratios use medians")
+    st.add_argument("--cross-check", action="store_true", help="also run vLLM's own `vllm bench serve` interleaved "
+                    "with the lab's light client on the same server and workload, and print the ratios (default: off)")
+    options.add(st, "--engines", serving_suite, help="also measure the server's batch-1 decode against the "
+                "bandwidth roofline and its high concurrency against transformers at batch 1 (real models)")
     st.set_defaults(func=_suite)
+    rt = s.add_parser("rate", help="Poisson arrivals at each request rate: throughput, latency, goodput under SLOs")
+    rt.add_argument("--profile", help="profile whose server is running")
+    options.add(rt, "--rates", rate_run, type=lambda t: [float(x) for x in t.split(",") if x.strip()],
+                help="request rates (req/s), comma list")
+    options.add(rt, "--num-prompts", rate_run, type=options.POSITIVE_INT, help="requests per rate")
+    options.add(rt, "--output-len", rate_run, type=options.checked(int, 2), help="tokens per request")
+    options.add(rt, "--slo-ttft-ms", rate_run, type=options.POSITIVE_FLOAT, help="time-to-first-token target")
+    options.add(rt, "--slo-tpot-ms", rate_run, type=options.POSITIVE_FLOAT, help="time-per-output-token target")
+    rt.set_defaults(func=_rate)
     return s
 
 
+def rate_run(profile: str | None = None, rates: tuple[float, ...] = (2.0, 4.0, 8.0, 16.0), num_prompts: int = 64,
+             output_len: int = 64, slo_ttft_ms: float = 1000.0, slo_tpot_ms: float = 100.0) -> list[dict]:
+    """The request-rate sweep of the profile's running server."""
+    from lab import config
+    from lab.bench.metrics import workload
+    from lab.client import Client
+    if any(r <= 0 for r in rates):
+        raise LabError(f"--rates must be > 0 req/s, got {list(rates)}")
+    prof = config.load(profile)
+    client = Client(prof.base_url, api_key=config.api_key() or "EMPTY")
+    return sweeps.rate_sweep(client, workload(num_prompts, 0), list(rates), output_len, slo_ttft_ms, slo_tpot_ms)
+
+
+def _rate(a: argparse.Namespace) -> int:
+    rows = rate_run(a.profile, a.rates, a.num_prompts, a.output_len, a.slo_ttft_ms, a.slo_tpot_ms)
+    options.print_rows([{"req/s": r["request_rate"], "tok/s": r["output_tok_s"], "TTFT p50 ms": r["ttft_ms"]["p50"],
+                         "TPOT p50 ms": r["tpot_ms"]["p50"], "goodput req/s": r["goodput_req_s"],
+                         "within SLO %": r["met_slo_pct"]} for r in rows])
+    return 0
+
+
 def _suite(a: argparse.Namespace) -> int:
-    res = serving_suite(a.profile, a.num_prompts, a.output_len, a.concurrency, a.repeats)
+    res = serving_suite(a.profile, a.num_prompts, a.output_len, a.concurrency, a.repeats, a.engines)
     print(json.dumps(res, indent=1))
     print(ratio_line(res, a.concurrency, 8, "lab client", "lab_vs_bare", 0.95))
+    if a.cross_check:
+        from lab.bench import crosscheck
+        cc = crosscheck.cross_check(a.profile, concurrency=a.concurrency, output_len=a.output_len)
+        print(json.dumps(cc, indent=1))
+        print(crosscheck.line(cc))
+    if a.engines:
+        print(f"server batch-1 decode: {res['server_b1_pct_of_roofline']}% of the bandwidth roofline (target >= 50%); "
+              f"server c{a.concurrency} / transformers batch 1: {res['server_hi_vs_hf_b1']}x (target >= 10x)")
     return 0
 
 

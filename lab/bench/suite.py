@@ -13,7 +13,7 @@ from lab.measure import bare_loop, medians
 
 
 def suite(profile: str | None = None, num_prompts: int = 64, output_len: int = 128,
-          concurrency: int = 32, repeats: int = 5) -> dict[str, Any]:
+          concurrency: int = 32, repeats: int = 5, engines: bool = False) -> dict[str, Any]:
     """The project's own serving benchmark: ratios of variants measured interleaved in one run.
 
     A shared 2-core VM is noisy (the same c16 loop measured 2.4k-4.6k tok/s within a minute), so
@@ -41,6 +41,28 @@ def suite(profile: str | None = None, num_prompts: int = 64, output_len: int = 1
                                             concurrency, {"ignore_eos": True}))
         seen.setdefault(f"bare_openai_{hi}", []).append(toks / wall)
     med = medians(seen)
-    return {"tok_s_median": med, "tok_s_all": {k: [round(x, 1) for x in v] for k, v in seen.items()},
-            "scaling": round(med[f"lab_{hi}"] / med["lab_c1"], 2),
-            "lab_vs_bare": round(med[f"lab_{hi}"] / med[f"bare_openai_{hi}"], 3)}
+    res = {"tok_s_median": med, "tok_s_all": {k: [round(x, 1) for x in v] for k, v in seen.items()},
+           "scaling": round(med[f"lab_{hi}"] / med["lab_c1"], 2),
+           "lab_vs_bare": round(med[f"lab_{hi}"] / med[f"bare_openai_{hi}"], 3)}
+    if engines:
+        res.update(_against_engines(prof, prompts, output_len, med["lab_c1"], med[f"lab_{hi}"]))
+    return res
+
+
+def _against_engines(prof: config.Profile, prompts: list[str], output_len: int, c1: float,
+                     hi: float) -> dict[str, Any]:
+    """Server batch-1 decode as a share of the bandwidth roofline, and server high concurrency over
+    transformers at batch 1 (one transformers run: it is the slow one)."""
+    from lab import isolate
+    from lab.bench import engines as eng
+    from lab.bench.roofline import bandwidth_gbs, roofline, weight_bytes
+    model = prof.model_path()
+    bw, src = bandwidth_gbs()
+    roof = roofline(weight_bytes(model, 1, prof.size_gb), bw)
+    hf = eng.run_isolated("hf_generate", isolate.pinned_env(prof), model=model, prompts=prompts[:4], batch=1,
+                          output_len=output_len, dtype=str(prof.serve.get("dtype", "auto")))
+    hf_b1 = hf["output_tokens"] / hf["wall_s"]
+    ceiling = roof.get("batch1_ceiling_tok_s") or 0
+    return {"roofline": {**roof, "bandwidth_source": src}, "hf_b1_tok_s": round(hf_b1, 1),
+            "server_b1_pct_of_roofline": round(100 * c1 / ceiling, 1) if ceiling else None,
+            "server_hi_vs_hf_b1": round(hi / hf_b1, 1)}

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import shlex
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from lab import LabError, config, doctor, isolate, paths, serve
 from lab.bench import engines as eng
+from lab.bench import light
 from lab.bench.metrics import parity, percentiles, summarize, workload
 from lab.bench.plots import plot
 from lab.bench.roofline import bandwidth_gbs, pct_of_ceiling, roofline, weight_bytes
@@ -21,17 +21,36 @@ ENGINES = ("hf", "vllm", "server")
 
 def server_sweep(client: Client, prompts: list[str], concurrencies: list[int], output_len: int,
                  progress: bool = True) -> list[dict[str, Any]]:
-    """Streamed requests through the OpenAI API at each concurrency; one warm-up request first."""
+    """Streamed requests through the OpenAI API at each concurrency, measured by the light client (lab.bench.light:
+    timestamps only, parsed after the run); one warm-up request first."""
     client.chat(prompts[0], max_tokens=4)
     rows = []
     for c in concurrencies:
-        t0 = time.perf_counter()
-        res = client.batch(prompts, concurrency=c, stream=True, max_tokens=output_len, ignore_eos=True)
-        rows.append({"engine": "server", **summarize(res, time.perf_counter() - t0, c)})
+        res, wall = light.run(client.base_url, client._api_key, client.model, prompts, output_len, c)
+        rows.append({"engine": "server", **summarize(res, wall, c)})
         if progress:
             print(f"  server c={c:<3} {rows[-1]['output_tok_s']:>9.1f} tok/s  "
                   f"TTFT p50 {rows[-1]['ttft_ms']['p50']:.1f} ms  TPOT p50 {rows[-1]['tpot_ms']['p50']:.2f} ms",
                   flush=True)
+    return rows
+
+
+def rate_sweep(client: Client, prompts: list[str], rates: list[float], output_len: int, slo_ttft_ms: float,
+               slo_tpot_ms: float, seed: int = 0, progress: bool = True) -> list[dict[str, Any]]:
+    """Poisson arrivals at each request rate (no concurrency cap): throughput, latencies and goodput under
+    the TTFT/TPOT service levels, as vLLM's and GuideLLM's rate sweeps report them."""
+    client.chat(prompts[0], max_tokens=4)
+    rows = []
+    for rate in rates:
+        res, wall = light.run(client.base_url, client._api_key, client.model, prompts, output_len, rate=rate,
+                              seed=seed)
+        row = {"engine": "server", "request_rate": rate, **summarize(res, wall, 0),
+               **light.goodput(res, wall, slo_ttft_ms, slo_tpot_ms), "slo": {"ttft_ms": slo_ttft_ms,
+                                                                              "tpot_ms": slo_tpot_ms}}
+        rows.append(row)
+        if progress:
+            print(f"  rate {rate:>6g} req/s  {row['output_tok_s']:>9.1f} tok/s  goodput {row['goodput_req_s']:.2f} "
+                  f"req/s ({row['met_slo_pct']:.0f}% within SLO)", flush=True)
     return rows
 
 
