@@ -70,7 +70,8 @@ def run(target: str, kwargs: dict[str, Any], env: dict[str, str] | None = None, 
     with tempfile.TemporaryDirectory(prefix="lab-isolate-") as tmp:
         res_file = Path(tmp) / "result.json"
         cmd = [sys.executable, "-m", "lab.isolate", target, json.dumps(kwargs), str(res_file)]
-        child_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        # tqdm bars (weights loading, 272 lines per model) would drown the work's own progress lines
+        child_env = {**os.environ, "PYTHONUNBUFFERED": "1", "TQDM_DISABLE": "1", **(env or {})}
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=child_env,
                                 start_new_session=True)  # its own group: nothing it starts outlives it
         tail: list[str] = []

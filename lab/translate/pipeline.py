@@ -159,7 +159,8 @@ class Translator:
             return ac.chat.completions.create(model=self.model, messages=messages, max_tokens=max_tokens,
                                               extra_body=extra, **kw)
         try:
-            return await self.pool.call(send)
+            async with self._slots:  # requests in flight <= --concurrency, split halves included
+                return await self.pool.call(send)
         except NoEndpoint as e:
             raise Abort(str(e)) from None
         except openai.OpenAIError as e:  # 400/401/404...: the server's own words, and what was kept (run())
@@ -216,9 +217,10 @@ class Translator:
     async def _split(self, doc: Doc, chunk: Chunk) -> list[str | None]:
         """Translate the two halves separately; the whole is cached only when every unit succeeded."""
         self.stats["splits"] += 1
-        lines: list[str | None] = []
-        for part in halves(chunk):
-            lines += await self._translate(doc, part)
+        # Both halves at once (a request slot each): a long failing chunk splits into a tree of small
+        # requests that would otherwise go one at a time while the other slots sit idle.
+        got = await asyncio.gather(*[self._translate(doc, part) for part in halves(chunk)])
+        lines: list[str | None] = [x for part in got for x in part]
         if None not in lines:
             self.cache.put(doc.name, chunk.text, lines, {"model": self.model, "attempts": self.s.attempts,
                                                          "split": True}, doc.piece_fp(chunk.text))
@@ -237,6 +239,7 @@ class Translator:
     async def _run(self, docs: list[Doc]) -> None:
         self.pool = Pool([Endpoint(c.base_url, c.async_client()) for c in self.clients], self.s.retries,
                          say=lambda m: print(m, flush=True))
+        self._slots = asyncio.Semaphore(self.s.concurrency)
         total = sum(len(d.chunks) for d in docs)
         todo: deque[tuple[Doc, Chunk]] = deque()
         for d in docs:  # what an earlier run finished (or a person fixed) is taken now, and said
