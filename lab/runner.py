@@ -110,24 +110,24 @@ def notebook_params(prof: config.Profile, nb: Path, declared: set[str], params: 
     return {"profile": prof.name, **{k: v for k, v in base.items() if k in declared}}
 
 
-def _live_servers() -> dict[int, int]:
-    """Port -> main pid of every server lab recorded that still has a live process (orphans included)."""
+def _live_servers() -> dict[int, tuple[int, str]]:
+    """Port -> (main pid, owning run folder) of every server lab recorded that still has a live process."""
     from lab import serve
     out = {}
     for port in serve.recorded_ports():
         rec = serve.read_pidfile(port)
         if rec and not rec.get("stale"):
-            out[port] = int(rec["pid"])
+            out[port] = (int(rec["pid"]), str(rec.get("owner", "")))
     return out
 
 
-def _backstop(before: dict[int, int], keep: set[int]) -> list[str]:
-    """Stop every server that appeared since `before` (a notebook started it and did not stop it, e.g. it
-    failed or was interrupted), except ports in `keep`; returns what was stopped."""
+def _backstop(run_dir: Path, before: dict[int, tuple[int, str]], keep: set[int]) -> list[str]:
+    """Stop every server a notebook of this run started and left running (it failed, was interrupted, or
+    forgot), except ports in `keep`; a server of another run or of the user is never touched."""
     from lab import serve
     stopped = []
-    for port, pid in _live_servers().items():
-        if port in keep or before.get(port) == pid:
+    for port, (pid, owner) in _live_servers().items():
+        if port in keep or before.get(port, (None,))[0] == pid or owner != str(run_dir):
             continue
         serve.stop(port, quiet=True)
         stopped.append(f"port {port} (pid {pid})")
@@ -155,11 +155,11 @@ def _save(run_dir: Path, meta: dict[str, Any]) -> None:
     paths.atomic_write(run_dir / "run.json", json.dumps(meta, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
 
 
-def _servers_line(at_start: dict[int, int], stopped: list[str]) -> str:
-    """What `lab run` stopped, and which servers it did not start are still running."""
+def _servers_line(run_dir: Path, stopped: list[str]) -> str:
+    """What `lab run` stopped, and which servers are still running (its own it could not stop, or others')."""
     parts = [f"stopped {len(stopped)} server(s) notebooks left running ({', '.join(stopped)})"] if stopped else []
-    for port, pid in _live_servers().items():
-        how = "it did not start" if at_start.get(port) == pid else "it could not stop"
+    for port, (pid, owner) in _live_servers().items():
+        how = "it could not stop" if owner == str(run_dir) else "it did not start"
         parts.append(f"a server {how} is still running on port {port} (pid {pid}): `lab serve stop --port {port}`")
     return "servers: " + ("; ".join(parts) if parts else "none left running")
 
@@ -193,7 +193,6 @@ def run(names: list[str] | None = None, profile: str | None = None, params: dict
     ok = True
     os.environ["LAB_RUN_DIR"] = str(run_dir)
     os.environ["LAB_PROFILE"] = prof.name
-    at_start = _live_servers()
     stopped: list[str] = []
     try:
         if share_server:
@@ -222,7 +221,7 @@ def run(names: list[str] | None = None, profile: str | None = None, params: dict
                 entry["status"] = "failed"
                 entry["error"] = f"{type(e).__name__}: {str(e)[:300]}"
             finally:  # the runner's backstop: what the notebook started and left running is stopped
-                left = _backstop(before, {srv.profile.port} if srv is not None else set())
+                left = _backstop(run_dir, before, {srv.profile.port} if srv is not None else set())
                 if left:
                     entry["stopped_servers"] = left
                     stopped += left
@@ -242,7 +241,7 @@ def run(names: list[str] | None = None, profile: str | None = None, params: dict
     finally:
         if srv is not None and srv.owned:
             serve.stop(prof, quiet=True)
-        print(_servers_line(at_start, stopped), flush=True)
+        print(_servers_line(run_dir, stopped), flush=True)
         meta["ended"] = paths.utc_stamp(iso=True)
         _save(run_dir, meta)
         if build_journal:

@@ -192,6 +192,9 @@ def start(profile: str | config.Profile | None = None, api_key: str | None = Non
     paths.atomic_write(_pidfile(prof), json.dumps(
         {"pid": proc.pid, "pgid": proc.pid, "sid": proc.pid, "start_ticks": procs.start_ticks(proc.pid),
          "profile": prof.name, "port": prof.port,
+         # which `lab run` (if any) this server belongs to: its backstop stops only its own servers,
+         # never those of a run going on beside it
+         "owner": os.environ.get("LAB_RUN_DIR", ""),
          "served_name": prof.served_name, "log": str(log), "started": time.time(),
          "autogroup": sched}, indent=1))
     say(f"starting vLLM ({prof.name}, {prof.served_name}) on {prof.base_url}; log: {log}")

@@ -156,3 +156,34 @@ def test_a_failing_notebook_leaves_no_server_running(tmp_path):
     assert rec["notebooks"][0]["stopped_servers"]
     assert serve.read_pidfile(port) is None and not serve.port_open("127.0.0.1", port)
     # (the session's end checks that no vLLM process, EngineCore included, is left anywhere)
+
+
+def test_the_backstop_stops_only_this_runs_servers(tmp_path):
+    """Two `lab run`s side by side: each stops what its own notebooks left, never the other's servers."""
+    import subprocess
+    import sys
+
+    from helpers import free_port
+
+    from lab import paths, procs, serve
+    mine, theirs = tmp_path / "runs" / "mine", tmp_path / "runs" / "theirs"
+    started = {}
+    for owner in (mine, theirs):
+        p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
+        port = free_port()
+        paths.logs().mkdir(parents=True, exist_ok=True)
+        (paths.logs() / f"vllm-{port}.json").write_text(json.dumps(
+            {"pid": p.pid, "pgid": p.pid, "start_ticks": procs.start_ticks(p.pid), "port": port, "owner": str(owner),
+             "log": str(tmp_path / "x.log"), "started": 0}))
+        started[owner] = (port, p)
+    try:
+        stopped = runner._backstop(mine, {}, set())
+        assert stopped == [f"port {started[mine][0]} (pid {started[mine][1].pid})"]
+        assert serve.read_pidfile(started[theirs][0]) and not procs.group_pids(started[mine][1].pid)
+        line = runner._servers_line(mine, stopped)
+        assert "stopped 1 server(s)" in line and f"a server it did not start is still running on port " \
+            f"{started[theirs][0]}" in line
+    finally:
+        for port, p in started.values():
+            serve.stop(port, quiet=True)
+            p.wait()
