@@ -48,13 +48,18 @@ def bandwidth_gbs() -> tuple[float, str]:
     return cpu_bandwidth_gbs(), "CPU copy bandwidth (measured)"
 
 
-def weight_bytes(model: str, tp: int = 1, fallback_gb: float = 0.0) -> int:
+def weight_bytes(model: str, tp: int = 1, fallback_gb: float = 0.0, serve_dtype: str = "auto") -> int:
     """Bytes of weights each GPU reads per decode step: the safetensors of a folder, else the Hub cache's
-    index (metadata total_size), else the profile's size_gb; divided by the tensor-parallel size (each GPU
-    holds and reads its shard, in parallel). 0 when nothing tells."""
+    index (metadata total_size), else the profile's size_gb; x2 when 16-bit files are served as float32;
+    divided by the tensor-parallel size (each GPU holds and reads its shard, in parallel). 0 when unknown."""
     p = Path(model)
     total = sum(f.stat().st_size for f in p.glob("*.safetensors")) if p.is_dir() else _cached_total(model)
     total = total or int(fallback_gb * 1e9)
+    if serve_dtype == "float32":
+        from lab import config
+        stored = (config.model_config(model) or {})
+        if str(stored.get("dtype") or stored.get("torch_dtype")) in ("bfloat16", "float16"):
+            total *= 2
     return total // max(1, tp)
 
 

@@ -58,7 +58,7 @@ def _against_engines(prof: config.Profile, prompts: list[str], output_len: int, 
     from lab.bench.roofline import bandwidth_gbs, roofline, weight_bytes
     model = prof.model_path()
     bw, src = bandwidth_gbs()
-    roof = roofline(weight_bytes(model, 1, prof.size_gb), bw)
+    roof = roofline(weight_bytes(model, 1, prof.size_gb, str(prof.serve.get("dtype", "auto"))), bw)
     hf = eng.run_isolated("hf_generate", isolate.pinned_env(prof), model=model, prompts=prompts[:4], batch=1,
                           output_len=output_len, dtype=str(prof.serve.get("dtype", "auto")))
     hf_b1 = hf["output_tokens"] / hf["wall_s"]

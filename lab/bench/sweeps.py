@@ -79,7 +79,8 @@ def run(profile: str | None = None, engines: tuple[str, ...] = ENGINES,
     prompts = workload(num_prompts, seed)
     bw, bw_src = bandwidth_gbs()
     tp = prof.tensor_parallel() if prof.device == "cuda" else 1
-    roof = {**roofline(weight_bytes(model, tp, prof.size_gb), bw), "bandwidth_source": bw_src, "tensor_parallel": tp}
+    wb = weight_bytes(model, tp, prof.size_gb, str(prof.serve.get("dtype", "auto")))
+    roof = {**roofline(wb, bw), "bandwidth_source": bw_src, "tensor_parallel": tp}
     res: dict[str, Any] = {"profile": prof.name, "model": model, "served_name": prof.served_name, "seed": seed,
                            "num_prompts": num_prompts, "output_len": output_len, "env": doctor.environment(),
                            "command": shlex.join(sys.argv), "roofline": roof, "runs": []}
