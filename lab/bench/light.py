@@ -28,8 +28,9 @@ class Raw:
 
 
 def parse(raw: Raw) -> Result:
-    """A Result from raw SSE pieces: TTFT at the first event carrying generated text (answer or reasoning),
-    ITL between such events, output tokens from the final usage event (else one per text event)."""
+    """A Result from raw SSE pieces, with vLLM's benchmark definitions (vllm/benchmarks/lib/
+    endpoint_request_func.py): TTFT at the first event with choices, ITL between such events, latency up to
+    the last of them (the trailing usage event carries no token), output tokens from the usage event."""
     if raw.error:
         return Result("", None, 0, 0, raw.end - raw.start, error=raw.error)
     events: list[tuple[float, bytes]] = []
@@ -49,18 +50,17 @@ def parse(raw: Raw) -> Result:
             continue
         obj = json.loads(body)
         usage = obj.get("usage") or usage
-        for ch in obj.get("choices") or []:
-            d = ch.get("delta") or {}
-            piece = (d.get("content") or "") + (d.get("reasoning") or d.get("reasoning_content") or "")
-            if piece:
-                text.append(d.get("content") or "")
-                times.append(t)
+        choices = obj.get("choices") or []
+        if choices:
+            times.append(t)
+        for ch in choices:
+            text.append((ch.get("delta") or {}).get("content") or "")
             finish = ch.get("finish_reason") or finish
     ttft = times[0] - raw.start if times else None
     itl = [b - a for a, b in zip(times, times[1:], strict=False)]
     out_tokens = usage["completion_tokens"] if usage else len(times)
-    return Result("".join(text), finish, usage["prompt_tokens"] if usage else 0, out_tokens,
-                  raw.end - raw.start, ttft, itl)
+    e2e = (times[-1] if times else raw.end) - raw.start
+    return Result("".join(text), finish, usage["prompt_tokens"] if usage else 0, out_tokens, e2e, ttft, itl)
 
 
 def arrivals(n: int, rate: float | None, seed: int = 0) -> list[float]:

@@ -14,9 +14,9 @@ def _event(obj) -> bytes:
 
 
 def test_parse_times_tokens_from_raw_pieces():
-    raw = light.Raw(start=10.0, end=10.5)
-    raw.pieces = [(10.1, _event({"choices": [{"delta": {"role": "assistant"}}]})),   # no text: not a token
-                  (10.2, _event({"choices": [{"delta": {"reasoning": "hm"}}]})),    # reasoning counts for TTFT
+    raw = light.Raw(start=10.0, end=10.5)  # vLLM's definitions: every event with choices is a token event
+    raw.pieces = [(10.1, _event({"choices": [{"delta": {"role": "assistant", "content": ""}}]})),
+                  (10.2, _event({"choices": [{"delta": {"reasoning": "hm"}}]})),
                   (10.25, _event({"choices": [{"delta": {"content": "Pa"}}]})[:9]),  # an event split in two pieces
                   (10.3, _event({"choices": [{"delta": {"content": "Pa"}}]})[9:]),
                   (10.4, _event({"choices": [{"delta": {"content": "ris"}, "finish_reason": "length"}]})
@@ -24,8 +24,9 @@ def test_parse_times_tokens_from_raw_pieces():
                    + b"data: [DONE]\n\n")]
     r = light.parse(raw)
     assert r.text == "Paris" and r.finish_reason == "length" and r.completion_tokens == 3 and r.prompt_tokens == 7
-    assert r.ttft == pytest.approx(0.2) and r.itl == pytest.approx([0.1, 0.1]) and r.e2e == pytest.approx(0.5)
-    assert tpot(r) == pytest.approx((0.5 - 0.2) / 2)
+    assert r.ttft == pytest.approx(0.1) and r.itl == pytest.approx([0.1, 0.1, 0.1])
+    assert r.e2e == pytest.approx(0.4)  # up to the last event with choices, not the stream's close at 10.5
+    assert tpot(r) == pytest.approx((0.4 - 0.1) / 2)
     bad = light.parse(light.Raw(start=1.0, end=1.2, error="500: engine died"))
     assert bad.error and summarize([r, bad], 1.0, 2)["failed"] == 1
 
