@@ -44,12 +44,7 @@ def servers_in_the_way(prof: config.Profile, running: dict[int, str]) -> list[in
 def running_servers() -> dict[int, str]:
     """Port -> profile name of every lab server with a live process on this machine."""
     from lab import serve
-    out = {}
-    for port in serve.recorded_ports():
-        rec = serve.read_pidfile(port)
-        if rec and not rec.get("stale"):
-            out[port] = str(rec.get("profile", "?"))
-    return out
+    return {port: str(rec.get("profile", "?")) for port, rec in serve.live_servers().items()}
 
 
 def require_gpu_free(prof: config.Profile, what: str) -> None:

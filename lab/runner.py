@@ -113,12 +113,7 @@ def notebook_params(prof: config.Profile, nb: Path, declared: set[str], params: 
 def _live_servers() -> dict[int, tuple[int, str]]:
     """Port -> (main pid, owning run folder) of every server lab recorded that still has a live process."""
     from lab import serve
-    out = {}
-    for port in serve.recorded_ports():
-        rec = serve.read_pidfile(port)
-        if rec and not rec.get("stale"):
-            out[port] = (int(rec["pid"]), str(rec.get("owner", "")))
-    return out
+    return {port: (int(rec["pid"]), str(rec.get("owner", ""))) for port, rec in serve.live_servers().items()}
 
 
 def _backstop(run_dir: Path, before: dict[int, tuple[int, str]], keep: set[int]) -> list[str]:

@@ -27,14 +27,16 @@ def _pidfile(prof: config.Profile | int) -> Path:
     return paths.logs() / f"vllm-{port}.json"
 
 
-def recorded_ports() -> list[int]:
-    """Ports with a lab pid file (a server lab started, alive or with orphans, or not yet checked)."""
-    out = []
-    for f in paths.logs().glob("vllm-*.json"):
-        tail_ = f.stem.removeprefix("vllm-")
-        if tail_.isdigit():
-            out.append(int(tail_))
-    return sorted(out)
+def live_servers() -> dict[int, dict[str, Any]]:
+    """Port -> pid-file record of every server lab started that still has a live process (orphans included);
+    records with no live member are removed on the way (read_pidfile)."""
+    out = {}
+    for f in sorted(paths.logs().glob("vllm-*.json")):
+        port = f.stem.removeprefix("vllm-")
+        rec = read_pidfile(int(port)) if port.isdigit() else None
+        if rec and not rec.get("stale"):
+            out[int(port)] = rec
+    return out
 
 
 def _headers(api_key: str | None) -> dict[str, str]:
