@@ -118,9 +118,7 @@ THINK_END = "</think>"
 def strip_reasoning(reply: str) -> str:
     """The answer of a thinking model: what follows the last </think> (the opening tag may be in the prompt,
     as in Qwen3-Thinking-2507's template), or the text before an unterminated <think>."""
-    if THINK_END in reply:
-        return reply.rsplit(THINK_END, 1)[1]
-    return reply.split("<think>", 1)[0] if "<think>" in reply else reply
+    return _split_text(reply, "")[0]
 
 
 def split_reasoning(message: Any) -> tuple[str, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import openai
@@ -28,7 +28,6 @@ class Endpoint:
     down: bool = False
     error: str = ""
     next_probe: float = 0.0
-    served: int = 0
 
 
 @dataclass
@@ -38,7 +37,6 @@ class Pool:
     endpoints: list[Endpoint]
     retries: int = 2
     say: Callable[[str], None] = print
-    log: list[str] = field(default_factory=list)
 
     async def call(self, send: Callable[[openai.AsyncOpenAI], Awaitable[Any]]) -> tuple[Any, str]:
         """send(client) on the endpoint with the fewest requests in flight; (result, url). A failure moves the
@@ -57,7 +55,6 @@ class Pool:
                 continue
             finally:
                 ep.in_flight -= 1
-            ep.served += 1
             return res, ep.url
 
     def _why(self) -> str:
