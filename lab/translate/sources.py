@@ -88,13 +88,18 @@ def read_text(path: str | Path, aozora: bool = False) -> tuple[str, str]:
         raise LabError(f"{p} does not exist")
     if p.is_dir():
         raise LabError(f"{p} is a folder; give a .txt file")
-    text, enc = decode(p.read_bytes(), str(p))
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text, enc = _decoded(p)
     if aozora:
         text = clean_aozora(text)[0]
     if not text.strip():
         raise LabError(f"{p}: empty file, nothing to translate")
     return text, enc
+
+
+def _decoded(p: Path) -> tuple[str, str]:
+    """A file's text with \n line ends, and its detected encoding."""
+    text, enc = decode(p.read_bytes(), str(p))
+    return text.replace("\r\n", "\n").replace("\r", "\n"), enc
 
 
 def gaiji(note: str) -> str | None:
@@ -189,8 +194,7 @@ def load(path: str | Path, out: Path | None = None, aozora: bool | None = None) 
         if f.suffix.lower() == ".epub":
             docs += [Source(f, f"{base}__{ch.name}", ch.text, "epub", epub_href=ch.href) for ch in epub.chapters(f)]
             continue
-        text, enc = decode(f.read_bytes(), str(f))
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        text, enc = _decoded(f)
         if not text.strip():
             if len(files) == 1:
                 raise LabError(f"{f}: empty file, nothing to translate")
