@@ -18,7 +18,7 @@ from lab.translate import sources
 from lab.translate.cache import ChunkCache, text_hash
 from lab.translate.checks import checks, clean, failing, lines_of
 from lab.translate.chunking import Chunk, chunk_budget, make_chunks, max_tokens_for
-from lab.translate.document import FAILED_MARK, Doc, halves, load_fixes, lookup, save_manifest
+from lab.translate.document import FAILED_MARK, Doc, halves, load_fixes, lookup, save_manifest, untranslated
 from lab.translate.endpoints import Endpoint, NoEndpoint, Pool
 from lab.translate.outputs import write_all
 from lab.translate.prompts import PromptSpec, terms_in
@@ -231,7 +231,7 @@ class Translator:
         done = sum(len(d.results) for d in docs)
         fresh, el = done - self.stats["reused"], time.time() - t0
         eta = f"{el / fresh * (total - done):.0f}s" if fresh else "?"
-        bad = sum(len([t for r in d.results.values() for t in r if t is None]) for d in docs)
+        bad = sum(len(untranslated(d)) for d in docs)
         return (f"translate: {done}/{total} chunks ({done / max(1, total):.0%}), reused {self.stats['reused']}, "
                 f"{self.stats['requests']} requests, {self.stats['retries']} retries, {bad} lines untranslated, "
                 f"{self.stats['output_tokens'] / max(el, 1e-9):,.0f} tok/s, eta {eta}")
