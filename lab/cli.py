@@ -110,7 +110,8 @@ def _run(a: argparse.Namespace) -> int:
         pl = plan.plan(a.notebooks, a.profile, params)
         print(json.dumps(pl, indent=1, ensure_ascii=False) if a.json else plan.render(pl))
         return 0
-    run_dir, ok = runner.run(a.notebooks, a.profile, params, share_server=a.share_server, fail_fast=a.fail_fast)
+    run_dir, ok = runner.run(a.notebooks, a.profile, params, share_server=a.share_server, fail_fast=a.fail_fast,
+                             cell_timeout=a.cell_timeout)
     print(f"{'all notebooks ok' if ok else 'FAILED'}: executed notebooks in {run_dir}")
     return 0 if ok else 1
 
@@ -186,7 +187,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="notebook parameter (YAML-typed value), repeatable")
     p.add_argument("-f", "--params-file", action="append", default=[], metavar="YAML",
                    help="parameters file (papermill -f style), repeatable; -p wins")
-    p.add_argument("--fail-fast", action="store_true", help="stop at the first failing notebook")
+    p.add_argument("--fail-fast", action="store_true", help="stop at the first failing notebook (default: go on)")
+    p.add_argument("--cell-timeout", type=int, metavar="S", default=None,
+                   help="seconds one cell may run before its notebook fails and its kernel is stopped; 0: no limit "
+                   "(default: the profile's cell_timeout: tiny 900, others 1800)")
     p.add_argument("--plan", action="store_true", help="print what each notebook would get and load (parameters, "
                    "models, server command lines, offline engine arguments, GPUs) and run nothing; works without "
                    "a GPU")

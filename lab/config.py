@@ -53,6 +53,9 @@ class Profile:
     train_model: str = ""
     size_gb: float = 0.0          # download size of the served checkpoint (doctor's disk check, plan)
     params: dict[str, Any] = field(default_factory=dict)  # notebook parameters: {"all": {...}, "03": {...}}
+    # Seconds one notebook cell may run under `lab run` before the notebook fails (0: no limit). Above
+    # notebook 01's start_timeout (600 s), since a cell may wait that long for a server.
+    cell_timeout: int = 1800
 
     def role(self, which: str) -> str:
         """The model a step loads: 'serve' (vLLM), 'hf' (transformers, notebook 02), 'train' (QLoRA base)."""
@@ -149,6 +152,11 @@ def load(name: str | None = None, check_device: bool = True) -> Profile:
         body["port"] = int(body.get("port", 8000))
     except ValueError:
         raise LabError(f"profile {name!r}: port must be an integer, got {body['port']!r}") from None
+    try:
+        body["cell_timeout"] = int(body.get("cell_timeout", Profile.cell_timeout))
+    except (TypeError, ValueError):
+        raise LabError(f"profile {name!r}: cell_timeout must be a number of seconds, "
+                       f"got {body['cell_timeout']!r}") from None
     prof = Profile(name=name, **body)
     prof.tensor_parallel(gpus=1)  # a bad value fails here, with the profile's name; "auto" resolves later
     if check_device:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -129,14 +131,20 @@ def _backstop(run_dir: Path, before: dict[int, tuple[int, str]], keep: set[int])
     return stopped
 
 
-def kernel_manager(stderr_log: Path) -> type:
+def kernel_manager(stderr_log: Path, sockets: str) -> type:
     """A kernel manager for headless runs: IPC sockets (files only this user can open, instead of TCP on
-    localhost: no "TCP without encryption" warning) and the kernel's own stderr in a log file, so its
-    warnings, and a ZMQ traceback when a run is interrupted mid-cell, do not reach the terminal."""
+    localhost: no "TCP without encryption" warning) named by the absolute prefix `sockets` (see
+    socket_prefix), and the kernel's own stderr in a log file, so its warnings, and a ZMQ traceback when a
+    run is interrupted mid-cell, do not reach the terminal."""
     from jupyter_client import AsyncKernelManager
+    from traitlets import default
 
     class Headless(AsyncKernelManager):
         transport = "ipc"
+
+        @default("ip")
+        def _headless_ip(self) -> str:
+            return sockets
 
         async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
             stderr_log.parent.mkdir(parents=True, exist_ok=True)
@@ -144,6 +152,48 @@ def kernel_manager(stderr_log: Path) -> type:
                 kw["stderr"] = err
                 await super()._async_launch_kernel(kernel_cmd, **kw)
     return Headless
+
+
+# A Unix socket path holds at most 107 bytes (sun_path); jupyter_client appends "-N" to the prefix.
+_SOCKET_PATH_MAX = 100
+
+
+def socket_prefix(run_dir: Path, stem: str) -> str:
+    """Absolute prefix of one notebook's kernel sockets, in the run's own folder.
+
+    jupyter_client's default for IPC is the relative "kernel-ipc", numbered by the first free "-N" in the
+    working folder (papermill's cwd, notebooks/): two runs of one checkout chose and bound the same files,
+    and a kernel that binds a path unlinks the other run's socket, so a client could be left talking to
+    a socket nobody reads. A prefix per run and notebook shares nothing. Deep folders exceed sun_path:
+    then a private temporary folder (mode 700) holds them."""
+    prefix = str((run_dir / "kernels" / stem).resolve())
+    if len(prefix) + 3 <= _SOCKET_PATH_MAX:
+        return prefix
+    return str(Path(tempfile.mkdtemp(prefix=_TEMP_SOCKETS)) / stem[:16])
+
+
+_TEMP_SOCKETS = "lab-kernel-"
+
+
+def release_sockets(prefix: str) -> None:
+    """Remove the temporary folder socket_prefix made for a deep run folder (nothing otherwise)."""
+    folder = Path(prefix).parent
+    if folder.name.startswith(_TEMP_SOCKETS) and folder.parent == Path(tempfile.gettempdir()):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _new_run_dir(runs: Path, profile: str) -> Path:
+    """runs/<UTC second>-<profile>, with -2, -3... when another run started in the same second."""
+    runs.mkdir(parents=True, exist_ok=True)
+    stamp = paths.utc_stamp()
+    for n in range(1, 1000):
+        d = runs / (f"{stamp}-{profile}" + (f"-{n}" if n > 1 else ""))
+        try:
+            d.mkdir()
+            return d
+        except FileExistsError:
+            continue
+    raise LabError(f"{runs}: 999 runs started in the same second; try again")
 
 
 def _save(run_dir: Path, meta: dict[str, Any]) -> None:
@@ -159,12 +209,56 @@ def _servers_line(run_dir: Path, stopped: list[str]) -> str:
     return "servers: " + ("; ".join(parts) if parts else "none left running")
 
 
+def _last_started_cell(executed: Path) -> str:
+    """'cell [N] `first line`' of the last cell papermill started in an executed notebook (the one a timeout
+    stopped), from the copy papermill saves as each cell starts and ends."""
+    try:
+        cells = json.loads(executed.read_text("utf-8")).get("cells", [])
+    except (OSError, ValueError):
+        return "a cell"
+    started = [(i, c) for i, c in enumerate(cells)
+               if c.get("cell_type") == "code" and (c.get("metadata", {}).get("papermill") or {}).get("start_time")]
+    if not started:
+        return "a cell"
+    i, c = started[-1]
+    first = "".join(c.get("source", "")).strip().splitlines()[:1]
+    return f"cell [{c.get('execution_count') or i}]" + (f" `{first[0][:60]}`" if first else "")
+
+
+def execute(nb: Path, out: Path, params: dict[str, Any], cell_timeout: int, kernels: Path) -> str | None:
+    """Run one notebook with papermill into `out`; None when it passed, else one line saying why.
+
+    A cell running longer than cell_timeout seconds (0: no limit) fails the notebook; nbclient then shuts
+    its kernel down (and kills it after 5 s), so nothing of it is left."""
+    import papermill as pm
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    sockets = socket_prefix(kernels.parent, nb.stem)
+    km = kernel_manager(kernels / f"{nb.stem}.log", sockets)
+    try:
+        pm.execute_notebook(str(nb), str(out), parameters=params, kernel_name="python3", language="python",
+                            progress_bar=sys.stderr.isatty(), cwd=str(nb.parent), request_save_on_cell_execute=True,
+                            execution_timeout=cell_timeout or None, kernel_manager_class=km)
+        return None
+    except pm.PapermillExecutionError as e:
+        return f"{_cell_label(e)}: {e.ename}: {str(e.evalue)[:300]}"
+    except CellTimeoutError:
+        return (f"{_last_started_cell(out)} did not finish within {cell_timeout}s (--cell-timeout); its kernel "
+                f"was stopped")
+    except DeadKernelError as e:
+        return f"{_last_started_cell(out)}: the kernel died ({str(e)[:200]})"
+    except Exception as e:  # bad notebook JSON, a kernel that would not start...
+        return f"{type(e).__name__}: {str(e)[:300]}"
+    finally:
+        release_sockets(sockets)
+
+
 def run(names: list[str] | None = None, profile: str | None = None, params: dict[str, Any] | None = None,
         share_server: bool | None = None, fail_fast: bool = False, runs_dir: Path | None = None,
-        build_journal: bool = True) -> tuple[Path, bool]:
-    """Execute notebooks headless; returns (run folder, all ok). The journal is rebuilt even on failure."""
-    import papermill as pm
+        build_journal: bool = True, cell_timeout: int | None = None) -> tuple[Path, bool]:
+    """Execute notebooks headless; returns (run folder, all ok). The journal is rebuilt even on failure.
 
+    cell_timeout: seconds one cell may run (None: the profile's, 0: no limit)."""
     from lab import doctor, journal, serve
 
     prof = config.load(profile)
@@ -173,12 +267,13 @@ def run(names: list[str] | None = None, profile: str | None = None, params: dict
         raise LabError(f"no notebooks found in {notebook_dir()}")
     params = dict(params or {})
     declared = check_params(nbs, params)  # before anything is created or started
-    stamp = paths.utc_stamp()
-    run_dir = Path(runs_dir or paths.runs()) / f"{stamp}-{prof.name}"
-    run_dir.mkdir(parents=True, exist_ok=False)
+    limit = prof.cell_timeout if cell_timeout is None else cell_timeout
+    if limit < 0:
+        raise LabError(f"--cell-timeout must be 0 (no limit) or a number of seconds, got {limit}")
+    run_dir = _new_run_dir(Path(runs_dir or paths.runs()), prof.name)
     meta: dict[str, Any] = {"id": run_dir.name, "profile": prof.name, "model": prof.served_name,
                             "started": paths.utc_stamp(iso=True), "ended": None, "parameters": params,
-                            "env": doctor.environment(), "notebooks": []}
+                            "cell_timeout_s": limit, "env": doctor.environment(), "notebooks": []}
     _save(run_dir, meta)
     # On CPU one server serves every notebook (saves ~35 s start-up each); on a GPU each notebook
     # manages its own so transformers and vLLM never hold VRAM at the same time.
@@ -200,27 +295,19 @@ def run(names: list[str] | None = None, profile: str | None = None, params: dict
             print(f"[{i}/{len(nbs)}] {nb.stem} ...", flush=True)
             t0 = time.time()
             # interactive=False: widget cells answer once as text instead of waiting for a click
-            nb_params = notebook_params(prof, nb, declared[nb], params)
             try:
-                pm.execute_notebook(str(nb), str(run_dir / nb.name), parameters=nb_params,
-                                    kernel_name="python3", language="python", progress_bar=sys.stderr.isatty(),
-                                    cwd=str(nb.parent), request_save_on_cell_execute=True,
-                                    kernel_manager_class=kernel_manager(run_dir / "kernels" / f"{nb.stem}.log"))
-                entry["status"] = "ok"
-            except pm.PapermillExecutionError as e:
-                ok = False
-                entry["status"] = "failed"
-                entry["error"] = f"{_cell_label(e)}: {e.ename}: {str(e.evalue)[:300]}"
-            except Exception as e:  # kernel died, bad notebook JSON...
-                ok = False
-                entry["status"] = "failed"
-                entry["error"] = f"{type(e).__name__}: {str(e)[:300]}"
+                error = execute(nb, run_dir / nb.name, notebook_params(prof, nb, declared[nb], params), limit,
+                                run_dir / "kernels")
             finally:  # the runner's backstop: what the notebook started and left running is stopped
                 left = _backstop(run_dir, before, {srv.profile.port} if srv is not None else set())
                 if left:
                     entry["stopped_servers"] = left
                     stopped += left
                     print(f"[{i}/{len(nbs)}] {nb.stem} left a server running: stopped {', '.join(left)}", flush=True)
+            entry["status"] = "failed" if error else "ok"
+            if error:
+                ok = False
+                entry["error"] = error
             entry["duration_s"] = round(time.time() - t0, 1)
             _save(run_dir, meta)
             line = f"[{i}/{len(nbs)}] {nb.stem} {entry['status']} in {entry['duration_s']}s"

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from lab import paths
 from lab.client import Client
@@ -107,15 +107,45 @@ class CompareView:
         display(self.view)
 
 
-def playground(client: Client, translate: bool = True, headless: bool = False, prompt: str = DEFAULT_PROMPT) -> Any:
-    """Show the chat panel; headless (papermill/nbval) prints one answer as plain text instead."""
-    panel = ChatPanel(client, translate=translate, prompt=prompt)
+@dataclass
+class Reply:
+    """What a headless playground answered."""
+
+    model: str
+    prompt: str
+    answer: str
+
+
+# Headless runs (papermill, nbval) build no widget at all: an Output widget routes a cell's output through
+# comm messages that nbclient must pair with the cell (its output hooks), and the kernel then sends two to
+# three messages per streamed token. Plain prints are what a log or a text diff needs anyway.
+def playground(client: Client, translate: bool = True, headless: bool = False,
+               prompt: str = DEFAULT_PROMPT) -> ChatPanel | Reply:
+    """Show the chat panel; headless (papermill/nbval) prints one answer as plain text, with no widget."""
     if headless:
-        print(f"[{panel.model.value}] {prompt.splitlines()[0]} -> {panel.send()}")
-        return panel
+        text = _translate_prompt(prompt, False) if translate else prompt
+        r = client.stream(text, max_tokens=64, temperature=0.0, thinking=False)
+        print(f"[{client.model}] {prompt.splitlines()[0]} -> {r.text}")
+        return Reply(client.model, prompt, r.text)
+    panel = ChatPanel(client, translate=translate, prompt=prompt)
     from IPython.display import display
     display(panel)
     return panel
+
+
+def compare(client: Client, left: str, right: str, prompt: str = DEFAULT_PROMPT, translate: bool = True,
+            headless: bool = False) -> CompareView | tuple[str, str]:
+    """The compare view; headless: both answers printed as text (no widget), returned as (left, right)."""
+    if not headless:
+        view = CompareView(client, left, right, prompt=prompt, translate=translate)
+        from IPython.display import display
+        display(view)
+        return view
+    text = _translate_prompt(prompt, False) if translate else prompt
+    answers = tuple(client.chat(text, model=m, max_tokens=64, thinking=False).text for m in (left, right))
+    for m, a in zip((left, right), answers, strict=True):
+        print(f"[{m}] {a}")
+    return answers[0], answers[1]
 
 
 def screenshot_dir() -> Path:

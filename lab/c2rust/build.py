@@ -1,8 +1,14 @@
 """Build C references (gcc) and Rust translations: plain rustc, or cargo offline when crates are used.
 
+Every compiler runs inside the sandbox (lab.c2rust.sandbox), as the test programs do: code can act at
+compile time (`include_str!("/etc/shadow")`, `include!`, `#[path]`, `env!`, a crate's build script), so the
+compiler sees only the case's folder, the toolchain (rustup's sysroot, read-only) and the offline crate
+registry, with no network, no environment of the caller's, its own uid and limits.
+
 Crates come from a local directory source (Debian's librust-*-dev packages put them in
-/usr/share/cargo/registry; override with $LAB_CARGO_REGISTRY): crates.io is not reachable here. One
-shared cargo target folder means libc is compiled once (~4 s), then each build takes ~1 s.
+/usr/share/cargo/registry; override with $LAB_CARGO_REGISTRY): crates.io is not reachable here. Cargo's
+home and target folder live in the case's folder, so nothing is shared between cases: a program that uses
+libc compiles libc too (~3 s more).
 """
 
 from __future__ import annotations
@@ -12,11 +18,12 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
-from lab import LabError, paths
+from lab import LabError
+from lab.c2rust import sandbox
 
 COMPILE_TIMEOUT_S = 180
 ERROR_LINES = 30         # compiler lines kept for the report and the feedback prompt
@@ -60,17 +67,17 @@ def crates_used(source: str) -> list[str]:
     return sorted(named - _BUILTIN - local)
 
 
-def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[bool, str]:
-    try:
-        r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S,
-                           env={**os.environ, **(env or {})})
-    except subprocess.TimeoutExpired:
+def _run(cmd: list[str], work: Path, env: dict[str, str] | None = None,
+         readable: tuple[Path, ...] = ()) -> tuple[bool, str]:
+    """A compiler command in the sandbox, in `work`: (succeeded, its first ERROR_LINES lines of stderr)."""
+    out = sandbox.run(cmd, work, cpu_s=COMPILE_TIMEOUT_S, wall_s=COMPILE_TIMEOUT_S, limits=sandbox.BUILD,
+                      readable=readable, env=env)
+    if out.timed_out:
         return False, f"compiler timed out after {COMPILE_TIMEOUT_S}s"
-    except FileNotFoundError as e:
-        raise LabError(f"{e.filename} not found: install it (apt install gcc rustc cargo) or rustup") from None
-    lines = [ln for ln in r.stderr.splitlines() if ln.strip() and not ln.lstrip().startswith(
-        ("Compiling ", "Finished ", "Blocking ", "Checking "))]
-    return r.returncode == 0, "\n".join(lines[:ERROR_LINES])
+    text = (out.stderr + out.stdout).decode("utf-8", "replace")
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith(
+        ("Compiling ", "Finished ", "Blocking ", "Checking ", "Locking ", "Adding "))]
+    return out.code == 0, "\n".join(lines[:ERROR_LINES])
 
 
 def tool(name: str) -> str:
@@ -82,36 +89,47 @@ def tool(name: str) -> str:
     return path
 
 
+@cache
+def sysroot() -> Path:
+    """The Rust toolchain's own folder (rustup's proxies in ~/.cargo/bin cannot run in the sandbox)."""
+    try:
+        r = subprocess.run([tool("rustc"), "--print", "sysroot"], capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        raise LabError("`rustc --print sysroot` did not answer within 60 s") from None
+    if r.returncode != 0 or not r.stdout.strip():
+        raise LabError(f"rustc does not run: {(r.stderr.strip().splitlines() or ['no output'])[-1]}")
+    return Path(r.stdout.strip())
+
+
+def rust_tool(name: str) -> tuple[str, tuple[Path, ...]]:
+    """(the toolchain's own binary for rustc/cargo/clippy-driver, folders the sandbox must show for it)."""
+    real = sysroot() / "bin" / name
+    exe = str(real) if real.exists() else tool(name)
+    return exe, tuple(p for p in (sysroot(), registry()) if p.is_dir())
+
+
 def build_c(source: str, work: Path) -> Build:
-    """gcc -O1 in `work`."""
+    """gcc -O1 in `work` (sandboxed: `#include "/etc/shadow"` finds nothing)."""
     (work / "prog.c").write_text(source)
     ok, err = _run([tool("gcc"), "-O1", "-o", "prog", "prog.c", "-lm"], work)
     return Build(ok, err, work / "prog" if ok else None)
 
 
-def _cargo_home() -> Path:
-    """A CARGO_HOME whose config replaces crates.io with the local directory source (nothing is fetched)."""
-    home = paths.cache() / "cargo"
-    cfg = home / "config.toml"
-    text = (f'[source.crates-io]\nreplace-with = "local"\n\n[source.local]\ndirectory = "{registry()}"\n\n'
-            f'[net]\noffline = true\n')
-    if not cfg.exists() or cfg.read_text() != text:
-        paths.atomic_write(cfg, text)
-    return home
-
-
 def _cargo_project(source: str, crates: list[str], folder: Path) -> tuple[str, dict[str, str]]:
-    """A cargo project for `source` in folder/cargo: (package name, environment for cargo)."""
+    """A cargo project for `source` in folder/cargo, with its home and target folder beside it:
+    (package name, environment for cargo). The home's config replaces crates.io with the local registry."""
     have = available_crates()
-    name = "prog_" + hashlib.sha256(source.encode()).hexdigest()[:12]  # unique in the shared target folder
-    proj = folder / "cargo"
+    name = "prog_" + hashlib.sha256(source.encode()).hexdigest()[:12]
+    proj, home = folder / "cargo", folder / "cargo-home"
     (proj / "src").mkdir(parents=True, exist_ok=True)
+    home.mkdir(exist_ok=True)
     deps = "".join(f'{c} = "{have[c]}"\n' for c in crates)
     (proj / "Cargo.toml").write_text(f'[package]\nname = "{name}"\nversion = "0.1.0"\nedition = "2021"\n\n'
                                      f'[dependencies]\n{deps}')
     (proj / "src" / "main.rs").write_text(source)
-    # shared target folder: dependencies compile once
-    return name, {"CARGO_HOME": str(_cargo_home()), "CARGO_TARGET_DIR": str(paths.cache() / "cargo-target")}
+    (home / "config.toml").write_text(f'[source.crates-io]\nreplace-with = "local"\n\n[source.local]\n'
+                                      f'directory = "{registry()}"\n\n[net]\noffline = true\n')
+    return name, {"CARGO_HOME": str(home), "CARGO_TARGET_DIR": str(proj / "target")}
 
 
 def build_rust(source: str, work: Path, forbid_unsafe: bool = False) -> Build:
@@ -120,7 +138,8 @@ def build_rust(source: str, work: Path, forbid_unsafe: bool = False) -> Build:
     forbid = ["-F", "unsafe_code"] if forbid_unsafe else []
     if not crates:
         (work / "main.rs").write_text(source)
-        ok, err = _run([tool("rustc"), "--edition", "2021", "-O", *forbid, "-o", "prog", "main.rs"], work)
+        rustc, readable = rust_tool("rustc")
+        ok, err = _run([rustc, "--edition", "2021", "-O", *forbid, "-o", "prog", "main.rs"], work, readable=readable)
         return Build(ok, err, work / "prog" if ok else None)
     have = available_crates()
     missing = [c for c in crates if c not in have]
@@ -129,36 +148,41 @@ def build_rust(source: str, work: Path, forbid_unsafe: bool = False) -> Build:
                      f"has: {', '.join(sorted(have)) or 'none'}; Debian: apt install librust-<name>-dev)",
                      crates=tuple(crates))
     name, env = _cargo_project(source, crates, work)
-    ok, err = _run([tool("cargo"), "rustc", "--offline", "--release", "--quiet", "--", *forbid], work / "cargo", env)
-    release = Path(env["CARGO_TARGET_DIR"]) / "release"
+    cargo, readable = rust_tool("cargo")
+    env["RUSTC"] = rust_tool("rustc")[0]
+    ok, err = _run([cargo, "rustc", "--manifest-path", "cargo/Cargo.toml", "--offline", "--release", "--quiet",
+                    "--", *forbid], work, env, readable)
+    built = Path(env["CARGO_TARGET_DIR"]) / "release" / name
     binary = None
-    if ok and (release / name).exists():
+    if ok and built.exists():
         binary = work / "prog"
-        shutil.copy2(release / name, binary)
-    for f in release.glob(f"{name}*"):  # our own outputs only; shared deps stay
-        f.unlink(missing_ok=True)
+        shutil.copy2(built, binary)
     return Build(ok and binary is not None, err, binary, tuple(crates))
 
 
 def clippy_warnings(source: str) -> int | None:
-    """Clippy warnings of a program (clippy-driver, or `cargo clippy` when it uses crates); None without clippy."""
+    """Clippy warnings of a program (clippy-driver, or `cargo clippy` when it uses crates), sandboxed like a
+    build; None without clippy or when it fails."""
     crates = crates_used(source)
-    with tempfile.TemporaryDirectory(prefix="lab-clippy-") as tmp:
+    if crates and any(c not in available_crates() for c in crates):
+        return None
+    driver, readable = rust_tool("clippy-driver")
+    if not Path(driver).exists():
+        return None
+    with sandbox.workdir() as tmp:
         work = Path(tmp)
         if not crates:
-            driver = shutil.which("clippy-driver") or str(Path.home() / ".cargo" / "bin" / "clippy-driver")
-            if not Path(driver).exists():
-                return None
             (work / "main.rs").write_text(source)
-            r = subprocess.run([driver, "--edition", "2021", "-o", "prog", "main.rs"], cwd=work,
-                               capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S)
-            return _count_warnings(r.stderr)
-        if any(c not in available_crates() for c in crates):
-            return None
+            out = sandbox.run([driver, "--edition", "2021", "-o", "prog", "main.rs"], work, cpu_s=COMPILE_TIMEOUT_S,
+                              wall_s=COMPILE_TIMEOUT_S, limits=sandbox.BUILD, readable=readable)
+            return None if out.timed_out else _count_warnings(out.stderr.decode("utf-8", "replace"))
         _, env = _cargo_project(source, crates, work)
-        r = subprocess.run([tool("cargo"), "clippy", "--offline", "--release"], cwd=work / "cargo",
-                           capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S, env={**os.environ, **env})
-        return _count_warnings(r.stderr) if r.returncode == 0 else None
+        cargo, readable = rust_tool("cargo")
+        env["RUSTC"] = rust_tool("rustc")[0]
+        out = sandbox.run([cargo, "clippy", "--manifest-path", "cargo/Cargo.toml", "--offline", "--release"], work,
+                          cpu_s=COMPILE_TIMEOUT_S, wall_s=COMPILE_TIMEOUT_S, limits=sandbox.BUILD, readable=readable,
+                          env={**env, "PATH": f"{sysroot() / 'bin'}:{sandbox.PATH}"})
+        return _count_warnings(out.stderr.decode("utf-8", "replace")) if out.code == 0 else None
 
 
 def _count_warnings(stderr: str) -> int:

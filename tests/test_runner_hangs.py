@@ -1,0 +1,98 @@
+"""Headless runs are bounded: a stuck cell fails its notebook, its kernel is stopped, runs share no sockets."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+from helpers import ROOT
+
+from lab import runner
+
+
+def _notebook(path: Path, body: str) -> Path:
+    nb = nbformat.v4.new_notebook()
+    p = nbformat.v4.new_code_cell("profile = 'tiny'  # profile")
+    p.metadata["tags"] = ["parameters"]
+    nb.cells = [p, nbformat.v4.new_code_cell(body), nbformat.v4.new_code_cell("print('after')")]
+    nbformat.write(nb, path)
+    return path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_stuck_cell_fails_its_notebook_its_kernel_is_stopped_and_the_run_goes_on(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAB_JOURNAL", str(tmp_path / "journal"))
+    stuck = _notebook(tmp_path / "90_stuck.ipynb",
+                      "import os, time\nopen('kernel.pid', 'w').write(str(os.getpid()))\ntime.sleep(600)")
+    fine = _notebook(tmp_path / "91_fine.ipynb", "x = 1")
+    t0 = time.time()
+    run_dir, ok = runner.run([str(stuck), str(fine)], "tiny", share_server=False, runs_dir=tmp_path / "runs",
+                             cell_timeout=3, build_journal=False)
+    assert time.time() - t0 < 120 and not ok
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert [n["status"] for n in meta["notebooks"]] == ["failed", "ok"] and meta["cell_timeout_s"] == 3
+    err = meta["notebooks"][0]["error"]
+    assert "cell [3] `import os, time`" in err and "did not finish within 3s" in err, err
+    pid = int((tmp_path / "kernel.pid").read_text())
+    deadline = time.time() + 15
+    while _alive(pid) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not _alive(pid), "the stuck notebook's kernel still runs"
+    # --fail-fast stops at the stuck notebook
+    run_dir, ok = runner.run([str(stuck), str(fine)], "tiny", share_server=False, runs_dir=tmp_path / "runs",
+                             cell_timeout=3, fail_fast=True, build_journal=False)
+    assert [n["status"] for n in json.loads((run_dir / "run.json").read_text())["notebooks"]] == ["failed"]
+
+
+def test_two_runs_from_one_folder_both_finish_with_sockets_in_their_own_run_folders(tmp_path):
+    nb = _notebook(tmp_path / "92_sockets.ipynb",
+                   "import json\nfrom ipykernel import get_connection_info\nfrom lab import journal\n"
+                   "journal.record('ip', json.loads(get_connection_info())['ip'])")
+    short = Path(tempfile.mkdtemp(prefix="lr-"))  # pytest's own folders are too deep for a socket address
+    env = {**os.environ, "LAB_RUNS": str(short / "runs"), "LAB_JOURNAL": str(tmp_path / "journal")}
+    cmd = [sys.executable, "-m", "lab.cli", "run", str(nb), "--profile", "tiny", "--no-share-server",
+           "--cell-timeout", "120"]
+    procs = [subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    runs = sorted((short / "runs").iterdir())
+    assert len(runs) == 2
+    from lab import journal
+    for d in runs:
+        ip = journal.records_of(d / nb.name)[0]["value"]
+        assert ip == str((d / "kernels" / nb.stem).resolve()), ip  # absolute, inside this run's folder
+        assert not list((d / "kernels").glob(f"{nb.stem}-[0-9]"))  # the kernel's sockets are removed after
+    assert not list(ROOT.glob("kernel-ipc-*")) and not list((ROOT / "notebooks").glob("kernel-ipc-*"))
+    shutil.rmtree(short)
+
+
+def test_socket_paths_fit_a_unix_socket_address(tmp_path):
+    short = runner.socket_prefix(tmp_path / "r", "01_serving")
+    assert short.startswith(str(tmp_path)) and len(short) <= 100
+    deep = tmp_path / ("d" * 120)
+    far = runner.socket_prefix(deep, "01_serving")
+    assert len(far) + 3 <= 100 and Path(far).parent.stat().st_mode & 0o777 == 0o700
+    runner.release_sockets(far)
+    assert not Path(far).parent.exists()  # the temporary folder goes with the run
+    runner.release_sockets(short)
+    assert tmp_path.exists()
+
+
+def test_cli_cell_timeout_option_and_profile_default():
+    from lab import cli, config
+    a = cli.parser().parse_args(["run", "01", "--cell-timeout", "7"])
+    assert a.cell_timeout == 7
+    assert cli.parser().parse_args(["run", "01"]).cell_timeout is None
+    assert config.load("tiny").cell_timeout == 900 and config.load("smollm2-135m").cell_timeout == 1800
