@@ -230,6 +230,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: stopped; finished work is kept on disk", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `lab run --plan | head`: the reader left; nothing more to say on stdout
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush cannot fail again
+        print("error: output closed early (broken pipe)", file=sys.stderr)
+        return 1
     except Exception as e:  # a server error a stage did not convert still gets one line
         import openai
         if not isinstance(e, openai.OpenAIError):

@@ -15,6 +15,7 @@ from lab import LabError
 
 TIMEOUT_S = 300.0  # one request; a 32B model writing 8k tokens at ~30 tok/s needs ~270 s
 MAX_RETRIES = 3     # the openai client retries 408/409/429/5xx and connection errors with backoff
+PROBE_S = 10.0      # /v1/models: answered by vLLM's API process in milliseconds, also while it generates
 
 
 class ServerError(LabError):
@@ -84,6 +85,9 @@ def server_errors(base_url: str) -> Iterator[None]:
         yield
     except openai.OpenAIError as e:
         raise server_error(e, base_url) from None
+    except ValueError as e:  # a body that is not JSON (json.JSONDecodeError) or not the OpenAI shape
+        raise ServerError(f"server {base_url} sent a reply that is not OpenAI-compatible JSON "
+                          f"({' '.join(str(e).split())[:120]}): is the URL an OpenAI-compatible /v1?") from None
 
 
 @dataclass
@@ -158,6 +162,8 @@ def messages_of(prompt: str | list[dict[str, str]], system: str | None = None) -
 
 def _result(r: Any, e2e: float) -> Result:
     """A Result from a non-streamed chat completion (usage may be missing on other servers); reasoning apart."""
+    if not getattr(r, "choices", None):
+        raise ValueError("a completion without choices")
     u = r.usage
     text, reasoning = split_reasoning(r.choices[0].message)
     return Result(text, r.choices[0].finish_reason, u.prompt_tokens if u else 0, u.completion_tokens if u else 0,
@@ -176,8 +182,10 @@ class _StreamTally:
         self.finish: str | None = None
         self.usage: Any = None
         self.on_text = on_text
+        self.events = 0
 
     def feed(self, chunk: Any) -> None:
+        self.events += 1
         if chunk.usage:
             self.usage = chunk.usage
         if not chunk.choices:
@@ -220,10 +228,19 @@ class Client:
         self._model = model
 
     def models(self, refresh: bool = False) -> list[dict[str, Any]]:
-        """The server's /v1/models entries (id, max_model_len, root, parent)."""
+        """The server's /v1/models entries (id, max_model_len, root, parent).
+
+        The first call to a server is also its health check, so it has a short bound of its own: a server
+        that accepts connections but never answers fails here in PROBE_S seconds, not after the request
+        timeout and every retry (4 x 120 s)."""
         if self._models is None or refresh:
-            with server_errors(self.base_url):
-                data = self.sync.models.list().data
+            try:
+                with server_errors(self.base_url):
+                    data = self.sync.with_options(timeout=min(self.timeout, PROBE_S), max_retries=1).models.list().data
+            except ServerTimeout:
+                raise ServerTimeout(f"server {self.base_url} accepted the connection but did not answer /v1/models "
+                                    f"within {min(self.timeout, PROBE_S):.0f} s (twice): is it hung, or not an "
+                                    f"OpenAI-compatible server? `lab serve status` and its log tell") from None
             self._models = [m.model_dump() for m in data]
         return self._models
 
@@ -249,11 +266,22 @@ class Client:
         return 4096
 
     def _tokenize(self, body: dict[str, Any], fallback: int) -> int:
-        """vLLM's /tokenize count for a request body; `fallback` when the server has no such endpoint."""
+        """vLLM's /tokenize count for a request body; `fallback` when the server has no such endpoint.
+
+        Any other failure is an error, never the fallback: chunk boundaries follow these counts, and a
+        count that fell back on a dropped connection changed a run's output (UTF-8 bytes are ~3x tokens)."""
         try:
-            return int(self.sync.post(f"{root_url(self.base_url)}/tokenize", cast_to=object,
-                                      body={"model": self.model, **body})["count"])
-        except (openai.OpenAIError, KeyError, TypeError, ValueError):
+            got = self.sync.post(f"{root_url(self.base_url)}/tokenize", cast_to=object,
+                                 body={"model": self.model, **body})
+        except openai.APIStatusError as e:
+            if e.status_code in (404, 405, 501):  # no /tokenize here (not vLLM): bytes, for the whole run
+                return fallback
+            raise server_error(e, self.base_url) from None
+        except openai.OpenAIError as e:
+            raise server_error(e, self.base_url) from None
+        try:
+            return int(got["count"])
+        except (KeyError, TypeError, ValueError):
             return fallback
 
     def count_tokens(self, prompt: str | list[dict[str, str]]) -> int:
@@ -282,7 +310,7 @@ class Client:
         t0 = time.perf_counter()
         with server_errors(self.base_url):
             r = self.sync.chat.completions.create(messages=messages_of(prompt, system), **self._kw(model, **kw))
-        return _result(r, time.perf_counter() - t0)
+            return _result(r, time.perf_counter() - t0)
 
     def stream(self, prompt: str | list[dict[str, str]], model: str | None = None,
                system: str | None = None, on_text: Any = None, **kw: Any) -> Result:
@@ -294,6 +322,8 @@ class Client:
                 stream_options={"include_usage": True}, **self._kw(model, **kw))
             for chunk in stream:
                 tally.feed(chunk)
+            if not tally.events:
+                raise ValueError("the streamed reply held no server-sent events")
         return tally.result()
 
     def async_client(self) -> openai.AsyncOpenAI:

@@ -100,16 +100,24 @@ class Profile:
 
 
 def _profile_files() -> list[Path]:
+    """The shipped profiles, then $LAB_PROFILES (which must exist), else lab.toml in the project root and in
+    the working folder (later files win)."""
     files = [SHIPPED]
-    user = Path(os.environ["LAB_PROFILES"]) if os.environ.get("LAB_PROFILES") else paths.root() / "lab.toml"
-    if user.exists():
-        files.append(user)
+    if os.environ.get("LAB_PROFILES"):
+        user = Path(os.environ["LAB_PROFILES"]).expanduser()
+        if not user.is_file():
+            raise LabError(f"LAB_PROFILES names {user}, which does not exist (unset it, or point it at a TOML file "
+                           f"of profiles)")
+        return files + [user]
+    for cand in (paths.root() / "lab.toml", Path.cwd() / "lab.toml"):
+        if cand.is_file() and all(not cand.samefile(f) for f in files):
+            files.append(cand)
     return files
 
 
 def _read(path: Path) -> dict[str, Any]:
     try:
-        return tomllib.loads(path.read_text("utf-8"))
+        return tomllib.loads(paths.read_text(path, "profiles file"))
     except tomllib.TOMLDecodeError as e:
         raise LabError(f"{path}: invalid TOML: {e}") from None
 

@@ -49,6 +49,15 @@ def supported() -> list[str]:
     return sorted(k for k in GGUF_CONFIG_MAPPING if k not in ("general", "tokenizer"))
 
 
+def clean_name(name: str) -> str:
+    """A model name safe as one folder name in the cache: letters, digits, '.', '_' and '-' only (so '/abs/x'
+    or '../x' cannot lead outside it)."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-").lower()
+    if not cleaned:
+        raise LabError(f"--name {name!r}: give a name with letters or digits")
+    return cleaned
+
+
 def import_gguf(file: str | Path, name: str | None = None, dest_root: Path | None = None) -> Path:
     """A GGUF file as a bf16 safetensors folder with its tokenizer and chat template, under the model cache
     (NAME-<sha of the file>): reused when present, built atomically otherwise; deterministic."""
@@ -57,7 +66,7 @@ def import_gguf(file: str | Path, name: str | None = None, dest_root: Path | Non
     if arch not in supported():
         raise LabError(f"{src}: architecture {arch!r} is not one transformers' GGUF loader supports "
                        f"({', '.join(supported())})")
-    name = name or re.sub(r"[^A-Za-z0-9._-]", "-", src.stem).lower()
+    name = clean_name(name or src.stem)
     dest = (dest_root or paths.cache() / "models") / f"{name}-{file_hash(src)[:12]}"
     if (dest / "model.safetensors").exists():
         return dest
@@ -83,7 +92,11 @@ def _convert(src: Path, out: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
     hf_logging.disable_progress_bar()
-    tok = AutoTokenizer.from_pretrained(src.parent, gguf_file=src.name)
+    try:
+        tok = AutoTokenizer.from_pretrained(src.parent, gguf_file=src.name)
+    except (ValueError, KeyError, OSError) as e:  # no tokenizer.ggml.* fields, or a kind transformers lacks
+        raise LabError(f"{src}: no usable tokenizer in this GGUF ({' '.join(str(e).split())[:160]}); a model "
+                       f"without its tokenizer cannot be served") from None
     # The GGUF loader dequantizes to plain nn.Linear weights but marks the model as GGUF-quantized, which
     # save_pretrained refuses: copy the weights into a fresh model of the same config instead.
     loaded = AutoModelForCausalLM.from_pretrained(src.parent, gguf_file=src.name, dtype=torch.float32)

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -70,13 +71,19 @@ def run(target: str, kwargs: dict[str, Any], env: dict[str, str] | None = None, 
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=child_env,
                                 start_new_session=True)  # its own group: nothing it starts outlives it
         tail: list[str] = []
-        try:
+
+        def pump() -> None:  # in a thread, so the timeout below holds even while the child prints nothing
             assert proc.stdout is not None
             for line in proc.stdout:
-                tail = (tail + [line.rstrip()])[-20:]
-                if not quiet:
+                tail.append(line.rstrip())
+                del tail[:-20]
+                if not quiet and not line.startswith("error: "):  # the error is raised below: said once
                     print(line, end="", flush=True)
+        reader = threading.Thread(target=pump, daemon=True)
+        reader.start()
+        try:
             proc.wait(timeout=timeout)
+            reader.join(timeout=10)
         except (KeyboardInterrupt, subprocess.TimeoutExpired):
             procs.stop_group(proc.pid, grace=5)
             raise LabError(f"{target} stopped (interrupted or over {timeout} s); its process group is gone") from None

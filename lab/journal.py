@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +142,7 @@ def write_entry(run_dir: Path, jdir: Path | None = None) -> Path | None:
     if not meta_f.exists():
         return None
     run = json.loads(meta_f.read_text("utf-8"))
-    if not run.get("ended"):
+    if not isinstance(run, dict) or not run.get("ended"):
         return None
     entry = jdir / "runs" / run["id"]
     sections = []
@@ -161,16 +162,33 @@ def write_entry(run_dir: Path, jdir: Path | None = None) -> Path | None:
     return entry
 
 
+def _skipped(f: Path, e: BaseException) -> None:
+    """A run or entry the journal cannot read is left out with one warning line; the others are built."""
+    why = f"not valid JSON ({e.msg}, line {e.lineno})" if isinstance(e, json.JSONDecodeError) else \
+        f"{type(e).__name__}: {e}"
+    print(f"warning: journal: skipped {f}: {why}", file=sys.stderr)
+
+
 def build(runs_dir: Path | None = None, jdir: Path | None = None) -> Path:
     """Rebuild journal/ from runs/: entries for finished runs, index of all entries (kept ones too)."""
     runs_dir, jdir = Path(runs_dir or paths.runs()), Path(jdir or journal_dir())
     if runs_dir.is_dir():
         for d in sorted(runs_dir.iterdir()):
             if d.is_dir():
-                write_entry(d, jdir)
+                try:
+                    write_entry(d, jdir)
+                except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:  # one broken run
+                    _skipped(d / "run.json", e)
     entries = []
     for f in sorted((jdir / "runs").glob("*/entry.json")):
-        entries.append(json.loads(f.read_text("utf-8")))
+        try:
+            entry = json.loads(f.read_text("utf-8"))
+            if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+                raise ValueError("no run id in it")
+        except (OSError, ValueError) as e:
+            _skipped(f, e)
+            continue
+        entries.append(entry)
     entries.sort(key=lambda e: e["id"], reverse=True)
     lines = ["# Lab journal", "",
              "Rebuilt by `lab journal build` from the executed notebooks in `runs/`; newest run first.",

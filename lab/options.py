@@ -114,15 +114,42 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
         print("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in cols))
 
 
+def comma_list(text: str, conv: Callable[[str], Any], what: str) -> list[Any]:
+    """'a,b,c' -> [conv(a), conv(b), conv(c)]; an empty item ('1,,2', '1,') or a bad value is a parser error."""
+    items = [x.strip() for x in text.split(",")]
+    if not text.strip() or any(not x for x in items):
+        raise argparse.ArgumentTypeError(f"expected a comma list of {what} with no empty item, got {text!r}")
+    try:
+        return [conv(x) for x in items]
+    except (ValueError, argparse.ArgumentTypeError):
+        raise argparse.ArgumentTypeError(f"expected a comma list of {what}, got {text!r}") from None
+
+
 def comma_ints(text: str) -> list[int]:
     """'1,2,4' -> [1, 2, 4], every value >= 1."""
-    try:
-        vals = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not vals or min(vals) < 1:
+    vals = comma_list(text, int, "integers")
+    if min(vals) < 1:
         raise argparse.ArgumentTypeError(f"expected integers >= 1, got {text!r}")
     return vals
+
+
+def comma_positive_floats(text: str) -> list[float]:
+    """'2,4.5' -> [2.0, 4.5], every value > 0."""
+    vals = comma_list(text, float, "numbers")
+    if min(vals) <= 0:
+        raise argparse.ArgumentTypeError(f"expected numbers > 0, got {text!r}")
+    return vals
+
+
+def comma_choices(choices: tuple[str, ...]) -> Callable[[str], tuple[str, ...]]:
+    """A parser type: a comma list whose every item is one of `choices`."""
+    def parse(text: str) -> tuple[str, ...]:
+        vals = comma_list(text, str, "names")
+        bad = [v for v in vals if v not in choices]
+        if bad:
+            raise argparse.ArgumentTypeError(f"unknown {bad[0]!r}; choose from {', '.join(choices)}")
+        return tuple(vals)
+    return parse
 
 
 class DefaultSubcommands(argparse._SubParsersAction):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,7 +57,7 @@ def atomic_write(path: Path, data: bytes | str, durable: bool = True) -> None:
     """Write a file so readers see the old or the new content, never half of it (durable: fsync too)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # threads of one process too
     with open(tmp, "wb") as f:
         f.write(data.encode("utf-8") if isinstance(data, str) else data)
         if durable:  # survives an OS crash, not only a killed process
@@ -65,13 +66,32 @@ def atomic_write(path: Path, data: bytes | str, durable: bool = True) -> None:
     os.replace(tmp, path)
 
 
+def read_text(path: str | Path, what: str = "file") -> str:
+    """A UTF-8 text file (a BOM is dropped); a missing, unreadable or non-UTF-8 file is one LabError naming
+    the file and, for bad bytes, the line."""
+    from lab import LabError
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise LabError(f"{what} {p} does not exist") from None
+    except IsADirectoryError:
+        raise LabError(f"{what} {p} is a folder, not a file") from None
+    except OSError as e:
+        raise LabError(f"{what} {p}: {e.strerror}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise LabError(f"{p}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); save the "
+                       f"{what} as UTF-8") from None
+
+
 def read_jsonl(path: str | Path, what: str = "file") -> Iterator[tuple[int, Any]]:
     """(line number, parsed value) for each non-blank line; missing file or bad JSON name file:line."""
     from lab import LabError
     p = Path(path)
-    if not p.exists():
-        raise LabError(f"{what} {p} does not exist")
-    for n, line in enumerate(p.read_text("utf-8").splitlines(), 1):
+    for n, line in enumerate(read_text(p, what).splitlines(), 1):
         if not line.strip():
             continue
         try:

@@ -18,7 +18,7 @@ def add_commands(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
     s = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     r = s.add_parser("run", help="measure the engines on a seeded workload; writes results.json and bench.png")
     r.add_argument("--profile", help="profile (default: $LAB_PROFILE or tiny)")
-    options.add(r, "--engines", sweeps.run, type=lambda t: tuple(x.strip() for x in t.split(",") if x.strip()),
+    options.add(r, "--engines", sweeps.run, type=options.comma_choices(sweeps.ENGINES),
                 help="comma list of hf (transformers generate), vllm (offline LLM), server (OpenAI API)")
     options.add(r, "--concurrency", sweeps.run, "concurrencies", type=options.comma_ints,
                 help="server concurrency sweep, comma list")
@@ -44,7 +44,7 @@ def add_commands(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
     st.set_defaults(func=_suite)
     rt = s.add_parser("rate", help="Poisson arrivals at each request rate: throughput, latency, goodput under SLOs")
     rt.add_argument("--profile", help="profile whose server is running")
-    options.add(rt, "--rates", rate_run, type=lambda t: [float(x) for x in t.split(",") if x.strip()],
+    options.add(rt, "--rates", rate_run, type=options.comma_positive_floats,
                 help="request rates (req/s), comma list")
     options.add(rt, "--num-prompts", rate_run, type=options.POSITIVE_INT, help="requests per rate")
     options.add(rt, "--output-len", rate_run, type=options.checked(int, 2), help="tokens per request")

@@ -67,6 +67,18 @@ def validate(engines: list[str], concurrencies: list[int], output_len: int, max_
         raise LabError(f"output length {output_len} does not fit max_model_len {max_model_len}")
 
 
+def _require_server(prof: config.Profile) -> None:
+    if not serve.status(prof)["running"]:
+        raise LabError(f"no server for profile {prof.name!r} at {prof.base_url}: start it with "
+                       f"`lab serve start --profile {prof.name}`")
+
+
+def _keep(res: dict[str, Any], out: Path | None) -> None:
+    """results.json as it stands, after each engine: a later failure keeps what was measured."""
+    if out:
+        paths.atomic_write(Path(out) / "results.json", json.dumps(res, indent=1, ensure_ascii=False) + "\n")
+
+
 def run(profile: str | None = None, engines: tuple[str, ...] = ENGINES,
         concurrencies: tuple[int, ...] = (1, 2, 4, 8, 16, 32), num_prompts: int = 32, output_len: int = 64,
         hf_batch: int = 8, hf_prompts: int = 8, seed: int = 0, out: Path | None = None,
@@ -86,6 +98,8 @@ def run(profile: str | None = None, engines: tuple[str, ...] = ENGINES,
                            "command": shlex.join(sys.argv), "roofline": roof, "runs": []}
     dtype = str(prof.serve.get("dtype", "auto"))
     tokens: dict[str, list[list[int]]] = {}
+    if "server" in engines and prof.device != "cuda":  # before minutes of transformers work, not after
+        _require_server(prof)
     if "hf" in engines or "vllm" in engines:  # on a GPU a running server holds the memory these need
         isolate.require_gpu_free(prof, "transformers and offline vLLM")
     hf_model = prof.role("hf")  # AWQ/FP8 checkpoints: the profile's unquantized base (res["hf_model"] says so)
@@ -101,6 +115,7 @@ def run(profile: str | None = None, engines: tuple[str, ...] = ENGINES,
                    "e2e_ms": percentiles(r["e2e"]), "peak_rss_mb": r.get("peak_rss_mb"),
                    "peak_vram_mb": r.get("peak_vram_mb")}
             res["runs"].append(row)
+            _keep(res, out)
             if progress:
                 print(f"  hf batch {b:<3} {row['output_tok_s']:>9.1f} tok/s", flush=True)
     if "vllm" in engines:
@@ -111,13 +126,16 @@ def run(profile: str | None = None, engines: tuple[str, ...] = ENGINES,
                             "wall_s": round(r["wall_s"], 3), "output_tokens": r["output_tokens"],
                             "output_tok_s": round(r["output_tokens"] / r["wall_s"], 1),
                             "peak_rss_mb": r.get("peak_rss_mb"), "peak_vram_mb": r.get("peak_vram_mb")})
+        _keep(res, out)
         if progress:
             print(f"  vllm offline {res['runs'][-1]['output_tok_s']:>9.1f} tok/s", flush=True)
     if "server" in engines:
-        st = serve.status(prof)
-        if not st["running"]:
-            raise LabError(f"no server for profile {prof.name!r} at {prof.base_url}: start it with "
-                           f"`lab serve start --profile {prof.name}`")
+        try:
+            _require_server(prof)
+        except LabError as e:
+            if out and res["runs"]:
+                raise LabError(f"{e}; what was measured is kept in {Path(out) / 'results.json'}") from None
+            raise
         client = Client(prof.base_url, api_key=config.api_key() or "EMPTY")
         res["runs"] += server_sweep(client, prompts, concs, output_len, progress)
     for row in res["runs"]:
@@ -127,7 +145,6 @@ def run(profile: str | None = None, engines: tuple[str, ...] = ENGINES,
         tok = AutoTokenizer.from_pretrained(model)
         res["parity"] = parity(tokens["hf"], tokens["vllm"], tok.decode)
     if out:
-        out = Path(out)
-        paths.atomic_write(out / "results.json", json.dumps(res, indent=1, ensure_ascii=False) + "\n")
-        plot(res, out)
+        _keep(res, out)
+        plot(res, Path(out))
     return res

@@ -85,6 +85,22 @@ class ChunkCache:
                            durable=False)
         self._names(doc).setdefault(name.split("-", 1)[0], set()).add(name)
 
+    def mark_split(self, doc: str, text: str, fp: str) -> None:
+        """Record that a chunk failed whole and went to its halves (a resumed run then goes there at once).
+
+        A marker of its own, not "some half is cached": an identical half elsewhere in the text (はい。)
+        may be cached first, and taking that as a reason to split made the output depend on which chunk
+        finished first."""
+        paths.atomic_write(self.folder(doc) / f"{text_hash(text)[:16]}-{fp}.split", text, durable=False)
+
+    def was_split(self, doc: str, text: str, fp: str) -> bool:
+        """True when this chunk (these settings) failed whole in an earlier or this run."""
+        f = self.folder(doc) / f"{text_hash(text)[:16]}-{fp}.split"
+        try:
+            return f.read_text("utf-8") == text
+        except (OSError, UnicodeDecodeError):
+            return False
+
     def count(self) -> int:
         """Chunk records on disk (what an interrupted run keeps)."""
         return sum(1 for f in self.root.rglob("*.json") if "-" in f.name)

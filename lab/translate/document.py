@@ -51,11 +51,13 @@ def halves(chunk: Chunk) -> list[Chunk]:
 
 
 def lookup(cache: ChunkCache, doc: Doc, chunk: Chunk) -> list[str | None] | None:
-    """What the cache holds for a chunk: its lines, its halves' lines (None where a unit is missing), or None."""
-    hit = cache.get(doc.name, chunk.text, doc.piece_fp(chunk.text))
+    """What the cache holds for a chunk: its lines, or, when it was split, its halves' lines (None where a unit
+    is missing); None when neither."""
+    fp = doc.piece_fp(chunk.text)
+    hit = cache.get(doc.name, chunk.text, fp)
     if hit is not None and len(hit) == len(chunk.units):
         return list(hit)
-    if len(chunk.units) < 2:
+    if len(chunk.units) < 2 or not cache.was_split(doc.name, chunk.text, fp):
         return None
     parts = [(h, lookup(cache, doc, h)) for h in halves(chunk)]
     if all(got is None for _, got in parts):

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lab import LabError
+from lab import LabError, paths
 from lab.translate.document import FAILED_MARK
 from lab.translate.prompts import Term, terms_in
 
 
-def _lines(path: Path) -> list[str]:
-    return [ln for ln in path.read_text("utf-8").splitlines() if ln.strip()]
+def _lines(path: Path, what: str) -> list[str]:
+    return [ln for ln in paths.read_text(path, what).splitlines() if ln.strip()]
 
 
 def score(hyps: list[str], refs: list[str]) -> dict[str, float]:
@@ -45,8 +45,10 @@ def evaluate(hyp_dir: str | Path, ref_dir: str | Path, src_dir: str | Path | Non
         hyp = hyp_dir / f"{ref.stem}.zh.txt"
         if not hyp.exists():
             raise LabError(f"{hyp} is missing: translate {ref.stem} first")
-        h, r = _lines(hyp), _lines(ref)
-        s = _lines(Path(src_dir) / ref.name) if src_dir else []
+        h, r = _lines(hyp, "translation"), _lines(ref, "reference")
+        if src_dir and not (Path(src_dir) / ref.name).is_file():
+            raise LabError(f"--source {src_dir} has no {ref.name} (each reference needs its source document)")
+        s = _lines(Path(src_dir) / ref.name, "source") if src_dir else []
         row = {"doc": ref.stem, **score(h, r), "untranslated_lines": sum(FAILED_MARK in x for x in h)}
         if glossary and s:
             row["glossary"] = glossary_adherence(s, h, glossary)

@@ -75,6 +75,7 @@ class Translator:
                         for u in s.endpoints]
         first = self._first_answering()  # asks for the model: also checks a server is up before any work
         self.model, self.max_model_len = first.model, first.max_model_len
+        self.counter = first  # token counts (chunk boundaries) from one answering server
         spec = s.spec
         # The glossary is not in the run fingerprint: each chunk's key adds the entries it uses (Doc.piece_fp).
         self.fp = text_hash(json.dumps([spec.fingerprint(glossary=False), self.model, s.temperature, s.thinking],
@@ -83,6 +84,7 @@ class Translator:
                       "retries": 0, "splits": 0}
         self.thinks = s.thinking  # becomes True when replies carry reasoning although it was not asked for
         self._tok_cache: dict[str, int] = {}
+        self._in_flight: dict[object, float] = {}  # request -> start (progress lines say what is awaited)
         self._last_start = 0.0
         self.cache = ChunkCache(s.out, s.resume)
         self._logs: dict[str, Any] = {}  # one open log per document (no reopen per request on 2 cores)
@@ -101,14 +103,14 @@ class Translator:
     def count(self, text: str) -> int:
         """Tokens of a text as the server's tokenizer counts them (cached per line)."""
         if text not in self._tok_cache:
-            self._tok_cache[text] = self.clients[0].count_text(text)
+            self._tok_cache[text] = self.counter.count_text(text)
         return self._tok_cache[text]
 
     def prepare(self, path: str | Path | list[sources.Source]) -> list[Doc]:
         """Read (unless given), decode and chunk every input; nothing is sent or written yet."""
         srcs = path if isinstance(path, list) else sources.load(path, self.s.out, self.s.aozora)
         spec = self.s.spec
-        overhead = self.clients[0].count_tokens(spec.messages(Chunk(0, []))) + 16
+        overhead = self.counter.count_tokens(spec.messages(Chunk(0, []))) + 16
         overhead += self.count("；".join(f"{t.source}→{t.target}" for t in spec.glossary)) if spec.glossary else 0
         budget = chunk_budget(self.max_model_len, overhead, self.s.chunk_tokens)
         hard = chunk_budget(self.max_model_len, overhead, 10**9)
@@ -160,7 +162,12 @@ class Translator:
                                               extra_body=extra, **kw)
         try:
             async with self._slots:  # requests in flight <= --concurrency, split halves included
-                return await self.pool.call(send)
+                key = object()
+                self._in_flight[key] = time.monotonic()
+                try:
+                    return await self.pool.call(send)
+                finally:
+                    del self._in_flight[key]
         except NoEndpoint as e:
             raise Abort(str(e)) from None
         except openai.OpenAIError as e:  # 400/401/404...: the server's own words, and what was kept (run())
@@ -217,6 +224,7 @@ class Translator:
     async def _split(self, doc: Doc, chunk: Chunk) -> list[str | None]:
         """Translate the two halves separately; the whole is cached only when every unit succeeded."""
         self.stats["splits"] += 1
+        self.cache.mark_split(doc.name, chunk.text, doc.piece_fp(chunk.text))
         # Both halves at once (a request slot each): a long failing chunk splits into a tree of small
         # requests that would otherwise go one at a time while the other slots sit idle.
         got = await asyncio.gather(*[self._translate(doc, part) for part in halves(chunk)])
@@ -232,9 +240,13 @@ class Translator:
         fresh, el = done - self.stats["reused"], time.time() - t0
         eta = f"{el / fresh * (total - done):.0f}s" if fresh else "?"
         bad = sum(len(untranslated(d)) for d in docs)
+        waiting = ""
+        if self._in_flight:
+            oldest = time.monotonic() - min(self._in_flight.values())
+            waiting = f", waiting on {len(self._in_flight)} request(s) (longest {oldest:.0f}s of {self.s.timeout:.0f}s)"
         return (f"translate: {done}/{total} chunks ({done / max(1, total):.0%}), reused {self.stats['reused']}, "
                 f"{self.stats['requests']} requests, {self.stats['retries']} retries, {bad} lines untranslated, "
-                f"{self.stats['output_tokens'] / max(el, 1e-9):,.0f} tok/s, eta {eta}")
+                f"{self.stats['output_tokens'] / max(el, 1e-9):,.0f} tok/s, eta {eta}{waiting}")
 
     async def _run(self, docs: list[Doc]) -> None:
         self.pool = Pool([Endpoint(c.base_url, c.async_client()) for c in self.clients], self.s.retries,

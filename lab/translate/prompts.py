@@ -26,10 +26,8 @@ def load_glossary(path: str | Path | None) -> list[Term]:
     if not path:
         return []
     p = Path(path)
-    if not p.exists():
-        raise LabError(f"glossary {p} does not exist")
     terms = []
-    for n, line in enumerate(p.read_text("utf-8").splitlines(), 1):
+    for n, line in enumerate(paths.read_text(p, "glossary").splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         cols = line.split("\t")

@@ -208,7 +208,22 @@ def load(path: str | Path, out: Path | None = None, aozora: bool | None = None) 
         docs.append(src)
     if not docs:
         raise LabError(f"{path}: every input file is empty")
+    unique_outputs(docs)
     return docs
+
+
+def unique_outputs(docs: list[Source]) -> None:
+    """Refuse inputs whose outputs would share a name (one translation would overwrite the other): sub/eki.txt
+    and sub__eki.txt are both sub__eki; eki.epub's chapter 000_c1 and eki__000_c1.txt; a/x.epub and b/x.epub
+    both x.zh.epub. Compared without case, as macOS and Windows file systems do."""
+    owners: dict[str, tuple[str, Path]] = {}
+    for key, name, path in [(f"{d.name}.zh.txt".casefold(), f"{d.name}.zh.txt", d) for d in docs] + \
+            [(f"{d.path.stem}.zh.epub".casefold(), f"{d.path.stem}.zh.epub", d.path) for d in docs if d.epub_href]:
+        if key in owners and (owners[key][1] != path or isinstance(path, Source)):
+            a, b = (x.path if isinstance(x, Source) else x for x in (owners[key][1], path))
+            what = f"{a} and {b}" if a != b else f"{a} (two chapters named alike)"
+            raise LabError(f"{what} would both write {name}: rename one of them; nothing was translated")
+        owners[key] = (name, path)
 
 
 SENTENCE_END = "。！？!?"

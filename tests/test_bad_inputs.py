@@ -1,0 +1,229 @@
+"""Hostile or broken inputs: one `error:` line naming the file or option and a non-zero exit, never a traceback;
+nothing is overwritten or written outside where it belongs."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from helpers import ROOT, FakeServer, lab, openai_fake
+
+SJIS = "吾輩は猫である。".encode("shift_jis")
+
+
+def _one_error(r: subprocess.CompletedProcess, *needles: str) -> str:
+    assert r.returncode != 0, r.stdout
+    assert "Traceback" not in r.stderr, r.stderr
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error: ")]
+    assert len(errors) == 1, r.stderr
+    for n in needles:
+        assert n in errors[0], errors[0]
+    return errors[0]
+
+
+def _eval_dirs(tmp_path: Path) -> tuple[Path, Path]:
+    hyp, ref = tmp_path / "hyp", tmp_path / "ref"
+    hyp.mkdir()
+    ref.mkdir()
+    (hyp / "a.zh.txt").write_text("我是猫。\n", encoding="utf-8")
+    (ref / "a.txt").write_text("我是猫。\n", encoding="utf-8")
+    return hyp, ref
+
+
+def test_eval_with_non_utf8_hypothesis_or_reference(tmp_path):
+    hyp, ref = _eval_dirs(tmp_path)
+    (hyp / "a.zh.txt").write_bytes(b"ok\n" + SJIS)
+    _one_error(lab("translate", "eval", str(hyp), str(ref)), "a.zh.txt:2", "not UTF-8")
+    (hyp / "a.zh.txt").write_text("我是猫。\n", encoding="utf-8")
+    (ref / "a.txt").write_bytes(SJIS)
+    _one_error(lab("translate", "eval", str(hyp), str(ref)), "a.txt:1", "not UTF-8")
+
+
+def test_eval_source_folder_without_the_document(tmp_path):
+    hyp, ref = _eval_dirs(tmp_path)
+    (tmp_path / "src").mkdir()
+    _one_error(lab("translate", "eval", str(hyp), str(ref), "--source", str(tmp_path / "src")), "--source", "a.txt")
+
+
+def test_glossary_that_is_not_utf8(tmp_path):
+    (tmp_path / "g.tsv").write_bytes("猫\t猫\n".encode() + "犬\t狗\n".encode("gbk"))
+    (tmp_path / "in.txt").write_text("猫です。\n", encoding="utf-8")
+    _one_error(lab("translate", str(tmp_path / "in.txt"), "-o", str(tmp_path / "o"), "--glossary",
+                   str(tmp_path / "g.tsv"), "--base-url", "http://127.0.0.1:9/v1"), "g.tsv:2", "not UTF-8")
+
+
+def test_journal_build_skips_a_corrupt_run_json_with_a_warning(tmp_path):
+    runs = tmp_path / "runs"
+    for name, text in (("20260101T000000Z-tiny", "{not json"), ("20260102T000000Z-tiny", None)):
+        (runs / name).mkdir(parents=True)
+        meta = {"id": name, "profile": "tiny", "model": "m", "started": "s", "ended": "e", "notebooks": []}
+        (runs / name / "run.json").write_text(text or json.dumps(meta))
+    r = lab("journal", "build", env={"LAB_RUNS": str(runs), "LAB_JOURNAL": str(tmp_path / "j")})
+    assert r.returncode == 0, r.stderr
+    assert "warning: journal: skipped" in r.stderr and "not valid JSON" in r.stderr
+    assert "20260101T000000Z-tiny" in r.stderr
+    assert (tmp_path / "j" / "runs" / "20260102T000000Z-tiny" / "README.md").exists()
+
+
+def _gguf_without_tokenizer(path: Path) -> Path:
+    import numpy as np
+    from gguf import GGUFWriter
+    w = GGUFWriter(str(path), "llama")
+    w.add_context_length(64)
+    w.add_embedding_length(8)
+    w.add_block_count(1)
+    w.add_head_count(2)
+    w.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def test_import_gguf_without_a_tokenizer(tmp_path):
+    f = _gguf_without_tokenizer(tmp_path / "notok.gguf")
+    _one_error(lab("model", "import-gguf", str(f), env={"LAB_CACHE": str(tmp_path / "cache")}), "notok.gguf",
+               "tokenizer")
+
+
+def test_import_gguf_name_cannot_leave_the_model_cache(tmp_path):
+    from lab import gguf
+    assert gguf.clean_name("/some/abs/path") == "some-abs-path"
+    assert gguf.clean_name("../../etc") == "etc"
+    with pytest.raises(Exception, match="--name"):
+        gguf.clean_name("///")
+
+
+@pytest.mark.parametrize("case", ["broken_json", "no_choices", "not_sse"])
+def test_chat_against_a_server_that_answers_nonsense(case):
+    def handler(path, body):
+        if path.endswith("/models"):
+            return 200, {"object": "list", "data": [{"id": "m", "object": "model"}]}
+        if case == "broken_json":
+            return 200, b"{\"id\": \"x\", \"choices\": [{"
+        if case == "no_choices":
+            return 200, {"id": "x", "object": "chat.completion", "created": 0, "model": "m", "choices": []}
+        return 200, {"id": "x", "object": "chat.completion", "created": 0, "model": "m", "choices": []}  # JSON, no SSE
+    srv = FakeServer(handler)
+    try:
+        args = ["chat", "hello", "--base-url", srv.url] + ([] if case == "not_sse" else ["--no-stream"])
+        _one_error(lab(*args, timeout=60), srv.url, "not OpenAI-compatible")
+    finally:
+        srv.close()
+
+
+def test_plan_into_a_closed_pipe():
+    """`lab run --plan | head -1`: the reader is gone before lab writes (closed here at once, so every write fails)."""
+    r, w = os.pipe()
+    os.close(r)
+    p = subprocess.Popen([sys.executable, "-m", "lab.cli", "run", "--plan", "--profile", "qwen3-32b-awq"], stdout=w,
+                         stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    os.close(w)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode != 0 and "Traceback" not in err and "BrokenPipe" not in err, err
+    assert err.strip() == "error: output closed early (broken pipe)"
+
+
+def test_finetune_errors_are_printed_once(tmp_path):
+    (tmp_path / "train.jsonl").write_text("{broken\n")
+    (tmp_path / "heldout.jsonl").write_text("{broken\n")
+    r = lab("finetune", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--steps", "1", timeout=300)
+    err = _one_error(r, "train.jsonl")
+    assert (r.stdout + r.stderr).count(err.removeprefix("error: ")) == 1
+
+
+def test_lab_profiles_naming_a_missing_file(tmp_path):
+    _one_error(lab("profiles", env={"LAB_PROFILES": str(tmp_path / "nope.toml")}), "LAB_PROFILES", "nope.toml")
+
+
+def test_lab_toml_in_the_working_folder_is_read(tmp_path):
+    (tmp_path / "lab.toml").write_text('[mine]\nmodel = "tiny"\nserved_name = "my-tiny"\n')
+    r = subprocess.run([sys.executable, "-m", "lab.cli", "profiles"], capture_output=True, text=True, cwd=tmp_path,
+                       timeout=60, env={**os.environ, "LAB_ROOT": str(ROOT)})
+    assert r.returncode == 0 and "mine" in r.stdout, r.stdout + r.stderr
+
+
+def test_inputs_whose_outputs_share_a_name_are_refused_before_anything(tmp_path):
+    (tmp_path / "in6" / "sub").mkdir(parents=True)
+    (tmp_path / "in6" / "sub" / "eki.txt").write_text("駅に着いた。\n", encoding="utf-8")
+    (tmp_path / "in6" / "sub__eki.txt").write_text("電車はまだ来ない。\n", encoding="utf-8")
+    fake = openai_fake(lambda body: (200, "译文。", "stop"))
+    try:
+        r = lab("translate", str(tmp_path / "in6"), "-o", str(tmp_path / "tr6"), "--base-url", fake.url)
+    finally:
+        fake.close()
+    _one_error(r, "sub__eki.zh.txt", "sub/eki.txt", "sub__eki.txt")
+    assert not (tmp_path / "tr6").exists() or not any((tmp_path / "tr6").iterdir())
+    assert not [p for p, _ in fake.requests if "chat" in p]
+
+
+def test_epub_chapters_and_a_text_file_sharing_an_output_name(tmp_path):
+    from lab import LabError
+    from lab.translate.sources import Source, unique_outputs
+    book, txt = tmp_path / "eki.epub", tmp_path / "eki__000_c1.txt"
+    docs = [Source(book, "eki__000_c1", "x", "epub", epub_href="c1.xhtml"), Source(txt, "eki__000_c1", "y", "utf-8")]
+    with pytest.raises(LabError, match="eki__000_c1.zh.txt"):
+        unique_outputs(docs)
+    with pytest.raises(LabError, match="x.zh.epub"):
+        unique_outputs([Source(tmp_path / "a" / "x.epub", "a__x__c1", "x", "epub", epub_href="c1"),
+                        Source(tmp_path / "b" / "x.epub", "b__x__c1", "x", "epub", epub_href="c1")])
+    unique_outputs([Source(book, "eki__c1", "x", "epub", epub_href="c1"),  # chapters of one book: fine
+                    Source(book, "eki__c2", "x", "epub", epub_href="c2")])
+
+
+def test_a_server_that_accepts_but_never_answers_fails_within_seconds(tmp_path):
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)  # accepts (the kernel completes the handshake) and never reads or answers
+    port = sock.getsockname()[1]
+    (tmp_path / "in.txt").write_text("駅に着いた。\n", encoding="utf-8")
+    t0 = time.time()
+    try:
+        r = lab("translate", str(tmp_path / "in.txt"), "-o", str(tmp_path / "o"), "--base-url",
+                f"http://127.0.0.1:{port}/v1", timeout=120)
+    finally:
+        sock.close()
+    assert time.time() - t0 < 45
+    _one_error(r, "did not answer /v1/models within 10 s")
+
+
+def test_progress_lines_say_what_is_awaited(tmp_path):
+    from lab.translate import PromptSpec, Settings, Translator
+    release = threading.Event()
+
+    def reply(body):
+        release.wait(4)
+        return 200, "译" * 6, "stop"
+    fake = openai_fake(reply)
+    (tmp_path / "in.txt").write_text("駅に着いた。\n", encoding="utf-8")
+    import contextlib
+    import io
+    buf = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buf):
+            Translator(Settings(out=tmp_path / "o", endpoints=[fake.url], spec=PromptSpec(preface="翻译："),
+                                progress_every_s=1, timeout=30)).run(tmp_path / "in.txt")
+    finally:
+        release.set()
+        fake.close()
+    assert "waiting on 1 request(s) (longest " in buf.getvalue() and "of 30s)" in buf.getvalue()
+
+
+def test_bench_run_without_a_server_fails_before_measuring_and_lists_are_checked(tmp_path):
+    t0 = time.time()
+    r = lab("bench", "run", "--profile", "tiny", "--out", str(tmp_path / "b"), env={"LAB_PORT": "9"}, timeout=300)
+    _one_error(r, "no server for profile 'tiny'")
+    assert time.time() - t0 < 30  # nothing was measured first
+    for bad in ("1,,2", "1,", ",", "0,2", "a"):
+        r = lab("bench", "run", "--concurrency", bad)
+        assert r.returncode == 2 and "--concurrency" in r.stderr and "Traceback" not in r.stderr, (bad, r.stderr)
+    r = lab("bench", "run", "--engines", "hf,foo")
+    assert r.returncode == 2 and "unknown 'foo'" in r.stderr
+    r = lab("bench", "rate", "--rates", "0")
+    assert r.returncode == 2 and "--rates" in r.stderr
