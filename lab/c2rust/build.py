@@ -77,7 +77,26 @@ def _run(cmd: list[str], work: Path, env: dict[str, str] | None = None,
     text = (out.stderr + out.stdout).decode("utf-8", "replace")
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith(
         ("Compiling ", "Finished ", "Blocking ", "Checking ", "Locking ", "Adding "))]
-    return out.code == 0, "\n".join(lines[:ERROR_LINES])
+    return out.code == 0, "\n".join(errors_first(lines)[:ERROR_LINES])
+
+
+DIAGNOSTIC = re.compile(r"^(error|warning)(\[\w+\])?:")
+SUMMARY = re.compile(r"^(warning: .*\d+ warnings? emitted|error: aborting due to|warning: `.*` \(bin .*\) generated)")
+
+
+def errors_first(lines: list[str]) -> list[str]:
+    """Compiler output with every error's block before any warning's (an `unused import` warning printed first
+    was the line shown and pushed the error out of the first 30 lines); summary lines dropped."""
+    blocks: list[list[str]] = []
+    for ln in lines:
+        if SUMMARY.match(ln):
+            continue
+        if DIAGNOSTIC.match(ln) or not blocks:
+            blocks.append([ln])
+        else:
+            blocks[-1].append(ln)
+    errors = [b for b in blocks if not b[0].startswith("warning")]
+    return [ln for b in errors + [b for b in blocks if b[0].startswith("warning")] for ln in b]
 
 
 def tool(name: str) -> str:

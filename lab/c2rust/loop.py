@@ -25,28 +25,35 @@ FEEDBACK_CASES = 3     # failing cases shown to the model, first ones first
 MIN_REPLY_TOKENS = 64  # below this a reply cannot hold a program: trim the feedback instead
 
 
-def feedback(report: CheckReport | None, task: Task, cases: int = FEEDBACK_CASES, lines: int = 30) -> str:
+def feedback(report: CheckReport | None, task: Task, cases: int = FEEDBACK_CASES, lines: int = 30,
+             repeated: bool = False, truncated: bool = False) -> str:
     """The message that tells the model what went wrong: the first compiler errors or the first failing cases."""
+    if truncated and report is None:
+        return ("Your reply was cut off before the code block ended. Reply with the complete program in one "
+                "```rust block, shorter: no explanations.")
     if report is None:
         return "Your reply contained no ```rust code block. Reply with the complete program in one block."
+    again = ("This is the same program as your previous reply; it fails the same way. Change the lines the "
+             "errors point at.\n" if repeated else "")
     if not report.compiled:
         errs = "\n".join(report.compile_errors.splitlines()[:lines])
-        return f"The program does not compile:\n```\n{errs}\n```\nFix it."
+        return f"{again}The program does not compile:\n```\n{errs}\n```\nFix it."
     parts = []
     for c in [c for c in report.cases if not c.passed][:cases]:
         case = task.cases[c.index]
         diff = "\n".join(c.diff.splitlines()[:lines])
         parts.append(f"- args {case.args!r}, stdin {case.stdin[:200]!r}: {c.reason}"
                      + (f"\n```diff\n{diff}\n```" if diff else ""))
-    return f"{report.passed}/{len(report.cases)} tests pass. Failing cases:\n" + "\n".join(parts) + "\nFix the program."
+    return (f"{again}{report.passed}/{len(report.cases)} tests pass. Failing cases:\n" + "\n".join(parts)
+            + "\nFix the program.")
 
 
 def _fit(client: Client, first: list[dict[str, str]], reply: str, report: CheckReport | None, task: Task,
-         cap: int) -> tuple[list[dict[str, str]], int]:
+         cap: int, repeated: bool = False, truncated: bool = False) -> tuple[list[dict[str, str]], int]:
     """The next conversation and its max_tokens, trimmed (fewer errors, fewer cases, shorter echo) to fit."""
     for cases, lines, echo in ((FEEDBACK_CASES, 30, 4000), (1, 10, 2000), (1, 4, 0)):
         msgs = [*first, *([{"role": "assistant", "content": reply[:echo]}] if echo else []),
-                {"role": "user", "content": feedback(report, task, cases, lines)}]
+                {"role": "user", "content": feedback(report, task, cases, lines, repeated, truncated)}]
         mt = min(cap, context_room(client.max_model_len, client.count_tokens(msgs)))
         if mt >= MIN_REPLY_TOKENS:
             return msgs, mt
@@ -59,25 +66,36 @@ def _stage(client: Client, first: list[dict[str, str]], task: Task, rounds: int,
     tokens, code, report = 0, None, None
     messages, mt = first, min(max_tokens, context_room(client.max_model_len, client.count_tokens(first)))
     idiomatic = stage == "idiomatic"
+    seen: set[str] = set()
+    repeated = False
     for r in range(1, rounds + 1):
         if mt < MIN_REPLY_TOKENS:
             reason = f"the prompt leaves {max(mt, 0)} tokens of the model's {client.max_model_len}-token context"
             log.append({"stage": stage, "round": r, "stop": reason})
             return code, report, r - 1, tokens, reason
         t0 = time.time()
-        res = client.chat(messages, max_tokens=mt, thinking=False)
+        # Greedy decoding of the same conversation is a fixed point: after a repeated program the rounds
+        # sample (seeded, so a rerun asks the same) instead of returning it byte for byte again.
+        sampling = {"temperature": 0.7, "seed": r} if repeated else {}
+        res = client.chat(messages, max_tokens=mt, thinking=False, **sampling)
         tokens += res.prompt_tokens + res.completion_tokens
         new = extract_rust(res.text)
         rep = check_source(new, task, idiomatic=idiomatic) if new else None
         log.append({"stage": stage, "round": r, "max_tokens": mt, "finish_reason": res.finish_reason,
                     "usage": [res.prompt_tokens, res.completion_tokens], "seconds": round(time.time() - t0, 2),
                     "reply": res.text, "result": rep.summary() if rep else "no code block"})
-        say(f"  {stage} round {r}: {rep.summary() if rep else 'no code block'}")
+        repeated = bool(new) and new in seen
+        if repeated:
+            log[-1]["repeated"] = True
+        say(f"  {stage} round {r}: {rep.summary() if rep else 'no code block'}" + (" (same program again)"
+                                                                                    if repeated else ""))
         if new:
             code, report = new, rep
+            seen.add(new)
         if rep and rep.ok:
             return code, report, r, tokens, "passed"
-        messages, mt = _fit(client, first, res.text, rep, task, max_tokens)
+        messages, mt = _fit(client, first, res.text, rep, task, max_tokens, repeated,
+                            truncated=res.finish_reason == "length")
     return code, report, rounds, tokens, f"still failing after {rounds} rounds"
 
 

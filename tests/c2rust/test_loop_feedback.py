@@ -1,0 +1,41 @@
+"""What the model is told: errors before warnings; a repeated program is said so and the next round samples."""
+
+from helpers import openai_fake
+
+from lab.c2rust.build import errors_first
+from lab.c2rust.harness import check_source
+from lab.c2rust.loop import translate
+from lab.c2rust.tasks import Case
+from lab.client import Client
+
+WARN_THEN_ERROR = 'use std::io;\nuse std::fmt;\nfn main() {\n    let x: i32 = "a";\n    println!("{}", x);\n}\n'
+
+
+def test_compiler_errors_come_before_warnings():
+    rep = check_source(WARN_THEN_ERROR, [Case(args=[], stdin="", expected="")])
+    assert not rep.compiled
+    first = rep.compile_errors.splitlines()[0]
+    assert first.startswith("error[E0308]"), rep.compile_errors
+    assert "warning: unused import" in rep.compile_errors  # still there, after the error
+    assert rep.summary().startswith("does not compile: error[E0308]")
+    lines = ["warning: unused import: `x`", " --> a.rs:1", "error[E0425]: cannot find value `y`", " --> a.rs:2",
+             "warning: 1 warning emitted", "error: aborting due to 1 previous error"]
+    assert errors_first(lines) == ["error[E0425]: cannot find value `y`", " --> a.rs:2",
+                                   "warning: unused import: `x`", " --> a.rs:1"]
+
+
+def test_a_repeated_program_is_named_and_the_next_round_samples(tmp_path):
+    prog = tmp_path / "p"
+    prog.mkdir()
+    (prog / "p.c").write_text('#include <stdio.h>\nint main(void) { printf("hi\\n"); return 0; }\n')
+    (prog / "tests.json").write_text('[{"input": "", "output": "hi"}]')
+    fake = openai_fake(lambda body: (200, "```rust\nfn main() { println!(\"ho\"); }\n```", "stop"))
+    try:
+        res = translate(prog / "p.c", prog / "tests.json", Client(fake.url), rounds=3, progress=False)
+    finally:
+        fake.close()
+    chats = [b for p, b in fake.requests if p.endswith("/chat/completions")]
+    assert len(chats) == 3 and not res["ok"]
+    assert "temperature" not in chats[1] or chats[1]["temperature"] == 0.0  # round 2: greedy, first repeat unknown
+    assert chats[2]["temperature"] == 0.7 and chats[2]["seed"] == 3  # round 3 follows a repeated program
+    assert "same program as your previous reply" in chats[2]["messages"][-1]["content"]
