@@ -224,7 +224,8 @@ def parser() -> argparse.ArgumentParser:
     """The full argument parser: core commands, then each stage's."""
     ap = argparse.ArgumentParser(prog="lab", description="LLM Lab Workbook: serve, measure, fine-tune and translate "
                                  "with open LLMs. Environment: LAB_PROFILE, LAB_PORT, LAB_HOST, LAB_API_KEY, "
-                                 "LAB_MODEL, LAB_CACHE, LAB_RUNS, LAB_LOGS, LAB_JOURNAL.")
+                                 "LAB_MODEL, LAB_SERVED_NAME, LAB_PROFILES, LAB_ROOT, LAB_CACHE, LAB_RUNS, LAB_LOGS, "
+                                 "LAB_JOURNAL, LAB_FIND_LINKS, LAB_OFFLINE, LAB_MODEL_SOURCE.")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_commands(sub)
     bench = bench_commands(sub)

