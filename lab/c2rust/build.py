@@ -39,6 +39,8 @@ class Build:
     errors: str = ""
     binary: Path | None = None
     crates: tuple[str, ...] = ()
+    source: str = ""              # what was compiled (with the imports rustc suggested, when asked to add them)
+    added_imports: tuple[str, ...] = ()
 
 
 def registry() -> Path:
@@ -68,13 +70,16 @@ def crates_used(source: str) -> list[str]:
 
 
 def _run(cmd: list[str], work: Path, env: dict[str, str] | None = None,
-         readable: tuple[Path, ...] = ()) -> tuple[bool, str]:
-    """A compiler command in the sandbox, in `work`: (succeeded, its first ERROR_LINES lines of stderr)."""
+         readable: tuple[Path, ...] = (), full: list[str] | None = None) -> tuple[bool, str]:
+    """A compiler command in the sandbox, in `work`: (succeeded, its first ERROR_LINES lines of stderr); the
+    whole output goes to `full` when given."""
     out = sandbox.run(cmd, work, cpu_s=COMPILE_TIMEOUT_S, wall_s=COMPILE_TIMEOUT_S, limits=sandbox.BUILD,
                       readable=readable, env=env)
     if out.timed_out:
         return False, f"compiler timed out after {COMPILE_TIMEOUT_S}s"
     text = (out.stderr + out.stdout).decode("utf-8", "replace")
+    if full is not None:
+        full.append(text)
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith(
         ("Compiling ", "Finished ", "Blocking ", "Checking ", "Locking ", "Adding "))]
     return out.code == 0, "\n".join(errors_first(lines)[:ERROR_LINES])
@@ -151,32 +156,80 @@ def _cargo_project(source: str, crates: list[str], folder: Path) -> tuple[str, d
     return name, {"CARGO_HOME": str(home), "CARGO_TARGET_DIR": str(proj / "target")}
 
 
-def build_rust(source: str, work: Path, forbid_unsafe: bool = False) -> Build:
-    """rustc for std-only sources; cargo --offline with the needed crates otherwise; -F unsafe_code on request."""
+# rustc's own suggestion for a name that is not in scope, when it names exactly one item:
+#   help: consider importing this function        /  help: trait `Write` which provides `write_all` ... import it
+#     |
+#   1 + use std::env::args;
+SUGGESTED_USE = re.compile(r"^\s*\d+\s*\+\s*(use [\w:]+(?:::\{[\w:, ]+\})?;)\s*$")
+FIX_PASSES = 3
+
+
+def suggested_imports(output: str) -> list[str]:
+    """The `use` lines rustc suggests where a help names a single item to import (several candidates: none)."""
+    found: list[str] = []
+    for block in re.split(r"\n(?=(?:error|warning)(?:\[\w+\])?:)", output):
+        for helper in re.split(r"\n(?=help: )", block)[1:]:
+            if "import" not in helper.splitlines()[0]:
+                continue
+            uses = [m.group(1) for ln in helper.splitlines() if (m := SUGGESTED_USE.match(ln))]
+            if len(uses) == 1 and uses[0] not in found:
+                found.append(uses[0])
+    return found
+
+
+def with_imports(source: str, uses: list[str]) -> str:
+    """`uses` added after the inner attributes (#![...]) at the top of a source."""
+    lines = source.splitlines(keepends=True)
+    at = 0
+    while at < len(lines) and (lines[at].startswith("#![") or not lines[at].strip()):
+        at += 1
+    return "".join(lines[:at]) + "".join(u + "\n" for u in uses) + "".join(lines[at:])
+
+
+def build_rust(source: str, work: Path, forbid_unsafe: bool = False, fix_imports: bool = False) -> Build:
+    """rustc for std-only sources; cargo --offline with the needed crates otherwise; -F unsafe_code on request.
+
+    fix_imports: where rustc names the single item a missing name should be imported from, add that `use` and
+    build again (up to FIX_PASSES times), as `cargo fix` applies the compiler's suggestions; a small model's
+    most common error (0.5B: `use std::io` dropped while fixing another import) then costs no round."""
+    added: list[str] = []
+    for _ in range(FIX_PASSES + 1):
+        full: list[str] = []
+        b = _build_rust_once(with_imports(source, added) if added else source, work, forbid_unsafe, full)
+        more = [u for u in suggested_imports(full[0] if full else "") if u not in added and u not in source]
+        if b.ok or not fix_imports or not more:
+            b.added_imports = tuple(added)
+            return b
+        added += more
+    return b
+
+
+def _build_rust_once(source: str, work: Path, forbid_unsafe: bool, full: list[str]) -> Build:
     crates = crates_used(source)
     forbid = ["-F", "unsafe_code"] if forbid_unsafe else []
     if not crates:
         (work / "main.rs").write_text(source)
         rustc, readable = rust_tool("rustc")
-        ok, err = _run([rustc, "--edition", "2021", "-O", *forbid, "-o", "prog", "main.rs"], work, readable=readable)
-        return Build(ok, err, work / "prog" if ok else None)
+        ok, err = _run([rustc, "--edition", "2021", "-O", *forbid, "-o", "prog", "main.rs"], work, readable=readable,
+                       full=full)
+        return Build(ok, err, work / "prog" if ok else None, source=source)
     have = available_crates()
     missing = [c for c in crates if c not in have]
     if missing:
         return Build(False, f"crate(s) {', '.join(missing)} not available offline (local registry {registry()} "
                      f"has: {', '.join(sorted(have)) or 'none'}; Debian: apt install librust-<name>-dev)",
-                     crates=tuple(crates))
+                     crates=tuple(crates), source=source)
     name, env = _cargo_project(source, crates, work)
     cargo, readable = rust_tool("cargo")
     env["RUSTC"] = rust_tool("rustc")[0]
     ok, err = _run([cargo, "rustc", "--manifest-path", "cargo/Cargo.toml", "--offline", "--release", "--quiet",
-                    "--", *forbid], work, env, readable)
+                    "--", *forbid], work, env, readable, full)
     built = Path(env["CARGO_TARGET_DIR"]) / "release" / name
     binary = None
     if ok and built.exists():
         binary = work / "prog"
         shutil.copy2(built, binary)
-    return Build(ok and binary is not None, err, binary, tuple(crates))
+    return Build(ok and binary is not None, err, binary, tuple(crates), source)
 
 
 def clippy_warnings(source: str) -> int | None:

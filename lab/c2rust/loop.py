@@ -35,6 +35,8 @@ def feedback(report: CheckReport | None, task: Task, cases: int = FEEDBACK_CASES
         return "Your reply contained no ```rust code block. Reply with the complete program in one block."
     again = ("This is the same program as your previous reply; it fails the same way. Change the lines the "
              "errors point at.\n" if repeated else "")
+    if report.added_imports:
+        again += f"(The imports the compiler named were added: {' '.join(report.added_imports)} Keep them.)\n"
     if not report.compiled:
         errs = "\n".join(report.compile_errors.splitlines()[:lines])
         return f"{again}The program does not compile:\n```\n{errs}\n```\nFix it."
@@ -80,17 +82,18 @@ def _stage(client: Client, first: list[dict[str, str]], task: Task, rounds: int,
         res = client.chat(messages, max_tokens=mt, thinking=False, **sampling)
         tokens += res.prompt_tokens + res.completion_tokens
         new = extract_rust(res.text)
-        rep = check_source(new, task, idiomatic=idiomatic) if new else None
+        rep = check_source(new, task, idiomatic=idiomatic, fix_imports=True) if new else None
         log.append({"stage": stage, "round": r, "max_tokens": mt, "finish_reason": res.finish_reason,
                     "usage": [res.prompt_tokens, res.completion_tokens], "seconds": round(time.time() - t0, 2),
-                    "reply": res.text, "result": rep.summary() if rep else "no code block"})
+                    "reply": res.text, "result": rep.summary() if rep else "no code block",
+                    **({"added_imports": rep.added_imports} if rep and rep.added_imports else {})})
         repeated = bool(new) and new in seen
         if repeated:
             log[-1]["repeated"] = True
         say(f"  {stage} round {r}: {rep.summary() if rep else 'no code block'}" + (" (same program again)"
                                                                                     if repeated else ""))
         if new:
-            code, report = new, rep
+            code, report = (rep.source if rep and rep.source else new), rep  # the imports rustc named included
             seen.add(new)
         if rep and rep.ok:
             return code, report, r, tokens, "passed"

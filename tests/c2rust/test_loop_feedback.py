@@ -39,3 +39,30 @@ def test_a_repeated_program_is_named_and_the_next_round_samples(tmp_path):
     assert "temperature" not in chats[1] or chats[1]["temperature"] == 0.0  # round 2: greedy, first repeat unknown
     assert chats[2]["temperature"] == 0.7 and chats[2]["seed"] == 3  # round 3 follows a repeated program
     assert "same program as your previous reply" in chats[2]["messages"][-1]["content"]
+
+
+MISSING_IMPORTS = ('fn main() {\n    let a: Vec<String> = args().collect();\n    let mut out = io::stdout();\n'
+                   '    out.write_all(format!("{}\\n", max(a.len(), 1)).as_bytes()).unwrap();\n}\n')
+
+
+def test_the_loop_adds_the_imports_rustc_names_and_a_grader_does_not():
+    cases = [Case(args=["x", "y"], stdin="", expected="3\n")]
+    graded = check_source(MISSING_IMPORTS, cases)
+    assert not graded.compiled and graded.added_imports == []
+    fixed = check_source(MISSING_IMPORTS, cases, fix_imports=True)
+    assert fixed.compiled and fixed.passed == 1, fixed.compile_errors
+    assert set(fixed.added_imports) == {"use std::env::args;", "use std::io;", "use std::cmp::max;",
+                                        "use std::io::Write;"}
+    assert fixed.source.startswith("use std::env::args;") or "use std::env::args;\n" in fixed.source
+
+
+def test_only_single_candidate_suggestions_are_taken():
+    from lab.c2rust.build import suggested_imports
+    one = ("error[E0425]: cannot find function `args` in this scope\n --> main.rs:2:5\n  |\n"
+           "help: consider importing this function\n  |\n1 + use std::env::args;\n  |\n")
+    many = ("error[E0412]: cannot find type `HashMap` in this scope\n --> main.rs:2:5\n"
+            "help: consider importing one of these structs\n  |\n1 + use std::collections::HashMap;\n  |\n"
+            "1 + use std::collections::hash_map::HashMap;\n  |\n")
+    assert suggested_imports(one) == ["use std::env::args;"]
+    assert suggested_imports(many) == []
+    assert suggested_imports(one + many) == ["use std::env::args;"]
