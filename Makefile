@@ -66,7 +66,7 @@ c2rust-deps:  ## Debian bubblewrap (sandbox) + librust-libc-dev (offline libc cr
 test: tiny browser c2rust-deps  ## the whole test suite (unit, real vLLM server, notebooks via nbval, browser)
 	$(BIN)/ruff check lab tests conftest.py
 	@# every notebook cell is bounded: a stuck cell fails its test after 900 s instead of hanging CI
-	$(BIN)/python -m pytest tests --nbval-lax --nbval-cell-timeout=900 notebooks -p no:cacheprovider
+	$(BIN)/python -m pytest tests --nbval-lax --nbval-cell-timeout=900 notebooks -p no:cacheprovider --durations=15
 
 test-fast: install  ## unit tests only (no server, no notebooks)
 	$(BIN)/python -m pytest tests -m "not server and not slow"

@@ -57,6 +57,15 @@ class Settings:
     progress_every_s: float = 10.0
 
 
+def rejections(stats: dict[str, Any]) -> list[dict[str, Any]]:
+    """Why replies were rejected (a row per check, most frequent first) and what the retry ladder rescued."""
+    rows: list[dict[str, Any]] = [{"rejected because": p, "replies": n}
+                                  for p, n in sorted(stats.get("rejected", {}).items(), key=lambda x: (-x[1], x[0]))]
+    rows.append({"rejected because": "(rescued by a retry / by splitting)",
+                 "replies": f"{stats.get('rescued_by_retry', 0)} / {stats.get('rescued_by_split', 0)} chunks"})
+    return rows
+
+
 def seed_of(text: str, attempt: int) -> int:
     """Sampling seed of one attempt at one chunk: reruns, resumed runs and any concurrency ask the same."""
     return int(text_hash(f"{attempt}\n{text}")[:8], 16)
@@ -80,8 +89,9 @@ class Translator:
         # The glossary is not in the run fingerprint: each chunk's key adds the entries it uses (Doc.piece_fp).
         self.fp = text_hash(json.dumps([spec.fingerprint(glossary=False), self.model, s.temperature, s.thinking],
                                        ensure_ascii=False))[:8]
-        self.stats = {"requests": 0, "cached": 0, "reused": 0, "failed_units": 0, "output_tokens": 0,
-                      "retries": 0, "splits": 0}
+        self.stats: dict[str, Any] = {"requests": 0, "cached": 0, "reused": 0, "failed_units": 0, "output_tokens": 0,
+                                      "retries": 0, "splits": 0, "rejected": {}, "rescued_by_retry": 0,
+                                      "rescued_by_split": 0}
         self.thinks = s.thinking  # becomes True when replies carry reasoning although it was not asked for
         self._tok_cache: dict[str, int] = {}
         self._in_flight: dict[object, float] = {}  # request -> start (progress lines say what is awaited)
@@ -211,7 +221,10 @@ class Translator:
                             "finish_reason": finish, "problems": problems, "seconds": round(time.time() - t0, 3),
                             **({"messages": msgs, "response": content, "reasoning": reasoning}
                                if self.s.log_text else {})})
+            for p in failing(problems):  # why replies were rejected (notebook 04's table)
+                self.stats["rejected"][p] = self.stats["rejected"].get(p, 0) + 1
             if not failing(problems):
+                self.stats["rescued_by_retry"] += attempt > 1
                 lines = lines_of(out)  # one per unit: the line_count check passed
                 self.cache.put(doc.name, chunk.text, lines, {"model": self.model, "attempts": attempt,
                                                              "warnings": problems}, fp)
@@ -230,6 +243,7 @@ class Translator:
         got = await asyncio.gather(*[self._translate(doc, part) for part in halves(chunk)])
         lines: list[str | None] = [x for part in got for x in part]
         if None not in lines:
+            self.stats["rescued_by_split"] += 1
             self.cache.put(doc.name, chunk.text, lines, {"model": self.model, "attempts": self.s.attempts,
                                                          "split": True}, doc.piece_fp(chunk.text))
         return lines

@@ -98,3 +98,26 @@ def test_a_server_killed_mid_run_leaves_the_output_unchanged(reference, tmp_path
         return {json.dumps(r, sort_keys=True) for r in reqs}
     assert asked(a.requests() + b.requests()) == asked(solo_requests)
     assert a.requests() and b.requests()  # both served a share before the kill
+
+
+def test_rejections_count_each_check_and_what_the_ladder_rescued(tmp_path):
+    from helpers import openai_fake
+
+    from lab.translate import rejections
+
+    def reply(body):  # attempt 1 (temperature 0) answers in kana, a retry in Chinese
+        src = body["messages"][-1]["content"].split("\n", 1)[1]
+        n = len([x for x in src.splitlines() if x.strip()])
+        return (200, "\n".join(["かなのまま"] * n) if body["temperature"] == 0 else "\n".join(["译文译文"] * n), "stop")
+    fake = openai_fake(reply)
+    doc = tmp_path / "d.txt"
+    doc.write_text("駅に着いた。\n雨が降る。\n", encoding="utf-8")
+    try:
+        stats = Translator(Settings(out=tmp_path / "o", endpoints=[fake.url], spec=PromptSpec(preface=PREFACE),
+                                    progress_every_s=0)).run(doc)
+    finally:
+        fake.close()
+    assert stats["rejected"] == {"kana": stats["retries"]} and stats["rescued_by_retry"] >= 1
+    rows = rejections(stats)
+    assert rows[0] == {"rejected because": "kana", "replies": stats["retries"]}
+    assert rows[-1]["replies"] == f"{stats['rescued_by_retry']} / 0 chunks"
