@@ -227,6 +227,11 @@ class Client:
         self._models: list[dict[str, Any]] | None = None
         self._model = model
 
+    @property
+    def api_key(self) -> str:
+        """The key this client sends (for clients of its own: the bench's light client, SACToR's config)."""
+        return self._api_key
+
     def models(self, refresh: bool = False) -> list[dict[str, Any]]:
         """The server's /v1/models entries (id, max_model_len, root, parent).
 

@@ -309,3 +309,9 @@ def serve_env(prof: Profile) -> dict[str, str]:
 def api_key() -> str | None:
     """The API key from $LAB_API_KEY (never stored in profiles, logs or the journal)."""
     return os.environ.get("LAB_API_KEY") or None
+
+
+def client_key() -> str:
+    """What a client sends as its key: $LAB_API_KEY, else "EMPTY" (the openai client needs one; vLLM without
+    --api-key ignores it)."""
+    return api_key() or "EMPTY"

@@ -100,7 +100,7 @@ def endpoints(a: argparse.Namespace) -> list[str]:
 def client(a: argparse.Namespace, **kw: Any) -> Any:
     """A lab.client.Client for --base-url/--model, else for the profile's running server."""
     from lab.client import Client
-    return Client(endpoints(a)[0], api_key=config.api_key() or "EMPTY", model=a.model, **kw)
+    return Client(endpoints(a)[0], api_key=config.client_key(), model=a.model, **kw)
 
 
 def print_rows(rows: list[dict[str, Any]]) -> None:

@@ -63,7 +63,7 @@ def rate_run(profile: str | None = None, rates: tuple[float, ...] = (2.0, 4.0, 8
     if any(r <= 0 for r in rates):
         raise LabError(f"--rates must be > 0 req/s, got {list(rates)}")
     prof = config.load(profile)
-    client = Client(prof.base_url, api_key=config.api_key() or "EMPTY")
+    client = Client(prof.base_url, api_key=config.client_key())
     return sweeps.rate_sweep(client, workload(num_prompts, 0), list(rates), output_len, slo_ttft_ms, slo_tpot_ms)
 
 

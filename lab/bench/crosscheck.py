@@ -44,7 +44,7 @@ def cross_check(profile: str | None = None, num_prompts: int = 96, concurrency: 
     """Interleaved rounds of the lab's light client and `vllm bench serve`; ratios of the medians."""
     import statistics
     prof = config.load(profile)
-    key = config.api_key() or "EMPTY"
+    key = config.client_key()
     from lab.client import Client
     model = Client(prof.base_url, api_key=key).model
     prompts = workload(num_prompts, 1)

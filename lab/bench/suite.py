@@ -22,7 +22,7 @@ def suite(profile: str | None = None, num_prompts: int = 64, output_len: int = 1
     set_autogroup_nice in lab/procs.py.
     """
     prof = config.load(profile)
-    client = Client(prof.base_url, api_key=config.api_key() or "EMPTY")
+    client = Client(prof.base_url, api_key=config.client_key())
     prompts = workload(num_prompts, 1)
     client.chat(prompts[0], max_tokens=4)  # warm-up
     seen: dict[str, list[float]] = {}
@@ -37,7 +37,7 @@ def suite(profile: str | None = None, num_prompts: int = 64, output_len: int = 1
         seen.setdefault("lab_c1", []).append(lab_run(1))
         seen.setdefault(f"lab_{hi}", []).append(lab_run(concurrency))
         seen.setdefault(f"lab_{hi}_stream", []).append(lab_run(concurrency, stream=True))
-        toks, wall = asyncio.run(bare_loop(client.base_url, client._api_key, client.model, bare_reqs,
+        toks, wall = asyncio.run(bare_loop(client.base_url, client.api_key, client.model, bare_reqs,
                                             concurrency, {"ignore_eos": True}))
         seen.setdefault(f"bare_openai_{hi}", []).append(toks / wall)
     med = medians(seen)

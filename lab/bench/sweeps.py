@@ -26,7 +26,7 @@ def server_sweep(client: Client, prompts: list[str], concurrencies: list[int], o
     client.chat(prompts[0], max_tokens=4)
     rows = []
     for c in concurrencies:
-        res, wall = light.run(client.base_url, client._api_key, client.model, prompts, output_len, c)
+        res, wall = light.run(client.base_url, client.api_key, client.model, prompts, output_len, c)
         rows.append({"engine": "server", **summarize(res, wall, c)})
         if progress:
             print(f"  server c={c:<3} {rows[-1]['output_tok_s']:>9.1f} tok/s  "
@@ -42,7 +42,7 @@ def rate_sweep(client: Client, prompts: list[str], rates: list[float], output_le
     client.chat(prompts[0], max_tokens=4)
     rows = []
     for rate in rates:
-        res, wall = light.run(client.base_url, client._api_key, client.model, prompts, output_len, rate=rate,
+        res, wall = light.run(client.base_url, client.api_key, client.model, prompts, output_len, rate=rate,
                               seed=seed)
         row = {"engine": "server", "request_rate": rate, **summarize(res, wall, 0),
                **light.goodput(res, wall, slo_ttft_ms, slo_tpot_ms), "slo": {"ttft_ms": slo_ttft_ms,
@@ -136,7 +136,7 @@ def run(profile: str | None = None, engines: tuple[str, ...] = ENGINES,
             if out and res["runs"]:
                 raise LabError(f"{e}; what was measured is kept in {Path(out) / 'results.json'}") from None
             raise
-        client = Client(prof.base_url, api_key=config.api_key() or "EMPTY")
+        client = Client(prof.base_url, api_key=config.client_key())
         res["runs"] += server_sweep(client, prompts, concs, output_len, progress)
     for row in res["runs"]:
         row["pct_of_ceiling"] = pct_of_ceiling(row["output_tok_s"], row["concurrency"], roof)

@@ -11,7 +11,7 @@ from lab.client import Client
 
 def sactor_config(client: Client, temperature: float = 0.0) -> str:
     """TOML for SACToR's VLLM backend: model from /v1/models, max_tokens half of the server's max_model_len."""
-    key = client._api_key
+    key = client.api_key
     return (f'# written by `lab c2rust sactor-config` for {client.base_url}\n'
             f'[general]\nllm = "VLLM"\n\n[VLLM]\nbase_url = "{client.base_url}"\napi_key = "{key}"\n'
             f'model = "{client.model}"\n'

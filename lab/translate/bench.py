@@ -22,7 +22,7 @@ def translate_suite(profile: str | None = None, copies: int = 8, chunk_tokens: i
     8 copies make 168 chunks: a c16 run lasts ~1.3 s, so opening 16 connections and the first
     requests no longer decide the ratio, as they did with 4 copies (~0.6 s runs). Medians of 5."""
     prof = config.load(profile)
-    key = config.api_key() or "EMPTY"
+    key = config.client_key()
     tmp = Path(tempfile.mkdtemp(prefix="lab-tbench-"))
     try:
         src = tmp / "in"

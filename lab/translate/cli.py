@@ -105,7 +105,7 @@ def settings(a: argparse.Namespace) -> Settings:
                       glossary=load_glossary(a.glossary), fewshot=load_fewshot(a.fewshot),
                       context_lines=a.context_lines)
     return Settings(out=Path(a.out), endpoints=options.endpoints(a), spec=spec, model=a.model,
-                    api_key=config.api_key() or "EMPTY", concurrency=a.concurrency, rps=a.rps,
+                    api_key=config.client_key(), concurrency=a.concurrency, rps=a.rps,
                     attempts=a.attempts, split=a.split, chunk_tokens=a.chunk_tokens, max_tokens=a.max_tokens,
                     temperature=a.temperature, timeout=a.timeout, thinking=a.thinking, aozora=a.aozora,
                     bilingual=a.bilingual, epub=a.epub, resume=a.resume, log_text=a.log_text)
