@@ -148,9 +148,10 @@ def _convert_streaming(src: Path, out: Path) -> None:
     processor = TENSOR_PROCESSORS.get(arch, TensorProcessor)(config=gguf_config)
     mapping = get_gguf_hf_weights_map(skeleton, processor)
     expected = set(skeleton.state_dict()) - ({"lm_head.weight"} if cfg.tie_word_embeddings else set())
-    shards: list[dict[str, torch.Tensor]] = [{}]
-    size = 0
-    done: set[str] = set()
+    shard: dict[str, torch.Tensor] = {}
+    shard_of: dict[str, int] = {}  # tensor name -> shard number; finished shards are on disk, not in memory
+    n = 1  # the shard being filled
+    size = total = 0
     for i, t in enumerate(reader.tensors, 1):
         res = processor.process(weights=dequantize(t.data, t.tensor_type), name=t.name, tensor_key_mapping=mapping,
                                 parsed_parameters={"tensors": {}})
@@ -160,51 +161,35 @@ def _convert_streaming(src: Path, out: Path) -> None:
         tensor = torch.from_numpy(w if w.flags.writeable else np.array(w)).to(torch.bfloat16)
         del w, res
         if size and size + tensor.nbytes > SHARD_BYTES:
-            save_file(shards[-1], str(out / f"part-{len(shards):05d}.safetensors"), metadata={"format": "pt"})
-            shards.append({})
-            size = 0
-        shards[-1][key] = tensor
-        done.add(key)
+            save_file(shard, str(out / f"part-{n:05d}.safetensors"), metadata={"format": "pt"})
+            shard, size, n = {}, 0, n + 1
+        shard[key], shard_of[key] = tensor, n
         size += tensor.nbytes
+        total += tensor.nbytes
         if i % max(1, len(names) // 5) == 0:
             print(f"import: {i}/{len(names)} tensors", flush=True)
-    missing = sorted(expected - done)
+    missing = sorted(expected - set(shard_of))
     if missing:
         raise LabError(f"{src}: weights do not match the architecture (missing {missing[:3]})")
-    _write_shards(out, shards)
+    save_file(shard, str(out / f"part-{n:05d}.safetensors"), metadata={"format": "pt"})
+    _name_shards(out, shard_of, n, total)
     cfg.save_pretrained(out)
     GenerationConfig.from_model_config(cfg).save_pretrained(out)
 
 
-def _write_shards(out: Path, shards: list[dict]) -> None:
-    """The last shard, then Hugging Face's names: model.safetensors alone, else model-0000i-of-0000n plus index."""
+def _name_shards(out: Path, shard_of: dict[str, int], n: int, total: int) -> None:
+    """Hugging Face's names for the written part-N files: model.safetensors alone, else model-0000i-of-0000n plus
+    the index (total_size: the tensors' bytes)."""
     import json
-
-    from safetensors.torch import save_file
-    n = len(shards)
-    save_file(shards[-1], str(out / f"part-{n:05d}.safetensors"), metadata={"format": "pt"})
     if n == 1:
         os.replace(out / "part-00001.safetensors", out / "model.safetensors")
         return
-    weight_map, total = {}, 0
-    for i in range(1, n + 1):
-        name = f"model-{i:05d}-of-{n:05d}.safetensors"
-        os.replace(out / f"part-{i:05d}.safetensors", out / name)
-    for i, shard in enumerate(shards, 1):  # the last is still in memory; the others' names are enough
-        for k in shard:
-            weight_map[k] = f"model-{i:05d}-of-{n:05d}.safetensors"
-    for f in sorted(out.glob("model-*-of-*.safetensors")):
-        total += _tensor_bytes(f)
+    name = {i: f"model-{i:05d}-of-{n:05d}.safetensors" for i in range(1, n + 1)}
+    for i in name:
+        os.replace(out / f"part-{i:05d}.safetensors", out / name[i])
+    weight_map = {k: name[i] for k, i in sorted(shard_of.items())}
     (out / "model.safetensors.index.json").write_text(
-        json.dumps({"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}, indent=2)
-        + "\n")
-
-
-def _tensor_bytes(f: Path) -> int:
-    """Bytes of tensor data in a safetensors file (its size less the 8-byte length and the JSON header)."""
-    with open(f, "rb") as fh:
-        header = int.from_bytes(fh.read(8), "little")
-    return f.stat().st_size - 8 - header
+        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2) + "\n")
 
 
 def _convert_whole(src: Path, out: Path) -> None:
