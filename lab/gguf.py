@@ -64,6 +64,11 @@ def clean_name(name: str) -> str:
     return cleaned
 
 
+def folder_for(name: str, sha256: str, root: Path | None = None) -> Path:
+    """Where a GGUF with this sha256 is imported under a name: <model cache>/NAME-<first 12 hex of the hash>."""
+    return (root or paths.cache() / "models") / f"{clean_name(name)}-{sha256[:12]}"
+
+
 def import_gguf(file: str | Path, name: str | None = None, dest_root: Path | None = None,
                 sha256: str | None = None) -> Path:
     """A GGUF file as a bf16 safetensors folder with its tokenizer and chat template, under the model cache
@@ -73,8 +78,7 @@ def import_gguf(file: str | Path, name: str | None = None, dest_root: Path | Non
     if arch not in supported():
         raise LabError(f"{src}: architecture {arch!r} is not one transformers' GGUF loader supports "
                        f"({', '.join(supported())})")
-    name = clean_name(name or src.stem)
-    dest = (dest_root or paths.cache() / "models") / f"{name}-{(sha256 or file_hash(src))[:12]}"
+    dest = folder_for(name or src.stem, sha256 or file_hash(src), dest_root)
     if imported(dest):
         return dest
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")

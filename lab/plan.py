@@ -65,11 +65,8 @@ def steps(prof: config.Profile, nb: Path, params: dict[str, Any], gpus: int | No
 
 def plan(names: list[str] | None, profile: str | None, params: dict[str, Any]) -> dict[str, Any]:
     """Every selected notebook with its parameters (profile's, then -p/-f) and its steps; downloads nothing."""
-    token = config.FETCH.set(False)
-    try:
+    with config.no_fetch():
         return _plan(names, profile, params)
-    finally:
-        config.FETCH.reset(token)
 
 
 def _plan(names: list[str] | None, profile: str | None, params: dict[str, Any]) -> dict[str, Any]:
