@@ -85,12 +85,16 @@ def load_params_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def _cell_label(err: Any) -> str:
-    """'cell [N]' as the executed notebook shows it (its In [N] prompt, papermill's injected cell included),
-    with the cell's first line."""
-    first = (getattr(err, "source", "") or "").strip().splitlines()[:1]
-    n = getattr(err, "exec_count", None) or err.cell_index
+def _label(n: Any, source: str) -> str:
+    """'cell [N] `first line`': N as the executed notebook shows it (its In [N] prompt, papermill's injected
+    cell included)."""
+    first = (source or "").strip().splitlines()[:1]
     return f"cell [{n}]" + (f" `{first[0][:60]}`" if first else "")
+
+
+def _cell_label(err: Any) -> str:
+    """The label of the cell a PapermillExecutionError names."""
+    return _label(getattr(err, "exec_count", None) or err.cell_index, getattr(err, "source", ""))
 
 
 def check_params(nbs: list[Path], params: dict[str, Any]) -> dict[Path, set[str]]:
@@ -221,8 +225,7 @@ def _last_started_cell(executed: Path) -> str:
     if not started:
         return "a cell"
     i, c = started[-1]
-    first = "".join(c.get("source", "")).strip().splitlines()[:1]
-    return f"cell [{c.get('execution_count') or i}]" + (f" `{first[0][:60]}`" if first else "")
+    return _label(c.get("execution_count") or i, "".join(c.get("source", "")))
 
 
 def execute(nb: Path, out: Path, params: dict[str, Any], cell_timeout: int, kernels: Path) -> str | None:

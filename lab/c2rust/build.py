@@ -153,7 +153,7 @@ def _cargo_project(source: str, crates: list[str], folder: Path) -> tuple[str, d
     (proj / "src" / "main.rs").write_text(source)
     (home / "config.toml").write_text(f'[source.crates-io]\nreplace-with = "local"\n\n[source.local]\n'
                                       f'directory = "{registry()}"\n\n[net]\noffline = true\n')
-    return name, {"CARGO_HOME": str(home), "CARGO_TARGET_DIR": str(proj / "target")}
+    return name, {"CARGO_HOME": str(home), "CARGO_TARGET_DIR": str(proj / "target"), "RUSTC": rust_tool("rustc")[0]}
 
 
 # rustc's own suggestion for a name that is not in scope, when it names exactly one item:
@@ -221,7 +221,6 @@ def _build_rust_once(source: str, work: Path, forbid_unsafe: bool, full: list[st
                      crates=tuple(crates), source=source)
     name, env = _cargo_project(source, crates, work)
     cargo, readable = rust_tool("cargo")
-    env["RUSTC"] = rust_tool("rustc")[0]
     ok, err = _run([cargo, "rustc", "--manifest-path", "cargo/Cargo.toml", "--offline", "--release", "--quiet",
                     "--", *forbid], work, env, readable, full)
     built = Path(env["CARGO_TARGET_DIR"]) / "release" / name
@@ -241,20 +240,18 @@ def clippy_warnings(source: str) -> int | None:
     driver, readable = rust_tool("clippy-driver")
     if not Path(driver).exists():
         return None
+    full: list[str] = []
     with sandbox.workdir() as tmp:
         work = Path(tmp)
         if not crates:
             (work / "main.rs").write_text(source)
-            out = sandbox.run([driver, "--edition", "2021", "-o", "prog", "main.rs"], work, cpu_s=COMPILE_TIMEOUT_S,
-                              wall_s=COMPILE_TIMEOUT_S, limits=sandbox.BUILD, readable=readable)
-            return None if out.timed_out else _count_warnings(out.stderr.decode("utf-8", "replace"))
+            _run([driver, "--edition", "2021", "-o", "prog", "main.rs"], work, readable=readable, full=full)
+            return _count_warnings(full[0]) if full else None  # nothing when it timed out
         _, env = _cargo_project(source, crates, work)
         cargo, readable = rust_tool("cargo")
-        env["RUSTC"] = rust_tool("rustc")[0]
-        out = sandbox.run([cargo, "clippy", "--manifest-path", "cargo/Cargo.toml", "--offline", "--release"], work,
-                          cpu_s=COMPILE_TIMEOUT_S, wall_s=COMPILE_TIMEOUT_S, limits=sandbox.BUILD, readable=readable,
-                          env={**env, "PATH": f"{sysroot() / 'bin'}:{sandbox.PATH}"})
-        return _count_warnings(out.stderr.decode("utf-8", "replace")) if out.code == 0 else None
+        ok, _ = _run([cargo, "clippy", "--manifest-path", "cargo/Cargo.toml", "--offline", "--release"], work,
+                     {**env, "PATH": f"{sysroot() / 'bin'}:{sandbox.PATH}"}, readable, full)
+        return _count_warnings(full[0]) if ok and full else None
 
 
 def _count_warnings(stderr: str) -> int:
