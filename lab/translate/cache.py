@@ -31,6 +31,11 @@ def read_record(f: Path) -> dict[str, Any] | None:
     return rec
 
 
+def _file_name(text: str, fp: str, suffix: str) -> str:
+    """A cache file's name: <source hash>-<fingerprint><suffix> (.json a translation, .split a split marker)."""
+    return f"{text_hash(text)[:16]}-{fp}{suffix}"
+
+
 class ChunkCache:
     """Records under OUT/.lab-cache/DOC/<source hash>-<fingerprint>.json; a locked record wins over any.
 
@@ -80,7 +85,7 @@ class ChunkCache:
         # Atomic but not fsync'd: a killed process loses nothing (the page cache outlives it), and
         # fsync in the event loop cost ~2 ms a chunk under load, 15-25% of a c16 run on the tiny
         # model. After an OS crash an empty file may remain: read_record treats it as missing.
-        name = f"{text_hash(text)[:16]}-{fp}.json"
+        name = _file_name(text, fp, ".json")
         paths.atomic_write(self.folder(doc) / name, json.dumps(rec, ensure_ascii=False, indent=1) + "\n",
                            durable=False)
         self._names(doc).setdefault(name.split("-", 1)[0], set()).add(name)
@@ -91,11 +96,11 @@ class ChunkCache:
         A marker of its own, not "some half is cached": an identical half elsewhere in the text (はい。)
         may be cached first, and taking that as a reason to split made the output depend on which chunk
         finished first."""
-        paths.atomic_write(self.folder(doc) / f"{text_hash(text)[:16]}-{fp}.split", text, durable=False)
+        paths.atomic_write(self.folder(doc) / _file_name(text, fp, ".split"), text, durable=False)
 
     def was_split(self, doc: str, text: str, fp: str) -> bool:
         """True when this chunk (these settings) failed whole in an earlier or this run."""
-        f = self.folder(doc) / f"{text_hash(text)[:16]}-{fp}.split"
+        f = self.folder(doc) / _file_name(text, fp, ".split")
         try:
             return f.read_text("utf-8") == text
         except (OSError, UnicodeDecodeError):
