@@ -116,12 +116,10 @@ def check_source(source: str, cases: list[Case] | Task, lang: str = "rust", idio
         d = Path(tmp)
         b = build_c(source, d) if lang == "c" else build_rust(source, d, forbid_unsafe=idiomatic,
                                                               fix_imports=fix_imports)
-        compiled = b.source or source
+        built = {"crates": list(b.crates), "source": b.source or source, "added_imports": list(b.added_imports)}
         if not b.ok or b.binary is None:
-            return CheckReport(False, b.errors, crates=list(b.crates), source=compiled,
-                               added_imports=list(b.added_imports))
-        return CheckReport(True, b.errors, run_cases(b.binary, cases, d), list(b.crates), source=compiled,
-                           added_imports=list(b.added_imports))
+            return CheckReport(False, b.errors, **built)
+        return CheckReport(True, b.errors, run_cases(b.binary, cases, d), **built)
 
 
 def check(c_file: str | Path, tests: str | Path, rust_file: str | Path, feed: str | None = None,
