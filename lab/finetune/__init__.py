@@ -1,6 +1,6 @@
 """Stage of notebook 03: QLoRA fine-tuning (data, training, the adapter served beside the base)."""
 
-from lab.finetune.adapter import adapter_rank, compare, max_lora_rank_for, serve_with_adapter
+from lab.finetune.adapter import adapter_rank, compare, heldout_chrf, max_lora_rank_for, serve_with_adapter
 from lab.finetune.data import IGNORE, collate, encode, load_jsonl
 from lab.finetune.train import (
            FinetuneConfig,
@@ -15,5 +15,5 @@ from lab.finetune.train import (
 )
 
 __all__ = ["IGNORE", "FinetuneConfig", "adapter_rank", "chrf", "collate", "count_params", "compare", "encode",
-           "linear_names", "load_base",
+           "heldout_chrf", "linear_names", "load_base",
            "load_jsonl", "max_lora_rank_for", "merge", "serve_with_adapter", "steps_for", "train", "train_isolated"]

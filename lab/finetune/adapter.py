@@ -9,8 +9,10 @@ from typing import Any
 
 from lab import LabError, config, serve
 from lab.config import VLLM_LORA_RANKS, max_lora_rank_for
+from lab.finetune.data import load_jsonl
+from lab.finetune.train import chrf
 
-__all__ = ["VLLM_LORA_RANKS", "adapter_rank", "compare", "max_lora_rank_for", "serve_with_adapter"]
+__all__ = ["VLLM_LORA_RANKS", "adapter_rank", "compare", "heldout_chrf", "max_lora_rank_for", "serve_with_adapter"]
 
 
 def adapter_rank(adapter: str | Path) -> int:
@@ -41,3 +43,14 @@ def compare(client: Any, prompts: list[str], adapter_name: str, max_tokens: int 
     return [{"prompt": p, "base": client.chat(p, max_tokens=max_tokens, thinking=False).text,
              "adapter": client.chat(p, model=adapter_name, max_tokens=max_tokens, thinking=False).text}
             for p in prompts]
+
+
+def heldout_chrf(client: Any, heldout: str | Path, adapter_name: str, max_tokens: int = 48) -> dict[str, Any]:
+    """chrF of the served base and adapter on the held-out pairs (greedy), with every answer beside its reference."""
+    recs = load_jsonl(heldout)
+    refs = [m[-1]["content"] for m in recs]
+    answers = compare(client, [m[-2]["content"] for m in recs], adapter_name, max_tokens)
+    rows = [{"source": a["prompt"].splitlines()[-1], "reference": r, "base": a["base"], "adapter": a["adapter"]}
+            for a, r in zip(answers, refs, strict=True)]
+    base, tuned = chrf([x["base"] for x in rows], refs), chrf([x["adapter"] for x in rows], refs)
+    return {"base": base, "adapter": tuned, "gain": round(tuned - base, 2), "rows": rows}
