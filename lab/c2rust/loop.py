@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,7 +18,10 @@ from lab.client import Client, context_room
 ROUNDS = 6  # SACToR's default number of feedback rounds (max_translation_attempts)
 SYSTEM = ("You translate C programs into Rust. Reply with one complete Rust program (edition 2021; the std library, "
           "and the `libc` crate where a direct translation needs it) in a single ```rust code block, with the same "
-          "command-line arguments, stdin handling, stdout, stderr and exit codes as the C program.")
+          "command-line arguments, stdin handling, stdout, stderr and exit codes as the C program. Translate every "
+          "function's body into Rust; never declare the C functions in an `extern \"C\"` block (the C code is not "
+          "linked in).")
+EXTERN_C = re.compile(r'extern\s+"C"\s*\{[^}]*\bfn\b')  # an extern block declaring functions: links to C
 IDIOMATIC = ("Rewrite this working Rust program idiomatically: no `unsafe` (it is compiled with -F unsafe_code), no "
              "raw pointers, no libc; use ownership, slices, iterators and Option/Result. Behaviour must stay "
              "identical. Reply with one ```rust code block.")
@@ -35,6 +39,9 @@ def feedback(report: CheckReport | None, task: Task, cases: int = FEEDBACK_CASES
         return "Your reply contained no ```rust code block. Reply with the complete program in one block."
     again = ("This is the same program as your previous reply; it fails the same way. Change the lines the "
              "errors point at.\n" if repeated else "")
+    if EXTERN_C.search(report.source or ""):
+        again += ('Do not declare C functions in an `extern "C"` block: nothing links them in. Write each one '
+                  "in Rust.\n")
     if report.added_imports:
         again += f"(The imports the compiler named were added: {' '.join(report.added_imports)} Keep them.)\n"
     if not report.compiled:

@@ -1,11 +1,13 @@
 """What the model is told: errors before warnings; a repeated program is said so and the next round samples."""
 
+from pathlib import Path
+
 from helpers import openai_fake
 
 from lab.c2rust.build import errors_first
 from lab.c2rust.harness import check_source
 from lab.c2rust.loop import translate
-from lab.c2rust.tasks import Case
+from lab.c2rust.tasks import Case, Task
 from lab.client import Client
 
 WARN_THEN_ERROR = 'use std::io;\nuse std::fmt;\nfn main() {\n    let x: i32 = "a";\n    println!("{}", x);\n}\n'
@@ -66,3 +68,18 @@ def test_only_single_candidate_suggestions_are_taken():
     assert suggested_imports(one) == ["use std::env::args;"]
     assert suggested_imports(many) == []
     assert suggested_imports(one + many) == ["use std::env::args;"]
+
+
+EXTERN = ('extern "C" {\n    fn reverse(s: *mut u8);\n}\nfn main() {\n    let mut b = *b"ab\\0";\n'
+          '    unsafe { reverse(b.as_mut_ptr()) };\n}\n')
+
+
+def test_an_extern_c_link_to_the_original_is_refused_in_the_prompt_and_named_in_feedback():
+    from lab.c2rust.loop import SYSTEM, feedback
+    assert 'extern \\"C\\"' not in SYSTEM and 'never declare the C functions in an `extern "C"` block' in SYSTEM
+    rep = check_source(EXTERN, [Case(args=[], stdin="", expected="")])
+    assert not rep.compiled  # `reverse` is declared, never defined: the link fails
+    note = feedback(rep, Task(path=Path("t.json"), format="lab"))
+    assert note.startswith('Do not declare C functions in an `extern "C"` block')
+    plain = check_source(WARN_THEN_ERROR, [Case(args=[], stdin="", expected="")])
+    assert "extern" not in feedback(plain, Task(path=Path("t.json"), format="lab"))
