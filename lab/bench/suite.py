@@ -51,18 +51,14 @@ def suite(profile: str | None = None, num_prompts: int = 64, output_len: int = 1
 
 def _against_engines(prof: config.Profile, prompts: list[str], output_len: int, c1: float,
                      hi: float) -> dict[str, Any]:
-    """Server batch-1 decode as a share of the bandwidth roofline, and server high concurrency over
-    transformers at batch 1 (one transformers run: it is the slow one)."""
-    from lab import isolate
+    """Server batch-1 decode as a share of the bandwidth roofline, and server high concurrency over the fastest
+    correct transformers configuration at batch 1 (a short run: it is the slow one)."""
     from lab.bench import engines as eng
-    from lab.bench.roofline import bandwidth_gbs, roofline, weight_bytes
-    model = prof.model_path()
-    bw, src = bandwidth_gbs()
-    roof = roofline(weight_bytes(model, 1, prof.size_gb, str(prof.serve.get("dtype", "auto"))), bw)
-    hf = eng.run_isolated("hf_generate", isolate.pinned_env(prof), model=model, prompts=prompts[:4], batch=1,
-                          output_len=output_len, dtype=str(prof.serve.get("dtype", "auto")))
-    hf_b1 = hf["output_tokens"] / hf["wall_s"]
-    ceiling = roof.get("batch1_ceiling_tok_s") or 0
-    return {"roofline": {**roof, "bandwidth_source": src}, "hf_b1_tok_s": round(hf_b1, 1),
-            "server_b1_pct_of_roofline": round(100 * c1 / ceiling, 1) if ceiling else None,
-            "server_hi_vs_hf_b1": round(hi / hf_b1, 1)}
+    from lab.bench.roofline import above_ceiling, for_profile, pct_of_ceiling
+    roof = for_profile(prof, prompts, output_len)
+    hf = eng.best_hf_b1(prof, prompts[:2], min(output_len, 32))
+    hf_b1 = hf["best"]["tok_s"]
+    return {"roofline": roof, "hf_b1": hf, "hf_b1_tok_s": hf_b1,
+            "server_b1_pct_of_roofline": pct_of_ceiling(c1, 1, roof),
+            "server_b1_above_roofline": above_ceiling(c1, 1, roof),
+            "server_hi_vs_hf_b1": round(hi / hf_b1, 1) if hf_b1 else None}

@@ -13,7 +13,7 @@ from lab.bench import engines as eng
 from lab.bench import light
 from lab.bench.metrics import parity, percentiles, summarize, workload
 from lab.bench.plots import plot
-from lab.bench.roofline import bandwidth_gbs, pct_of_ceiling, roofline, weight_bytes
+from lab.bench.roofline import above_ceiling, for_profile, pct_of_ceiling
 from lab.client import Client
 
 ENGINES = ("hf", "vllm", "server")
@@ -89,10 +89,8 @@ def run(profile: str | None = None, engines: tuple[str, ...] = ENGINES,
     validate(engines, concs, output_len, prof.serve.get("max_model_len"))
     model = prof.model_path()
     prompts = workload(num_prompts, seed)
-    bw, bw_src = bandwidth_gbs()
-    tp = prof.tensor_parallel() if prof.device == "cuda" else 1
-    wb = weight_bytes(model, tp, prof.size_gb, str(prof.serve.get("dtype", "auto")))
-    roof = {**roofline(wb, bw), "bandwidth_source": bw_src, "tensor_parallel": tp}
+    roof = for_profile(prof, prompts, output_len)
+    tp = roof["tensor_parallel"]
     res: dict[str, Any] = {"profile": prof.name, "model": model, "served_name": prof.served_name, "seed": seed,
                            "num_prompts": num_prompts, "output_len": output_len, "env": doctor.environment(),
                            "command": shlex.join(sys.argv), "roofline": roof, "runs": []}
@@ -140,6 +138,8 @@ def run(profile: str | None = None, engines: tuple[str, ...] = ENGINES,
         res["runs"] += server_sweep(client, prompts, concs, output_len, progress)
     for row in res["runs"]:
         row["pct_of_ceiling"] = pct_of_ceiling(row["output_tok_s"], row["concurrency"], roof)
+        if above_ceiling(row["output_tok_s"], row["concurrency"], roof):
+            row["above_ceiling"] = True
     if "hf" in tokens and "vllm" in tokens and hf_model == model:  # parity means the same checkpoint
         from transformers import AutoTokenizer
         tok = AutoTokenizer.from_pretrained(model)

@@ -1,5 +1,6 @@
 """Benchmark arithmetic on synthetic timings, bad input, and real short runs of every engine."""
 
+import importlib
 import math
 
 import pytest
@@ -36,6 +37,40 @@ def test_roofline_and_percentage():
     assert bench.pct_of_ceiling(60.0, 1, roof) == 50.0
     assert bench.pct_of_ceiling(960.0, 16, roof) == 50.0  # per sequence in flight
     assert bench.roofline(0, 100)["batch1_ceiling_tok_s"] is None
+
+
+def test_a_beaten_ceiling_is_not_a_share_and_kv_and_spread_count():
+    rl = importlib.import_module("lab.bench.roofline")  # the package re-exports a function of that name
+    roof = rl.roofline(10**9, 20.0, kv_per_token=12 * 2**10, context_tokens=1000,
+                       bandwidth=rl.bandwidth_stats([18.0, 20.0, 26.0], 2, 2**30))
+    assert roof["step_bytes"] == 10**9 + 12_288_000 and roof["batch1_ceiling_tok_s"] == 19.8
+    assert roof["ceiling_range_tok_s"] == [17.8, 25.7] and roof["bandwidth"]["median_gbs"] == 20.0
+    assert rl.pct_of_ceiling(9.9, 1, roof) == 50.0 and not rl.above_ceiling(9.9, 1, roof)
+    assert rl.pct_of_ceiling(21.0, 1, roof) is None and rl.above_ceiling(21.0, 1, roof)  # 106%: never printed
+
+
+def test_decode_bytes_skip_an_untied_embedding_and_follow_the_served_dtype():
+    rl = importlib.import_module("lab.bench.roofline")  # the package re-exports a function of that name
+    emb, head, layer = 151936 * 896 * 2, 151936 * 896 * 2, 700 * 2**20  # Qwen2.5-0.5B as imported from GGUF
+    untied = [("model.embed_tokens.weight", "BF16", emb), ("lm_head.weight", "BF16", head),
+              ("model.layers.0.mlp.up_proj.weight", "BF16", layer)]
+    assert rl.decode_bytes(untied) == {"weights": head + layer, "embedding_lookup_only": emb}
+    tied = [untied[0], untied[2]]  # the table is the lm_head: read whole, once
+    assert rl.decode_bytes(tied)["weights"] == emb + layer
+    assert rl.decode_bytes(tied, "float32")["weights"] == 2 * (emb + layer)  # bf16 files served in float32
+    awq = [("model.layers.0.mlp.up_proj.qweight", "I32", 1000), ("model.layers.0.mlp.up_proj.scales", "F16", 10)]
+    assert rl.decode_bytes(awq, "float32")["weights"] == 1020  # packed ints stay as stored
+    qwen = {"num_hidden_layers": 24, "num_attention_heads": 14, "num_key_value_heads": 2, "hidden_size": 896}
+    assert rl.kv_bytes_per_token(qwen, "bfloat16") == 2 * 24 * 2 * 64 * 2 == 12 * 2**10
+    assert rl.kv_bytes_per_token({"text_config": {**qwen, "head_dim": 128}}, "float32") == 2 * 24 * 2 * 128 * 4
+    assert rl.kv_bytes_per_token({}) == 0
+
+
+def test_server_threads_follow_the_bind_setting():
+    rl = importlib.import_module("lab.bench.roofline")  # the package re-exports a function of that name
+    assert rl.server_threads({"VLLM_CPU_OMP_THREADS_BIND": "0-3,8"}) == 5
+    assert rl.server_threads({"VLLM_CPU_OMP_THREADS_BIND": "0-1|2-3"}) == 2  # per data-parallel rank
+    assert rl.server_threads({}) == len(__import__("os").sched_getaffinity(0))
 
 
 def test_gpu_bandwidth_table_matches_nvml_names():
