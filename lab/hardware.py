@@ -1,0 +1,34 @@
+"""The hardware query, on its own (config and doctor both need it; neither imports the other for it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def gpus() -> dict[str, Any]:
+    """NVIDIA driver, CUDA driver version and each GPU's name and memory via NVML ({} when none)."""
+    try:
+        import pynvml
+        pynvml.nvmlInit()
+    except Exception as e:  # no driver, no library: the CPU path
+        return {"error": f"{type(e).__name__}: {e}"}
+    try:
+        drv = pynvml.nvmlSystemGetDriverVersion()
+        cuda = pynvml.nvmlSystemGetCudaDriverVersion()
+        devs = []
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            h = pynvml.nvmlDeviceGetHandleByIndex(i)
+            mem = pynvml.nvmlDeviceGetMemoryInfo(h)
+            name = pynvml.nvmlDeviceGetName(h)
+            devs.append({"index": i, "name": name.decode() if isinstance(name, bytes) else name,
+                         "memory_total_gb": round(mem.total / 2**30, 1),
+                         "memory_used_gb": round(mem.used / 2**30, 1)})
+        return {"driver": drv.decode() if isinstance(drv, bytes) else drv,
+                "cuda_driver": f"{cuda // 1000}.{cuda % 1000 // 10}", "devices": devs}
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def gpu_count() -> int:
+    """Number of NVIDIA GPUs NVML sees (0 when no driver), without importing torch."""
+    return len(gpus().get("devices") or [])
