@@ -64,7 +64,7 @@ c2rust-deps:  ## Debian bubblewrap (sandbox) + librust-libc-dev (offline libc cr
 	  else echo "bubblewrap or librust-libc-dev missing and no root apt: see README, C -> Rust"; fi; }
 
 test: tiny browser c2rust-deps  ## the whole test suite (unit, real vLLM server, notebooks via nbval, browser)
-	$(BIN)/ruff check lab tests conftest.py
+	$(BIN)/ruff check lab tests conftest.py notebooks
 	@# every notebook cell is bounded: a stuck cell fails its test after 900 s instead of hanging CI
 	$(BIN)/python -m pytest tests --nbval-lax --nbval-cell-timeout=900 notebooks -p no:cacheprovider --durations=15
 
@@ -75,7 +75,7 @@ stress: tiny  ## notebook 01 headless 50 times (and 5 pairs at once) under CPU l
 	$(BIN)/python tests/stress_headless.py --runs 50 --pairs 5 --hogs 3
 
 lint: install  ## ruff
-	$(BIN)/ruff check lab tests conftest.py
+	$(BIN)/ruff check lab tests conftest.py notebooks
 
 LAB_PORT_JUPYTER ?= 8888
 lab: tiny  ## JupyterLab on 127.0.0.1 with a token, opening notebooks/ (kernel: LLM Lab Workbook)
