@@ -228,6 +228,21 @@ def _last_started_cell(executed: Path) -> str:
     return _label(c.get("execution_count") or i, "".join(c.get("source", "")))
 
 
+class _Live:
+    """The notebooks' printed output, passed on as it comes: progress of long cells (training steps, translation
+    chunks, C->Rust rounds) reaches a headless `lab run` log too, not only the executed notebook at the end."""
+
+    def __init__(self, out: Any) -> None:
+        self.out = out
+
+    def write(self, text: str) -> None:
+        self.out.write(text)
+        self.out.flush()
+
+    def flush(self) -> None:
+        self.out.flush()
+
+
 def execute(nb: Path, out: Path, params: dict[str, Any], cell_timeout: int, kernels: Path) -> str | None:
     """Run one notebook with papermill into `out`; None when it passed, else one line saying why.
 
@@ -241,6 +256,7 @@ def execute(nb: Path, out: Path, params: dict[str, Any], cell_timeout: int, kern
     try:
         pm.execute_notebook(str(nb), str(out), parameters=params, kernel_name="python3", language="python",
                             progress_bar=sys.stderr.isatty(), cwd=str(nb.parent), request_save_on_cell_execute=True,
+                            stdout_file=_Live(sys.stdout),
                             execution_timeout=cell_timeout or None, kernel_manager_class=km)
         return None
     except pm.PapermillExecutionError as e:

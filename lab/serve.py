@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import socket
 import subprocess
 import time
@@ -94,11 +95,14 @@ def read_pidfile(prof: config.Profile | int) -> dict[str, Any] | None:
     return rec
 
 
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # vLLM colours its log lines when it thinks a terminal reads them
+
+
 def tail(path: Path, n: int = 20) -> str:
-    """Last n lines of a log file."""
+    """Last n lines of a log file, colour codes removed."""
     try:
         with open(path, errors="replace") as f:
-            return "".join(deque(f, maxlen=n))
+            return ANSI.sub("", "".join(deque(f, maxlen=n)))
     except OSError:
         return ""
 
