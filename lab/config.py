@@ -157,8 +157,17 @@ def available() -> dict[str, dict[str, Any]]:
         for name, body in _read(f).items():
             if not isinstance(body, dict):
                 raise LabError(f"{f}: top-level key {name!r} must be a [table]")
-            merged[name] = {**merged.get(name, {}), **body}
+            merged[name] = _overlay(merged.get(name, {}), body)
     return merged
+
+
+def _overlay(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`over` on top of `base`, table by table: `[p.serve] dtype = ...` changes that key and keeps the others
+    (a shallow merge dropped the whole shipped serve table: enforce_eager, env, max_model_len)."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _overlay(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def default_name() -> str:

@@ -1,6 +1,8 @@
 """Profiles, env overrides and the vLLM command lines they build (GPU paths verified here)."""
 
 import sys
+import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -54,6 +56,11 @@ def test_user_profiles_file(tmp_path, monkeypatch):
     f.write_text('[tiny]\nmodle = "x"\n')
     with pytest.raises(LabError, match=r"unknown keys \['modle'\]"):
         config.load("tiny")
+    f.write_text('[tiny.serve]\ndtype = "bfloat16"\n[tiny.serve.env]\nVLLM_X = "1"\n')
+    shipped = tomllib.loads((Path(config.__file__).parent / "profiles.toml").read_text())["tiny"]["serve"]
+    mine = config.load("tiny").serve  # one key changed, the rest kept
+    assert mine == {**shipped, "dtype": "bfloat16", "env": {**shipped.get("env", {}), "VLLM_X": "1"}}
+    assert mine["max_model_len"] and "enforce_eager" in mine
     f.write_text('[tiny.serve]\nmax_num_seq = 8\n')  # the flag is max_num_seqs: it would be dropped silently
     with pytest.raises(LabError, match=r"profile 'tiny': unknown serve key 'max_num_seq'; valid: .*max_num_seqs"):
         config.load("tiny")
