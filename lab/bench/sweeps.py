@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ from lab.bench import engines as eng
 from lab.bench import light
 from lab.bench.metrics import parity, percentiles, summarize, workload
 from lab.bench.plots import plot
-from lab.bench.roofline import above_ceiling, for_profile, pct_of_ceiling
+from lab.bench.roofline import above_ceiling, for_profile, mark_ceiling, pct_of_ceiling
 from lab.client import Client
 
 ENGINES = ("hf", "vllm", "server")
@@ -52,6 +53,22 @@ def rate_sweep(client: Client, prompts: list[str], rates: list[float], output_le
             print(f"  rate {rate:>6g} req/s  {row['output_tok_s']:>9.1f} tok/s  goodput {row['goodput_req_s']:.2f} "
                   f"req/s ({row['met_slo_pct']:.0f}% within SLO)", flush=True)
     return rows
+
+
+def ratios(runs: list[dict[str, Any]], roof: dict[str, Any]) -> dict[str, Any]:
+    """The ratios notebook 02 is about: server batch-1 decode against the roofline, the highest concurrency over
+    concurrency 1, and over transformers at batch 1 (in its fastest correct configuration)."""
+    srv = {r["concurrency"]: r["output_tok_s"] for r in runs if r["engine"] == "server"}
+    hf1 = next((r["output_tok_s"] for r in runs if r["engine"] == "hf b=1"), None)
+    out: dict[str, Any] = {}
+    if 1 in srv:
+        out["server_c1_pct_of_roofline"] = pct_of_ceiling(srv[1], 1, roof)
+        out["server_c1_above_roofline"] = above_ceiling(srv[1], 1, roof)
+    if srv and len(srv) > 1 and srv.get(1):
+        out[f"server_c{max(srv)}_over_c1"] = round(srv[max(srv)] / srv[1], 2)
+    if srv and hf1:
+        out[f"server_c{max(srv)}_over_hf_b1"] = round(srv[max(srv)] / hf1, 2)
+    return out
 
 
 def validate(engines: list[str], concurrencies: list[int], output_len: int, max_model_len: int | None) -> None:
@@ -102,15 +119,22 @@ def run(profile: str | None = None, engines: tuple[str, ...] = ENGINES,
         isolate.require_gpu_free(prof, "transformers and offline vLLM")
     hf_model = prof.role("hf")  # AWQ/FP8 checkpoints: the profile's unquantized base (res["hf_model"] says so)
     res["hf_model"] = hf_model
+    hf_dtype, hf_threads = (dtype if hf_model == model else "auto"), 0
+    if "hf" in engines and prof.device == "cpu" and hf_model == model:  # the fair baseline: its fastest dtype
+        pick = eng.best_hf_b1(prof, prompts[:1], min(output_len, 16), threads=(len(os.sched_getaffinity(0)),))
+        res["hf_configs"], hf_dtype, hf_threads = pick["configs"], pick["best"]["dtype"], pick["best"]["threads"]
+        if progress:
+            print(f"  transformers runs in {hf_dtype} ({hf_threads} threads), the fastest correct of "
+                  + ", ".join(f"{c['dtype']} {c['tok_s']} tok/s" for c in pick["configs"]), flush=True)
     if "hf" in engines:
         for b in sorted({1, hf_batch}):
             r = eng.run_isolated("hf_generate", isolate.pinned_env(prof, tp), model=hf_model,
                                  prompts=prompts[:hf_prompts], batch=b, output_len=output_len,
-                                 dtype=dtype if hf_model == model else "auto")
+                                 dtype=hf_dtype, threads=hf_threads)
             tokens.setdefault("hf", r["token_ids"])
             row = {"engine": f"hf b={b}", "concurrency": b, "requests": hf_prompts, "wall_s": round(r["wall_s"], 3),
                    "output_tokens": r["output_tokens"], "output_tok_s": round(r["output_tokens"] / r["wall_s"], 1),
-                   "e2e_ms": percentiles(r["e2e"]), "peak_rss_mb": r.get("peak_rss_mb"),
+                   "dtype": hf_dtype, "e2e_ms": percentiles(r["e2e"]), "peak_rss_mb": r.get("peak_rss_mb"),
                    "peak_vram_mb": r.get("peak_vram_mb")}
             res["runs"].append(row)
             _keep(res, out)
@@ -136,10 +160,8 @@ def run(profile: str | None = None, engines: tuple[str, ...] = ENGINES,
             raise
         client = Client(prof.base_url, api_key=config.client_key())
         res["runs"] += server_sweep(client, prompts, concs, output_len, progress)
-    for row in res["runs"]:
-        row["pct_of_ceiling"] = pct_of_ceiling(row["output_tok_s"], row["concurrency"], roof)
-        if above_ceiling(row["output_tok_s"], row["concurrency"], roof):
-            row["above_ceiling"] = True
+    mark_ceiling(res["runs"], roof)
+    res["ratios"] = ratios(res["runs"], roof)
     if "hf" in tokens and "vllm" in tokens and hf_model == model:  # parity means the same checkpoint
         from transformers import AutoTokenizer
         tok = AutoTokenizer.from_pretrained(model)

@@ -70,7 +70,9 @@ def test_server_threads_follow_the_bind_setting():
     rl = importlib.import_module("lab.bench.roofline")  # the package re-exports a function of that name
     assert rl.server_threads({"VLLM_CPU_OMP_THREADS_BIND": "0-3,8"}) == 5
     assert rl.server_threads({"VLLM_CPU_OMP_THREADS_BIND": "0-1|2-3"}) == 2  # per data-parallel rank
-    assert rl.server_threads({}) == len(__import__("os").sched_getaffinity(0))
+    cores = len(__import__("os").sched_getaffinity(0))
+    assert rl.server_threads({}) == max(1, cores - 1)  # vLLM's auto binding keeps one core for its front end
+    assert rl.server_threads({"VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}) == cores
 
 
 def test_gpu_bandwidth_table_matches_nvml_names():
@@ -131,3 +133,16 @@ def test_suite_prints_ratios_measured_in_one_run(tiny_server):
     assert set(res["tok_s_median"]) == {"lab_c1", "lab_c2", "lab_c2_stream", "bare_openai_c2"}
     assert res["scaling"] == round(res["tok_s_median"]["lab_c2"] / res["tok_s_median"]["lab_c1"], 2)
     assert res["lab_vs_bare"] > 0
+
+
+def test_ratios_from_synthetic_rows():
+    roof = bench.roofline(10**9, 20.0)  # ceiling 20 tok/s
+    runs = [{"engine": "hf b=1", "concurrency": 1, "output_tok_s": 5.0},
+            {"engine": "server", "concurrency": 1, "output_tok_s": 12.0},
+            {"engine": "server", "concurrency": 32, "output_tok_s": 120.0}]
+    assert bench.ratios(runs, roof) == {"server_c1_pct_of_roofline": 60.0, "server_c1_above_roofline": False,
+                                        "server_c32_over_c1": 10.0, "server_c32_over_hf_b1": 24.0}
+    runs[1]["output_tok_s"] = 25.0  # beats the ceiling: no share, a flag
+    r = bench.ratios(runs, roof)
+    assert r["server_c1_pct_of_roofline"] is None and r["server_c1_above_roofline"] is True
+    assert bench.ratios(runs[:1], roof) == {}
