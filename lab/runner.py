@@ -272,6 +272,33 @@ def execute(nb: Path, out: Path, params: dict[str, Any], cell_timeout: int, kern
         release_sockets(sockets)
 
 
+def _run_one(nb: Path, tag: str, run_dir: Path, meta: dict[str, Any], params: dict[str, Any], limit: int,
+             keep_ports: set[int]) -> dict[str, Any]:
+    """Execute one notebook of a run and record it in run.json; the backstop stops what it left running."""
+    before = _live_servers()
+    entry: dict[str, Any] = {"name": nb.stem, "status": "running"}
+    meta["notebooks"].append(entry)
+    _save(run_dir, meta)
+    print(f"{tag} {nb.stem} ...", flush=True)
+    t0 = time.time()
+    # interactive=False: widget cells answer once as text instead of waiting for a click
+    try:
+        error = execute(nb, run_dir / nb.name, params, limit, run_dir / "kernels")
+    finally:  # the runner's backstop: what the notebook started and left running is stopped
+        left = _backstop(run_dir, before, keep_ports)
+        if left:
+            entry["stopped_servers"] = left
+            print(f"{tag} {nb.stem} left a server running: stopped {', '.join(left)}", flush=True)
+    entry["status"] = "failed" if error else "ok"
+    if error:
+        entry["error"] = error
+    entry["duration_s"] = round(time.time() - t0, 1)
+    _save(run_dir, meta)
+    line = f"{tag} {nb.stem} {entry['status']} in {entry['duration_s']}s"
+    print(line + (f": {entry['error']}" if entry.get("error") else ""), flush=True)
+    return entry
+
+
 def run(names: list[str] | None = None, profile: str | None = None, params: dict[str, Any] | None = None,
         share_server: bool | None = None, fail_fast: bool = False, runs_dir: Path | None = None,
         build_journal: bool = True, cell_timeout: int | None = None) -> tuple[Path, bool]:
@@ -302,37 +329,16 @@ def run(names: list[str] | None = None, profile: str | None = None, params: dict
     ok = True
     os.environ["LAB_RUN_DIR"] = str(run_dir)
     os.environ["LAB_PROFILE"] = prof.name
-    stopped: list[str] = []
     try:
         if share_server:
             srv = serve.start(prof)
         for i, nb in enumerate(nbs, 1):
-            before = _live_servers()
-            entry = {"name": nb.stem, "status": "running"}
-            meta["notebooks"].append(entry)
-            _save(run_dir, meta)
-            print(f"[{i}/{len(nbs)}] {nb.stem} ...", flush=True)
-            t0 = time.time()
-            # interactive=False: widget cells answer once as text instead of waiting for a click
-            try:
-                error = execute(nb, run_dir / nb.name, notebook_params(prof, nb, declared[nb], params), limit,
-                                run_dir / "kernels")
-            finally:  # the runner's backstop: what the notebook started and left running is stopped
-                left = _backstop(run_dir, before, {srv.profile.port} if srv is not None else set())
-                if left:
-                    entry["stopped_servers"] = left
-                    stopped += left
-                    print(f"[{i}/{len(nbs)}] {nb.stem} left a server running: stopped {', '.join(left)}", flush=True)
-            entry["status"] = "failed" if error else "ok"
-            if error:
+            entry = _run_one(nb, f"[{i}/{len(nbs)}]", run_dir, meta, notebook_params(prof, nb, declared[nb], params),
+                             limit, {srv.profile.port} if srv is not None else set())
+            if entry["status"] == "failed":
                 ok = False
-                entry["error"] = error
-            entry["duration_s"] = round(time.time() - t0, 1)
-            _save(run_dir, meta)
-            line = f"[{i}/{len(nbs)}] {nb.stem} {entry['status']} in {entry['duration_s']}s"
-            print(line + (f": {entry['error']}" if entry.get("error") else ""), flush=True)
-            if not ok and fail_fast:
-                break
+                if fail_fast:
+                    break
     except KeyboardInterrupt:
         ok = False
         for e in meta["notebooks"]:
@@ -342,6 +348,7 @@ def run(names: list[str] | None = None, profile: str | None = None, params: dict
     finally:
         if srv is not None and srv.owned:
             serve.stop(prof, quiet=True)
+        stopped = [x for e in meta["notebooks"] for x in e.get("stopped_servers", [])]
         print(_servers_line(run_dir, stopped), flush=True)
         meta["ended"] = paths.utc_stamp(iso=True)
         _save(run_dir, meta)

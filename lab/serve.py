@@ -145,6 +145,25 @@ def start(profile: str | config.Profile | None = None, api_key: str | None = Non
         prof = dataclasses.replace(prof, serve={**prof.serve, **extra_serve})
     api_key = api_key or config.api_key()
     say = (lambda m: None) if quiet else (lambda m: print(m, flush=True))
+    rec = _clear_leftovers(prof, say)
+    found = _reusable(prof, api_key, rec, say)
+    if found is not None:
+        return found
+    if port_open(prof.host, prof.port):
+        raise LabError(f"port {prof.port} is in use by another program; free it or set LAB_PORT")
+    config.check_heads(prof, prof.tensor_parallel(), config.model_config(prof.model_path()))
+    note = download_note(prof)
+    if note:
+        say(note)
+    proc, log = _spawn(prof, api_key, say)
+    t0 = time.time()
+    _wait_ready(prof, proc, log, api_key, timeout, say)
+    say(f"vLLM ready in {time.time() - t0:.1f}s (pid {proc.pid})")
+    return Server(prof, proc.pid, log, True, api_key)
+
+
+def _clear_leftovers(prof: config.Profile, say: Any) -> dict[str, Any] | None:
+    """The port's pid file record, after dropping a stale one and stopping the orphans of a dead server."""
     rec = read_pidfile(prof)
     if rec and rec.get("stale"):
         say(f"removed stale pid file for port {prof.port} (pid {rec['pid']} is gone)")
@@ -154,25 +173,31 @@ def start(profile: str | config.Profile | None = None, api_key: str | None = Non
         _pidfile(prof).unlink(missing_ok=True)
         say(f"stopped {n} orphaned process(es) of the previous server on port {prof.port} (its main process "
             f"pid {rec['pid']} was gone; they held its memory)")
-        rec = None
+        return None
+    return rec
+
+
+def _reusable(prof: config.Profile, api_key: str | None, rec: dict[str, Any] | None, say: Any) -> Server | None:
+    """A healthy server already serving the profile's model on its port (not owned: nobody stops it for us);
+    None when the port is free; an error when it serves something else or refuses the key."""
     found = probe(prof, api_key)
-    if found is not None:
-        ids = [m["id"] for m in found["models"]]
-        if found.get("unauthorized"):
-            raise LabError(f"port {prof.port} answers but rejects the API key: set LAB_API_KEY to the server's key")
-        if prof.served_name in ids:
-            say(f"reusing server on {prof.base_url} (model {prof.served_name})")
-            return Server(prof, rec.get("pid") if rec and not rec.get("stale") else None,
-                          Path(rec["log"]) if rec and not rec.get("stale") else None, False, api_key)
-        if ids:
-            raise LabError(f"port {prof.port} already serves {', '.join(ids)}, not {prof.served_name!r}: "
-                           f"stop it (`lab serve stop --port {prof.port}`) or choose another port")
-    if port_open(prof.host, prof.port):
-        raise LabError(f"port {prof.port} is in use by another program; free it or set LAB_PORT")
-    config.check_heads(prof, prof.tensor_parallel(), config.model_config(prof.model_path()))
-    note = download_note(prof)
-    if note:
-        say(note)
+    if found is None:
+        return None
+    ids = [m["id"] for m in found["models"]]
+    if found.get("unauthorized"):
+        raise LabError(f"port {prof.port} answers but rejects the API key: set LAB_API_KEY to the server's key")
+    if prof.served_name in ids:
+        say(f"reusing server on {prof.base_url} (model {prof.served_name})")
+        live = rec and not rec.get("stale")
+        return Server(prof, rec.get("pid") if live else None, Path(rec["log"]) if live else None, False, api_key)
+    if ids:
+        raise LabError(f"port {prof.port} already serves {', '.join(ids)}, not {prof.served_name!r}: "
+                       f"stop it (`lab serve stop --port {prof.port}`) or choose another port")
+    return None
+
+
+def _spawn(prof: config.Profile, api_key: str | None, say: Any) -> tuple[subprocess.Popen, Path]:
+    """vLLM in a session of its own (stop kills EngineCore and workers with it), its log, and the pid file."""
     cmd = config.serve_command(prof)
     env = {**os.environ, **config.serve_env(prof)}
     if api_key:
@@ -180,8 +205,7 @@ def start(profile: str | config.Profile | None = None, api_key: str | None = Non
     env.setdefault("PYTHONUNBUFFERED", "1")
     logs = paths.logs()
     logs.mkdir(parents=True, exist_ok=True)
-    stamp = paths.utc_stamp()
-    log = logs / f"vllm-{stamp}-{prof.name}-{prof.port}.log"
+    log = logs / f"vllm-{paths.utc_stamp()}-{prof.name}-{prof.port}.log"
     with open(log, "w") as f:
         f.write(f"# lab serve start: profile {prof.name}\n# {' '.join(cmd)}\n")
         f.flush()
@@ -204,6 +228,12 @@ def start(profile: str | config.Profile | None = None, api_key: str | None = Non
          "served_name": prof.served_name, "log": str(log), "started": time.time(),
          "autogroup": sched}, indent=1))
     say(f"starting vLLM ({prof.name}, {prof.served_name}) on {prof.base_url}; log: {log}")
+    return proc, log
+
+
+def _wait_ready(prof: config.Profile, proc: subprocess.Popen, log: Path, api_key: str | None, timeout: float,
+                say: Any) -> None:
+    """Poll until the server lists the model; stop it and raise on exit, stall, timeout or Ctrl-C."""
     t0 = time.time()
     next_note = 15.0
     grew, size = t0, 0
@@ -215,7 +245,7 @@ def start(profile: str | config.Profile | None = None, api_key: str | None = Non
                                f"last log lines ({log}):\n{tail(log)}")
             found = probe(prof, api_key, timeout=2.0)
             if found and prof.served_name in [m["id"] for m in found["models"]]:
-                break
+                return
             size_now = log.stat().st_size if log.exists() else 0
             if size_now != size:
                 grew, size = time.time(), size_now
@@ -234,8 +264,6 @@ def start(profile: str | config.Profile | None = None, api_key: str | None = Non
         procs.stop_group(proc.pid)
         _pidfile(prof).unlink(missing_ok=True)
         raise LabError("interrupted during start-up: the server was stopped, nothing left running") from None
-    say(f"vLLM ready in {time.time() - t0:.1f}s (pid {proc.pid})")
-    return Server(prof, proc.pid, log, True, api_key)
 
 
 STALL_S = 60.0          # a start whose log is silent this long after the timeout has stalled

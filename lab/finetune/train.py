@@ -139,7 +139,7 @@ def chrf(hyps: list[str], refs: list[str]) -> float:
     return round(sacrebleu.corpus_chrf(hyps, [refs]).score, 2)
 
 
-def _progress_callback(total: int, history: list[dict[str, float]], every: int):
+def _progress_callback(total: int, history: list[dict[str, float]], every: int, show: bool = True):
     from transformers import TrainerCallback
 
     class Progress(TrainerCallback):
@@ -153,7 +153,7 @@ def _progress_callback(total: int, history: list[dict[str, float]], every: int):
             if logs and "loss" in logs:
                 el = time.time() - self.t0
                 history.append({"step": state.global_step, "loss": round(float(logs["loss"]), 4)})
-                if state.global_step % every == 0 or state.global_step == total:
+                if show and (state.global_step % every == 0 or state.global_step == total):
                     eta = el / max(state.global_step, 1) * (total - state.global_step)
                     tps = self.tokens * state.global_step / total / el if el > 0 else 0  # tokens so far
                     print(f"step {state.global_step}/{total} loss {logs['loss']:.3f} {tps:,.0f} tok/s "
@@ -162,7 +162,8 @@ def _progress_callback(total: int, history: list[dict[str, float]], every: int):
 
 
 def train(cfg: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
-    """Train, evaluate before/after, save adapter + tokenizer + config atomically under cfg.out."""
+    """Train, evaluate before/after, save adapter + tokenizer + config atomically under cfg.out; progress: print
+    a line every tenth of the steps."""
     import torch
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoTokenizer, PrinterCallback, Trainer, TrainingArguments, set_seed
@@ -195,7 +196,7 @@ def train(cfg: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
     before_gen = generate(model, tok, held_recs, cfg.eval_max_new_tokens)
     steps = steps_for(cfg, len(train_data))
     history: list[dict[str, float]] = []
-    cb = _progress_callback(steps, history, max(1, steps // 10))
+    cb = _progress_callback(steps, history, max(1, steps // 10), show=progress)
     work = Path(str(out) + f".partial{os.getpid()}")
     shutil.rmtree(work, ignore_errors=True)
     args = TrainingArguments(output_dir=str(work / "trainer"), max_steps=steps, learning_rate=cfg.lr,
