@@ -53,9 +53,9 @@ def test_japanese_lines_come_back_chinese(qwen, tmp_path):
 
 
 def test_a_small_c_program_becomes_passing_rust(qwen, tmp_path):
-    """The 0.5B's Rust is weak (it reads stdin where C reads argv, and drops imports while fixing others); the
-    loop adds the imports rustc names, which makes this program pass in its first round (measured: round 1
-    wrote `stdout.write_all` without `use std::io::Write`)."""
+    """The 0.5B's Rust is weak (it reads stdin where C reads argv, drops imports, and copied C's `return 0;` into
+    `fn main()`, E0308, in every round until the prompt said what main's exit code becomes); measured: it passes
+    in round 1 with `println!` and `process::exit(0)`."""
     prog = tmp_path / "hello"
     prog.mkdir()
     (prog / "hello.c").write_text('#include <stdio.h>\n\nint main(void) {\n    printf("Hello, world!\\n");\n'

@@ -20,7 +20,8 @@ SYSTEM = ("You translate C programs into Rust. Reply with one complete Rust prog
           "and the `libc` crate where a direct translation needs it) in a single ```rust code block, with the same "
           "command-line arguments, stdin handling, stdout, stderr and exit codes as the C program. Translate every "
           "function's body into Rust; never declare the C functions in an `extern \"C\"` block (the C code is not "
-          "linked in).")
+          "linked in). Rust's `main` returns `()`: C's `return N;` from main becomes `std::process::exit(N)` "
+          "where N is not 0.")
 EXTERN_C = re.compile(r'extern\s+"C"\s*\{[^}]*\bfn\b')  # an extern block declaring functions: links to C
 IDIOMATIC = ("Rewrite this working Rust program idiomatically: no `unsafe` (it is compiled with -F unsafe_code), no "
              "raw pointers, no libc; use ownership, slices, iterators and Option/Result. Behaviour must stay "
