@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
+import helpers  # tests/ is on pytest's pythonpath (pyproject.toml)
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))  # `helpers` for module-level use in any test folder
-
-import helpers  # noqa: E402
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from helpers import ROOT, free_port
 
-from lab import LabError, config, finetune, gguf, serve
+from lab import config, finetune, serve
 from lab.bench import engines
 
 pytestmark = pytest.mark.server
@@ -42,34 +42,6 @@ def server(trained):
             os.environ.pop("LAB_PORT", None)
         else:
             os.environ["LAB_PORT"] = old
-
-
-def test_the_import_is_deterministic_and_complete(smol_dir, tmp_path):
-    again = gguf.import_gguf(gguf.package_file(config.load(PROFILE).model), "again", dest_root=tmp_path)
-    names = sorted(p.name for p in smol_dir.iterdir())
-    assert {"config.json", "tokenizer.json", "chat_template.jinja"} <= set(names) and gguf.imported(smol_dir)
-    assert sorted(p.name for p in again.iterdir()) == names
-    for n in names:
-        assert (again / n).read_bytes() == (smol_dir / n).read_bytes(), n
-    assert config.model_config(str(smol_dir))["num_attention_heads"] == 9
-
-
-def test_bad_gguf_files_are_refused_in_one_line(tmp_path):
-    (tmp_path / "x.gguf").write_text("not a model")
-    with pytest.raises(LabError, match="not a GGUF file"):
-        gguf.import_gguf(tmp_path / "x.gguf")
-    src = gguf.package_file(config.load(PROFILE).model)
-    (tmp_path / "cut.gguf").write_bytes(src.read_bytes()[:1_000_000])
-    with pytest.raises(LabError, match="truncated or corrupt GGUF"):
-        gguf.import_gguf(tmp_path / "cut.gguf")
-    from gguf import GGUFWriter
-    w = GGUFWriter(str(tmp_path / "odd.gguf"), "no-such-arch")
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    with pytest.raises(LabError, match="architecture 'no-such-arch' is not one transformers"):
-        gguf.import_gguf(tmp_path / "odd.gguf")
 
 
 def test_a_few_qlora_steps_lower_the_training_loss(trained):

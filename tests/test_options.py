@@ -1,0 +1,57 @@
+"""lab.options: defaults read from their one definition, parser-level checks (exit 2), comma lists."""
+
+import argparse
+import dataclasses
+
+import pytest
+
+from lab import options
+
+
+@dataclasses.dataclass
+class S:
+    need: int
+    n: int = 3
+    names: list[str] = dataclasses.field(default_factory=lambda: ["a", "b"])
+    on: bool = True
+
+
+def f(x: float = 0.5, y: int = 0) -> None:
+    """A function whose defaults an option reads."""
+
+
+def test_defaults_come_from_the_dataclass_or_the_signature_and_the_help_states_them():
+    assert options.default_of(S, "n") == 3 and options.default_of(S, "names") == ["a", "b"]
+    assert options.default_of(f, "x") == 0.5
+    with pytest.raises(KeyError):
+        options.default_of(S, "need")
+    p = argparse.ArgumentParser()
+    options.add(p, "--n", S, help="count")
+    options.add(p, "--names", S, help="who")
+    options.add(p, "--on", S, help="switch")
+    options.add(p, "--x", f, help="share")
+    text = p.format_help()
+    for want in ("count (default: 3)", "who (default: a,b)", "switch (default: True)", "share (default: 0.5)"):
+        assert want in " ".join(text.split()), want
+    a = p.parse_args(["--no-on", "--n", "7"])
+    assert a.on is False and a.n == 7 and a.x == 0.5
+
+
+@pytest.mark.parametrize("parse,text,msg", [(options.POSITIVE_INT, "0", "must be >= 1, got 0"),
+                                            (options.POSITIVE_INT, "x", "expected an integer, got 'x'"),
+                                            (options.POSITIVE_FLOAT, "0", "must be > 0, got 0"),
+                                            (options.checked(float, 0, 2), "3", "must be <= 2, got 3"),
+                                            (options.comma_ints, "1,,2", ""), (options.comma_ints, "0,2", ""),
+                                            (options.comma_positive_floats, "1,-2", "")])
+def test_bad_values_are_argparse_errors(parse, text, msg):
+    with pytest.raises(argparse.ArgumentTypeError, match=msg):
+        parse(text)
+
+
+def test_comma_lists_parse():
+    assert options.comma_ints("1, 4,16") == [1, 4, 16]
+    assert options.comma_positive_floats("0.5,2") == [0.5, 2.0]
+    pick = options.comma_choices(("hf", "vllm", "server"))
+    assert pick("hf,server") == ("hf", "server")
+    with pytest.raises(argparse.ArgumentTypeError, match="unknown 'foo'"):
+        pick("hf,foo")

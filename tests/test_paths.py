@@ -1,0 +1,62 @@
+"""lab.paths: atomic writes, one-line read errors, JSONL with line numbers, folders from the environment."""
+
+import threading
+
+import pytest
+
+from lab import LabError, paths
+
+
+def test_atomic_write_leaves_old_or_new_and_no_temp_files(tmp_path):
+    f = tmp_path / "sub" / "r.json"
+    paths.atomic_write(f, "old")
+
+    def writer(i: int) -> None:
+        for _ in range(50):
+            paths.atomic_write(f, f"new {i}" * 100, durable=False)
+    ts = [threading.Thread(target=writer, args=(i,)) for i in range(4)]
+    for t in ts:
+        t.start()
+    seen = set()
+    while any(t.is_alive() for t in ts):
+        seen.add(f.read_text()[:6])
+    for t in ts:
+        t.join()
+    assert seen <= {"old", "new 0n", "new 1n", "new 2n", "new 3n"} | {f"new {i}"[:6] for i in range(4)}
+    assert [p.name for p in f.parent.iterdir()] == ["r.json"]  # every temp file was renamed away
+    paths.atomic_write(f, b"\x00bytes")
+    assert f.read_bytes() == b"\x00bytes"
+
+
+def test_read_text_names_the_file_and_the_line(tmp_path):
+    good = tmp_path / "g.txt"
+    good.write_bytes("\ufeff一行\n".encode())
+    assert paths.read_text(good) == "一行\n"  # BOM dropped
+    bad = tmp_path / "b.txt"
+    bad.write_bytes(b"ok\nok\n" + b"\xff\n")
+    with pytest.raises(LabError, match=r"b\.txt:3: not UTF-8 text \(byte 0xff at offset 6\); save the glossary"):
+        paths.read_text(bad, "glossary")
+    with pytest.raises(LabError, match="glossary .*nope.txt does not exist"):
+        paths.read_text(tmp_path / "nope.txt", "glossary")
+    with pytest.raises(LabError, match="is a folder, not a file"):
+        paths.read_text(tmp_path)
+
+
+def test_read_jsonl_skips_blank_lines_and_names_the_broken_one(tmp_path):
+    f = tmp_path / "d.jsonl"
+    f.write_text('{"a": 1}\n\n{"a": 2}\n{broken\n')
+    it = paths.read_jsonl(f)
+    assert next(it) == (1, {"a": 1}) and next(it) == (3, {"a": 2})
+    with pytest.raises(LabError, match=r"d\.jsonl:4: malformed JSON"):
+        next(it)
+
+
+def test_folders_follow_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAB_RUNS", str(tmp_path / "r"))
+    monkeypatch.setenv("LAB_CACHE", str(tmp_path / "c"))
+    monkeypatch.delenv("LAB_RUN_DIR", raising=False)
+    assert paths.runs() == tmp_path / "r" and paths.cache() == tmp_path / "c"
+    assert paths.run_dir("x") == tmp_path / "r" / "adhoc" / "x"
+    monkeypatch.setenv("LAB_RUN_DIR", str(tmp_path / "run1"))
+    assert paths.run_dir("x") == tmp_path / "run1" / "x"
+    assert len(paths.utc_stamp()) == 16 and paths.utc_stamp(iso=True).endswith("Z")
