@@ -215,10 +215,15 @@ def test_progress_lines_say_what_is_awaited(tmp_path):
     assert "waiting on 1 request(s) (longest " in buf.getvalue() and "of 30s)" in buf.getvalue()
 
 
-def test_bench_run_without_a_server_fails_before_measuring_and_lists_are_checked(tmp_path):
+def test_bench_run_on_a_port_another_program_holds_fails_before_measuring_and_lists_are_checked(tmp_path):
+    import socket
     t0 = time.time()
-    r = lab("bench", "run", "--profile", "tiny", "--out", str(tmp_path / "b"), env={"LAB_PORT": "9"}, timeout=300)
-    _one_error(r, "no server for profile 'tiny'")
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        r = lab("bench", "run", "--profile", "tiny", "--out", str(tmp_path / "b"),
+                env={"LAB_PORT": str(held.getsockname()[1])}, timeout=300)
+    _one_error(r, "is in use by another program")
     assert time.time() - t0 < 30  # nothing was measured first
     for bad in ("1,,2", "1,", ",", "0,2", "a"):
         r = lab("bench", "run", "--concurrency", bad)

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from lab import LabError, options, paths
+from lab import options, paths
 from lab.bench import sweeps
 from lab.bench.suite import suite as serving_suite
 from lab.measure import ratio_line
@@ -16,7 +16,8 @@ def add_commands(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
     """Register `lab bench`; returns its actions, so another stage can add its own benchmark there."""
     p = sub.add_parser("bench", help="transformers vs vLLM (offline and server): tok/s, TTFT, TPOT, roofline")
     s = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    r = s.add_parser("run", help="measure the engines on a seeded workload; writes results.json and bench.png")
+    r = s.add_parser("run", help="measure the engines on a seeded workload (starts the server when none runs); "
+                                   "writes results.json and bench.png")
     r.add_argument("--profile", help="profile (default: $LAB_PROFILE or tiny)")
     options.add(r, "--engines", sweeps.run, type=options.comma_choices(sweeps.ENGINES),
                 help="comma list of hf (transformers generate), vllm (offline LLM), server (OpenAI API)")
@@ -28,6 +29,9 @@ def add_commands(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
     options.add(r, "--hf-batch", sweeps.run, type=options.POSITIVE_INT, help="transformers batch size besides 1")
     options.add(r, "--hf-prompts", sweeps.run, type=options.POSITIVE_INT, help="prompts for transformers (slower)")
     options.add(r, "--seed", sweeps.run, help="workload seed")
+    options.add(r, "--start-timeout", sweeps.run, type=options.POSITIVE_FLOAT,
+                help="seconds to wait for a server this command starts (a running one is reused)")
+    options.add(r, "--keep-server", sweeps.run, help="leave a server this command started running")
     r.add_argument("--out", help="output folder (default: runs/bench-<UTC>)")
     r.set_defaults(func=_run)
     st = s.add_parser("suite", help="the project's serving benchmark: scaling c32/c1, lab client vs bare openai")
@@ -44,31 +48,18 @@ def add_commands(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
     st.set_defaults(func=_suite)
     rt = s.add_parser("rate", help="Poisson arrivals at each request rate: throughput, latency, goodput under SLOs")
     rt.add_argument("--profile", help="profile whose server is running")
-    options.add(rt, "--rates", rate_run, type=options.comma_positive_floats,
+    options.add(rt, "--rates", sweeps.rate_run, type=options.comma_positive_floats,
                 help="request rates (req/s), comma list")
-    options.add(rt, "--num-prompts", rate_run, type=options.POSITIVE_INT, help="requests per rate")
-    options.add(rt, "--output-len", rate_run, type=options.checked(int, 2), help="tokens per request")
-    options.add(rt, "--slo-ttft-ms", rate_run, type=options.POSITIVE_FLOAT, help="time-to-first-token target")
-    options.add(rt, "--slo-tpot-ms", rate_run, type=options.POSITIVE_FLOAT, help="time-per-output-token target")
+    options.add(rt, "--num-prompts", sweeps.rate_run, type=options.POSITIVE_INT, help="requests per rate")
+    options.add(rt, "--output-len", sweeps.rate_run, type=options.checked(int, 2), help="tokens per request")
+    options.add(rt, "--slo-ttft-ms", sweeps.rate_run, type=options.POSITIVE_FLOAT, help="time-to-first-token target")
+    options.add(rt, "--slo-tpot-ms", sweeps.rate_run, type=options.POSITIVE_FLOAT, help="time-per-output-token target")
     rt.set_defaults(func=_rate)
     return s
 
 
-def rate_run(profile: str | None = None, rates: tuple[float, ...] = (2.0, 4.0, 8.0, 16.0), num_prompts: int = 64,
-             output_len: int = 64, slo_ttft_ms: float = 1000.0, slo_tpot_ms: float = 100.0) -> list[dict]:
-    """The request-rate sweep of the profile's running server."""
-    from lab import config
-    from lab.bench.metrics import workload
-    from lab.client import Client
-    if any(r <= 0 for r in rates):
-        raise LabError(f"--rates must be > 0 req/s, got {list(rates)}")
-    prof = config.load(profile)
-    client = Client(prof.base_url, api_key=config.client_key())
-    return sweeps.rate_sweep(client, workload(num_prompts, 0), list(rates), output_len, slo_ttft_ms, slo_tpot_ms)
-
-
 def _rate(a: argparse.Namespace) -> int:
-    rows = rate_run(a.profile, a.rates, a.num_prompts, a.output_len, a.slo_ttft_ms, a.slo_tpot_ms)
+    rows = sweeps.rate_run(a.profile, a.rates, a.num_prompts, a.output_len, a.slo_ttft_ms, a.slo_tpot_ms)
     options.print_rows([{"req/s": r["request_rate"], "tok/s": r["output_tok_s"], "TTFT p50 ms": r["ttft_ms"]["p50"],
                          "TPOT p50 ms": r["tpot_ms"]["p50"], "goodput req/s": r["goodput_req_s"],
                          "within SLO %": r["met_slo_pct"]} for r in rows])
@@ -99,7 +90,7 @@ def _suite(a: argparse.Namespace) -> int:
 def _run(a: argparse.Namespace) -> int:
     out = Path(a.out) if a.out else paths.runs() / f"bench-{paths.utc_stamp()}"
     res = sweeps.run(a.profile, a.engines, tuple(a.concurrencies), a.num_prompts, a.output_len, a.hf_batch,
-                     a.hf_prompts, a.seed, out)
+                     a.hf_prompts, a.seed, out, start_timeout=a.start_timeout, keep_server=a.keep_server)
     options.print_rows([{"engine": r["engine"], "conc": r["concurrency"], "tok/s": r["output_tok_s"],
                          "% ceiling": "above" if r.get("above_ceiling") else r["pct_of_ceiling"]}
                         for r in res["runs"]])

@@ -1,4 +1,4 @@
-"""Benchmark figures: throughput per engine and server latency percentiles against concurrency."""
+"""Benchmark figures: throughput per engine, server latency percentiles against concurrency, goodput per rate."""
 
 from __future__ import annotations
 
@@ -34,4 +34,17 @@ def plot(res: dict[str, Any], out: Path | None = None) -> Any:
     fig.tight_layout()
     if out is not None:
         fig.savefig(Path(out) / "bench.png", dpi=80, metadata={"Software": None})
+    return fig
+
+
+def goodput_plot(rows: list[dict[str, Any]], slo_ttft_ms: float, slo_tpot_ms: float) -> Any:
+    """Goodput (requests/s within both service levels) against the offered Poisson rate."""
+    import matplotlib.pyplot as plt
+    rates = [r["request_rate"] for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.plot(rates, [r["goodput_req_s"] for r in rows], "o-", label="goodput (within SLO)")
+    ax.plot(rates, rates, ":", color="grey", label="offered load")
+    ax.set(xlabel="request rate (req/s, Poisson)", ylabel="req/s",
+           title=f"goodput at TTFT <= {slo_ttft_ms:g} ms, TPOT <= {slo_tpot_ms:g} ms")
+    ax.legend()
     return fig

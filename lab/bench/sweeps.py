@@ -71,6 +71,16 @@ def ratios(runs: list[dict[str, Any]], roof: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def rate_run(profile: str | None = None, rates: tuple[float, ...] = (2.0, 4.0, 8.0, 16.0), num_prompts: int = 64,
+             output_len: int = 64, slo_ttft_ms: float = 1000.0, slo_tpot_ms: float = 100.0) -> list[dict]:
+    """The request-rate sweep of the profile's running server (`lab bench rate`)."""
+    if any(r <= 0 for r in rates):
+        raise LabError(f"--rates must be > 0 req/s, got {list(rates)}")
+    prof = config.load(profile)
+    client = Client(prof.base_url, api_key=config.client_key())
+    return rate_sweep(client, workload(num_prompts, 0), list(rates), output_len, slo_ttft_ms, slo_tpot_ms)
+
+
 def validate(engines: list[str], concurrencies: list[int], output_len: int, max_model_len: int | None) -> None:
     """Reject bad input with one clear line."""
     bad = [e for e in engines if e not in ENGINES]
@@ -84,10 +94,22 @@ def validate(engines: list[str], concurrencies: list[int], output_len: int, max_
         raise LabError(f"output length {output_len} does not fit max_model_len {max_model_len}")
 
 
-def _require_server(prof: config.Profile) -> None:
-    if not serve.status(prof)["running"]:
-        raise LabError(f"no server for profile {prof.name!r} at {prof.base_url}: start it with "
-                       f"`lab serve start --profile {prof.name}`")
+def _server_runs(prof: config.Profile, res: dict[str, Any], prompts: list[str], concs: list[int], output_len: int,
+                 out: Path | None, progress: bool, start_timeout: float, keep: bool) -> list[dict[str, Any]]:
+    """The server sweep on the profile's server, started (or reused) here; a failed start keeps what was
+    measured before it."""
+    try:
+        srv = serve.start(prof, timeout=start_timeout, quiet=not progress)
+    except LabError as e:
+        if out and res["runs"]:
+            raise LabError(f"{e}; what was measured is kept in {Path(out) / 'results.json'}") from None
+        raise
+    res["server_started"] = srv.owned
+    try:
+        return server_sweep(Client(prof.base_url, api_key=config.client_key()), prompts, concs, output_len, progress)
+    finally:
+        if srv.owned and not keep:
+            serve.stop(prof, quiet=True)
 
 
 def _keep(res: dict[str, Any], out: Path | None) -> None:
@@ -99,8 +121,13 @@ def _keep(res: dict[str, Any], out: Path | None) -> None:
 def run(profile: str | None = None, engines: tuple[str, ...] = ENGINES,
         concurrencies: tuple[int, ...] = (1, 2, 4, 8, 16, 32), num_prompts: int = 32, output_len: int = 64,
         hf_batch: int = 8, hf_prompts: int = 8, seed: int = 0, out: Path | None = None,
-        progress: bool = True) -> dict[str, Any]:
-    """The whole comparison; writes results.json (and plots) to `out` when given."""
+        progress: bool = True, start_timeout: float = serve.READY_TIMEOUT_S,
+        keep_server: bool = False) -> dict[str, Any]:
+    """The whole comparison on any profile; writes results.json (and plots) to `out` when given.
+
+    The engines run in order, each in its own process: transformers, the offline engine, then the server,
+    started here when none runs (stopped at the end unless keep_server; res["server_started"] says). On a GPU a
+    running lab server is stopped first, so the offline engines get the memory, and started again after."""
     prof = config.load(profile)
     engines, concs = list(engines), sorted(set(concurrencies))
     validate(engines, concs, output_len, prof.serve.get("max_model_len"))
@@ -113,9 +140,15 @@ def run(profile: str | None = None, engines: tuple[str, ...] = ENGINES,
                            "command": shlex.join(sys.argv), "roofline": roof, "runs": []}
     dtype = str(prof.serve.get("dtype", "auto"))
     tokens: dict[str, list[list[int]]] = {}
-    if "server" in engines and prof.device != "cuda":  # before minutes of transformers work, not after
-        _require_server(prof)
-    if "hf" in engines or "vllm" in engines:  # on a GPU a running server holds the memory these need
+    was_running = serve.status(prof)["running"]
+    if "server" in engines and not was_running and serve.port_open(prof.host, prof.port):
+        raise LabError(f"port {prof.port} is in use by another program; free it or set LAB_PORT")  # before work
+    offline = "hf" in engines or "vllm" in engines
+    if offline and prof.device == "cuda" and was_running:  # the engines need the memory the server holds
+        if progress:
+            print(f"  stopping the {prof.name} server for the offline engines; it is started again after", flush=True)
+        serve.stop(prof, quiet=True)
+    if offline:
         isolate.require_gpu_free(prof, "transformers and offline vLLM")
     hf_model = prof.role("hf")  # AWQ/FP8 checkpoints: the profile's unquantized base (res["hf_model"] says so)
     res["hf_model"] = hf_model
@@ -152,14 +185,8 @@ def run(profile: str | None = None, engines: tuple[str, ...] = ENGINES,
         if progress:
             print(f"  vllm offline {res['runs'][-1]['output_tok_s']:>9.1f} tok/s", flush=True)
     if "server" in engines:
-        try:
-            _require_server(prof)
-        except LabError as e:
-            if out and res["runs"]:
-                raise LabError(f"{e}; what was measured is kept in {Path(out) / 'results.json'}") from None
-            raise
-        client = Client(prof.base_url, api_key=config.client_key())
-        res["runs"] += server_sweep(client, prompts, concs, output_len, progress)
+        res["runs"] += _server_runs(prof, res, prompts, concs, output_len, out, progress, start_timeout,
+                                    keep_server or was_running)
     mark_ceiling(res["runs"], roof)
     res["ratios"] = ratios(res["runs"], roof)
     if "hf" in tokens and "vllm" in tokens and hf_model == model:  # parity means the same checkpoint

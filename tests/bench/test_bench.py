@@ -106,17 +106,25 @@ def test_workload_is_seeded():
     assert bench.workload(4, 1) == bench.workload(4, 1) != bench.workload(4, 2)
 
 
-def test_server_engine_needs_a_running_server(monkeypatch):
-    from helpers import free_port
-    monkeypatch.setenv("LAB_PORT", str(free_port()))
-    with pytest.raises(LabError, match="no server for profile 'tiny' .*lab serve start"):
-        bench.run("tiny", ("server",), (1,), 2, 4, progress=False)
+def test_a_port_held_by_another_program_fails_before_any_work(monkeypatch):
+    import socket
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        monkeypatch.setenv("LAB_PORT", str(held.getsockname()[1]))
+        with pytest.raises(LabError, match="port .* is in use by another program"):
+            bench.run("tiny", ("hf", "server"), (1,), 2, 4, progress=False)
 
 
 @pytest.mark.server
-def test_real_sweep_and_offline_engines(tiny_server, tmp_path):
+def test_real_sweep_starts_the_server_it_needs_and_stops_it(tmp_path, monkeypatch):
+    from helpers import free_port
+
+    from lab import serve
+    monkeypatch.setenv("LAB_PORT", str(free_port()))  # no server there: bench.run starts one, as a user's would
     res = bench.run("tiny", ("hf", "vllm", "server"), (1, 4), num_prompts=4, output_len=8, hf_batch=2,
                     hf_prompts=2, out=tmp_path, progress=False)
+    assert res["server_started"] is True and not serve.status("tiny")["running"]  # stopped: it started it
     engines = [r["engine"] for r in res["runs"]]
     assert engines == ["hf b=1", "hf b=2", "vllm offline", "server", "server"]
     srv = [r for r in res["runs"] if r["engine"] == "server"]
@@ -124,6 +132,8 @@ def test_real_sweep_and_offline_engines(tiny_server, tmp_path):
     assert all(r["ttft_ms"]["p50"] > 0 and r["e2e_ms"]["p99"] >= r["ttft_ms"]["p99"] for r in srv)
     assert res["parity"]["prompts"] == 2  # reported either way; the tiny model in float32 agrees
     assert (tmp_path / "results.json").exists() and (tmp_path / "bench.png").read_bytes()[:4] == b"\x89PNG"
+    assert set(res["ratios"]) == {"server_c1_pct_of_roofline", "server_c1_above_roofline", "server_c4_over_c1",
+                                  "server_c4_over_hf_b1"}
     assert res["env"]["versions"]["vllm"] and res["seed"] == 0 and "command" in res
 
 
