@@ -94,6 +94,7 @@ def _stage(client: Client, first: list[dict[str, str]], task: Task, rounds: int,
         log.append({"stage": stage, "round": r, "max_tokens": mt, "finish_reason": res.finish_reason,
                     "usage": [res.prompt_tokens, res.completion_tokens], "seconds": round(time.time() - t0, 2),
                     "reply": res.text, "result": rep.summary() if rep else "no code block",
+                    "compiled": bool(rep and rep.compiled), "ok": bool(rep and rep.ok),
                     **({"added_imports": rep.added_imports} if rep and rep.added_imports else {})})
         repeated = bool(new) and new in seen
         if repeated:
@@ -132,7 +133,9 @@ def translate(c_file: str | Path, tests: str | Path, client: Client, rounds: int
     result: dict[str, Any] = {"program": name, "model": client.model, "task": task.format,
                               "compiled": bool(rep and rep.compiled), "passed": rep.passed if rep else 0,
                               "total": len(task.cases), "rounds": used, "tokens": tokens, "ok": bool(rep and rep.ok),
-                              "stop": why, "crates": rep.crates if rep else []}
+                              "stop": why, "crates": rep.crates if rep else [],
+                              "history": [{"round": x["round"], "compiled": x["compiled"], "ok": x["ok"]}
+                                          for x in log if x["stage"] == "unidiomatic" and "compiled" in x]}
     if idiomatic and rep and rep.ok:
         msgs2 = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": f"{IDIOMATIC}\n```rust\n{code}```"}]
         code2, rep2, used2, tok2, why2 = _stage(client, msgs2, task, rounds, max_tokens, log, "idiomatic", say)
@@ -150,6 +153,17 @@ def translate(c_file: str | Path, tests: str | Path, client: Client, rounds: int
         paths.atomic_write(out / f"{name}.log.jsonl", "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in log))
         paths.atomic_write(out / f"{name}.json", json.dumps(result, indent=1) + "\n")
     return result
+
+
+def per_round(rows: list[dict[str, Any]], rounds: int) -> list[dict[str, Any]]:
+    """After each round: how many programs compile and how many pass, each program at its latest round so far
+    (one that passed in round 2 still counts in round 4)."""
+    table = []
+    for r in range(1, rounds + 1):
+        states = [next((h for h in reversed(row.get("history", [])) if h["round"] <= r), None) for row in rows]
+        table.append({"round": r, "compiled": sum(bool(h and h["compiled"]) for h in states),
+                      "passed": sum(bool(h and h["ok"]) for h in states), "programs": len(rows)})
+    return table
 
 
 def programs(folder: str | Path) -> list[tuple[Path, Path]]:
@@ -184,7 +198,8 @@ def batch(folder: str | Path, client: Client, concurrency: int = 4, rounds: int 
     with ThreadPoolExecutor(concurrency) as ex:
         rows = list(ex.map(one, progs))
     n = len(rows)
-    return {"model": client.model, "programs": n, "success_rate": round(sum(r["ok"] for r in rows) / n, 3),
+    return {"model": client.model, "programs": n, "per_round": per_round(rows, rounds),
+            "success_rate": round(sum(r["ok"] for r in rows) / n, 3),
             "compiled_rate": round(sum(bool(r.get("compiled")) for r in rows) / n, 3),
             "mean_rounds": round(sum(r.get("rounds", 0) for r in rows) / n, 2),
             "tokens": sum(r.get("tokens", 0) for r in rows), "rows": rows}

@@ -41,6 +41,7 @@ def test_a_repeated_program_is_named_and_the_next_round_samples(tmp_path):
     assert "temperature" not in chats[1] or chats[1]["temperature"] == 0.0  # round 2: greedy, first repeat unknown
     assert chats[2]["temperature"] == 0.7 and chats[2]["seed"] == 3  # round 3 follows a repeated program
     assert "same program as your previous reply" in chats[2]["messages"][-1]["content"]
+    assert res["history"] == [{"round": r, "compiled": True, "ok": False} for r in (1, 2, 3)]  # compiles, prints ho
 
 
 MISSING_IMPORTS = ('fn main() {\n    let a: Vec<String> = args().collect();\n    let mut out = io::stdout();\n'
@@ -83,3 +84,14 @@ def test_an_extern_c_link_to_the_original_is_refused_in_the_prompt_and_named_in_
     assert note.startswith('Do not declare C functions in an `extern "C"` block')
     plain = check_source(WARN_THEN_ERROR, [Case(args=[], stdin="", expected="")])
     assert "extern" not in feedback(plain, Task(path=Path("t.json"), format="lab"))
+
+
+def test_per_round_counts_each_program_at_its_latest_round():
+    from lab.c2rust.loop import per_round
+    rows = [{"history": [{"round": 1, "compiled": False, "ok": False}, {"round": 2, "compiled": True, "ok": True}]},
+            {"history": [{"round": 1, "compiled": True, "ok": False}, {"round": 2, "compiled": True, "ok": False},
+                         {"round": 3, "compiled": False, "ok": False}]},
+            {"history": []}]  # no code block in any round
+    assert per_round(rows, 3) == [{"round": 1, "compiled": 1, "passed": 0, "programs": 3},
+                                  {"round": 2, "compiled": 2, "passed": 1, "programs": 3},
+                                  {"round": 3, "compiled": 1, "passed": 1, "programs": 3}]
