@@ -66,17 +66,20 @@ def group_pids(pgid: int) -> list[int]:
         except OSError:
             continue
         state, pg, sid = fields[0], int(fields[2]), int(fields[3])
-        if (pg == pgid or sid == pgid) and state != "Z":
+        if (pg == pgid or sid == pgid) and state not in ("Z", "X"):  # zombies and the dead hold nothing
             out.append(int(d.name))
     return out
 
 
 GRACE_S = 15.0  # SIGTERM -> SIGKILL; an orphaned EngineCore ignored SIGTERM for over 25 s (measured)
+# After SIGKILL a process is listed until the kernel has torn down its memory: a tiny server's worker took over
+# 10 s on 2 cores while a 0.5B QLoRA run and a test session shared them (measured), so wait longer than that.
+KILL_WAIT_S = 60.0
 
 
 def stop_group(pgid: int, grace: float | None = None) -> None:
     """SIGTERM the group, SIGKILL what is left after the grace period, and wait until none is left."""
-    for sig, wait in ((signal.SIGTERM, GRACE_S if grace is None else grace), (signal.SIGKILL, 10.0)):
+    for sig, wait in ((signal.SIGTERM, GRACE_S if grace is None else grace), (signal.SIGKILL, KILL_WAIT_S)):
         pids = group_pids(pgid)
         if not pids:
             return
