@@ -106,7 +106,7 @@ def _server_runs(prof: config.Profile, res: dict[str, Any], prompts: list[str], 
         raise
     res["server_started"] = srv.owned
     try:
-        return server_sweep(Client(prof.base_url, api_key=config.client_key()), prompts, concs, output_len, progress)
+        return server_sweep(srv.client(), prompts, concs, output_len, progress)
     finally:
         if srv.owned and not keep:
             serve.stop(prof, quiet=True)
