@@ -128,8 +128,8 @@ def _journal(a: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:
-    """The core subcommands: doctor, profiles, tiny, model, serve, chat, run, journal."""
+def _add_doctor_profiles(sub: argparse._SubParsersAction) -> None:
+    """Register `lab doctor` and `lab profiles`."""
     p = sub.add_parser("doctor", help="check Python, packages, GPUs, driver, libcuda, disk, caches")
     p.add_argument("--json", action="store_true", help="print the checks as JSON")
     p.add_argument("--profile", help="check what this profile's plan needs instead: GPU count and memory against "
@@ -138,6 +138,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_doctor)
     sub.add_parser("profiles", help="list the known profiles (shipped and ./lab.toml)").set_defaults(func=_profiles)
 
+
+def _add_tiny(sub: argparse._SubParsersAction) -> None:
+    """Register `lab tiny build|path`."""
     p = sub.add_parser("tiny", help="build or locate the embedded tiny model")
     s = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     b = s.add_parser("build", help="train the tokenizer and the tiny Qwen3 on data/corpus (~1 min on 2 cores)")
@@ -146,6 +149,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s.add_parser("path", help="print the folder of the current tiny build")
     p.set_defaults(func=_tiny)
 
+
+def _add_model(sub: argparse._SubParsersAction) -> None:
+    """Register `lab model import-gguf|fetch`."""
     p = sub.add_parser("model", help="bring models into the workbook: `lab model fetch PROFILE`, "
                        "`lab model import-gguf FILE`")
     s = p.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -163,6 +169,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="no index: pip's cache and --find-links only (default: off; $LAB_OFFLINE sets it)")
     p.set_defaults(func=_model)
 
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    """Register `lab serve start|status|stop|logs`."""
     from lab import serve
     p = sub.add_parser("serve", help="start, inspect and stop the vLLM server of a profile")
     s = p.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -182,6 +191,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     lg.add_argument("-n", type=options.POSITIVE_INT, default=40, help="number of lines (default: 40)")
     p.set_defaults(func=_serve)
 
+
+def _add_chat(sub: argparse._SubParsersAction) -> None:
+    """Register `lab chat`."""
     from lab import client
     p = sub.add_parser("chat", help="one chat completion from the terminal (streams the answer)")
     p.add_argument("prompt", help="the user message")
@@ -195,6 +207,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     options.add(p, "--timeout", client.Client, type=options.POSITIVE_FLOAT, help="seconds per request")
     p.set_defaults(func=_chat)
 
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    """Register `lab run`."""
     p = sub.add_parser("run", help="execute notebooks headless with papermill into runs/, then rebuild the journal")
     p.add_argument("notebooks", nargs="*", help="notebooks by number or name (default: all), e.g. 00 01_serving")
     p.add_argument("--profile", help="profile for every notebook (default: $LAB_PROFILE or 'tiny')")
@@ -214,10 +229,22 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="start one server for all notebooks (default: on for CPU profiles)")
     p.set_defaults(func=_run)
 
+
+def _add_journal(sub: argparse._SubParsersAction) -> None:
+    """Register `lab journal build`."""
     p = sub.add_parser("journal", help="rebuild journal/ from the executed notebooks in runs/")
     s = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     s.add_parser("build", help="write one entry per finished run and the index (existing entries are kept)")
     p.set_defaults(func=_journal)
+
+
+REGISTRARS = (_add_doctor_profiles, _add_tiny, _add_model, _add_serve, _add_chat, _add_run, _add_journal)
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """The core subcommands: doctor, profiles, tiny, model, serve, chat, run, journal."""
+    for register in REGISTRARS:
+        register(sub)
 
 
 def parser() -> argparse.ArgumentParser:

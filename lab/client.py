@@ -372,11 +372,18 @@ class Client:
         """Blocking wrapper of abatch that also works inside a running notebook event loop."""
         return run_sync(self.abatch(list(prompts), concurrency, stream, **kw))
 
+    def timed_batch(self, prompts: Iterable[Any], concurrency: int = 8, stream: bool = False,
+                    **kw: Any) -> dict[str, Any]:
+        """One batch, timed: its concurrency and throughput row (what notebook 01 and `bench suite` print)."""
+        t0 = time.perf_counter()
+        res = self.batch(prompts, concurrency, stream, **kw)
+        return {"concurrency": concurrency, **throughput(res, time.perf_counter() - t0)}
 
-def throughput(results: list[Result], wall: float) -> dict[str, float]:
-    """Aggregate numbers of a batch: output tokens/s, requests/s, errors."""
+
+def throughput(results: list[Result], wall: float) -> dict[str, Any]:
+    """Aggregate numbers of a batch: output tokens/s, requests/s, failed requests (bench.metrics adds latencies)."""
     ok = [r for r in results if not r.error]
     toks = sum(r.completion_tokens for r in ok)
-    return {"requests": len(results), "errors": len(results) - len(ok), "output_tokens": toks,
-            "wall_s": round(wall, 3), "output_tok_s": round(toks / wall, 1) if wall > 0 else 0.0,
-            "req_s": round(len(ok) / wall, 2) if wall > 0 else 0.0}
+    return {"requests": len(results), "failed": len(results) - len(ok), "wall_s": round(wall, 3),
+            "output_tokens": toks, "output_tok_s": round(toks / wall, 1) if wall > 0 else 0.0,
+            "req_s": round(len(ok) / wall, 3) if wall > 0 else 0.0}

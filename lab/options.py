@@ -27,6 +27,22 @@ def default_of(owner: Any, name: str) -> Any:
     return p.default
 
 
+def given(a: argparse.Namespace, cls: type[Any], skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The fields of settings dataclass `cls` that parsed options of the same name set (lists become tuples for
+    tuple fields), less `skip`."""
+    out = {}
+    for f in dataclasses.fields(cls):
+        if f.init and f.name not in skip and hasattr(a, f.name):
+            v = getattr(a, f.name)
+            out[f.name] = tuple(v) if isinstance(v, list) and isinstance(f.default, tuple) else v
+    return out
+
+
+def settings(a: argparse.Namespace, cls: type[Any], **extra: Any) -> Any:
+    """The settings dataclass `cls` from parsed options (see given); `extra` sets fields no option names."""
+    return cls(**{**given(a, cls), **extra})
+
+
 def checked(kind: Callable[[str], Any], low: float | None = None, high: float | None = None,
             low_open: bool = False) -> Callable[[str], Any]:
     """An argparse type that parses `kind` and rejects values outside [low, high] (or (low, ...] with low_open)."""

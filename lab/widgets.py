@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,14 +11,13 @@ from lab import paths
 from lab.client import Client
 
 DEFAULT_PROMPT = "私は日本語を勉強しています。"
+# (input text, glossary ticked) -> the prompt sent; a stage passes its own (lab.translate.panel_prompt), so this
+# core module needs no stage. None sends the text as typed.
+Framer = Callable[[str, bool], str]
 
 
-def _translate_prompt(text: str, glossary: bool) -> str:
-    from lab.translate import Chunk, PromptSpec, Unit, load_glossary  # the stage's public API, lazily
-    pre = (paths.data() / "translation" / "preface.txt").read_text("utf-8").strip()
-    terms = load_glossary(paths.data() / "translation" / "glossary.tsv") if glossary else []
-    lines = [Unit(i, 0, t, 0) for i, t in enumerate(text.splitlines()) if t.strip()]
-    return PromptSpec(preface=pre, glossary=terms).messages(Chunk(0, lines))[-1]["content"]
+def _framed(frame: Framer | None, text: str, glossary: bool = False) -> str:
+    return frame(text, glossary) if frame else text
 
 
 class ChatPanel:
@@ -26,16 +26,16 @@ class ChatPanel:
     The answer streams into the output area with tokens/s. `send()` does what the button does, so a
     headless run (papermill, nbval) gets an answer without anyone clicking and nothing waits for input."""
 
-    def __init__(self, client: Client, translate: bool = True, prompt: str = DEFAULT_PROMPT) -> None:
+    def __init__(self, client: Client, frame: Framer | None = None, prompt: str = DEFAULT_PROMPT) -> None:
         import ipywidgets as w
         self.client = client
-        self.translate = translate
+        self.frame = frame
         models = [m["id"] for m in client.models()]
         self.text = w.Textarea(value=prompt, description="input", layout=w.Layout(width="95%", height="80px"))
         self.model = w.Dropdown(options=models, value=client.model, description="model")
         self.temperature = w.FloatSlider(value=0.0, min=0.0, max=1.5, step=0.1, description="temperature")
         self.max_tokens = w.IntSlider(value=64, min=8, max=1024, step=8, description="max tokens")
-        self.glossary = w.Checkbox(value=False, description="glossary", disabled=not translate)
+        self.glossary = w.Checkbox(value=False, description="glossary", disabled=frame is None)
         self.button = w.Button(description="Send", button_style="primary")
         self.output = w.Output(layout=w.Layout(border="1px solid #ccc", min_height="40px", width="95%"))
         self.status = w.HTML(value="")
@@ -47,7 +47,7 @@ class ChatPanel:
 
     def send(self) -> str:
         """Stream an answer for the current input into the output area; returns it."""
-        prompt = _translate_prompt(self.text.value, self.glossary.value) if self.translate else self.text.value
+        prompt = _framed(self.frame, self.text.value, self.glossary.value)
         self.output.clear_output()
         self.status.value = "<i>generating…</i>"
         pieces: list[str] = []
@@ -74,9 +74,9 @@ class CompareView:
     """The same input to two models (e.g. base vs a LoRA adapter), answers side by side."""
 
     def __init__(self, client: Client, left: str | None = None, right: str | None = None,
-                 prompt: str = DEFAULT_PROMPT, translate: bool = True) -> None:
+                 prompt: str = DEFAULT_PROMPT, frame: Framer | None = None) -> None:
         import ipywidgets as w
-        self.client, self.translate = client, translate
+        self.client, self.frame = client, frame
         models = [m["id"] for m in client.models()]
         self.text = w.Textarea(value=prompt, description="input", layout=w.Layout(width="95%"))
         self.left = w.Dropdown(options=models, value=left or models[0], description="left")
@@ -91,7 +91,7 @@ class CompareView:
 
     def send(self) -> tuple[str, str]:
         """Ask both models; returns (left answer, right answer)."""
-        prompt = _translate_prompt(self.text.value, False) if self.translate else self.text.value
+        prompt = _framed(self.frame, self.text.value)
         answers = []
         for model, out in ((self.left.value, self.out_left), (self.right.value, self.out_right)):
             r = self.client.chat(prompt, model=model, max_tokens=64, thinking=False)
@@ -119,29 +119,29 @@ class Reply:
 # Headless runs (papermill, nbval) build no widget at all: an Output widget routes a cell's output through
 # comm messages that nbclient must pair with the cell (its output hooks), and the kernel then sends two to
 # three messages per streamed token. Plain prints are what a log or a text diff needs anyway.
-def playground(client: Client, translate: bool = True, headless: bool = False,
+def playground(client: Client, frame: Framer | None = None, headless: bool = False,
                prompt: str = DEFAULT_PROMPT) -> ChatPanel | Reply:
     """Show the chat panel; headless (papermill/nbval) prints one answer as plain text, with no widget."""
     if headless:
-        text = _translate_prompt(prompt, False) if translate else prompt
+        text = _framed(frame, prompt)
         r = client.stream(text, max_tokens=64, temperature=0.0, thinking=False)
         print(f"[{client.model}] {prompt.splitlines()[0]} -> {r.text}")
         return Reply(client.model, prompt, r.text)
-    panel = ChatPanel(client, translate=translate, prompt=prompt)
+    panel = ChatPanel(client, frame=frame, prompt=prompt)
     from IPython.display import display
     display(panel)
     return panel
 
 
-def compare(client: Client, left: str, right: str, prompt: str = DEFAULT_PROMPT, translate: bool = True,
+def compare(client: Client, left: str, right: str, prompt: str = DEFAULT_PROMPT, frame: Framer | None = None,
             headless: bool = False) -> CompareView | tuple[str, str]:
     """The compare view; headless: both answers printed as text (no widget), returned as (left, right)."""
     if not headless:
-        view = CompareView(client, left, right, prompt=prompt, translate=translate)
+        view = CompareView(client, left, right, prompt=prompt, frame=frame)
         from IPython.display import display
         display(view)
         return view
-    text = _translate_prompt(prompt, False) if translate else prompt
+    text = _framed(frame, prompt)
     answers = tuple(client.chat(text, model=m, max_tokens=64, thinking=False).text for m in (left, right))
     for m, a in zip((left, right), answers, strict=True):
         print(f"[{m}] {a}")

@@ -36,7 +36,10 @@ def test_batch_keeps_order_and_counts_tokens(tiny_server):
     solo = [c.chat(p, max_tokens=16, ignore_eos=True).text for p in prompts[:3]]
     assert [r.text for r in res[:3]] == solo  # greedy: same answers, in prompt order
     t = throughput(res, 2.0)
-    assert t["output_tokens"] == 192 and t["output_tok_s"] == 96.0 and t["errors"] == 0
+    assert t["output_tokens"] == 192 and t["output_tok_s"] == 96.0 and t["failed"] == 0
+    row = c.timed_batch(prompts[:4], 2, max_tokens=8, ignore_eos=True)
+    assert (row["concurrency"], row["requests"], row["failed"], row["output_tokens"]) == (2, 4, 0, 32)
+    assert row["wall_s"] > 0 and abs(row["output_tok_s"] * row["wall_s"] - 32) < 0.5  # tokens / wall
     with pytest.raises(LabError, match="concurrency must be >= 1"):
         c.batch(prompts, concurrency=0)
 

@@ -41,8 +41,9 @@ def test_defaults_come_from_the_dataclass_or_the_signature_and_the_help_states_t
                                             (options.POSITIVE_INT, "x", "expected an integer, got 'x'"),
                                             (options.POSITIVE_FLOAT, "0", "must be > 0, got 0"),
                                             (options.checked(float, 0, 2), "3", "must be <= 2, got 3"),
-                                            (options.comma_ints, "1,,2", ""), (options.comma_ints, "0,2", ""),
-                                            (options.comma_positive_floats, "1,-2", "")])
+                                            (options.comma_ints, "1,,2", "no empty item, got '1,,2'"),
+                                            (options.comma_ints, "0,2", "integers >= 1, got '0,2'"),
+                                            (options.comma_positive_floats, "1,-2", "numbers > 0, got '1,-2'")])
 def test_bad_values_are_argparse_errors(parse, text, msg):
     with pytest.raises(argparse.ArgumentTypeError, match=msg):
         parse(text)
@@ -55,3 +56,22 @@ def test_comma_lists_parse():
     assert pick("hf,server") == ("hf", "server")
     with pytest.raises(argparse.ArgumentTypeError, match="unknown 'foo'"):
         pick("hf,foo")
+
+
+@dataclasses.dataclass(frozen=True)
+class T:
+    sizes: tuple[int, ...] = (1, 2)
+    rounds: int = 2
+    quiet: bool = False
+
+
+def test_settings_are_built_from_the_options_of_the_same_name():
+    p = argparse.ArgumentParser()
+    options.add(p, "--sizes", T, type=options.comma_ints)
+    options.add(p, "--rounds", T, type=options.POSITIVE_INT)
+    p.add_argument("--out")  # no field of that name: left out
+    a = p.parse_args(["--sizes", "4,8", "--out", "x"])
+    st = options.settings(a, T)
+    assert st == T(sizes=(4, 8), rounds=2, quiet=False)  # the comma list became the field's tuple
+    assert options.settings(p.parse_args([]), T, quiet=True) == T(quiet=True)
+    assert options.given(a, T, skip=("rounds",)) == {"sizes": (4, 8)}

@@ -7,9 +7,12 @@ import json
 from pathlib import Path
 
 from lab import options, paths
-from lab.bench import sweeps
+from lab.bench import report, sweeps
+from lab.bench.suite import SuiteSettings
 from lab.bench.suite import suite as serving_suite
 from lab.measure import ratio_line
+
+R, RT, SU = sweeps.RunSettings, sweeps.RateSettings, SuiteSettings
 
 
 def add_commands(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
@@ -19,55 +22,54 @@ def add_commands(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
     r = s.add_parser("run", help="measure the engines on a seeded workload (starts the server when none runs); "
                                    "writes results.json and bench.png")
     r.add_argument("--profile", help="profile (default: $LAB_PROFILE or tiny)")
-    options.add(r, "--engines", sweeps.run, type=options.comma_choices(sweeps.ENGINES),
+    options.add(r, "--engines", R, type=options.comma_choices(sweeps.ENGINES),
                 help="comma list of hf (transformers generate), vllm (offline LLM), server (OpenAI API)")
-    options.add(r, "--concurrency", sweeps.run, "concurrencies", type=options.comma_ints,
+    options.add(r, "--concurrency", R, "concurrencies", type=options.comma_ints,
                 help="server concurrency sweep, comma list")
-    options.add(r, "--num-prompts", sweeps.run, type=options.POSITIVE_INT, help="prompts per run")
-    options.add(r, "--output-len", sweeps.run, type=options.checked(int, 2),
+    options.add(r, "--num-prompts", R, type=options.POSITIVE_INT, help="prompts per run")
+    options.add(r, "--output-len", R, type=options.checked(int, 2),
                 help="tokens generated per prompt, EOS ignored")
-    options.add(r, "--hf-batch", sweeps.run, type=options.POSITIVE_INT, help="transformers batch size besides 1")
-    options.add(r, "--hf-prompts", sweeps.run, type=options.POSITIVE_INT, help="prompts for transformers (slower)")
-    options.add(r, "--seed", sweeps.run, help="workload seed")
-    options.add(r, "--start-timeout", sweeps.run, type=options.POSITIVE_FLOAT,
+    options.add(r, "--hf-batch", R, type=options.POSITIVE_INT, help="transformers batch size besides 1")
+    options.add(r, "--hf-prompts", R, type=options.POSITIVE_INT, help="prompts for transformers (slower)")
+    options.add(r, "--seed", R, help="workload seed")
+    options.add(r, "--start-timeout", R, type=options.POSITIVE_FLOAT,
                 help="seconds to wait for a server this command starts (a running one is reused)")
-    options.add(r, "--keep-server", sweeps.run, help="leave a server this command started running")
+    options.add(r, "--keep-server", R, help="leave a server this command started running")
     r.add_argument("--out", help="output folder (default: runs/bench-<UTC>)")
     r.set_defaults(func=_run)
     st = s.add_parser("suite", help="the project's serving benchmark: scaling c32/c1, lab client vs bare openai")
     st.add_argument("--profile", help="profile whose server is running")
-    options.add(st, "--num-prompts", serving_suite, type=options.POSITIVE_INT, help="requests per measurement")
-    options.add(st, "--output-len", serving_suite, type=options.checked(int, 2), help="tokens per request")
-    options.add(st, "--concurrency", serving_suite, type=options.POSITIVE_INT, help="high concurrency")
-    options.add(st, "--repeats", serving_suite, type=options.POSITIVE_INT,
+    options.add(st, "--num-prompts", SU, type=options.POSITIVE_INT, help="requests per measurement")
+    options.add(st, "--output-len", SU, type=options.checked(int, 2), help="tokens per request")
+    options.add(st, "--concurrency", SU, type=options.POSITIVE_INT, help="high concurrency")
+    options.add(st, "--repeats", SU, type=options.POSITIVE_INT,
                 help="interleaved rounds; ratios use medians")
     st.add_argument("--cross-check", action="store_true", help="also run vLLM's own `vllm bench serve` interleaved "
                     "with the lab's light client on the same server and workload, and print the ratios (default: off)")
-    options.add(st, "--engines", serving_suite, help="also measure the server's batch-1 decode against the "
+    options.add(st, "--engines", SU, help="also measure the server's batch-1 decode against the "
                 "bandwidth roofline and its high concurrency against transformers at batch 1 (real models)")
     st.set_defaults(func=_suite)
     rt = s.add_parser("rate", help="Poisson arrivals at each request rate: throughput, latency, goodput under SLOs")
     rt.add_argument("--profile", help="profile whose server is running")
-    options.add(rt, "--rates", sweeps.rate_run, type=options.comma_positive_floats,
+    options.add(rt, "--rates", RT, type=options.comma_positive_floats,
                 help="request rates (req/s), comma list")
-    options.add(rt, "--num-prompts", sweeps.rate_run, type=options.POSITIVE_INT, help="requests per rate")
-    options.add(rt, "--output-len", sweeps.rate_run, type=options.checked(int, 2), help="tokens per request")
-    options.add(rt, "--slo-ttft-ms", sweeps.rate_run, type=options.POSITIVE_FLOAT, help="time-to-first-token target")
-    options.add(rt, "--slo-tpot-ms", sweeps.rate_run, type=options.POSITIVE_FLOAT, help="time-per-output-token target")
+    options.add(rt, "--num-prompts", RT, type=options.POSITIVE_INT, help="requests per rate")
+    options.add(rt, "--output-len", RT, type=options.checked(int, 2), help="tokens per request")
+    options.add(rt, "--slo-ttft-ms", RT, type=options.POSITIVE_FLOAT, help="time-to-first-token target")
+    options.add(rt, "--seed", RT, help="workload and arrival-time seed")
+    options.add(rt, "--slo-tpot-ms", RT, type=options.POSITIVE_FLOAT, help="time-per-output-token target")
     rt.set_defaults(func=_rate)
     return s
 
 
 def _rate(a: argparse.Namespace) -> int:
-    rows = sweeps.rate_run(a.profile, a.rates, a.num_prompts, a.output_len, a.slo_ttft_ms, a.slo_tpot_ms)
-    options.print_rows([{"req/s": r["request_rate"], "tok/s": r["output_tok_s"], "TTFT p50 ms": r["ttft_ms"]["p50"],
-                         "TPOT p50 ms": r["tpot_ms"]["p50"], "goodput req/s": r["goodput_req_s"],
-                         "within SLO %": r["met_slo_pct"]} for r in rows])
+    rows = sweeps.rate_run(a.profile, options.settings(a, RT))
+    options.print_rows(report.rate_table(rows))
     return 0
 
 
 def _suite(a: argparse.Namespace) -> int:
-    res = serving_suite(a.profile, a.num_prompts, a.output_len, a.concurrency, a.repeats, a.engines)
+    res = serving_suite(a.profile, options.settings(a, SU))
     print(json.dumps(res, indent=1))
     print(ratio_line(res, a.concurrency, 8, "lab client", "lab_vs_bare", 0.95))
     if a.cross_check:
@@ -89,11 +91,9 @@ def _suite(a: argparse.Namespace) -> int:
 
 def _run(a: argparse.Namespace) -> int:
     out = Path(a.out) if a.out else paths.runs() / f"bench-{paths.utc_stamp()}"
-    res = sweeps.run(a.profile, a.engines, tuple(a.concurrencies), a.num_prompts, a.output_len, a.hf_batch,
-                     a.hf_prompts, a.seed, out, start_timeout=a.start_timeout, keep_server=a.keep_server)
-    options.print_rows([{"engine": r["engine"], "conc": r["concurrency"], "tok/s": r["output_tok_s"],
-                         "% ceiling": "above" if r.get("above_ceiling") else r["pct_of_ceiling"]}
-                        for r in res["runs"]])
+    res = sweeps.run(a.profile, options.settings(a, R), out)
+    options.print_rows(report.engine_table(res))
+    print("\n".join(report.roofline_lines(res)))
     if "parity" in res:
         print("parity hf vs vllm:", json.dumps(res["parity"], ensure_ascii=False))
     print(f"results: {out / 'results.json'}, plot: {out / 'bench.png'}")

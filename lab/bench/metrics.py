@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from lab import paths
-from lab.client import Result
+from lab.client import Result, throughput
 
 
 def workload(n: int, seed: int = 0) -> list[str]:
@@ -36,12 +36,8 @@ def tpot(r: Result) -> float | None:
 def summarize(results: list[Result], wall: float, concurrency: int) -> dict[str, Any]:
     """vLLM-style metrics for one run: throughput and TTFT/TPOT/ITL/E2E distributions."""
     ok = [r for r in results if not r.error]
-    out_tok = sum(r.completion_tokens for r in ok)
     tp = [t for t in (tpot(r) for r in ok) if t is not None]
-    return {"concurrency": concurrency, "requests": len(results), "failed": len(results) - len(ok),
-            "wall_s": round(wall, 3), "output_tokens": out_tok,
-            "output_tok_s": round(out_tok / wall, 1) if wall > 0 else 0.0,
-            "req_s": round(len(ok) / wall, 3) if wall > 0 else 0.0,
+    return {"concurrency": concurrency, **throughput(results, wall),
             "ttft_ms": percentiles([r.ttft for r in ok if r.ttft is not None]),
             "tpot_ms": percentiles(tp), "itl_ms": percentiles([x for r in ok for x in r.itl]),
             "e2e_ms": percentiles([r.e2e for r in ok])}

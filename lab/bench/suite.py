@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import time
+import dataclasses
+from dataclasses import dataclass
 from typing import Any
 
 from lab import config
@@ -12,8 +13,18 @@ from lab.client import Client
 from lab.measure import bare_loop, medians
 
 
-def suite(profile: str | None = None, num_prompts: int = 64, output_len: int = 128,
-          concurrency: int = 32, repeats: int = 5, engines: bool = False) -> dict[str, Any]:
+@dataclass(frozen=True)
+class SuiteSettings:
+    """What `lab bench suite` measures; its options show these defaults."""
+
+    num_prompts: int = 64
+    output_len: int = 128
+    concurrency: int = 32
+    repeats: int = 5                   # interleaved rounds; ratios use medians
+    engines: bool = False              # also the roofline share and the ratio over transformers batch 1
+
+
+def suite(profile: str | None = None, settings: SuiteSettings | None = None, **overrides: Any) -> dict[str, Any]:
     """The project's own serving benchmark: ratios of variants measured interleaved in one run.
 
     A shared 2-core VM is noisy (the same c16 loop measured 2.4k-4.6k tok/s within a minute), so
@@ -21,6 +32,8 @@ def suite(profile: str | None = None, num_prompts: int = 64, output_len: int = 1
     `repeats`. High-concurrency runs that are all slow mean the client was starved: see
     set_autogroup_nice in lab/procs.py.
     """
+    st = dataclasses.replace(settings or SuiteSettings(), **overrides)
+    num_prompts, output_len, concurrency, repeats = st.num_prompts, st.output_len, st.concurrency, st.repeats
     prof = config.load(profile)
     client = Client(prof.base_url, api_key=config.client_key())
     prompts = workload(num_prompts, 1)
@@ -28,9 +41,7 @@ def suite(profile: str | None = None, num_prompts: int = 64, output_len: int = 1
     seen: dict[str, list[float]] = {}
 
     def lab_run(c: int, stream: bool = False) -> float:
-        t0 = time.perf_counter()
-        res = client.batch(prompts, concurrency=c, stream=stream, max_tokens=output_len, ignore_eos=True)
-        return sum(r.completion_tokens for r in res) / (time.perf_counter() - t0)
+        return client.timed_batch(prompts, c, stream, max_tokens=output_len, ignore_eos=True)["output_tok_s"]
     hi = f"c{concurrency}"
     bare_reqs = [([{"role": "user", "content": p}], output_len) for p in prompts]
     for _ in range(repeats):  # interleaved so drift in machine load hits every variant alike
@@ -46,7 +57,7 @@ def suite(profile: str | None = None, num_prompts: int = 64, output_len: int = 1
     res = {"tok_s_median": med, "tok_s_all": {k: [round(x, 1) for x in v] for k, v in seen.items()},
            "scaling": round(med[f"lab_{hi}"] / med["lab_c1"], 2),
            "lab_vs_bare": round(med[f"lab_{hi}"] / med[f"bare_openai_{hi}"], 3)}
-    if engines:
+    if st.engines:
         res.update(_against_engines(prof, prompts, output_len, med["lab_c1"], med[f"lab_{hi}"]))
     return res
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shlex
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,34 @@ from lab.bench.roofline import above_ceiling, for_profile, mark_ceiling, pct_of_
 from lab.client import Client
 
 ENGINES = ("hf", "vllm", "server")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What `lab bench run` measures; its options show these defaults."""
+
+    engines: tuple[str, ...] = ENGINES
+    concurrencies: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
+    num_prompts: int = 32
+    output_len: int = 64
+    hf_batch: int = 8                  # transformers batch size besides 1
+    hf_prompts: int = 8                # transformers is the slow engine: fewer prompts
+    seed: int = 0
+    start_timeout: float = serve.READY_TIMEOUT_S
+    keep_server: bool = False          # leave a server this run started running
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class RateSettings:
+    """What `lab bench rate` sweeps; its options show these defaults."""
+
+    rates: tuple[float, ...] = (2.0, 4.0, 8.0, 16.0)
+    num_prompts: int = 64
+    output_len: int = 64
+    slo_ttft_ms: float = 1000.0
+    slo_tpot_ms: float = 100.0
+    seed: int = 0
 
 
 def server_sweep(client: Client, prompts: list[str], concurrencies: list[int], output_len: int,
@@ -71,14 +101,14 @@ def ratios(runs: list[dict[str, Any]], roof: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def rate_run(profile: str | None = None, rates: tuple[float, ...] = (2.0, 4.0, 8.0, 16.0), num_prompts: int = 64,
-             output_len: int = 64, slo_ttft_ms: float = 1000.0, slo_tpot_ms: float = 100.0) -> list[dict]:
+def rate_run(profile: str | None = None, settings: RateSettings | None = None, **overrides: Any) -> list[dict]:
     """The request-rate sweep of the profile's running server (`lab bench rate`)."""
-    if any(r <= 0 for r in rates):
-        raise LabError(f"--rates must be > 0 req/s, got {list(rates)}")
-    prof = config.load(profile)
-    client = Client(prof.base_url, api_key=config.client_key())
-    return rate_sweep(client, workload(num_prompts, 0), list(rates), output_len, slo_ttft_ms, slo_tpot_ms)
+    st = dataclasses.replace(settings or RateSettings(), **overrides)
+    if any(r <= 0 for r in st.rates):
+        raise LabError(f"--rates must be > 0 req/s, got {list(st.rates)}")
+    client = Client(config.load(profile).base_url, api_key=config.client_key())
+    return rate_sweep(client, workload(st.num_prompts, st.seed), list(st.rates), st.output_len, st.slo_ttft_ms,
+                      st.slo_tpot_ms, st.seed)
 
 
 def validate(engines: list[str], concurrencies: list[int], output_len: int, max_model_len: int | None) -> None:
@@ -94,19 +124,19 @@ def validate(engines: list[str], concurrencies: list[int], output_len: int, max_
         raise LabError(f"output length {output_len} does not fit max_model_len {max_model_len}")
 
 
-def _server_runs(prof: config.Profile, res: dict[str, Any], prompts: list[str], concs: list[int], output_len: int,
-                 out: Path | None, progress: bool, start_timeout: float, keep: bool) -> list[dict[str, Any]]:
+def _server_runs(prof: config.Profile, res: dict[str, Any], prompts: list[str], st: RunSettings,
+                 out: Path | None, keep: bool) -> list[dict[str, Any]]:
     """The server sweep on the profile's server, started (or reused) here; a failed start keeps what was
     measured before it."""
     try:
-        srv = serve.start(prof, timeout=start_timeout, quiet=not progress)
+        srv = serve.start(prof, timeout=st.start_timeout, quiet=not st.progress)
     except LabError as e:
         if out and res["runs"]:
             raise LabError(f"{e}; what was measured is kept in {Path(out) / 'results.json'}") from None
         raise
     res["server_started"] = srv.owned
     try:
-        return server_sweep(srv.client(), prompts, concs, output_len, progress)
+        return server_sweep(srv.client(), prompts, sorted(set(st.concurrencies)), st.output_len, st.progress)
     finally:
         if srv.owned and not keep:
             serve.stop(prof, quiet=True)
@@ -118,80 +148,96 @@ def _keep(res: dict[str, Any], out: Path | None) -> None:
         paths.atomic_write(Path(out) / "results.json", json.dumps(res, indent=1, ensure_ascii=False) + "\n")
 
 
-def run(profile: str | None = None, engines: tuple[str, ...] = ENGINES,
-        concurrencies: tuple[int, ...] = (1, 2, 4, 8, 16, 32), num_prompts: int = 32, output_len: int = 64,
-        hf_batch: int = 8, hf_prompts: int = 8, seed: int = 0, out: Path | None = None,
-        progress: bool = True, start_timeout: float = serve.READY_TIMEOUT_S,
-        keep_server: bool = False) -> dict[str, Any]:
-    """The whole comparison on any profile; writes results.json (and plots) to `out` when given.
-
-    The engines run in order, each in its own process: transformers, the offline engine, then the server,
-    started here when none runs (stopped at the end unless keep_server; res["server_started"] says). On a GPU a
-    running lab server is stopped first, so the offline engines get the memory, and started again after."""
-    prof = config.load(profile)
-    engines, concs = list(engines), sorted(set(concurrencies))
-    validate(engines, concs, output_len, prof.serve.get("max_model_len"))
-    model = prof.model_path()
-    prompts = workload(num_prompts, seed)
-    roof = for_profile(prof, prompts, output_len)
-    tp = roof["tensor_parallel"]
-    res: dict[str, Any] = {"profile": prof.name, "model": model, "served_name": prof.served_name, "seed": seed,
-                           "num_prompts": num_prompts, "output_len": output_len, "env": doctor.environment(),
-                           "command": shlex.join(sys.argv), "roofline": roof, "runs": []}
-    dtype = str(prof.serve.get("dtype", "auto"))
-    tokens: dict[str, list[list[int]]] = {}
+def _free_for_offline(prof: config.Profile, st: RunSettings) -> bool:
+    """Before any work: refuse a port another program holds; on a GPU stop a running lab server so transformers
+    and the offline engine get its memory. Returns whether a server was running."""
     was_running = serve.status(prof)["running"]
-    if "server" in engines and not was_running and serve.port_open(prof.host, prof.port):
-        raise LabError(f"port {prof.port} is in use by another program; free it or set LAB_PORT")  # before work
-    offline = "hf" in engines or "vllm" in engines
-    if offline and prof.device == "cuda" and was_running:  # the engines need the memory the server holds
-        if progress:
+    if "server" in st.engines and not was_running and serve.port_open(prof.host, prof.port):
+        raise LabError(f"port {prof.port} is in use by another program; free it or set LAB_PORT")
+    offline = "hf" in st.engines or "vllm" in st.engines
+    if offline and prof.device == "cuda" and was_running:
+        if st.progress:
             print(f"  stopping the {prof.name} server for the offline engines; it is started again after", flush=True)
         serve.stop(prof, quiet=True)
     if offline:
         isolate.require_gpu_free(prof, "transformers and offline vLLM")
-    hf_model = prof.role("hf")  # AWQ/FP8 checkpoints: the profile's unquantized base (res["hf_model"] says so)
-    res["hf_model"] = hf_model
-    hf_dtype, hf_threads = (dtype if hf_model == model else "auto"), 0
-    if "hf" in engines and prof.device == "cpu" and hf_model == model:  # the fair baseline: its fastest dtype
-        pick = eng.best_hf_b1(prof, prompts[:1], min(output_len, 16), threads=(len(os.sched_getaffinity(0)),))
+    return was_running
+
+
+def _hf_runs(prof: config.Profile, res: dict[str, Any], prompts: list[str], st: RunSettings, tp: int,
+             out: Path | None) -> list[list[int]]:
+    """transformers at batch 1 and hf_batch, in its fastest correct dtype on a CPU; returns batch 1's tokens."""
+    hf_model, model = res["hf_model"], res["model"]
+    hf_dtype, hf_threads = (str(prof.serve.get("dtype", "auto")) if hf_model == model else "auto"), 0
+    if prof.device == "cpu" and hf_model == model:  # the fair baseline: its fastest dtype
+        pick = eng.best_hf_b1(prof, prompts[:1], min(st.output_len, 16), threads=(len(os.sched_getaffinity(0)),))
         res["hf_configs"], hf_dtype, hf_threads = pick["configs"], pick["best"]["dtype"], pick["best"]["threads"]
-        if progress:
+        if st.progress:
             print(f"  transformers runs in {hf_dtype} ({hf_threads} threads), the fastest correct of "
                   + ", ".join(f"{c['dtype']} {c['tok_s']} tok/s" for c in pick["configs"]), flush=True)
-    if "hf" in engines:
-        for b in sorted({1, hf_batch}):
-            r = eng.run_isolated("hf_generate", isolate.pinned_env(prof, tp), model=hf_model,
-                                 prompts=prompts[:hf_prompts], batch=b, output_len=output_len,
-                                 dtype=hf_dtype, threads=hf_threads)
-            tokens.setdefault("hf", r["token_ids"])
-            row = {"engine": f"hf b={b}", "concurrency": b, "requests": hf_prompts, "wall_s": round(r["wall_s"], 3),
-                   "output_tokens": r["output_tokens"], "output_tok_s": round(r["output_tokens"] / r["wall_s"], 1),
-                   "dtype": hf_dtype, "e2e_ms": percentiles(r["e2e"]), "peak_rss_mb": r.get("peak_rss_mb"),
-                   "peak_vram_mb": r.get("peak_vram_mb")}
-            res["runs"].append(row)
-            _keep(res, out)
-            if progress:
-                print(f"  hf batch {b:<3} {row['output_tok_s']:>9.1f} tok/s", flush=True)
-    if "vllm" in engines:
-        r = eng.run_isolated("vllm_generate", isolate.pinned_env(prof, tp), model=model, prompts=prompts,
-                             output_len=output_len, engine_args=config.offline_engine_args(prof))
-        tokens["vllm"] = r["token_ids"][:hf_prompts]
-        res["runs"].append({"engine": "vllm offline", "concurrency": len(prompts), "requests": len(prompts),
-                            "wall_s": round(r["wall_s"], 3), "output_tokens": r["output_tokens"],
-                            "output_tok_s": round(r["output_tokens"] / r["wall_s"], 1),
-                            "peak_rss_mb": r.get("peak_rss_mb"), "peak_vram_mb": r.get("peak_vram_mb")})
+    tokens: list[list[int]] = []
+    for b in sorted({1, st.hf_batch}):
+        r = eng.run_isolated("hf_generate", isolate.pinned_env(prof, tp), model=hf_model,
+                             prompts=prompts[:st.hf_prompts], batch=b, output_len=st.output_len,
+                             dtype=hf_dtype, threads=hf_threads)
+        tokens = tokens or r["token_ids"]
+        row = {"engine": f"hf b={b}", "concurrency": b, "requests": st.hf_prompts, "wall_s": round(r["wall_s"], 3),
+               "output_tokens": r["output_tokens"], "output_tok_s": round(r["output_tokens"] / r["wall_s"], 1),
+               "dtype": hf_dtype, "e2e_ms": percentiles(r["e2e"]), "peak_rss_mb": r.get("peak_rss_mb"),
+               "peak_vram_mb": r.get("peak_vram_mb")}
+        res["runs"].append(row)
         _keep(res, out)
-        if progress:
-            print(f"  vllm offline {res['runs'][-1]['output_tok_s']:>9.1f} tok/s", flush=True)
-    if "server" in engines:
-        res["runs"] += _server_runs(prof, res, prompts, concs, output_len, out, progress, start_timeout,
-                                    keep_server or was_running)
+        if st.progress:
+            print(f"  hf batch {b:<3} {row['output_tok_s']:>9.1f} tok/s", flush=True)
+    return tokens
+
+
+def _vllm_run(prof: config.Profile, res: dict[str, Any], prompts: list[str], st: RunSettings, tp: int,
+              out: Path | None) -> list[list[int]]:
+    """vLLM's offline engine on every prompt at once; returns its tokens for the prompts transformers ran."""
+    r = eng.run_isolated("vllm_generate", isolate.pinned_env(prof, tp), model=res["model"], prompts=prompts,
+                         output_len=st.output_len, engine_args=config.offline_engine_args(prof))
+    res["runs"].append({"engine": "vllm offline", "concurrency": len(prompts), "requests": len(prompts),
+                        "wall_s": round(r["wall_s"], 3), "output_tokens": r["output_tokens"],
+                        "output_tok_s": round(r["output_tokens"] / r["wall_s"], 1),
+                        "peak_rss_mb": r.get("peak_rss_mb"), "peak_vram_mb": r.get("peak_vram_mb")})
+    _keep(res, out)
+    if st.progress:
+        print(f"  vllm offline {res['runs'][-1]['output_tok_s']:>9.1f} tok/s", flush=True)
+    return r["token_ids"][:st.hf_prompts]
+
+
+def run(profile: str | None = None, settings: RunSettings | None = None, out: Path | None = None,
+        **overrides: Any) -> dict[str, Any]:
+    """The whole comparison on any profile; writes results.json (and plots) to `out` when given.
+
+    The engines run in order, each in its own process: transformers, the offline engine, then the server,
+    started here when none runs (stopped at the end unless keep_server; res["server_started"] says). On a GPU a
+    running lab server is stopped first, so the offline engines get the memory, and started again after.
+    `overrides` replace fields of `settings` (run(profile, engines=("server",)))."""
+    st = dataclasses.replace(settings or RunSettings(), **overrides)
+    prof = config.load(profile)
+    validate(list(st.engines), sorted(set(st.concurrencies)), st.output_len, prof.serve.get("max_model_len"))
+    prompts = workload(st.num_prompts, st.seed)
+    roof = for_profile(prof, prompts, st.output_len)
+    tp = roof["tensor_parallel"]
+    res: dict[str, Any] = {"profile": prof.name, "model": prof.model_path(), "served_name": prof.served_name,
+                           "seed": st.seed, "num_prompts": st.num_prompts, "output_len": st.output_len,
+                           "env": doctor.environment(), "command": shlex.join(sys.argv), "roofline": roof,
+                           "runs": [], "hf_model": prof.role("hf")}  # AWQ/FP8: the unquantized base runs in hf
+    was_running = _free_for_offline(prof, st)
+    tokens = {}
+    if "hf" in st.engines:
+        tokens["hf"] = _hf_runs(prof, res, prompts, st, tp, out)
+    if "vllm" in st.engines:
+        tokens["vllm"] = _vllm_run(prof, res, prompts, st, tp, out)
+    if "server" in st.engines:
+        res["runs"] += _server_runs(prof, res, prompts, st, out, st.keep_server or was_running)
     mark_ceiling(res["runs"], roof)
     res["ratios"] = ratios(res["runs"], roof)
-    if "hf" in tokens and "vllm" in tokens and hf_model == model:  # parity means the same checkpoint
+    if len(tokens) == 2 and res["hf_model"] == res["model"]:  # parity means the same checkpoint
         from transformers import AutoTokenizer
-        tok = AutoTokenizer.from_pretrained(model)
+        tok = AutoTokenizer.from_pretrained(res["model"])
         res["parity"] = parity(tokens["hf"], tokens["vllm"], tok.decode)
     if out:
         _keep(res, out)

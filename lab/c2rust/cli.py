@@ -7,8 +7,10 @@ import json
 from pathlib import Path
 
 from lab import options, paths
-from lab.c2rust import harness, loop, sactor, sandbox
+from lab.c2rust import harness, loop, report, sactor, sandbox
 from lab.c2rust.tasks import FEEDS
+
+L = loop.LoopSettings
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -33,13 +35,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     bt = s.add_parser("batch", help="translate every program folder below a folder (NAME/NAME.c + "
                       "NAME/test_task/test_task.json, or prog.c + tests.json); exit 1 if any fails")
     bt.add_argument("folder", help="folder of programs, e.g. data/c_to_rust")
-    options.add(bt, "--concurrency", loop.batch, type=options.POSITIVE_INT, help="programs in flight")
+    options.add(bt, "--concurrency", L, type=options.POSITIVE_INT, help="programs in flight")
     bt.set_defaults(func=_batch)
     for q in (tr, bt):
         options.endpoint_opts(q)
-        options.add(q, "--rounds", loop.translate, type=options.POSITIVE_INT, help="feedback rounds per stage")
-        options.add(q, "--idiomatic", loop.translate, help="then ask for idiomatic Rust (no unsafe) too")
-        options.add(q, "--max-tokens", loop.translate, type=options.POSITIVE_INT, help="cap on tokens per reply")
+        options.add(q, "--rounds", L, type=options.POSITIVE_INT, help="feedback rounds per stage")
+        options.add(q, "--idiomatic", L, help="then ask for idiomatic Rust (no unsafe) too")
+        options.add(q, "--max-tokens", L, type=options.POSITIVE_INT, help="cap on tokens per reply")
         q.add_argument("--out", help="folder for .rs, .json reports and per-program logs "
                        "(default: runs/c2rust-<UTC>)")
     sc = s.add_parser("sactor-config", help="print (or write) the [VLLM] block of a sactor.toml for the live server")
@@ -66,7 +68,7 @@ def _out(a: argparse.Namespace) -> Path:
 
 def _translate(a: argparse.Namespace) -> int:
     print(sandbox.describe())
-    r = loop.translate(a.c_file, a.tests, options.client(a), a.rounds, a.idiomatic, a.max_tokens, _out(a), a.feed)
+    r = loop.translate(a.c_file, a.tests, options.client(a), options.settings(a, L), _out(a))
     print(json.dumps(r, indent=1))
     return 0 if r["ok"] else 1
 
@@ -74,9 +76,8 @@ def _translate(a: argparse.Namespace) -> int:
 def _batch(a: argparse.Namespace) -> int:
     out = _out(a)
     print(sandbox.describe())
-    res = loop.batch(a.folder, options.client(a), a.concurrency, a.rounds, a.idiomatic, a.max_tokens, out)
-    options.print_rows([{k: r.get(k) for k in ("program", "ok", "compiled", "passed", "total", "rounds", "tokens",
-                                                "unsafe", "stop")} for r in res["rows"]])
+    res = loop.batch(a.folder, options.client(a), options.settings(a, L), out)
+    options.print_rows(report.table(res["rows"]))
     print(f"success {res['success_rate']:.0%}, compiled {res['compiled_rate']:.0%}, "
           f"mean rounds {res['mean_rounds']}, tokens {res['tokens']}; reports in {out}")
     return 0 if res["success_rate"] == 1 else 1

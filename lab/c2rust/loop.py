@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,18 @@ IDIOMATIC = ("Rewrite this working Rust program idiomatically: no `unsafe` (it i
              "identical. Reply with one ```rust code block.")
 FEEDBACK_CASES = 3     # failing cases shown to the model, first ones first
 MIN_REPLY_TOKENS = 64  # below this a reply cannot hold a program: trim the feedback instead
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    """How `lab c2rust translate|batch` run the loop; their options show these defaults."""
+
+    rounds: int = ROUNDS               # feedback rounds per stage
+    idiomatic: bool = False            # then ask for idiomatic Rust (no unsafe) too
+    max_tokens: int = 4096             # cap on tokens per reply (the context left caps it too)
+    feed: str | None = None            # a bare test_samples.json: input as argv words or on stdin
+    concurrency: int = 4               # programs in flight (batch)
+    progress: bool = True
 
 
 def feedback(report: CheckReport | None, task: Task, cases: int = FEEDBACK_CASES, lines: int = 30,
@@ -111,17 +125,19 @@ def _stage(client: Client, first: list[dict[str, str]], task: Task, rounds: int,
     return code, report, rounds, tokens, f"still failing after {rounds} rounds"
 
 
-def translate(c_file: str | Path, tests: str | Path, client: Client, rounds: int = ROUNDS, idiomatic: bool = False,
-              max_tokens: int = 4096, out: Path | None = None, feed: str | None = None,
-              progress: bool = True) -> dict[str, Any]:
-    """Translate one C program; report compiled, cases passed, rounds, tokens, stop reasons, unsafe, clippy."""
+def translate(c_file: str | Path, tests: str | Path, client: Client, settings: LoopSettings | None = None,
+              out: Path | None = None, **overrides: Any) -> dict[str, Any]:
+    """Translate one C program; report compiled, cases passed, rounds, tokens, stop reasons, unsafe, clippy.
+    `overrides` replace fields of `settings` (translate(c, tests, client, rounds=2))."""
+    st = dataclasses.replace(settings or LoopSettings(), **overrides)
+    rounds, max_tokens = st.rounds, st.max_tokens
     c_file = Path(c_file)
     if not c_file.exists():
         raise LabError(f"{c_file} does not exist")
-    task = load_task(tests, feed)
+    task = load_task(tests, st.feed)
     src = c_file.read_text()
     name = c_file.stem if c_file.stem != "prog" else c_file.parent.name
-    say = (lambda m: print(f"[{name}] {m.strip()}", flush=True)) if progress else (lambda m: None)
+    say = (lambda m: print(f"[{name}] {m.strip()}", flush=True)) if st.progress else (lambda m: None)
     ref = check_source(src, task, "c")
     if not ref.ok:
         say(f"bad task: the C reference fails: {ref.summary()}")
@@ -136,7 +152,7 @@ def translate(c_file: str | Path, tests: str | Path, client: Client, rounds: int
                               "stop": why, "crates": rep.crates if rep else [],
                               "history": [{"round": x["round"], "compiled": x["compiled"], "ok": x["ok"]}
                                           for x in log if x["stage"] == "unidiomatic" and "compiled" in x]}
-    if idiomatic and rep and rep.ok:
+    if st.idiomatic and rep and rep.ok:
         msgs2 = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": f"{IDIOMATIC}\n```rust\n{code}```"}]
         code2, rep2, used2, tok2, why2 = _stage(client, msgs2, task, rounds, max_tokens, log, "idiomatic", say)
         say(f"idiomatic: {why2}")
@@ -178,27 +194,28 @@ def programs(folder: str | Path) -> list[tuple[Path, Path]]:
     return found
 
 
-def batch(folder: str | Path, client: Client, concurrency: int = 4, rounds: int = ROUNDS, idiomatic: bool = False,
-          max_tokens: int = 4096, out: Path | None = None, progress: bool = True) -> dict[str, Any]:
-    """Every program of a folder with bounded concurrency; a summary table and totals."""
-    if concurrency < 1:
-        raise LabError(f"concurrency must be >= 1, got {concurrency}")
+def batch(folder: str | Path, client: Client, settings: LoopSettings | None = None, out: Path | None = None,
+          **overrides: Any) -> dict[str, Any]:
+    """Every program of a folder with bounded concurrency; a summary table, a per-round table and totals."""
+    st = dataclasses.replace(settings or LoopSettings(), **overrides)
+    if st.concurrency < 1:
+        raise LabError(f"concurrency must be >= 1, got {st.concurrency}")
     progs = programs(folder)
     done = 0
 
     def one(pair: tuple[Path, Path]) -> dict[str, Any]:
         nonlocal done
-        r = translate(pair[0], pair[1], client, rounds, idiomatic, max_tokens, out, progress=False)
+        r = translate(pair[0], pair[1], client, st, out, progress=False)
         done += 1
-        if progress:
+        if st.progress:
             print(f"[{done}/{len(progs)}] {r['program']}: {'ok' if r['ok'] else 'failed'} "
                   f"({r.get('passed', 0)}/{r.get('total', 0)} cases, {r.get('rounds', 0)} rounds; {r['stop']})",
                   flush=True)
         return r
-    with ThreadPoolExecutor(concurrency) as ex:
+    with ThreadPoolExecutor(st.concurrency) as ex:
         rows = list(ex.map(one, progs))
     n = len(rows)
-    return {"model": client.model, "programs": n, "per_round": per_round(rows, rounds),
+    return {"model": client.model, "programs": n, "per_round": per_round(rows, st.rounds),
             "success_rate": round(sum(r["ok"] for r in rows) / n, 3),
             "compiled_rate": round(sum(bool(r.get("compiled")) for r in rows) / n, 3),
             "mean_rounds": round(sum(r.get("rounds", 0) for r in rows) / n, 2),

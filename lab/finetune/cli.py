@@ -46,10 +46,7 @@ def _run(a: argparse.Namespace) -> int:
     mlr = a.max_lora_rank or max_lora_rank_for(a.r)
     if a.serve and a.r > mlr:
         raise LabError(f"--r {a.r} is above --max-lora-rank {mlr}: vLLM could not load the adapter")
-    keys = ("four_bit", "r", "alpha", "dropout", "target_modules", "steps", "epochs", "lr", "warmup_ratio",
-            "scheduler", "batch_size", "grad_accum",
-            "gradient_checkpointing", "max_len", "seed", "merge")
-    cfg = FinetuneConfig.for_profile(a.profile, a.data, a.out, **{k: getattr(a, k) for k in keys})
+    cfg = F.for_profile(a.profile, a.data, a.out, **options.given(a, F, skip=("model", "train", "heldout", "out")))
     res = train_isolated(cfg, a.profile)  # its memory is gone before a server starts
     print(f"loss {res['first_loss']} -> {res['last_loss']}; held-out loss {res['heldout_loss']['before']} -> "
           f"{res['heldout_loss']['after']}; chrF {res['chrf']['before']} -> {res['chrf']['after']}")

@@ -161,44 +161,29 @@ def _progress_callback(total: int, history: list[dict[str, float]], every: int, 
     return Progress()
 
 
-def train(cfg: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
-    """Train, evaluate before/after, save adapter + tokenizer + config atomically under cfg.out; progress: print
-    a line every tenth of the steps."""
-    import torch
+def _lora_model(cfg: FinetuneConfig) -> tuple[Any, int, int]:
+    """The base (nf4 for QLoRA) with LoRA on cfg.target_modules: (model, base parameters, bytes loaded)."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-    from transformers import AutoTokenizer, PrinterCallback, Trainer, TrainingArguments, set_seed
-
-    train_recs, held_recs = load_jsonl(cfg.train), load_jsonl(cfg.heldout)
-    out = Path(cfg.out)
-    set_seed(cfg.seed)
-    tok = AutoTokenizer.from_pretrained(cfg.model)
-    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    train_data = [encode(tok, m, cfg.max_len) for m in train_recs]
-    held_data = [encode(tok, m, cfg.max_len) for m in held_recs]
-    t_load = time.time()
     model = load_base(cfg.model, cfg.four_bit)
     avail = linear_names(model)
     missing = [t for t in cfg.target_modules if t not in avail]
     if missing:
         raise LabError(f"target module(s) {missing} not in the model; available: {', '.join(avail)}")
-    n_total = count_params(model)
-    mem_4bit = model.get_memory_footprint()
+    n_total, loaded = count_params(model), model.get_memory_footprint()
     if cfg.four_bit:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
     elif cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     lora = LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=cfg.target_modules,
                       task_type="CAUSAL_LM")
-    model = get_peft_model(model, lora)
-    refs = [m[-1]["content"] for m in held_recs]
-    # Before training the LoRA B matrices are zero: the model is exactly the base.
-    before_loss = heldout_loss(model, held_data, pad)
-    before_gen = generate(model, tok, held_recs, cfg.eval_max_new_tokens)
-    steps = steps_for(cfg, len(train_data))
-    history: list[dict[str, float]] = []
-    cb = _progress_callback(steps, history, max(1, steps // 10), show=progress)
-    work = Path(str(out) + f".partial{os.getpid()}")
-    shutil.rmtree(work, ignore_errors=True)
+    return get_peft_model(model, lora), n_total, loaded
+
+
+def _trainer(cfg: FinetuneConfig, model: Any, train_data: list[dict[str, Any]], pad: int, steps: int, work: Path,
+             cb: Any) -> Any:
+    """A transformers Trainer for `steps` steps, no checkpoints, our progress lines instead of its printer."""
+    import torch
+    from transformers import PrinterCallback, Trainer, TrainingArguments
     args = TrainingArguments(output_dir=str(work / "trainer"), max_steps=steps, learning_rate=cfg.lr,
                              per_device_train_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
                              logging_steps=1, save_strategy="no", report_to=[], seed=cfg.seed,
@@ -212,6 +197,42 @@ def train(cfg: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
     trainer.remove_callback(PrinterCallback)  # its raw dicts would drown our progress lines
     cb.tokens = steps * cfg.batch_size * cfg.grad_accum * (sum(len(d["input_ids"]) for d in train_data)
                                                                  / len(train_data))
+    return trainer
+
+
+def _publish(cfg: FinetuneConfig, work: Path, result: dict[str, Any]) -> None:
+    """result.json (and the merged model) into the work folder, which then replaces cfg.out in one rename."""
+    shutil.rmtree(work / "trainer", ignore_errors=True)
+    paths.atomic_write(work / "result.json", json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+    if cfg.merge:
+        merge(cfg.model, work / "adapter", work / "merged")
+    shutil.rmtree(cfg.out, ignore_errors=True)
+    os.replace(work, cfg.out)  # a run that dies leaves the previous output untouched
+
+
+def train(cfg: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
+    """Train, evaluate before/after, save adapter + tokenizer + config atomically under cfg.out; progress: print
+    a line every tenth of the steps."""
+    from transformers import AutoTokenizer, set_seed
+
+    train_recs, held_recs = load_jsonl(cfg.train), load_jsonl(cfg.heldout)
+    set_seed(cfg.seed)
+    tok = AutoTokenizer.from_pretrained(cfg.model)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    train_data = [encode(tok, m, cfg.max_len) for m in train_recs]
+    held_data = [encode(tok, m, cfg.max_len) for m in held_recs]
+    t_load = time.time()
+    model, n_total, loaded = _lora_model(cfg)
+    refs = [m[-1]["content"] for m in held_recs]
+    # Before training the LoRA B matrices are zero: the model is exactly the base.
+    before_loss = heldout_loss(model, held_data, pad)
+    before_gen = generate(model, tok, held_recs, cfg.eval_max_new_tokens)
+    steps = steps_for(cfg, len(train_data))
+    history: list[dict[str, float]] = []
+    cb = _progress_callback(steps, history, max(1, steps // 10), show=progress)
+    work = Path(str(cfg.out) + f".partial{os.getpid()}")
+    shutil.rmtree(work, ignore_errors=True)
+    trainer = _trainer(cfg, model, train_data, pad, steps, work, cb)
     t0 = time.time()
     trainer.train()
     train_s = time.time() - t0
@@ -230,15 +251,10 @@ def train(cfg: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
                           for m, r, b, a in zip(held_recs, refs, before_gen, after_gen, strict=True)],
               "memory": {"params_total": n_total, "params_trainable": n_train,
                          "trainable_pct": round(100 * n_train / n_total, 3),
-                         "weights_loaded_mb": round(mem_4bit / 2**20, 3),
+                         "weights_loaded_mb": round(loaded / 2**20, 3),
                          "weights_bf16_mb": round(n_total * 2 / 2**20, 3), **peak_memory()}}
-    shutil.rmtree(work / "trainer", ignore_errors=True)
-    paths.atomic_write(work / "result.json", json.dumps(result, indent=1, ensure_ascii=False) + "\n")
-    if cfg.merge:
-        merge(cfg.model, work / "adapter", work / "merged")
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(work, out)  # a run that dies leaves the previous output untouched
-    result["adapter"] = str(out / "adapter")
+    _publish(cfg, work, result)
+    result["adapter"] = str(Path(cfg.out) / "adapter")
     return result
 
 

@@ -4,9 +4,9 @@ from lab.translate.chunking import Chunk, Unit, chunk_budget, make_chunks, max_t
 from lab.translate.document import FAILED_MARK
 from lab.translate.eval import evaluate
 from lab.translate.pipeline import Settings, Translator, rejections
-from lab.translate.prompts import PromptSpec, Term, load_fewshot, load_glossary, terms_in
+from lab.translate.prompts import PromptSpec, Term, load_fewshot, load_glossary, panel_prompt, terms_in
 from lab.translate.variants import base_vs_adapter, scored, translate
 
-__all__ = ["FAILED_MARK", "Chunk", "PromptSpec", "Settings", "Term", "Translator", "Unit", "base_vs_adapter",
-           "chunk_budget", "evaluate", "load_fewshot", "rejections", "load_glossary", "make_chunks", "max_tokens_for",
-           "scored", "terms_in", "translate"]
+__all__ = ["Chunk", "FAILED_MARK", "PromptSpec", "Settings", "Term", "Translator", "Unit", "base_vs_adapter",
+           "chunk_budget", "evaluate", "load_fewshot", "load_glossary", "make_chunks", "max_tokens_for",
+           "panel_prompt", "rejections", "scored", "terms_in", "translate"]

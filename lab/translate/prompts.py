@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lab import LabError, paths
-from lab.translate.chunking import Chunk
+from lab.translate.chunking import Chunk, Unit
 
 TEMPLATES = ("qwen", "sakura")
 SAKURA_SYSTEM = ("你是一个轻小说翻译模型，可以流畅通顺地以日本轻小说的风格将日文翻译成简体中文，"
@@ -99,3 +99,10 @@ class PromptSpec:
         return msgs + [{"role": "user", "content": "\n".join(parts)}]
 
 
+def panel_prompt(text: str, glossary: bool = False) -> str:
+    """The prompt the playground widgets send for `text` (one line a unit, the project's preface, the glossary's
+    terms that occur when ticked): lab.widgets' `frame` for translation."""
+    pre = (paths.data() / "translation" / "preface.txt").read_text("utf-8").strip()
+    terms = load_glossary(paths.data() / "translation" / "glossary.tsv") if glossary else []
+    lines = [Unit(i, 0, t, 0) for i, t in enumerate(text.splitlines()) if t.strip()]
+    return PromptSpec(preface=pre, glossary=terms).messages(Chunk(0, lines))[-1]["content"]

@@ -113,7 +113,8 @@ def test_a_port_held_by_another_program_fails_before_any_work(monkeypatch):
         held.listen()
         monkeypatch.setenv("LAB_PORT", str(held.getsockname()[1]))
         with pytest.raises(LabError, match="port .* is in use by another program"):
-            bench.run("tiny", ("hf", "server"), (1,), 2, 4, progress=False)
+            bench.run("tiny", engines=("hf", "server"), concurrencies=(1,), num_prompts=2, output_len=4,
+                      progress=False)
 
 
 @pytest.mark.server
@@ -122,8 +123,9 @@ def test_real_sweep_starts_the_server_it_needs_and_stops_it(tmp_path, monkeypatc
 
     from lab import serve
     monkeypatch.setenv("LAB_PORT", str(free_port()))  # no server there: bench.run starts one, as a user's would
-    res = bench.run("tiny", ("hf", "vllm", "server"), (1, 4), num_prompts=4, output_len=8, hf_batch=2,
-                    hf_prompts=2, out=tmp_path, progress=False)
+    settings = bench.RunSettings(engines=("hf", "vllm", "server"), concurrencies=(1, 4), num_prompts=4,
+                                 output_len=8, hf_batch=2, hf_prompts=2, progress=False)
+    res = bench.run("tiny", settings, tmp_path)
     assert res["server_started"] is True and not serve.status("tiny")["running"]  # stopped: it started it
     engines = [r["engine"] for r in res["runs"]]
     assert engines == ["hf b=1", "hf b=2", "vllm offline", "server", "server"]
