@@ -218,6 +218,7 @@ def run(profile: str | None = None, settings: RunSettings | None = None, out: Pa
     st = dataclasses.replace(settings or RunSettings(), **overrides)
     prof = config.load(profile)
     validate(list(st.engines), sorted(set(st.concurrencies)), st.output_len, prof.serve.get("max_model_len"))
+    was_running = _free_for_offline(prof, st)  # a held port fails here, before seconds of bandwidth reads
     prompts = workload(st.num_prompts, st.seed)
     roof = for_profile(prof, prompts, st.output_len)
     tp = roof["tensor_parallel"]
@@ -225,7 +226,6 @@ def run(profile: str | None = None, settings: RunSettings | None = None, out: Pa
                            "seed": st.seed, "num_prompts": st.num_prompts, "output_len": st.output_len,
                            "env": doctor.environment(), "command": shlex.join(sys.argv), "roofline": roof,
                            "runs": [], "hf_model": prof.role("hf")}  # AWQ/FP8: the unquantized base runs in hf
-    was_running = _free_for_offline(prof, st)
     tokens = {}
     if "hf" in st.engines:
         tokens["hf"] = _hf_runs(prof, res, prompts, st, tp, out)

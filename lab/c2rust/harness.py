@@ -38,8 +38,9 @@ class CheckReport:
     compile_errors: str = ""
     cases: list[CaseResult] = field(default_factory=list)
     crates: list[str] = field(default_factory=list)
-    source: str = ""                  # what was built (the input plus any imports rustc suggested)
+    source: str = ""                  # what was built (the input plus any fixes rustc suggested)
     added_imports: list[str] = field(default_factory=list)
+    applied_fixes: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> int:
@@ -105,18 +106,19 @@ def run_cases(binary: Path, cases: list[Case], work: Path) -> list[CaseResult]:
 
 
 def check_source(source: str, cases: list[Case] | Task, lang: str = "rust", idiomatic: bool = False,
-                 fix_imports: bool = False) -> CheckReport:
+                 fix: bool = False) -> CheckReport:
     """Build source (rust or c) in a temporary folder, run every case, remove the folder.
 
     idiomatic=True compiles with `-F unsafe_code`: any `unsafe` is a compile error, not a regex count.
-    fix_imports=True adds the `use` lines rustc names (the translate loop; never when grading a given file):
-    the report's `source` is then what was compiled."""
+    fix=True applies what rustc says to change, as `cargo fix` does (the translate loop; never when grading a given
+    file): the report's `source` is then what was compiled."""
     cases = cases.cases if isinstance(cases, Task) else cases
     with sandbox.workdir() as tmp:
         d = Path(tmp)
         b = build_c(source, d) if lang == "c" else build_rust(source, d, forbid_unsafe=idiomatic,
-                                                              fix_imports=fix_imports)
-        built = {"crates": list(b.crates), "source": b.source or source, "added_imports": list(b.added_imports)}
+                                                              fix=fix)
+        built = {"crates": list(b.crates), "source": b.source or source, "added_imports": list(b.added_imports),
+                 "applied_fixes": list(b.applied_fixes)}
         if not b.ok or b.binary is None:
             return CheckReport(False, b.errors, **built)
         return CheckReport(True, b.errors, run_cases(b.binary, cases, d), **built)

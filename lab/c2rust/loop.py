@@ -59,6 +59,8 @@ def feedback(report: CheckReport | None, task: Task, cases: int = FEEDBACK_CASES
                   "in Rust.\n")
     if report.added_imports:
         again += f"(The imports the compiler named were added: {' '.join(report.added_imports)} Keep them.)\n"
+    if report.applied_fixes:
+        again += f"(The compiler's own fixes were applied: {'; '.join(report.applied_fixes[:5])}. Keep them.)\n"
     if not report.compiled:
         errs = "\n".join(report.compile_errors.splitlines()[:lines])
         return f"{again}The program does not compile:\n```\n{errs}\n```\nFix it."
@@ -104,12 +106,13 @@ def _stage(client: Client, first: list[dict[str, str]], task: Task, rounds: int,
         res = client.chat(messages, max_tokens=mt, thinking=False, **sampling)
         tokens += res.prompt_tokens + res.completion_tokens
         new = extract_rust(res.text)
-        rep = check_source(new, task, idiomatic=idiomatic, fix_imports=True) if new else None
+        rep = check_source(new, task, idiomatic=idiomatic, fix=True) if new else None
         log.append({"stage": stage, "round": r, "max_tokens": mt, "finish_reason": res.finish_reason,
                     "usage": [res.prompt_tokens, res.completion_tokens], "seconds": round(time.time() - t0, 2),
                     "reply": res.text, "result": rep.summary() if rep else "no code block",
                     "compiled": bool(rep and rep.compiled), "ok": bool(rep and rep.ok),
-                    **({"added_imports": rep.added_imports} if rep and rep.added_imports else {})})
+                    **({"added_imports": rep.added_imports} if rep and rep.added_imports else {}),
+                    **({"applied_fixes": rep.applied_fixes} if rep and rep.applied_fixes else {})})
         repeated = bool(new) and new in seen
         if repeated:
             log[-1]["repeated"] = True

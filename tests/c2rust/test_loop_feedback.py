@@ -52,7 +52,7 @@ def test_the_loop_adds_the_imports_rustc_names_and_a_grader_does_not():
     cases = [Case(args=["x", "y"], stdin="", expected="3\n")]
     graded = check_source(MISSING_IMPORTS, cases)
     assert not graded.compiled and graded.added_imports == []
-    fixed = check_source(MISSING_IMPORTS, cases, fix_imports=True)
+    fixed = check_source(MISSING_IMPORTS, cases, fix=True)
     assert fixed.compiled and fixed.passed == 1, fixed.compile_errors
     assert set(fixed.added_imports) == {"use std::env::args;", "use std::io;", "use std::cmp::max;",
                                         "use std::io::Write;"}
@@ -95,3 +95,42 @@ def test_per_round_counts_each_program_at_its_latest_round():
     assert per_round(rows, 3) == [{"round": 1, "compiled": 1, "passed": 0, "programs": 3},
                                   {"round": 2, "compiled": 2, "passed": 1, "programs": 3},
                                   {"round": 3, "compiled": 1, "passed": 1, "programs": 3}]
+
+
+# C assigns to its parameters and locals freely; a translation that keeps them immutable fails with E0384, for
+# which rustc suggests `mut` as a MachineApplicable fix (as `cargo fix` would apply it).
+IMMUTABLE = ('fn count(n: u32) -> u32 {\n    let mut c = 0;\n    while n > 0 { c += n & 1; n >>= 1; }\n    c\n}\n'
+             'fn main() {\n    let x = 7;\n    x = x + 4;\n    println!("{} ünï", count(x));\n}\n')
+
+
+def test_the_loop_applies_rustcs_machine_applicable_fixes_and_a_grader_does_not():
+    cases = [Case(args=[], stdin="", expected="3 ünï\n")]
+    graded = check_source(IMMUTABLE, cases)
+    assert not graded.compiled and "E0384" in graded.compile_errors and graded.applied_fixes == []
+    assert graded.compile_errors.splitlines()[0].startswith("error[E0384]")  # the text rustc prints, not JSON
+    fixed = check_source(IMMUTABLE, cases, fix=True)
+    assert fixed.compiled and fixed.passed == 1, fixed.compile_errors
+    assert "fn count(mut n: u32)" in fixed.source and "let mut x = 7;" in fixed.source
+    assert len(fixed.applied_fixes) == 2 and all("mutable" in f for f in fixed.applied_fixes)
+
+
+def test_fixes_apply_from_the_end_by_bytes_and_skip_overlaps():
+    from lab.c2rust.build import apply_fixes
+    src = "ünï x y"  # multibyte before the spans: offsets are bytes, as rustc gives them
+    start = len("ünï ".encode())
+    out, done = apply_fixes(src, [(start, start, "mut ", "make it mutable"), (start, start + 3, "q", "overlaps"),
+                                  (start + 2, start + 3, "w", "other")])
+    assert out == "ünï mut x w" and done == ["make it mutable: `mut`", "other: `w`"]  # the overlap is skipped
+    assert apply_fixes(src, [(99, 100, "x", "out of range")]) == (src, [])
+
+
+def test_json_diagnostics_become_the_text_rustc_would_print():
+    import json
+
+    from lab.c2rust.build import rendered
+    d = {"level": "error", "message": "m", "rendered": "error[E0384]: m\n --> main.rs:1:1\n", "spans": []}
+    diags: list = []
+    text = rendered(json.dumps(d) + "\nnote: a linker line\n" + json.dumps(d)[:20], diags)
+    assert text.splitlines() == ["error[E0384]: m", " --> main.rs:1:1", "note: a linker line",
+                                 "(compiler output cut at 256 KiB)"]
+    assert diags == [d]
