@@ -112,10 +112,18 @@ def cross_check(profile: str | None = None, num_prompts: int = 96, concurrency: 
     med = {k: statistics.median(v) for k, v in seen.items()}
     return {"all": seen, "median": med, "tokens": counts, "concurrency": concurrency, "num_prompts": num_prompts,
             "output_len": output_len, "throughput_ratio": round(med["lab_tok_s"] / med["vllm_tok_s"], 3),
-            "tpot_ratio": round(med["lab_tpot_p50_ms"] / med["vllm_tpot_p50_ms"], 3)}
+            "tpot_ratio": _ratio(med["lab_tpot_p50_ms"], med["vllm_tpot_p50_ms"])}
+
+
+def _ratio(a: float, b: float) -> float | None:
+    """a / b, or None when either is 0: a TPOT of 0 means a client read every token of a reply at once (a starved
+    client on a fast model), so there is nothing to compare."""
+    return round(a / b, 3) if a and b else None
 
 
 def line(res: dict[str, Any]) -> str:
     """The cross-check's closing line, each ratio beside its target."""
+    tpot = (f"{res['tpot_ratio']:.1%}" if res["tpot_ratio"] is not None
+            else "not measurable (a client read whole replies at once)")
     return (f"lab / vllm bench serve at c{res['concurrency']}, same prompts: throughput {res['throughput_ratio']:.1%}, "
-            f"TPOT p50 {res['tpot_ratio']:.1%} (target 90-110% both)")
+            f"TPOT p50 {tpot} (target 90-110% both)")
