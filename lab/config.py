@@ -10,10 +10,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lab import LabError, paths
 from lab.hardware import gpu_count
+
+if TYPE_CHECKING:
+    from lab.client import Client
 
 SHIPPED = Path(__file__).with_name("profiles.toml")
 # Environment variables that override a profile field (documented in README and `lab --help`).
@@ -352,3 +355,9 @@ def client_key() -> str:
     """What a client sends as its key: $LAB_API_KEY, else "EMPTY" (the openai client needs one; vLLM without
     --api-key ignores it)."""
     return api_key() or "EMPTY"
+
+
+def client(profile: str | None = None, **kw: Any) -> Client:
+    """A lab.client.Client for the profile's server URL with the client key (one place builds it)."""
+    from lab.client import Client  # lab.client imports nothing of config: no cycle, only a lighter import
+    return Client(load(profile).base_url, api_key=client_key(), **kw)

@@ -9,7 +9,6 @@ from typing import Any
 
 from lab import config
 from lab.bench.metrics import workload
-from lab.client import Client
 from lab.measure import bare_loop, medians
 
 
@@ -35,7 +34,7 @@ def suite(profile: str | None = None, settings: SuiteSettings | None = None, **o
     st = dataclasses.replace(settings or SuiteSettings(), **overrides)
     num_prompts, output_len, concurrency, repeats = st.num_prompts, st.output_len, st.concurrency, st.repeats
     prof = config.load(profile)
-    client = Client(prof.base_url, api_key=config.client_key())
+    client = config.client(prof.name)
     prompts = workload(num_prompts, 1)
     client.chat(prompts[0], max_tokens=4)  # warm-up
     seen: dict[str, list[float]] = {}

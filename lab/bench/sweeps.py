@@ -106,7 +106,7 @@ def rate_run(profile: str | None = None, settings: RateSettings | None = None, *
     st = dataclasses.replace(settings or RateSettings(), **overrides)
     if any(r <= 0 for r in st.rates):
         raise LabError(f"--rates must be > 0 req/s, got {list(st.rates)}")
-    client = Client(config.load(profile).base_url, api_key=config.client_key())
+    client = config.client(profile)
     return rate_sweep(client, workload(st.num_prompts, st.seed), list(st.rates), st.output_len, st.slo_ttft_ms,
                       st.slo_tpot_ms, st.seed)
 
@@ -136,7 +136,7 @@ def _server_runs(prof: config.Profile, res: dict[str, Any], prompts: list[str], 
         raise
     res["server_started"] = srv.owned
     try:
-        return server_sweep(srv.client(), prompts, sorted(set(st.concurrencies)), st.output_len, st.progress)
+        return server_sweep(srv.client(), prompts, list(st.concurrencies), st.output_len, st.progress)
     finally:
         if srv.owned and not keep:
             serve.stop(prof, quiet=True)
@@ -216,8 +216,9 @@ def run(profile: str | None = None, settings: RunSettings | None = None, out: Pa
     running lab server is stopped first, so the offline engines get the memory, and started again after.
     `overrides` replace fields of `settings` (run(profile, engines=("server",)))."""
     st = dataclasses.replace(settings or RunSettings(), **overrides)
+    st = dataclasses.replace(st, concurrencies=tuple(sorted(set(st.concurrencies))))
     prof = config.load(profile)
-    validate(list(st.engines), sorted(set(st.concurrencies)), st.output_len, prof.serve.get("max_model_len"))
+    validate(list(st.engines), list(st.concurrencies), st.output_len, prof.serve.get("max_model_len"))
     was_running = _free_for_offline(prof, st)  # a held port fails here, before seconds of bandwidth reads
     prompts = workload(st.num_prompts, st.seed)
     roof = for_profile(prof, prompts, st.output_len)
