@@ -204,6 +204,15 @@ def suggested_imports(output: str) -> list[str]:
     return found
 
 
+def unclashing(use: str, source: str) -> str:
+    """`use a::Name;` as `use a::Name as _;` where another import already binds `Name`: rustc names a trait to
+    import for its methods (std::io::Write for `flush`), and the 1.5B had imported std::fmt::Write (E0252)."""
+    m = re.fullmatch(r"use ([\w:]+)::(\w+);", use)
+    if m and re.search(rf"^\s*(?:pub\s+)?use [^;]*\b{m.group(2)}\b[^;]*;", source, re.M):
+        return f"use {m.group(1)}::{m.group(2)} as _;"
+    return use
+
+
 def with_imports(source: str, uses: list[str]) -> str:
     """`uses` added after the inner attributes (#![...]) at the top of a source."""
     lines = source.splitlines(keepends=True)
@@ -266,6 +275,7 @@ def build_rust(source: str, work: Path, forbid_unsafe: bool = False, fix: bool =
         applied += done
         more = [u for u in more if u not in source]  # an edit may have added it already
         if more:
+            more = [unclashing(u, source) for u in more]
             source = with_imports(source, more)
             added += more
     return b

@@ -42,6 +42,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         options.add(q, "--rounds", L, type=options.POSITIVE_INT, help="feedback rounds per stage")
         options.add(q, "--idiomatic", L, help="then ask for idiomatic Rust (no unsafe) too")
         options.add(q, "--max-tokens", L, type=options.POSITIVE_INT, help="cap on tokens per reply")
+        options.add(q, "--candidates", L, type=options.POSITIVE_INT,
+                    help="replies per round, all checked, the best goes on: the first greedy, the "
+                    "rest sampled, and after round 1 every other one a fresh translation")
         q.add_argument("--out", help="folder for .rs, .json reports and per-program logs "
                        "(default: runs/c2rust-<UTC>)")
     sc = s.add_parser("sactor-config", help="print (or write) the [VLLM] block of a sactor.toml for the live server")

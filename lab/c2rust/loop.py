@@ -23,13 +23,28 @@ SYSTEM = ("You translate C programs into Rust. Reply with one complete Rust prog
           "command-line arguments, stdin handling, stdout, stderr and exit codes as the C program. Translate every "
           "function's body into Rust; never declare the C functions in an `extern \"C\"` block (the C code is not "
           "linked in). Rust's `main` returns `()`: C's `return N;` from main becomes `std::process::exit(N)` "
-          "where N is not 0.")
+          "where N is not 0. Translate faithfully, statement by statement: keep every function, loop, condition and "
+          "calculation, print exactly what each printf prints, and never swap the C logic for a library shortcut.")
+# C -> Rust by construct: what small models got wrong in data/c_to_rust (usize indexes, argv[0], printf widths,
+# pointer lists); ~330 tokens, sent only where the context leaves room (`first_messages`).
+HINTS = "\n".join((
+    "C to Rust, by construct:",
+    "- argc/argv: `let args: Vec<String> = std::env::args().collect();` args.len() is argc, args[0] the program name.",
+    "- int: i32, unsigned: u32, long: i64; array indexes and sizes: usize (`i as usize`); unsigned C arithmetic "
+    "wraps (wrapping_add, wrapping_sub, wrapping_mul).",
+    "- atoi/strtol/strtoul: `s.trim().parse::<i64>().unwrap_or(0)` then cast; scanf: read all of stdin into a "
+    "String once and take `split_whitespace()` tokens.",
+    '- printf: "%d %ld %s" -> print!("{} {} {}"); "%08x" -> {:08x}; "%.2f" -> {:.2}; "%5d" -> {:5}; "%-8s" -> {:<8}.',
+    "- fixed arrays `long a[N][M]` -> `vec![vec![0i64; M]; N]`; structs linked by malloc'd pointers -> a Vec, or "
+    "Option<Box<Node>> moved with take(); C strings -> String, or Vec<u8> for byte-level work."))
 EXTERN_C = re.compile(r'extern\s+"C"\s*\{[^}]*\bfn\b')  # an extern block declaring functions: links to C
 IDIOMATIC = ("Rewrite this working Rust program idiomatically: no `unsafe` (it is compiled with -F unsafe_code), no "
              "raw pointers, no libc; use ownership, slices, iterators and Option/Result. Behaviour must stay "
              "identical. Reply with one ```rust code block.")
 FEEDBACK_CASES = 3     # failing cases shown to the model, first ones first
+EXAMPLE_CASES = 2      # test runs shown with the C program: the exact output format, by example
 MIN_REPLY_TOKENS = 64  # below this a reply cannot hold a program: trim the feedback instead
+SAMPLE_TEMPERATURE = 0.7  # Qwen2.5-Coder's recommended temperature, for the sampled candidates
 
 
 @dataclass(frozen=True)
@@ -39,6 +54,8 @@ class LoopSettings:
     rounds: int = ROUNDS               # feedback rounds per stage
     idiomatic: bool = False            # then ask for idiomatic Rust (no unsafe) too
     max_tokens: int = 4096             # cap on tokens per reply (the context left caps it too)
+    candidates: int = 1                # replies per round, checked in parallel; the best one goes on (after round
+                                       # 1 every other sampled one is a fresh translation, not a repair)
     feed: str | None = None            # a bare test_samples.json: input as argv words or on stdin
     concurrency: int = 4               # programs in flight (batch)
     progress: bool = True
@@ -74,9 +91,37 @@ def feedback(report: CheckReport | None, task: Task, cases: int = FEEDBACK_CASES
             + "\nFix the program.")
 
 
+def first_prompt(src: str, task: Task, examples: int = EXAMPLE_CASES) -> str:
+    """The C program and its first test runs (argv, stdin, expected output): the output format by example."""
+    runs = []
+    for c in task.cases[:examples]:
+        code = "" if c.exit_code in (0, None) else f", exit code {c.exit_code}"
+        runs.append(f"- args {c.args!r}" + (f", stdin {c.stdin[:200]!r}" if c.stdin else "")
+                    + f"{code}: {'output' if c.sactor else 'stdout'} {c.expected[:300]!r}")
+    shown = ("\nIt is tested by running it; for example:\n" + "\n".join(runs)) if runs else ""
+    return f"```c\n{src}\n```{shown}"
+
+
+def first_messages(client: Client, src: str, task: Task, max_tokens: int) -> list[dict[str, str]]:
+    """The opening conversation: system prompt, construct hints and test runs, each dropped (hints first) while
+    the prompt would leave less than min(max_tokens, half the context) to answer (the toy has 2048 tokens)."""
+    want = min(max_tokens, client.max_model_len // 2)
+    for hints, examples in ((True, EXAMPLE_CASES), (False, EXAMPLE_CASES), (False, 0)):
+        msgs = [{"role": "system", "content": SYSTEM + ("\n" + HINTS if hints else "")},
+                {"role": "user", "content": first_prompt(src, task, examples)}]
+        if context_room(client.max_model_len, client.count_tokens(msgs)) >= want:
+            break
+    return msgs
+
+
 def _fit(client: Client, first: list[dict[str, str]], reply: str, report: CheckReport | None, task: Task,
          cap: int, repeated: bool = False, truncated: bool = False) -> tuple[list[dict[str, str]], int]:
-    """The next conversation and its max_tokens, trimmed (fewer errors, fewer cases, shorter echo) to fit."""
+    """The next conversation and its max_tokens, trimmed (fewer errors, fewer cases, shorter echo) to fit.
+
+    The echoed turn is the program as it was compiled (rustc's fixes and imports in), not the raw reply: echoing
+    the reply let the 1.5B drop the `mut` rustc had added in every later round."""
+    if report is not None and report.source:
+        reply = f"```rust\n{report.source}```"
     for cases, lines, echo in ((FEEDBACK_CASES, 30, 4000), (1, 10, 2000), (1, 4, 0)):
         msgs = [*first, *([{"role": "assistant", "content": reply[:echo]}] if echo else []),
                 {"role": "user", "content": feedback(report, task, cases, lines, repeated, truncated)}]
@@ -86,46 +131,82 @@ def _fit(client: Client, first: list[dict[str, str]], reply: str, report: CheckR
     return msgs, mt
 
 
-def _stage(client: Client, first: list[dict[str, str]], task: Task, rounds: int, max_tokens: int,
-           log: list[dict[str, Any]], stage: str, say: Any) -> tuple[str | None, CheckReport | None, int, int, str]:
+def _errors(rep: CheckReport | None) -> int:
+    """Compiler errors of a report (a program with fewer is nearer to building)."""
+    return sum(line.startswith("error") for line in rep.compile_errors.splitlines()) if rep else 10**6
+
+
+def _ask(client: Client, convs: list[tuple[list[dict[str, str]], int]], r: int, repeated: bool, task: Task,
+         idiomatic: bool) -> list[tuple[Any, str | None, CheckReport | None]]:
+    """One reply per (conversation, max_tokens), each extracted and checked (in parallel): the first greedy unless
+    the last round repeated itself, the others sampled with seeds of their own, so a rerun asks the same."""
+    def one(j: int) -> tuple[Any, str | None, CheckReport | None]:
+        # Greedy decoding of the same conversation is a fixed point: after a repeated program every reply samples.
+        sampled = repeated or j > 0
+        sampling = {"temperature": SAMPLE_TEMPERATURE, "seed": r if j == 0 else 1000 * r + j} if sampled else {}
+        res = client.chat(convs[j][0], max_tokens=convs[j][1], thinking=False, **sampling)
+        new = extract_rust(res.text)
+        return res, new, (check_source(new, task, idiomatic=idiomatic, fix=True) if new else None)
+    if len(convs) == 1:
+        return [one(0)]
+    with ThreadPoolExecutor(len(convs)) as ex:
+        return list(ex.map(one, range(len(convs))))
+
+
+def _best(got: list[tuple[Any, str | None, CheckReport | None]], seen: set[str]) -> int:
+    """The candidate that goes on: passes most, then compiles, then fewest errors, then new, then the first."""
+    def key(j: int) -> tuple[Any, ...]:
+        _, new, rep = got[j]
+        return (bool(rep and rep.ok), rep.passed if rep else -1, bool(rep and rep.compiled), -_errors(rep),
+                bool(new) and new not in seen, -j)
+    return max(range(len(got)), key=key)
+
+
+def _stage(client: Client, first: list[dict[str, str]], task: Task, st: LoopSettings, log: list[dict[str, Any]],
+           stage: str, say: Any) -> tuple[str | None, CheckReport | None, int, int, str]:
     """Rounds of ask -> extract -> check -> feedback; returns (code, report, rounds used, tokens, stop reason)."""
     tokens, code, report = 0, None, None
-    messages, mt = first, min(max_tokens, context_room(client.max_model_len, client.count_tokens(first)))
+    messages, mt = first, min(st.max_tokens, context_room(client.max_model_len, client.count_tokens(first)))
+    first_mt = mt
     idiomatic = stage == "idiomatic"
     seen: set[str] = set()
     repeated = False
-    for r in range(1, rounds + 1):
+    for r in range(1, st.rounds + 1):
         if mt < MIN_REPLY_TOKENS:
             reason = f"the prompt leaves {max(mt, 0)} tokens of the model's {client.max_model_len}-token context"
             log.append({"stage": stage, "round": r, "stop": reason})
             return code, report, r - 1, tokens, reason
         t0 = time.time()
-        # Greedy decoding of the same conversation is a fixed point: after a repeated program the rounds
-        # sample (seeded, so a rerun asks the same) instead of returning it byte for byte again.
-        sampling = {"temperature": 0.7, "seed": r} if repeated else {}
-        res = client.chat(messages, max_tokens=mt, thinking=False, **sampling)
-        tokens += res.prompt_tokens + res.completion_tokens
-        new = extract_rust(res.text)
-        rep = check_source(new, task, idiomatic=idiomatic, fix=True) if new else None
+        # After round 1 every other sampled candidate starts afresh from the C program: the 1.5B's repairs of one
+        # program converged on one error in all three candidates, while fresh translations differ (measured).
+        convs = [(first, first_mt) if r > 1 and j % 2 else (messages, mt) for j in range(st.candidates)]
+        got = _ask(client, convs, r, repeated, task, idiomatic)
+        tokens += sum(res.prompt_tokens + res.completion_tokens for res, _, _ in got)
+        j = _best(got, seen)
+        res, new, rep = got[j]
         log.append({"stage": stage, "round": r, "max_tokens": mt, "finish_reason": res.finish_reason,
                     "usage": [res.prompt_tokens, res.completion_tokens], "seconds": round(time.time() - t0, 2),
                     "reply": res.text, "result": rep.summary() if rep else "no code block",
                     "compiled": bool(rep and rep.compiled), "ok": bool(rep and rep.ok),
                     **({"added_imports": rep.added_imports} if rep and rep.added_imports else {}),
-                    **({"applied_fixes": rep.applied_fixes} if rep and rep.applied_fixes else {})})
+                    **({"applied_fixes": rep.applied_fixes} if rep and rep.applied_fixes else {}),
+                    **({"candidate": j, "fresh": r > 1 and j % 2 == 1,
+                        "candidates": [g[2].summary() if g[2] else "no code block" for g in got]}
+                       if len(got) > 1 else {})})
         repeated = bool(new) and new in seen
         if repeated:
             log[-1]["repeated"] = True
-        say(f"  {stage} round {r}: {rep.summary() if rep else 'no code block'}" + (" (same program again)"
-                                                                                    if repeated else ""))
+        pick = f" (candidate {j + 1} of {len(got)})" if len(got) > 1 else ""
+        say(f"  {stage} round {r}: {rep.summary() if rep else 'no code block'}{pick}"
+            + (" (same program again)" if repeated else ""))
+        seen.update(g[1] for g in got if g[1])
         if new:
             code, report = (rep.source if rep and rep.source else new), rep  # the imports rustc named included
-            seen.add(new)
         if rep and rep.ok:
             return code, report, r, tokens, "passed"
-        messages, mt = _fit(client, first, res.text, rep, task, max_tokens, repeated,
+        messages, mt = _fit(client, first, res.text, rep, task, st.max_tokens, repeated,
                             truncated=res.finish_reason == "length")
-    return code, report, rounds, tokens, f"still failing after {rounds} rounds"
+    return code, report, st.rounds, tokens, f"still failing after {st.rounds} rounds"
 
 
 def translate(c_file: str | Path, tests: str | Path, client: Client, settings: LoopSettings | None = None,
@@ -133,7 +214,8 @@ def translate(c_file: str | Path, tests: str | Path, client: Client, settings: L
     """Translate one C program; report compiled, cases passed, rounds, tokens, stop reasons, unsafe, clippy.
     `overrides` replace fields of `settings` (translate(c, tests, client, rounds=2))."""
     st = dataclasses.replace(settings or LoopSettings(), **overrides)
-    rounds, max_tokens = st.rounds, st.max_tokens
+    if st.candidates < 1:
+        raise LabError(f"candidates must be >= 1, got {st.candidates}")
     c_file = Path(c_file)
     if not c_file.exists():
         raise LabError(f"{c_file} does not exist")
@@ -146,8 +228,8 @@ def translate(c_file: str | Path, tests: str | Path, client: Client, settings: L
         say(f"bad task: the C reference fails: {ref.summary()}")
         return {"program": name, "bad_task": True, "ok": False, "stop": f"C reference fails: {ref.summary()}"}
     log: list[dict[str, Any]] = []
-    msgs = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": f"```c\n{src}\n```"}]
-    code, rep, used, tokens, why = _stage(client, msgs, task, rounds, max_tokens, log, "unidiomatic", say)
+    msgs = first_messages(client, src, task, st.max_tokens)
+    code, rep, used, tokens, why = _stage(client, msgs, task, st, log, "unidiomatic", say)
     say(f"unidiomatic: {why}")
     result: dict[str, Any] = {"program": name, "model": client.model, "task": task.format,
                               "compiled": bool(rep and rep.compiled), "passed": rep.passed if rep else 0,
@@ -157,7 +239,7 @@ def translate(c_file: str | Path, tests: str | Path, client: Client, settings: L
                                           for x in log if x["stage"] == "unidiomatic" and "compiled" in x]}
     if st.idiomatic and rep and rep.ok:
         msgs2 = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": f"{IDIOMATIC}\n```rust\n{code}```"}]
-        code2, rep2, used2, tok2, why2 = _stage(client, msgs2, task, rounds, max_tokens, log, "idiomatic", say)
+        code2, rep2, used2, tok2, why2 = _stage(client, msgs2, task, st, log, "idiomatic", say)
         say(f"idiomatic: {why2}")
         ok2 = bool(rep2 and rep2.ok)  # compiled with -F unsafe_code, so passing means no unsafe
         result.update(idiomatic_ok=ok2, idiomatic_rounds=used2, idiomatic_stop=why2, tokens=tokens + tok2)

@@ -134,3 +134,102 @@ def test_json_diagnostics_become_the_text_rustc_would_print():
     assert text.splitlines() == ["error[E0384]: m", " --> main.rs:1:1", "note: a linker line",
                                  "(compiler output cut at 256 KiB)"]
     assert diags == [d]
+
+
+def _hi_task(tmp_path):
+    prog = tmp_path / "p"
+    prog.mkdir()
+    (prog / "p.c").write_text('#include <stdio.h>\nint main(int c, char **v) { printf("hi %d\\n", c - 1); '
+                              'return 0; }\n')
+    (prog / "tests.json").write_text('{"cases": [{"args": ["a", "b"], "expected_stdout": "hi 2\\n"},'
+                                     ' {"args": [], "expected_stdout": "hi 0\\n"}, '
+                                     '{"args": ["x"], "expected_stdout": "hi 1\\n"}]}')
+    return prog
+
+
+GOOD_HI = 'fn main() {\n    println!("hi {}", std::env::args().count() - 1);\n}\n'
+
+
+def test_candidates_are_all_checked_and_the_best_goes_on(tmp_path):
+    prog = _hi_task(tmp_path)
+
+    def reply(body):  # greedy writes a program that does not compile; only the seed-1002 sample is right
+        if body.get("seed") == 1002:
+            return 200, f"```rust\n{GOOD_HI}```", "stop"
+        if body.get("seed"):
+            return 200, '```rust\nfn main() { println!("hi"); }\n```', "stop"
+        return 200, "```rust\nfn main() { let x: i32 = \"a\"; }\n```", "stop"
+    fake = openai_fake(reply)
+    try:
+        res = translate(prog / "p.c", prog / "tests.json", Client(fake.url), rounds=2, candidates=3,
+                        progress=False, out=tmp_path / "out")
+    finally:
+        fake.close()
+    chats = [b for p, b in fake.requests if p.endswith("/chat/completions")]
+    assert res["ok"] and res["rounds"] == 1 and len(chats) == 3  # one round: three replies, the third passed
+    assert sorted(c.get("seed", 0) for c in chats) == [0, 1001, 1002]
+    assert all(c["temperature"] == 0.7 for c in chats if c.get("seed"))
+    import json
+    log = json.loads((tmp_path / "out" / "p.log.jsonl").read_text().splitlines()[0])
+    assert log["candidate"] == 2 and log["result"] == "3/3 cases pass"
+    assert log["candidates"][0].startswith("does not compile") and log["candidates"][1].startswith("0/3")
+    assert (tmp_path / "out" / "p.rs").read_text() == GOOD_HI
+
+
+def test_the_first_prompt_shows_test_runs_and_later_rounds_echo_the_compiled_program(tmp_path):
+    prog = _hi_task(tmp_path)
+    missing = 'fn main() {\n    println!("hi {}", args().count());\n}\n'  # compiles once rustc adds the import
+    fake = openai_fake(lambda body: (200, f"Here it is.\n```rust\n{missing}```\nDone.", "stop"))
+    try:
+        res = translate(prog / "p.c", prog / "tests.json", Client(fake.url), rounds=2, progress=False)
+    finally:
+        fake.close()
+    chats = [b for p, b in fake.requests if p.endswith("/chat/completions")]
+    first = chats[0]["messages"][1]["content"]
+    assert "args ['a', 'b']: stdout 'hi 2\\n'" in first and "args []: stdout 'hi 0\\n'" in first
+    assert "'x'" not in first  # two examples, not every case
+    echo = chats[1]["messages"][2]
+    assert echo["role"] == "assistant" and "use std::env::args;" in echo["content"]
+    assert "Here it is" not in echo["content"]
+    assert res["compiled"] and res["passed"] == 0  # off by one: the program's name counts
+
+
+def test_construct_hints_go_in_only_where_the_context_leaves_room(tmp_path):
+    from lab.c2rust.loop import HINTS, SYSTEM, first_messages
+    from lab.c2rust.tasks import load_task
+    prog = _hi_task(tmp_path)
+    src, task = (prog / "p.c").read_text(), load_task(prog / "tests.json")
+    sizes = {}
+    for ctx in (8192, 2500, 700):  # the fake counts a character as a token
+        fake = openai_fake(lambda body: (200, "", "stop"), max_model_len=ctx)
+        try:
+            sizes[ctx] = first_messages(Client(fake.url), src, task, max_tokens=1024)
+        finally:
+            fake.close()
+    assert sizes[8192][0]["content"] == SYSTEM + "\n" + HINTS and "for example" in sizes[8192][1]["content"]
+    assert sizes[2500][0]["content"] == SYSTEM and "for example" in sizes[2500][1]["content"]  # hints dropped first
+    assert sizes[700][1]["content"] == f"```c\n{src}\n```"  # then the examples; the program always stays
+
+
+def test_after_round_one_every_other_candidate_translates_afresh(tmp_path):
+    prog = _hi_task(tmp_path)
+    fake = openai_fake(lambda body: (200, '```rust\nfn main() { println!("hi"); }\n```', "stop"))
+    try:
+        res = translate(prog / "p.c", prog / "tests.json", Client(fake.url), rounds=2, candidates=3, progress=False)
+    finally:
+        fake.close()
+    chats = [b for p, b in fake.requests if p.endswith("/chat/completions")]
+    assert len(chats) == 6 and not res["ok"]
+    second = {c.get("seed", 0): len(c["messages"]) for c in chats[3:]}
+    assert second == {0: 4, 2001: 2, 2002: 4}  # a fresh one: system + C only
+
+
+def test_an_import_whose_name_is_taken_comes_in_as_underscore():
+    from lab.c2rust.build import unclashing
+    taken = 'use std::fmt::Write;\nfn main() {\n    let mut s = String::new();\n    write!(s, "hi").unwrap();\n' \
+            '    println!("{}", s);\n    std::io::stdout().flush().unwrap();\n}\n'
+    rep = check_source(taken, [Case(args=[], stdin="", expected="hi\n")], fix=True)
+    assert rep.compiled and rep.passed == 1, rep.compile_errors
+    assert rep.added_imports == ["use std::io::Write as _;"] and "use std::fmt::Write;" in rep.source
+    assert unclashing("use std::io::Write;", "use std::env;\n") == "use std::io::Write;"
+    assert unclashing("use std::io::Write;", "use std::{fmt::Write, env};\n") == "use std::io::Write as _;"
