@@ -25,18 +25,36 @@ SYSTEM = ("You translate C programs into Rust. Reply with one complete Rust prog
           "linked in). Rust's `main` returns `()`: C's `return N;` from main becomes `std::process::exit(N)` "
           "where N is not 0. Translate faithfully, statement by statement: keep every function, loop, condition and "
           "calculation, print exactly what each printf prints, and never swap the C logic for a library shortcut.")
-# C -> Rust by construct: what small models got wrong in data/c_to_rust (usize indexes, argv[0], printf widths,
-# pointer lists); ~330 tokens, sent only where the context leaves room (`first_messages`).
-HINTS = "\n".join((
-    "C to Rust, by construct:",
-    "- argc/argv: `let args: Vec<String> = std::env::args().collect();` args.len() is argc, args[0] the program name.",
-    "- int: i32, unsigned: u32, long: i64; array indexes and sizes: usize (`i as usize`); unsigned C arithmetic "
-    "wraps (wrapping_add, wrapping_sub, wrapping_mul).",
-    "- atoi/strtol/strtoul: `s.trim().parse::<i64>().unwrap_or(0)` then cast; scanf: read all of stdin into a "
-    "String once and take `split_whitespace()` tokens.",
-    '- printf: "%d %ld %s" -> print!("{} {} {}"); "%08x" -> {:08x}; "%.2f" -> {:.2}; "%5d" -> {:5}; "%-8s" -> {:<8}.',
-    "- fixed arrays `long a[N][M]` -> `vec![vec![0i64; M]; N]`; structs linked by malloc'd pointers -> a Vec, or "
-    "Option<Box<Node>> moved with take(); C strings -> String, or Vec<u8> for byte-level work."))
+# C -> Rust by construct, each line sent only where the C program uses its construct (and the context has room,
+# `first_messages`): what the 1.5B got wrong in data/c_to_rust (usize indexes, argv[0], printf widths, pointer
+# lists). Sent whole, the 0.5B copied them into hello world (stdin and stderr handles): a small model writes
+# what it is shown.
+HINTS: tuple[tuple[str, str], ...] = (
+    (r"\bargv\b|\bargc\b",
+     "- argc/argv: `let args: Vec<String> = std::env::args().collect();` args.len() is argc, args[0] the program "
+     "name."),
+    (r"\bunsigned\b|\blong\b|\bsize_t\b|\w\s*\[",
+     "- int: i32, unsigned: u32, long: i64; array indexes and sizes: usize (`i as usize`); unsigned C arithmetic "
+     "wraps (wrapping_add, wrapping_sub, wrapping_mul)."),
+    (r"\b(?:atoi|atol|atoll|strto\w+|scanf|sscanf|fscanf)\b",
+     "- atoi/strtol/strtoul: `s.trim().parse::<i64>().unwrap_or(0)` then cast; scanf: read all of stdin into a "
+     "String once and take `split_whitespace()` tokens."),
+    (r"%[-+ #0]*\d*(?:\.\d+)?(?:hh|h|ll|l|z)?[dixXufcs]",
+     '- printf: "%d %ld %s" -> print!("{} {} {}"); "%08x" -> {:08x}; "%.2f" -> {:.2}; "%5d" -> {:5}; '
+     '"%-8s" -> {:<8}.'),
+    (r"\bmalloc\b|->|\]\s*\[|\bchar\s*\*",
+     "- fixed arrays `long a[N][M]` -> `vec![vec![0i64; M]; N]`; structs linked by malloc'd pointers -> a Vec, or "
+     "Option<Box<Node>> moved with take(); C strings -> String, or Vec<u8> for byte-level work."),
+)
+
+
+def hints_for(src: str) -> str:
+    """The cheat-sheet lines for the constructs this C program uses ("" when none does)."""
+    code = re.sub(r"/\*.*?\*/|//[^\n]*", "", src, flags=re.S)  # a comment's "->" is no pointer
+    lines = [text for pattern, text in HINTS if re.search(pattern, code)]
+    return "\n".join(["C to Rust, by construct:", *lines]) if lines else ""
+
+
 EXTERN_C = re.compile(r'extern\s+"C"\s*\{[^}]*\bfn\b')  # an extern block declaring functions: links to C
 IDIOMATIC = ("Rewrite this working Rust program idiomatically: no `unsafe` (it is compiled with -F unsafe_code), no "
              "raw pointers, no libc; use ownership, slices, iterators and Option/Result. Behaviour must stay "
@@ -107,7 +125,8 @@ def first_messages(client: Client, src: str, task: Task, max_tokens: int) -> lis
     the prompt would leave less than min(max_tokens, half the context) to answer (the toy has 2048 tokens)."""
     want = min(max_tokens, client.max_model_len // 2)
     for hints, examples in ((True, EXAMPLE_CASES), (False, EXAMPLE_CASES), (False, 0)):
-        msgs = [{"role": "system", "content": SYSTEM + ("\n" + HINTS if hints else "")},
+        sheet = hints_for(src) if hints else ""
+        msgs = [{"role": "system", "content": SYSTEM + ("\n" + sheet if sheet else "")},
                 {"role": "user", "content": first_prompt(src, task, examples)}]
         if context_room(client.max_model_len, client.count_tokens(msgs)) >= want:
             break

@@ -195,20 +195,21 @@ def test_the_first_prompt_shows_test_runs_and_later_rounds_echo_the_compiled_pro
 
 
 def test_construct_hints_go_in_only_where_the_context_leaves_room(tmp_path):
-    from lab.c2rust.loop import HINTS, SYSTEM, first_messages
+    from lab.c2rust.loop import SYSTEM, first_messages, hints_for
     from lab.c2rust.tasks import load_task
     prog = _hi_task(tmp_path)
     src, task = (prog / "p.c").read_text(), load_task(prog / "tests.json")
     sizes = {}
-    for ctx in (8192, 2500, 700):  # the fake counts a character as a token
+    for ctx in (8192, 1600, 1200):  # the fake counts a character as a token
         fake = openai_fake(lambda body: (200, "", "stop"), max_model_len=ctx)
         try:
-            sizes[ctx] = first_messages(Client(fake.url), src, task, max_tokens=1024)
+            sizes[ctx] = first_messages(Client(fake.url), src, task, max_tokens=400)
         finally:
             fake.close()
-    assert sizes[8192][0]["content"] == SYSTEM + "\n" + HINTS and "for example" in sizes[8192][1]["content"]
-    assert sizes[2500][0]["content"] == SYSTEM and "for example" in sizes[2500][1]["content"]  # hints dropped first
-    assert sizes[700][1]["content"] == f"```c\n{src}\n```"  # then the examples; the program always stays
+    assert hints_for(src) and sizes[8192][0]["content"] == SYSTEM + "\n" + hints_for(src)
+    assert "for example" in sizes[8192][1]["content"]
+    assert sizes[1600][0]["content"] == SYSTEM and "for example" in sizes[1600][1]["content"]  # hints dropped first
+    assert sizes[1200][1]["content"] == f"```c\n{src}\n```"  # then the examples; the program always stays
 
 
 def test_after_round_one_every_other_candidate_translates_afresh(tmp_path):
@@ -233,3 +234,12 @@ def test_an_import_whose_name_is_taken_comes_in_as_underscore():
     assert rep.added_imports == ["use std::io::Write as _;"] and "use std::fmt::Write;" in rep.source
     assert unclashing("use std::io::Write;", "use std::env;\n") == "use std::io::Write;"
     assert unclashing("use std::io::Write;", "use std::{fmt::Write, env};\n") == "use std::io::Write as _;"
+
+
+def test_the_cheat_sheet_holds_only_the_constructs_the_program_uses():
+    from lab.c2rust.loop import hints_for
+    assert hints_for('int main(void) { puts("hi"); return 0; }') == ""  # hello world gets no sheet
+    sheet = hints_for('int main(int argc, char **argv) { printf("%08x\\n", (unsigned)atoi(argv[1])); }')
+    assert sheet.startswith("C to Rust, by construct:") and "argc/argv" in sheet and "printf" in sheet
+    assert "atoi" in sheet and "usize" in sheet
+    assert "malloc" not in hints_for('int main(void) { int n; scanf("%d", &n); printf("%d", n); }')
