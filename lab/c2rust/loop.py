@@ -198,7 +198,8 @@ def _stage(client: Client, first: list[dict[str, str]], task: Task, st: LoopSett
         t0 = time.time()
         # After round 1 every other sampled candidate starts afresh from the C program: the 1.5B's repairs of one
         # program converged on one error in all three candidates, while fresh translations differ (measured).
-        convs = [(first, first_mt) if r > 1 and j % 2 else (messages, mt) for j in range(st.candidates)]
+        fresh = [r > 1 and j % 2 == 1 for j in range(st.candidates)]
+        convs = [(first, first_mt) if f else (messages, mt) for f in fresh]
         got = _ask(client, convs, r, repeated, task, idiomatic)
         tokens += sum(res.prompt_tokens + res.completion_tokens for res, _, _ in got)
         j = _best(got, seen)
@@ -209,7 +210,7 @@ def _stage(client: Client, first: list[dict[str, str]], task: Task, st: LoopSett
                     "compiled": bool(rep and rep.compiled), "ok": bool(rep and rep.ok),
                     **({"added_imports": rep.added_imports} if rep and rep.added_imports else {}),
                     **({"applied_fixes": rep.applied_fixes} if rep and rep.applied_fixes else {}),
-                    **({"candidate": j, "fresh": r > 1 and j % 2 == 1,
+                    **({"candidate": j, "fresh": fresh[j],
                         "candidates": [g[2].summary() if g[2] else "no code block" for g in got]}
                        if len(got) > 1 else {})})
         repeated = bool(new) and new in seen
