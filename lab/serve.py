@@ -280,13 +280,7 @@ def download_note(prof: config.Profile) -> str | None:
     """What a start will download first, when the model is a Hub id missing from the local cache (size when
     the Hub answers within a few seconds); None for local folders and cached models."""
     model = prof.model_path()
-    if Path(model).exists() or "/" not in model:
-        return None
-    try:
-        from huggingface_hub import try_to_load_from_cache
-        if isinstance(try_to_load_from_cache(model, "config.json"), str):
-            return None
-    except Exception:  # an odd id or cache layout: say nothing rather than guess
+    if not config.uncached_hub_id(model):
         return None
     size = ""
     try:

@@ -232,3 +232,33 @@ def test_bench_run_on_a_port_another_program_holds_fails_before_measuring_and_li
     assert r.returncode == 2 and "unknown 'foo'" in r.stderr
     r = lab("bench", "rate", "--rates", "0")
     assert r.returncode == 2 and "--rates" in r.stderr
+
+
+def test_c2rust_check_of_a_binary_file_or_a_folder(tmp_path):
+    c_dir = ROOT / "data" / "c_to_rust" / "str_to_int"
+    (tmp_path / "x.rs").write_bytes(b"fn main() {}\n\xa4\x00\xff")
+    _one_error(lab("c2rust", "check", str(c_dir / "prog.c"), str(c_dir / "tests.json"), str(tmp_path / "x.rs")),
+               "x.rs:2", "not UTF-8")
+    _one_error(lab("c2rust", "check", str(c_dir), str(c_dir / "tests.json"), str(tmp_path / "x.rs")),
+               "str_to_int is a folder")
+    _one_error(lab("c2rust", "check", str(c_dir / "prog.c"), str(c_dir), str(c_dir / "reference.rs")),
+               "test file", "str_to_int is a folder")
+
+
+def test_a_bug_is_one_line_and_its_traceback_goes_to_the_logs(tmp_path, monkeypatch, capsys):
+    from lab import cli
+    from lab.c2rust import cli as c2rust_cli
+
+    def broken(a):
+        raise TypeError("unsupported operand")
+    monkeypatch.setattr(c2rust_cli, "_check", broken)
+    monkeypatch.setenv("LAB_LOGS", str(tmp_path))
+    monkeypatch.delenv("LAB_TRACEBACK", raising=False)
+    assert cli.main(["c2rust", "check", "a.c", "t.json", "a.rs"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: internal error TypeError: unsupported operand"), err
+    crash = next(tmp_path.glob("crash-*.txt"))
+    assert "Traceback" in crash.read_text() and "in broken" in crash.read_text() and str(crash) in err[0]
+    monkeypatch.setenv("LAB_TRACEBACK", "1")
+    with pytest.raises(TypeError):
+        cli.main(["c2rust", "check", "a.c", "t.json", "a.rs"])

@@ -135,3 +135,13 @@ def test_model_roles_and_launcher(monkeypatch):
     assert "--reasoning-parser deepseek_r1" in " ".join(config.serve_command(think))
     assert config.vllm_launcher(config.load("tiny"))[1:] == ["-m", "vllm.entrypoints.openai.api_server", "--model"]
     assert config.max_lora_rank_for(12) == 16 and config.max_lora_rank_for(8) == 8
+
+
+def test_a_hub_model_that_is_neither_cached_nor_reachable_is_one_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on port 9
+    assert config.uncached_hub_id("Org/NotHere-1B") and not config.uncached_hub_id(str(tmp_path))
+    assert not config.hub_answers(timeout=1)
+    with pytest.raises(LabError, match=r"Org/NotHere-1B is not on this machine and the Hub \(http://127.0.0.1:9\)"):
+        config.local_or_reachable("Org/NotHere-1B")
+    assert config.local_or_reachable(str(tmp_path)) == str(tmp_path)  # a local folder never asks the Hub

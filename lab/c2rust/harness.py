@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lab import LabError
+from lab import LabError, paths
 from lab.c2rust import sandbox
 from lab.c2rust.build import build_c, build_rust
 from lab.c2rust.tasks import Case, Task, load_task, normalize
@@ -127,16 +127,14 @@ def check_source(source: str, cases: list[Case] | Task, lang: str = "rust", idio
 def check(c_file: str | Path, tests: str | Path, rust_file: str | Path, feed: str | None = None,
           idiomatic: bool = False) -> tuple[CheckReport, CheckReport]:
     """Check the C reference first (a failing reference is a bad task), then the Rust file."""
-    for f in (c_file, rust_file):
-        if not Path(f).exists():
-            raise LabError(f"{f} does not exist")
+    c_src, rust_src = paths.read_text(c_file, "C program"), paths.read_text(rust_file, "Rust file")
     task = load_task(tests, feed)
-    ref = check_source(Path(c_file).read_text(), task, "c")
+    ref = check_source(c_src, task, "c")
     if not ref.ok:
         hint = " (a bare test_samples.json is fed as arguments unless the feed is stdin)" \
             if task.format == "sactor-samples" and feed is None else ""
         raise LabError(f"bad task: the C reference {c_file} fails its own tests: {ref.summary()}{hint}")
-    return ref, check_source(Path(rust_file).read_text(), task, idiomatic=idiomatic)
+    return ref, check_source(rust_src, task, idiomatic=idiomatic)
 
 
 def extract_rust(reply: str) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import re
 import time
@@ -229,6 +230,27 @@ def _stage(client: Client, first: list[dict[str, str]], task: Task, st: LoopSett
     return code, report, st.rounds, tokens, f"still failing after {st.rounds} rounds"
 
 
+def program_name(c_file: Path) -> str:
+    """NAME of NAME/NAME.c, or of NAME/prog.c: the name of its reports."""
+    return c_file.stem if c_file.stem != "prog" else c_file.parent.name
+
+
+def _key(src: str, task: Task, model: str, st: LoopSettings) -> str:
+    """What a finished result depends on: a rerun with the same key reuses it instead of asking again."""
+    what = {"c": src, "cases": [dataclasses.asdict(c) for c in task.cases], "model": model,
+            "settings": [st.rounds, st.idiomatic, st.max_tokens, st.candidates]}
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _earlier(report: Path, key: str) -> dict[str, Any] | None:
+    """The result a killed or finished earlier run wrote for this key (an unreadable one is redone)."""
+    try:
+        r = json.loads(report.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return dict(r, resumed=True) if isinstance(r, dict) and r.get("key") == key else None
+
+
 def translate(c_file: str | Path, tests: str | Path, client: Client, settings: LoopSettings | None = None,
               out: Path | None = None, **overrides: Any) -> dict[str, Any]:
     """Translate one C program; report compiled, cases passed, rounds, tokens, stop reasons, unsafe, clippy.
@@ -237,12 +259,14 @@ def translate(c_file: str | Path, tests: str | Path, client: Client, settings: L
     if st.candidates < 1:
         raise LabError(f"candidates must be >= 1, got {st.candidates}")
     c_file = Path(c_file)
-    if not c_file.exists():
-        raise LabError(f"{c_file} does not exist")
+    src = paths.read_text(c_file, "C program")
     task = load_task(tests, st.feed)
-    src = c_file.read_text()
-    name = c_file.stem if c_file.stem != "prog" else c_file.parent.name
+    name = program_name(c_file)
     say = (lambda m: print(f"[{name}] {m.strip()}", flush=True)) if st.progress else (lambda m: None)
+    key = _key(src, task, client.model, st)
+    if out and (earlier := _earlier(Path(out) / f"{name}.json", key)):
+        say(f"reused the finished result in {out} (same program, tests, model and settings)")
+        return earlier
     ref = check_source(src, task, "c")
     if not ref.ok:
         say(f"bad task: the C reference fails: {ref.summary()}")
@@ -251,7 +275,7 @@ def translate(c_file: str | Path, tests: str | Path, client: Client, settings: L
     msgs = first_messages(client, src, task, st.max_tokens)
     code, rep, used, tokens, why = _stage(client, msgs, task, st, log, "unidiomatic", say)
     say(f"unidiomatic: {why}")
-    result: dict[str, Any] = {"program": name, "model": client.model, "task": task.format,
+    result: dict[str, Any] = {"program": name, "model": client.model, "task": task.format, "key": key,
                               "compiled": bool(rep and rep.compiled), "passed": rep.passed if rep else 0,
                               "total": len(task.cases), "rounds": used, "tokens": tokens, "ok": bool(rep and rep.ok),
                               "stop": why, "crates": rep.crates if rep else [],
@@ -310,11 +334,15 @@ def batch(folder: str | Path, client: Client, settings: LoopSettings | None = No
 
     def one(pair: tuple[Path, Path]) -> dict[str, Any]:
         nonlocal done
-        r = translate(pair[0], pair[1], client, st, out, progress=False)
+        try:
+            r = translate(pair[0], pair[1], client, st, out, progress=False)
+        except LabError as e:  # one unreadable program or test file fails that program, not the batch
+            r = {"program": program_name(pair[0]), "bad_task": True, "ok": False, "stop": str(e)}
         done += 1
         if st.progress:
             print(f"[{done}/{len(progs)}] {r['program']}: {'ok' if r['ok'] else 'failed'} "
-                  f"({r.get('passed', 0)}/{r.get('total', 0)} cases, {r.get('rounds', 0)} rounds; {r['stop']})",
+                  f"({r.get('passed', 0)}/{r.get('total', 0)} cases, {r.get('rounds', 0)} rounds; {r['stop']})"
+                  f"{' (from an earlier run)' if r.get('resumed') else ''}",
                   flush=True)
         return r
     with ThreadPoolExecutor(st.concurrency) as ex:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lab import LabError
+from lab import LabError, paths
 
 FEEDS = ("args", "stdin")
 
@@ -44,10 +44,9 @@ def normalize(text: str) -> str:
 
 
 def _json(path: Path) -> Any:
-    if not path.exists():
-        raise LabError(f"test file {path} does not exist")
+    text = paths.read_text(path, "test file")
     try:
-        return json.loads(path.read_text("utf-8"))
+        return json.loads(text)
     except ValueError as e:
         raise LabError(f"{path}: not valid JSON ({e})") from None
 

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lab import LabError, paths
+from lab import LabError, config, paths
 from lab.finetune.data import IGNORE, collate, encode, load_jsonl
 from lab.measure import peak_memory
 
@@ -217,7 +217,7 @@ def train(cfg: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
 
     train_recs, held_recs = load_jsonl(cfg.train), load_jsonl(cfg.heldout)
     set_seed(cfg.seed)
-    tok = AutoTokenizer.from_pretrained(cfg.model)
+    tok = AutoTokenizer.from_pretrained(config.local_or_reachable(cfg.model))
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     train_data = [encode(tok, m, cfg.max_len) for m in train_recs]
     held_data = [encode(tok, m, cfg.max_len) for m in held_recs]

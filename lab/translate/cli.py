@@ -177,7 +177,8 @@ def _eval(a: argparse.Namespace) -> int:
 def _tokens(a: argparse.Namespace) -> int:
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(config.load(a.profile, check_device=False).model_path())
+    tok = AutoTokenizer.from_pretrained(config.local_or_reachable(config.load(a.profile, check_device=False)
+                                                                  .model_path()))
     rows = []
     for f in sources.inputs(a.path):
         text, enc = sources.read_text(f)

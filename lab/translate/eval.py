@@ -19,6 +19,8 @@ def score(hyps: list[str], refs: list[str]) -> dict[str, float]:
     import sacrebleu
     if len(hyps) != len(refs):
         raise LabError(f"{len(hyps)} translated lines but {len(refs)} reference lines: they must align")
+    if not refs:
+        raise LabError("no lines to score: the reference and the translation are empty")
     return {"chrf": round(sacrebleu.corpus_chrf(hyps, [refs]).score, 2),
             "bleu": round(sacrebleu.corpus_bleu(hyps, [refs], tokenize="zh").score, 2)}
 
@@ -49,7 +51,14 @@ def evaluate(hyp_dir: str | Path, ref_dir: str | Path, src_dir: str | Path | Non
         if src_dir and not (Path(src_dir) / ref.name).is_file():
             raise LabError(f"--source {src_dir} has no {ref.name} (each reference needs its source document)")
         s = _lines(Path(src_dir) / ref.name, "source") if src_dir else []
-        row = {"doc": ref.stem, **score(h, r), "untranslated_lines": sum(FAILED_MARK in x for x in h)}
+        if s and len(s) != len(h):
+            raise LabError(f"{Path(src_dir) / ref.name}: {len(s)} source lines but {len(h)} translated lines in "
+                           f"{hyp}: they must align")
+        try:
+            scores = score(h, r)
+        except LabError as e:
+            raise LabError(f"{hyp} against {ref}: {e}") from None
+        row = {"doc": ref.stem, **scores, "untranslated_lines": sum(FAILED_MARK in x for x in h)}
         if glossary and s:
             row["glossary"] = glossary_adherence(s, h, glossary)
         rows.append(row)

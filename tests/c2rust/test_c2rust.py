@@ -1,6 +1,7 @@
 """C -> Rust harness on every sample (references and broken variants) and the feedback loop."""
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -121,6 +122,40 @@ def test_feedback_loop_counts_rounds_and_recovers(tmp_path):
     log = [json.loads(x) for x in (tmp_path / "str_to_int.log.jsonl").read_text().splitlines()]
     assert [x["result"] for x in log][0] == "no code block" and log[-1]["result"] == "4/4 cases pass"
     assert (tmp_path / "str_to_int.rs").read_text() == good
+
+
+def test_batch_goes_on_past_bad_programs_and_a_rerun_reuses_finished_ones(tmp_path):
+    progs = tmp_path / "progs"
+    shutil.copytree(DATA / "str_to_int", progs / "str_to_int")
+    (progs / "latin1").mkdir()
+    (progs / "latin1" / "prog.c").write_bytes(b"/* caf\xe9 */ int main(void) { return 0; }\n")
+    (progs / "latin1" / "tests.json").write_text('{"cases": [{"args": [], "expected_stdout": ""}]}')
+    (progs / "badjson").mkdir()
+    (progs / "badjson" / "prog.c").write_text("int main(void) { return 0; }\n")
+    (progs / "badjson" / "tests.json").write_text('{"cases": [')
+    good = (DATA / "str_to_int" / "reference.rs").read_text()
+    out = tmp_path / "out"
+    fake = _canned_server([f"```rust\n{good}```"] * 2)
+
+    def asked():
+        return len([p for p, _ in fake.requests if p.endswith("/chat/completions")])
+    try:
+        res = c2rust.batch(progs, Client(fake.url, max_retries=0), out=out, progress=False)
+        first = asked()
+        again = c2rust.batch(progs, Client(fake.url, max_retries=0), out=out, progress=False)
+        second = asked() - first
+        changed = c2rust.batch(progs, Client(fake.url, max_retries=0), out=out, progress=False, rounds=2)
+        third = asked() - first - second
+    finally:
+        fake.close()
+    rows = {r["program"]: r for r in res["rows"]}
+    assert rows["str_to_int"]["ok"] and first == 1
+    assert "latin1/prog.c:1: not UTF-8" in rows["latin1"]["stop"] and not rows["latin1"]["ok"]
+    assert "badjson/tests.json: not valid JSON" in rows["badjson"]["stop"]
+    again_row = next(r for r in again["rows"] if r["program"] == "str_to_int")
+    assert second == 0 and again_row.get("resumed") and again_row["ok"]
+    changed_row = next(r for r in changed["rows"] if r["program"] == "str_to_int")
+    assert third == 1 and not changed_row.get("resumed") and changed_row["ok"]  # another setting: asked again
 
 
 @pytest.mark.server
