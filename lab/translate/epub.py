@@ -19,6 +19,8 @@ BLOCKS = {"p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "dt", "dd", "td", "th",
 SKIP = {"rt", "rp", "script", "style"}   # not text to translate (ruby is made plain before reading)
 XHTML = ("application/xhtml+xml", "text/html")
 SPACE = re.compile(r"\s*\n\s*")          # line breaks inside a block are source formatting
+# A long illustrated novel is 10-100 MiB unpacked; 1 GiB leaves room and still fits a 2-core, 24 GB machine.
+MAX_UNPACKED = 1 << 30
 
 
 @dataclass
@@ -46,9 +48,15 @@ def _parse(data: bytes, where: str) -> Any:
 
 def _open(path: Path) -> zipfile.ZipFile:
     try:
-        return zipfile.ZipFile(path)
+        z = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as e:
         raise LabError(f"{path}: not an EPUB (not a zip file: {e})") from None
+    size = sum(i.file_size for i in z.infolist())
+    if size > MAX_UNPACKED:  # every entry is read into memory once; a zip bomb must not take the machine
+        z.close()
+        raise LabError(f"{path}: unpacks to {size / 2**20:.0f} MiB, over the {MAX_UNPACKED // 2**20} MiB limit "
+                       f"for a book (a zip bomb, or a book with its media inside); nothing was read")
+    return z
 
 
 def spine(z: zipfile.ZipFile, path: Path) -> tuple[str, list[str]]:

@@ -81,6 +81,19 @@ def test_chapters_are_the_spine_in_order_with_ruby_readings_dropped(tmp_path):
         chapters(tmp_path / "x.epub")
 
 
+def test_an_epub_that_unpacks_past_the_limit_is_refused_before_reading(tmp_path, monkeypatch):
+    from lab.translate import epub
+    book = make_epub(tmp_path / "bomb.epub")
+    with zipfile.ZipFile(book, "a") as z:
+        z.writestr("OEBPS/img/zeros.bin", b"\0" * (3 << 20), compress_type=zipfile.ZIP_DEFLATED)
+    assert book.stat().st_size < 64 << 10  # 3 MiB of zeros packs to a few KiB
+    monkeypatch.setattr(epub, "MAX_UNPACKED", 2 << 20)
+    with pytest.raises(LabError, match=r"bomb.epub: unpacks to 3 MiB, over the 2 MiB limit"):
+        chapters(book)
+    monkeypatch.setattr(epub, "MAX_UNPACKED", 4 << 20)
+    assert len(chapters(book)) == 2
+
+
 def test_epub_round_trip_keeps_structure_and_translates_every_text_node(tmp_path, openai_fake):
     seen = []
 
