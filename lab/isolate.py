@@ -67,7 +67,10 @@ def run(target: str, kwargs: dict[str, Any], env: dict[str, str] | None = None, 
         res_file = Path(tmp) / "result.json"
         cmd = [sys.executable, "-m", "lab.isolate", target, json.dumps(kwargs), str(res_file)]
         # tqdm bars (weights loading, 272 lines per model) would drown the work's own progress lines
-        child_env = {**os.environ, "PYTHONUNBUFFERED": "1", "TQDM_DISABLE": "1", **(env or {})}
+        # VLLM_RPC_BASE_PATH: the offline engine's ZMQ sockets go in this folder, removed with it (vLLM leaves
+        # them in /tmp otherwise: 700+ after a few days of tests)
+        child_env = {**os.environ, "PYTHONUNBUFFERED": "1", "TQDM_DISABLE": "1", "VLLM_RPC_BASE_PATH": tmp,
+                     **(env or {})}
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=child_env,
                                 start_new_session=True)  # its own group: nothing it starts outlives it
         tail: list[str] = []

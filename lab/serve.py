@@ -6,8 +6,10 @@ import dataclasses
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -20,6 +22,7 @@ import httpx
 from lab import LabError, config, paths, procs
 from lab.client import root_url
 
+IPC_PREFIX = "lab-vllm-ipc-"
 READY_TIMEOUT_S = 600  # tiny model: ~34 s eager, ~75 s compiled; a 32B AWQ model: minutes
 
 
@@ -68,6 +71,20 @@ def port_open(host: str, port: int) -> bool:
         return s.connect_ex((config.connect_host(host), port)) == 0
 
 
+def _forget(prof: config.Profile | int, rec: dict[str, Any] | None = None) -> None:
+    """Remove a stopped server's pid file and the folder of its IPC sockets."""
+    f = _pidfile(prof)
+    if rec is None:
+        try:
+            rec = json.loads(f.read_text())
+        except (OSError, ValueError):
+            rec = {}
+    ipc = Path(str(rec.get("ipc_dir") or ""))
+    if ipc.name.startswith(IPC_PREFIX) and ipc.parent == Path(tempfile.gettempdir()):  # never a path a file chose
+        shutil.rmtree(ipc, ignore_errors=True)
+    f.unlink(missing_ok=True)
+
+
 def read_pidfile(prof: config.Profile | int) -> dict[str, Any] | None:
     """The recorded server of a port (a profile's, or the port number), or None.
 
@@ -90,7 +107,7 @@ def read_pidfile(prof: config.Profile | int) -> dict[str, Any] | None:
     if members:
         rec["orphans"] = members
         return rec
-    f.unlink(missing_ok=True)
+    _forget(prof, rec)
     rec["stale"] = True
     return rec
 
@@ -170,7 +187,7 @@ def _clear_leftovers(prof: config.Profile, say: Any) -> dict[str, Any] | None:
     if rec and rec.get("orphans"):
         n = len(rec["orphans"])
         procs.stop_group(int(rec["pgid"]))
-        _pidfile(prof).unlink(missing_ok=True)
+        _forget(prof)
         say(f"stopped {n} orphaned process(es) of the previous server on port {prof.port} (its main process "
             f"pid {rec['pid']} was gone; they held its memory)")
         return None
@@ -203,6 +220,10 @@ def _spawn(prof: config.Profile, api_key: str | None, say: Any) -> tuple[subproc
     if api_key:
         env["VLLM_API_KEY"] = api_key  # via env, not argv: vLLM logs its args and ps shows argv
     env.setdefault("PYTHONUNBUFFERED", "1")
+    # vLLM's ZMQ sockets (API server <-> EngineCore) in a folder of this server's own, removed when it stops;
+    # left in /tmp they pile up (700+ after a few days of tests)
+    ipc = tempfile.mkdtemp(prefix=f"{IPC_PREFIX}{prof.port}-")
+    env["VLLM_RPC_BASE_PATH"] = ipc
     logs = paths.logs()
     logs.mkdir(parents=True, exist_ok=True)
     log = logs / f"vllm-{paths.utc_stamp()}-{prof.name}-{prof.port}.log"
@@ -226,7 +247,7 @@ def _spawn(prof: config.Profile, api_key: str | None, say: Any) -> tuple[subproc
          # never those of a run going on beside it
          "owner": os.environ.get("LAB_RUN_DIR", ""),
          "served_name": prof.served_name, "log": str(log), "started": time.time(),
-         "autogroup": sched}, indent=1))
+         "autogroup": sched, "ipc_dir": ipc}, indent=1))
     say(f"starting vLLM ({prof.name}, {prof.served_name}) on {prof.base_url}; log: {log}")
     return proc, log
 
@@ -240,7 +261,7 @@ def _wait_ready(prof: config.Profile, proc: subprocess.Popen, log: Path, api_key
     try:
         while True:
             if proc.poll() is not None:
-                _pidfile(prof).unlink(missing_ok=True)
+                _forget(prof)
                 raise LabError(f"vLLM exited with code {proc.returncode} during start-up; "
                                f"last log lines ({log}):\n{tail(log)}")
             found = probe(prof, api_key, timeout=2.0)
@@ -252,7 +273,7 @@ def _wait_ready(prof: config.Profile, proc: subprocess.Popen, log: Path, api_key
             elapsed = time.time() - t0
             if ready_timed_out(elapsed, time.time() - grew, timeout):
                 procs.stop_group(proc.pid)
-                _pidfile(prof).unlink(missing_ok=True)
+                _forget(prof)
                 raise LabError(f"vLLM not ready after {elapsed:.0f}s, its log silent for {time.time() - grew:.0f}s "
                                f"(stopped it; --timeout or the notebook's start_timeout waits longer); last log "
                                f"lines ({log}):\n{tail(log)}")
@@ -262,7 +283,7 @@ def _wait_ready(prof: config.Profile, proc: subprocess.Popen, log: Path, api_key
             time.sleep(0.5)
     except KeyboardInterrupt:
         procs.stop_group(proc.pid)
-        _pidfile(prof).unlink(missing_ok=True)
+        _forget(prof)
         raise LabError("interrupted during start-up: the server was stopped, nothing left running") from None
 
 
@@ -309,7 +330,7 @@ def stop(profile: str | config.Profile | int | None = None, quiet: bool = False)
             print(f"no lab-managed server on port {port}{extra}; nothing to stop", flush=True)
         return False
     procs.stop_group(int(rec["pgid"]))
-    _pidfile(port).unlink(missing_ok=True)
+    _forget(port, rec)
     if not quiet:
         what = (f"{len(rec['orphans'])} orphaned process(es) of the server whose main process pid {rec['pid']} "
                 f"was gone" if rec.get("orphans") else f"vLLM pid {rec['pid']}")

@@ -185,13 +185,15 @@ def test_lifecycle_with_api_key_leaves_no_process(monkeypatch):
         c = srv.client()
         assert c.chat("こんにちは、世界。", max_tokens=8).completion_tokens > 0
         assert secret not in srv.log.read_text()
+        ipc = Path(json.loads((paths.logs() / f"vllm-{port}.json").read_text())["ipc_dir"])
+        assert any(f.is_socket() for f in ipc.iterdir()), "vLLM's ZMQ sockets live in the server's own folder"
         assert serve.status("tiny", api_key=secret)["running"]
         assert "error" in serve.status("tiny", api_key="wrong")
         _cli_errors_at_the_server_boundary(port, secret)
         _sigkill_of_the_main_process_leaves_nothing_after_stop(srv, port)
     finally:
         serve.stop("tiny", quiet=True)
-    assert procs.group_pids(srv.pid) == []
+    assert procs.group_pids(srv.pid) == [] and not ipc.exists()  # the sockets went with it
     r = lab("chat", "hello", env={"LAB_PORT": str(port), "LAB_API_KEY": secret})  # server gone
     assert r.returncode == 1 and r.stderr == f"error: no server answers at http://127.0.0.1:{port}/v1: start one " \
         "with `lab serve start` or check the URL\n"
