@@ -243,3 +243,26 @@ def test_the_cheat_sheet_holds_only_the_constructs_the_program_uses():
     assert sheet.startswith("C to Rust, by construct:") and "argc/argv" in sheet and "printf" in sheet
     assert "atoi" in sheet and "usize" in sheet
     assert "malloc" not in hints_for('int main(void) { int n; scanf("%d", &n); printf("%d", n); }')
+    tree = "struct tree {\n  int key;\n  struct tree *left, *right;\n};\nint main(void) { return 0; }\n"
+    assert "points to its own type" in hints_for(tree) and "C globals" not in hints_for(tree)
+    flat = "struct point { int x; int y; };\nstatic int area(struct point p);\nint main(void) { return 0; }\n"
+    assert "points to its own type" not in hints_for(flat) and "C globals" not in hints_for(flat)
+    for g in ("static const char *p;\n", "int counter = 0;\n", "unsigned long table[64];\n", "char *names[8];\n"):
+        assert "C globals" in hints_for(g + "int main(void) { return counter; }\n"), g
+    local = "int main(void) {\n    int counter = 0;\n    return counter;\n}\n"
+    assert "C globals" not in hints_for(local)
+
+
+def test_compile_feedback_advises_on_the_error_codes_it_shows():
+    from lab.c2rust.loop import error_advice, feedback
+    errs = ("error[E0382]: borrow of moved value: `head`\n --> a.rs:9\nerror[E0502]: cannot borrow `v` as mutable\n"
+            "error[E0382]: use of moved value\nerror[E0506]: cannot assign\nerror[E0308]: mismatched types\n"
+            "error[E0599]: no method named `foo`\n")
+    advice = error_advice(errs).splitlines()
+    assert [a.split(" ")[0] for a in advice] == ["E0382", "E0499/E0502", "E0308"]  # distinct, in order, at most 3
+    assert error_advice("error[E0999]: something new\nerror: aborting") == ""
+    rep = check_source("fn main() { let v = vec![1]; let w = v; println!(\"{:?} {:?}\", v, w); }",
+                       [Case(args=[], stdin="", expected="")])
+    text = feedback(rep, Task(Path("t.json"), "lab", [Case(args=[], stdin="", expected="")]))
+    assert "error[E0382]" in text and "E0382 (use of moved value)" in text
+    assert text.index("error[E0382]") < text.index("E0382 (use of moved value)") < text.index("Fix it.")
