@@ -252,7 +252,7 @@ def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="lab", description="LLM Lab Workbook: serve, measure, fine-tune and translate "
                                  "with open LLMs. Environment: LAB_PROFILE, LAB_PORT, LAB_HOST, LAB_API_KEY, "
                                  "LAB_MODEL, LAB_SERVED_NAME, LAB_PROFILES, LAB_ROOT, LAB_CACHE, LAB_RUNS, LAB_LOGS, "
-                                 "LAB_JOURNAL, LAB_FIND_LINKS, LAB_OFFLINE, LAB_MODEL_SOURCE.")
+                                 "LAB_JOURNAL, LAB_FIND_LINKS, LAB_OFFLINE, LAB_MODEL_SOURCE, LAB_TRACEBACK.")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_commands(sub)
     bench = bench_commands(sub)
