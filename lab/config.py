@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import os
+import re
 import sys
 import tomllib
 from collections.abc import Iterator
@@ -215,6 +216,23 @@ def default_name() -> str:
     return os.environ.get("LAB_PROFILE") or "tiny"
 
 
+HOSTNAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(?:\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*")
+
+
+def _checked_host(name: str, host: str) -> str:
+    """An IP address or a hostname; anything else (999.1.1.1, a URL) is refused with the profile's name."""
+    import ipaddress
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    if HOSTNAME.fullmatch(host) and not re.fullmatch(r"[\d.]+", host):
+        return host
+    raise LabError(f"profile {name!r}: host {host!r} is neither an IP address nor a hostname (e.g. 127.0.0.1, "
+                   f"0.0.0.0, localhost)")
+
+
 def load(name: str | None = None, check_device: bool = True) -> Profile:
     """Resolve a profile by name (default $LAB_PROFILE or tiny), applying env overrides."""
     name = name or default_name()
@@ -237,6 +255,9 @@ def load(name: str | None = None, check_device: bool = True) -> Profile:
         body["port"] = int(body.get("port", 8000))
     except ValueError:
         raise LabError(f"profile {name!r}: port must be an integer, got {body['port']!r}") from None
+    if not 0 < body["port"] < 65536:
+        raise LabError(f"profile {name!r}: port must be between 1 and 65535, got {body['port']}")
+    body["host"] = _checked_host(name, str(body.get("host", Profile.host)))
     try:
         body["cell_timeout"] = int(body.get("cell_timeout", Profile.cell_timeout))
     except (TypeError, ValueError):

@@ -79,7 +79,10 @@ def load_params_file(path: str | Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(p.read_text("utf-8")) or {}
     except yaml.YAMLError as e:
-        raise LabError(f"{p}: invalid YAML: {e}") from None
+        mark = getattr(e, "problem_mark", None)
+        where = f"{p}:{mark.line + 1}" if mark else str(p)
+        what = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise LabError(f"{where}: invalid YAML: {what}") from None
     if not isinstance(data, dict):
         raise LabError(f"{p}: expected a mapping of parameter names to values")
     return data

@@ -262,3 +262,8 @@ def test_a_bug_is_one_line_and_its_traceback_goes_to_the_logs(tmp_path, monkeypa
     monkeypatch.setenv("LAB_TRACEBACK", "1")
     with pytest.raises(TypeError):
         cli.main(["c2rust", "check", "a.c", "t.json", "a.rs"])
+
+
+def test_a_malformed_parameters_file_is_one_line_with_its_line(tmp_path):
+    (tmp_path / "p.yaml").write_text("concurrency: 2\nprompt: [1,\n")
+    _one_error(lab("run", "01", "-f", str(tmp_path / "p.yaml")), "p.yaml:3: invalid YAML")

@@ -145,3 +145,25 @@ def test_a_hub_model_that_is_neither_cached_nor_reachable_is_one_error(monkeypat
     with pytest.raises(LabError, match=r"Org/NotHere-1B is not on this machine and the Hub \(http://127.0.0.1:9\)"):
         config.local_or_reachable("Org/NotHere-1B")
     assert config.local_or_reachable(str(tmp_path)) == str(tmp_path)  # a local folder never asks the Hub
+
+
+@pytest.mark.parametrize("host", ["999.1.1.1", "http://x", "a b", "-bad.example", ""])
+def test_a_host_that_is_no_address_is_refused_with_the_profile(monkeypatch, host):
+    monkeypatch.setenv("LAB_HOST", host)
+    if not host:  # an empty override is no override
+        assert config.load("tiny").host == "127.0.0.1"
+        return
+    with pytest.raises(LabError, match=r"profile 'tiny': host .* is neither an IP address nor a hostname"):
+        config.load("tiny")
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0", "::1", "localhost", "gpu-01.lab.example"])
+def test_addresses_and_hostnames_are_accepted(monkeypatch, host):
+    monkeypatch.setenv("LAB_HOST", host)
+    assert config.load("tiny").host == host
+
+
+def test_a_port_out_of_range_is_refused(monkeypatch):
+    monkeypatch.setenv("LAB_PORT", "70000")
+    with pytest.raises(LabError, match="port must be between 1 and 65535, got 70000"):
+        config.load("tiny")
