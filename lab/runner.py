@@ -74,10 +74,9 @@ def parse_param(text: str) -> tuple[str, Any]:
 def load_params_file(path: str | Path) -> dict[str, Any]:
     """Parameters from a YAML file (papermill -f style)."""
     p = Path(path)
-    if not p.exists():
-        raise LabError(f"parameters file {p} does not exist")
+    text = paths.read_text(p, "parameters file")
     try:
-        data = yaml.safe_load(p.read_text("utf-8")) or {}
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{p}:{mark.line + 1}" if mark else str(p)

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from helpers import ROOT, FakeServer, lab, openai_fake
 
+from lab import LabError
+
 SJIS = "吾輩は猫である。".encode("shift_jis")
 
 
@@ -267,3 +269,24 @@ def test_a_bug_is_one_line_and_its_traceback_goes_to_the_logs(tmp_path, monkeypa
 def test_a_malformed_parameters_file_is_one_line_with_its_line(tmp_path):
     (tmp_path / "p.yaml").write_text("concurrency: 2\nprompt: [1,\n")
     _one_error(lab("run", "01", "-f", str(tmp_path / "p.yaml")), "p.yaml:3: invalid YAML")
+
+
+def test_hand_edited_or_binary_files_the_translator_reads(tmp_path):
+    (tmp_path / "in.txt").write_text("猫です。\n", encoding="utf-8")
+    (tmp_path / "pre.txt").write_bytes(b"translate\n" + SJIS)
+    _one_error(lab("translate", str(tmp_path / "in.txt"), "-o", str(tmp_path / "o"), "--preface",
+                   str(tmp_path / "pre.txt"), "--base-url", "http://127.0.0.1:9/v1"), "pre.txt:2", "not UTF-8")
+    (tmp_path / "p.yaml").write_bytes(b"prompt: " + SJIS + b"\n")
+    _one_error(lab("run", "01", "-f", str(tmp_path / "p.yaml")), "p.yaml:1", "not UTF-8")
+    man = tmp_path / "out" / ".lab-cache" / "a" / "manifest.json"
+    man.parent.mkdir(parents=True)
+    man.write_text('{"name": "a", "chunks": [{"units": 3}]}')
+    _one_error(lab("translate", "rebuild", str(tmp_path / "out")), "manifest.json: not a manifest lab wrote")
+    from lab.translate.document import _fixes_file
+    fixes = tmp_path / "fixes.json"
+    for bad in ('["line 3"]', '{"3": "我是猫"}', '{"x": {"text": "我"}}', '{"3": {"text": 5}}'):
+        fixes.write_text(bad)
+        with pytest.raises(LabError, match=r"fixes.json: expected"):
+            _fixes_file(fixes)
+    fixes.write_text('{"3": {"source": "猫です。", "text": "是猫。"}}')
+    assert _fixes_file(fixes)["3"]["text"] == "是猫。"

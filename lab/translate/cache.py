@@ -18,7 +18,7 @@ def text_hash(text: str) -> str:
 
 def read_record(f: Path) -> dict[str, Any] | None:
     """A cache record; None for an empty file (left by an OS crash); bad JSON names the file."""
-    text = f.read_text("utf-8")
+    text = paths.read_text(f, "cache record")
     if not text.strip():
         return None
     try:

@@ -99,9 +99,7 @@ def _run_opts(p: argparse.ArgumentParser) -> None:
 def settings(a: argparse.Namespace) -> Settings:
     """Settings from parsed CLI options."""
     preface = Path(a.preface) if a.preface else paths.data() / "translation" / "preface.txt"
-    if not preface.exists():
-        raise LabError(f"preface file {preface} does not exist")
-    spec = PromptSpec(preface=preface.read_text("utf-8").strip(), template=a.template,
+    spec = PromptSpec(preface=paths.read_text(preface, "preface file").strip(), template=a.template,
                       glossary=load_glossary(a.glossary), fewshot=load_fewshot(a.fewshot),
                       context_lines=a.context_lines)
     return Settings(out=Path(a.out), endpoints=options.endpoints(a), spec=spec, model=a.model,

@@ -104,10 +104,14 @@ def load_doc(out: Path, name: str) -> Doc:
     if not f.exists():
         known = ", ".join(names(out)) or "none"
         raise LabError(f"{out}: no translated document named {name!r} (documents: {known})")
-    m = json.loads(f.read_text("utf-8"))
-    chunks = [Chunk(i, [Unit(*u) for u in c["units"]], c["context"]) for i, c in enumerate(m["chunks"])]
-    doc = Doc(m["name"], m["lines"], chunks, m["source"], m["encoding"], set(m["verbatim"]), m["epub"],
-              m["epub_href"], m["fp"], [Term(*t) for t in m["glossary"]])
+    try:
+        m = json.loads(paths.read_text(f, "manifest"))
+        chunks = [Chunk(i, [Unit(*u) for u in c["units"]], c["context"]) for i, c in enumerate(m["chunks"])]
+        doc = Doc(m["name"], m["lines"], chunks, m["source"], m["encoding"], set(m["verbatim"]), m["epub"],
+                  m["epub_href"], m["fp"], [Term(*t) for t in m["glossary"]])
+    except (ValueError, KeyError, TypeError) as e:  # written by lab, so only a hand edit or a disk fault
+        raise LabError(f"{f}: not a manifest lab wrote ({type(e).__name__}: {e}); run `lab translate` on the "
+                       f"source again to rewrite it") from None
     doc.fixes = load_fixes(cache, doc)
     for c in chunks:
         got = lookup(cache, doc, c)
@@ -116,15 +120,24 @@ def load_doc(out: Path, name: str) -> Doc:
     return doc
 
 
+def _fixes_file(f: Path) -> dict[str, Any]:
+    """fixes.json: {"LINE": {"source": ..., "text": ...}}; anything else names the file (people edit it)."""
+    try:
+        recs = json.loads(paths.read_text(f, "fixes file"))
+    except ValueError as e:
+        raise LabError(f"{f}: not valid JSON ({e}); fix or delete it") from None
+    if not isinstance(recs, dict) or not all(k.isdigit() and isinstance(r, dict) and isinstance(r.get("text"), str)
+                                             for k, r in recs.items()):
+        raise LabError(f'{f}: expected {{"LINE": {{"source": ..., "text": ...}}, ...}}; fix or delete it')
+    return recs
+
+
 def load_fixes(cache: ChunkCache, doc: Doc) -> dict[int, str]:
     """Corrections whose source line still reads the same (a changed source makes a fix stale: skipped)."""
     f = cache.folder(doc.name) / FIXES
     if not f.exists():
         return {}
-    try:
-        recs = json.loads(f.read_text("utf-8"))
-    except ValueError as e:
-        raise LabError(f"{f}: not valid JSON ({e}); fix or delete it") from None
+    recs = _fixes_file(f)
     out = {}
     for key, rec in recs.items():
         i = int(key) - 1
@@ -141,7 +154,7 @@ def save_fix(out: Path, doc: Doc, line: int, text: str) -> dict[str, Any]:
         raise LabError("--text must be one line: NAME.zh.txt keeps one line per source line")
     cache = ChunkCache(out)
     f = cache.folder(doc.name) / FIXES
-    recs = json.loads(f.read_text("utf-8")) if f.exists() else {}
+    recs = _fixes_file(f) if f.exists() else {}
     rec = {"source": doc.lines[line - 1], "text": text}
     recs[str(line)] = rec
     paths.atomic_write(f, json.dumps(recs, ensure_ascii=False, indent=1) + "\n")
