@@ -16,7 +16,7 @@ from lab import LabError, paths
 from lab.c2rust.build import clippy_warnings
 from lab.c2rust.harness import CheckReport, check_source, count_unsafe, extract_rust
 from lab.c2rust.tasks import Task, find_program, load_task
-from lab.client import Client, context_room
+from lab.client import BadRequest, Client, ServerError, context_room
 
 ROUNDS = 6  # SACToR's default number of feedback rounds (max_translation_attempts)
 SYSTEM = ("You translate C programs into Rust. Reply with one complete Rust program (edition 2021; the std library, "
@@ -380,6 +380,11 @@ def batch(folder: str | Path, client: Client, settings: LoopSettings | None = No
         nonlocal done
         try:
             r = translate(pair[0], pair[1], client, st, out, progress=False)
+        except ServerError as e:
+            if not isinstance(e, BadRequest):  # the server is gone or failing: every program would wait on it
+                kept = f"; finished programs are kept: rerun with --out {out} to go on" if out else ""
+                raise LabError(f"{e}{kept}") from None
+            r = {"program": program_name(pair[0]), "ok": False, "stop": str(e)}  # this program's request only
         except LabError as e:  # one unreadable program or test file fails that program, not the batch
             r = {"program": program_name(pair[0]), "bad_task": True, "ok": False, "stop": str(e)}
         done += 1

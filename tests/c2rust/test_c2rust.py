@@ -158,6 +158,25 @@ def test_batch_goes_on_past_bad_programs_and_a_rerun_reuses_finished_ones(tmp_pa
     assert third == 1 and not changed_row.get("resumed") and changed_row["ok"]  # another setting: asked again
 
 
+def test_a_failing_server_stops_the_batch_and_says_how_to_go_on(tmp_path):
+    def handler(path, body):
+        if path.endswith("/models"):
+            return 200, {"object": "list", "data": [{"id": "m", "object": "model", "max_model_len": 8192}]}
+        if path.endswith("/tokenize"):
+            return 200, {"count": 100}
+        return 503, {"error": {"message": "engine dead", "type": "ServiceUnavailable", "code": 503}}
+    fake = FakeServer(handler)
+    try:
+        with pytest.raises(LabError, match=r"rerun with --out .*out to go on") as e:
+            c2rust.batch(DATA, Client(fake.url, max_retries=0), out=tmp_path / "out", progress=False,
+                         concurrency=1)
+    finally:
+        fake.close()
+    assert "503" in str(e.value) or "engine dead" in str(e.value)
+    asked = {b["messages"][1]["content"] for p, b in fake.requests if p.endswith("/chat/completions")}
+    assert len(asked) == 1  # it stopped at the first program instead of failing all eight one by one
+
+
 @pytest.mark.server
 def test_real_translate_round_against_tiny_server(tiny_server, tmp_path):
     c_file, tests = _task("bit_manipulation")
