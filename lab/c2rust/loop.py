@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 import re
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -376,12 +377,17 @@ def batch(folder: str | Path, client: Client, settings: LoopSettings | None = No
     progs = programs(folder)
     done = 0
 
-    def one(pair: tuple[Path, Path]) -> dict[str, Any]:
+    gone = threading.Event()  # set at a server-wide failure: programs not started yet are not started
+
+    def one(pair: tuple[Path, Path]) -> dict[str, Any] | None:
         nonlocal done
+        if gone.is_set():
+            return None
         try:
             r = translate(pair[0], pair[1], client, st, out, progress=False)
         except ServerError as e:
             if not isinstance(e, BadRequest):  # the server is gone or failing: every program would wait on it
+                gone.set()
                 kept = f"; finished programs are kept: rerun with --out {out} to go on" if out else ""
                 raise LabError(f"{e}{kept}") from None
             r = {"program": program_name(pair[0]), "ok": False, "stop": str(e)}  # this program's request only
@@ -395,7 +401,7 @@ def batch(folder: str | Path, client: Client, settings: LoopSettings | None = No
                   flush=True)
         return r
     with ThreadPoolExecutor(st.concurrency) as ex:
-        rows = list(ex.map(one, progs))
+        rows = [r for r in ex.map(one, progs) if r is not None]
     n = len(rows)
     return {"model": client.model, "programs": n, "per_round": per_round(rows, st.rounds),
             "success_rate": round(sum(r["ok"] for r in rows) / n, 3),
