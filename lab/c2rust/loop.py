@@ -48,9 +48,10 @@ HINTS: tuple[tuple[str, str], ...] = (
      "- fixed arrays `long a[N][M]` -> `vec![vec![0i64; M]; N]`; structs linked by malloc'd pointers -> a Vec, or "
      "Option<Box<Node>> moved with take(); C strings -> String, or Vec<u8> for byte-level work."),
     (r"struct\s+(\w+)\s*\{[^}]*\bstruct\s+\1\s*\*",
-     "- a struct that points to its own type (list, tree): `struct Node { v: i32, next: Option<Box<Node>> }`; push "
-     "`head = Some(Box::new(Node { v, next: head.take() }))`; walk `let mut cur = &head; while let Some(n) = cur "
-     "{ ...; cur = &n.next; }`; reverse by take() of each next."),
+     # no field shorthand here: the 1.5B copied `Node { value, next }` into a function without a `value` (E0425)
+     "- a struct that points to its own type (list, tree): `struct Node { val: i32, next: Option<Box<Node>> }`; "
+     "push `head = Some(Box::new(Node { val: x, next: head.take() }))`; walk `let mut cur = &head; while let "
+     "Some(n) = cur { ...; cur = &n.next; }`; reverse by take() of each next."),
     (r"(?m)^(?:static\s+)?(?!typedef|extern|return|struct\s+\w+\s*\{)[A-Za-z_][\w \t*]*?[\s*]\**[A-Za-z_]\w*"
      r"\s*(?:\[[^\]]*\]\s*)?(?:=[^;(]*)?;",
      "- C globals (file-scope variables): keep that state in a struct (or locals) passed as `&mut` to the "
@@ -71,7 +72,8 @@ ERROR_ADVICE: dict[str, str] = {
     "E0133": "E0133 (unsafe): a `static mut` may only be used inside `unsafe { }`; better, move it into a struct or "
              "a local passed as `&mut`.",
     "E0425": "E0425 (not found): declare it before use; C #define constants become `const NAME: T = ...;`, "
-             "C globals a struct field or a local passed along.",
+             "C globals a struct field or a local passed along; a struct literal `Node { x }` needs a variable x: "
+             "write `Node { x: value }`.",
     "E0384": "E0384/E0596 (not mutable): declare it `let mut`, take `&mut` parameters where C writes through a "
              "pointer.",
     "E0381": "E0381 (possibly uninitialized): give the variable an initial value; C leaves it undefined, Rust "
@@ -283,7 +285,8 @@ def program_name(c_file: Path) -> str:
 def _key(src: str, task: Task, model: str, st: LoopSettings) -> str:
     """What a finished result depends on: a rerun with the same key reuses it instead of asking again."""
     what = {"c": src, "cases": [dataclasses.asdict(c) for c in task.cases], "model": model,
-            "settings": [st.rounds, st.idiomatic, st.max_tokens, st.candidates]}
+            "settings": [st.rounds, st.idiomatic, st.max_tokens, st.candidates],
+            "prompt": [SYSTEM, hints_for(src)]}  # a changed prompt or cheat sheet is another question
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
 

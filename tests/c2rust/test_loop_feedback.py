@@ -245,6 +245,8 @@ def test_the_cheat_sheet_holds_only_the_constructs_the_program_uses():
     assert "malloc" not in hints_for('int main(void) { int n; scanf("%d", &n); printf("%d", n); }')
     tree = "struct tree {\n  int key;\n  struct tree *left, *right;\n};\nint main(void) { return 0; }\n"
     assert "points to its own type" in hints_for(tree) and "C globals" not in hints_for(tree)
+    import re
+    assert not re.search(r"Node \{ \w+,", hints_for(tree))  # no field shorthand: the 1.5B copied it verbatim
     flat = "struct point { int x; int y; };\nstatic int area(struct point p);\nint main(void) { return 0; }\n"
     assert "points to its own type" not in hints_for(flat) and "C globals" not in hints_for(flat)
     for g in ("static const char *p;\n", "int counter = 0;\n", "unsigned long table[64];\n", "char *names[8];\n"):
