@@ -44,6 +44,9 @@ HINTS: tuple[tuple[str, str], ...] = (
     (r"%[-+ #0]*\d*(?:\.\d+)?(?:hh|h|ll|l|z)?[dixXufcs]",
      '- printf: "%d %ld %s" -> print!("{} {} {}"); "%08x" -> {:08x}; "%.2f" -> {:.2}; "%5d" -> {:5}; '
      '"%-8s" -> {:<8}.'),
+    (r"(?:^|[^\w\"'!])!(?!=)\s*[\w(]",  # C's logical not (the 1.5B wrote `v & !(v - 1)` for `!(v & (v - 1))`)
+     "- C truth values: `!x` on an integer is `x == 0` (Rust's `!` on integers flips every bit); `if (x)`, "
+     "`while (x)` and `a && b` on integers test `!= 0`."),
     (r"\bmalloc\b|->|\]\s*\[|\bchar\s*\*",
      "- fixed arrays `long a[N][M]` -> `vec![vec![0i64; M]; N]`; structs linked by malloc'd pointers -> a Vec, or "
      "Option<Box<Node>> moved with take(); C strings -> String, or Vec<u8> for byte-level work."),

@@ -253,6 +253,8 @@ def test_the_cheat_sheet_holds_only_the_constructs_the_program_uses():
         assert "C globals" in hints_for(g + "int main(void) { return counter; }\n"), g
     local = "int main(void) {\n    int counter = 0;\n    return counter;\n}\n"
     assert "C globals" not in hints_for(local)
+    assert "C truth values" in hints_for("int main(void) { int v = 4; return !(v & (v - 1)); }")
+    assert "C truth values" not in hints_for('int main(void) { puts("Hello!"); return 1 != 2; }')
 
 
 def test_compile_feedback_advises_on_the_error_codes_it_shows():
