@@ -62,7 +62,7 @@ def _check(a: argparse.Namespace) -> int:
     if not a.json:
         for case in rep.cases:
             if not case.passed and case.diff:
-                print(f"--- case {case.index} ({case.reason})\n{case.diff}")
+                print(f"--- case {case.index} ({case.reason}{': ' + case.note if case.note else ''})\n{case.diff}")
     return 0 if rep.ok else 1
 
 

@@ -28,6 +28,7 @@ class CaseResult:
     reason: str
     exit_code: int | None = None
     diff: str = ""
+    note: str = ""      # what kind of difference it is, where a rule can tell (see output_note)
 
 
 @dataclass
@@ -68,6 +69,34 @@ def _diff(expected: str, actual: str) -> str:
                                         n=1))[:2000]
 
 
+def output_note(expected: str, actual: str) -> str:
+    """The kinds of a wrong output, where rules can name them: a small model reads "extra empty lines" where it
+    misses the same fact in a diff (the 1.5B kept println!("...\\n") with a padded width for three rounds)."""
+    exp, act = expected.splitlines(), actual.splitlines()
+    if not actual.strip():
+        return f"it printed nothing; {len(exp)} line(s) were expected"
+    blank_e, blank_a = sum(not x.strip() for x in exp), sum(not x.strip() for x in act)
+    if actual.rstrip() == expected.rstrip() and blank_a == blank_e:
+        return "only the whitespace or newlines at the very end differ"
+    notes = []
+    if blank_a > blank_e:
+        notes.append("extra empty lines: println! already ends each line, so a \\n inside it makes one more")
+    elif blank_a < blank_e:
+        notes.append("empty lines are missing")
+    e2, a2 = [x for x in exp if x.strip()], [x for x in act if x.strip()]
+    if a2 != e2:
+        if "".join(actual.split()) == "".join(expected.split()):
+            notes.append("the right characters with other spacing or padding: copy C's format exactly (a width "
+                         "like {:5} only where C has one)")
+        elif sorted(a2) == sorted(e2):
+            notes.append("the right lines in another order")
+        elif len(a2) < len(e2) and e2[:len(a2)] == a2:
+            notes.append(f"the first {len(a2)} line(s) are right, then the output stops")
+        else:
+            return ""  # a difference in content: the diff says it better than a rule
+    return "; ".join(notes)
+
+
 def judge(case: Case, index: int, out: sandbox.Outcome) -> CaseResult:
     """Compare one run with its case: SACToR cases by normalized stdout+stderr, own cases by stdout and exit code."""
     code = out.code
@@ -82,13 +111,17 @@ def judge(case: Case, index: int, out: sandbox.Outcome) -> CaseResult:
     if case.sactor:
         actual = normalize(out.stdout.decode("utf-8", "replace") + out.stderr.decode("utf-8", "replace"))
         if actual != normalize(case.expected):
-            return CaseResult(index, False, "wrong_output", code, _diff(normalize(case.expected), actual))
+            return CaseResult(index, False, "wrong_output", code, _diff(normalize(case.expected), actual),
+                              output_note(normalize(case.expected), actual))
         return CaseResult(index, True, "ok", code)
     text = out.stdout.decode("utf-8", "replace")
     if text != case.expected:
-        return CaseResult(index, False, "wrong_output", code, _diff(case.expected, text))
+        return CaseResult(index, False, "wrong_output", code, _diff(case.expected, text), output_note(case.expected,
+                                                                                                   text))
     if case.exit_code is not None and code != case.exit_code:
-        return CaseResult(index, False, "exit_code", code, f"exit {code}, expected {case.exit_code}")
+        return CaseResult(index, False, "exit_code", code, f"exit {code}, expected {case.exit_code}",
+                          f"the output is right but the exit status is {code}, not {case.exit_code}: end with "
+                          f"std::process::exit({case.exit_code}) where the C program returns it from main")
     return CaseResult(index, True, "ok", code)
 
 

@@ -155,7 +155,7 @@ def feedback(report: CheckReport | None, task: Task, cases: int = FEEDBACK_CASES
         case = task.cases[c.index]
         diff = "\n".join(c.diff.splitlines()[:lines])
         parts.append(f"- args {case.args!r}, stdin {case.stdin[:200]!r}: {c.reason}"
-                     + (f"\n```diff\n{diff}\n```" if diff else ""))
+                     + (f" ({c.note})" if c.note else "") + (f"\n```diff\n{diff}\n```" if diff else ""))
     return (f"{again}{report.passed}/{len(report.cases)} tests pass. Failing cases:\n" + "\n".join(parts)
             + "\nFix the program.")
 

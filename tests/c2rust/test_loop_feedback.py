@@ -270,3 +270,21 @@ def test_compile_feedback_advises_on_the_error_codes_it_shows():
     text = feedback(rep, Task(Path("t.json"), "lab", [Case(args=[], stdin="", expected="")]))
     assert "error[E0382]" in text and "E0382 (use of moved value)" in text
     assert text.index("error[E0382]") < text.index("E0382 (use of moved value)") < text.index("Fix it.")
+
+
+def test_a_wrong_output_is_named_by_its_kind_in_the_feedback():
+    from lab.c2rust.harness import output_note
+    from lab.c2rust.loop import feedback
+    both = output_note("olleh (5)\ncba (3)\n", "olleh (    5)\n\ncba (  3)\n\n")
+    assert "extra empty lines" in both and "spacing or padding" in both
+    assert output_note("a\nb\n", "b\na\n") == "the right lines in another order"
+    assert output_note("a\nb\n", "a\n") == "the first 1 line(s) are right, then the output stops"
+    assert output_note("a\nb\n", "") == "it printed nothing; 2 line(s) were expected"
+    assert output_note("a\nb\n", "a\nc\n") == ""  # other content: the diff says it, no rule guesses
+    case = Case(args=["hello"], stdin="", expected="olleh (5)\n")
+    rep = check_source('fn main() { println!("olleh (5)\\n"); }', [case])
+    assert rep.cases[0].reason == "wrong_output" and "extra empty lines" in rep.cases[0].note
+    text = feedback(rep, Task(Path("t.json"), "lab", [case]))
+    assert "wrong_output (extra empty lines: println! already ends each line" in text and "```diff" in text
+    rep = check_source('fn main() { println!("olleh (5)"); }', [Case(["x"], "", "olleh (5)\n", exit_code=1)])
+    assert rep.cases[0].reason == "exit_code" and "std::process::exit(1)" in rep.cases[0].note
