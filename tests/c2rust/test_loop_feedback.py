@@ -195,7 +195,8 @@ def test_the_first_prompt_shows_test_runs_and_later_rounds_echo_the_compiled_pro
 
 
 def test_construct_hints_go_in_only_where_the_context_leaves_room(tmp_path):
-    from lab.c2rust.loop import SYSTEM, first_messages, hints_for
+    from lab.c2rust.advice import hints_for
+    from lab.c2rust.loop import SYSTEM, first_messages
     from lab.c2rust.tasks import load_task
     prog = _hi_task(tmp_path)
     src, task = (prog / "p.c").read_text(), load_task(prog / "tests.json")
@@ -236,29 +237,9 @@ def test_an_import_whose_name_is_taken_comes_in_as_underscore():
     assert unclashing("use std::io::Write;", "use std::{fmt::Write, env};\n") == "use std::io::Write as _;"
 
 
-def test_the_cheat_sheet_holds_only_the_constructs_the_program_uses():
-    from lab.c2rust.loop import hints_for
-    assert hints_for('int main(void) { puts("hi"); return 0; }') == ""  # hello world gets no sheet
-    sheet = hints_for('int main(int argc, char **argv) { printf("%08x\\n", (unsigned)atoi(argv[1])); }')
-    assert sheet.startswith("C to Rust, by construct:") and "argc/argv" in sheet and "printf" in sheet
-    assert "atoi" in sheet and "usize" in sheet
-    assert "malloc" not in hints_for('int main(void) { int n; scanf("%d", &n); printf("%d", n); }')
-    tree = "struct tree {\n  int key;\n  struct tree *left, *right;\n};\nint main(void) { return 0; }\n"
-    assert "points to its own type" in hints_for(tree) and "C globals" not in hints_for(tree)
-    import re
-    assert not re.search(r"Node \{ \w+,", hints_for(tree))  # no field shorthand: the 1.5B copied it verbatim
-    flat = "struct point { int x; int y; };\nstatic int area(struct point p);\nint main(void) { return 0; }\n"
-    assert "points to its own type" not in hints_for(flat) and "C globals" not in hints_for(flat)
-    for g in ("static const char *p;\n", "int counter = 0;\n", "unsigned long table[64];\n", "char *names[8];\n"):
-        assert "C globals" in hints_for(g + "int main(void) { return counter; }\n"), g
-    local = "int main(void) {\n    int counter = 0;\n    return counter;\n}\n"
-    assert "C globals" not in hints_for(local)
-    assert "C truth values" in hints_for("int main(void) { int v = 4; return !(v & (v - 1)); }")
-    assert "C truth values" not in hints_for('int main(void) { puts("Hello!"); return 1 != 2; }')
-
-
 def test_compile_feedback_advises_on_the_error_codes_it_shows():
-    from lab.c2rust.loop import error_advice, feedback
+    from lab.c2rust.advice import error_advice
+    from lab.c2rust.loop import feedback
     errs = ("error[E0382]: borrow of moved value: `head`\n --> a.rs:9\nerror[E0502]: cannot borrow `v` as mutable\n"
             "error[E0382]: use of moved value\nerror[E0506]: cannot assign\nerror[E0308]: mismatched types\n"
             "error[E0599]: no method named `foo`\n")

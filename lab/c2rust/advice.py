@@ -1,0 +1,81 @@
+"""What the model is told beyond the C program: cheat-sheet lines by C construct, advice by rustc error code."""
+
+from __future__ import annotations
+
+import re
+
+# C -> Rust by construct, each line sent only where the C program uses its construct (and the context has room,
+# `first_messages`): what the 1.5B got wrong in data/c_to_rust (usize indexes, argv[0], printf widths, pointer
+# lists). Sent whole, the 0.5B copied them into hello world (stdin and stderr handles): a small model writes
+# what it is shown.
+HINTS: tuple[tuple[str, str], ...] = (
+    (r"\bargv\b|\bargc\b",
+     "- argc/argv: `let args: Vec<String> = std::env::args().collect();` args.len() is argc, args[0] the program "
+     "name."),
+    (r"\bunsigned\b|\blong\b|\bsize_t\b|\w\s*\[",
+     "- int: i32, unsigned: u32, long: i64; array indexes and sizes: usize (`i as usize`); unsigned C arithmetic "
+     "wraps (wrapping_add, wrapping_sub, wrapping_mul)."),
+    (r"\b(?:atoi|atol|atoll|strto\w+|scanf|sscanf|fscanf)\b",
+     "- atoi/strtol/strtoul: `s.trim().parse::<i64>().unwrap_or(0)` then cast; scanf: read all of stdin into a "
+     "String once and take `split_whitespace()` tokens."),
+    (r"%[-+ #0]*\d*(?:\.\d+)?(?:hh|h|ll|l|z)?[dixXufcs]",
+     '- printf: "%d %ld %s" -> print!("{} {} {}"); "%08x" -> {:08x}; "%.2f" -> {:.2}; "%5d" -> {:5}; '
+     '"%-8s" -> {:<8}.'),
+    (r"(?:^|[^\w\"'!])!(?!=)\s*[\w(]",  # C's logical not (the 1.5B wrote `v & !(v - 1)` for `!(v & (v - 1))`)
+     "- C truth values: `!x` on an integer is `x == 0` (Rust's `!` on integers flips every bit); `if (x)`, "
+     "`while (x)` and `a && b` on integers test `!= 0`."),
+    (r"\bmalloc\b|->|\]\s*\[|\bchar\s*\*",
+     "- fixed arrays `long a[N][M]` -> `vec![vec![0i64; M]; N]`; structs linked by malloc'd pointers -> a Vec, or "
+     "Option<Box<Node>> moved with take(); C strings -> String, or Vec<u8> for byte-level work."),
+    (r"struct\s+(\w+)\s*\{[^}]*\bstruct\s+\1\s*\*",
+     # no field shorthand here: the 1.5B copied `Node { value, next }` into a function without a `value` (E0425)
+     "- a struct that points to its own type (list, tree): `struct Node { val: i32, next: Option<Box<Node>> }`; "
+     "push `head = Some(Box::new(Node { val: x, next: head.take() }))`; walk `let mut cur = &head; while let "
+     "Some(n) = cur { ...; cur = &n.next; }`; reverse by take() of each next."),
+    (r"(?m)^(?:static\s+)?(?!typedef|extern|return|struct\s+\w+\s*\{)[A-Za-z_][\w \t*]*?[\s*]\**[A-Za-z_]\w*"
+     r"\s*(?:\[[^\]]*\]\s*)?(?:=[^;(]*)?;",
+     "- C globals (file-scope variables): keep that state in a struct (or locals) passed as `&mut` to the "
+     "functions that use it; a `static mut` needs `unsafe { }` at every use."),
+)
+
+# What the 1.5B most often failed to fix from the compiler's text alone, by error code (one line each, at most
+# three codes a round, after the errors): ownership and borrows, C's untyped arithmetic and globals.
+ERROR_ADVICE: dict[str, str] = {
+    "E0382": "E0382 (use of moved value): borrow instead (`&x`, `.iter()`), `.clone()` it, or for an "
+             "Option<Box<T>> use `.as_ref()`/`.as_mut()` to look and `.take()` to move out.",
+    "E0499": "E0499/E0502 (overlapping borrows): end one borrow before the next; copy the values you need into "
+             "locals first, or index with usize instead of holding references.",
+    "E0308": "E0308 (mismatched types): convert explicitly with `as` (i32 as usize, u8 as char, i64 as f64); a "
+             "block's value is its last expression without `;`.",
+    "E0277": "E0277 (trait not implemented): slices and Vecs are indexed by usize (`v[i as usize]`); both sides of "
+             "+, -, == must have one type (cast one).",
+    "E0133": "E0133 (unsafe): a `static mut` may only be used inside `unsafe { }`; better, move it into a struct or "
+             "a local passed as `&mut`.",
+    "E0425": "E0425 (not found): declare it before use; C #define constants become `const NAME: T = ...;`, "
+             "C globals a struct field or a local passed along; a struct literal `Node { x }` needs a variable x: "
+             "write `Node { x: value }`.",
+    "E0384": "E0384/E0596 (not mutable): declare it `let mut`, take `&mut` parameters where C writes through a "
+             "pointer.",
+    "E0381": "E0381 (possibly uninitialized): give the variable an initial value; C leaves it undefined, Rust "
+             "does not.",
+    "E0599": "E0599 (no such method): check the type (String, &str, char, Option); unwrap an Option first; "
+             "integer literals need a type (`1i64.pow(2)`).",
+}
+ERROR_ALIASES = {"E0502": "E0499", "E0506": "E0499", "E0596": "E0384"}
+
+
+def error_advice(errors: str, most: int = 3) -> str:
+    """One line of advice for each of the first `most` distinct error codes rustc reported that have one."""
+    seen: list[str] = []
+    for code in re.findall(r"error\[(E\d{4})\]", errors):
+        code = ERROR_ALIASES.get(code, code)
+        if code in ERROR_ADVICE and code not in seen:
+            seen.append(code)
+    return "\n".join(ERROR_ADVICE[c] for c in seen[:most])
+
+
+def hints_for(src: str) -> str:
+    """The cheat-sheet lines for the constructs this C program uses ("" when none does)."""
+    code = re.sub(r"/\*.*?\*/|//[^\n]*", "", src, flags=re.S)  # a comment's "->" is no pointer
+    lines = [text for pattern, text in HINTS if re.search(pattern, code)]
+    return "\n".join(["C to Rust, by construct:", *lines]) if lines else ""

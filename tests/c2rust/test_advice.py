@@ -1,0 +1,24 @@
+"""The cheat sheet by C construct and the advice by rustc error code (lab/c2rust/advice.py)."""
+
+import re
+
+from lab.c2rust.advice import hints_for
+
+
+def test_the_cheat_sheet_holds_only_the_constructs_the_program_uses():
+    assert hints_for('int main(void) { puts("hi"); return 0; }') == ""  # hello world gets no sheet
+    sheet = hints_for('int main(int argc, char **argv) { printf("%08x\\n", (unsigned)atoi(argv[1])); }')
+    assert sheet.startswith("C to Rust, by construct:") and "argc/argv" in sheet and "printf" in sheet
+    assert "atoi" in sheet and "usize" in sheet
+    assert "malloc" not in hints_for('int main(void) { int n; scanf("%d", &n); printf("%d", n); }')
+    tree = "struct tree {\n  int key;\n  struct tree *left, *right;\n};\nint main(void) { return 0; }\n"
+    assert "points to its own type" in hints_for(tree) and "C globals" not in hints_for(tree)
+    assert not re.search(r"Node \{ \w+,", hints_for(tree))  # no field shorthand: the 1.5B copied it verbatim
+    flat = "struct point { int x; int y; };\nstatic int area(struct point p);\nint main(void) { return 0; }\n"
+    assert "points to its own type" not in hints_for(flat) and "C globals" not in hints_for(flat)
+    for g in ("static const char *p;\n", "int counter = 0;\n", "unsigned long table[64];\n", "char *names[8];\n"):
+        assert "C globals" in hints_for(g + "int main(void) { return counter; }\n"), g
+    local = "int main(void) {\n    int counter = 0;\n    return counter;\n}\n"
+    assert "C globals" not in hints_for(local)
+    assert "C truth values" in hints_for("int main(void) { int v = 4; return !(v & (v - 1)); }")
+    assert "C truth values" not in hints_for('int main(void) { puts("Hello!"); return 1 != 2; }')
