@@ -46,7 +46,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                     help="replies per round, all checked, the best goes on: the first greedy, the "
                     "rest sampled, and after round 1 every other one a fresh translation")
         q.add_argument("--out", help="folder for .rs, .json reports and per-program logs; a rerun into the same "
-                       "folder reuses each program finished with the same source, tests, model and settings "
+                       "folder reuses each program finished with the same source, tests, model, settings and prompt "
                        "(default: runs/c2rust-<UTC>)")
     sc = s.add_parser("sactor-config", help="print (or write) the [VLLM] block of a sactor.toml for the live server")
     options.endpoint_opts(sc)
