@@ -66,19 +66,40 @@ def atomic_write(path: Path, data: bytes | str, durable: bool = True) -> None:
     os.replace(tmp, path)
 
 
+# The largest input file read whole: a long novel is ~2 MB of text; a task file naming /dev/zero or a 10 GB log
+# must fail at once, not after the machine's memory.
+MAX_INPUT_BYTES = 256 << 20
+
+
+def read_bytes(path: str | Path, what: str = "file") -> bytes:
+    """A regular file's bytes; missing, a folder, a device or pipe, over MAX_INPUT_BYTES or unreadable is one
+    LabError naming the file."""
+    import stat
+
+    from lab import LabError
+    p = Path(path)
+    try:
+        st = p.stat()
+        if stat.S_ISDIR(st.st_mode):
+            raise LabError(f"{what} {p} is a folder, not a file")
+        if not stat.S_ISREG(st.st_mode):
+            raise LabError(f"{what} {p} is not a regular file (a device, pipe or socket)")
+        if st.st_size > MAX_INPUT_BYTES:
+            raise LabError(f"{what} {p} is {st.st_size:,} bytes, over the {MAX_INPUT_BYTES:,}-byte limit for an "
+                           f"input read whole")
+        return p.read_bytes()
+    except FileNotFoundError:
+        raise LabError(f"{what} {p} does not exist") from None
+    except OSError as e:
+        raise LabError(f"{what} {p}: {e.strerror}") from None
+
+
 def read_text(path: str | Path, what: str = "file") -> str:
     """A UTF-8 text file (a BOM is dropped); a missing, unreadable or non-UTF-8 file is one LabError naming
     the file and, for bad bytes, the line."""
     from lab import LabError
     p = Path(path)
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise LabError(f"{what} {p} does not exist") from None
-    except IsADirectoryError:
-        raise LabError(f"{what} {p} is a folder, not a file") from None
-    except OSError as e:
-        raise LabError(f"{what} {p}: {e.strerror}") from None
+    data = read_bytes(p, what)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:

@@ -290,3 +290,20 @@ def test_hand_edited_or_binary_files_the_translator_reads(tmp_path):
             _fixes_file(fixes)
     fixes.write_text('{"3": {"source": "猫です。", "text": "是猫。"}}')
     assert _fixes_file(fixes)["3"]["text"] == "是猫。"
+
+
+def test_a_device_a_pipe_or_an_oversized_file_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    c_dir = ROOT / "data" / "c_to_rust" / "str_to_int"
+    task = tmp_path / "test_task.json"
+    task.write_text('[{"command": "sactor run-tests --type bin /dev/zero %t 0 --feed-as-args", "test_id": 0}]')
+    _one_error(lab("c2rust", "check", str(c_dir / "prog.c"), str(task), str(c_dir / "reference.rs"), timeout=60),
+               "/dev/zero is not a regular file")
+    os.mkfifo(tmp_path / "fifo.txt")  # reading a FIFO nobody writes would block forever
+    _one_error(lab("tokens", str(tmp_path / "fifo.txt"), timeout=60), "fifo.txt is neither a file nor a folder")
+    _one_error(lab("c2rust", "check", str(c_dir / "prog.c"), str(tmp_path / "fifo.txt"), str(c_dir / "reference.rs"),
+                   timeout=60), "fifo.txt is not a regular file")
+    from lab import paths
+    monkeypatch.setattr(paths, "MAX_INPUT_BYTES", 1000)
+    (tmp_path / "big.txt").write_text("猫" * 1000)
+    with pytest.raises(LabError, match=r"big.txt is 3,000 bytes, over the 1,000-byte limit"):
+        paths.read_text(tmp_path / "big.txt", "input")

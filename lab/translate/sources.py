@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab import LabError
+from lab import LabError, paths
 
 # Tried after the BOMs, with strict decoding; the *_2004 codecs add JIS X 0213 (Aozora's 第3/第4水準).
 ENCODINGS = ("utf-8", "cp932", "euc_jp", "shift_jis_2004", "euc_jis_2004")
@@ -98,7 +98,7 @@ def read_text(path: str | Path, aozora: bool = False) -> tuple[str, str]:
 
 def _decoded(p: Path) -> tuple[str, str]:
     """A file's text with \n line ends, and its detected encoding."""
-    text, enc = decode(p.read_bytes(), str(p))
+    text, enc = decode(paths.read_bytes(p, "input"), str(p))
     return text.replace("\r\n", "\n").replace("\r", "\n"), enc
 
 
@@ -167,6 +167,8 @@ def inputs(path: str | Path, exclude: Path | None = None) -> list[Path]:
         raise LabError(f"{p} does not exist")
     if p.is_file():
         return [p]
+    if not p.is_dir():
+        raise LabError(f"{p} is neither a file nor a folder (a device, pipe or socket)")
     top = p.resolve()
     skip = [c.parent.resolve() for c in p.rglob(".lab-cache")]
     if exclude is not None:
