@@ -307,3 +307,31 @@ def test_a_device_a_pipe_or_an_oversized_file_is_refused_before_it_is_read(tmp_p
     (tmp_path / "big.txt").write_text("猫" * 1000)
     with pytest.raises(LabError, match=r"big.txt is 3,000 bytes, over the 1,000-byte limit"):
         paths.read_text(tmp_path / "big.txt", "input")
+
+
+def test_no_output_replaces_an_input_or_a_file_no_run_wrote(tmp_path):
+    from lab.translate.epub import book
+    folder = tmp_path / "in7"
+    folder.mkdir()
+    (folder / "novel.txt").write_text("駅に着いた。\n", encoding="utf-8")
+    book([("第一章", "電車はまだ来ない。")], folder / "novel.epub", "小説", "ja")
+    original = (folder / "novel.epub").read_bytes()
+    fake = openai_fake(lambda body: (200, "译文。", "stop"))
+    try:  # --epub makes novel.epub from the one text document: the source EPUB beside it
+        r = lab("translate", str(folder), "-o", str(folder), "--epub", "--base-url", fake.url)
+        _one_error(r, "novel.epub is an input", "nothing was written")
+        assert (folder / "novel.epub").read_bytes() == original and not (folder / ".lab-cache").exists()
+        other = tmp_path / "notes"
+        other.mkdir()
+        (other / "run.json").write_text('{"mine": true}')
+        _one_error(lab("translate", str(folder / "novel.txt"), "-o", str(other), "--base-url", fake.url),
+                   "holds run.json from something other than a translation run")
+        assert (other / "run.json").read_text() == '{"mine": true}'
+        assert not [p for p, _ in fake.requests if "chat" in p]
+        r = lab("translate", str(folder), "-o", str(folder), "--base-url", fake.url)  # no --epub: fine
+        assert r.returncode == 0 and (folder / "novel.zh.txt").exists() and (folder / "novel.zh.epub").exists()
+        assert (folder / "novel.epub").read_bytes() == original
+        r = lab("translate", str(folder), "-o", str(folder), "--base-url", fake.url)  # a rerun into it: fine
+        assert r.returncode == 0, r.stderr
+    finally:
+        fake.close()

@@ -20,7 +20,7 @@ from lab.translate.checks import checks, clean, failing, lines_of
 from lab.translate.chunking import Chunk, chunk_budget, make_chunks, max_tokens_for
 from lab.translate.document import FAILED_MARK, Doc, halves, load_fixes, lookup, save_manifest, untranslated
 from lab.translate.endpoints import Endpoint, NoEndpoint, Pool
-from lab.translate.outputs import write_all
+from lab.translate.outputs import refuse_overwrites, write_all
 from lab.translate.prompts import PromptSpec, terms_in
 
 __all__ = ["FAILED_MARK", "Abort", "Settings", "Translator"]
@@ -320,6 +320,7 @@ class Translator:
         """Translate a file or folder; outputs per document as each completes; returns the stats."""
         docs = self.prepare(path)  # every input problem is found before anything is created
         out = self.s.out
+        refuse_overwrites(out, docs, self.s.bilingual, self.s.epub)
         try:
             out.mkdir(parents=True, exist_ok=True)
             probe = out / f".write-test-{id(self)}"
