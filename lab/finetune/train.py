@@ -210,11 +210,24 @@ def _publish(cfg: FinetuneConfig, work: Path, result: dict[str, Any]) -> None:
     os.replace(work, cfg.out)  # a run that dies leaves the previous output untouched
 
 
+def check_out(out: Path) -> None:
+    """A finished run replaces the whole output folder: refuse, before any work, one that holds anything but an
+    earlier run's output (`--out data/finetune` or `--out .` would have been deleted after training)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise LabError(f"--out {out} is a file; give a folder")
+    if out.is_dir() and any(out.iterdir()) and not ((out / "result.json").exists() or (out / "adapter").is_dir()):
+        held = ", ".join(sorted(p.name for p in out.iterdir())[:5])
+        raise LabError(f"--out {out} holds {held}, not an earlier fine-tune's output, and a finished run replaces "
+                       f"the whole folder: choose a new folder (nothing was trained)")
+
+
 def train(cfg: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
     """Train, evaluate before/after, save adapter + tokenizer + config atomically under cfg.out; progress: print
     a line every tenth of the steps."""
     from transformers import AutoTokenizer, set_seed
 
+    check_out(cfg.out)
     train_recs, held_recs = load_jsonl(cfg.train), load_jsonl(cfg.heldout)
     set_seed(cfg.seed)
     tok = AutoTokenizer.from_pretrained(config.local_or_reachable(cfg.model))
@@ -273,7 +286,8 @@ def train_dict(**fields: Any) -> dict[str, Any]:
 def train_isolated(cfg: FinetuneConfig, profile: str | None = None) -> dict[str, Any]:
     """train() in a process of its own, pinned to one GPU on CUDA profiles: when it returns, every byte of
     the model, optimizer and PyTorch's cache is released (a vLLM server can start at 0.90 right after)."""
-    from lab import config, isolate
+    from lab import isolate
+    check_out(cfg.out)  # here too: one error line from this process, before a model is loaded anywhere
     prof = config.load(profile, check_device=False)
     isolate.require_gpu_free(prof, "fine-tuning")
     return isolate.run("lab.finetune.train:train_dict", asdict(cfg), env=isolate.pinned_env(prof))

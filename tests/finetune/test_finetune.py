@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from helpers import ROOT
+from helpers import ROOT, lab
 
 from lab import LabError, finetune, procs
 
@@ -109,6 +109,7 @@ def _cfg(tiny_model_dir, out, **kw):
 def test_bad_target_module_keeps_previous_output(tiny_model_dir, tmp_path):
     out = tmp_path / "ft"
     out.mkdir()
+    (out / "result.json").write_text("{}")  # an earlier run's output
     (out / "keep.txt").write_text("previous run")
     with pytest.raises(LabError, match=r"target module\(s\) \['attn_proj'\] not in the model; available: down_proj"):
         finetune.train(_cfg(tiny_model_dir, out, target_modules=["q_proj", "attn_proj"], steps=2))
@@ -152,3 +153,24 @@ def test_adapter_served_by_vllm_beside_the_base(tiny_model_dir, tmp_path):
     finally:
         serve.stop(srv.profile, quiet=True)
     assert procs.group_pids(srv.pid) == []
+
+
+def test_an_output_folder_that_is_not_a_fine_tunes_is_refused_before_training(tmp_path):
+    from lab.finetune.train import check_out
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    (keep / "notes.txt").write_text("precious")
+    with pytest.raises(LabError, match=r"--out .*keep holds notes.txt, not an earlier fine-tune's output"):
+        check_out(keep)
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(LabError, match="is a file"):
+        check_out(tmp_path / "f")
+    check_out(tmp_path / "new")  # missing: fine
+    (tmp_path / "empty").mkdir()
+    check_out(tmp_path / "empty")
+    (tmp_path / "earlier" / "adapter").mkdir(parents=True)
+    (tmp_path / "earlier" / "result.json").write_text("{}")
+    check_out(tmp_path / "earlier")  # an earlier run's output is what a rerun replaces
+    r = lab("finetune", "--out", str(keep), "--steps", "1")
+    assert r.returncode == 1 and r.stderr.count("error:") == 1 and "nothing was trained" in r.stderr
+    assert (keep / "notes.txt").read_text() == "precious"
