@@ -95,6 +95,7 @@ def build(out: Path | None = None, force: bool = False, steps: int | None = None
     out = Path(out) if out else default_dir()
     if (out / "model.safetensors").exists() and not force:
         return out
+    paths.check_replaceable(out, ("lab_build.json", "model.safetensors"), "tiny build")  # replaced whole below
     import torch
     from transformers import GenerationConfig, Qwen3Config, Qwen3ForCausalLM
 

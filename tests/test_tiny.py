@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from helpers import lab
 
 from lab import LabError, tiny
 
@@ -57,3 +58,12 @@ def test_misaligned_corpus_is_a_clear_error(tmp_path):
     (tmp_path / "zh.txt").write_text("a\n")
     with pytest.raises(LabError, match="ja.txt has 2 lines but zh.txt has 1"):
         tiny.chat_pairs(tmp_path)
+
+
+def test_a_build_into_a_folder_of_other_files_is_refused_before_training(tmp_path):
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    (keep / "notes.txt").write_text("precious")
+    r = lab("tiny", "build", "--out", str(keep))
+    assert r.returncode == 1 and r.stderr.startswith("error: --out") and "holds notes.txt" in r.stderr, r.stderr
+    assert (keep / "notes.txt").read_text() == "precious"

@@ -213,13 +213,7 @@ def _publish(cfg: FinetuneConfig, work: Path, result: dict[str, Any]) -> None:
 def check_out(out: Path) -> None:
     """A finished run replaces the whole output folder: refuse, before any work, one that holds anything but an
     earlier run's output (`--out data/finetune` or `--out .` would have been deleted after training)."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise LabError(f"--out {out} is a file; give a folder")
-    if out.is_dir() and any(out.iterdir()) and not ((out / "result.json").exists() or (out / "adapter").is_dir()):
-        held = ", ".join(sorted(p.name for p in out.iterdir())[:5])
-        raise LabError(f"--out {out} holds {held}, not an earlier fine-tune's output, and a finished run replaces "
-                       f"the whole folder: choose a new folder (nothing was trained)")
+    paths.check_replaceable(out, ("result.json", "adapter"), "fine-tune's output")
 
 
 def train(cfg: FinetuneConfig, progress: bool = True) -> dict[str, Any]:

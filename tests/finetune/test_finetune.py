@@ -160,7 +160,7 @@ def test_an_output_folder_that_is_not_a_fine_tunes_is_refused_before_training(tm
     keep = tmp_path / "keep"
     keep.mkdir()
     (keep / "notes.txt").write_text("precious")
-    with pytest.raises(LabError, match=r"--out .*keep holds notes.txt, not an earlier fine-tune's output"):
+    with pytest.raises(LabError, match=r"--out .*keep holds notes.txt, not an earlier fine-tune.s output"):
         check_out(keep)
     (tmp_path / "f").write_text("x")
     with pytest.raises(LabError, match="is a file"):
@@ -172,5 +172,5 @@ def test_an_output_folder_that_is_not_a_fine_tunes_is_refused_before_training(tm
     (tmp_path / "earlier" / "result.json").write_text("{}")
     check_out(tmp_path / "earlier")  # an earlier run's output is what a rerun replaces
     r = lab("finetune", "--out", str(keep), "--steps", "1")
-    assert r.returncode == 1 and r.stderr.count("error:") == 1 and "nothing was trained" in r.stderr
+    assert r.returncode == 1 and r.stderr.count("error:") == 1 and "nothing was done" in r.stderr
     assert (keep / "notes.txt").read_text() == "precious"
