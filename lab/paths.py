@@ -53,12 +53,14 @@ def utc_stamp(iso: bool = False) -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ" if iso else "%Y%m%dT%H%M%SZ")
 
 
-def atomic_write(path: Path, data: bytes | str, durable: bool = True) -> None:
-    """Write a file so readers see the old or the new content, never half of it (durable: fsync too)."""
+def atomic_write(path: Path, data: bytes | str, durable: bool = True, mode: int = 0o666) -> None:
+    """Write a file so readers see the old or the new content, never half of it (durable: fsync too); `mode`
+    (less the umask, as open() does) applies from the first byte: 0o600 for a file holding a key leaves no
+    moment where others may read it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # threads of one process too
-    with open(tmp, "wb") as f:
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "wb") as f:
         f.write(data.encode("utf-8") if isinstance(data, str) else data)
         if durable:  # survives an OS crash, not only a killed process
             f.flush()

@@ -175,11 +175,18 @@ def test_sactor_config_takes_model_and_budget_from_the_live_server(tmp_path):
                                                      "max_model_len": 40960}]}
         return 404, {"detail": "no"}
     fake = FakeServer(handler)
+    mine = tmp_path / "mine.toml"
+    mine.write_text('[general]\nllm = "OpenAI"\n\n[test_generator]\nmax_attempts = 6\n')
     try:
         text = c2rust.sactor_config(Client(fake.url))
         r = lab("c2rust", "sactor-config", "--base-url", fake.url, "-o", str(tmp_path / "sactor.toml"))
+        again = lab("c2rust", "sactor-config", "--base-url", fake.url, "-o", str(tmp_path / "sactor.toml"))
+        refused = lab("c2rust", "sactor-config", "--base-url", fake.url, "-o", str(mine))
     finally:
         fake.close()
+    assert again.returncode == 0  # its own file: rewritten
+    assert refused.returncode == 1 and "was not written by this command" in refused.stderr
+    assert "test_generator" in mine.read_text()  # a user's sactor.toml keeps its other sections
     import tomllib
     cfg = tomllib.loads(text)
     assert cfg["general"]["llm"] == "VLLM"
