@@ -195,9 +195,13 @@ def build(runs_dir: Path | None = None, jdir: Path | None = None) -> Path:
              "Each entry keeps what its notebooks recorded; entries stay when `runs/` is gone.", "",
              "| run | profile | model | notebooks | git |", "|---|---|---|---|---|"]
     for e in entries:
-        ok = sum(n["status"] == "ok" for n in e["notebooks"])
-        git = (e.get("env") or {}).get("git_commit", "?")[:10] + ("*" if (e.get("env") or {}).get("git_dirty") else "")
-        lines.append(f"| [{e['id']}](runs/{e['id']}/README.md) | {e['profile']} | {e['model']} | "
-                     f"{ok}/{len(e['notebooks'])} ok | {git} |")
+        try:  # an entry.json edited by hand: skipped with a warning, like a broken run.json
+            ok = sum(n["status"] == "ok" for n in e["notebooks"])
+            env = e.get("env") or {}
+            git = str(env.get("git_commit", "?"))[:10] + ("*" if env.get("git_dirty") else "")
+            lines.append(f"| [{e['id']}](runs/{e['id']}/README.md) | {e['profile']} | {e['model']} | "
+                         f"{ok}/{len(e['notebooks'])} ok | {git} |")
+        except (KeyError, TypeError, AttributeError) as err:
+            _skipped(jdir / "runs" / e["id"] / "entry.json", err)
     paths.atomic_write(jdir / "README.md", "\n".join(lines) + "\n")
     return jdir

@@ -70,6 +70,13 @@ def test_journal_build_skips_a_corrupt_run_json_with_a_warning(tmp_path):
     assert "warning: journal: skipped" in r.stderr and "not valid JSON" in r.stderr
     assert "20260101T000000Z-tiny" in r.stderr
     assert (tmp_path / "j" / "runs" / "20260102T000000Z-tiny" / "README.md").exists()
+    hand = tmp_path / "j" / "runs" / "20260103T000000Z-tiny" / "entry.json"  # an entry edited by hand
+    hand.parent.mkdir(parents=True)
+    hand.write_text(json.dumps({"id": "20260103T000000Z-tiny", "notebooks": [{"name": "01"}]}))
+    r = lab("journal", "build", env={"LAB_RUNS": str(runs), "LAB_JOURNAL": str(tmp_path / "j")})
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert "skipped" in r.stderr and "20260103T000000Z-tiny" in r.stderr
+    assert "20260102T000000Z-tiny" in (tmp_path / "j" / "README.md").read_text()
 
 
 def _gguf_without_tokenizer(path: Path) -> Path:
