@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 from typing import Any
 
 from lab import LabError, options
@@ -262,17 +264,42 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (a `timeout`, a CI cancel, a closed terminal), raised where Ctrl-C would be: every
+    clean-up written for Ctrl-C runs (servers and kernels a run started are stopped, finished work is kept);
+    Python's default for SIGTERM ends the process at once and left them running."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise Terminated(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one `error:` line and a non-zero exit for every user or server error, never a traceback."""
     args = parser().parse_args(sys.argv[1:] if argv is None else argv)
+    before = {s: signal.signal(s, _terminated) for s in (signal.SIGTERM, signal.SIGHUP)} \
+        if threading.current_thread() is threading.main_thread() else {}
+    try:
+        return _run(args)
+    finally:
+        for s, h in before.items():
+            signal.signal(s, h)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
     except LabError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("interrupted: stopped; finished work is kept on disk", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        sig = getattr(e, "signum", signal.SIGINT)
+        print(f"interrupted ({signal.Signals(sig).name}): stopped; finished work is kept on disk", file=sys.stderr)
+        return 128 + sig
     except BrokenPipeError:  # `lab run --plan | head`: the reader left; nothing more to say on stdout
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush cannot fail again
         print("error: output closed early (broken pipe)", file=sys.stderr)

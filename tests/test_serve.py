@@ -223,3 +223,28 @@ def _cli_errors_at_the_server_boundary(port: int, secret: str) -> None:
         assert secret not in r.stderr and "wrong-key" not in r.stderr
     r = lab("chat", "hi", "--temperature", "-1", env=env)
     assert "temperature" in r.stderr.lower()  # the server's own words reach the user
+
+
+def test_sigterm_during_a_start_stops_the_server_it_was_starting(tmp_path):
+    """`timeout`, a CI cancel or a closed terminal sends SIGTERM (SIGHUP): the same clean-up as Ctrl-C runs."""
+    import subprocess
+    import sys
+    port = free_port()
+    env = {**os.environ, "LAB_PORT": str(port)}
+    p = subprocess.Popen([sys.executable, "-m", "lab.cli", "serve", "start", "--profile", "tiny"], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    rec = paths.logs() / f"vllm-{port}.json"
+    deadline = time.time() + 60
+    while time.time() < deadline and not rec.exists():
+        time.sleep(0.2)
+    assert rec.exists(), "the server was spawned"
+    pgid = json.loads(rec.read_text())["pgid"]
+    try:
+        time.sleep(2)  # well inside its start-up
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=120)
+        assert p.returncode != 0 and "interrupted during start-up" in err and "Traceback" not in err, err
+        assert procs.group_pids(pgid) == [] and not rec.exists()
+    finally:
+        procs.stop_group(pgid)  # a failing test leaves no server either
+        rec.unlink(missing_ok=True)
