@@ -284,13 +284,14 @@ def main(argv: list[str] | None = None) -> int:
     before = {s: signal.signal(s, _terminated) for s in (signal.SIGTERM, signal.SIGHUP)} \
         if threading.current_thread() is threading.main_thread() else {}
     try:
-        return _run(args)
+        return _dispatch(args)
     finally:
         for s, h in before.items():
             signal.signal(s, h)
 
 
-def _run(args: argparse.Namespace) -> int:
+def _dispatch(args: argparse.Namespace) -> int:
+    """The subcommand, with every way it can end turned into an exit status and at most one line."""
     try:
         return int(args.func(args) or 0)
     except LabError as e:
