@@ -96,3 +96,32 @@ def test_cli_cell_timeout_option_and_profile_default():
     assert a.cell_timeout == 7
     assert cli.parser().parse_args(["run", "01"]).cell_timeout is None
     assert config.load("tiny").cell_timeout == 900 and config.load("smollm2-135m").cell_timeout == 1800
+
+
+def test_sigterm_stops_the_run_its_kernel_and_keeps_what_ran(tmp_path):
+    """`timeout lab run ...` or a CI cancel: SIGTERM takes the Ctrl-C path (Python's default left the kernel)."""
+    import signal
+    nb = _notebook(tmp_path / "93_term.ipynb",
+                   f"import os, time\nopen({str(tmp_path / 'kernel.pid')!r}, 'w').write(str(os.getpid()))\n"
+                   "time.sleep(600)")
+    short = Path(tempfile.mkdtemp(prefix="lr-"))
+    env = {**os.environ, "LAB_RUNS": str(short / "runs"), "LAB_JOURNAL": str(tmp_path / "journal")}
+    p = subprocess.Popen([sys.executable, "-m", "lab.cli", "run", str(nb), "--profile", "tiny", "--no-share-server"],
+                         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while not (tmp_path / "kernel.pid").exists() and time.time() < deadline:
+            time.sleep(0.2)
+        pid = int((tmp_path / "kernel.pid").read_text())
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=120)
+        assert p.returncode != 0 and "interrupted" in out + err and "Traceback" not in err, (out, err)
+        deadline = time.time() + 15
+        while _alive(pid) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not _alive(pid), "the kernel outlived a SIGTERM of lab run"
+        run_dir = next((short / "runs").iterdir())
+        assert [n["status"] for n in json.loads((run_dir / "run.json").read_text())["notebooks"]] == ["interrupted"]
+    finally:
+        p.kill()
+        shutil.rmtree(short)
