@@ -281,8 +281,11 @@ def _terminated(signum: int, frame: Any) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one `error:` line and a non-zero exit for every user or server error, never a traceback."""
     args = parser().parse_args(sys.argv[1:] if argv is None else argv)
-    before = {s: signal.signal(s, _terminated) for s in (signal.SIGTERM, signal.SIGHUP)} \
-        if threading.current_thread() is threading.main_thread() else {}
+    before = {}
+    if threading.current_thread() is threading.main_thread():
+        for s in (signal.SIGTERM, signal.SIGHUP):
+            if signal.getsignal(s) is not signal.SIG_IGN:  # `nohup lab run ...` ignores SIGHUP: keep it so
+                before[s] = signal.signal(s, _terminated)
     try:
         return _dispatch(args)
     finally:

@@ -27,3 +27,30 @@ def test_help_explains_every_option():
     out = lab("run", "--help").stdout
     for opt in ("--profile", "--param", "--params-file", "--fail-fast", "--share-server"):
         assert opt in out
+
+
+def test_sighup_interrupts_like_ctrl_c_unless_nohup_ignores_it(monkeypatch, capsys):
+    import os
+    import signal
+    import time
+
+    from lab import cli
+    from lab.c2rust import cli as c2rust_cli
+
+    def hang_up(a):
+        os.kill(os.getpid(), signal.SIGHUP)
+        time.sleep(0.5)  # the handler raises inside this sleep
+        print("went on")
+        return 0
+    monkeypatch.setattr(c2rust_cli, "_check", hang_up)
+    old = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as under `nohup`
+    try:
+        assert cli.main(["c2rust", "check", "a.c", "t.json", "a.rs"]) == 0
+        assert "went on" in capsys.readouterr().out
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        assert cli.main(["c2rust", "check", "a.c", "t.json", "a.rs"]) == 128 + signal.SIGHUP
+        err = capsys.readouterr().err
+        assert "interrupted (SIGHUP)" in err and "went on" not in err
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_DFL  # main() put the handler back
+    finally:
+        signal.signal(signal.SIGHUP, old)
