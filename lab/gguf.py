@@ -27,7 +27,8 @@ def file_hash(path: Path) -> str:
 def architecture(path: Path) -> str:
     """general.architecture of a GGUF file; one line for a missing, non-GGUF or truncated file."""
     if not path.is_file():
-        raise LabError(f"{path} does not exist")
+        raise LabError(f"{path} does not exist" if not path.exists() else
+                       f"{path} is not a GGUF file (a folder, device or pipe)")
     with open(path, "rb") as f:
         if f.read(4) != MAGIC:
             raise LabError(f"{path}: not a GGUF file (it does not start with 'GGUF')")

@@ -109,6 +109,12 @@ def test_import_gguf_name_cannot_leave_the_model_cache(tmp_path):
         gguf.clean_name("///")
 
 
+def test_import_gguf_of_a_folder_or_a_device(tmp_path):
+    _one_error(lab("model", "import-gguf", str(tmp_path)), "is not a GGUF file (a folder, device or pipe)")
+    _one_error(lab("model", "import-gguf", "/dev/zero"), "/dev/zero is not a GGUF file")
+    _one_error(lab("model", "import-gguf", str(tmp_path / "nope.gguf")), "nope.gguf does not exist")
+
+
 @pytest.mark.parametrize("case", ["broken_json", "no_choices", "not_sse"])
 def test_chat_against_a_server_that_answers_nonsense(case):
     def handler(path, body):
