@@ -333,7 +333,6 @@ def _crash(e: BaseException) -> int:
     where = "set LAB_TRACEBACK=1 to see the traceback"
     try:
         f = paths.logs() / f"crash-{paths.utc_stamp()}-{os.getpid()}.txt"
-        f.parent.mkdir(parents=True, exist_ok=True)
         paths.atomic_write(f, " ".join(sys.argv) + "\n" + text)
         where = f"traceback in {f}"
     except OSError:

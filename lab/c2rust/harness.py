@@ -110,9 +110,10 @@ def judge(case: Case, index: int, out: sandbox.Outcome) -> CaseResult:
         return CaseResult(index, False, "crash", code, f"killed by signal {-code}")
     if case.sactor:
         actual = normalize(out.stdout.decode("utf-8", "replace") + out.stderr.decode("utf-8", "replace"))
-        if actual != normalize(case.expected):
-            return CaseResult(index, False, "wrong_output", code, _diff(normalize(case.expected), actual),
-                              output_note(normalize(case.expected), actual))
+        expected = normalize(case.expected)
+        if actual != expected:
+            return CaseResult(index, False, "wrong_output", code, _diff(expected, actual),
+                              output_note(expected, actual))
         return CaseResult(index, True, "ok", code)
     text = out.stdout.decode("utf-8", "replace")
     if text != case.expected:

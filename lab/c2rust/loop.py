@@ -240,7 +240,7 @@ def translate(c_file: str | Path, tests: str | Path, client: Client, settings: L
     say = (lambda m: print(f"[{name}] {m.strip()}", flush=True)) if st.progress else (lambda m: None)
     key = _key(src, task, client.model, st)
     if out and (earlier := _earlier(Path(out) / f"{name}.json", key)):
-        say(f"reused the finished result in {out} (same program, tests, model and settings)")
+        say(f"reused the finished result in {out} (same program, tests, model, settings and prompt)")
         return earlier
     ref = check_source(src, task, "c")
     if not ref.ok:

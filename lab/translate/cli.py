@@ -9,7 +9,7 @@ from pathlib import Path
 from lab import LabError, config, options, paths
 from lab.measure import ratio_line
 from lab.translate import document, sources
-from lab.translate.outputs import UNTRANSLATED, rebuild
+from lab.translate.outputs import RUN_STATS, UNTRANSLATED, rebuild
 from lab.translate.pipeline import Settings, Translator
 from lab.translate.prompts import PromptSpec, load_fewshot, load_glossary
 
@@ -116,7 +116,7 @@ def _run(a: argparse.Namespace) -> int:
         for note in src.notes:
             print(f"read: {src.path}: {note}")
     stats = Translator(s).run(srcs)
-    paths.atomic_write(s.out / "run.json", json.dumps(stats, ensure_ascii=False, indent=1) + "\n")
+    paths.atomic_write(s.out / RUN_STATS, json.dumps(stats, ensure_ascii=False, indent=1) + "\n")
     print(f"translated {stats['documents']} document(s), {stats['chunks']} chunks ({stats['reused']} reused from "
           f"an earlier run) in {stats['wall_s']:.0f} s with {stats['requests']} requests ({stats['retries']} "
           f"retries, {stats['splits']} splits); wrote {', '.join(stats['outputs'])} in {s.out}")

@@ -9,6 +9,7 @@ from lab import LabError, paths
 from lab.translate.document import Doc, assemble, load_doc, names, untranslated
 
 UNTRANSLATED = "untranslated.tsv"
+RUN_STATS = "run.json"  # the run's numbers, written by `lab translate` once the run ends
 
 
 def write_document(out: Path, name: str, pairs: list[tuple[str, str]], bilingual: bool) -> None:
@@ -39,7 +40,7 @@ def epub_path(out: Path, src: str | Path) -> Path:
 
 def planned(out: Path, docs: list[Doc], bilingual: bool, epub: bool) -> list[Path]:
     """Every file a run will write in `out` (the cache and logs/ aside)."""
-    files = [out / "run.json", out / UNTRANSLATED]
+    files = [out / RUN_STATS, out / UNTRANSLATED]
     for d in docs:
         files += [out / f"{d.name}.zh.txt"] + ([out / f"{d.name}.bilingual.md"] if bilingual else [])
     files += [epub_path(out, src) for src in {d.epub for d in docs if d.epub}]
