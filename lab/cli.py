@@ -202,7 +202,7 @@ def _add_chat(sub: argparse._SubParsersAction) -> None:
     options.endpoint_opts(p)
     p.add_argument("--system", help="system message (default: none)")
     p.add_argument("--max-tokens", type=options.POSITIVE_INT, default=256, help="tokens in the answer (default: 256)")
-    p.add_argument("--temperature", type=float, default=0.0,
+    p.add_argument("--temperature", type=options.checked(float), default=0.0,
                    help="sampling temperature, passed to the server as given (default: 0, greedy)")
     p.add_argument("--thinking", action="store_true", help="let Qwen3-style models think (default: off)")
     p.add_argument("--no-stream", action="store_true", help="wait for the whole answer (default: stream)")
@@ -220,7 +220,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-f", "--params-file", action="append", default=[], metavar="YAML",
                    help="parameters file (papermill -f style), repeatable; -p wins")
     p.add_argument("--fail-fast", action="store_true", help="stop at the first failing notebook (default: go on)")
-    p.add_argument("--cell-timeout", type=int, metavar="S", default=None,
+    p.add_argument("--cell-timeout", type=options.NON_NEGATIVE_INT, metavar="S", default=None,
                    help="seconds one cell may run before its notebook fails and its kernel is stopped; 0: no limit "
                    "(default: the profile's cell_timeout: tiny 900, others 1800)")
     p.add_argument("--plan", action="store_true", help="print what each notebook would get and load (parameters, "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import inspect
+import math
 import os
 from collections.abc import Callable
 from typing import Any
@@ -52,6 +53,8 @@ def checked(kind: Callable[[str], Any], low: float | None = None, high: float | 
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
                                              f"got {text!r}") from None
+        if not math.isfinite(v):  # nan passes every comparison, inf is no bound (a timeout must end)
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text}")
         if low is not None and (v <= low if low_open else v < low):
             raise argparse.ArgumentTypeError(f"must be {'>' if low_open else '>='} {low:g}, got {text}")
         if high is not None and v > high:
@@ -152,6 +155,8 @@ def comma_ints(text: str) -> list[int]:
 def comma_positive_floats(text: str) -> list[float]:
     """'2,4.5' -> [2.0, 4.5], every value > 0."""
     vals = comma_list(text, float, "numbers")
+    if not all(math.isfinite(v) for v in vals):
+        raise argparse.ArgumentTypeError(f"expected finite numbers, got {text!r}")
     if min(vals) <= 0:
         raise argparse.ArgumentTypeError(f"expected numbers > 0, got {text!r}")
     return vals

@@ -73,6 +73,20 @@ def atomic_write(path: Path, data: bytes | str, durable: bool = True, mode: int 
 MAX_INPUT_BYTES = 256 << 20
 
 
+def out_dir(out: str | Path, flag: str = "--out") -> Path:
+    """The output folder, made now (before any work, so a bad -o costs nothing); a file or an uncreatable path is
+    one LabError naming the option."""
+    from lab import LabError
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise LabError(f"{flag} {out} is a file; give a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise LabError(f"{flag} {out}: cannot create the folder ({e.strerror})") from None
+    return out
+
+
 def check_replaceable(out: Path, markers: tuple[str, ...], what: str) -> None:
     """A folder a finished job will replace whole must be missing, empty, or an earlier output of that job
     (one of `markers` inside): else one LabError, before any work (`--out .` would be deleted)."""

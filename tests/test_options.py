@@ -43,7 +43,10 @@ def test_defaults_come_from_the_dataclass_or_the_signature_and_the_help_states_t
                                             (options.checked(float, 0, 2), "3", "must be <= 2, got 3"),
                                             (options.comma_ints, "1,,2", "no empty item, got '1,,2'"),
                                             (options.comma_ints, "0,2", "integers >= 1, got '0,2'"),
-                                            (options.comma_positive_floats, "1,-2", "numbers > 0, got '1,-2'")])
+                                            (options.comma_positive_floats, "1,-2", "numbers > 0, got '1,-2'"),
+                                            (options.POSITIVE_FLOAT, "nan", "expected a finite number, got nan"),
+                                            (options.checked(float, 0), "inf", "finite number, got inf"),
+                                            (options.comma_positive_floats, "2,nan", "finite numbers, got '2,nan'")])
 def test_bad_values_are_argparse_errors(parse, text, msg):
     with pytest.raises(argparse.ArgumentTypeError, match=msg):
         parse(text)

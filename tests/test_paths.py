@@ -60,3 +60,13 @@ def test_folders_follow_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("LAB_RUN_DIR", str(tmp_path / "run1"))
     assert paths.run_dir("x") == tmp_path / "run1" / "x"
     assert len(paths.utc_stamp()) == 16 and paths.utc_stamp(iso=True).endswith("Z")
+
+
+def test_out_dir_is_made_before_work_and_a_file_is_refused(tmp_path):
+    assert paths.out_dir(tmp_path / "a" / "b").is_dir()
+    (tmp_path / "f").write_text("kept")
+    with pytest.raises(LabError, match=r"^-o \S+f is a file; give a folder$"):
+        paths.out_dir(tmp_path / "f", "-o")
+    with pytest.raises(LabError, match="cannot create the folder"):
+        paths.out_dir(tmp_path / "f" / "under")
+    assert (tmp_path / "f").read_text() == "kept"

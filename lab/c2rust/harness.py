@@ -54,7 +54,7 @@ class CheckReport:
     def summary(self) -> str:
         """One line for humans."""
         if not self.compiled:
-            return "does not compile: " + (self.compile_errors.strip().splitlines() or ["?"])[0]
+            return "does not compile: " + first_error(self.compile_errors)
         bad = [f"case {c.index}: {c.reason}" for c in self.cases if not c.passed]
         return f"{self.passed}/{len(self.cases)} cases pass" + (f" ({'; '.join(bad[:3])})" if bad else "")
 
@@ -62,6 +62,16 @@ class CheckReport:
         return {"compiled": self.compiled, "compile_errors": self.compile_errors, "passed": self.passed,
                 "total": len(self.cases), "crates": self.crates,
                 "cases": [asdict(c) for c in self.cases]}
+
+
+# rustc's `error[E0425]: ...` and gcc's `prog.c:3:5: error: ...` (gcc prints `In function` lines first)
+ERROR_LINE = re.compile(r"^(error|.*?: (fatal )?error)(\[\w+\])?:")
+
+
+def first_error(output: str) -> str:
+    """The first error line of compiler output, else its first line."""
+    lines = output.strip().splitlines()
+    return next((ln for ln in lines if ERROR_LINE.match(ln)), lines[0] if lines else "?")
 
 
 def _diff(expected: str, actual: str) -> str:

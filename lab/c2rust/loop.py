@@ -234,6 +234,8 @@ def translate(c_file: str | Path, tests: str | Path, client: Client, settings: L
     if st.candidates < 1:
         raise LabError(f"candidates must be >= 1, got {st.candidates}")
     c_file = Path(c_file)
+    if out:
+        out = paths.out_dir(out)
     src = paths.read_text(c_file, "C program")
     task = load_task(tests, st.feed)
     name = program_name(c_file)
@@ -305,6 +307,8 @@ def batch(folder: str | Path, client: Client, settings: LoopSettings | None = No
     if st.concurrency < 1:
         raise LabError(f"concurrency must be >= 1, got {st.concurrency}")
     progs = programs(folder)
+    if out:
+        out = paths.out_dir(out)
     done = 0
 
     gone = threading.Event()  # set at a server-wide failure: programs not started yet are not started

@@ -127,7 +127,15 @@ def _lab_cases(data: dict[str, Any], p: Path) -> list[Case]:
 
 def load_task(path: str | Path, feed: str | None = None) -> Task:
     """Any supported task file; SACToR paths inside resolve relative to the task file; errors name file and entry."""
-    p = Path(path)
+    task = _load_task(Path(path), feed)
+    for i, c in enumerate(task.cases):
+        if any("\0" in a for a in c.args):
+            # execve cannot pass a NUL byte: the check would die in the sandbox, not report
+            raise LabError(f"{task.path}: case {i}: an argument holds a NUL byte, which no program can receive")
+    return task
+
+
+def _load_task(p: Path, feed: str | None) -> Task:
     data = _json(p)
     if isinstance(data, dict):
         return Task(p, "lab", _lab_cases(data, p))

@@ -318,8 +318,10 @@ class Translator:
 
     def run(self, path: str | Path | list[sources.Source]) -> dict[str, Any]:
         """Translate a file or folder; outputs per document as each completes; returns the stats."""
-        docs = self.prepare(path)  # every input problem is found before anything is created
         out = self.s.out
+        if out.exists() and not out.is_dir():
+            raise LabError(f"-o {out} is a file; give a folder for the translations")
+        docs = self.prepare(path)  # every input problem is found before anything is created
         refuse_overwrites(out, docs, self.s.bilingual, self.s.epub)
         try:
             out.mkdir(parents=True, exist_ok=True)

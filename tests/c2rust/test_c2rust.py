@@ -69,15 +69,23 @@ def test_bad_inputs_name_the_problem(tmp_path):
     (tmp_path / "t.json").write_text('{"cases": [{"args": []}]}')
     with pytest.raises(LabError, match=r"cases\[0\]\.expected_stdout is missing"):
         c2rust.load_task(tmp_path / "t.json")
+    (tmp_path / "t.json").write_text('{"cases": [{"args": ["4\\u00002"], "expected_stdout": "42\\n"}]}')
+    with pytest.raises(LabError, match=r"t.json: case 0: an argument holds a NUL byte"):
+        c2rust.load_task(tmp_path / "t.json")
     (tmp_path / "t.json").write_text("{not json")
     with pytest.raises(LabError, match="not valid JSON"):
         c2rust.load_task(tmp_path / "t.json")
     (tmp_path / "bad.c").write_text("int main( { return 0; }")
     (tmp_path / "ok.rs").write_text("fn main() {}")
-    with pytest.raises(LabError, match="bad task: the C reference .* fails its own tests: does not compile"):
+    # gcc prints "In function 'main':" first; the line shown is the error itself
+    with pytest.raises(LabError, match="bad task: the C reference .* fails its own tests: does not compile: "
+                                       r"\S*\.c:1:\d+: error: "):
         c2rust.check(tmp_path / "bad.c", tests, tmp_path / "ok.rs")
     r = lab("c2rust", "check", str(c_file), str(tmp_path / "t.json"), str(tmp_path / "ok.rs"))
     assert r.returncode == 1 and r.stderr.startswith("error: ") and "not valid JSON" in r.stderr
+    for cmd in (["translate", str(c_file), str(tests)], ["batch", str(DATA)]):  # refused before any request
+        r = lab("c2rust", *cmd, "--out", str(tmp_path / "ok.rs"), "--base-url", "http://127.0.0.1:9/v1")
+        assert r.returncode == 1 and r.stderr.strip().endswith("ok.rs is a file; give a folder"), r.stderr
 
 
 def test_extract_and_count():

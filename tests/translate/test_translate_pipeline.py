@@ -206,6 +206,10 @@ def test_bad_inputs(tmp_path):
         if os.geteuid() != 0:  # root writes anywhere; the check still runs for users
             with pytest.raises(LabError, match="is not writable"):
                 Translator(_settings(ro / "out", fake.url)).run(tmp_path / "in.txt")
+        (tmp_path / "afile").write_text("kept")
+        with pytest.raises(LabError, match="afile is a file; give a folder"):
+            Translator(_settings(tmp_path / "afile", fake.url)).run(_doc(tmp_path, ["一行目です。"]))
+        assert (tmp_path / "afile").read_text() == "kept"
     finally:
         fake.close()
     r = lab("translate", str(SAMPLES / "ja"), "-o", str(tmp_path / "x"), "--base-url", "http://127.0.0.1:9/v1")
