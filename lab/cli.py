@@ -10,7 +10,7 @@ import sys
 import threading
 from typing import Any
 
-from lab import LabError, options
+from lab import LabError, crash, options
 from lab.bench.cli import add_commands as bench_commands
 from lab.c2rust.cli import add_commands as c2rust_commands
 from lab.finetune.cli import add_commands as finetune_commands
@@ -321,25 +321,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             return 1
         if os.environ.get("LAB_TRACEBACK"):
             raise
-        return _crash(e)
-
-
-def _crash(e: BaseException) -> int:
-    """A bug, not bad input: one line on stderr, the traceback kept in logs/ for the bug report."""
-    import traceback
-
-    from lab import paths
-    text = "".join(traceback.format_exception(e))
-    where = "set LAB_TRACEBACK=1 to see the traceback"
-    try:
-        f = paths.logs() / f"crash-{paths.utc_stamp()}-{os.getpid()}.txt"
-        paths.atomic_write(f, " ".join(sys.argv) + "\n" + text)
-        where = f"traceback in {f}"
-    except OSError:
-        pass
-    print(f"error: internal error {type(e).__name__}: {e} (a bug in lab, not in your input; {where})",
-          file=sys.stderr)
-    return 1
+        return crash.report(e)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from lab import LabError, config, paths, procs
+from lab import LabError, config, crash, paths, procs
 
 ALLOWED = ("lab.finetune.train:train_dict", "lab.bench.engines:hf_generate", "lab.bench.engines:vllm_generate")
 
@@ -108,6 +108,10 @@ def _main(argv: list[str]) -> int:
     except LabError as e:
         print(f"error: {e}", flush=True)
         return 1
+    except Exception as e:  # a bug: the parent shows this one line, the traceback stays in logs/
+        if os.environ.get("LAB_TRACEBACK"):
+            raise
+        return crash.report(e, [target])
     paths.atomic_write(Path(res_file), json.dumps(res, ensure_ascii=False))
     return 0
 

@@ -35,3 +35,11 @@ def test_isolated_work_reports_its_error_in_one_line(tmp_path):
                     quiet=True)
     with pytest.raises(LabError, match="unknown isolated function"):
         isolate.run("os:system", {"command": "true"})
+
+
+def test_a_bug_in_isolated_work_is_one_line_with_its_traceback_in_the_logs(tmp_path):
+    with pytest.raises(LabError, match=r"^internal error TypeError: .*bogus.* traceback in \S+crash-") as e:
+        isolate.run("lab.finetune.train:train_dict", {"model": "x", "bogus": 1}, env={"LAB_LOGS": str(tmp_path)},
+                    quiet=True)
+    assert "\n" not in str(e.value)
+    assert "Traceback" in next(tmp_path.glob("crash-*.txt")).read_text()

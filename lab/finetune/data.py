@@ -18,6 +18,8 @@ def load_jsonl(path: str | Path) -> list[list[dict[str, str]]]:
         msgs = rec.get("messages") if isinstance(rec, dict) else None
         if not isinstance(msgs, list) or not all(isinstance(m, dict) and {"role", "content"} <= set(m) for m in msgs):
             raise LabError(f"{p}:{n}: expected {{\"messages\": [{{\"role\": ..., \"content\": ...}}, ...]}}")
+        if not all(isinstance(m["role"], str) and isinstance(m["content"], str) for m in msgs):
+            raise LabError(f"{p}:{n}: every message's role and content must be strings")
         if not msgs or msgs[-1]["role"] != "assistant" or not msgs[-1]["content"].strip():
             raise LabError(f"{p}:{n}: the record has no final assistant turn to learn")
         out.append(msgs)

@@ -216,6 +216,21 @@ def check_out(out: Path) -> None:
     paths.check_replaceable(out, ("result.json", "adapter"), "fine-tune's output")
 
 
+def answered(tok: Any, recs: list[list[dict[str, str]]], max_len: int,
+             path: str | Path) -> tuple[list[dict[str, list[int]]], list[list[dict[str, str]]]]:
+    """Encoded records and the records themselves, less those whose prompt alone fills max_len (no answer token
+    left to learn or score: their loss is nan); a warning names them, none left is one LabError."""
+    data = [encode(tok, m, max_len) for m in recs]
+    keep = [i for i, d in enumerate(data) if any(x != IGNORE for x in d["labels"])]
+    if len(keep) < len(data):
+        lines = ", ".join(str(i + 1) for i in range(len(data)) if i not in set(keep))
+        if not keep:
+            raise LabError(f"{path}: no record keeps an answer token within --max-len {max_len} (their prompts are "
+                           f"longer); raise --max-len")
+        print(f"warning: {path}: record(s) {lines} skipped: the prompt alone fills --max-len {max_len}", flush=True)
+    return [data[i] for i in keep], [recs[i] for i in keep]
+
+
 def train(cfg: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
     """Train, evaluate before/after, save adapter + tokenizer + config atomically under cfg.out; progress: print
     a line every tenth of the steps."""
@@ -226,8 +241,8 @@ def train(cfg: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
     set_seed(cfg.seed)
     tok = AutoTokenizer.from_pretrained(config.local_or_reachable(cfg.model))
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    train_data = [encode(tok, m, cfg.max_len) for m in train_recs]
-    held_data = [encode(tok, m, cfg.max_len) for m in held_recs]
+    train_data, train_recs = answered(tok, train_recs, cfg.max_len, cfg.train)
+    held_data, held_recs = answered(tok, held_recs, cfg.max_len, cfg.heldout)
     t_load = time.time()
     model, n_total, loaded = _lora_model(cfg)
     refs = [m[-1]["content"] for m in held_recs]

@@ -62,6 +62,21 @@ def test_dataset_errors_name_file_and_line(tmp_path):
         finetune.load_jsonl(f)
     with pytest.raises(LabError, match="does not exist"):
         finetune.load_jsonl(tmp_path / "none.jsonl")
+    f.write_text('{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": 5}]}\n')
+    with pytest.raises(LabError, match=r"d.jsonl:1: every message's role and content must be strings"):
+        finetune.load_jsonl(f)
+
+
+def test_a_record_whose_prompt_fills_max_len_is_skipped_with_a_warning(tok, capsys):
+    """Truncated to max_len with no answer token left, it would train nothing and score a nan loss."""
+    from lab.finetune.train import answered
+    short = [{"role": "user", "content": "猫"}, {"role": "assistant", "content": "猫"}]
+    long = [{"role": "user", "content": "猫" * 400}, {"role": "assistant", "content": "犬"}]
+    data, recs = answered(tok, [long, short], 64, "t.jsonl")
+    assert recs == [short] and len(data) == 1 and any(x != finetune.IGNORE for x in data[0]["labels"])
+    assert "t.jsonl: record(s) 1 skipped: the prompt alone fills --max-len 64" in capsys.readouterr().out
+    with pytest.raises(LabError, match="t.jsonl: no record keeps an answer token within --max-len 64"):
+        answered(tok, [long], 64, "t.jsonl")
 
 
 def test_base_loads_in_4bit_nf4(tiny_model_dir):

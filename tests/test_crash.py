@@ -1,0 +1,21 @@
+"""lab.crash: a bug is one line; the kept traceback never holds a key."""
+
+from lab import crash
+
+
+def test_secret_options_are_masked():
+    assert crash.masked_argv(["lab", "serve", "start", "--api-key", "s3cret", "--api-key=s3cret", "--port", "1"]) \
+        == ["lab", "serve", "start", "--api-key", "***", "--api-key=***", "--port", "1"]
+
+
+def test_the_report_masks_the_key_wherever_it_appears(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LAB_LOGS", str(tmp_path))
+    monkeypatch.setenv("LAB_API_KEY", "k-12345")
+    try:
+        raise ValueError("bad reply from http://h/v1?key=k-12345")
+    except ValueError as e:
+        assert crash.report(e, ["lab", "chat", "--api-key", "k-12345"]) == 1
+    err = capsys.readouterr().err
+    text = next(tmp_path.glob("crash-*.txt")).read_text()
+    assert "k-12345" not in text and "--api-key ***" in text and "Traceback" in text
+    assert err.startswith("error: internal error ValueError") and err.count("\n") == 1 and "k-12345" not in err
