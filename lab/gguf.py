@@ -7,7 +7,9 @@ import importlib.util
 import os
 import re
 import shutil
+import struct
 from pathlib import Path
+from typing import Any
 
 from lab import LabError, paths
 
@@ -24,6 +26,69 @@ def file_hash(path: Path) -> str:
     return h.hexdigest()
 
 
+# Bytes of each fixed-size GGUF value type (gguf spec: uint8 ... float64; 8 is string, 9 is array)
+_SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+_STRING, _ARRAY = 8, 9
+
+
+class _Header:
+    """A bounds-checked walk over a GGUF header: every length and count is checked against the bytes left before
+    anything is allocated by it (an array of 2**60 items in a 60-byte file took all the machine's memory)."""
+
+    def __init__(self, f: Any, size: int) -> None:
+        self.f, self.size = f, size
+
+    def take(self, n: int) -> bytes:
+        self.fits(n, "a field")
+        return self.f.read(n)
+
+    def fits(self, n: int, what: str) -> None:
+        if n > self.size - self.f.tell():
+            raise ValueError(f"{what} of {n:,} bytes runs past the end of the file")
+
+    def u32(self) -> int:
+        return int(struct.unpack("<I", self.take(4))[0])
+
+    def u64(self) -> int:
+        return int(struct.unpack("<Q", self.take(8))[0])
+
+    def skip(self, n: int, what: str) -> None:
+        self.fits(n, what)
+        self.f.seek(n, 1)
+
+    def value(self, kind: int, depth: int = 0) -> None:
+        if kind in _SIZES:
+            self.skip(_SIZES[kind], "a value")
+        elif kind == _STRING:
+            self.skip(self.u64(), "a string")
+        elif kind == _ARRAY and depth < 2:
+            item, n = self.u32(), self.u64()
+            if item in _SIZES:
+                self.skip(n * _SIZES[item], f"an array of {n:,} items")
+                return
+            self.fits(n * 8, f"an array of {n:,} items")  # every string or array item takes >= 8 bytes
+            for _ in range(n):
+                self.value(item, depth + 1)
+        else:
+            raise ValueError(f"unknown value type {kind}")
+
+    def walk(self) -> None:
+        version = self.u32()
+        if version not in (2, 3):
+            raise ValueError(f"GGUF version {version}; versions 2 and 3 are read")
+        n_tensors, n_kv = self.u64(), self.u64()
+        self.fits(n_kv * 12 + n_tensors * 28, f"{n_kv:,} keys and {n_tensors:,} tensors")
+        for _ in range(n_kv):
+            self.skip(self.u64(), "a key")
+            self.value(self.u32())
+        for _ in range(n_tensors):
+            self.skip(self.u64(), "a tensor name")
+            dims = self.u32()
+            if dims > 4:  # GGML_MAX_DIMS
+                raise ValueError(f"a tensor of {dims} dimensions")
+            self.skip(dims * 8 + 12, "a tensor's shape")
+
+
 def architecture(path: Path) -> str:
     """general.architecture of a GGUF file; one line for a missing, non-GGUF or truncated file."""
     if not path.is_file():
@@ -32,6 +97,10 @@ def architecture(path: Path) -> str:
     with open(path, "rb") as f:
         if f.read(4) != MAGIC:
             raise LabError(f"{path}: not a GGUF file (it does not start with 'GGUF')")
+        try:
+            _Header(f, path.stat().st_size).walk()
+        except ValueError as e:
+            raise LabError(f"{path}: truncated or corrupt GGUF ({e})") from None
     try:
         from gguf import GGUFReader
         reader = GGUFReader(str(path))

