@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextvars
 import os
-import re
 import sys
 import tomllib
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from lab import LabError, paths
 from lab.hardware import gpu_count
+from lab.profile_checks import SERVE_FLAGS, checked_body
 
 if TYPE_CHECKING:
     from lab.client import Client
@@ -216,23 +216,6 @@ def default_name() -> str:
     return os.environ.get("LAB_PROFILE") or "tiny"
 
 
-HOSTNAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(?:\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*")
-
-
-def _checked_host(name: str, host: str) -> str:
-    """An IP address or a hostname; anything else (999.1.1.1, a URL) is refused with the profile's name."""
-    import ipaddress
-    try:
-        ipaddress.ip_address(host)
-        return host
-    except ValueError:
-        pass
-    if HOSTNAME.fullmatch(host) and not re.fullmatch(r"[\d.]+", host):
-        return host
-    raise LabError(f"profile {name!r}: host {host!r} is neither an IP address nor a hostname (e.g. 127.0.0.1, "
-                   f"0.0.0.0, localhost)")
-
-
 def load(name: str | None = None, check_device: bool = True) -> Profile:
     """Resolve a profile by name (default $LAB_PROFILE or tiny), applying env overrides."""
     name = name or default_name()
@@ -251,19 +234,7 @@ def load(name: str | None = None, check_device: bool = True) -> Profile:
     for required in ("model", "served_name"):
         if required not in body:
             raise LabError(f"profile {name!r}: missing required key {required!r}")
-    try:
-        body["port"] = int(body.get("port", 8000))
-    except ValueError:
-        raise LabError(f"profile {name!r}: port must be an integer, got {body['port']!r}") from None
-    if not 0 < body["port"] < 65536:
-        raise LabError(f"profile {name!r}: port must be between 1 and 65535, got {body['port']}")
-    body["host"] = _checked_host(name, str(body.get("host", Profile.host)))
-    try:
-        body["cell_timeout"] = int(body.get("cell_timeout", Profile.cell_timeout))
-    except (TypeError, ValueError):
-        raise LabError(f"profile {name!r}: cell_timeout must be a number of seconds, "
-                       f"got {body['cell_timeout']!r}") from None
-    check_serve(name, body.get("serve") or {})
+    body = checked_body(name, body, Profile.host, Profile.cell_timeout)
     prof = Profile(name=name, **body)
     prof.tensor_parallel(gpus=1)  # a bad value fails here, with the profile's name; "auto" resolves later
     if check_device:
@@ -322,27 +293,6 @@ def check_heads(prof: Profile, tp: int, config_json: dict[str, Any] | None) -> N
         best = max(d for d in range(1, tp) if heads % d == 0)
         raise LabError(f"profile {prof.name!r}: tensor_parallel_size {tp} does not divide the model's {heads} "
                        f"attention heads; use a divisor of {heads} (e.g. {best})")
-
-
-# A profile's [serve] table: keys that become vLLM flags, then keys with a meaning of their own.
-SERVE_FLAGS = {"dtype": "--dtype", "max_model_len": "--max-model-len",
-               "gpu_memory_utilization": "--gpu-memory-utilization",
-               "tensor_parallel_size": "--tensor-parallel-size", "pipeline_parallel_size": "--pipeline-parallel-size",
-               "quantization": "--quantization", "kv_cache_dtype": "--kv-cache-dtype",
-               "max_num_seqs": "--max-num-seqs", "max_num_batched_tokens": "--max-num-batched-tokens",
-               "max_lora_rank": "--max-lora-rank", "seed": "--seed",
-               "distributed_executor_backend": "--distributed-executor-backend",
-               "reasoning_parser": "--reasoning-parser"}
-SERVE_KEYS = sorted({*SERVE_FLAGS, "enforce_eager", "lora_modules", "extra_args", "env", "autogroup_nice"})
-
-
-def check_serve(name: str, serve: dict[str, Any]) -> None:
-    """Refuse a [serve] key nothing reads (a misspelt flag would otherwise be dropped without a word)."""
-    bad = sorted(set(serve) - set(SERVE_KEYS))
-    if bad:
-        raise LabError(f"profile {name!r}: unknown serve key {bad[0]!r}; valid: {', '.join(SERVE_KEYS)}")
-    if not isinstance(serve.get("env", {}), dict) or not isinstance(serve.get("extra_args", []), list):
-        raise LabError(f"profile {name!r}: serve.env must be a table and serve.extra_args a list")
 
 
 def serve_command(prof: Profile, api_key: str | None = None, gpus: int | None = None) -> list[str]:

@@ -69,6 +69,25 @@ def test_user_profiles_file(tmp_path, monkeypatch):
     assert cmd[cmd.index("--max-num-batched-tokens") + 1] == "512"
 
 
+@pytest.mark.parametrize("toml,msg", [
+    ('[tiny.serve]\nmax_model_len = -1\n', "serve.max_model_len must be a whole number >= 1, got -1"),
+    ('[tiny.serve]\nmax_num_seqs = "many"\n', "serve.max_num_seqs must be a whole number >= 1, got 'many'"),
+    ('[tiny.serve]\ngpu_memory_utilization = 1.5\n', r"serve.gpu_memory_utilization must be a number in \(0, 1\]"),
+    ('[tiny.serve]\nenforce_eager = "yes"\n', "serve.enforce_eager must be true or false"),
+    ('[tiny.serve]\nextra_args = "--x"\n', "serve.extra_args must be a list of strings"),
+    ('[tiny.serve.env]\nVLLM_X = 5\n', r"serve.env must be a table of strings \(write VAR = \"1\", quoted\)"),
+    ('[tiny]\ndevice = "tpu"\n', "device must be \"cpu\" or \"cuda\", got 'tpu'"),
+    ('[tiny]\ncell_timeout = -3\n', "cell_timeout must be >= 0 seconds"),
+    ('[tiny.params.4]\nconcurrency = 1\n', "params.4 must be a table named \"all\" or a notebook's two-digit number"),
+])
+def test_a_profile_value_of_the_wrong_kind_is_one_line_naming_it(tmp_path, monkeypatch, toml, msg):
+    """Caught when the profile loads, not minutes later as a failed vLLM start or a traceback."""
+    (tmp_path / "lab.toml").write_text(toml)
+    monkeypatch.setenv("LAB_PROFILES", str(tmp_path / "lab.toml"))
+    with pytest.raises(LabError, match=f"^profile 'tiny': {msg}"):
+        config.load("tiny")
+
+
 def test_serve_command_tiny_cpu():
     cmd = config.serve_command(config.load("tiny"))
     assert cmd[:3] == [sys.executable, "-m", "vllm.entrypoints.openai.api_server"]

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -31,6 +32,19 @@ def test_resolve_names():
 def test_declared_parameters():
     assert runner.declared_parameters(runner.resolve(["01"])[0]) >= {"profile", "interactive", "concurrency"}
     assert "interactive" not in runner.declared_parameters(runner.resolve(["00"])[0])
+
+
+@pytest.mark.parametrize("given,msg", [("concurrency=lots", "expected an integer .* got 'lots'"),
+                                       ("concurrency=2.5", "expected an integer"),
+                                       ("interactive=1", "expected true or false"),
+                                       ("prompt=5", "expected a string")])
+def test_a_parameter_of_another_kind_than_the_notebooks_default_is_refused_first(given, msg):
+    """Refused before any notebook starts, not in a cell minutes later."""
+    r = lab("run", "01", "--plan", "-p", given)
+    assert r.returncode == 1 and re.match(f"error: -p {given.split('=')[0]}: {msg}", r.stderr), r.stderr
+    defaults = runner.parameter_defaults(runner.resolve(["02"])[0])
+    assert defaults["concurrencies"] == [1, 2, 4, 8, 16, 32] and defaults["cross_check"] is True
+    runner.check_kind("lr", 1, 0.003, "-p")  # an int where a float is expected is fine
 
 
 def test_params_file_errors(tmp_path):
@@ -123,7 +137,7 @@ def test_a_failing_notebook_leaves_no_server_running(tmp_path):
     from lab import serve
     port = free_port()
     env = {"LAB_RUNS": str(tmp_path / "runs"), "LAB_JOURNAL": str(tmp_path / "j"), "LAB_PORT": str(port)}
-    r = lab("run", "01", "--no-share-server", "-p", "max_tokens=abc", env=env)
+    r = lab("run", "01", "--no-share-server", "-p", "max_tokens=100000", env=env)  # over the context: a 400
     assert r.returncode == 1 and "01_serving failed" in r.stdout and "cell [" in r.stdout
     assert "01_serving left a server running: stopped port" in r.stdout and "servers: stopped 1" in r.stdout
     rec = json.loads((next((tmp_path / "runs").glob("*-tiny")) / "run.json").read_text())

@@ -1,0 +1,111 @@
+"""What a profile may hold: its fields and [serve] keys checked when it loads, one line per problem."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from lab import LabError
+
+HOSTNAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(?:\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*")
+
+
+def checked_host(name: str, host: str) -> str:
+    """An IP address or a hostname; anything else (999.1.1.1, a URL) is refused with the profile's name."""
+    import ipaddress
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    if HOSTNAME.fullmatch(host) and not re.fullmatch(r"[\d.]+", host):
+        return host
+    raise LabError(f"profile {name!r}: host {host!r} is neither an IP address nor a hostname (e.g. 127.0.0.1, "
+                   f"0.0.0.0, localhost)")
+
+
+# A profile's [serve] table: keys that become vLLM flags, then keys with a meaning of their own.
+SERVE_FLAGS = {"dtype": "--dtype", "max_model_len": "--max-model-len",
+               "gpu_memory_utilization": "--gpu-memory-utilization",
+               "tensor_parallel_size": "--tensor-parallel-size", "pipeline_parallel_size": "--pipeline-parallel-size",
+               "quantization": "--quantization", "kv_cache_dtype": "--kv-cache-dtype",
+               "max_num_seqs": "--max-num-seqs", "max_num_batched_tokens": "--max-num-batched-tokens",
+               "max_lora_rank": "--max-lora-rank", "seed": "--seed",
+               "distributed_executor_backend": "--distributed-executor-backend",
+               "reasoning_parser": "--reasoning-parser"}
+SERVE_KEYS = sorted({*SERVE_FLAGS, "enforce_eager", "lora_modules", "extra_args", "env", "autogroup_nice"})
+
+
+# What each [serve] value must be, checked when the profile loads: a wrong kind ("many" seqs, -1 tokens) would
+# otherwise surface minutes later as a vLLM start failure, or as a traceback (an integer in env).
+_POSITIVE = ("max_model_len", "max_num_seqs", "max_num_batched_tokens", "max_lora_rank", "pipeline_parallel_size")
+_TEXT = ("dtype", "quantization", "kv_cache_dtype", "distributed_executor_backend", "reasoning_parser")
+
+
+def _serve_value_problem(key: str, v: Any) -> str | None:
+    """What is wrong with serve.<key> = v, or None."""
+    is_int = isinstance(v, int) and not isinstance(v, bool)
+    if key in _POSITIVE:
+        return None if is_int and v >= 1 else "a whole number >= 1"
+    if key in _TEXT:
+        return None if isinstance(v, str) else "a string"
+    if key == "gpu_memory_utilization":
+        return None if isinstance(v, int | float) and not isinstance(v, bool) and 0 < v <= 1 else "a number in (0, 1]"
+    if key == "seed":
+        return None if is_int and v >= 0 else "a whole number >= 0"
+    if key == "enforce_eager":
+        return None if isinstance(v, bool) else "true or false"
+    if key == "autogroup_nice":
+        return None if is_int and -20 <= v <= 19 else "a nice value from -20 to 19"
+    if key == "extra_args":
+        return None if isinstance(v, list) and all(isinstance(x, str) for x in v) else "a list of strings"
+    if key in ("env", "lora_modules"):
+        ok = isinstance(v, dict) and all(isinstance(x, str) for x in v.values())
+        return None if ok else 'a table of strings (write VAR = "1", quoted)'
+    return None
+
+
+def _check_params_table(name: str, params: Any) -> None:
+    """[NAME.params] holds tables named "all" or a notebook's two-digit number ("3" or "04_x" would be ignored)."""
+    if not isinstance(params, dict):
+        raise LabError(f"profile {name!r}: params must be a table of tables")
+    for key, table in params.items():
+        if not (key == "all" or (len(key) == 2 and key.isdigit())) or not isinstance(table, dict):
+            raise LabError(f"profile {name!r}: params.{key} must be a table named \"all\" or a notebook's "
+                           f"two-digit number (e.g. [{name}.params.04])")
+
+
+def check_serve(name: str, serve: dict[str, Any]) -> None:
+    """Refuse a [serve] key nothing reads (a misspelt flag would otherwise be dropped without a word), or a value
+    of the wrong kind, with one line naming the key."""
+    bad = sorted(set(serve) - set(SERVE_KEYS))
+    if bad:
+        raise LabError(f"profile {name!r}: unknown serve key {bad[0]!r}; valid: {', '.join(SERVE_KEYS)}")
+    for key, v in serve.items():
+        if (want := _serve_value_problem(key, v)) is not None:
+            raise LabError(f"profile {name!r}: serve.{key} must be {want}, got {v!r}")
+
+
+def checked_body(name: str, body: dict[str, Any], host: str, cell_timeout: int) -> dict[str, Any]:
+    """A profile's table with port and cell_timeout as integers, every field checked; one LabError naming the
+    profile and the field otherwise (`host` and `cell_timeout`: the defaults)."""
+    body = dict(body)
+    try:
+        body["port"] = int(body.get("port", 8000))
+    except ValueError:
+        raise LabError(f"profile {name!r}: port must be an integer, got {body['port']!r}") from None
+    if not 0 < body["port"] < 65536:
+        raise LabError(f"profile {name!r}: port must be between 1 and 65535, got {body['port']}")
+    body["host"] = checked_host(name, str(body.get("host", host)))
+    try:
+        body["cell_timeout"] = int(body.get("cell_timeout", cell_timeout))
+    except (TypeError, ValueError):
+        raise LabError(f"profile {name!r}: cell_timeout must be a number of seconds, "
+                       f"got {body['cell_timeout']!r}") from None
+    if body["cell_timeout"] < 0:
+        raise LabError(f"profile {name!r}: cell_timeout must be >= 0 seconds (0: no limit), got {body['cell_timeout']}")
+    if body.get("device", "cpu") not in ("cpu", "cuda"):
+        raise LabError(f"profile {name!r}: device must be \"cpu\" or \"cuda\", got {body['device']!r}")
+    _check_params_table(name, body.get("params") or {})
+    check_serve(name, body.get("serve") or {})
+    return body
