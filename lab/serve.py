@@ -9,6 +9,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections import deque
@@ -97,19 +98,34 @@ def read_pidfile(prof: config.Profile | int) -> dict[str, Any] | None:
     try:
         rec = json.loads(f.read_text())
     except ValueError:
+        rec = None
+    if not _trusted(rec):
+        # lab writes pid == pgid (its own session) and the start time: anything else was edited or cut, and
+        # acting on it could signal a process that is not a server (pid 1 in one hand-made file)
+        print(f"warning: ignored and removed {f}: not a pid file lab wrote", file=sys.stderr, flush=True)
         f.unlink(missing_ok=True)
         return None
-    pid = int(rec.get("pid", 0))
-    same = rec.get("start_ticks") is None or procs.start_ticks(pid) == rec["start_ticks"]
-    if procs.alive(pid) and same:
-        return rec
-    members = [p for p in procs.group_pids(int(rec.get("pgid", pid))) if p != pid or same]
+    pid = rec["pid"]
+    if procs.alive(pid):
+        if procs.start_ticks(pid) == rec["start_ticks"]:
+            return rec
+        members = []  # the pid was reused, so its old group is empty (Linux reuses no pid a group still holds)
+    else:
+        members = procs.group_pids(pid)  # a group id held by live members is still the server's group
     if members:
         rec["orphans"] = members
         return rec
     _forget(prof, rec)
     rec["stale"] = True
     return rec
+
+
+def _trusted(rec: Any) -> bool:
+    """A record as start() writes it: pid == pgid > 1 and an integer start time."""
+    def whole(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+    return (isinstance(rec, dict) and whole(rec.get("pid")) and rec["pid"] > 1 and rec.get("pgid") == rec["pid"]
+            and whole(rec.get("start_ticks")))
 
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # vLLM colours its log lines when it thinks a terminal reads them

@@ -89,12 +89,42 @@ def test_stale_pid_file_is_reported_and_removed(monkeypatch):
     port = free_port()
     monkeypatch.setenv("LAB_PORT", str(port))
     f = paths.logs() / f"vllm-{port}.json"
-    paths.atomic_write(f, json.dumps({"pid": 4_000_000, "pgid": 4_000_000, "started": 0, "log": "x"}))
+    paths.atomic_write(f, json.dumps({"pid": 4_000_000, "pgid": 4_000_000, "start_ticks": 1, "started": 0,
+                                          "log": "x"}))
     st = serve.status("tiny")
     assert not st["running"] and st["stale_pidfile_removed"] == 4_000_000 and not f.exists()
-    paths.atomic_write(f, json.dumps({"pid": 4_000_000, "pgid": 4_000_000, "started": 0, "log": "x"}))
+    paths.atomic_write(f, json.dumps({"pid": 4_000_000, "pgid": 4_000_000, "start_ticks": 1, "started": 0,
+                                          "log": "x"}))
     r = lab("serve", "stop", "--port", str(port))
     assert r.returncode == 0 and "nothing to stop" in r.stdout and not f.exists()
+
+
+@pytest.mark.parametrize("rec", ['{"pid": 1, "pgid": 1}', '{"pid": "abc"}', "[1]", '"x"', '{"pid": 7}',
+                                 '{"pid": 7, "pgid": 7, "start_ticks": true}', "{cut"])
+def test_a_pid_file_lab_did_not_write_is_removed_and_nothing_is_signalled(monkeypatch, capsys, rec):
+    """A hand-made record named pid 1 and was 'stopped'; a corrupt one was a traceback."""
+    port = free_port()
+    f = paths.logs() / f"vllm-{port}.json"
+    paths.atomic_write(f, rec)
+    signalled = []
+    monkeypatch.setattr(procs, "stop_group", lambda pgid, grace=None: signalled.append(pgid))
+    assert serve.read_pidfile(port) is None and not f.exists()
+    assert "not a pid file lab wrote" in capsys.readouterr().err
+    paths.atomic_write(f, rec)
+    assert serve.stop(port, quiet=True) is False and signalled == []
+
+
+def test_a_reused_pid_is_stale_and_its_new_owner_is_left_alone(monkeypatch):
+    """The recorded pid now names another live process (other start time): neither it nor its group is ours."""
+    port = free_port()
+    f = paths.logs() / f"vllm-{port}.json"
+    me = os.getpid()
+    paths.atomic_write(f, json.dumps({"pid": me, "pgid": me, "start_ticks": procs.start_ticks(me) + 1, "log": "x"}))
+    signalled = []
+    monkeypatch.setattr(procs, "stop_group", lambda pgid, grace=None: signalled.append(pgid))
+    assert serve.read_pidfile(port)["stale"] and not f.exists()
+    paths.atomic_write(f, json.dumps({"pid": me, "pgid": me, "start_ticks": procs.start_ticks(me) + 1, "log": "x"}))
+    assert serve.stop(port, quiet=True) is False and signalled == []
 
 
 def test_server_dying_during_start_fails_at_once_with_log_tail(tmp_path, monkeypatch):
