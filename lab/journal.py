@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -125,7 +126,7 @@ def _entry_markdown(run: dict[str, Any], sections: list[tuple[str, list[dict[str
             lines.append("")
         for r in recs:
             if r.get("figure"):
-                lines += [f"![{r['key']}](figures/{name}-{r['key']}.png)", ""]
+                lines += [f"![{r['key']}](figures/{name}-{safe_name(str(r['key']))}.png)", ""]
             elif isinstance(r.get("value"), list) and r["value"] and isinstance(r["value"][0], dict):
                 lines += [f"**{r['key']}**", "", _table(r["value"], r.get("columns"))]
             elif isinstance(r.get("value"), (list, dict)):
@@ -144,15 +145,20 @@ def write_entry(run_dir: Path, jdir: Path | None = None) -> Path | None:
     run = json.loads(meta_f.read_text("utf-8"))
     if not isinstance(run, dict) or not run.get("ended"):
         return None
+    # Names from the file become paths: the entry is named by its run folder, never by the file's "id", and
+    # notebook and record names are cleaned (a copied runs/ folder with "id": "../../x" wrote outside journal/)
+    run["id"] = Path(run_dir).name
     entry = jdir / "runs" / run["id"]
     sections = []
     for nb in run.get("notebooks", []):
-        f = Path(run_dir) / f"{nb['name']}.ipynb"
+        name = safe_name(str(nb["name"]))
+        f = Path(run_dir) / f"{name}.ipynb"
         recs = records_of(f) if f.exists() else []
         for r in recs:
             if r.get("figure") and r.get("png"):
-                paths.atomic_write(entry / "figures" / f"{nb['name']}-{r['key']}.png", base64.b64decode(r["png"]))
-        sections.append((nb["name"], recs))
+                png = base64.b64decode(r["png"], validate=True)
+                paths.atomic_write(entry / "figures" / f"{name}-{safe_name(str(r['key']))}.png", png)
+        sections.append((name, recs))
     summary = {k: run.get(k) for k in ("id", "started", "ended", "profile", "model", "parameters", "env")}
     summary["notebooks"] = run.get("notebooks", [])
     summary["records"] = {name: [{k: v for k, v in r.items() if k != "png"} for r in recs]
@@ -160,6 +166,11 @@ def write_entry(run_dir: Path, jdir: Path | None = None) -> Path | None:
     paths.atomic_write(entry / "entry.json", json.dumps(summary, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
     paths.atomic_write(entry / "README.md", _entry_markdown(run, sections))
     return entry
+
+
+def safe_name(name: str) -> str:
+    """`name` as one file name: no separators, no leading dot ("../../etc/x" -> "etc_x")."""
+    return re.sub(r"[^\w.-]+", "_", name).lstrip("._") or "_"
 
 
 def _skipped(f: Path, e: BaseException) -> None:

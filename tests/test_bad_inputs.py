@@ -1,6 +1,7 @@
 """Hostile or broken inputs: one `error:` line naming the file or option and a non-zero exit, never a traceback;
 nothing is overwritten or written outside where it belongs."""
 
+import base64
 import json
 import os
 import socket
@@ -348,3 +349,24 @@ def test_no_output_replaces_an_input_or_a_file_no_run_wrote(tmp_path):
         assert r.returncode == 0, r.stderr
     finally:
         fake.close()
+
+
+def test_journal_names_come_from_the_run_folder_never_from_the_files(tmp_path):
+    """A copied runs/ folder whose run.json says "id": "../../x", or whose records name paths, writes nothing
+    outside journal/ (it wrote an entry two folders up)."""
+    from lab import journal
+    run = tmp_path / "runs" / "20260104T000000Z-tiny"
+    run.mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"id": "../../escaped", "profile": "tiny", "model": "m", "started": "s",
+                                              "ended": "e", "notebooks": [{"name": "../nb", "status": "ok"}]}))
+    png = base64.b64encode(b"\x89PNG fake").decode()
+    out = {"output_type": "display_data", "metadata": {},
+           "data": {journal.MIME: {"key": "../../../k", "figure": True}, "image/png": png}}
+    (run / "nb.ipynb").write_text(json.dumps({"cells": [{"cell_type": "code", "outputs": [out]}]}))
+    entry = journal.write_entry(run, tmp_path / "j")
+    assert entry == tmp_path / "j" / "runs" / "20260104T000000Z-tiny"
+    assert (entry / "figures" / "nb-k.png").read_bytes() == b"\x89PNG fake"
+    assert "](figures/nb-k.png)" in (entry / "README.md").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["j", "runs"]
+    assert [p.name for p in (tmp_path / "j" / "runs").iterdir()] == ["20260104T000000Z-tiny"]
+    assert journal.safe_name("../../etc/x") == "etc_x" and journal.safe_name("01_serving") == "01_serving"
