@@ -57,13 +57,26 @@ def require_gpu_free(prof: config.Profile, what: str) -> None:
                        f"(gpu_memory_utilization reserves it up front): stop it first (`{stop}`)")
 
 
+TMP_PREFIX = "lab-isolate-"
+
+
+def _remove_left_behind() -> None:
+    """Remove the folders of isolated work whose parent is gone (a SIGKILLed `lab run` cannot clean up)."""
+    import shutil
+    for d in Path(tempfile.gettempdir()).glob(f"{TMP_PREFIX}*-*"):
+        pid = d.name.removeprefix(TMP_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not procs.alive(int(pid)):
+            shutil.rmtree(d, ignore_errors=True)
+
+
 def run(target: str, kwargs: dict[str, Any], env: dict[str, str] | None = None, timeout: float | None = None,
         quiet: bool = False) -> dict[str, Any]:
     """target(**kwargs) in a fresh Python process that owns its memory and its process group; its output
     streams through as it comes (progress in notebooks and logs); returns the dict it returned."""
     if target not in ALLOWED:
         raise LabError(f"unknown isolated function {target!r}")
-    with tempfile.TemporaryDirectory(prefix="lab-isolate-") as tmp:
+    _remove_left_behind()
+    with tempfile.TemporaryDirectory(prefix=f"{TMP_PREFIX}{os.getpid()}-") as tmp:
         res_file = Path(tmp) / "result.json"
         cmd = [sys.executable, "-m", "lab.isolate", target, json.dumps(kwargs), str(res_file)]
         # tqdm bars (weights loading, 272 lines per model) would drown the work's own progress lines

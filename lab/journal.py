@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lab import paths
+from lab import paths, procs
 
 MIME = "application/vnd.lab.record+json"
 
@@ -143,8 +143,16 @@ def write_entry(run_dir: Path, jdir: Path | None = None) -> Path | None:
     if not meta_f.exists():
         return None
     run = json.loads(meta_f.read_text("utf-8"))
-    if not isinstance(run, dict) or not run.get("ended"):
+    if not isinstance(run, dict):
         return None
+    if not run.get("ended"):
+        if not procs.gone(str(run.get("owner_proc") or "")):
+            return None  # still going (or from before owners were recorded)
+        # its `lab run` was SIGKILLed: the notebooks it finished are kept, the one in flight is named
+        run["ended"] = "killed"
+        for nb in run.get("notebooks", []):
+            if nb.get("status") == "running":
+                nb["status"] = "killed"
     # Names from the file become paths: the entry is named by its run folder, never by the file's "id", and
     # notebook and record names are cleaned (a copied runs/ folder with "id": "../../x" wrote outside journal/)
     run["id"] = Path(run_dir).name

@@ -55,6 +55,15 @@ def start_ticks(pid: int) -> int | None:
 
 
 
+def gone(owner: str) -> bool:
+    """True when `owner` ("pid:start ticks", as recorded by a `lab run`) names a process that no longer runs;
+    False for an empty or malformed value (nothing recorded: nothing to conclude)."""
+    pid, _, ticks = owner.partition(":")
+    if not pid.isdigit() or not ticks:
+        return False
+    return not (alive(int(pid)) and str(start_ticks(int(pid))) == ticks)
+
+
 def group_pids(pgid: int) -> list[int]:
     """Every live process whose process group or session is pgid (vLLM's EngineCore included)."""
     out = []

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from lab import LabError, config, paths
+from lab import LabError, config, paths, procs
 
 
 def notebook_dir() -> Path:
@@ -164,6 +164,19 @@ def _live_servers() -> dict[int, tuple[int, str]]:
     """Port -> (main pid, owning run folder) of every server lab recorded that still has a live process."""
     from lab import serve
     return {port: (int(rec["pid"]), str(rec.get("owner", ""))) for port, rec in serve.live_servers().items()}
+
+
+def _stop_abandoned() -> list[str]:
+    """Stop the servers an earlier `lab run` started and could not stop (it was SIGKILLed): one line each.
+    Servers of a live run beside this one, and servers started by hand, are left alone."""
+    from lab import serve
+    out = []
+    for port, rec in serve.live_servers().items():
+        if serve.abandoned(rec):
+            serve.stop(port, quiet=True)
+            out.append(f"stopped the server on port {port} (pid {rec['pid']}) that run {Path(rec['owner']).name} "
+                       f"started: that `lab run` was killed before it could stop it")
+    return out
 
 
 def _backstop(run_dir: Path, before: dict[int, tuple[int, str]], keep: set[int]) -> list[str]:
@@ -363,7 +376,9 @@ def run(names: list[str] | None = None, profile: str | None = None, params: dict
     run_dir = _new_run_dir(Path(runs_dir or paths.runs()), prof.name)
     meta: dict[str, Any] = {"id": run_dir.name, "profile": prof.name, "model": prof.served_name,
                             "started": paths.utc_stamp(iso=True), "ended": None, "parameters": params,
-                            "cell_timeout_s": limit, "env": doctor.environment(), "notebooks": []}
+                            "cell_timeout_s": limit, "env": doctor.environment(), "notebooks": [],
+                            # this process, so the journal can tell a killed run from one still going
+                            "owner_proc": f"{os.getpid()}:{procs.start_ticks(os.getpid())}"}
     _save(run_dir, meta)
     # On CPU one server serves every notebook (saves ~35 s start-up each); on a GPU each notebook
     # manages its own so transformers and vLLM never hold VRAM at the same time.
@@ -371,7 +386,10 @@ def run(names: list[str] | None = None, profile: str | None = None, params: dict
         share_server = prof.device == "cpu" and any(nb.stem[:2] != "00" for nb in nbs)
     srv = None
     ok = True
+    for line in _stop_abandoned():
+        print(line, flush=True)
     os.environ["LAB_RUN_DIR"] = str(run_dir)
+    os.environ["LAB_RUN_OWNER"] = meta["owner_proc"]
     os.environ["LAB_PROFILE"] = prof.name
     try:
         if share_server:

@@ -120,6 +120,12 @@ def read_pidfile(prof: config.Profile | int) -> dict[str, Any] | None:
     return rec
 
 
+def abandoned(rec: dict[str, Any]) -> bool:
+    """A server started inside a `lab run` whose process is gone (SIGKILLed, the machine's OOM killer): nobody
+    is left to stop it. A server started by hand (no owner) is never abandoned."""
+    return procs.gone(str(rec.get("owner_proc") or ""))
+
+
 def _trusted(rec: Any) -> bool:
     """A record as start() writes it: pid == pgid > 1 and an integer start time."""
     def whole(v: Any) -> bool:
@@ -262,6 +268,7 @@ def _spawn(prof: config.Profile, api_key: str | None, say: Any) -> tuple[subproc
          # which `lab run` (if any) this server belongs to: its backstop stops only its own servers,
          # never those of a run going on beside it
          "owner": os.environ.get("LAB_RUN_DIR", ""),
+         "owner_proc": os.environ.get("LAB_RUN_OWNER", ""),  # "pid:start ticks" of that `lab run` process
          "served_name": prof.served_name, "log": str(log), "started": time.time(),
          "autogroup": sched, "ipc_dir": ipc}, indent=1))
     say(f"starting vLLM ({prof.name}, {prof.served_name}) on {prof.base_url}; log: {log}")

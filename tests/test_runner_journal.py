@@ -146,6 +146,60 @@ def test_a_failing_notebook_leaves_no_server_running(tmp_path):
     # (the session's end checks that no vLLM process, EngineCore included, is left anywhere)
 
 
+def test_servers_of_a_killed_run_are_stopped_by_the_next_run(tmp_path):
+    """A SIGKILLed `lab run` cannot stop its servers: the next run does, but never a live run's or a hand-started
+    server."""
+    import subprocess
+    import sys
+
+    from helpers import free_port
+
+    from lab import paths, procs, serve
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    me = f"{os.getpid()}:{procs.start_ticks(os.getpid())}"
+    started = {}
+    for who, owner_proc in (("killed", f"{gone.pid}:1"), ("live", me), ("by hand", "")):
+        p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
+        port = free_port()
+        paths.atomic_write(paths.logs() / f"vllm-{port}.json", json.dumps(
+            {"pid": p.pid, "pgid": p.pid, "start_ticks": procs.start_ticks(p.pid), "port": port, "log": "x",
+             "owner": str(tmp_path / "runs" / who), "owner_proc": owner_proc, "started": 0}))
+        started[who] = (port, p)
+    try:
+        lines = runner._stop_abandoned()
+        port, p = started["killed"]
+        assert lines == [f"stopped the server on port {port} (pid {p.pid}) that run killed started: that `lab run` "
+                         f"was killed before it could stop it"]
+        assert not procs.group_pids(p.pid) and serve.read_pidfile(port) is None
+        assert all(serve.read_pidfile(started[w][0]) for w in ("live", "by hand"))
+    finally:
+        for port, p in started.values():
+            serve.stop(port, quiet=True)
+
+
+def test_a_killed_runs_finished_notebooks_reach_the_journal(tmp_path):
+    """A SIGKILLed `lab run` never writes "ended": its finished notebooks are kept, the one in flight is named;
+    a run still going is left out."""
+    import subprocess
+    import sys
+
+    from lab import procs
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    for name, owner in (("20260105T000000Z-tiny", f"{gone.pid}:1"),
+                        ("20260106T000000Z-tiny", f"{os.getpid()}:{procs.start_ticks(os.getpid())}")):
+        (tmp_path / "runs" / name).mkdir(parents=True)
+        (tmp_path / "runs" / name / "run.json").write_text(json.dumps(
+            {"id": name, "profile": "tiny", "model": "m", "started": "s", "ended": None, "owner_proc": owner,
+             "notebooks": [{"name": "01_serving", "status": "ok", "duration_s": 5},
+                           {"name": "02_transformers_vs_vllm", "status": "running"}]}))
+    killed = journal.write_entry(tmp_path / "runs" / "20260105T000000Z-tiny", tmp_path / "j")
+    entry = json.loads((killed / "entry.json").read_text())
+    assert entry["ended"] == "killed" and [n["status"] for n in entry["notebooks"]] == ["ok", "killed"]
+    assert journal.write_entry(tmp_path / "runs" / "20260106T000000Z-tiny", tmp_path / "j") is None
+
+
 def test_the_backstop_stops_only_this_runs_servers(tmp_path):
     """Two `lab run`s side by side: each stops what its own notebooks left, never the other's servers."""
     import subprocess
