@@ -73,7 +73,10 @@ def server_error(e: BaseException, base_url: str) -> ServerError:
         if code == 404:
             return ModelNotFound(f"{where} answered 404 ({msg}): list its models with `lab serve status`")
         if code in (400, 422):
-            return BadRequest(f"{where} rejected the request ({code}): {msg}")
+            hint = ("; the model has no chat template (a base model?): serve its Instruct version, or give one with "
+                    "extra_args = [\"--chat-template\", \"FILE.jinja\"] in the profile's [serve]"
+                    if "chat template" in msg.lower() else "")
+            return BadRequest(f"{where} rejected the request ({code}): {msg}{hint}")
         return ServerFailed(f"{where} failed with {code} after retries: {msg}")
     return ServerError(f"{where}: {type(e).__name__}: {' '.join(str(e).split())[:300]}")
 

@@ -48,3 +48,17 @@ def test_no_server_is_a_clear_error():
     c = Client(f"http://127.0.0.1:{free_port()}/v1", max_retries=0, timeout=5)
     with pytest.raises(LabError, match="no server answers at .*lab serve start"):
         c.models()
+
+
+def test_a_model_without_a_chat_template_gets_the_way_out_in_the_error():
+    """vLLM's 400 for a base model says what is missing; the line adds what to do."""
+    from helpers import openai_fake
+    msg = ("As of transformers v4.44, default chat template is no longer allowed, so you must provide a chat "
+           "template if the tokenizer does not define one.")
+    fake = openai_fake(lambda body: (400, msg, "stop"))
+    try:
+        with pytest.raises(LabError, match=r"rejected the request \(400\): As of .*serve its Instruct version, or "
+                                           r"give one with extra_args = \[\"--chat-template\""):
+            Client(fake.url, max_retries=0, timeout=5).chat("猫")
+    finally:
+        fake.close()

@@ -174,7 +174,7 @@ def test_servers_of_a_killed_run_are_stopped_by_the_next_run(tmp_path):
         assert not procs.group_pids(p.pid) and serve.read_pidfile(port) is None
         assert all(serve.read_pidfile(started[w][0]) for w in ("live", "by hand"))
     finally:
-        for port, p in started.values():
+        for port, _p in started.values():
             serve.stop(port, quiet=True)
 
 
