@@ -17,6 +17,7 @@ from lab.translate import (
     max_tokens_for,
 )
 from lab.translate.checks import checks, clean, failing
+from lab.translate.chunking import fit
 from lab.translate.sources import (
     GETA,
     HEADER_TITLE,
@@ -117,8 +118,15 @@ def test_chunks_respect_the_budget_and_keep_lines():
     assert all(c.tokens <= 8 for c in chunks)
     assert [(u.line, u.piece) for c in chunks for u in c.units] == [(0, 0), (2, 0), (3, 0), (4, 0), (4, 1), (4, 2)]
     assert chunks[1].context == ["五六七八"] and chunks[0].context == []
-    with pytest.raises(LabError, match="line 1: a sentence of 12 tokens does not fit the model's context"):
-        make_chunks(["長い長い長い長い長い長い"], len, budget=8)
+    # a sentence longer than the context is cut: after clause marks first, else in halves; nothing is lost
+    long = make_chunks(["長い長い長い長い長い長い"], len, budget=8)
+    assert [c.text for c in long] == ["長い長い長い", "長い長い長い"] and all(c.tokens <= 8 for c in long)
+    assert [(u.line, u.piece) for c in long for u in c.units] == [(0, 0), (0, 1)]
+    clauses = make_chunks(["雨が降り、風が吹き、雪が舞った"], len, budget=8)
+    assert [c.text for c in clauses] == ["雨が降り、", "風が吹き、", "雪が舞った"]
+    huge = "あ" * 5000
+    pieces = fit(huge, len, 64)
+    assert "".join(pieces) == huge and max(map(len, pieces)) <= 64
     assert [c.text for c in make_chunks(["長い長い長い長い長い長い。短い。"], len, 8, hard=20)] == [
         "長い長い長い長い長い長い。", "短い。"]  # over the soft budget, within the context: a chunk of its own
 
