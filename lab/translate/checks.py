@@ -14,7 +14,11 @@ LOOP_MIN = 8          # repeats before a run can be a loop (degenerate decoding 
 KANA_MAX = 0.15       # Chinese has no kana; a few may remain in names written in katakana
 LENGTH_RATIO = (0.3, 3.0)  # zh chars / ja chars; real pairs sit around 0.6-1.2
 LENGTH_SLACK = 6      # chars: short lines vary most ("ありがとうございます。" -> "谢谢。" is 0.27)
-FAILING = ("empty", "loop", "truncated", "kana", "length_ratio", "line_count")  # retried; glossary only warns
+# A kanji followed by hiragana (使い, 書かれ, 読む) is a Japanese word left in: Chinese has no okurigana. Kana
+# alone may be a kept katakana name or a quoted 「あ」, which KANA_MAX judges by share instead.
+OKURIGANA = re.compile(r"[\u4e00-\u9fff][\u3040-\u309f]")
+FAILING = ("empty", "loop", "truncated", "kana", "japanese_word", "length_ratio", "line_count")  # retried
+# (glossary misses only warn)
 
 
 def clean(output: str, source: str, preface: str = "") -> str:
@@ -55,6 +59,8 @@ def checks(output: str, source: str, finish_reason: str | None, terms: list | No
     letters = CJK_OR_KANA.findall(output)
     if letters and len(KANA.findall(output)) / len(letters) > KANA_MAX:
         problems.append("kana")
+    elif OKURIGANA.search(output):
+        problems.append("japanese_word")
     n_out, n_src = len(output.replace("\n", "")), len(source.replace("\n", ""))
     if not LENGTH_RATIO[0] * n_src - LENGTH_SLACK <= n_out <= LENGTH_RATIO[1] * n_src + LENGTH_SLACK:
         problems.append("length_ratio")

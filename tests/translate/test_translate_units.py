@@ -182,6 +182,10 @@ def test_every_check():
     assert "loop" in checks("葵笑了。\n" + "哈哈" * 10, src, "stop")
     assert "truncated" in checks("葵笑了。\n天空很", src, "length")
     assert "kana" in checks("葵は笑った。\n天空很蓝。", src, "stop")
+    # one Japanese word left in (kanji + okurigana) is under the kana share, and still retried
+    long_src = "先週、彼女は魔法使いの少年が旅に出る物語を読んだ。"
+    assert failing(checks("上周，她读了一本关于魔法使い少年旅行的故事。", long_src, "stop")) == ["japanese_word"]
+    assert checks("他在纸上写了「あ」。", "彼は紙に「あ」と書いた。", "stop") == []  # a quoted kana is no word left in
     assert "length_ratio" in checks("葵。", "葵は" + "とても長い文章を書いていた" * 4 + "。", "stop")
     assert checks("谢谢。", "ありがとうございます。", "stop") == []  # short lines vary the most
     assert "line_count" in checks("葵笑了。天空很蓝。", src, "stop")
