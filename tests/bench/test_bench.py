@@ -102,6 +102,15 @@ def test_bad_input_is_one_clear_line():
         bench.validate(["server"], [1], 4096, 2048)
 
 
+def test_an_out_that_is_a_file_is_refused_before_measuring(tmp_path, monkeypatch):
+    from lab.bench import sweeps
+    (tmp_path / "f").write_text("kept")
+    monkeypatch.setattr(sweeps, "_free_for_offline", lambda *a: pytest.fail("measuring started"))
+    with pytest.raises(LabError, match=r"--out \S+f is a file; give a folder"):
+        sweeps.run("tiny", out=tmp_path / "f", engines=("server",))
+    assert (tmp_path / "f").read_text() == "kept"
+
+
 def test_workload_is_seeded():
     assert bench.workload(4, 1) == bench.workload(4, 1) != bench.workload(4, 2)
 
