@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from lab import LabError, config, crash, paths, procs
+from lab import LabError, config, crash, paths, pidfile, procs
 
 ALLOWED = ("lab.finetune.train:train_dict", "lab.bench.engines:hf_generate", "lab.bench.engines:vllm_generate")
 
@@ -44,8 +44,7 @@ def servers_in_the_way(prof: config.Profile, running: dict[int, str]) -> list[in
 
 def running_servers() -> dict[int, str]:
     """Port -> profile name of every lab server with a live process on this machine."""
-    from lab import serve
-    return {port: str(rec.get("profile", "?")) for port, rec in serve.live_servers().items()}
+    return {port: str(rec.get("profile", "?")) for port, rec in pidfile.live_servers().items()}
 
 
 def require_gpu_free(prof: config.Profile, what: str) -> None:

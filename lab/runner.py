@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from lab import LabError, config, paths, procs
+from lab import LabError, config, paths, pidfile, procs
 
 
 def notebook_dir() -> Path:
@@ -162,8 +162,7 @@ def notebook_params(prof: config.Profile, nb: Path, declared: dict[str, Any] | s
 
 def _live_servers() -> dict[int, tuple[int, str]]:
     """Port -> (main pid, owning run folder) of every server lab recorded that still has a live process."""
-    from lab import serve
-    return {port: (int(rec["pid"]), str(rec.get("owner", ""))) for port, rec in serve.live_servers().items()}
+    return {port: (int(rec["pid"]), str(rec.get("owner", ""))) for port, rec in pidfile.live_servers().items()}
 
 
 def _stop_abandoned() -> list[str]:
@@ -171,8 +170,8 @@ def _stop_abandoned() -> list[str]:
     Servers of a live run beside this one, and servers started by hand, are left alone."""
     from lab import serve
     out = []
-    for port, rec in serve.live_servers().items():
-        if serve.abandoned(rec):
+    for port, rec in pidfile.live_servers().items():
+        if pidfile.abandoned(rec):
             serve.stop(port, quiet=True)
             out.append(f"stopped the server on port {port} (pid {rec['pid']}) that run {Path(rec['owner']).name} "
                        f"started: that `lab run` was killed before it could stop it")

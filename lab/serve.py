@@ -6,10 +6,8 @@ import dataclasses
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections import deque
@@ -20,28 +18,11 @@ from typing import Any
 
 import httpx
 
-from lab import LabError, config, paths, procs
+from lab import LabError, config, paths, pidfile, procs
 from lab.client import root_url
+from lab.pidfile import IPC_PREFIX, read_pidfile
 
-IPC_PREFIX = "lab-vllm-ipc-"
 READY_TIMEOUT_S = 600  # tiny model: ~34 s eager, ~75 s compiled; a 32B AWQ model: minutes
-
-
-def _pidfile(prof: config.Profile | int) -> Path:
-    port = prof if isinstance(prof, int) else prof.port
-    return paths.logs() / f"vllm-{port}.json"
-
-
-def live_servers() -> dict[int, dict[str, Any]]:
-    """Port -> pid-file record of every server lab started that still has a live process (orphans included);
-    records with no live member are removed on the way (read_pidfile)."""
-    out = {}
-    for f in sorted(paths.logs().glob("vllm-*.json")):
-        port = f.stem.removeprefix("vllm-")
-        rec = read_pidfile(int(port)) if port.isdigit() else None
-        if rec and not rec.get("stale"):
-            out[int(port)] = rec
-    return out
 
 
 def _headers(api_key: str | None) -> dict[str, str]:
@@ -70,68 +51,6 @@ def port_open(host: str, port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(1.0)
         return s.connect_ex((config.connect_host(host), port)) == 0
-
-
-def _forget(prof: config.Profile | int, rec: dict[str, Any] | None = None) -> None:
-    """Remove a stopped server's pid file and the folder of its IPC sockets."""
-    f = _pidfile(prof)
-    if rec is None:
-        try:
-            rec = json.loads(f.read_text())
-        except (OSError, ValueError):
-            rec = {}
-    ipc = Path(str(rec.get("ipc_dir") or ""))
-    if ipc.name.startswith(IPC_PREFIX) and ipc.parent == Path(tempfile.gettempdir()):  # never a path a file chose
-        shutil.rmtree(ipc, ignore_errors=True)
-    f.unlink(missing_ok=True)
-
-
-def read_pidfile(prof: config.Profile | int) -> dict[str, Any] | None:
-    """The recorded server of a port (a profile's, or the port number), or None.
-
-    The record outlives its main process while any member of its process group or session is alive
-    (vLLM's EngineCore and workers survive a SIGKILL of the API server): then it says orphans=[pids]. Only a
-    record with no live member is removed (stale=True)."""
-    f = _pidfile(prof)
-    if not f.exists():
-        return None
-    try:
-        rec = json.loads(f.read_text())
-    except ValueError:
-        rec = None
-    if not _trusted(rec):
-        # lab writes pid == pgid (its own session) and the start time: anything else was edited or cut, and
-        # acting on it could signal a process that is not a server (pid 1 in one hand-made file)
-        print(f"warning: ignored and removed {f}: not a pid file lab wrote", file=sys.stderr, flush=True)
-        f.unlink(missing_ok=True)
-        return None
-    pid = rec["pid"]
-    if procs.alive(pid):
-        if procs.start_ticks(pid) == rec["start_ticks"]:
-            return rec
-        members = []  # the pid was reused, so its old group is empty (Linux reuses no pid a group still holds)
-    else:
-        members = procs.group_pids(pid)  # a group id held by live members is still the server's group
-    if members:
-        rec["orphans"] = members
-        return rec
-    _forget(prof, rec)
-    rec["stale"] = True
-    return rec
-
-
-def abandoned(rec: dict[str, Any]) -> bool:
-    """A server started inside a `lab run` whose process is gone (SIGKILLed, the machine's OOM killer): nobody
-    is left to stop it. A server started by hand (no owner) is never abandoned."""
-    return procs.gone(str(rec.get("owner_proc") or ""))
-
-
-def _trusted(rec: Any) -> bool:
-    """A record as start() writes it: pid == pgid > 1 and an integer start time."""
-    def whole(v: Any) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool)
-    return (isinstance(rec, dict) and whole(rec.get("pid")) and rec["pid"] > 1 and rec.get("pgid") == rec["pid"]
-            and whole(rec.get("start_ticks")))
 
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # vLLM colours its log lines when it thinks a terminal reads them
@@ -209,7 +128,7 @@ def _clear_leftovers(prof: config.Profile, say: Any) -> dict[str, Any] | None:
     if rec and rec.get("orphans"):
         n = len(rec["orphans"])
         procs.stop_group(int(rec["pgid"]))
-        _forget(prof)
+        pidfile.forget(prof)
         say(f"stopped {n} orphaned process(es) of the previous server on port {prof.port} (its main process "
             f"pid {rec['pid']} was gone; they held its memory)")
         return None
@@ -262,7 +181,7 @@ def _spawn(prof: config.Profile, api_key: str | None, say: Any) -> tuple[subproc
     latest = logs / "latest.log"
     latest.unlink(missing_ok=True)
     latest.symlink_to(log.name)
-    paths.atomic_write(_pidfile(prof), json.dumps(
+    paths.atomic_write(pidfile.path_of(prof), json.dumps(
         {"pid": proc.pid, "pgid": proc.pid, "sid": proc.pid, "start_ticks": procs.start_ticks(proc.pid),
          "profile": prof.name, "port": prof.port,
          # which `lab run` (if any) this server belongs to: its backstop stops only its own servers,
@@ -284,7 +203,7 @@ def _wait_ready(prof: config.Profile, proc: subprocess.Popen, log: Path, api_key
     try:
         while True:
             if proc.poll() is not None:
-                _forget(prof)
+                pidfile.forget(prof)
                 raise LabError(f"vLLM exited with code {proc.returncode} during start-up; "
                                f"last log lines ({log}):\n{tail(log)}")
             found = probe(prof, api_key, timeout=2.0)
@@ -296,7 +215,7 @@ def _wait_ready(prof: config.Profile, proc: subprocess.Popen, log: Path, api_key
             elapsed = time.time() - t0
             if ready_timed_out(elapsed, time.time() - grew, timeout):
                 procs.stop_group(proc.pid)
-                _forget(prof)
+                pidfile.forget(prof)
                 raise LabError(f"vLLM not ready after {elapsed:.0f}s, its log silent for {time.time() - grew:.0f}s "
                                f"(stopped it; --timeout or the notebook's start_timeout waits longer); last log "
                                f"lines ({log}):\n{tail(log)}")
@@ -306,7 +225,7 @@ def _wait_ready(prof: config.Profile, proc: subprocess.Popen, log: Path, api_key
             time.sleep(0.5)
     except KeyboardInterrupt:
         procs.stop_group(proc.pid)
-        _forget(prof)
+        pidfile.forget(prof)
         raise LabError("interrupted during start-up: the server was stopped, nothing left running") from None
 
 
@@ -353,7 +272,7 @@ def stop(profile: str | config.Profile | int | None = None, quiet: bool = False)
             print(f"no lab-managed server on port {port}{extra}; nothing to stop", flush=True)
         return False
     procs.stop_group(int(rec["pgid"]))
-    _forget(port, rec)
+    pidfile.forget(port, rec)
     if not quiet:
         what = (f"{len(rec['orphans'])} orphaned process(es) of the server whose main process pid {rec['pid']} "
                 f"was gone" if rec.get("orphans") else f"vLLM pid {rec['pid']}")
