@@ -108,11 +108,11 @@ def _chat(a: argparse.Namespace) -> int:
 
 
 def _run(a: argparse.Namespace) -> int:
-    from lab import runner
+    from lab import nbparams, runner
     params: dict[str, Any] = {}
     for f in a.params_file:
-        params.update(runner.load_params_file(f))
-    params.update(dict(runner.parse_param(x) for x in a.param))
+        params.update(nbparams.load_params_file(f))
+    params.update(dict(nbparams.parse_param(x) for x in a.param))
     if a.plan:
         from lab import plan
         pl = plan.plan(a.notebooks, a.profile, params)

@@ -7,7 +7,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from lab import config, isolate, runner
+from lab import config, isolate, nbparams, runner
 
 # What each notebook starts or loads, by number (the notebooks' own code is the reference; tests keep
 # this in step with the parameters they declare).
@@ -72,13 +72,13 @@ def plan(names: list[str] | None, profile: str | None, params: dict[str, Any]) -
 def _plan(names: list[str] | None, profile: str | None, params: dict[str, Any]) -> dict[str, Any]:
     prof = config.load(profile, check_device=False)
     nbs = runner.resolve(names)
-    declared = runner.check_params(nbs, params)
+    declared = nbparams.check_params(nbs, params)
     gpus = config.gpu_count() if prof.device == "cuda" else 0
     need = config.gpus_needed(prof, gpus or None)
     return {"profile": prof.name, "model": prof.model_path(), "served_name": prof.served_name,
             "device": prof.device, "gpus_needed": need if prof.device == "cuda" else 0, "gpus_visible": gpus,
             "tensor_parallel": prof.serve.get("tensor_parallel_size", 1),
-            "notebooks": [{"notebook": nb.stem, "parameters": (p := runner.notebook_params(prof, nb, declared[nb],
+            "notebooks": [{"notebook": nb.stem, "parameters": (p := nbparams.notebook_params(prof, nb, declared[nb],
                                                                                           params)),
                            "steps": steps(prof, nb, p, gpus or None)} for nb in nbs]}
 

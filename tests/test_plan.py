@@ -5,7 +5,7 @@ import json
 import pytest
 from helpers import lab
 
-from lab import config, plan, runner
+from lab import config, nbparams, plan, runner
 from lab.client import Client
 
 
@@ -16,7 +16,7 @@ def test_every_profile_plans_every_notebook_on_a_cpu_machine(name):
     assert [n["notebook"] for n in pl["notebooks"]] == [nb.stem for nb in runner.all_notebooks()]
     for nb in runner.all_notebooks():  # a profile parameter no notebook declares would be silently dropped
         own = set(prof.notebook_params(nb.stem))
-        assert own <= runner.declared_parameters(nb), (name, nb.stem, own - runner.declared_parameters(nb))
+        assert own <= nbparams.declared_parameters(nb), (name, nb.stem, own - nbparams.declared_parameters(nb))
     for n in pl["notebooks"]:
         assert n["parameters"]["profile"] == name
         for st in n["steps"]:

@@ -1,0 +1,114 @@
+"""Notebook parameters: what a notebook declares, -p/-f values, the profile's own, each checked by kind."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lab import LabError, config, paths
+
+
+def declared_parameters(nb: Path) -> set[str]:
+    """Names assigned in the notebook's `parameters` cell (papermill warns about any other name)."""
+    return set(parameter_defaults(nb))
+
+
+def parameter_defaults(nb: Path) -> dict[str, Any]:
+    """Name -> default of the notebook's `parameters` cell (None where the default is not a literal)."""
+    import ast
+    cells = json.loads(Path(nb).read_text("utf-8")).get("cells", [])
+    for c in cells:
+        if "parameters" in c.get("metadata", {}).get("tags", []):
+            try:
+                tree = ast.parse("".join(c.get("source", "")))
+            except SyntaxError:
+                return {}
+            out: dict[str, Any] = {}
+            for node in tree.body:
+                if isinstance(node, ast.Assign):
+                    for t in node.targets:
+                        if isinstance(t, ast.Name):
+                            try:
+                                out[t.id] = ast.literal_eval(node.value)
+                            except ValueError:
+                                out[t.id] = None
+            return out
+    return {}
+
+
+# A parameter's value must have its default's kind (an int where a float is expected is fine): "lots" for
+# concurrency=8 would fail the notebook minutes later, in a cell far from the -p that caused it.
+_KINDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string", list: "a list"}
+
+
+def check_kind(name: str, value: Any, default: Any, where: str) -> None:
+    """One LabError when `value` is not of the kind of the notebook's `default` (None default: anything)."""
+    kind = type(default)
+    if default is None or kind not in _KINDS:
+        return
+    ok = (isinstance(value, bool) if kind is bool else
+          isinstance(value, int | float) and not isinstance(value, bool) if kind is float else
+          isinstance(value, kind) and not isinstance(value, bool))
+    if not ok:
+        raise LabError(f"{where} {name}: expected {_KINDS[kind]} (the notebook's default is {default!r}), "
+                       f"got {value!r}")
+
+
+def parse_param(text: str) -> tuple[str, Any]:
+    """'key=value' -> (key, YAML-typed value); a clear error otherwise."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip().isidentifier():
+        raise LabError(f"malformed -p {text!r}: expected key=value with a Python identifier as key")
+    try:
+        return key.strip(), yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as e:
+        raise LabError(f"malformed -p {text!r}: value is not valid YAML ({e.__class__.__name__})") from None
+
+
+def load_params_file(path: str | Path) -> dict[str, Any]:
+    """Parameters from a YAML file (papermill -f style)."""
+    p = Path(path)
+    text = paths.read_text(p, "parameters file")
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{p}:{mark.line + 1}" if mark else str(p)
+        what = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise LabError(f"{where}: invalid YAML: {what}") from None
+    if not isinstance(data, dict):
+        raise LabError(f"{p}: expected a mapping of parameter names to values")
+    return data
+
+
+def check_params(nbs: list[Path], params: dict[str, Any]) -> dict[Path, dict[str, Any]]:
+    """Each notebook's declared parameters and defaults; an error naming the declared ones for a name none
+    declares, or naming the expected kind for a value of another kind."""
+    declared = {nb: parameter_defaults(nb) for nb in nbs}
+    known = set().union(*declared.values()) | {"profile"}
+    unknown = sorted(set(params) - known)
+    if unknown:
+        names = ", ".join(nb.stem for nb in nbs)
+        raise LabError(f"-p {unknown[0]}: no selected notebook ({names}) declares it; declared: "
+                       f"{', '.join(sorted(known))}")
+    for defaults in declared.values():
+        for k, v in params.items():
+            if k in defaults and k != "profile":
+                check_kind(k, v, defaults[k], "-p")
+    return declared
+
+
+def notebook_params(prof: config.Profile, nb: Path, declared: dict[str, Any] | set[str],
+                    params: dict[str, Any]) -> dict[str, Any]:
+    """What a notebook gets: the profile, interactive=False (widgets answer once as text), the profile's own
+    parameters for it, then the user's -p/-f; each only where the notebook declares it."""
+    own = prof.notebook_params(nb.stem)
+    if isinstance(declared, dict):
+        for k, v in own.items():
+            if k in declared:
+                check_kind(k, v, declared[k], f"profile {prof.name!r}: params for {nb.stem}:")
+    base = {"interactive": False, **own, **params}
+    return {"profile": prof.name, **{k: v for k, v in base.items() if k in declared}}
