@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lab import LabError, config, paths
+from lab import LabError, config, paths, procs
 from lab.finetune.data import IGNORE, collate, encode, load_jsonl
 from lab.measure import peak_memory
 
@@ -253,7 +253,10 @@ def train(cfg: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
     history: list[dict[str, float]] = []
     cb = _progress_callback(steps, history, max(1, steps // 10), show=progress)
     work = Path(str(cfg.out) + f".partial{os.getpid()}")
-    shutil.rmtree(work, ignore_errors=True)
+    for old in Path(cfg.out).parent.glob(f"{Path(cfg.out).name}.partial*"):  # of runs killed before publishing
+        pid = old.name.rsplit(".partial", 1)[1]
+        if old == work or (pid.isdigit() and not procs.alive(int(pid))):
+            shutil.rmtree(old, ignore_errors=True)
     trainer = _trainer(cfg, model, train_data, pad, steps, work, cb)
     t0 = time.time()
     trainer.train()

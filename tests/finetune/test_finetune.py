@@ -132,6 +132,7 @@ def test_bad_target_module_keeps_previous_output(tiny_model_dir, tmp_path):
 
 
 def test_real_training_steps_save_an_adapter(tiny_model_dir, tmp_path):
+    (tmp_path / "ft.partial4000000" / "trainer").mkdir(parents=True)  # of a run SIGKILLed before publishing
     res = finetune.train(_cfg(tiny_model_dir, tmp_path / "ft", steps=12, merge=True), progress=False)
     assert [h["step"] for h in res["history"]] == list(range(1, 13))
     assert res["last_loss"] < res["first_loss"]
