@@ -261,7 +261,18 @@ def parser() -> argparse.ArgumentParser:
     finetune_commands(sub)
     translate_commands(sub, bench=bench)  # `lab bench translate` lives with the pipeline it measures
     c2rust_commands(sub)
+    _own_errors(ap)
     return ap
+
+
+def _own_errors(p: argparse.ArgumentParser) -> None:
+    """Each subcommand names itself and shows its own usage for an unknown option (argparse leaves those to the
+    root parser: `lab: error: unrecognized arguments` under `usage: lab [-h] COMMAND`); main() uses `_parser`."""
+    for action in p._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in set(action._name_parser_map.values()):
+                child.set_defaults(_parser=child)
+                _own_errors(child)
 
 
 class Terminated(KeyboardInterrupt):
@@ -280,7 +291,10 @@ def _terminated(signum: int, frame: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one `error:` line and a non-zero exit for every user or server error, never a traceback."""
-    args = parser().parse_args(sys.argv[1:] if argv is None else argv)
+    ap = parser()
+    args, extra = ap.parse_known_args(sys.argv[1:] if argv is None else argv)
+    if extra:
+        getattr(args, "_parser", ap).error(f"unrecognized arguments: {' '.join(extra)}")
     before = {}
     if threading.current_thread() is threading.main_thread():
         for s in (signal.SIGTERM, signal.SIGHUP):

@@ -54,3 +54,13 @@ def test_sighup_interrupts_like_ctrl_c_unless_nohup_ignores_it(monkeypatch, caps
         assert signal.getsignal(signal.SIGHUP) == signal.SIG_DFL  # main() put the handler back
     finally:
         signal.signal(signal.SIGHUP, old)
+
+
+def test_an_unknown_option_is_named_by_its_own_subcommand():
+    """argparse reported it as `lab: error: unrecognized arguments` under the root usage."""
+    for args, who, bad in ((["serve", "logs", "--lines", "3"], "lab serve logs", "--lines 3"),
+                           (["translate", "x.txt", "-o", "o", "--bogus"], "lab translate run", "--bogus"),
+                           (["c2rust", "check", "a.c", "t.json", "a.rs", "--zz"], "lab c2rust check", "--zz")):
+        r = lab(*args)
+        assert r.returncode == 2 and r.stderr.startswith(f"usage: {who} "), r.stderr
+        assert r.stderr.rstrip().endswith(f"{who}: error: unrecognized arguments: {bad}"), r.stderr
