@@ -106,6 +106,18 @@ def checked_body(name: str, body: dict[str, Any], host: str, cell_timeout: int) 
         raise LabError(f"profile {name!r}: cell_timeout must be >= 0 seconds (0: no limit), got {body['cell_timeout']}")
     if body.get("device", "cpu") not in ("cpu", "cuda"):
         raise LabError(f"profile {name!r}: device must be \"cpu\" or \"cuda\", got {body['device']!r}")
+    for key in ("model", "served_name", "description", "hf_model", "train_model"):
+        if not isinstance(body.get(key, ""), str):
+            raise LabError(f"profile {name!r}: {key} must be a string, got {body[key]!r}")
+    n = body.get("min_gpus", 0)
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise LabError(f"profile {name!r}: min_gpus must be a whole number >= 0, got {n!r}")
+    size = body.get("size_gb", 0)
+    if not isinstance(size, int | float) or isinstance(size, bool) or size < 0:
+        raise LabError(f"profile {name!r}: size_gb must be a number >= 0, got {size!r}")
+    for key in ("serve", "source"):
+        if not isinstance(body.get(key, {}), dict):
+            raise LabError(f"profile {name!r}: {key} must be a table ([{name}.{key}]), got {body[key]!r}")
     _check_params_table(name, body.get("params") or {})
     check_serve(name, body.get("serve") or {})
     return body

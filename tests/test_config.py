@@ -79,6 +79,9 @@ def test_user_profiles_file(tmp_path, monkeypatch):
     ('[tiny]\ndevice = "tpu"\n', "device must be \"cpu\" or \"cuda\", got 'tpu'"),
     ('[tiny]\ncell_timeout = -3\n', "cell_timeout must be >= 0 seconds"),
     ('[tiny.params.4]\nconcurrency = 1\n', "params.4 must be a table named \"all\" or a notebook's two-digit number"),
+    ('[tiny]\nmodel = 5\n', "model must be a string, got 5"),
+    ('[tiny]\nmin_gpus = -1\n', "min_gpus must be a whole number >= 0"),
+    ('[tiny]\nsize_gb = "big"\n', "size_gb must be a number >= 0"),
 ])
 def test_a_profile_value_of_the_wrong_kind_is_one_line_naming_it(tmp_path, monkeypatch, toml, msg):
     """Caught when the profile loads, not minutes later as a failed vLLM start or a traceback."""
