@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -57,13 +58,23 @@ def check_kind(name: str, value: Any, default: Any, where: str) -> None:
                        f"got {value!r}")
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML as people write numbers: PyYAML (YAML 1.1) reads `2e-4` as a string, so `-p lr=2e-4` passed the
+    text "2e-4" to the notebook; here it is the float, as in YAML 1.2 and TOML."""
+
+
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float",
+                              re.compile(r"^[-+]?(?:\d[\d_]*(?:\.\d*)?|\.\d+)[eE][-+]?\d+$"),
+                              list("-+0123456789."))
+
+
 def parse_param(text: str) -> tuple[str, Any]:
     """'key=value' -> (key, YAML-typed value); a clear error otherwise."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip().isidentifier():
         raise LabError(f"malformed -p {text!r}: expected key=value with a Python identifier as key")
     try:
-        return key.strip(), yaml.safe_load(raw) if raw.strip() else ""
+        return key.strip(), yaml.load(raw, _Loader) if raw.strip() else ""
     except yaml.YAMLError as e:
         raise LabError(f"malformed -p {text!r}: value is not valid YAML ({e.__class__.__name__})") from None
 
@@ -73,7 +84,7 @@ def load_params_file(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     text = paths.read_text(p, "parameters file")
     try:
-        data = yaml.safe_load(text) or {}
+        data = yaml.load(text, _Loader) or {}
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{p}:{mark.line + 1}" if mark else str(p)

@@ -41,3 +41,14 @@ def test_params_file_errors(tmp_path):
     (tmp_path / "bad.yaml").write_text("- a\n- b\n")
     with pytest.raises(LabError, match="expected a mapping"):
         nbparams.load_params_file(tmp_path / "bad.yaml")
+
+
+def test_numbers_in_e_notation_are_floats(tmp_path):
+    """PyYAML reads 2e-4 as text: `-p lr=2e-4` sent the string "2e-4" to notebook 03's optimizer."""
+    assert nbparams.parse_param("lr=2e-4") == ("lr", 0.0002)
+    assert nbparams.parse_param("x=[1E3, .5e1]") == ("x", [1000.0, 5.0])
+    assert nbparams.parse_param("tag=e5") == ("tag", "e5")
+    (tmp_path / "p.yaml").write_text("lr: 3e-4\nname: 1e5x\n")
+    assert nbparams.load_params_file(tmp_path / "p.yaml") == {"lr": 0.0003, "name": "1e5x"}
+    r = lab("run", "03", "--plan", "-p", "lr=2e-4")
+    assert r.returncode == 0 and "lr=0.0002" in r.stdout, r.stdout + r.stderr
