@@ -31,7 +31,11 @@ def test_sactor_tasks_load_with_both_feeds_and_relative_samples(tmp_path):
                        r"s\.json does not exist"),
                       (json.dumps([{"command": "sactor translate x.c", "test_id": 0}]), "only `sactor run-tests`"),
                       (json.dumps([{"command": "sactor run-tests --type lib ./s.json %t 0"}]), "only --type bin"),
-                      (json.dumps([{"command": "sactor run-tests --type bin ./s.json %t 3"}]), "out of range")):
+                      (json.dumps([{"command": "sactor run-tests --type bin ./s.json %t 3"}]), "out of range"),
+                      (json.dumps([{"command": "sactor run-tests --type bin /etc/passwd %t 0"}]),
+                       "the samples file /etc/passwd is outside the program folder"),
+                      (json.dumps([{"command": "sactor run-tests --type bin ../../../../../../etc/hosts %t 0"}]),
+                       "outside the program folder")):
         (tmp_path / "s.json").write_text('[{"input": "1", "output": "1"}]')
         if "does not exist" in msg:
             (tmp_path / "s.json").unlink()
