@@ -73,13 +73,15 @@ def atomic_write(path: Path, data: bytes | str, durable: bool = True, mode: int 
 MAX_INPUT_BYTES = 256 << 20
 
 
-def out_dir(out: str | Path, flag: str = "--out") -> Path:
+def out_dir(out: str | Path, flag: str = "--out", create: bool = True) -> Path:
     """The output folder, made now (before any work, so a bad -o costs nothing); a file or an uncreatable path is
-    one LabError naming the option."""
+    one LabError naming the option. create=False only checks (for a job that may still fail before any work)."""
     from lab import LabError
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise LabError(f"{flag} {out} is a file; give a folder")
+    if not create:
+        return out
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:

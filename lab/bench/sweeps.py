@@ -220,7 +220,7 @@ def run(profile: str | None = None, settings: RunSettings | None = None, out: Pa
     prof = config.load(profile)
     validate(list(st.engines), list(st.concurrencies), st.output_len, prof.serve.get("max_model_len"))
     if out:
-        out = paths.out_dir(out)  # a file named by --out fails now, not after minutes of measuring
+        out = paths.out_dir(out, create=False)  # a file named by --out fails now, not after minutes of measuring
     was_running = _free_for_offline(prof, st)  # a held port fails here, before seconds of bandwidth reads
     prompts = workload(st.num_prompts, st.seed)
     roof = for_profile(prof, prompts, st.output_len)
