@@ -69,8 +69,9 @@ def _stop_abandoned() -> list[str]:
     for port, rec in pidfile.live_servers().items():
         if pidfile.abandoned(rec):
             serve.stop(port, quiet=True)
-            out.append(f"stopped the server on port {port} (pid {rec['pid']}) that run {Path(rec['owner']).name} "
-                       f"started: that `lab run` was killed before it could stop it")
+            run = Path(str(rec.get("owner") or "?")).name
+            out.append(f"stopped the server on port {port} (pid {rec['pid']}) that run {run} started: that "
+                       f"`lab run` was killed before it could stop it")
     return out
 
 
