@@ -311,8 +311,11 @@ def test_a_device_a_pipe_or_an_oversized_file_is_refused_before_it_is_read(tmp_p
     task = tmp_path / "test_task.json"
     task.write_text('[{"command": "sactor run-tests --type bin /dev/zero %t 0 --feed-as-args", "test_id": 0}]')
     _one_error(lab("c2rust", "check", str(c_dir / "prog.c"), str(task), str(c_dir / "reference.rs"), timeout=60),
-               "/dev/zero is not a regular file")
+               "/dev/zero is outside the program folder")
     os.mkfifo(tmp_path / "fifo.txt")  # reading a FIFO nobody writes would block forever
+    task.write_text('[{"command": "sactor run-tests --type bin ./fifo.txt %t 0 --feed-as-args", "test_id": 0}]')
+    _one_error(lab("c2rust", "check", str(c_dir / "prog.c"), str(task), str(c_dir / "reference.rs"), timeout=60),
+               "fifo.txt is not a regular file")
     _one_error(lab("tokens", str(tmp_path / "fifo.txt"), timeout=60), "fifo.txt is neither a file nor a folder")
     _one_error(lab("c2rust", "check", str(c_dir / "prog.c"), str(tmp_path / "fifo.txt"), str(c_dir / "reference.rs"),
                    timeout=60), "fifo.txt is not a regular file")
