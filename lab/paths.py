@@ -93,9 +93,7 @@ def check_replaceable(out: Path, markers: tuple[str, ...], what: str) -> None:
     """A folder a finished job will replace whole must be missing, empty, or an earlier output of that job
     (one of `markers` inside): else one LabError, before any work (`--out .` would be deleted)."""
     from lab import LabError
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise LabError(f"--out {out} is a file; give a folder")
+    out = out_dir(out, create=False)
     if out.is_dir() and any(out.iterdir()) and not any((out / m).exists() for m in markers):
         held = ", ".join(sorted(p.name for p in out.iterdir())[:5])
         raise LabError(f"--out {out} holds {held}, not an earlier {what}, and a finished run replaces the whole "

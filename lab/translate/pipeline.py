@@ -12,7 +12,7 @@ from typing import Any
 
 import openai
 
-from lab import LabError
+from lab import LabError, paths
 from lab.client import Client, context_room, run_sync, server_error, split_reasoning
 from lab.translate import sources
 from lab.translate.cache import ChunkCache, text_hash
@@ -318,9 +318,7 @@ class Translator:
 
     def run(self, path: str | Path | list[sources.Source]) -> dict[str, Any]:
         """Translate a file or folder; outputs per document as each completes; returns the stats."""
-        out = self.s.out
-        if out.exists() and not out.is_dir():
-            raise LabError(f"-o {out} is a file; give a folder for the translations")
+        out = paths.out_dir(self.s.out, "-o", create=False)
         docs = self.prepare(path)  # every input problem is found before anything is created
         refuse_overwrites(out, docs, self.s.bilingual, self.s.epub)
         try:
