@@ -112,14 +112,14 @@ def check_params(nbs: list[Path], params: dict[str, Any]) -> dict[Path, dict[str
     return declared
 
 
-def notebook_params(prof: config.Profile, nb: Path, declared: dict[str, Any] | set[str],
+def notebook_params(prof: config.Profile, nb: Path, declared: dict[str, Any],
                     params: dict[str, Any]) -> dict[str, Any]:
     """What a notebook gets: the profile, interactive=False (widgets answer once as text), the profile's own
-    parameters for it, then the user's -p/-f; each only where the notebook declares it."""
+    parameters for it, then the user's -p/-f; each only where the notebook declares it (`declared`: its
+    parameters and their defaults, as check_params returns them)."""
     own = prof.notebook_params(nb.stem)
-    if isinstance(declared, dict):
-        for k, v in own.items():
-            if k in declared:
-                check_kind(k, v, declared[k], f"profile {prof.name!r}: params for {nb.stem}:")
+    for k, v in own.items():
+        if k in declared:
+            check_kind(k, v, declared[k], f"profile {prof.name!r}: params for {nb.stem}:")
     base = {"interactive": False, **own, **params}
     return {"profile": prof.name, **{k: v for k, v in base.items() if k in declared}}
