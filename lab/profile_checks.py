@@ -42,21 +42,30 @@ _POSITIVE = ("max_model_len", "max_num_seqs", "max_num_batched_tokens", "max_lor
 _TEXT = ("dtype", "quantization", "kv_cache_dtype", "distributed_executor_backend", "reasoning_parser")
 
 
+def _whole(v: Any) -> bool:
+    """An integer from TOML (true/false are ints to Python, not to a profile)."""
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _number(v: Any) -> bool:
+    """An integer or a float from TOML, not a boolean."""
+    return _whole(v) or isinstance(v, float)
+
+
 def _serve_value_problem(key: str, v: Any) -> str | None:
     """What is wrong with serve.<key> = v, or None."""
-    is_int = isinstance(v, int) and not isinstance(v, bool)
     if key in _POSITIVE:
-        return None if is_int and v >= 1 else "a whole number >= 1"
+        return None if _whole(v) and v >= 1 else "a whole number >= 1"
     if key in _TEXT:
         return None if isinstance(v, str) else "a string"
     if key == "gpu_memory_utilization":
-        return None if isinstance(v, int | float) and not isinstance(v, bool) and 0 < v <= 1 else "a number in (0, 1]"
+        return None if _number(v) and 0 < v <= 1 else "a number in (0, 1]"
     if key == "seed":
-        return None if is_int and v >= 0 else "a whole number >= 0"
+        return None if _whole(v) and v >= 0 else "a whole number >= 0"
     if key == "enforce_eager":
         return None if isinstance(v, bool) else "true or false"
     if key == "autogroup_nice":
-        return None if is_int and -20 <= v <= 19 else "a nice value from -20 to 19"
+        return None if _whole(v) and -20 <= v <= 19 else "a nice value from -20 to 19"
     if key == "extra_args":
         return None if isinstance(v, list) and all(isinstance(x, str) for x in v) else "a list of strings"
     if key in ("env", "lora_modules"):
@@ -110,10 +119,10 @@ def checked_body(name: str, body: dict[str, Any], host: str, cell_timeout: int) 
         if not isinstance(body.get(key, ""), str):
             raise LabError(f"profile {name!r}: {key} must be a string, got {body[key]!r}")
     n = body.get("min_gpus", 0)
-    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+    if not _whole(n) or n < 0:
         raise LabError(f"profile {name!r}: min_gpus must be a whole number >= 0, got {n!r}")
     size = body.get("size_gb", 0)
-    if not isinstance(size, int | float) or isinstance(size, bool) or size < 0:
+    if not _number(size) or size < 0:
         raise LabError(f"profile {name!r}: size_gb must be a number >= 0, got {size!r}")
     for key in ("serve", "source"):
         if not isinstance(body.get(key, {}), dict):
