@@ -144,16 +144,16 @@ def _load_task(p: Path, feed: str | None) -> Task:
     if all(isinstance(x, dict) and "command" in x for x in data):
         loaded: dict[Path, list[Any]] = {}
         cases = []
+        home = p.parent.parent.resolve()  # the program folder (test_task/ is inside it)
         for k, entry in enumerate(data):
             where = f"{p}: entry {k} (test_id {entry.get('test_id', '?')})"
             rel, n, f = _sactor_command(entry["command"], where)
             sp = Path(rel) if Path(rel).is_absolute() else (p.parent / rel)
-            home = p.parent.parent.resolve()  # the program folder (test_task/ is inside it)
-            if not sp.resolve().is_relative_to(home):
-                # a task file from elsewhere must not read the machine's files into reports and prompts
-                raise LabError(f"{where}: the samples file {rel} is outside the program folder {home}; keep it "
-                               f"beside the task file")
             if sp not in loaded:
+                if not sp.resolve().is_relative_to(home):
+                    # a task file from elsewhere must not read the machine's files into reports and prompts
+                    raise LabError(f"{where}: the samples file {rel} is outside the program folder {home}; keep "
+                                   f"it beside the task file")
                 loaded[sp] = _samples(sp)
             if not 0 <= n < len(loaded[sp]):
                 raise LabError(f"{where}: sample {n} is out of range (the samples file has {len(loaded[sp])})")
