@@ -222,12 +222,13 @@ def answered(tok: Any, recs: list[list[dict[str, str]]], max_len: int,
     left to learn or score: their loss is nan); a warning names them, none left is one LabError."""
     data = [encode(tok, m, max_len) for m in recs]
     keep = [i for i, d in enumerate(data) if any(x != IGNORE for x in d["labels"])]
+    if not keep:
+        raise LabError(f"{path}: no record keeps an answer token within --max-len {max_len} (their prompts are "
+                       f"longer); raise --max-len")
     if len(keep) < len(data):
-        lines = ", ".join(str(i + 1) for i in range(len(data)) if i not in set(keep))
-        if not keep:
-            raise LabError(f"{path}: no record keeps an answer token within --max-len {max_len} (their prompts are "
-                           f"longer); raise --max-len")
-        print(f"warning: {path}: record(s) {lines} skipped: the prompt alone fills --max-len {max_len}", flush=True)
+        dropped = sorted(set(range(len(data))) - set(keep))
+        print(f"warning: {path}: record(s) {', '.join(str(i + 1) for i in dropped)} skipped: the prompt alone fills "
+              f"--max-len {max_len}", flush=True)
     return [data[i] for i in keep], [recs[i] for i in keep]
 
 
