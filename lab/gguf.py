@@ -157,7 +157,7 @@ def import_gguf(file: str | Path, name: str | None = None, dest_root: Path | Non
     quiet = os.environ.get("TQDM_DISABLE")
     os.environ["TQDM_DISABLE"] = "1"  # the loader's per-tensor bar would flood logs and notebooks
     try:
-        _convert(src, tmp)
+        _convert(src, tmp, arch)
         os.replace(tmp, dest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -175,8 +175,9 @@ SHARD_BYTES = 256 << 20
 _WHOLE_MODEL = ("qwen2moe", "qwen3moe", "minimax-m2", "gpt_oss", "gpt-oss")
 
 
-def _convert(src: Path, out: Path) -> None:
-    """The GGUF as bf16 safetensors with config, generation config, tokenizer and chat template in `out`."""
+def _convert(src: Path, out: Path, arch: str) -> None:
+    """The GGUF (of architecture `arch`) as bf16 safetensors with config, generation config, tokenizer and chat
+    template in `out`."""
     from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
     hf_logging.disable_progress_bar()
@@ -186,13 +187,13 @@ def _convert(src: Path, out: Path) -> None:
     except (ValueError, KeyError, OSError) as e:  # no tokenizer.ggml.* fields, or a kind transformers lacks
         raise LabError(f"{src}: no usable tokenizer in this GGUF ({' '.join(str(e).split())[:160]}); a model "
                        f"without its tokenizer cannot be served") from None
-    if architecture(src) in _WHOLE_MODEL:
+    if arch in _WHOLE_MODEL:
         _convert_whole(src, out)
     else:
-        _convert_streaming(src, out)
+        _convert_streaming(src, out, arch)
 
 
-def _convert_streaming(src: Path, out: Path) -> None:
+def _convert_streaming(src: Path, out: Path, arch: str) -> None:
     """Tensor by tensor: dequantize, transformers' own per-architecture fix-ups and names, cast, write."""
     import numpy as np
     import torch
@@ -206,7 +207,6 @@ def _convert_streaming(src: Path, out: Path) -> None:
         load_gguf_checkpoint,
     )
 
-    arch = architecture(src)
     cfg = AutoConfig.from_pretrained(src.parent, gguf_file=src.name)
     gguf_config = load_gguf_checkpoint(str(src), return_tensors=False)["config"]  # what the processors read
     reader = GGUFReader(str(src))
