@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import shutil
 import sys
 import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from lab import config, paths, procs
+from lab import LabError, config, paths, procs
 
 IPC_PREFIX = "lab-vllm-ipc-"
 
@@ -83,9 +88,94 @@ def read_pidfile(prof: config.Profile | int) -> dict[str, Any] | None:
 
 
 def abandoned(rec: dict[str, Any]) -> bool:
-    """A server started inside a `lab run` whose process is gone (SIGKILLed, the machine's OOM killer): nobody
-    is left to stop it. A server started by hand (no owner) is never abandoned."""
-    return procs.gone(str(rec.get("owner_proc") or ""))
+    """A server started inside a `lab run` whose process is gone (SIGKILLed, the machine's OOM killer) and that
+    no other live run uses: nobody is left to stop it. A server started by hand (no owner) is never abandoned."""
+    return procs.gone(str(rec.get("owner_proc") or "")) and not live_users(rec)
+
+
+def me() -> str:
+    """This process as "pid:start ticks" (a name no later process can reuse)."""
+    return f"{os.getpid()}:{procs.start_ticks(os.getpid())}"
+
+
+def holder() -> tuple[str, str]:
+    """Who holds a server this process starts or reuses: its `lab run` (the runner and its notebooks' kernels are
+    one holder), else this process; and that run's folder."""
+    return os.environ.get("LAB_RUN_OWNER") or me(), os.environ.get("LAB_RUN_DIR", "")
+
+
+def live_users(rec: dict[str, Any]) -> list[dict[str, str]]:
+    """The holders besides its owner that reused the server and still run (a gone one never stops it)."""
+    users = rec.get("users")
+    return [u for u in users if isinstance(u, dict) and not procs.gone(str(u.get("proc") or "?"))] \
+        if isinstance(users, list) else []
+
+
+def save(prof: config.Profile | int, rec: dict[str, Any]) -> None:
+    """Write a record back (atomically), without the fields read_pidfile adds."""
+    keep = {k: v for k, v in rec.items() if k not in ("orphans", "stale")}
+    paths.atomic_write(path_of(prof), json.dumps(keep, indent=1))
+
+
+def join(prof: config.Profile) -> None:
+    """Record this holder as a user of the lab-started server it reuses, so that its owner's end hands the
+    server over instead of stopping it under a run still using it (called with the start lock held)."""
+    rec = read_pidfile(prof)
+    proc, run = holder()
+    if not rec or rec.get("stale") or rec.get("owner_proc") == proc:
+        return
+    users = [u for u in live_users(rec) if u.get("proc") != proc]
+    save(prof, {**rec, "users": [*users, {"proc": proc, "run": run}]})
+
+
+@contextmanager
+def start_lock(port: int, say: Callable[[str], None], wait_s: float) -> Iterator[None]:
+    """Hold logs/vllm-PORT.lock while starting, reusing or letting go of the port's server: one lab process at a
+    time. Without it two `lab run`s 3 s apart both spawned vLLM (the second saw the first still loading, with
+    its port closed), the second pid file overwrote the first, and the first server leaked."""
+    f = paths.logs() / f"vllm-{port}.lock"
+    f.parent.mkdir(parents=True, exist_ok=True)
+    t0, note = time.time(), 15.0
+    while True:
+        fd = os.open(f, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if _same_file(fd, f):
+                break
+        except BlockingIOError:
+            pass
+        # held by another process, or removed by its holder between our open and our lock: try again
+        os.close(fd)
+        waited = time.time() - t0
+        if waited > wait_s:
+            raise LabError(f"another lab process ({_lock_owner(f)}) has been starting the server on port {port} "
+                           f"for over {wait_s:.0f}s; wait for it or stop it (`lab serve stop --port {port}`)")
+        if waited > note:  # progress in logs and notebooks: say what is awaited
+            say(f"  waiting for another lab process ({_lock_owner(f)}) to finish starting the server on port "
+                f"{port}... {waited:.0f}s")
+            note += 15.0
+        time.sleep(0.25)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()}\n".encode())
+        yield
+    finally:
+        f.unlink(missing_ok=True)  # before unlocking: a waiter holding the old file sees it gone and reopens
+        os.close(fd)
+
+
+def _same_file(fd: int, f: Path) -> bool:
+    try:
+        return os.fstat(fd).st_ino == f.stat().st_ino
+    except FileNotFoundError:
+        return False
+
+
+def _lock_owner(f: Path) -> str:
+    try:
+        return f.read_text().strip() or "pid unknown"
+    except OSError:
+        return "pid unknown"
 
 
 def _trusted(rec: Any) -> bool:

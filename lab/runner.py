@@ -8,10 +8,11 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lab import LabError, config, paths, pidfile, procs
+from lab import LabError, config, paths, pidfile
 from lab.nbparams import check_params, notebook_params
 
 
@@ -83,9 +84,39 @@ def _backstop(run_dir: Path, before: dict[int, tuple[int, str]], keep: set[int])
     for port, (pid, owner) in _live_servers().items():
         if port in keep or before.get(port, (None,))[0] == pid or owner != str(run_dir):
             continue
-        serve.stop(port, quiet=True)
-        stopped.append(f"port {port} (pid {pid})")
+        how = serve.release(port, quiet=True, started=True)  # handed over, not stopped, while another run uses it
+        if how == "stopped":
+            stopped.append(f"port {port} (pid {pid})")
+        else:
+            print(how, flush=True)
     return stopped
+
+
+def _run_env(**env: str) -> Callable[[], None]:
+    """Set what the notebooks' kernels inherit; returns the undo, so that a caller in the same process (a test,
+    a script) is no longer taken for the run once it ended."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+
+    def undo() -> None:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return undo
+
+
+def _release_held() -> None:
+    """At a run's end, let go of every server it holds: its own (stopped unless another run uses it), those
+    handed over to it, and those it reused (it leaves their users)."""
+    from lab import serve
+    me = pidfile.me()
+    for port, rec in pidfile.live_servers().items():
+        if rec.get("owner_proc") == me or any(u.get("proc") == me for u in pidfile.live_users(rec)):
+            how = serve.release(port, quiet=True, started=False)  # the run's, not this process's (in-process runs)
+            if how != "stopped" and not how.startswith("left running"):
+                print(how, flush=True)
 
 
 def kernel_manager(stderr_log: Path, sockets: str) -> type:
@@ -274,7 +305,7 @@ def run(names: list[str] | None = None, profile: str | None = None, params: dict
                             "started": paths.utc_stamp(iso=True), "ended": None, "parameters": params,
                             "cell_timeout_s": limit, "env": doctor.environment(), "notebooks": [],
                             # this process, so the journal can tell a killed run from one still going
-                            "owner_proc": f"{os.getpid()}:{procs.start_ticks(os.getpid())}"}
+                            "owner_proc": pidfile.me()}
     _save(run_dir, meta)
     # On CPU one server serves every notebook (saves ~35 s start-up each); on a GPU each notebook
     # manages its own so transformers and vLLM never hold VRAM at the same time.
@@ -284,9 +315,7 @@ def run(names: list[str] | None = None, profile: str | None = None, params: dict
     ok = True
     for line in _stop_abandoned():
         print(line, flush=True)
-    os.environ["LAB_RUN_DIR"] = str(run_dir)
-    os.environ["LAB_RUN_OWNER"] = meta["owner_proc"]
-    os.environ["LAB_PROFILE"] = prof.name
+    restore_env = _run_env(LAB_RUN_DIR=str(run_dir), LAB_RUN_OWNER=meta["owner_proc"], LAB_PROFILE=prof.name)
     try:
         if share_server:
             srv = serve.start(prof)
@@ -304,8 +333,8 @@ def run(names: list[str] | None = None, profile: str | None = None, params: dict
                 e["status"] = "interrupted"
         print(f"interrupted: executed notebooks so far are kept in {run_dir}", flush=True)
     finally:
-        if srv is not None and srv.owned:
-            serve.stop(prof, quiet=True)
+        _release_held()
+        restore_env()
         stopped = [x for e in meta["notebooks"] for x in e.get("stopped_servers", [])]
         print(_servers_line(run_dir, stopped), flush=True)
         meta["ended"] = paths.utc_stamp(iso=True)

@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -90,6 +90,9 @@ class Server:
     def stop(self) -> bool:
         return stop(self.profile)
 
+    def release(self) -> str:
+        return release(self.profile, started=self.owned)
+
     def __repr__(self) -> str:
         return f"Server({self.profile.name!r}, {self.base_url}, pid={self.pid}, owned={self.owned})"
 
@@ -103,21 +106,59 @@ def start(profile: str | config.Profile | None = None, api_key: str | None = Non
         prof = dataclasses.replace(prof, serve={**prof.serve, **extra_serve})
     api_key = api_key or config.api_key()
     say = (lambda m: None) if quiet else (lambda m: print(m, flush=True))
-    rec = _clear_leftovers(prof, say)
-    found = _reusable(prof, api_key, rec, say)
-    if found is not None:
-        return found
-    if port_open(prof.host, prof.port):
-        raise LabError(f"port {prof.port} is in use by another program; free it or set LAB_PORT")
-    config.check_heads(prof, prof.tensor_parallel(), config.model_config(prof.model_path()))
-    note = download_note(prof)
-    if note:
-        say(note)
-    proc, log = _spawn(prof, api_key, say)
-    t0 = time.time()
-    _wait_ready(prof, proc, log, api_key, timeout, say)
+    # a start that waits on another (same port) waits as long as that one may: its own bound plus its stop
+    with pidfile.start_lock(prof.port, say, MAX_EXTENSION * timeout + 60):
+        rec = _clear_leftovers(prof, say)
+        found = _reusable(prof, api_key, rec, say)
+        if found is None and rec and _await_other(prof, rec, api_key, timeout, say):
+            found = _reusable(prof, api_key, _clear_leftovers(prof, say), say)
+        if found is not None:
+            pidfile.join(prof)
+            return found
+        if port_open(prof.host, prof.port):
+            raise LabError(f"port {prof.port} is in use by another program; free it or set LAB_PORT")
+        config.check_heads(prof, prof.tensor_parallel(), config.model_config(prof.model_path()))
+        note = download_note(prof)
+        if note:
+            say(note)
+        proc, log = _spawn(prof, api_key, say)
+        t0 = time.time()
+        _wait_ready(prof, proc, log, api_key, timeout, say)
     say(f"vLLM ready in {time.time() - t0:.1f}s (pid {proc.pid})")
     return Server(prof, proc.pid, log, True, api_key)
+
+
+def release(profile: str | config.Profile | int, quiet: bool = False, started: bool | None = None) -> str:
+    """Let go of a server: stop it when the caller started it (`started`; None: this process spawned it), or
+    its run owns it, or its owner is gone, and no other live run uses it; hand it over to such a run instead;
+    else only drop this holder from its users. Returns what happened, in words."""
+    port = profile if isinstance(profile, int) else (
+        profile if isinstance(profile, config.Profile) else config.load(profile, check_device=False)).port
+    with pidfile.start_lock(port, lambda m: None if quiet else print(m, flush=True), MAX_EXTENSION * 60.0):
+        rec = read_pidfile(port)
+        if not rec or rec.get("stale"):
+            return "not running"
+        proc, _run = pidfile.holder()
+        here = pidfile.me()
+        owner = str(rec.get("owner_proc") or "")
+        users = [u for u in pidfile.live_users(rec) if u.get("proc") != proc]
+        # a kernel of a run is not its run: a shared server the runner started is the runner's to let go
+        spawned = rec.get("starter") == here if started is None else started
+        mine = spawned or owner == here or bool(owner and procs.gone(owner))
+        if not mine:
+            if proc == here and len(users) != len(pidfile.live_users(rec)):
+                pidfile.save(port, {**rec, "users": users})
+            return "left running (started by another process)"
+        if users:
+            heir = users[0]
+            pidfile.save(port, {**rec, "owner_proc": heir["proc"], "owner": heir.get("run", ""), "users": users[1:]})
+            what = f"run {Path(heir['run']).name}" if heir.get("run") else f"process {heir['proc'].split(':')[0]}"
+            msg = f"left the server on port {port} running for {what}, which uses it (and stops it when done)"
+            if not quiet:
+                print(msg, flush=True)
+            return msg
+        stop(port, quiet=quiet)
+        return "stopped"
 
 
 def _clear_leftovers(prof: config.Profile, say: Any) -> dict[str, Any] | None:
@@ -188,45 +229,72 @@ def _spawn(prof: config.Profile, api_key: str | None, say: Any) -> tuple[subproc
          # never those of a run going on beside it
          "owner": os.environ.get("LAB_RUN_DIR", ""),
          "owner_proc": os.environ.get("LAB_RUN_OWNER", ""),  # "pid:start ticks" of that `lab run` process
+         "starter": pidfile.me(), "users": [],  # who spawned it; other runs reusing it (see release)
          "served_name": prof.served_name, "log": str(log), "started": time.time(),
          "autogroup": sched, "ipc_dir": ipc}, indent=1))
     say(f"starting vLLM ({prof.name}, {prof.served_name}) on {prof.base_url}; log: {log}")
     return proc, log
 
 
-def _wait_ready(prof: config.Profile, proc: subprocess.Popen, log: Path, api_key: str | None, timeout: float,
-                say: Any) -> None:
-    """Poll until the server lists the model; stop it and raise on exit, stall, timeout or Ctrl-C."""
+class _NotReady(Exception):
+    """Readiness timed out: elapsed seconds, and how long the log has been silent."""
+
+
+def _poll_ready(prof: config.Profile, running: Callable[[], bool], log: Path, api_key: str | None, timeout: float,
+                say: Any) -> bool:
+    """Poll until the server lists the model (True) or its process is gone (False); _NotReady past the bound."""
     t0 = time.time()
     next_note = 15.0
     grew, size = t0, 0
+    while True:
+        if not running():
+            return False
+        found = probe(prof, api_key, timeout=2.0)
+        if found and prof.served_name in [m["id"] for m in found["models"]]:
+            return True
+        size_now = log.stat().st_size if log.exists() else 0
+        if size_now != size:
+            grew, size = time.time(), size_now
+        elapsed = time.time() - t0
+        if ready_timed_out(elapsed, time.time() - grew, timeout):
+            raise _NotReady(f"not ready after {elapsed:.0f}s, its log silent for {time.time() - grew:.0f}s")
+        if elapsed > next_note:  # progress that shows in logs and notebooks, not only on a TTY
+            say(f"  waiting for vLLM... {elapsed:.0f}s ({tail(log, 1).strip()[:100]})")
+            next_note += 15.0
+        time.sleep(0.5)
+
+
+def _wait_ready(prof: config.Profile, proc: subprocess.Popen, log: Path, api_key: str | None, timeout: float,
+                say: Any) -> None:
+    """Wait for the server this process spawned; stop it and raise on exit, stall, timeout or Ctrl-C."""
     try:
-        while True:
-            if proc.poll() is not None:
-                pidfile.forget(prof)
-                raise LabError(f"vLLM exited with code {proc.returncode} during start-up; "
-                               f"last log lines ({log}):\n{tail(log)}")
-            found = probe(prof, api_key, timeout=2.0)
-            if found and prof.served_name in [m["id"] for m in found["models"]]:
-                return
-            size_now = log.stat().st_size if log.exists() else 0
-            if size_now != size:
-                grew, size = time.time(), size_now
-            elapsed = time.time() - t0
-            if ready_timed_out(elapsed, time.time() - grew, timeout):
-                procs.stop_group(proc.pid)
-                pidfile.forget(prof)
-                raise LabError(f"vLLM not ready after {elapsed:.0f}s, its log silent for {time.time() - grew:.0f}s "
-                               f"(stopped it; --timeout or the notebook's start_timeout waits longer); last log "
-                               f"lines ({log}):\n{tail(log)}")
-            if elapsed > next_note:  # progress that shows in logs and notebooks, not only on a TTY
-                say(f"  waiting for vLLM... {elapsed:.0f}s ({tail(log, 1).strip()[:100]})")
-                next_note += 15.0
-            time.sleep(0.5)
+        if not _poll_ready(prof, lambda: proc.poll() is None, log, api_key, timeout, say):
+            pidfile.forget(prof)
+            raise LabError(f"vLLM exited with code {proc.returncode} during start-up; "
+                           f"last log lines ({log}):\n{tail(log)}")
+    except _NotReady as e:
+        procs.stop_group(proc.pid)
+        pidfile.forget(prof)
+        raise LabError(f"vLLM {e} (stopped it; --timeout or the notebook's start_timeout waits longer); last log "
+                       f"lines ({log}):\n{tail(log)}") from None
     except KeyboardInterrupt:
         procs.stop_group(proc.pid)
         pidfile.forget(prof)
         raise LabError("interrupted during start-up: the server was stopped, nothing left running") from None
+
+
+def _await_other(prof: config.Profile, rec: dict[str, Any], api_key: str | None, timeout: float, say: Any) -> bool:
+    """A live server lab started on this port that does not answer yet (its starter was killed while it loaded,
+    or the machine is too busy to answer in 3 s): wait for it rather than spawn a second. True once it
+    answers; False when it is gone (the port is free again); an error past the readiness bound."""
+    pid, ticks = rec["pid"], rec["start_ticks"]
+    say(f"the server lab started on port {prof.port} (pid {pid}) is not answering yet: waiting for it")
+    try:
+        return _poll_ready(prof, lambda: not procs.gone(f"{pid}:{ticks}"), Path(str(rec.get("log") or "")),
+                           api_key, timeout, say)
+    except _NotReady as e:
+        raise LabError(f"the server lab started on port {prof.port} (pid {pid}) is {e}; stop it with "
+                       f"`lab serve stop --port {prof.port}` and start again") from None
 
 
 STALL_S = 60.0          # a start whose log is silent this long after the timeout has stalled
@@ -329,10 +397,10 @@ def logs_tail(n: int = 40, port: int | None = None) -> str:
 
 @contextmanager
 def server(profile: str | config.Profile | None = None, **kw: Any) -> Iterator[Server]:
-    """Context manager: start or reuse; stop on exit only if this call started it."""
+    """Context manager: start or reuse; on exit, release it (stopped only if this process started it and no
+    other run uses it)."""
     srv = start(profile, **kw)
     try:
         yield srv
     finally:
-        if srv.owned:
-            stop(srv.profile, quiet=True)
+        release(srv.profile, quiet=True, started=srv.owned)

@@ -138,8 +138,8 @@ def _server_runs(prof: config.Profile, res: dict[str, Any], prompts: list[str], 
     try:
         return server_sweep(srv.client(), prompts, list(st.concurrencies), st.output_len, st.progress)
     finally:
-        if srv.owned and not keep:
-            serve.stop(prof, quiet=True)
+        if not keep:
+            serve.release(prof, quiet=True)
 
 
 def _keep(res: dict[str, Any], out: Path | None) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from lab import LabError, options, serve
+from lab import LabError, options
 from lab.finetune.adapter import VLLM_LORA_RANKS, compare, max_lora_rank_for, serve_with_adapter
 from lab.finetune.train import FinetuneConfig, train_isolated
 
@@ -57,6 +57,5 @@ def _run(a: argparse.Namespace) -> int:
             for row in compare(srv.client(), [s["prompt"] for s in res["samples"][:3]], a.serve):
                 print(f"- {row['prompt'].splitlines()[-1]}\n  base:    {row['base']}\n  adapter: {row['adapter']}")
         finally:
-            if srv.owned:
-                serve.stop(srv.profile)
+            srv.release()
     return 0

@@ -1,0 +1,163 @@
+"""Servers shared between runs: one start per port at a time, reuse registers a user, the owner's end hands a
+server over instead of stopping it under a run that still uses it, and a start never spawns a second server
+beside one still loading."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import ROOT, free_port
+
+from lab import LabError, paths, pidfile, procs, serve
+
+# a `lab run` stand-in: starts (or reuses) the tiny profile's server, whose vLLM is replaced by the fake
+# OpenAI server, listening only after LOAD_S (as vLLM's port stays closed while it loads); lets go of it when
+# the test writes a line to its stdin
+HOLDER = """
+import json, os, sys
+from lab import config, pidfile, serve
+load_s, fake = sys.argv[1], sys.argv[2]
+code = ("import runpy, sys, time; time.sleep(%s); sys.argv = ['fake', sys.argv[1], sys.argv[2]]; "
+        "runpy.run_path(%r, run_name='__main__')" % (load_s, fake))
+config.serve_command = lambda prof, *a, **k: [sys.executable, "-c", code, str(prof.port), os.devnull]
+os.environ["LAB_RUN_OWNER"] = pidfile.me()  # one holder, as a `lab run` is
+srv = serve.start("tiny", timeout=60)
+print(json.dumps({"owned": srv.owned, "me": pidfile.me()}), flush=True)
+sys.stdin.readline()
+print(json.dumps({"release": serve.release("tiny")}), flush=True)
+"""
+
+
+@pytest.fixture
+def port(monkeypatch):
+    p = free_port()
+    monkeypatch.setenv("LAB_PORT", str(p))
+    monkeypatch.setenv("LAB_SERVED_NAME", "fake")
+    yield p
+    serve.stop(p, quiet=True)
+
+
+def _holder(load_s: float) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", HOLDER, str(load_s), str(ROOT / "tests" / "fake_openai.py")],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            cwd=ROOT, env=dict(os.environ))
+
+
+def _started(p: subprocess.Popen) -> tuple[dict, str]:
+    """The holder's JSON line once its start returned, and what it printed before."""
+    said = []
+    for line in p.stdout:
+        if line.startswith("{"):
+            return json.loads(line), "".join(said)
+        said.append(line)
+    raise AssertionError(f"holder exited: {''.join(said)}")
+
+
+def _release(p: subprocess.Popen) -> str:
+    p.stdin.write("go\n")
+    p.stdin.flush()
+    out = p.communicate(timeout=60)[0]
+    return json.loads(out.strip().splitlines()[-1])["release"]
+
+
+def test_two_starts_seconds_apart_share_one_server_and_the_last_user_stops_it(port):
+    """Was: the second start saw the first server still loading (port closed), spawned its own, overwrote the pid
+    file, and the first server leaked; and the first run's end stopped the server under the second."""
+    first = _holder(3.0)
+    time.sleep(0.5)
+    second = _holder(3.0)
+    a, said_a = _started(first)
+    b, said_b = _started(second)
+    assert a["owned"] and not b["owned"] and "reusing server" in said_b
+    assert (said_a + said_b).count("starting vLLM") == 1
+    rec = serve.read_pidfile(port)
+    assert rec["owner_proc"] == a["me"] and [u["proc"] for u in rec["users"]] == [b["me"]]
+
+    how = _release(first)  # the owner is done first: the server stays for the run still using it
+    assert how.startswith(f"left the server on port {port} running for process {b['me'].split(':')[0]}")
+    rec = serve.read_pidfile(port)
+    assert serve.port_open("127.0.0.1", port) and rec["owner_proc"] == b["me"] and rec["users"] == []
+    assert _release(second) == "stopped"
+    assert serve.read_pidfile(port) is None and not procs.group_pids(rec["pgid"])
+    assert not list(paths.logs().glob(f"vllm-{port}.lock"))
+
+
+def test_a_start_waits_for_a_server_whose_starter_was_killed_while_it_loaded(port):
+    """Its starter SIGKILLed, the server loads on with its port closed: a new start waits for it and reuses it
+    (no second server), it is not abandoned while that user lives, and that user's end stops it."""
+    first = _holder(4.0)
+    deadline = time.time() + 30
+    while not (pidfile.path_of(port).exists() and serve.read_pidfile(port)):
+        assert time.time() < deadline, "the first holder never spawned its server"
+        time.sleep(0.1)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    second = _holder(4.0)
+    b, said = _started(second)
+    assert not b["owned"] and "is not answering yet: waiting for it" in said and "starting vLLM" not in said
+    rec = serve.read_pidfile(port)
+    assert not pidfile.abandoned(rec)  # its owner is gone, but a live run uses it
+    assert _release(second) == "stopped"  # nobody else would
+    assert serve.read_pidfile(port) is None and not procs.group_pids(rec["pgid"])
+
+
+def test_a_start_lock_held_elsewhere_is_waited_for_with_a_bound(port, capsys):
+    """The lock file names its holder; a waiter past its bound gives one line saying what it waited for."""
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from lab import pidfile\n"
+        f"with pidfile.start_lock({port}, print, 5):\n    print('held', flush=True); time.sleep(30)")],
+        stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(LabError, match=rf"another lab process \(pid {holder.pid}\) has been starting "
+                                                 rf"the server on port {port} for over 1s"):
+            with pidfile.start_lock(port, print, 1.0):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with pidfile.start_lock(port, print, 1.0):  # a dead holder's lock is free at once
+        assert Path(paths.logs() / f"vllm-{port}.lock").read_text() == f"pid {os.getpid()}\n"
+
+
+PAUSING = [("profile = 'tiny'  # profile\npause = 0  # seconds between two requests", True),
+           ("import time\nfrom lab import serve\nsrv = serve.start(profile, timeout=300)\n"
+            "srv.client().chat('hi', max_tokens=2)\ntime.sleep(pause)\nsrv.client().chat('hi', max_tokens=2)\n"
+            "print('server:', srv.release())", False)]
+
+
+@pytest.mark.slow
+def test_two_lab_runs_seconds_apart_share_one_real_server_and_neither_leaves_it(tmp_path, monkeypatch):
+    """The fault as found: two `lab run`s 3 s apart on one profile and port, no server up. The second waits for the
+    first's server and reuses it; the first ends while the second still uses it, hands it over; the second's
+    end stops it. Was: a second vLLM that died on the port, and a leaked first server."""
+    import nbformat
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(src) for src, _ in PAUSING]
+    nb.cells[0].metadata["tags"] = ["parameters"]
+    nbformat.write(nb, tmp_path / "93_share.ipynb")
+    port = free_port()
+    env = {**os.environ, "LAB_PORT": str(port), "LAB_RUNS": str(tmp_path / "runs"),
+           "LAB_JOURNAL": str(tmp_path / "journal")}
+    env.pop("LAB_SERVED_NAME", None)
+    cmd = [sys.executable, "-m", "lab.cli", "run", str(tmp_path / "93_share.ipynb"), "--profile", "tiny",
+           "--cell-timeout", "300"]
+    runs = [subprocess.Popen([*cmd, "-p", "pause=0"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)]
+    time.sleep(3)
+    runs.append(subprocess.Popen([*cmd, "-p", "pause=20"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True))
+    try:
+        outs = [p.communicate(timeout=600)[0] for p in runs]
+    finally:
+        serve.stop(port, quiet=True)
+    assert [p.returncode for p in runs] == [0, 0], "\n=====\n".join(outs)
+    assert "".join(outs).count("starting vLLM") == 1, outs
+    assert "reusing server" in outs[1] and f"left the server on port {port} running for run " in outs[0], outs
+    assert serve.read_pidfile(port) is None and not serve.port_open("127.0.0.1", port)
+    # (the session's end checks that no vLLM process, EngineCore included, is left anywhere)
