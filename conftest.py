@@ -8,7 +8,18 @@ from pathlib import Path
 
 import pytest
 
-TEST_PORT = "8019"  # not the tiny profile's 8011, so a developer's own server is never touched
+
+def _free_port() -> str:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return str(s.getsockname()[1])
+
+
+# a port of the session's own (never the tiny profile's 8011, so a developer's own server is never touched): two
+# sessions at once (a developer's and CI's) each start and stop their own server; on one fixed port the first
+# to finish stopped the server under the other
+TEST_PORT = os.environ.get("LAB_TEST_PORT") or _free_port()
 _state: dict = {}
 
 
@@ -20,10 +31,10 @@ def pytest_configure(config: pytest.Config) -> None:
     for var, sub in (("LAB_RUNS", "runs"), ("LAB_LOGS", "logs"), ("LAB_JOURNAL", "journal")):
         os.environ[var] = str(tmp / sub)
     os.environ["LAB_PORT"] = TEST_PORT
+    os.environ["LAB_TEST_SESSION"] = str(tmp)  # marks every process the session starts (see _vllm_processes)
     os.environ.pop("LAB_PROFILE", None)
     os.environ.pop("LAB_API_KEY", None)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    _state["vllm_before"] = _vllm_processes()  # a developer's own servers are not the suite's
 
 
 def session_server():
@@ -40,8 +51,10 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 def _vllm_processes() -> set[tuple[int, int | None]]:
-    """(pid, start ticks) of every vLLM process on the machine: API servers, EngineCore, workers."""
+    """(pid, start ticks) of every vLLM process this session started (API servers, EngineCore, workers): they
+    inherit its LAB_TEST_SESSION, which no other session shares."""
     from lab import procs
+    mine = f"LAB_TEST_SESSION={_state['tmp']}".encode()
     found = set()
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
@@ -51,9 +64,10 @@ def _vllm_processes() -> set[tuple[int, int | None]]:
                 continue  # a zombie holds no memory; init reaps it
             comm = (d / "comm").read_text().strip()
             cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            env = (d / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if comm.startswith("VLLM") or "vllm.entrypoints" in cmd or "vllm serve" in cmd:
+        if (comm.startswith("VLLM") or "vllm.entrypoints" in cmd or "vllm serve" in cmd) and mine in env:
             found.add((int(d.name), procs.start_ticks(int(d.name))))
     return found
 
@@ -63,8 +77,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if srv is not None and srv.owned:
         from lab import serve
         serve.stop(srv.profile, quiet=True)
-    # the suite must leave no vLLM process (EngineCore and workers included) behind, whoever started it
-    left = _vllm_processes() - _state.get("vllm_before", set())
+    # the suite must leave no vLLM process (EngineCore and workers included) behind, whoever in it started it
+    left = _vllm_processes()
     if left:
         print(f"\nERROR: vLLM processes left after the session: {sorted(p for p, _ in left)}")
         session.exitstatus = 1

@@ -23,6 +23,7 @@ from lab.client import root_url
 from lab.pidfile import IPC_PREFIX, read_pidfile
 
 READY_TIMEOUT_S = 600  # tiny model: ~34 s eager, ~75 s compiled; a 32B AWQ model: minutes
+RELEASE_WAIT_S = 600  # letting go waits this long for a start of the same port in progress elsewhere
 
 
 def _headers(api_key: str | None) -> dict[str, str]:
@@ -134,31 +135,39 @@ def release(profile: str | config.Profile | int, quiet: bool = False, started: b
     else only drop this holder from its users. Returns what happened, in words."""
     port = profile if isinstance(profile, int) else (
         profile if isinstance(profile, config.Profile) else config.load(profile, check_device=False)).port
-    with pidfile.start_lock(port, lambda m: None if quiet else print(m, flush=True), MAX_EXTENSION * 60.0):
-        rec = read_pidfile(port)
-        if not rec or rec.get("stale"):
-            return "not running"
-        proc, _run = pidfile.holder()
-        here = pidfile.me()
-        owner = str(rec.get("owner_proc") or "")
-        users = [u for u in pidfile.live_users(rec) if u.get("proc") != proc]
-        # a kernel of a run is not its run: a shared server the runner started is the runner's to let go
-        spawned = rec.get("starter") == here if started is None else started
-        mine = spawned or owner == here or bool(owner and procs.gone(owner))
-        if not mine:
-            if proc == here and len(users) != len(pidfile.live_users(rec)):
-                pidfile.save(port, {**rec, "users": users})
-            return "left running (started by another process)"
-        if users:
-            heir = users[0]
-            pidfile.save(port, {**rec, "owner_proc": heir["proc"], "owner": heir.get("run", ""), "users": users[1:]})
-            what = f"run {Path(heir['run']).name}" if heir.get("run") else f"process {heir['proc'].split(':')[0]}"
-            msg = f"left the server on port {port} running for {what}, which uses it (and stops it when done)"
-            if not quiet:
-                print(msg, flush=True)
-            return msg
-        stop(port, quiet=quiet)
-        return "stopped"
+    try:
+        with pidfile.start_lock(port, lambda m: None if quiet else print(m, flush=True), RELEASE_WAIT_S):
+            return _release_locked(port, quiet, started)
+    except LabError as e:  # a run's end must go on (journal, other servers) even when it cannot let go
+        return f"left running: {e}"
+
+
+def _release_locked(port: int, quiet: bool, started: bool | None) -> str:
+    """release() with the port's start lock held."""
+    rec = read_pidfile(port)
+    if not rec or rec.get("stale"):
+        return "not running"
+    proc, _run = pidfile.holder()
+    here = pidfile.me()
+    owner = str(rec.get("owner_proc") or "")
+    users = [u for u in pidfile.live_users(rec) if u.get("proc") != proc]
+    # a kernel of a run is not its run: a shared server the runner started is the runner's to let go
+    spawned = rec.get("starter") == here if started is None else started
+    mine = spawned or owner == here or bool(owner and procs.gone(owner))
+    if not mine:
+        if proc == here and len(users) != len(pidfile.live_users(rec)):
+            pidfile.save(port, {**rec, "users": users})
+        return "left running (started by another process)"
+    if users:
+        heir = users[0]
+        pidfile.save(port, {**rec, "owner_proc": heir["proc"], "owner": heir.get("run", ""), "users": users[1:]})
+        what = f"run {Path(heir['run']).name}" if heir.get("run") else f"process {heir['proc'].split(':')[0]}"
+        msg = f"left the server on port {port} running for {what}, which uses it (and stops it when done)"
+        if not quiet:
+            print(msg, flush=True)
+        return msg
+    stop(port, quiet=quiet)
+    return "stopped"
 
 
 def _clear_leftovers(prof: config.Profile, say: Any) -> dict[str, Any] | None:

@@ -22,7 +22,8 @@ def test_status_comes_from_the_server(tiny_server):
     assert m["id"] == "tiny-qwen3" and m["max_model_len"] == 2048
     assert st["pid"] == tiny_server.pid and st["uptime_s"] > 0
     r = lab("serve", "status")
-    assert r.returncode == 0 and "running: http://127.0.0.1:8019/v1 model tiny-qwen3 max_model_len 2048" in r.stdout
+    port = os.environ["LAB_PORT"]
+    assert r.returncode == 0 and f"running: http://127.0.0.1:{port}/v1 model tiny-qwen3 max_model_len 2048" in r.stdout
 
 
 def test_server_session_runs_at_the_profiles_autogroup_nice(tiny_server):
@@ -31,7 +32,8 @@ def test_server_session_runs_at_the_profiles_autogroup_nice(tiny_server):
     if not f.exists():
         pytest.skip("kernel without autogroup scheduling: nothing to lower")
     assert f.read_text().split()[-2:] == ["nice", "5"]
-    assert json.loads((paths.logs() / "vllm-8019.json").read_text())["autogroup"].endswith("nice 5")
+    rec = json.loads((paths.logs() / f"vllm-{os.environ['LAB_PORT']}.json").read_text())
+    assert rec["autogroup"].endswith("nice 5")
     # every vLLM process (EngineCore, worker) is in that one group
     groups = {Path(f"/proc/{p}/autogroup").read_text().split()[0] for p in procs.group_pids(tiny_server.pid)}
     assert len(groups) == 1
@@ -69,7 +71,7 @@ def test_start_reuses_a_healthy_server(tiny_server):
 
 def test_port_serving_another_model_is_an_error(tiny_server, monkeypatch):
     monkeypatch.setenv("LAB_SERVED_NAME", "other-model")
-    with pytest.raises(LabError, match="port 8019 already serves tiny-qwen3, not 'other-model'"):
+    with pytest.raises(LabError, match=f"port {os.environ['LAB_PORT']} already serves tiny-qwen3, not 'other-model'"):
         serve.start("tiny", quiet=True)
 
 

@@ -150,8 +150,11 @@ def save_fix(out: Path, doc: Doc, line: int, text: str) -> dict[str, Any]:
     """Lock a person's translation of line `line` (1-based, as in NAME.zh.txt); returns the record."""
     if not 1 <= line <= len(doc.lines):
         raise LabError(f"--line must be between 1 and {len(doc.lines)} for {doc.name}, got {line}")
-    if "\n" in text:
+    if text and text.splitlines() != [text]:  # \r, \v, \x1c, \u2028... split a line as \n does
         raise LabError("--text must be one line: NAME.zh.txt keeps one line per source line")
+    if not text.strip() and doc.lines[line - 1].strip():
+        raise LabError(f"--text is empty, but line {line} of {doc.name} is not ({doc.lines[line - 1][:40]!r}): "
+                       f"a fix is the translation to keep; give its text")
     cache = ChunkCache(out)
     f = cache.folder(doc.name) / FIXES
     recs = _fixes_file(f) if f.exists() else {}

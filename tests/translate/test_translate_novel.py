@@ -146,6 +146,12 @@ def test_fix_locks_a_line_and_rebuild_needs_no_server(tmp_path, openai_fake):
     assert r.returncode == 1 and r.stderr.startswith("error: ") and "documents: ame" in r.stderr
     r = lab("translate", "fix", str(out), "--line", "999", "--text", "x")
     assert r.returncode == 1 and "--line must be between 1 and 31" in r.stderr
+    before = (out / ".lab-cache").rglob("fixes.json").__next__().read_bytes()
+    for bad, why in (("", f"--text is empty, but line {n} of ame is not"), ("  ", "--text is empty"),
+                     ("一\r二", "--text must be one line"), ("一\u2028二", "--text must be one line")):
+        r = lab("translate", "fix", str(out), "--line", str(n), "--text", bad)
+        assert r.returncode == 1 and r.stderr.startswith(f"error: {why}"), (bad, r.stderr)
+    assert (out / ".lab-cache").rglob("fixes.json").__next__().read_bytes() == before  # nothing changed
 
 
 def test_a_fix_survives_a_rerun_and_a_changed_glossary_resends_only_its_chunks(tmp_path, openai_fake):
