@@ -157,7 +157,7 @@ def _release_locked(port: int, quiet: bool, started: bool | None) -> str:
     if not mine:
         if proc == here and len(users) != len(pidfile.live_users(rec)):
             pidfile.save(port, {**rec, "users": users})
-        return "left running (started by another process)"
+        return "left running (started elsewhere: its starter stops it)"
     if users:
         heir = users[0]
         pidfile.save(port, {**rec, "owner_proc": heir["proc"], "owner": heir.get("run", ""), "users": users[1:]})
