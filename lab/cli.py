@@ -69,7 +69,8 @@ def _serve(a: argparse.Namespace) -> int:
     elif st["running"]:
         m = st["models"][0]
         print(f"running: {st['url']} model {m['id']} max_model_len {m['max_model_len']}"
-              + (f" pid {st['pid']} uptime {st['uptime_s']:.0f}s" if "pid" in st else " (not started by lab)"))
+              + (f" pid {st['pid']} uptime {st['uptime_s']:.0f}s" if "pid" in st else " (not started by lab)")
+              + (f"; also used by {', '.join(st['used_by'])}" if st.get("used_by") else ""))
     elif st.get("orphans"):
         port = st["url"].rsplit(":", 1)[1].split("/")[0]
         print(f"orphaned on {st['url']}: the server's main process (pid {st['pid']}) is gone but "

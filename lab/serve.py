@@ -376,7 +376,9 @@ def status(profile: str | config.Profile | None = None, api_key: str | None = No
     if rec and rec.get("orphans"):
         st.update(orphans=rec["orphans"], pid=rec["pid"], log=rec["log"])
     elif rec and not rec.get("stale"):
-        st.update(pid=rec["pid"], uptime_s=round(time.time() - rec["started"], 1), log=rec["log"])
+        st.update(pid=rec["pid"], uptime_s=round(time.time() - rec["started"], 1), log=rec["log"],
+                  used_by=[f"run {Path(u['run']).name}" if u.get("run") else f"pid {str(u.get('proc')).split(':')[0]}"
+                           for u in pidfile.live_users(rec)])  # other runs reusing it (release hands it over)
     elif rec:
         st["stale_pidfile_removed"] = rec["pid"]
     return st

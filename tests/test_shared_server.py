@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, free_port
+from helpers import ROOT, free_port, lab
 
 from lab import LabError, paths, pidfile, procs, serve
 
@@ -77,6 +77,8 @@ def test_two_starts_seconds_apart_share_one_server_and_the_last_user_stops_it(po
     assert (said_a + said_b).count("starting vLLM") == 1
     rec = serve.read_pidfile(port)
     assert rec["owner_proc"] == a["me"] and [u["proc"] for u in rec["users"]] == [b["me"]]
+    r = lab("serve", "status")
+    assert r.returncode == 0 and r.stdout.strip().endswith(f"; also used by pid {b['me'].split(':')[0]}"), r.stdout
 
     how = _release(first)  # the owner is done first: the server stays for the run still using it
     assert how.startswith(f"left the server on port {port} running for process {b['me'].split(':')[0]}")
