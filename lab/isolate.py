@@ -59,22 +59,13 @@ def require_gpu_free(prof: config.Profile, what: str) -> None:
 TMP_PREFIX = "lab-isolate-"
 
 
-def _remove_left_behind() -> None:
-    """Remove the folders of isolated work whose parent is gone (a SIGKILLed `lab run` cannot clean up)."""
-    import shutil
-    for d in Path(tempfile.gettempdir()).glob(f"{TMP_PREFIX}*-*"):
-        pid = d.name.removeprefix(TMP_PREFIX).split("-", 1)[0]
-        if pid.isdigit() and not procs.alive(int(pid)):
-            shutil.rmtree(d, ignore_errors=True)
-
-
 def run(target: str, kwargs: dict[str, Any], env: dict[str, str] | None = None, timeout: float | None = None,
         quiet: bool = False) -> dict[str, Any]:
     """target(**kwargs) in a fresh Python process that owns its memory and its process group; its output
     streams through as it comes (progress in notebooks and logs); returns the dict it returned."""
     if target not in ALLOWED:
         raise LabError(f"unknown isolated function {target!r}")
-    _remove_left_behind()
+    procs.remove_left_behind(Path(tempfile.gettempdir()), TMP_PREFIX)  # of a SIGKILLed `lab run`
     with tempfile.TemporaryDirectory(prefix=f"{TMP_PREFIX}{os.getpid()}-") as tmp:
         res_file = Path(tmp) / "result.json"
         cmd = [sys.executable, "-m", "lab.isolate", target, json.dumps(kwargs), str(res_file)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -62,6 +63,14 @@ def gone(owner: str) -> bool:
     if not pid.isdigit() or not ticks:
         return False
     return not (alive(int(pid)) and str(start_ticks(int(pid))) == ticks)
+
+
+def remove_left_behind(folder: Path, prefix: str) -> None:
+    """Remove folder/PREFIX<pid>[-...] whose process is gone: work a SIGKILLed process could not clean up."""
+    for d in folder.glob(f"{prefix}*"):
+        pid = d.name.removeprefix(prefix).split("-", 1)[0]
+        if pid.isdigit() and not alive(int(pid)):
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def group_pids(pgid: int) -> list[int]:

@@ -31,3 +31,13 @@ def test_alive_and_start_ticks():
     assert procs.alive(me) and procs.start_ticks(me) == procs.start_ticks(me) is not None
     assert procs.start_ticks(2**22 + 12345) is None and not procs.alive(2**22 + 12345)
     procs.stop_group(2**22 + 12345)  # nothing there: returns at once
+
+
+def test_folders_of_gone_processes_are_removed_and_live_ones_kept(tmp_path):
+    """Isolated work and fine-tuning leave PREFIX<pid> folders when SIGKILLed: the next job removes those."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    for name in (f"w-{gone.pid}-abc", f"w-{os.getpid()}-abc", "w-notapid", f"x-{gone.pid}"):
+        (tmp_path / name / "sub").mkdir(parents=True)
+    procs.remove_left_behind(tmp_path, "w-")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([f"w-{os.getpid()}-abc", "w-notapid", f"x-{gone.pid}"])

@@ -254,10 +254,8 @@ def train(cfg: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
     history: list[dict[str, float]] = []
     cb = _progress_callback(steps, history, max(1, steps // 10), show=progress)
     work = Path(str(cfg.out) + f".partial{os.getpid()}")
-    for old in Path(cfg.out).parent.glob(f"{Path(cfg.out).name}.partial*"):  # of runs killed before publishing
-        pid = old.name.rsplit(".partial", 1)[1]
-        if old == work or (pid.isdigit() and not procs.alive(int(pid))):
-            shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(work, ignore_errors=True)
+    procs.remove_left_behind(Path(cfg.out).parent, f"{Path(cfg.out).name}.partial")  # of runs killed before publishing
     trainer = _trainer(cfg, model, train_data, pad, steps, work, cb)
     t0 = time.time()
     trainer.train()
