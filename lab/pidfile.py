@@ -105,10 +105,17 @@ def holder() -> tuple[str, str]:
 
 
 def live_users(rec: dict[str, Any]) -> list[dict[str, str]]:
-    """The holders besides its owner that reused the server and still run (a gone one never stops it)."""
+    """The holders besides its owner that reused the server and still run (a gone one never stops it; an entry
+    lab did not write, which could keep a server up forever, is not one)."""
     users = rec.get("users")
-    return [u for u in users if isinstance(u, dict) and not procs.gone(str(u.get("proc") or "?"))] \
-        if isinstance(users, list) else []
+    return [u for u in users if _live_holder(u)] if isinstance(users, list) else []
+
+
+def _live_holder(u: Any) -> bool:
+    if not (isinstance(u, dict) and isinstance(u.get("proc"), str) and isinstance(u.get("run", ""), str)):
+        return False
+    pid, _, ticks = u["proc"].partition(":")
+    return pid.isdigit() and ticks.isdigit() and not procs.gone(u["proc"])
 
 
 def save(prof: config.Profile | int, rec: dict[str, Any]) -> None:

@@ -8,7 +8,7 @@ import time
 import pytest
 from helpers import free_port, lab
 
-from lab import paths, procs, serve
+from lab import paths, pidfile, procs, serve
 
 
 def test_stale_pid_file_is_reported_and_removed(monkeypatch):
@@ -81,3 +81,17 @@ def test_orphans_of_a_dead_main_process_are_found_and_stopped(tmp_path, monkeypa
     finally:
         for p in procs.group_pids(leader.pid):
             os.kill(p, signal.SIGKILL)
+
+
+def test_only_live_users_lab_wrote_keep_a_server_of_a_killed_run():
+    """A user entry edited by hand ("", "abc", a number, a list for a run) never keeps a server up forever."""
+    import subprocess
+    import sys
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    me = {"proc": pidfile.me(), "run": "/runs/x"}
+    bad = [{"proc": ""}, {"proc": "abc"}, {"proc": 5}, {"proc": pidfile.me(), "run": [1]}, "x",
+           {"proc": f"{gone.pid}:1"}, {"proc": f"{os.getpid()}:None"}]
+    rec = {"owner_proc": f"{gone.pid}:1", "users": [*bad, me]}
+    assert pidfile.live_users(rec) == [me] and not pidfile.abandoned(rec)
+    assert pidfile.abandoned({**rec, "users": bad}) and pidfile.abandoned({**rec, "users": "all"})
