@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from lab import LabError, config, paths, procs
+from lab import config, locks, paths, procs
 
 IPC_PREFIX = "lab-vllm-ipc-"
 
@@ -135,54 +133,16 @@ def join(prof: config.Profile) -> None:
     save(prof, {**rec, "users": [*users, {"proc": proc, "run": run}]})
 
 
-@contextmanager
-def start_lock(port: int, say: Callable[[str], None], wait_s: float) -> Iterator[None]:
+def start_lock(port: int, say: Callable[[str], None], wait_s: float) -> AbstractContextManager[None]:
     """Hold logs/vllm-PORT.lock while starting, reusing or letting go of the port's server: one lab process at a
     time. Without it two `lab run`s 3 s apart both spawned vLLM (the second saw the first still loading, with
     its port closed), the second pid file overwrote the first, and the first server leaked."""
-    f = paths.logs() / f"vllm-{port}.lock"
-    f.parent.mkdir(parents=True, exist_ok=True)
-    t0, note = time.time(), 15.0
-    while True:
-        fd = os.open(f, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            if _same_file(fd, f):
-                break
-        except BlockingIOError:
-            pass
-        # held by another process, or removed by its holder between our open and our lock: try again
-        os.close(fd)
-        waited = time.time() - t0
-        if waited > wait_s:
-            raise LabError(f"another lab process ({_lock_owner(f)}) has been starting the server on port {port} "
-                           f"for over {wait_s:.0f}s; wait for it or stop it (`lab serve stop --port {port}`)")
-        if waited > note:  # progress in logs and notebooks: say what is awaited
-            say(f"  waiting for another lab process ({_lock_owner(f)}) to finish starting the server on port "
-                f"{port}... {waited:.0f}s")
-            note += 15.0
-        time.sleep(0.25)
-    try:
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()}\n".encode())
-        yield
-    finally:
-        f.unlink(missing_ok=True)  # before unlocking: a waiter holding the old file sees it gone and reopens
-        os.close(fd)
-
-
-def _same_file(fd: int, f: Path) -> bool:
-    try:
-        return os.fstat(fd).st_ino == f.stat().st_ino
-    except FileNotFoundError:
-        return False
-
-
-def _lock_owner(f: Path) -> str:
-    try:
-        return f.read_text().strip() or "pid unknown"
-    except OSError:
-        return "pid unknown"
+    return locks.held(
+        paths.logs() / f"vllm-{port}.lock", wait_s=wait_s,
+        waiting=lambda who, t: say(f"  waiting for another lab process ({who}) to finish starting the server on "
+                                   f"port {port}... {t:.0f}s"),
+        busy=lambda who: f"another lab process ({who}) has been starting the server on port {port} for over "
+                         f"{wait_s:.0f}s; wait for it or stop it (`lab serve stop --port {port}`)")
 
 
 def _trusted(rec: Any) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lab import LabError, paths
+from lab import LabError, locks, paths
 from lab.c2rust.advice import error_advice, hints_for
 from lab.c2rust.build import clippy_warnings
 from lab.c2rust.harness import CheckReport, check_source, count_unsafe, extract_rust
@@ -233,9 +234,15 @@ def translate(c_file: str | Path, tests: str | Path, client: Client, settings: L
     st = dataclasses.replace(settings or LoopSettings(), **overrides)
     if st.candidates < 1:
         raise LabError(f"candidates must be >= 1, got {st.candidates}")
-    c_file = Path(c_file)
-    if out:
-        out = paths.out_dir(out)
+    if not out:
+        return _program(Path(c_file), tests, client, st, None)
+    out = paths.out_dir(out)
+    with locks.writing(out, "lab c2rust run"):
+        return _program(Path(c_file), tests, client, st, out)
+
+
+def _program(c_file: Path, tests: str | Path, client: Client, st: LoopSettings, out: Path | None) -> dict[str, Any]:
+    """translate() of one program, its output folder (if any) made and held."""
     src = paths.read_text(c_file, "C program")
     task = load_task(tests, st.feed)
     name = program_name(c_file)
@@ -318,7 +325,7 @@ def batch(folder: str | Path, client: Client, settings: LoopSettings | None = No
         if gone.is_set():
             return None
         try:
-            r = translate(pair[0], pair[1], client, st, out, progress=False)
+            r = _program(pair[0], pair[1], client, dataclasses.replace(st, progress=False), out)
         except ServerError as e:
             if not isinstance(e, BadRequest):  # the server is gone or failing: every program would wait on it
                 gone.set()
@@ -334,7 +341,8 @@ def batch(folder: str | Path, client: Client, settings: LoopSettings | None = No
                   f"{' (from an earlier run)' if r.get('resumed') else ''}",
                   flush=True)
         return r
-    with ThreadPoolExecutor(st.concurrency) as ex:
+    with locks.writing(out, "lab c2rust run") if out else contextlib.nullcontext(), \
+            ThreadPoolExecutor(st.concurrency) as ex:
         rows = [r for r in ex.map(one, progs) if r is not None]
     n = len(rows)
     return {"model": client.model, "programs": n, "per_round": per_round(rows, st.rounds),

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lab import LabError, paths
+from lab import LabError, locks, paths
 from lab.translate.cache import ChunkCache, text_hash
 from lab.translate.chunking import Chunk, Unit
 from lab.translate.prompts import Term, terms_in
@@ -157,9 +157,10 @@ def save_fix(out: Path, doc: Doc, line: int, text: str) -> dict[str, Any]:
                        f"a fix is the translation to keep; give its text")
     cache = ChunkCache(out)
     f = cache.folder(doc.name) / FIXES
-    recs = _fixes_file(f) if f.exists() else {}
-    rec = {"source": doc.lines[line - 1], "text": text}
-    recs[str(line)] = rec
-    paths.atomic_write(f, json.dumps(recs, ensure_ascii=False, indent=1) + "\n")
+    with locks.writing(out, "lab translate"):  # a run going on would write its outputs without this fix
+        recs = _fixes_file(f) if f.exists() else {}
+        rec = {"source": doc.lines[line - 1], "text": text}
+        recs[str(line)] = rec
+        paths.atomic_write(f, json.dumps(recs, ensure_ascii=False, indent=1) + "\n")
     doc.fixes[line - 1] = text
     return rec

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lab import LabError, paths
+from lab import LabError, locks, paths
 from lab.translate.document import Doc, assemble, load_doc, names, untranslated
 
 UNTRANSLATED = "untranslated.tsv"
@@ -106,4 +106,5 @@ def rebuild(out: Path, bilingual: bool | None = None, epub: bool | None = None) 
         bilingual = any((out / f"{d.name}.bilingual.md").exists() for d in docs)
     if epub is None:
         epub = (out / "book.epub").exists() or any((out / f"{d.name}.epub").exists() for d in docs)
-    return {"documents": len(docs), **write_all(out, docs, bilingual, epub=epub, final=True)}
+    with locks.writing(out, "lab translate"):
+        return {"documents": len(docs), **write_all(out, docs, bilingual, epub=epub, final=True)}

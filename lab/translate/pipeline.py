@@ -12,7 +12,7 @@ from typing import Any
 
 import openai
 
-from lab import LabError, paths
+from lab import LabError, locks, paths
 from lab.client import Client, context_room, run_sync, server_error, split_reasoning
 from lab.translate import sources
 from lab.translate.cache import ChunkCache, text_hash
@@ -316,6 +316,19 @@ class Translator:
         if every > 0:
             report(force=True)
 
+    def _translate_all(self, out: Path, docs: list[Doc]) -> dict[str, Any]:
+        """Every document's chunks, then its outputs (with the output folder's lock held)."""
+        for d in docs:
+            save_manifest(self.cache, d)
+        try:
+            run_sync(self._run(docs))
+        except Abort as e:
+            raise LabError(f"{e}; {self.cache.count()} finished chunks are kept in {out}, rerun to resume") from None
+        except KeyboardInterrupt:
+            raise LabError(f"interrupted: {self.cache.count()} finished chunks are kept in {out}; "
+                           f"rerun to resume") from None
+        return write_all(out, docs, self.s.bilingual, epub=self.s.epub, final=True)
+
     def run(self, path: str | Path | list[sources.Source]) -> dict[str, Any]:
         """Translate a file or folder; outputs per document as each completes; returns the stats."""
         out = paths.out_dir(self.s.out, "-o", create=False)
@@ -328,17 +341,9 @@ class Translator:
             probe.unlink()
         except OSError as e:
             raise LabError(f"output folder {out} is not writable ({e.strerror})") from None
-        for d in docs:
-            save_manifest(self.cache, d)
         t0 = time.time()
-        try:
-            run_sync(self._run(docs))
-        except Abort as e:
-            raise LabError(f"{e}; {self.cache.count()} finished chunks are kept in {out}, rerun to resume") from None
-        except KeyboardInterrupt:
-            raise LabError(f"interrupted: {self.cache.count()} finished chunks are kept in {out}; "
-                           f"rerun to resume") from None
-        summary = write_all(out, docs, self.s.bilingual, epub=self.s.epub, final=True)
+        with locks.writing(out, "lab translate"):
+            summary = self._translate_all(out, docs)
         self.stats.update(wall_s=round(time.time() - t0, 2), documents=len(docs),
                           chunks=sum(len(d.chunks) for d in docs), model=self.model,
                           failed=[{"doc": d.name, "chunks": sorted(d.failed)} for d in docs if d.failed],

@@ -193,3 +193,22 @@ def test_real_translate_round_against_tiny_server(tiny_server, tmp_path):
     assert r["ok"] is False  # a 0.4 M-parameter toy does not write Rust: reported, not hidden
     log = json.loads(Path(tmp_path / "bit_manipulation.log.jsonl").read_text().splitlines()[0])
     assert log["max_tokens"] == 256 and log["usage"][1] > 0
+
+
+def test_a_second_batch_on_one_output_folder_is_refused_before_any_request(tmp_path):
+    import os
+
+    from lab import locks
+    from lab.c2rust import loop
+    fake = FakeServer(lambda path, body: (500, {"detail": "no request expected"}))
+    try:
+        client = Client(fake.url, model="m")
+        with locks.writing(tmp_path, "lab c2rust run"):
+            for go in (lambda: loop.batch(ROOT / "data" / "c_to_rust", client, out=tmp_path),
+                       lambda: loop.translate(*c2rust.programs(ROOT / "data" / "c_to_rust")[0], client, out=tmp_path)):
+                with pytest.raises(LabError, match=rf"{tmp_path} is being written by another lab c2rust run "
+                                                   rf"\(pid {os.getpid()}\)"):
+                    go()
+        assert fake.requests == [] and list(tmp_path.iterdir()) == []
+    finally:
+        fake.close()

@@ -215,3 +215,27 @@ def test_progress_lines_come_while_a_long_chunk_is_in_flight(tmp_path, openai_fa
     lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("translate: ")]
     assert len(lines) >= 3 and lines[0].startswith("translate: 0/1 chunks") and "eta ?" in lines[0]
     assert lines[-1].startswith("translate: 1/1 chunks (100%)") and "0 lines untranslated" in lines[-1]
+
+
+def test_a_second_writer_of_an_output_folder_is_refused_and_nothing_changes(tmp_path, openai_fake):
+    """Two jobs on one -o overwrote each other's outputs, and a fix made while a run went on was lost when the run
+    wrote its outputs: while a job holds OUT/.lab.lock, translate, fix and rebuild there are refused at once."""
+    import os
+
+    from lab import locks
+    fake = openai_fake(lambda body: (200, _good(_source(body)), "stop"))
+    out = tmp_path / "out"
+    Translator(_settings(out, fake.url)).run(NOVEL / "ame.txt")
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    def chats():
+        return sum(path.endswith("/chat/completions") for path, _ in fake.requests)
+    n = chats()
+    busy = f"error: {out} is being written by another lab translate (pid {os.getpid()})"
+    with locks.writing(out, "lab translate"):
+        for args in ([str(NOVEL / "ame.txt"), "-o", str(out), "--base-url", fake.url],
+                     ["fix", str(out), "--line", "1", "--text", "改"], ["rebuild", str(out)]):
+            r = lab("translate", *args)
+            assert r.returncode == 1 and r.stderr.startswith(busy) and "nothing was done" in r.stderr, r.stderr
+    assert chats() == n and not (out / ".lab.lock").exists()  # reading its input may tokenize; nothing is sent
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert lab("translate", "rebuild", str(out)).returncode == 0  # free again once the holder is done
