@@ -48,11 +48,18 @@ def held(f: Path, busy: Callable[[str], str], wait_s: float = 0.0,
         os.close(fd)
 
 
-def writing(out: Path, what: str) -> AbstractContextManager[None]:
-    """Hold an output folder's lock (OUT/.lab.lock) while a job writes it: a second job on the same folder is
-    refused at once (two writers overwrote each other's outputs, and a fix made during a run was lost)."""
-    return held(Path(out) / ".lab.lock", lambda who: f"{out} is being written by another {what} ({who}): wait for "
-                f"it to finish or choose another output folder (nothing was done)")
+def writing(out: Path, what: str, whole: bool = False, wait_s: float = 0.0,
+            say: Callable[[str], None] | None = None) -> AbstractContextManager[None]:
+    """Hold an output folder's lock while a job writes it: OUT/.lab.lock, or .OUT.lock beside a folder the job
+    replaces `whole`. A second job on the same folder waits up to wait_s (saying so), then is refused (two
+    writers overwrote each other's outputs, and a fix made during a run was lost)."""
+    out = Path(out)
+    f = out.with_name(f".{out.name}.lock") if whole else out / ".lab.lock"
+    def waiting(who: str, t: float) -> None:
+        if say:
+            say(f"  waiting for another {what} ({who}) writing {out}... {t:.0f}s")
+    return held(f, lambda who: f"{out} is being written by another {what} ({who}): wait for it to finish or "
+                f"choose another output folder (nothing was done)", wait_s, waiting)
 
 
 def holder(f: Path) -> str:

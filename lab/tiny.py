@@ -9,7 +9,7 @@ import shutil
 import time
 from pathlib import Path
 
-from lab import LabError, paths
+from lab import LabError, locks, paths
 
 BUILD_VERSION = 1  # bump when the recipe changes so cached builds are rebuilt
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"]
@@ -89,6 +89,9 @@ def _train_tokenizer(docs: list[str]):
     return fast
 
 
+BUILD_WAIT_S = 900  # a second build waits this long for the first (~1-3 min on 2 cores, longer under load)
+
+
 def build(out: Path | None = None, force: bool = False, steps: int | None = None,
           progress: bool = True) -> Path:
     """Build (or reuse) the tiny model; returns its folder in Hugging Face format."""
@@ -96,6 +99,17 @@ def build(out: Path | None = None, force: bool = False, steps: int | None = None
     if (out / "model.safetensors").exists() and not force:
         return out
     paths.check_replaceable(out, ("lab_build.json", "model.safetensors"), "tiny build")  # replaced whole below
+    say = (lambda m: print(m, flush=True)) if progress else None
+    # `make test` and `make run` started together both build: the second waits, then reuses the first's model
+    # (two builders removed each other's folder while a server loaded from it); a build takes ~1-3 min
+    with locks.writing(out, "lab tiny build", whole=True, wait_s=BUILD_WAIT_S, say=say):
+        if (out / "model.safetensors").exists() and not force:
+            return out
+        return _build(out, steps, progress)
+
+
+def _build(out: Path, steps: int | None, progress: bool) -> Path:
+    """build() with the folder's lock held."""
     import torch
     from transformers import GenerationConfig, Qwen3Config, Qwen3ForCausalLM
 

@@ -67,3 +67,26 @@ def test_a_build_into_a_folder_of_other_files_is_refused_before_training(tmp_pat
     r = lab("tiny", "build", "--out", str(keep))
     assert r.returncode == 1 and r.stderr.startswith("error: --out") and "holds notes.txt" in r.stderr, r.stderr
     assert (keep / "notes.txt").read_text() == "precious"
+
+
+def test_a_second_build_of_one_folder_waits_for_the_first_and_reuses_its_model(tmp_path, tiny_model_dir):
+    """`make test` and `make run` started together both built the toy: the second removed the first's folder
+    while a server loaded from it. Now it waits for the lock (saying so), then reuses what the first built."""
+    import shutil
+    import subprocess
+    import sys
+    import time
+
+    from helpers import ROOT
+
+    from lab import locks
+    out = tmp_path / "tiny"
+    with locks.writing(out, "lab tiny build", whole=True):
+        p = subprocess.Popen([sys.executable, "-c", f"from lab import tiny; tiny.build({str(out)!r}, steps=15)"],
+                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        time.sleep(4)
+        assert p.poll() is None and not out.exists()  # waiting, nothing built or removed
+        shutil.copytree(tiny_model_dir, out)  # the first builder finishes
+    said = p.communicate(timeout=120)[0]
+    assert p.returncode == 0 and "tiny build: step" not in said, said  # reused, not trained again
+    assert tiny.digest(out) == tiny.digest(tiny_model_dir) and not list(tmp_path.glob(".*lock"))

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lab import LabError, config, paths, procs
+from lab import LabError, config, locks, paths, procs
 from lab.finetune.data import IGNORE, collate, encode, load_jsonl
 from lab.measure import peak_memory
 
@@ -235,9 +235,15 @@ def answered(tok: Any, recs: list[list[dict[str, str]]], max_len: int,
 def train(cfg: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
     """Train, evaluate before/after, save adapter + tokenizer + config atomically under cfg.out; progress: print
     a line every tenth of the steps."""
+    check_out(cfg.out)
+    with locks.writing(cfg.out, "lab finetune", whole=True):  # two runs on one --out: the last rename won
+        return _train(cfg, progress)
+
+
+def _train(cfg: FinetuneConfig, progress: bool) -> dict[str, Any]:
+    """train() with the output folder's lock held."""
     from transformers import AutoTokenizer, set_seed
 
-    check_out(cfg.out)
     train_recs, held_recs = load_jsonl(cfg.train), load_jsonl(cfg.heldout)
     set_seed(cfg.seed)
     tok = AutoTokenizer.from_pretrained(config.local_or_reachable(cfg.model))

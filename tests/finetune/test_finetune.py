@@ -190,3 +190,15 @@ def test_an_output_folder_that_is_not_a_fine_tunes_is_refused_before_training(tm
     r = lab("finetune", "--out", str(keep), "--steps", "1")
     assert r.returncode == 1 and r.stderr.count("error:") == 1 and "nothing was done" in r.stderr
     assert (keep / "notes.txt").read_text() == "precious"
+
+
+def test_a_second_fine_tune_into_one_folder_is_refused(tmp_path):
+    """Two runs on one --out each replaced the folder at their end: the last rename won, silently."""
+    import os
+
+    from lab import locks
+    with locks.writing(tmp_path / "ft", "lab finetune", whole=True):
+        r = lab("finetune", "--out", str(tmp_path / "ft"), "--steps", "1")
+    assert r.returncode == 1 and r.stderr.count("error:") == 1, r.stderr
+    assert f"is being written by another lab finetune (pid {os.getpid()})" in r.stderr
+    assert not (tmp_path / "ft").exists()
