@@ -7,19 +7,12 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
-
-def _free_port() -> str:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return str(s.getsockname()[1])
-
+from helpers import free_port  # tests/ is on pytest's pythonpath (pyproject.toml)
 
 # a port of the session's own (never the tiny profile's 8011, so a developer's own server is never touched): two
 # sessions at once (a developer's and CI's) each start and stop their own server; on one fixed port the first
 # to finish stopped the server under the other
-TEST_PORT = os.environ.get("LAB_TEST_PORT") or _free_port()
+TEST_PORT = os.environ.get("LAB_TEST_PORT") or str(free_port())
 _state: dict = {}
 
 

@@ -150,12 +150,13 @@ def _release_locked(port: int, quiet: bool, started: bool | None) -> str:
     proc, _run = pidfile.holder()
     here = pidfile.me()
     owner = str(rec.get("owner_proc") or "")
-    users = [u for u in pidfile.live_users(rec) if u.get("proc") != proc]
+    live = pidfile.live_users(rec)
+    users = [u for u in live if u.get("proc") != proc]
     # a kernel of a run is not its run: a shared server the runner started is the runner's to let go
     spawned = rec.get("starter") == here if started is None else started
     mine = spawned or owner == here or bool(owner and procs.gone(owner))
     if not mine:
-        if proc == here and len(users) != len(pidfile.live_users(rec)):
+        if proc == here and len(users) != len(live):
             pidfile.save(port, {**rec, "users": users})
         return "left running (started elsewhere: its starter stops it)"
     if users:

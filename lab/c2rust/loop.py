@@ -234,10 +234,8 @@ def translate(c_file: str | Path, tests: str | Path, client: Client, settings: L
     st = dataclasses.replace(settings or LoopSettings(), **overrides)
     if st.candidates < 1:
         raise LabError(f"candidates must be >= 1, got {st.candidates}")
-    if not out:
-        return _program(Path(c_file), tests, client, st, None)
-    out = paths.out_dir(out)
-    with locks.writing(out, "lab c2rust run"):
+    out = paths.out_dir(out) if out else None
+    with locks.writing(out, "lab c2rust run") if out else contextlib.nullcontext():
         return _program(Path(c_file), tests, client, st, out)
 
 
