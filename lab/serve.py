@@ -111,8 +111,11 @@ def start(profile: str | config.Profile | None = None, api_key: str | None = Non
     with pidfile.start_lock(prof.port, say, MAX_EXTENSION * timeout + 60):
         rec = _clear_leftovers(prof, say)
         found = _reusable(prof, api_key, rec, say)
-        if found is None and rec and _await_other(prof, rec, api_key, timeout, say):
-            found = _reusable(prof, api_key, _clear_leftovers(prof, say), say)
+        if found is None and rec:
+            ready = _await_other(prof, rec, api_key, timeout, say)
+            # answering: reuse it; died while we waited: its orphans (EngineCore) and IPC folder go first
+            rec = _clear_leftovers(prof, say)
+            found = _reusable(prof, api_key, rec, say) if ready else None
         if found is not None:
             pidfile.join(prof)
             return found

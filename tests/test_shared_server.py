@@ -163,3 +163,27 @@ def test_two_lab_runs_seconds_apart_share_one_real_server_and_neither_leaves_it(
     assert "reusing server" in outs[1] and f"left the server on port {port} running for run " in outs[0], outs
     assert serve.read_pidfile(port) is None and not serve.port_open("127.0.0.1", port)
     # (the session's end checks that no vLLM process, EngineCore included, is left anywhere)
+
+
+def test_a_server_that_dies_while_a_start_waits_leaves_no_orphan(port, monkeypatch, tmp_path, capsys):
+    """The loading server's main process exits while a start waits for it, its EngineCore (here: a child that
+    ignores SIGTERM) still running: the start stops that orphan before starting its own server."""
+    from lab import config
+    code = ("import signal, subprocess, sys, time\n"
+            "subprocess.Popen([sys.executable, '-c', 'import signal, time; "
+            "signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)'])\ntime.sleep(2)\nsys.exit(1)")
+    leader = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    paths.atomic_write(pidfile.path_of(port), json.dumps(
+        {"pid": leader.pid, "pgid": leader.pid, "start_ticks": procs.start_ticks(leader.pid), "port": port,
+         "log": str(tmp_path / "x.log"), "started": time.time(), "owner_proc": "", "users": []}))
+    fake = ("import runpy, sys; sys.argv = ['fake', sys.argv[1], sys.argv[2]]; "
+            f"runpy.run_path({str(ROOT / 'tests' / 'fake_openai.py')!r}, run_name='__main__')")
+    monkeypatch.setattr(config, "serve_command", lambda prof, *a, **k: [sys.executable, "-c", fake, str(prof.port),
+                                                                        os.devnull])
+    monkeypatch.setattr(procs, "GRACE_S", 1.0)
+    srv = serve.start("tiny", timeout=30)
+    leader.wait()
+    said = capsys.readouterr().out
+    assert srv.owned and "is not answering yet: waiting for it" in said
+    assert "stopped 1 orphaned process(es) of the previous server" in said and not procs.group_pids(leader.pid)
+    assert serve.release(port) == "stopped"
