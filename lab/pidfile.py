@@ -116,6 +116,19 @@ def _live_holder(u: Any) -> bool:
     return pid.isdigit() and ticks.isdigit() and not procs.gone(u["proc"])
 
 
+def label(u: dict[str, str]) -> str:
+    """How messages name a holder: its run's folder, else its process id."""
+    return f"run {Path(u['run']).name}" if u.get("run") else f"process {u['proc'].split(':')[0]}"
+
+
+def others(rec: dict[str, Any]) -> list[dict[str, str]]:
+    """The live holders of a server besides this one: its owner (a `lab run` still going) and its users."""
+    proc, _run = holder()
+    owner = {"proc": str(rec.get("owner_proc") or ""), "run": str(rec.get("owner") or "")}
+    held = [owner] if owner["proc"] and _live_holder(owner) else []
+    return [u for u in held + live_users(rec) if u["proc"] != proc]
+
+
 def save(prof: config.Profile | int, rec: dict[str, Any]) -> None:
     """Write a record back (atomically), without the fields read_pidfile adds."""
     keep = {k: v for k, v in rec.items() if k not in ("orphans", "stale")}

@@ -165,8 +165,8 @@ def _release_locked(port: int, quiet: bool, started: bool | None) -> str:
     if users:
         heir = users[0]
         pidfile.save(port, {**rec, "owner_proc": heir["proc"], "owner": heir.get("run", ""), "users": users[1:]})
-        what = f"run {Path(heir['run']).name}" if heir.get("run") else f"process {heir['proc'].split(':')[0]}"
-        msg = f"left the server on port {port} running for {what}, which uses it (and stops it when done)"
+        msg = (f"left the server on port {port} running for {pidfile.label(heir)}, which uses it (and stops it "
+               "when done)")
         if not quiet:
             print(msg, flush=True)
         return msg
@@ -381,8 +381,8 @@ def status(profile: str | config.Profile | None = None, api_key: str | None = No
         st.update(orphans=rec["orphans"], pid=rec["pid"], log=rec["log"])
     elif rec and not rec.get("stale"):
         st.update(pid=rec["pid"], uptime_s=round(time.time() - rec["started"], 1), log=rec["log"],
-                  used_by=[f"run {Path(u['run']).name}" if u.get("run") else f"pid {str(u.get('proc')).split(':')[0]}"
-                           for u in pidfile.live_users(rec)])  # other runs reusing it (release hands it over)
+                  # other runs reusing it (release hands it over)
+                  used_by=[pidfile.label(u) for u in pidfile.live_users(rec)])
     elif rec:
         st["stale_pidfile_removed"] = rec["pid"]
     return st

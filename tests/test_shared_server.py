@@ -78,7 +78,7 @@ def test_two_starts_seconds_apart_share_one_server_and_the_last_user_stops_it(po
     rec = serve.read_pidfile(port)
     assert rec["owner_proc"] == a["me"] and [u["proc"] for u in rec["users"]] == [b["me"]]
     r = lab("serve", "status")
-    assert r.returncode == 0 and r.stdout.strip().endswith(f"; also used by pid {b['me'].split(':')[0]}"), r.stdout
+    assert r.returncode == 0 and r.stdout.strip().endswith(f"; also used by process {b['me'].split(':')[0]}"), r.stdout
 
     how = _release(first)  # the owner is done first: the server stays for the run still using it
     assert how.startswith(f"left the server on port {port} running for process {b['me'].split(':')[0]}")
@@ -187,3 +187,22 @@ def test_a_server_that_dies_while_a_start_waits_leaves_no_orphan(port, monkeypat
     assert srv.owned and "is not answering yet: waiting for it" in said
     assert "stopped 1 orphaned process(es) of the previous server" in said and not procs.group_pids(leader.pid)
     assert serve.release(port) == "stopped"
+
+
+def test_bench_offline_engines_refuse_to_stop_a_gpu_server_another_run_uses(port):
+    """On a GPU, transformers and the offline engine need the server's memory: a server a live run still uses is
+    not stopped under it (was: stopped regardless); the refusal names that run and the way round."""
+    import dataclasses
+
+    from lab import config
+    from lab.bench import sweeps
+    first = _holder(0.5)
+    a, _ = _started(first)
+    try:
+        prof = dataclasses.replace(config.load("tiny", check_device=False), device="cuda")
+        with pytest.raises(LabError, match=rf"the tiny server on port {port} is in use by process "
+                                           rf"{a['me'].split(':')[0]}; .* or pass --engines server"):
+            sweeps._free_for_offline(prof, sweeps.RunSettings(engines=("hf", "server"), progress=False))
+        assert serve.port_open("127.0.0.1", port) and serve.read_pidfile(port)["owner_proc"] == a["me"]
+    finally:
+        assert _release(first) == "stopped"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lab import LabError, config, doctor, isolate, paths, serve
+from lab import LabError, config, doctor, isolate, paths, pidfile, serve
 from lab.bench import engines as eng
 from lab.bench import light
 from lab.bench.metrics import parity, percentiles, summarize, workload
@@ -156,6 +156,10 @@ def _free_for_offline(prof: config.Profile, st: RunSettings) -> bool:
         raise LabError(f"port {prof.port} is in use by another program; free it or set LAB_PORT")
     offline = "hf" in st.engines or "vllm" in st.engines
     if offline and prof.device == "cuda" and was_running:
+        busy = pidfile.others(pidfile.read_pidfile(prof) or {})
+        if busy:  # stopping it would fail their requests mid-run
+            raise LabError(f"the {prof.name} server on port {prof.port} is in use by {pidfile.label(busy[0])}; the "
+                           "offline engines need its GPU memory: wait for that run to end, or pass --engines server")
         if st.progress:
             print(f"  stopping the {prof.name} server for the offline engines; it is started again after", flush=True)
         serve.stop(prof, quiet=True)
