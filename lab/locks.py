@@ -62,6 +62,14 @@ def writing(out: Path, what: str, whole: bool = False, wait_s: float = 0.0,
                 f"choose another output folder (nothing was done)", wait_s, waiting)
 
 
+def refuse_if_busy(out: Path, what: str) -> None:
+    """Refuse at once when another job holds an existing output folder's lock: before any slow preparation
+    (reading inputs, asking a server), not after it; the lock itself is still taken by writing()."""
+    if (Path(out) / ".lab.lock").exists():
+        with writing(out, what):
+            pass
+
+
 def holder(f: Path) -> str:
     """Who holds f, as its holder wrote it ("pid N")."""
     try:

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from lab import LabError, config, options, paths
+from lab import LabError, config, locks, options, paths
 from lab.measure import ratio_line
 from lab.translate import document, sources
 from lab.translate.outputs import RUN_STATS, UNTRANSLATED, rebuild
@@ -115,6 +115,7 @@ def _run(a: argparse.Namespace) -> int:
     for src in srcs:
         for note in src.notes:
             print(f"read: {src.path}: {note}")
+    locks.refuse_if_busy(s.out, "lab translate")  # before the server is asked anything
     stats = Translator(s).run(srcs)
     paths.atomic_write(s.out / RUN_STATS, json.dumps(stats, ensure_ascii=False, indent=1) + "\n")
     print(f"translated {stats['documents']} document(s), {stats['chunks']} chunks ({stats['reused']} reused from "
