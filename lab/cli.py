@@ -17,7 +17,7 @@ from lab.finetune.cli import add_commands as finetune_commands
 from lab.translate.cli import add_commands as translate_commands
 
 # `lab serve status`, text and --json alike
-STATUS_EXIT = {"running": 0, "not running": 3, "key rejected": 4, "orphaned": 5}
+STATUS_EXIT = {"running": 0, "not running": 3, "key rejected": 4, "orphaned": 5, "starting": 6}
 
 
 def _doctor(a: argparse.Namespace) -> int:
@@ -63,7 +63,7 @@ def _serve(a: argparse.Namespace) -> int:
         return 0
     st = serve.status(a.profile)
     state = ("running" if st["running"] else "key rejected" if st.get("unauthorized")
-             else "orphaned" if st.get("orphans") else "not running")
+             else "orphaned" if st.get("orphans") else "starting" if st.get("starting") else "not running")
     if a.json:
         print(json.dumps(st, indent=1))
     elif st["running"]:
@@ -76,6 +76,9 @@ def _serve(a: argparse.Namespace) -> int:
         print(f"orphaned on {st['url']}: the server's main process (pid {st['pid']}) is gone but "
               f"{len(st['orphans'])} of its processes still run and hold its memory (pids "
               f"{', '.join(map(str, st['orphans']))}); end them with `lab serve stop --port {port}`")
+    elif st.get("starting"):
+        print(f"starting on {st['url']}: vLLM pid {st['pid']} has been loading for {st['uptime_s']:.0f}s and does "
+              f"not answer yet; log: {st['log']}")
     else:
         print(f"{state} on {st['url']}" + (f" ({st['error']})" if "error" in st else ""))
         if "stale_pidfile_removed" in st:

@@ -383,6 +383,8 @@ def status(profile: str | config.Profile | None = None, api_key: str | None = No
         st.update(pid=rec["pid"], uptime_s=round(time.time() - rec["started"], 1), log=rec["log"],
                   # other runs reusing it (release hands it over)
                   used_by=[pidfile.label(u) for u in pidfile.live_users(rec)])
+        # a lab server whose port is still closed is loading (a minute or more): not "not running"
+        st["starting"] = not found
     elif rec:
         st["stale_pidfile_removed"] = rec["pid"]
     return st

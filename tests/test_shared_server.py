@@ -206,3 +206,24 @@ def test_bench_offline_engines_refuse_to_stop_a_gpu_server_another_run_uses(port
         assert serve.port_open("127.0.0.1", port) and serve.read_pidfile(port)["owner_proc"] == a["me"]
     finally:
         assert _release(first) == "stopped"
+
+
+def test_status_of_a_server_still_loading_says_starting_not_not_running(port):
+    """A lab server whose port is still closed (vLLM loads for a minute or more) was reported "not running"
+    (exit 3), which invites a second start; it is "starting" (exit 6) with its pid, time loading and log."""
+    first = _holder(20.0)
+    try:
+        deadline = time.time() + 30
+        while not serve.read_pidfile(port):
+            assert time.time() < deadline, "the holder never spawned its server"
+            time.sleep(0.1)
+        rec = serve.read_pidfile(port)
+        r = lab("serve", "status")
+        assert r.returncode == 6, r.stdout + r.stderr
+        assert r.stdout.startswith(f"starting on http://127.0.0.1:{port}/v1: vLLM pid {rec['pid']} has been "
+                                   f"loading for ") and r.stdout.strip().endswith(f"log: {rec['log']}")
+    finally:
+        first.kill()
+        first.wait()
+    assert serve.stop(port, quiet=True)
+    assert lab("serve", "status").returncode == 3
