@@ -60,12 +60,16 @@ def atomic_write(path: Path, data: bytes | str, durable: bool = True, mode: int 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # threads of one process too
-    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "wb") as f:
-        f.write(data.encode("utf-8") if isinstance(data, str) else data)
-        if durable:  # survives an OS crash, not only a killed process
-            f.flush()
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+            if durable:  # survives an OS crash, not only a killed process
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:  # a full disk: no half-written temp file left behind, and the error names the file
+        tmp.unlink(missing_ok=True)
+        raise OSError(e.errno, e.strerror, str(path)) from None
 
 
 # The largest input file read whole: a long novel is ~2 MB of text; a task file naming /dev/zero or a 10 GB log

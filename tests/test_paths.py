@@ -70,3 +70,19 @@ def test_out_dir_is_made_before_work_and_a_file_is_refused(tmp_path):
     with pytest.raises(LabError, match="cannot create the folder"):
         paths.out_dir(tmp_path / "f" / "under")
     assert (tmp_path / "f").read_text() == "kept"
+
+
+def test_atomic_write_on_a_full_disk_names_the_file_and_leaves_no_temp_file(tmp_path, monkeypatch):
+    """ENOSPC at fsync (where a full disk shows): the old content stays, no .tmp is left, the error names the file."""
+    import errno
+    import os
+    f = tmp_path / "r.json"
+    paths.atomic_write(f, "old")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError) as e:
+        paths.atomic_write(f, "new")
+    assert e.value.errno == errno.ENOSPC and e.value.filename == str(f)
+    assert f.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["r.json"]

@@ -327,6 +327,9 @@ class Translator:
         except KeyboardInterrupt:
             raise LabError(f"interrupted: {self.cache.count()} finished chunks are kept in {out}; "
                            f"rerun to resume") from None
+        except OSError as e:  # a full disk mid-run: what reached the cache stays
+            raise LabError(f"cannot write {e.filename or out}: {e.strerror or e}; {self.cache.count()} finished "
+                           f"chunks are kept in {out}, rerun to resume once there is room") from None
         return write_all(out, docs, self.s.bilingual, epub=self.s.epub, final=True)
 
     def run(self, path: str | Path | list[sources.Source]) -> dict[str, Any]:

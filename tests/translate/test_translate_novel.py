@@ -237,3 +237,30 @@ def test_a_second_writer_of_an_output_folder_is_refused_and_nothing_changes(tmp_
     assert len(fake.requests) == n and not (out / ".lab.lock").exists()  # refused before it tokenizes anything
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert lab("translate", "rebuild", str(out)).returncode == 0  # free again once the holder is done
+
+
+def test_a_full_disk_mid_run_is_one_line_and_a_rerun_resumes_without_requests(tmp_path, openai_fake, monkeypatch):
+    """ENOSPC while a document's output is written: one error naming the file and what is kept (was: a bare
+    "No space left on device" and a temp file left behind); the rerun, with room again, sends nothing."""
+    import errno
+    import os
+
+    from lab import paths
+    from lab.translate import outputs
+    fake = openai_fake(lambda body: (200, _good(_source(body)), "stop"))
+    out = tmp_path / "out"
+    real = paths.atomic_write
+
+    def full(path, data, *a, **k):
+        if str(path).endswith(".zh.txt"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real(path, data, *a, **k)
+    monkeypatch.setattr(outputs.paths, "atomic_write", full)
+    with pytest.raises(LabError, match=rf"cannot write {out}/ame\.zh\.txt: No space left on device; \d+ finished "
+                                       rf"chunks are kept in {out}, rerun to resume once there is room"):
+        Translator(_settings(out, fake.url)).run(NOVEL / "ame.txt")
+    monkeypatch.setattr(outputs.paths, "atomic_write", real)
+    n = sum(path.endswith("/chat/completions") for path, _ in fake.requests)
+    stats = Translator(_settings(out, fake.url)).run(NOVEL / "ame.txt")
+    assert sum(path.endswith("/chat/completions") for path, _ in fake.requests) == n and stats["requests"] == 0
+    assert (out / "ame.zh.txt").exists()
