@@ -57,9 +57,9 @@ def _serve(a: argparse.Namespace) -> int:
         serve.stop(a.profile)
         return 0
     if a.action == "logs":
-        from lab import config
+        from lab import config, serverlog
         port = a.port or (config.load(a.profile, check_device=False).port if a.profile else None)
-        print(serve.logs_tail(a.n, port), end="")
+        print(serverlog.logs_tail(a.n, port), end="")
         return 0
     st = serve.status(a.profile)
     state = ("running" if st["running"] else "key rejected" if st.get("unauthorized")

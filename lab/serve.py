@@ -5,12 +5,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 import socket
 import subprocess
 import tempfile
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +19,7 @@ import httpx
 from lab import LabError, config, paths, pidfile, procs
 from lab.client import root_url
 from lab.pidfile import IPC_PREFIX, read_pidfile
+from lab.serverlog import tail
 
 READY_TIMEOUT_S = 600  # tiny model: ~34 s eager, ~75 s compiled; a 32B AWQ model: minutes
 RELEASE_WAIT_S = 600  # letting go waits this long for a start of the same port in progress elsewhere
@@ -52,18 +51,6 @@ def port_open(host: str, port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(1.0)
         return s.connect_ex((config.connect_host(host), port)) == 0
-
-
-ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # vLLM colours its log lines when it thinks a terminal reads them
-
-
-def tail(path: Path, n: int = 20) -> str:
-    """Last n lines of a log file, colour codes removed."""
-    try:
-        with open(path, errors="replace") as f:
-            return ANSI.sub("", "".join(deque(f, maxlen=n)))
-    except OSError:
-        return ""
 
 
 class Server:
@@ -388,28 +375,6 @@ def status(profile: str | config.Profile | None = None, api_key: str | None = No
     elif rec:
         st["stale_pidfile_removed"] = rec["pid"]
     return st
-
-
-def log_of(port: int | None = None) -> Path:
-    """The log of the server on `port` (its pid file's, else the newest for that port), or logs/latest.log."""
-    logs = paths.logs()
-    if port is None:
-        latest = logs / "latest.log"
-        if not latest.exists():
-            raise LabError(f"no server log yet ({latest} is missing): start one with `lab serve start`")
-        return latest
-    rec = read_pidfile(port)
-    if rec and Path(rec.get("log", "")).exists():
-        return Path(rec["log"])
-    found = sorted(logs.glob(f"vllm-*-{port}.log"))
-    if not found:
-        raise LabError(f"no server log for port {port} in {logs}")
-    return found[-1]
-
-
-def logs_tail(n: int = 40, port: int | None = None) -> str:
-    """Last lines of a server's log (see log_of)."""
-    return tail(log_of(port), n)
 
 
 @contextmanager

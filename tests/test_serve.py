@@ -118,12 +118,6 @@ def _sigkill_of_the_main_process_leaves_nothing_after_stop(srv, port):
     assert r.returncode == 0 and procs.group_pids(srv.pid) == [], r.stdout
 
 
-def test_log_tail_drops_colour_codes(tmp_path):
-    log = tmp_path / "v.log"
-    log.write_text("x\n\x1b[0;36m(EngineCore pid=7)\x1b[0;0m \x1b[32mINFO\x1b[0m loading\n")
-    assert serve.tail(log, 1) == "(EngineCore pid=7) INFO loading\n"
-
-
 def test_readiness_waits_while_the_log_grows():
     assert not serve.ready_timed_out(elapsed=900, silent=5, timeout=600)    # still downloading
     assert serve.ready_timed_out(elapsed=700, silent=120, timeout=600)      # past it, and stalled
