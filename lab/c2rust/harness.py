@@ -29,6 +29,7 @@ class CaseResult:
     exit_code: int | None = None
     diff: str = ""
     note: str = ""      # what kind of difference it is, where a rule can tell (see output_note)
+    stderr: str = ""    # the end of what a failing own-format case wrote to stderr: a panic's message and line
 
 
 @dataclass
@@ -102,9 +103,42 @@ def output_note(expected: str, actual: str) -> str:
             notes.append("the right lines in another order")
         elif len(a2) < len(e2) and e2[:len(a2)] == a2:
             notes.append(f"the first {len(a2)} line(s) are right, then the output stops")
+        elif not e2:
+            notes.append("the C program prints nothing to stdout here: its messages go to stderr (eprintln!)")
+        elif len(a2) > len(e2) and _within(e2, a2):  # gcd's pairs read with step 1 instead of C's i += 2
+            extra = _extra(e2, a2)
+            notes.append(f"every expected line is there, plus {len(extra)} the C program does not print (first: "
+                         f"{extra[0][:80]!r}): check the loop's bounds and step against C's")
+        elif len(a2) < len(e2) and _within(a2, e2):
+            notes.append(f"{len(e2) - len(a2)} expected line(s) are missing, the others are right: check the "
+                         "loop's bounds and conditions against C's")
         else:
             return ""  # a difference in content: the diff says it better than a rule
     return "; ".join(notes)
+
+
+def stderr_tail(err: bytes, lines: int = 4, chars: int = 400) -> str:
+    """The last lines of a run's stderr: where a Rust program panicked and why (an unwrap on a parse error is the
+    commonest way a translation fails a case that C passes), which a diff of stdout cannot show."""
+    text = err.decode("utf-8", "replace").strip()
+    return "\n".join(text.splitlines()[-lines:])[-chars:] if text else ""
+
+
+def _within(short: list[str], long: list[str]) -> bool:
+    """short is long with some lines left out (in order)."""
+    it = iter(long)
+    return all(x in it for x in short)
+
+
+def _extra(short: list[str], long: list[str]) -> list[str]:
+    """The lines of long that are not matched, in order, by short (short is within long)."""
+    out, i = [], 0
+    for x in long:
+        if i < len(short) and x == short[i]:
+            i += 1
+        else:
+            out.append(x)
+    return out
 
 
 def judge(case: Case, index: int, out: sandbox.Outcome) -> CaseResult:
@@ -117,7 +151,7 @@ def judge(case: Case, index: int, out: sandbox.Outcome) -> CaseResult:
     if code in (-24, -9):  # SIGXCPU, or SIGKILL at the hard CPU limit
         return CaseResult(index, False, "timeout", code, f"CPU time limit ({CASE_CPU_S}s)")
     if code is not None and code < 0:
-        return CaseResult(index, False, "crash", code, f"killed by signal {-code}")
+        return CaseResult(index, False, "crash", code, f"killed by signal {-code}", stderr=stderr_tail(out.stderr))
     if case.sactor:
         actual = normalize(out.stdout.decode("utf-8", "replace") + out.stderr.decode("utf-8", "replace"))
         expected = normalize(case.expected)
@@ -127,12 +161,13 @@ def judge(case: Case, index: int, out: sandbox.Outcome) -> CaseResult:
         return CaseResult(index, True, "ok", code)
     text = out.stdout.decode("utf-8", "replace")
     if text != case.expected:
-        return CaseResult(index, False, "wrong_output", code, _diff(case.expected, text), output_note(case.expected,
-                                                                                                   text))
+        return CaseResult(index, False, "wrong_output", code, _diff(case.expected, text),
+                          output_note(case.expected, text), stderr_tail(out.stderr))
     if case.exit_code is not None and code != case.exit_code:
         return CaseResult(index, False, "exit_code", code, f"exit {code}, expected {case.exit_code}",
                           f"the output is right but the exit status is {code}, not {case.exit_code}: end with "
-                          f"std::process::exit({case.exit_code}) where the C program returns it from main")
+                          f"std::process::exit({case.exit_code}) where the C program returns it from main",
+                          stderr_tail(out.stderr))
     return CaseResult(index, True, "ok", code)
 
 

@@ -80,7 +80,9 @@ def feedback(report: CheckReport | None, task: Task, cases: int = FEEDBACK_CASES
         case = task.cases[c.index]
         diff = "\n".join(c.diff.splitlines()[:lines])
         parts.append(f"- args {case.args!r}, stdin {case.stdin[:200]!r}: {c.reason}"
-                     + (f" ({c.note})" if c.note else "") + (f"\n```diff\n{diff}\n```" if diff else ""))
+                     + (f" ({c.note})" if c.note else "") + (f"\n```diff\n{diff}\n```" if diff else "")
+                     + (f"\nit wrote to stderr (exit status {c.exit_code}):\n```\n{c.stderr}\n```" if c.stderr
+                        else ""))
     return (f"{again}{report.passed}/{len(report.cases)} tests pass. Failing cases:\n" + "\n".join(parts)
             + "\nFix the program.")
 

@@ -269,3 +269,28 @@ def test_a_wrong_output_is_named_by_its_kind_in_the_feedback():
     assert "wrong_output (extra empty lines: println! already ends each line" in text and "```diff" in text
     rep = check_source('fn main() { println!("olleh (5)"); }', [Case(["x"], "", "olleh (5)\n", exit_code=1)])
     assert rep.cases[0].reason == "exit_code" and "std::process::exit(1)" in rep.cases[0].note
+
+
+def test_extra_or_missing_lines_and_stdout_that_c_leaves_empty_are_named():
+    from lab.c2rust.harness import output_note
+    gcd = output_note("gcd(17, 5) = 1\ngcd(100, 75) = 25\n", "gcd(17, 5) = 1\ngcd(5, 100) = 5\ngcd(100, 75) = 25\n")
+    assert gcd.startswith("every expected line is there, plus 1 the C program does not print (first: "
+                          "'gcd(5, 100) = 5')") and "step" in gcd
+    assert output_note("a\nb\nc\n", "a\nc\n").startswith("1 expected line(s) are missing, the others are right")
+    assert output_note("", "usage: prog N\n").startswith("the C program prints nothing to stdout here")
+    assert output_note("a\nb\n", "b\nx\n") == ""  # neither within the other: the diff says it
+
+
+def test_a_panic_reaches_the_feedback_with_its_message():
+    """A Rust translation that unwraps a parse C never fails on (atoi("-1") vs "-1".parse::<u8>()) prints nothing;
+    the stdout diff cannot say why, the panic's line on stderr does."""
+    from lab.c2rust.loop import feedback
+    case = Case(args=["-1"], stdin="", expected="ok\n")
+    src = 'fn main() { let k: u8 = std::env::args().nth(1).unwrap().parse().unwrap(); println!("ok {}", k); }'
+    rep = check_source(src, [case])
+    c = rep.cases[0]
+    assert c.reason == "wrong_output" and "panicked" in c.stderr and "ParseIntError" in c.stderr, c
+    text = feedback(rep, Task(Path("t.json"), "lab", [case]))
+    assert f"it wrote to stderr (exit status {c.exit_code}):\n```\n" in text and "InvalidDigit" in text
+    rep = check_source('fn main() { println!("ok"); }', [case])
+    assert rep.cases[0].passed and rep.cases[0].stderr == ""
