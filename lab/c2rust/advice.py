@@ -18,7 +18,7 @@ HINTS: tuple[tuple[str, str], ...] = (
     (r"\b(?:atoi|atol|atoll|strto\w+|scanf|sscanf|fscanf)\b",
      "- atoi/strtol/strtoul: `s.trim().parse::<i64>().unwrap_or(0)` then cast; scanf: read all of stdin into a "
      "String once and take `split_whitespace()` tokens."),
-    (r"%[-+ #0]*\d*(?:\.\d+)?(?:hh|h|ll|l|z)?[dixXufcs]",
+    (r"(?#strings)%[-+ #0]*\d*(?:\.\d+)?(?:hh|h|ll|l|z)?[dixXufcs]",
      '- printf: "%d %ld %s" -> print!("{} {} {}"); "%08x" -> {:08x}; "%.2f" -> {:.2}; "%5d" -> {:5}; '
      '"%-8s" -> {:<8}.'),
     (r"(?:^|[^\w\"'!])!(?!=)\s*[\w(]",  # C's logical not (the 1.5B wrote `v & !(v - 1)` for `!(v & (v - 1))`)
@@ -32,6 +32,16 @@ HINTS: tuple[tuple[str, str], ...] = (
      "- a struct that points to its own type (list, tree): `struct Node { val: i32, next: Option<Box<Node>> }`; "
      "push `head = Some(Box::new(Node { val: x, next: head.take() }))`; walk `let mut cur = &head; while let "
      "Some(n) = cur { ...; cur = &n.next; }`; reverse by take() of each next."),
+    (r"\?[^?:;\n\"]+:",  # C's conditional operator (the 1.5B kept `a[n > 10 ? 10 : n]` for four rounds)
+     "- `c ? a : b` -> `if c { a } else { b }` (Rust has no ?: operator; an index becomes "
+     "`a[if c { x } else { y }]`)."),
+    (r"\b(?:getchar|getc|fgetc|fgets|putchar|putc|fputc)\b",
+     "- getchar()/fgets until EOF: read all of stdin once (`let mut buf = Vec::new(); "
+     "std::io::stdin().read_to_end(&mut buf).unwrap();`, `use std::io::Read;`) and loop over the bytes; "
+     "putchar(c): collect the bytes and write them once (`std::io::stdout().write_all(&out)`, `use std::io::Write;`)."),
+    (r"\b(?:isalpha|isdigit|isspace|isalnum|isupper|islower|toupper|tolower)\b",
+     "- <ctype.h> on a byte b: isalpha -> `b.is_ascii_alphabetic()`, isdigit -> `b.is_ascii_digit()`, isspace -> "
+     "`b.is_ascii_whitespace()`, toupper -> `b.to_ascii_uppercase()`."),
     (r"(?m)^(?:static\s+)?(?!typedef|extern|return|struct\s+\w+\s*\{)[A-Za-z_][\w \t*]*?[\s*]\**[A-Za-z_]\w*"
      r"\s*(?:\[[^\]]*\]\s*)?(?:=[^;(]*)?;",
      "- C globals (file-scope variables): keep that state in a struct (or locals) passed as `&mut` to the "
@@ -77,5 +87,6 @@ def error_advice(errors: str, most: int = 3) -> str:
 def hints_for(src: str) -> str:
     """The cheat-sheet lines for the constructs this C program uses ("" when none does)."""
     code = re.sub(r"/\*.*?\*/|//[^\n]*", "", src, flags=re.S)  # a comment's "->" is no pointer
-    lines = [text for pattern, text in HINTS if re.search(pattern, code)]
+    bare = re.sub(r'"(?:\\.|[^"\\\n])*"', '""', code)  # nor is a string's "? :"; only printf formats look inside
+    lines = [text for pattern, text in HINTS if re.search(pattern, code if pattern.startswith("(?#strings)") else bare)]
     return "\n".join(["C to Rust, by construct:", *lines]) if lines else ""
