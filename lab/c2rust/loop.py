@@ -150,13 +150,14 @@ def _ask(client: Client, convs: list[tuple[list[dict[str, str]], int]], r: int, 
         return list(ex.map(one, range(len(convs))))
 
 
+def _merit(rep: CheckReport | None) -> tuple[bool, int, bool, int]:
+    """How near a program is: passes, cases passed, compiles, fewest errors (higher is nearer)."""
+    return bool(rep and rep.ok), rep.passed if rep else -1, bool(rep and rep.compiled), -_errors(rep)
+
+
 def _best(got: list[tuple[Any, str | None, CheckReport | None]], seen: set[str]) -> int:
     """The candidate that goes on: passes most, then compiles, then fewest errors, then new, then the first."""
-    def key(j: int) -> tuple[Any, ...]:
-        _, new, rep = got[j]
-        return (bool(rep and rep.ok), rep.passed if rep else -1, bool(rep and rep.compiled), -_errors(rep),
-                bool(new) and new not in seen, -j)
-    return max(range(len(got)), key=key)
+    return max(range(len(got)), key=lambda j: (*_merit(got[j][2]), bool(got[j][1]) and got[j][1] not in seen, -j))
 
 
 def _stage(client: Client, first: list[dict[str, str]], task: Task, st: LoopSettings, log: list[dict[str, Any]],
@@ -198,7 +199,8 @@ def _stage(client: Client, first: list[dict[str, str]], task: Task, st: LoopSett
         say(f"  {stage} round {r}: {rep.summary() if rep else 'no code block'}{pick}"
             + (" (same program again)" if repeated else ""))
         seen.update(g[1] for g in got if g[1])
-        if new:
+        # the result is the nearest program of any round: a later round can be worse (caesar went 3/4 -> 0/4)
+        if new and (code is None or _merit(rep) > _merit(report)):
             code, report = (rep.source if rep and rep.source else new), rep  # the imports rustc named included
         if rep and rep.ok:
             return code, report, r, tokens, "passed"

@@ -294,3 +294,24 @@ def test_a_panic_reaches_the_feedback_with_its_message():
     assert f"it wrote to stderr (exit status {c.exit_code}):\n```\n" in text and "InvalidDigit" in text
     rep = check_source('fn main() { println!("ok"); }', [case])
     assert rep.cases[0].passed and rep.cases[0].stderr == ""
+
+
+def test_the_result_is_the_nearest_program_of_any_round_not_the_last(tmp_path):
+    """Round 1 passes 1 of 3 cases, round 2 does not compile: the report and the .rs are round 1's (was: the last
+    round's, so a run could end worse than it had been)."""
+    prog = _hi_task(tmp_path)
+    partial = 'fn main() {\n    println!("hi 2");\n}\n'
+
+    def reply(body):
+        if len(body["messages"]) <= 2:  # the opening conversation: round 1
+            return 200, f"```rust\n{partial}```", "stop"
+        return 200, "```rust\nfn main() { let x: i32 = \"a\"; }\n```", "stop"
+    fake = openai_fake(reply)
+    try:
+        res = translate(prog / "p.c", prog / "tests.json", Client(fake.url), rounds=2, progress=False,
+                        out=tmp_path / "out")
+    finally:
+        fake.close()
+    assert not res["ok"] and res["compiled"] and res["passed"] == 1 and res["rounds"] == 2
+    assert [h["compiled"] for h in res["history"]] == [True, False]  # what each round gave stays in the history
+    assert (tmp_path / "out" / "p.rs").read_text() == partial
