@@ -321,6 +321,7 @@ def batch(folder: str | Path, client: Client, settings: LoopSettings | None = No
     done = 0
 
     gone = threading.Event()  # set at a server-wide failure: programs not started yet are not started
+    said = threading.Lock()  # one count and one whole line per finished program (threads printed "...)[4/8] ...")
 
     def one(pair: tuple[Path, Path]) -> dict[str, Any] | None:
         nonlocal done
@@ -336,12 +337,12 @@ def batch(folder: str | Path, client: Client, settings: LoopSettings | None = No
             r = {"program": program_name(pair[0]), "ok": False, "stop": str(e)}  # this program's request only
         except LabError as e:  # one unreadable program or test file fails that program, not the batch
             r = {"program": program_name(pair[0]), "bad_task": True, "ok": False, "stop": str(e)}
-        done += 1
-        if st.progress:
-            print(f"[{done}/{len(progs)}] {r['program']}: {'ok' if r['ok'] else 'failed'} "
-                  f"({r.get('passed', 0)}/{r.get('total', 0)} cases, {r.get('rounds', 0)} rounds; {r['stop']})"
-                  f"{' (from an earlier run)' if r.get('resumed') else ''}",
-                  flush=True)
+        with said:
+            done += 1
+            if st.progress:
+                print(f"[{done}/{len(progs)}] {r['program']}: {'ok' if r['ok'] else 'failed'} "
+                      f"({r.get('passed', 0)}/{r.get('total', 0)} cases, {r.get('rounds', 0)} rounds; {r['stop']})"
+                      f"{' (from an earlier run)' if r.get('resumed') else ''}", flush=True)
         return r
     with locks.writing(out, "lab c2rust run") if out else contextlib.nullcontext(), \
             ThreadPoolExecutor(st.concurrency) as ex:

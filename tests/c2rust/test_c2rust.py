@@ -47,6 +47,19 @@ def test_reference_passes_and_broken_variants_fail_for_the_right_reason(name):
     assert huge.cases[0].reason == "output_limit"
 
 
+MORE = ROOT / "data" / "c_to_rust_more"
+
+
+@pytest.mark.parametrize("name", sorted(d.name for d in MORE.iterdir() if (d / "prog.c").exists()))
+def test_the_programs_written_after_the_loop_was_tuned_have_passing_references(name):
+    """data/c_to_rust_more checks the loop on programs its feedback was not tuned on: each C reference and Rust
+    reference passes every case, and the cases exercise an exit status, stdin or arguments."""
+    ref, rep = c2rust.check(MORE / name / "prog.c", MORE / name / "tests.json", MORE / name / "reference.rs")
+    assert ref.ok and rep.ok and rep.passed == len(rep.cases) >= 4
+    cases = c2rust.load_task(MORE / name / "tests.json").cases
+    assert any(c.stdin for c in cases) or any(c.exit_code for c in cases)
+
+
 def test_temp_dirs_are_removed(tmp_path, monkeypatch):
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     import tempfile
