@@ -186,7 +186,8 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     st.add_argument("--api-key", help="require this key (prefer $LAB_API_KEY: argv is visible in `ps`)")
     options.add(st, "--timeout", serve.start, type=options.POSITIVE_FLOAT, help="seconds to wait for readiness")
     sp = s.add_parser("status", help="status as the server reports it (/health, /v1/models); exit 0 running, "
-                      "3 not running, 4 API key rejected, 5 orphaned processes left (same with --json)")
+                      "3 not running, 4 API key rejected, 5 orphaned processes left, 6 a lab server still "
+                      "loading (same with --json)")
     options.profile_opts(sp)
     sp.add_argument("--json", action="store_true", help="print JSON")
     sp = s.add_parser("stop", help="stop the server and its whole process group")
