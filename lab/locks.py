@@ -54,7 +54,7 @@ def writing(out: Path, what: str, whole: bool = False, wait_s: float = 0.0,
     replaces `whole`. A second job on the same folder waits up to wait_s (saying so), then is refused (two
     writers overwrote each other's outputs, and a fix made during a run was lost)."""
     out = Path(out)
-    f = out.with_name(f".{out.name}.lock") if whole else out / ".lab.lock"
+    f = lock_file(out, whole)
     def waiting(who: str, t: float) -> None:
         if say:
             say(f"  waiting for another {what} ({who}) writing {out}... {t:.0f}s")
@@ -65,9 +65,14 @@ def writing(out: Path, what: str, whole: bool = False, wait_s: float = 0.0,
 def refuse_if_busy(out: Path, what: str) -> None:
     """Refuse at once when another job holds an existing output folder's lock: before any slow preparation
     (reading inputs, asking a server), not after it; the lock itself is still taken by writing()."""
-    if (Path(out) / ".lab.lock").exists():
+    if lock_file(Path(out)).exists():
         with writing(out, what):
             pass
+
+
+def lock_file(out: Path, whole: bool = False) -> Path:
+    """The lock of an output folder: OUT/.lab.lock, or .OUT.lock beside a folder replaced whole."""
+    return out.with_name(f".{out.name}.lock") if whole else out / ".lab.lock"
 
 
 def holder(f: Path) -> str:

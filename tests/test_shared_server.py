@@ -58,6 +58,15 @@ def _started(p: subprocess.Popen) -> tuple[dict, str]:
     raise AssertionError(f"holder exited: {''.join(said)}")
 
 
+def _spawned(port: int) -> dict:
+    """The pid file record of the server a holder spawned, once it is written (within 30 s)."""
+    deadline = time.time() + 30
+    while not (rec := serve.read_pidfile(port)):
+        assert time.time() < deadline, "the holder never spawned its server"
+        time.sleep(0.1)
+    return rec
+
+
 def _release(p: subprocess.Popen) -> str:
     p.stdin.write("go\n")
     p.stdin.flush()
@@ -93,10 +102,7 @@ def test_a_start_waits_for_a_server_whose_starter_was_killed_while_it_loaded(por
     """Its starter SIGKILLed, the server loads on with its port closed: a new start waits for it and reuses it
     (no second server), it is not abandoned while that user lives, and that user's end stops it."""
     first = _holder(4.0)
-    deadline = time.time() + 30
-    while not (pidfile.path_of(port).exists() and serve.read_pidfile(port)):
-        assert time.time() < deadline, "the first holder never spawned its server"
-        time.sleep(0.1)
+    _spawned(port)
     first.send_signal(signal.SIGKILL)
     first.wait()
     second = _holder(4.0)
@@ -213,11 +219,7 @@ def test_status_of_a_server_still_loading_says_starting_not_not_running(port):
     (exit 3), which invites a second start; it is "starting" (exit 6) with its pid, time loading and log."""
     first = _holder(20.0)
     try:
-        deadline = time.time() + 30
-        while not serve.read_pidfile(port):
-            assert time.time() < deadline, "the holder never spawned its server"
-            time.sleep(0.1)
-        rec = serve.read_pidfile(port)
+        rec = _spawned(port)
         r = lab("serve", "status")
         assert r.returncode == 6, r.stdout + r.stderr
         assert r.stdout.startswith(f"starting on http://127.0.0.1:{port}/v1: vLLM pid {rec['pid']} has been "

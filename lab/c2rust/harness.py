@@ -105,11 +105,10 @@ def output_note(expected: str, actual: str) -> str:
             notes.append(f"the first {len(a2)} line(s) are right, then the output stops")
         elif not e2:
             notes.append("the C program prints nothing to stdout here: its messages go to stderr (eprintln!)")
-        elif len(a2) > len(e2) and _within(e2, a2):  # gcd's pairs read with step 1 instead of C's i += 2
-            extra = _extra(e2, a2)
+        elif len(a2) > len(e2) and (extra := _unmatched(e2, a2)):  # gcd's pairs read with step 1, not i += 2
             notes.append(f"every expected line is there, plus {len(extra)} the C program does not print (first: "
                          f"{extra[0][:80]!r}): check the loop's bounds and step against C's")
-        elif len(a2) < len(e2) and _within(a2, e2):
+        elif len(a2) < len(e2) and _unmatched(a2, e2):
             notes.append(f"{len(e2) - len(a2)} expected line(s) are missing, the others are right: check the "
                          "loop's bounds and conditions against C's")
         else:
@@ -124,21 +123,16 @@ def stderr_tail(err: bytes, lines: int = 4, chars: int = 400) -> str:
     return "\n".join(text.splitlines()[-lines:])[-chars:] if text else ""
 
 
-def _within(short: list[str], long: list[str]) -> bool:
-    """short is long with some lines left out (in order)."""
-    it = iter(long)
-    return all(x in it for x in short)
-
-
-def _extra(short: list[str], long: list[str]) -> list[str]:
-    """The lines of long that are not matched, in order, by short (short is within long)."""
+def _unmatched(short: list[str], long: list[str]) -> list[str]:
+    """The lines of long that short leaves out when short is long with some lines removed (in order); [] when it
+    is not."""
     out, i = [], 0
     for x in long:
         if i < len(short) and x == short[i]:
             i += 1
         else:
             out.append(x)
-    return out
+    return out if i == len(short) else []
 
 
 def judge(case: Case, index: int, out: sandbox.Outcome) -> CaseResult:
