@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -75,6 +76,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if left:
         print(f"\nERROR: vLLM processes left after the session: {sorted(p for p, _ in left)}")
         session.exitstatus = 1
+    tmp = _state["tmp"]
+    if session.exitstatus == 0:
+        shutil.rmtree(tmp, ignore_errors=True)  # one per run piled up in /tmp (250 after two days of tests)
+    else:
+        print(f"\nthe session's runs, logs and journal are kept for a look: {tmp}")
 
 
 @pytest.fixture(scope="session")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import getpass
 import json
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -195,6 +197,15 @@ def _reusable(prof: config.Profile, api_key: str | None, rec: dict[str, Any] | N
     return None
 
 
+def _inductor_cache() -> str:
+    """torch inductor's default cache folder (a temp-dir path: it must not move with TMPDIR)."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = f"uid_{os.getuid()}"
+    return str(Path(tempfile.gettempdir()) / f"torchinductor_{user}")
+
+
 def _spawn(prof: config.Profile, api_key: str | None, say: Any) -> tuple[subprocess.Popen, Path]:
     """vLLM in a session of its own (stop kills EngineCore and workers with it), its log, and the pid file."""
     cmd = config.serve_command(prof)
@@ -204,8 +215,15 @@ def _spawn(prof: config.Profile, api_key: str | None, say: Any) -> tuple[subproc
     env.setdefault("PYTHONUNBUFFERED", "1")
     # vLLM's ZMQ sockets (API server <-> EngineCore) in a folder of this server's own, removed when it stops;
     # left in /tmp they pile up (700+ after a few days of tests)
+    for old in Path(tempfile.gettempdir()).glob(f"{IPC_PREFIX}{prof.port}-*"):
+        # a server of this port that died unstopped (SIGKILL, reboot): the port is free and we hold its start lock
+        shutil.rmtree(old, ignore_errors=True)
     ipc = tempfile.mkdtemp(prefix=f"{IPC_PREFIX}{prof.port}-")
     env["VLLM_RPC_BASE_PATH"] = ipc
+    # its temp files too: each start leaves a torch file store /tmp/vllm_dist_<uuid> (347 of them after two days
+    # of tests); the compile cache keeps its usual place, so a restart still finds its compiled graphs
+    env.setdefault("TORCHINDUCTOR_CACHE_DIR", _inductor_cache())
+    env["TMPDIR"] = ipc
     logs = paths.logs()
     logs.mkdir(parents=True, exist_ok=True)
     log = logs / f"vllm-{paths.utc_stamp()}-{prof.name}-{prof.port}.log"

@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import tempfile
 import time
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from helpers import FakeServer, free_port, lab
 
 from lab import LabError, paths, procs, serve
+from lab.pidfile import IPC_PREFIX
 
 pytestmark = pytest.mark.server
 
@@ -129,9 +131,10 @@ def test_lifecycle_with_api_key_leaves_no_process(monkeypatch):
     port = free_port()
     secret = "sk-test-7f3a9c-do-not-log"
     monkeypatch.setenv("LAB_PORT", str(port))
+    stale = Path(tempfile.mkdtemp(prefix=f"{IPC_PREFIX}{port}-"))  # as a SIGKILLed server of this port leaves it
     srv = serve.start("tiny", api_key=secret, quiet=True)
     try:
-        assert srv.owned
+        assert srv.owned and not stale.exists()
         group = procs.group_pids(srv.pid)
         assert len(group) >= 2, "vLLM's API server plus its EngineCore process"
         with pytest.raises(openai.AuthenticationError):
@@ -141,6 +144,7 @@ def test_lifecycle_with_api_key_leaves_no_process(monkeypatch):
         assert secret not in srv.log.read_text()
         ipc = Path(json.loads((paths.logs() / f"vllm-{port}.json").read_text())["ipc_dir"])
         assert any(f.is_socket() for f in ipc.iterdir()), "vLLM's ZMQ sockets live in the server's own folder"
+        assert any(f.name.startswith("vllm_dist_") for f in ipc.iterdir()), "so do its temp files"
         assert serve.status("tiny", api_key=secret)["running"]
         assert "error" in serve.status("tiny", api_key="wrong")
         _cli_errors_at_the_server_boundary(port, secret)
