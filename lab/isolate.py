@@ -73,7 +73,7 @@ def run(target: str, kwargs: dict[str, Any], env: dict[str, str] | None = None, 
         # VLLM_RPC_BASE_PATH: the offline engine's ZMQ sockets go in this folder, removed with it (vLLM leaves
         # them in /tmp otherwise: 700+ after a few days of tests)
         child_env = {**os.environ, "PYTHONUNBUFFERED": "1", "TQDM_DISABLE": "1", "VLLM_RPC_BASE_PATH": tmp,
-                     **(env or {})}
+                     PARENT: str(os.getpid()), **(env or {})}
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=child_env,
                                 start_new_session=True)  # its own group: nothing it starts outlives it
         tail: list[str] = []
@@ -103,8 +103,35 @@ def run(target: str, kwargs: dict[str, Any], env: dict[str, str] | None = None, 
         return json.loads(res_file.read_text("utf-8"))
 
 
+PARENT = "LAB_ISOLATE_PARENT"
+
+
+def die_with_parent(parent: int) -> None:
+    """Take this process group down when `parent` dies, SIGKILL included: a training child in a session of its
+    own went on for minutes after its `lab finetune` was killed, holding the output's lock (Linux prctl)."""
+    import ctypes
+    import signal
+    me = os.getpid()
+
+    def on_term(*_: Any) -> None:
+        if os.getpid() != me:  # a forked worker inherited this handler: die as it would have
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        os.killpg(os.getpgrp(), signal.SIGKILL)  # the whole group: an offline EngineCore too
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return  # not Linux: the parent's own finally still stops the group whenever it lives to run it
+    if os.getppid() != parent:  # it died before prctl: no signal will come
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+
+
 def _main(argv: list[str]) -> int:
     target, kwargs, res_file = argv
+    if os.environ.get(PARENT, "").isdigit():
+        die_with_parent(int(os.environ[PARENT]))
     module, func = target.split(":")
     try:
         res = getattr(importlib.import_module(module), func)(**json.loads(kwargs))

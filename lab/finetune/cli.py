@@ -34,6 +34,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     options.add(p, "--max-len", F, type=options.checked(int, 8), help="tokens per training sequence")
     options.add(p, "--seed", F, help="random seed")
     options.add(p, "--merge", F, help="also save the adapter merged into a bf16 base")
+    options.add(p, "--checkpoint-steps", F, type=options.checked(int, 0),
+                help="a resumable checkpoint every N steps (0: every tenth of the steps); a stopped run resumes "
+                "when rerun with the same --out and settings")
     p.add_argument("--serve", metavar="NAME", help="then serve base + adapter with vLLM under NAME and compare "
                    "answers (default: no serving)")
     p.add_argument("--max-lora-rank", type=options.POSITIVE_INT, choices=VLLM_LORA_RANKS, metavar="N",

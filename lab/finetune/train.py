@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -42,6 +43,7 @@ class FinetuneConfig:
     seed: int = 0
     eval_max_new_tokens: int = 48
     merge: bool = False
+    checkpoint_steps: int = 0      # a resumable checkpoint every N steps; 0: every tenth of the steps
 
     @classmethod
     def for_profile(cls, profile: str | None = None, data: str | Path | None = None, out: str | Path | None = None,
@@ -148,14 +150,19 @@ def _progress_callback(total: int, history: list[dict[str, float]], every: int, 
         def __init__(self) -> None:
             self.t0 = time.time()
             self.tokens = 0
+            self.first = 0  # the step a resumed run starts from: rates count the steps done here
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            self.t0, self.first = time.time(), state.global_step
 
         def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
             if logs and "loss" in logs:
                 el = time.time() - self.t0
                 history.append({"step": state.global_step, "loss": round(float(logs["loss"]), 4)})
                 if show and (state.global_step % every == 0 or state.global_step == total):
-                    eta = el / max(state.global_step, 1) * (total - state.global_step)
-                    tps = self.tokens * state.global_step / total / el if el > 0 else 0  # tokens so far
+                    done = max(state.global_step - self.first, 1)
+                    eta = el / done * (total - state.global_step)
+                    tps = self.tokens * done / total / el if el > 0 else 0  # tokens so far
                     print(f"step {state.global_step}/{total} loss {logs['loss']:.3f} {tps:,.0f} tok/s "
                           f"elapsed {el:.0f}s eta {eta:.0f}s", flush=True)
     return Progress()
@@ -181,12 +188,14 @@ def _lora_model(cfg: FinetuneConfig) -> tuple[Any, int, int]:
 
 def _trainer(cfg: FinetuneConfig, model: Any, train_data: list[dict[str, Any]], pad: int, steps: int, work: Path,
              cb: Any) -> Any:
-    """A transformers Trainer for `steps` steps, no checkpoints, our progress lines instead of its printer."""
+    """A transformers Trainer for `steps` steps, checkpoints in work/trainer (the last two: a kill while one is
+    written leaves the one before), our progress lines instead of its printer."""
     import torch
     from transformers import PrinterCallback, Trainer, TrainingArguments
     args = TrainingArguments(output_dir=str(work / "trainer"), max_steps=steps, learning_rate=cfg.lr,
                              per_device_train_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
-                             logging_steps=1, save_strategy="no", report_to=[], seed=cfg.seed,
+                             logging_steps=1, save_strategy="steps", save_steps=checkpoint_every(cfg, steps),
+                             save_total_limit=2, report_to=[], seed=cfg.seed,
                              bf16=True, use_cpu=not torch.cuda.is_available(),
                              disable_tqdm=True, lr_scheduler_type=cfg.scheduler,
                              warmup_steps=round(cfg.warmup_ratio * steps),
@@ -203,6 +212,8 @@ def _trainer(cfg: FinetuneConfig, model: Any, train_data: list[dict[str, Any]], 
 def _publish(cfg: FinetuneConfig, work: Path, result: dict[str, Any]) -> None:
     """result.json (and the merged model) into the work folder, which then replaces cfg.out in one rename."""
     shutil.rmtree(work / "trainer", ignore_errors=True)
+    for f in (RESUME, BEFORE):
+        (work / f).unlink(missing_ok=True)
     paths.atomic_write(work / "result.json", json.dumps(result, indent=1, ensure_ascii=False) + "\n")
     if cfg.merge:
         merge(cfg.model, work / "adapter", work / "merged")
@@ -253,26 +264,35 @@ def _train(cfg: FinetuneConfig, progress: bool) -> dict[str, Any]:
     t_load = time.time()
     model, n_total, loaded = _lora_model(cfg)
     refs = [m[-1]["content"] for m in held_recs]
-    # Before training the LoRA B matrices are zero: the model is exactly the base.
-    before_loss = heldout_loss(model, held_data, pad)
-    before_gen = generate(model, tok, held_recs, cfg.eval_max_new_tokens)
     steps = steps_for(cfg, len(train_data))
+    procs.remove_left_behind(Path(cfg.out).parent, f"{Path(cfg.out).name}.partial")  # older runs' pid-named ones
+    work = Path(str(cfg.out) + ".partial")  # one per --out: the folder lock makes this run its only user
+    resume = _resumable(work, _run_key(cfg, train_data, held_data), progress)
+    if (work / BEFORE).exists():  # same key: the base was evaluated before the kill
+        before = json.loads((work / BEFORE).read_text())
+    else:  # before training the LoRA B matrices are zero: the model is exactly the base
+        before = {"loss": heldout_loss(model, held_data, pad),
+                  "gen": generate(model, tok, held_recs, cfg.eval_max_new_tokens)}
+        paths.atomic_write(work / BEFORE, json.dumps(before, ensure_ascii=False))
+    before_loss, before_gen = before["loss"], before["gen"]
     history: list[dict[str, float]] = []
     cb = _progress_callback(steps, history, max(1, steps // 10), show=progress)
-    work = Path(str(cfg.out) + f".partial{os.getpid()}")
-    shutil.rmtree(work, ignore_errors=True)
-    procs.remove_left_behind(Path(cfg.out).parent, f"{Path(cfg.out).name}.partial")  # of runs killed before publishing
     trainer = _trainer(cfg, model, train_data, pad, steps, work, cb)
+    if progress:
+        print(f"checkpoint every {checkpoint_every(cfg, steps)} steps in {work}; if this run stops, the same "
+              f"command with --out {cfg.out} resumes it", flush=True)
     t0 = time.time()
-    trainer.train()
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     train_s = time.time() - t0
+    history = [{"step": h["step"], "loss": round(float(h["loss"]), 4)}  # the resumed run's too
+               for h in trainer.state.log_history if "loss" in h]
     after_loss = heldout_loss(model, held_data, pad)
     after_gen = generate(model, tok, held_recs, cfg.eval_max_new_tokens)
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)  # LoRA A/B are never quantized
     model.save_pretrained(work / "adapter")
     tok.save_pretrained(work / "adapter")
     result = {"config": asdict(cfg), "steps": steps, "history": history, "train_seconds": round(train_s, 2),
-              "load_seconds": round(t0 - t_load, 2),
+              "load_seconds": round(t0 - t_load, 2), "resumed_at_step": _step_of(resume) if resume else 0,
               "first_loss": history[0]["loss"] if history else None,
               "last_loss": history[-1]["loss"] if history else None,
               "heldout_loss": {"before": round(before_loss, 4), "after": round(after_loss, 4)},
@@ -286,6 +306,53 @@ def _train(cfg: FinetuneConfig, progress: bool) -> dict[str, Any]:
     _publish(cfg, work, result)
     result["adapter"] = str(Path(cfg.out) / "adapter")
     return result
+
+
+RESUME, BEFORE = "resume.json", "before.json"  # in the .partial folder: what run its checkpoints belong to, and
+                                               # the base's evaluation (minutes on a real model) kept for a resume
+
+
+def checkpoint_every(cfg: FinetuneConfig, steps: int) -> int:
+    """Steps between checkpoints: cfg.checkpoint_steps, or a tenth of the run (a kill loses at most that)."""
+    return cfg.checkpoint_steps or max(1, steps // 10)
+
+
+def _run_key(cfg: FinetuneConfig, *data: list[dict[str, Any]]) -> str:
+    """What makes checkpoints reusable: every setting but where the result goes, and the tokenized data."""
+    fields = {k: v for k, v in asdict(cfg).items() if k not in ("out", "merge", "checkpoint_steps")}
+    return hashlib.sha256(json.dumps([fields, data], sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _step_of(checkpoint: Path) -> int:
+    """The step a checkpoint-N folder was saved at."""
+    return int(checkpoint.name.rsplit("-", 1)[1])
+
+
+def _resumable(work: Path, key: str, say: bool) -> Path | None:
+    """The newest complete checkpoint of a killed run with the same key, else None (and a clean work folder).
+
+    Complete means trainer_state.json is there: transformers writes it last; a run killed while writing one
+    left the one before it (save_total_limit=2)."""
+    try:
+        same = json.loads((work / RESUME).read_text()).get("key") == key
+    except (OSError, ValueError, AttributeError):
+        same = False
+    found = [c for c in (work / "trainer").glob("checkpoint-*")
+             if c.name.rsplit("-", 1)[1].isdigit() and (c / "trainer_state.json").exists()] if same else []
+    if not same:
+        if work.exists() and say:
+            print(f"note: {work} holds another run's checkpoints (other settings or data); starting afresh",
+                  flush=True)
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        paths.atomic_write(work / RESUME, json.dumps({"key": key}))
+        return None
+    if not found:
+        return None
+    best = max(found, key=_step_of)
+    if say:
+        print(f"resuming from step {_step_of(best)} ({best})", flush=True)
+    return best
 
 
 def steps_for(cfg: FinetuneConfig, pairs: int) -> int:

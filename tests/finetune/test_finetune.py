@@ -1,6 +1,7 @@
 """QLoRA: masking, data errors, the real 4-bit load, real training steps, the adapter served by vLLM."""
 
 import json
+import os
 
 import pytest
 from helpers import ROOT, lab
@@ -202,3 +203,69 @@ def test_a_second_fine_tune_into_one_folder_is_refused(tmp_path):
     assert r.returncode == 1 and r.stderr.count("error:") == 1, r.stderr
     assert f"is being written by another lab finetune (pid {os.getpid()})" in r.stderr
     assert not (tmp_path / "ft").exists()
+
+
+def test_a_killed_fine_tune_resumes_from_its_checkpoint_to_the_same_adapter(tmp_path):
+    """SIGKILL halfway, rerun with the same --out: it resumes (not restarts) and ends byte-identical to a run
+    that was never stopped (optimizer, schedule, data order and dropout RNG come back with the checkpoint)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from helpers import ROOT
+    args = ["--steps", "200", "--checkpoint-steps", "20"]
+    whole = lab("finetune", "--out", str(tmp_path / "whole"), *args)
+    assert whole.returncode == 0, whole.stderr
+    p = subprocess.Popen([sys.executable, "-m", "lab.cli", "finetune", "--out", str(tmp_path / "k"), *args],
+                         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    half = tmp_path / "k.partial" / "trainer" / "checkpoint-100" / "trainer_state.json"
+    t0 = time.time()
+    while not half.exists() and p.poll() is None and time.time() - t0 < 300:
+        time.sleep(0.02)
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+    assert half.exists() and not (tmp_path / "k").exists(), "killed before it finished"
+    # the training child (a session of its own, holding the lock) dies with its killed parent
+    t0 = time.time()
+    while _trainers_of(tmp_path / "k") and time.time() - t0 < 10:
+        time.sleep(0.1)
+    assert not _trainers_of(tmp_path / "k")
+    again = lab("finetune", "--out", str(tmp_path / "k"), *args)
+    assert again.returncode == 0 and "resuming from step 1" in again.stdout, again.stdout + again.stderr
+    a, b = (json.loads((tmp_path / d / "result.json").read_text()) for d in ("whole", "k"))
+    assert b["resumed_at_step"] >= 100 and a["history"] == b["history"] and len(b["history"]) == 200
+    assert (a["heldout_loss"], a["chrf"]) == (b["heldout_loss"], b["chrf"])
+    adapter = "adapter/adapter_model.safetensors"
+    assert (tmp_path / "whole" / adapter).read_bytes() == (tmp_path / "k" / adapter).read_bytes()
+    assert not (tmp_path / "k.partial").exists() and not (tmp_path / "k" / "trainer").exists()
+
+
+def test_checkpoints_of_other_settings_or_half_written_are_never_resumed(tmp_path, capsys):
+    from lab.finetune.train import RESUME, _resumable
+    work = tmp_path / "ft.partial"
+    (work / "trainer" / "checkpoint-40").mkdir(parents=True)
+    (work / "trainer" / "checkpoint-40" / "trainer_state.json").write_text("{}")
+    (work / "trainer" / "checkpoint-60").mkdir()  # killed while writing: no trainer_state.json yet
+    (work / RESUME).write_text(json.dumps({"key": "k1"}))
+    assert _resumable(work, "k1", say=True).name == "checkpoint-40"
+    assert "resuming from step 40" in capsys.readouterr().out
+    assert _resumable(work, "k2", say=True) is None  # other settings or data: start afresh
+    assert "another run's checkpoints" in capsys.readouterr().out
+    assert [f.name for f in work.iterdir()] == [RESUME] and json.loads((work / RESUME).read_text()) == {"key": "k2"}
+    (work / RESUME).write_text("not json")
+    assert _resumable(work, "k2", say=False) is None and json.loads((work / RESUME).read_text()) == {"key": "k2"}
+
+
+def _trainers_of(out) -> list[int]:
+    """Pids of live isolated training processes writing `out`."""
+    from pathlib import Path
+    found = []
+    for d in Path("/proc").iterdir():
+        try:
+            cmd = (d / "cmdline").read_bytes().decode(errors="replace")
+            if d.name.isdigit() and "lab.isolate" in cmd and str(out) in cmd and procs.alive(int(d.name)):
+                found.append(int(d.name))
+        except OSError:
+            continue
+    return found
