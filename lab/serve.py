@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from lab import LabError, config, paths, pidfile, procs
+from lab import LabError, config, paths, pidfile, procs, watch
 from lab.client import root_url
 from lab.pidfile import IPC_PREFIX, read_pidfile
 from lab.serverlog import tail
@@ -250,6 +250,8 @@ def _spawn(prof: config.Profile, api_key: str | None, say: Any) -> tuple[subproc
          "starter": pidfile.me(), "users": [],  # who spawned it; other runs reusing it (see release)
          "served_name": prof.served_name, "log": str(log), "started": time.time(),
          "autogroup": sched, "ipc_dir": ipc}, indent=1))
+    if os.environ.get("LAB_RUN_OWNER"):  # a run's server: let go of it the moment that run dies
+        watch.start(prof.port, proc.pid)
     say(f"starting vLLM ({prof.name}, {prof.served_name}) on {prof.base_url}; log: {log}")
     return proc, log
 

@@ -13,15 +13,17 @@ from pathlib import Path
 import pytest
 from helpers import ROOT, free_port, lab
 
-from lab import LabError, paths, pidfile, procs, serve
+from lab import LabError, paths, pidfile, procs, serve, watch
 
 # a `lab run` stand-in: starts (or reuses) the tiny profile's server, whose vLLM is replaced by the fake
 # OpenAI server, listening only after LOAD_S (as vLLM's port stays closed while it loads); lets go of it when
-# the test writes a line to its stdin
+# the test writes a line to its stdin; "nowatch" leaves out the watcher that lets go of a killed run's server
 HOLDER = """
 import json, os, sys
-from lab import config, pidfile, serve
+from lab import config, pidfile, serve, watch
 load_s, fake = sys.argv[1], sys.argv[2]
+if sys.argv[3] == "nowatch":
+    watch.start = lambda *a: None
 code = ("import runpy, sys, time; time.sleep(%s); sys.argv = ['fake', sys.argv[1], sys.argv[2]]; "
         "runpy.run_path(%r, run_name='__main__')" % (load_s, fake))
 config.serve_command = lambda prof, *a, **k: [sys.executable, "-c", code, str(prof.port), os.devnull]
@@ -42,8 +44,9 @@ def port(monkeypatch):
     serve.stop(p, quiet=True)
 
 
-def _holder(load_s: float) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", HOLDER, str(load_s), str(ROOT / "tests" / "fake_openai.py")],
+def _holder(load_s: float, watch: bool = True) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", HOLDER, str(load_s), str(ROOT / "tests" / "fake_openai.py"),
+                             "watch" if watch else "nowatch"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             cwd=ROOT, env=dict(os.environ))
 
@@ -100,8 +103,9 @@ def test_two_starts_seconds_apart_share_one_server_and_the_last_user_stops_it(po
 
 def test_a_start_waits_for_a_server_whose_starter_was_killed_while_it_loaded(port):
     """Its starter SIGKILLed, the server loads on with its port closed: a new start waits for it and reuses it
-    (no second server), it is not abandoned while that user lives, and that user's end stops it."""
-    first = _holder(4.0)
+    (no second server), it is not abandoned while that user lives, and that user's end stops it. (Without its
+    watcher: with one, the server may be let go before the new start begins, which is the next test.)"""
+    first = _holder(4.0, watch=False)
     _spawned(port)
     first.send_signal(signal.SIGKILL)
     first.wait()
@@ -227,5 +231,55 @@ def test_status_of_a_server_still_loading_says_starting_not_not_running(port):
     finally:
         first.kill()
         first.wait()
-    assert serve.stop(port, quiet=True)
+    _gone(port, rec)  # its run killed, the watcher stops it
     assert lab("serve", "status").returncode == 3
+
+
+def _gone(port: int, rec: dict, within: float = 20) -> None:
+    """The server of `rec` is stopped, its pid file and its watcher gone, within `within` seconds."""
+    deadline = time.time() + within
+    while serve.read_pidfile(port) or procs.group_pids(rec["pgid"]) or _watchers(port):
+        assert time.time() < deadline, f"still there after {within}s: {serve.read_pidfile(port)} {_watchers(port)}"
+        time.sleep(0.2)
+
+
+def _watchers(port: int) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        try:
+            cmd = (d / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"lab.watch" in cmd and str(port).encode() in cmd and procs.alive(int(d.name)):
+            out.append(int(d.name))
+    return out
+
+
+def test_a_killed_runs_server_is_let_go_at_once_unless_another_run_uses_it(port):
+    """Was: a SIGKILLed `lab run` left its server (on CUDA: the whole GPU) up until the next `lab run`. Its
+    watcher stops it within a poll; one that another run uses stays up for that run, whose end stops it."""
+    first = _holder(0.5)
+    _started(first)
+    rec = serve.read_pidfile(port)
+    assert _watchers(port)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    _gone(port, rec)
+
+    a, b = _holder(0.5), None
+    try:
+        _started(a)
+        b = _holder(0.5)
+        mine, _ = _started(b)
+        a.send_signal(signal.SIGKILL)
+        a.wait()
+        time.sleep(3 * watch.POLL_S)
+        rec = serve.read_pidfile(port)
+        assert serve.port_open("127.0.0.1", port) and _watchers(port) and [u["proc"] for u in rec["users"]] == \
+            [mine["me"]]
+        assert _release(b) == "stopped"  # its owner gone, its last user stops it
+        _gone(port, rec)
+    finally:
+        for p in (a, b):
+            if p and p.poll() is None:
+                p.kill()
