@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from lab.c2rust.tasks import Case
+
 # C -> Rust by construct, each line sent only where the C program uses its construct (and the context has room,
 # `first_messages`): what the 1.5B got wrong in data/c_to_rust (usize indexes, argv[0], printf widths, pointer
 # lists). Sent whole, the 0.5B copied them into hello world (stdin and stderr handles): a small model writes
@@ -90,3 +92,86 @@ def hints_for(src: str) -> str:
     bare = re.sub(r'"(?:\\.|[^"\\\n])*"', '""', code)  # nor is a string's "? :"; only printf formats look inside
     lines = [text for pattern, text in HINTS if re.search(pattern, code if pattern.startswith("(?#strings)") else bare)]
     return "\n".join(["C to Rust, by construct:", *lines]) if lines else ""
+
+
+# One worked translation, shown as an earlier turn (few-shot) before the real program when asked (--example): the
+# idioms the 1.5B missed most, by example rather than by rule (argv and its count, a usage line on stderr with
+# C's exit code, scanf over stdin, strtol, unsigned wrapping, printf widths and %.2f, `!x`, `?:`). Off by
+# default: the 1.5B copied it (`use std::io::Read;` into programs without stdin) and passed 0 of 8 data programs
+# (5/29 cases) against 1 of 8 (10/29) without it. Written for the project; a test checks that this Rust passes
+# these cases against this C.
+EXAMPLE_C = """\
+/* Scale the numbers on stdin by the factor in argv[1]; print their count, sum, mean and a checksum. */
+#include <stdio.h>
+#include <stdlib.h>
+
+unsigned checksum(const long *v, int n) {
+    unsigned h = 2166136261u;
+    for (int i = 0; i < n; i++) { h ^= (unsigned)v[i]; h *= 16777619u; }
+    return h;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) { fprintf(stderr, "usage: %s FACTOR\\n", argv[0]); return 2; }
+    long factor = strtol(argv[1], NULL, 10);
+    long v[100];
+    int n = 0;
+    while (n < 100 && scanf("%ld", &v[n]) == 1) n++;
+    if (n == 0) { printf("no numbers\\n"); return 1; }
+    long sum = 0;
+    for (int i = 0; i < n; i++) { v[i] *= factor; sum += v[i]; }
+    printf("%d numbers, sum %ld, mean %.2f\\n", n, sum, (double)sum / n);
+    printf("checksum %08x %s\\n", checksum(v, n), !(sum % 2) ? "even" : "odd");
+    return 0;
+}
+"""
+EXAMPLE_RUST = """\
+use std::io::Read;
+use std::process::exit;
+
+fn checksum(v: &[i64]) -> u32 {
+    let mut h: u32 = 2166136261;
+    for &x in v {
+        h ^= x as u32;
+        h = h.wrapping_mul(16777619); // unsigned C arithmetic wraps
+    }
+    h
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() != 2 {
+        eprintln!("usage: {} FACTOR", args[0]);
+        exit(2);
+    }
+    let factor: i64 = args[1].trim().parse().unwrap_or(0);
+    let mut input = String::new();
+    std::io::stdin().read_to_string(&mut input).unwrap();
+    let mut v: Vec<i64> = Vec::new();
+    for token in input.split_whitespace() {
+        if v.len() == 100 {
+            break;
+        }
+        match token.parse::<i64>() {
+            Ok(x) => v.push(x),
+            Err(_) => break, // scanf stops at the first token that is not a number
+        }
+    }
+    let n = v.len();
+    if n == 0 {
+        println!("no numbers");
+        exit(1);
+    }
+    let mut sum: i64 = 0;
+    for x in v.iter_mut() {
+        *x *= factor;
+        sum += *x;
+    }
+    println!("{} numbers, sum {}, mean {:.2}", n, sum, sum as f64 / n as f64);
+    println!("checksum {:08x} {}", checksum(&v), if sum % 2 == 0 { "even" } else { "odd" });
+}
+"""
+EXAMPLE_TESTS = [Case(["3"], "1 2 3\n4\n", "4 numbers, sum 30, mean 7.50\nchecksum 037e2ef9 even\n"),
+                 Case(["-2"], "7 x 9", "1 numbers, sum -14, mean -14.00\nchecksum f6f39c95 even\n"),
+                 Case(["5"], "", "no numbers\n", 1),
+                 Case([], "", "", 2)]

@@ -45,6 +45,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         options.add(q, "--candidates", L, type=options.POSITIVE_INT,
                     help="replies per round, all checked, the best goes on: the first greedy, the "
                     "rest sampled, and after round 1 every other one a fresh translation")
+        options.add(q, "--example", L, help="show one worked C -> Rust translation before the program "
+                    "(dropped when the context has no room; the 1.5B did worse with it)")
         q.add_argument("--out", help="folder for .rs, .json reports and per-program logs; a rerun into the same "
                        "folder reuses each program finished with the same source, tests, model, settings and prompt "
                        "(default: runs/c2rust-<UTC>)")

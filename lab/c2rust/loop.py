@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lab import LabError, locks, paths
-from lab.c2rust.advice import error_advice, hints_for
+from lab.c2rust.advice import EXAMPLE_C, EXAMPLE_RUST, EXAMPLE_TESTS, error_advice, hints_for
 from lab.c2rust.build import clippy_warnings
 from lab.c2rust.harness import CheckReport, check_source, count_unsafe, extract_rust
 from lab.c2rust.tasks import Task, find_program, load_task
@@ -49,6 +49,8 @@ class LoopSettings:
     candidates: int = 1                # replies per round, checked in parallel; the best one goes on (after round
                                        # 1 every other sampled one is a fresh translation, not a repair)
     feed: str | None = None            # a bare test_samples.json: input as argv words or on stdin
+    example: bool = False              # show one worked C -> Rust translation first (advice.EXAMPLE_C); off:
+                                       # the 1.5B did worse with it (0 of 8 pass against 1, README)
     concurrency: int = 4               # programs in flight (batch)
     progress: bool = True
 
@@ -98,13 +100,25 @@ def first_prompt(src: str, task: Task, examples: int = EXAMPLE_CASES) -> str:
     return f"```c\n{src}\n```{shown}"
 
 
-def first_messages(client: Client, src: str, task: Task, max_tokens: int) -> list[dict[str, str]]:
-    """The opening conversation: system prompt, construct hints and test runs, each dropped (hints first) while
-    the prompt would leave less than min(max_tokens, half the context) to answer (the toy has 2048 tokens)."""
+def example_turns() -> list[dict[str, str]]:
+    """The worked translation as an earlier exchange: the user's C program and tests, the assistant's Rust."""
+    shown = Task(Path("example"), "lab", EXAMPLE_TESTS)
+    return [{"role": "user", "content": first_prompt(EXAMPLE_C.rstrip("\n"), shown)},
+            {"role": "assistant", "content": f"```rust\n{EXAMPLE_RUST}```"}]
+
+
+def first_messages(client: Client, src: str, task: Task, max_tokens: int,
+                   example: bool = False) -> list[dict[str, str]]:
+    """The opening conversation: system prompt, construct hints, the worked example and test runs, each dropped
+    (example, then hints) while the prompt would leave less than min(max_tokens, half the context) to answer (the
+    toy has 2048 tokens); the program itself always stays."""
     want = min(max_tokens, client.max_model_len // 2)
-    for hints, examples in ((True, EXAMPLE_CASES), (False, EXAMPLE_CASES), (False, 0)):
+    ladder = [(True, True, EXAMPLE_CASES)] if example else []
+    for shot, hints, examples in (*ladder, (False, True, EXAMPLE_CASES), (False, False, EXAMPLE_CASES),
+                                  (False, False, 0)):
         sheet = hints_for(src) if hints else ""
         msgs = [{"role": "system", "content": SYSTEM + ("\n" + sheet if sheet else "")},
+                *(example_turns() if shot else []),
                 {"role": "user", "content": first_prompt(src, task, examples)}]
         if context_room(client.max_model_len, client.count_tokens(msgs)) >= want:
             break
@@ -218,7 +232,8 @@ def _key(src: str, task: Task, model: str, st: LoopSettings) -> str:
     """What a finished result depends on: a rerun with the same key reuses it instead of asking again."""
     what = {"c": src, "cases": [dataclasses.asdict(c) for c in task.cases], "model": model,
             "settings": [st.rounds, st.idiomatic, st.max_tokens, st.candidates],
-            "prompt": [SYSTEM, hints_for(src)]}  # a changed prompt or cheat sheet is another question
+            # a changed prompt, cheat sheet or worked example is another question
+            "prompt": [SYSTEM, hints_for(src), *([EXAMPLE_C, EXAMPLE_RUST] if st.example else [])]}
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -258,7 +273,7 @@ def _program(c_file: Path, tests: str | Path, client: Client, st: LoopSettings, 
         say(f"bad task: the C reference fails: {ref.summary()}")
         return {"program": name, "bad_task": True, "ok": False, "stop": f"C reference fails: {ref.summary()}"}
     log: list[dict[str, Any]] = []
-    msgs = first_messages(client, src, task, st.max_tokens)
+    msgs = first_messages(client, src, task, st.max_tokens, st.example)
     code, rep, used, tokens, why = _stage(client, msgs, task, st, log, "unidiomatic", say)
     say(f"unidiomatic: {why}")
     result: dict[str, Any] = {"program": name, "model": client.model, "task": task.format, "key": key,

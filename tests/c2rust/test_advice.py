@@ -27,3 +27,13 @@ def test_the_cheat_sheet_holds_only_the_constructs_the_program_uses():
     eof = hints_for("int main(void) { int c; while ((c = getchar()) != EOF) putchar(toupper(c)); }")
     assert "read_to_end" in eof and "to_ascii_uppercase" in eof
     assert "read_to_end" not in hints_for('int main(void) { printf("%d", 1); }')
+
+
+def test_the_worked_example_is_a_faithful_translation_that_passes_its_own_tests():
+    """The few-shot example teaches by imitation: its Rust must pass, in the sandbox, the tests its C passes."""
+    from lab.c2rust.advice import EXAMPLE_C, EXAMPLE_RUST, EXAMPLE_TESTS
+    from lab.c2rust.harness import check_source
+    c, rust = check_source(EXAMPLE_C, EXAMPLE_TESTS, "c"), check_source(EXAMPLE_RUST, EXAMPLE_TESTS)
+    assert c.ok and rust.ok, (c.summary(), rust.summary())
+    assert {t.exit_code for t in EXAMPLE_TESTS} == {0, 1, 2}  # C's return codes, shown by example
+    assert "unsafe" not in EXAMPLE_RUST and "extern" not in EXAMPLE_RUST

@@ -196,21 +196,24 @@ def test_the_first_prompt_shows_test_runs_and_later_rounds_echo_the_compiled_pro
 
 def test_construct_hints_go_in_only_where_the_context_leaves_room(tmp_path):
     from lab.c2rust.advice import hints_for
-    from lab.c2rust.loop import SYSTEM, first_messages
+    from lab.c2rust.loop import SYSTEM, example_turns, first_messages
     from lab.c2rust.tasks import load_task
     prog = _hi_task(tmp_path)
     src, task = (prog / "p.c").read_text(), load_task(prog / "tests.json")
     sizes = {}
-    for ctx in (8192, 1600, 1200):  # the fake counts a character as a token
+    for ctx in (9000, 3000, 1600, 1200):  # the fake counts a character as a token
         fake = openai_fake(lambda body: (200, "", "stop"), max_model_len=ctx)
         try:
-            sizes[ctx] = first_messages(Client(fake.url), src, task, max_tokens=400)
+            sizes[ctx] = first_messages(Client(fake.url), src, task, max_tokens=400, example=True)
         finally:
             fake.close()
-    assert hints_for(src) and sizes[8192][0]["content"] == SYSTEM + "\n" + hints_for(src)
-    assert "for example" in sizes[8192][1]["content"]
-    assert sizes[1600][0]["content"] == SYSTEM and "for example" in sizes[1600][1]["content"]  # hints dropped first
-    assert sizes[1200][1]["content"] == f"```c\n{src}\n```"  # then the examples; the program always stays
+    assert hints_for(src) and sizes[9000][0]["content"] == SYSTEM + "\n" + hints_for(src)
+    assert [m["role"] for m in sizes[9000]] == ["system", "user", "assistant", "user"]  # the worked example
+    assert sizes[9000][1:3] == example_turns() and "```rust\n" in sizes[9000][2]["content"]
+    assert "for example" in sizes[9000][3]["content"] and src in sizes[9000][3]["content"]
+    assert len(sizes[3000]) == 2 and sizes[3000][0] == sizes[9000][0]  # the example goes first
+    assert sizes[1600][0]["content"] == SYSTEM and "for example" in sizes[1600][1]["content"]  # then the hints
+    assert sizes[1200][1]["content"] == f"```c\n{src}\n```"  # then the test runs; the program always stays
 
 
 def test_after_round_one_every_other_candidate_translates_afresh(tmp_path):
