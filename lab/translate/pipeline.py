@@ -328,6 +328,9 @@ class Translator:
             raise LabError(f"interrupted: {self.cache.count()} finished chunks are kept in {out}; "
                            f"rerun to resume") from None
         except OSError as e:  # a full disk mid-run: what reached the cache stays
+            if isinstance(e, (ConnectionError, TimeoutError)) and not e.filename:  # not a file: the network
+                raise LabError(f"connection failed: {e}; {self.cache.count()} finished chunks are kept in {out}, "
+                               f"rerun to resume") from None
             raise LabError(f"cannot write {e.filename or out}: {e.strerror or e}; {self.cache.count()} finished "
                            f"chunks are kept in {out}, rerun to resume once there is room") from None
         return write_all(out, docs, self.s.bilingual, epub=self.s.epub, final=True)

@@ -264,3 +264,17 @@ def test_a_full_disk_mid_run_is_one_line_and_a_rerun_resumes_without_requests(tm
     stats = Translator(_settings(out, fake.url)).run(NOVEL / "ame.txt")
     assert sum(path.endswith("/chat/completions") for path, _ in fake.requests) == n and stats["requests"] == 0
     assert (out / "ame.zh.txt").exists()
+
+
+def test_a_bare_socket_error_mid_run_is_named_a_connection_failure_not_a_write(tmp_path, openai_fake, monkeypatch):
+    """OSError covers both: ConnectionResetError from below the client must not read "cannot write OUT"."""
+    from lab.translate import pipeline
+    fake = openai_fake(lambda body: (200, _good(_source(body)), "stop"))
+
+    def reset(*a, **k):
+        raise ConnectionResetError(104, "Connection reset by peer")
+    monkeypatch.setattr(pipeline, "write_all", reset)
+    out = tmp_path / "out"
+    with pytest.raises(LabError, match=rf"^connection failed: \[Errno 104\] Connection reset by peer; \d+ finished "
+                                       rf"chunks are kept in {out}, rerun to resume$"):
+        Translator(_settings(out, fake.url)).run(NOVEL / "ame.txt")
