@@ -123,7 +123,7 @@ def _run(a: argparse.Namespace) -> int:
         print(json.dumps(pl, indent=1, ensure_ascii=False) if a.json else plan.render(pl))
         return 0
     run_dir, ok = runner.run(a.notebooks, a.profile, params, share_server=a.share_server, fail_fast=a.fail_fast,
-                             cell_timeout=a.cell_timeout)
+                             cell_timeout=a.cell_timeout, resume=a.resume)
     print(f"{'all notebooks ok' if ok else 'FAILED'}: executed notebooks in {run_dir}")
     return 0 if ok else 1
 
@@ -225,6 +225,9 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-f", "--params-file", action="append", default=[], metavar="YAML",
                    help="parameters file (papermill -f style), repeatable; -p wins")
     p.add_argument("--fail-fast", action="store_true", help="stop at the first failing notebook (default: go on)")
+    p.add_argument("--resume", metavar="RUN", help="go on with an earlier run (its folder, or its id under runs/) "
+                   "that was killed or failed: its notebooks that passed are kept, the rest run again in it with "
+                   "its profile and parameters (default: a new run)")
     p.add_argument("--cell-timeout", type=options.NON_NEGATIVE_INT, metavar="S", default=None,
                    help="seconds one cell may run before its notebook fails and its kernel is stopped; 0: no limit "
                    "(default: the profile's cell_timeout: tiny 900, others 1800)")

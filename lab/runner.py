@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lab import LabError, config, paths, pidfile
+from lab import LabError, config, paths, pidfile, procs
 from lab.nbparams import check_params, notebook_params
 
 
@@ -283,14 +283,68 @@ def _run_one(nb: Path, tag: str, run_dir: Path, meta: dict[str, Any], params: di
     return entry
 
 
+def _reopen(resume: str | Path, runs_dir: Path, profile: str | None,
+            params: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
+    """The run folder `resume` names (a path, or a run id under runs/) and its run.json, checked: it has ended
+    (a killed run has), and profile and parameters are the run's own (a mix would be no one run)."""
+    run_dir = Path(resume) if Path(resume).is_dir() else runs_dir / str(resume)
+    try:
+        meta = json.loads((run_dir / "run.json").read_text("utf-8"))
+        if not isinstance(meta, dict) or not isinstance(meta.get("notebooks"), list):
+            raise ValueError("no notebook list in it")
+    except FileNotFoundError:
+        raise LabError(f"--resume {resume}: no run folder with a run.json there (nor in {runs_dir})") from None
+    except (OSError, ValueError) as e:
+        raise LabError(f"--resume {resume}: {run_dir / 'run.json'} is unreadable ({e})") from None
+    owner = str(meta.get("owner_proc") or "")
+    if not meta.get("ended") and not procs.gone(owner):
+        raise LabError(f"--resume {resume}: that run is still going (pid {owner.split(':')[0] or '?'}); wait for "
+                       f"it to end or stop it")
+    if profile and profile != meta.get("profile"):
+        raise LabError(f"--resume {resume}: that run used profile {meta.get('profile')!r}, not {profile!r}")
+    if params and params != meta.get("parameters"):
+        raise LabError(f"--resume {resume}: that run was made with parameters {meta.get('parameters')}; resuming "
+                       f"with others would mix two runs in one (leave -p/-f out to reuse its own)")
+    return run_dir, meta
+
+
+def _open_run(old: tuple[Path, dict[str, Any]] | None, runs: Path, prof: config.Profile, params: dict[str, Any],
+              limit: int, requested: list[str]) -> tuple[Path, dict[str, Any]]:
+    """A new run folder with its run.json, or the resumed one's, now owned by this process."""
+    from lab import doctor
+    if old:
+        run_dir, meta = old
+        meta.update(ended=None, owner_proc=pidfile.me())
+        meta.setdefault("resumed", []).append({"at": paths.utc_stamp(iso=True),
+                                               "git_commit": doctor.environment().get("git_commit")})
+    else:
+        run_dir = _new_run_dir(runs, prof.name)
+        meta = {"id": run_dir.name, "profile": prof.name, "model": prof.served_name, "requested": requested,
+                "started": paths.utc_stamp(iso=True), "ended": None, "parameters": params,
+                "cell_timeout_s": limit, "env": doctor.environment(), "notebooks": [],
+                # this process, so the journal can tell a killed run from one still going
+                "owner_proc": pidfile.me()}
+    _save(run_dir, meta)
+    return run_dir, meta
+
+
 def run(names: list[str] | None = None, profile: str | None = None, params: dict[str, Any] | None = None,
         share_server: bool | None = None, fail_fast: bool = False, runs_dir: Path | None = None,
-        build_journal: bool = True, cell_timeout: int | None = None) -> tuple[Path, bool]:
+        build_journal: bool = True, cell_timeout: int | None = None,
+        resume: str | Path | None = None) -> tuple[Path, bool]:
     """Execute notebooks headless; returns (run folder, all ok). The journal is rebuilt even on failure.
 
-    cell_timeout: seconds one cell may run (None: the profile's, 0: no limit)."""
-    from lab import doctor, journal, serve
+    cell_timeout: seconds one cell may run (None: the profile's, 0: no limit). resume: an earlier run's folder
+    (or id): its notebooks that passed are kept, the others run again in it, where each stage resumes its own
+    work (fine-tune checkpoints, translation cache, finished C -> Rust programs)."""
+    from lab import journal, serve
 
+    runs = Path(runs_dir or paths.runs())
+    old = _reopen(resume, runs, profile, dict(params or {})) if resume else None
+    if old:
+        profile, params = old[1].get("profile"), dict(old[1].get("parameters") or {})
+        cell_timeout = old[1].get("cell_timeout_s") if cell_timeout is None else cell_timeout
+        names = names or old[1].get("requested")  # the run's own notebooks, not all of them
     prof = config.load(profile)
     nbs = resolve(names)
     if not nbs:
@@ -300,17 +354,14 @@ def run(names: list[str] | None = None, profile: str | None = None, params: dict
     limit = prof.cell_timeout if cell_timeout is None else cell_timeout
     if limit < 0:
         raise LabError(f"--cell-timeout must be 0 (no limit) or a number of seconds, got {limit}")
-    run_dir = _new_run_dir(Path(runs_dir or paths.runs()), prof.name)
-    meta: dict[str, Any] = {"id": run_dir.name, "profile": prof.name, "model": prof.served_name,
-                            "started": paths.utc_stamp(iso=True), "ended": None, "parameters": params,
-                            "cell_timeout_s": limit, "env": doctor.environment(), "notebooks": [],
-                            # this process, so the journal can tell a killed run from one still going
-                            "owner_proc": pidfile.me()}
-    _save(run_dir, meta)
+    requested = [nb.stem if nb.parent == notebook_dir().resolve() else str(nb) for nb in nbs]
+    run_dir, meta = _open_run(old, runs, prof, params, limit, requested)
+    kept = {e.get("name") for e in meta["notebooks"] if e.get("status") == "ok"}
+    kept = {nb.stem for nb in nbs if nb.stem in kept and (run_dir / nb.name).exists()}
     # On CPU one server serves every notebook (saves ~35 s start-up each); on a GPU each notebook
     # manages its own so transformers and vLLM never hold VRAM at the same time.
     if share_server is None:
-        share_server = prof.device == "cpu" and any(nb.stem[:2] != "00" for nb in nbs)
+        share_server = prof.device == "cpu" and any(nb.stem[:2] != "00" for nb in nbs if nb.stem not in kept)
     srv = None
     ok = True
     for line in _stop_abandoned():
@@ -320,6 +371,10 @@ def run(names: list[str] | None = None, profile: str | None = None, params: dict
         if share_server:
             srv = serve.start(prof)
         for i, nb in enumerate(nbs, 1):
+            if nb.stem in kept:
+                print(f"[{i}/{len(nbs)}] {nb.stem} ok (kept from the run being resumed)", flush=True)
+                continue
+            meta["notebooks"] = [e for e in meta["notebooks"] if e.get("name") != nb.stem]
             entry = _run_one(nb, f"[{i}/{len(nbs)}]", run_dir, meta, notebook_params(prof, nb, declared[nb], params),
                              limit, {srv.profile.port} if srv is not None else set())
             if entry["status"] == "failed":

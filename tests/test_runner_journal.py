@@ -9,7 +9,7 @@ import nbformat
 import pytest
 from helpers import ROOT, lab
 
-from lab import LabError, journal, runner
+from lab import LabError, journal, pidfile, runner
 
 
 def test_resolve_names():
@@ -44,6 +44,45 @@ def test_failing_cell_is_named_output_kept_and_journal_built(tmp_path, monkeypat
     assert journal.records_of(run_dir / "90_good.ipynb")[0]["value"] == 105  # -p value reached the notebook
     entry = (tmp_path / "journal" / "runs" / run_dir.name / "README.md").read_text()
     assert "| 91_bad | failed |" in entry and "boom on purpose" in entry and "| answer | 105 |" in entry
+
+
+def test_resume_keeps_the_notebooks_that_passed_and_reruns_the_rest_in_the_same_run(tmp_path, monkeypatch, capsys):
+    """`lab run --resume RUN` after a failure (or a kill): the passed notebook is not executed again, the failed
+    one runs in the same folder with the run's own parameters, and the journal entry shows the whole run."""
+    monkeypatch.setenv("LAB_JOURNAL", str(tmp_path / "journal"))
+    good = _notebook(tmp_path / "90_good.ipynb", False)
+    flaky = tmp_path / "91_flaky.ipynb"
+    nb = nbformat.read(good, as_version=4)
+    nb.cells[-1].source = f"assert os.path.exists({str(tmp_path / 'flag')!r}), 'no flag yet'"
+    nb.cells.insert(2, nbformat.v4.new_code_cell("import os"))
+    nbformat.write(nb, flaky)
+    args = ([str(good), str(flaky)], "tiny")
+    run_dir, ok = runner.run(*args, {"value": 5}, share_server=False, runs_dir=tmp_path / "runs")
+    assert not ok
+    first = (run_dir / "90_good.ipynb").stat().st_mtime_ns
+    with pytest.raises(LabError, match=rf"--resume {run_dir}: that run was made with parameters \{{'value': 5\}}"):
+        runner.run(*args, {"value": 6}, share_server=False, runs_dir=tmp_path / "runs", resume=run_dir)
+    with pytest.raises(LabError, match="that run used profile 'tiny', not 'smollm2-135m'"):
+        runner.run(args[0], "smollm2-135m", share_server=False, runs_dir=tmp_path / "runs", resume=run_dir)
+    with pytest.raises(LabError, match="--resume nope: no run folder with a run.json there"):
+        runner.run(*args, share_server=False, runs_dir=tmp_path / "runs", resume="nope")
+    (tmp_path / "flag").touch()
+    capsys.readouterr()
+    again, ok = runner.run(None, None, None, share_server=False, runs_dir=tmp_path / "runs",
+                           resume=run_dir.name)  # by id; notebooks, profile and parameters are the run's
+    assert ok and again == run_dir and list((tmp_path / "runs").iterdir()) == [run_dir]
+    assert "[1/2] 90_good ok (kept from the run being resumed)" in capsys.readouterr().out
+    assert (run_dir / "90_good.ipynb").stat().st_mtime_ns == first  # not executed again
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert [(n["name"], n["status"]) for n in meta["notebooks"]] == [("90_good", "ok"), ("91_flaky", "ok")]
+    assert meta["parameters"] == {"value": 5} and len(meta["resumed"]) == 1 and meta["ended"]
+    assert journal.records_of(run_dir / "91_flaky.ipynb")[0]["value"] == 105  # the run's -p value again
+    entry = (tmp_path / "journal" / "runs" / run_dir.name / "README.md").read_text()
+    assert "| 91_flaky | ok |" in entry and "| 90_good | ok |" in entry
+    meta.update(ended=None, owner_proc=pidfile.me())  # as a run still going records itself
+    (run_dir / "run.json").write_text(json.dumps(meta))
+    with pytest.raises(LabError, match=f"that run is still going \\(pid {os.getpid()}\\)"):
+        runner.run(*args, share_server=False, runs_dir=tmp_path / "runs", resume=run_dir)
 
 
 def test_journal_rebuild_is_byte_identical_and_keeps_entries(tmp_path, monkeypatch):
