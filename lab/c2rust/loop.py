@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import json
 import re
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -223,6 +224,16 @@ def _stage(client: Client, first: list[dict[str, str]], task: Task, st: LoopSett
     return code, report, st.rounds, tokens, f"still failing after {st.rounds} rounds"
 
 
+_PRINTING = threading.Lock()  # batch's programs print from threads: one whole line at a time
+
+
+def _line(text: str) -> None:
+    """Print one progress line whole (print() writes text and newline apart: threads interleaved them)."""
+    with _PRINTING:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+
+
 def program_name(c_file: Path) -> str:
     """NAME of NAME/NAME.c, or of NAME/prog.c: the name of its reports."""
     return c_file.stem if c_file.stem != "prog" else c_file.parent.name
@@ -263,7 +274,7 @@ def _program(c_file: Path, tests: str | Path, client: Client, st: LoopSettings, 
     src = paths.read_text(c_file, "C program")
     task = load_task(tests, st.feed)
     name = program_name(c_file)
-    say = (lambda m: print(f"[{name}] {m.strip()}", flush=True)) if st.progress else (lambda m: None)
+    say = (lambda m: _line(f"[{name}] {m.strip()}")) if st.progress else (lambda m: None)
     key = _key(src, task, client.model, st)
     if out and (earlier := _earlier(Path(out) / f"{name}.json", key)):
         say(f"reused the finished result in {out} (same program, tests, model, settings and prompt)")
@@ -336,14 +347,14 @@ def batch(folder: str | Path, client: Client, settings: LoopSettings | None = No
     done = 0
 
     gone = threading.Event()  # set at a server-wide failure: programs not started yet are not started
-    said = threading.Lock()  # one count and one whole line per finished program (threads printed "...)[4/8] ...")
+    said = threading.Lock()  # one count per finished program
 
     def one(pair: tuple[Path, Path]) -> dict[str, Any] | None:
         nonlocal done
         if gone.is_set():
             return None
         try:
-            r = _program(pair[0], pair[1], client, dataclasses.replace(st, progress=False), out)
+            r = _program(pair[0], pair[1], client, st, out)  # its round lines too: minutes pass between programs
         except ServerError as e:
             if not isinstance(e, BadRequest):  # the server is gone or failing: every program would wait on it
                 gone.set()
@@ -355,9 +366,9 @@ def batch(folder: str | Path, client: Client, settings: LoopSettings | None = No
         with said:
             done += 1
             if st.progress:
-                print(f"[{done}/{len(progs)}] {r['program']}: {'ok' if r['ok'] else 'failed'} "
+                _line(f"[{done}/{len(progs)}] {r['program']}: {'ok' if r['ok'] else 'failed'} "
                       f"({r.get('passed', 0)}/{r.get('total', 0)} cases, {r.get('rounds', 0)} rounds; {r['stop']})"
-                      f"{' (from an earlier run)' if r.get('resumed') else ''}", flush=True)
+                      f"{' (from an earlier run)' if r.get('resumed') else ''}")
         return r
     with locks.writing(out, "lab c2rust run") if out else contextlib.nullcontext(), \
             ThreadPoolExecutor(st.concurrency) as ex:

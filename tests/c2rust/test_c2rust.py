@@ -179,6 +179,29 @@ def test_batch_goes_on_past_bad_programs_and_a_rerun_reuses_finished_ones(tmp_pa
     assert third == 1 and not changed_row.get("resumed") and changed_row["ok"]  # another setting: asked again
 
 
+def test_batch_progress_says_each_round_of_each_program_in_whole_lines(tmp_path, capsys):
+    """Notebook 05 sat silent for minutes between programs; now every round prints, one whole line each, from
+    programs translated side by side."""
+    progs = tmp_path / "progs"
+    for name in ("a", "b", "c"):
+        shutil.copytree(DATA / "str_to_int", progs / name)
+    bad = "```rust\nfn main() { let x: i32 = \"no\"; }\n```"
+    fake = _canned_server([bad] * 6)
+    try:
+        c2rust.batch(progs, Client(fake.url, max_retries=0), rounds=2, concurrency=3)
+    finally:
+        fake.close()
+    lines = capsys.readouterr().out.splitlines()
+    for name in ("a", "b", "c"):
+        rounds = [x for x in lines if x.startswith(f"[{name}] unidiomatic round ")]
+        assert [x.split(":")[0] for x in rounds] == [f"[{name}] unidiomatic round 1",
+                                                     f"[{name}] unidiomatic round 2"], lines
+        assert all("does not compile: error[E0308]" in x for x in rounds)
+    done = sorted(x.split("] ", 1)[1] for x in lines if x[:1] == "[" and x[1].isdigit())
+    assert done == [f"{n}: failed (0/4 cases, 2 rounds; still failing after 2 rounds)" for n in "abc"], lines
+    assert all(x.replace("error[", "").count("[") == 1 for x in lines), lines  # no two lines run together
+
+
 def test_a_failing_server_stops_the_batch_and_says_how_to_go_on(tmp_path):
     def handler(path, body):
         if path.endswith("/models"):
