@@ -183,7 +183,8 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     s = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     st = s.add_parser("start", help="start (or reuse) the server in the background; waits until ready")
     options.profile_opts(st)
-    st.add_argument("--api-key", help="require this key (prefer $LAB_API_KEY: argv is visible in `ps`)")
+    st.add_argument("--api-key", help="require this key (prefer $LAB_API_KEY: argv is visible in `ps`; default: "
+                    "$LAB_API_KEY, else no key)")
     options.add(st, "--timeout", serve.start, type=options.POSITIVE_FLOAT, help="seconds to wait for readiness")
     sp = s.add_parser("status", help="status as the server reports it (/health, /v1/models); exit 0 running, "
                       "3 not running, 4 API key rejected, 5 orphaned processes left, 6 a lab server still "
@@ -221,9 +222,10 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("notebooks", nargs="*", help="notebooks by number or name (default: all), e.g. 00 01_serving")
     p.add_argument("--profile", help="profile for every notebook (default: $LAB_PROFILE or 'tiny')")
     p.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="notebook parameter (YAML-typed value), repeatable")
+                   help="notebook parameter (YAML-typed value), repeatable (default: the profile's, then the "
+                   "notebook's)")
     p.add_argument("-f", "--params-file", action="append", default=[], metavar="YAML",
-                   help="parameters file (papermill -f style), repeatable; -p wins")
+                   help="parameters file (papermill -f style), repeatable; -p wins (default: none)")
     p.add_argument("--fail-fast", action="store_true", help="stop at the first failing notebook (default: go on)")
     p.add_argument("--resume", metavar="RUN", help="go on with an earlier run (its folder, or its id under runs/) "
                    "that was killed or failed: its notebooks that passed are kept, the rest run again in it with "

@@ -87,7 +87,8 @@ def profile_opts(p: argparse.ArgumentParser, server: bool = True) -> None:
     """--profile, and with server=True --port/--host overrides."""
     p.add_argument("--profile", help="profile name (default: $LAB_PROFILE or 'tiny'); `lab profiles` lists them")
     if server:
-        p.add_argument("--port", type=checked(int, 1, 65535), help="override the profile's port (same as LAB_PORT)")
+        p.add_argument("--port", type=checked(int, 1, 65535),
+                       help="override the profile's port (same as LAB_PORT; default: the profile's)")
         p.add_argument("--host", help="override the bind address (default 127.0.0.1; same as LAB_HOST)")
 
 
@@ -106,7 +107,8 @@ def endpoint_opts(p: argparse.ArgumentParser, several: bool = False) -> None:
         p.add_argument("--base-url", action="append", default=[],
                        help="any OpenAI-compatible endpoint instead, e.g. http://127.0.0.1:8000/v1; repeatable")
     else:
-        p.add_argument("--base-url", help="any OpenAI-compatible endpoint instead, e.g. http://127.0.0.1:8000/v1")
+        p.add_argument("--base-url", help="any OpenAI-compatible endpoint instead, e.g. http://127.0.0.1:8000/v1 "
+                       "(default: the profile's server)")
     p.add_argument("--model", help="served model name (default: the server's first model)")
 
 

@@ -64,3 +64,23 @@ def test_an_unknown_option_is_named_by_its_own_subcommand():
         r = lab(*args)
         assert r.returncode == 2 and r.stderr.startswith(f"usage: {who} "), r.stderr
         assert r.stderr.rstrip().endswith(f"{who}: error: unrecognized arguments: {bad}"), r.stderr
+
+
+def test_every_option_that_takes_a_value_states_its_default_in_help():
+    """`--help` states every default: a value option whose help says none is found by walking the real parser."""
+    import argparse
+
+    from lab import cli
+    missing = []
+
+    def walk(p: argparse.ArgumentParser, path: str) -> None:
+        for a in p._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for name, sub in (a.choices or {}).items():
+                    walk(sub, f"{path} {name}")
+            elif a.option_strings and a.nargs != 0 and not a.required and a.help != argparse.SUPPRESS:
+                text = p._get_formatter()._expand_help(a) if a.help else ""
+                if "default" not in text.lower():
+                    missing.append(f"{path} {a.option_strings[-1]}")
+    walk(cli.parser(), "lab")
+    assert not missing, missing

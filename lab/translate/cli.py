@@ -54,7 +54,7 @@ def add_commands(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
     if bench is not None:
         from lab.translate import bench as tbench
         b = bench.add_parser("translate", help="translation pipeline vs a bare openai loop; high concurrency vs 1")
-        b.add_argument("--profile", help="profile whose server is running")
+        b.add_argument("--profile", help="profile whose server is running (default: $LAB_PROFILE or tiny)")
         options.add(b, "--copies", tbench.translate_suite, type=options.POSITIVE_INT,
                     help="copies of the sample texts (8 make 168 chunks)")
         options.add(b, "--chunk-tokens", tbench.translate_suite, type=options.POSITIVE_INT,
