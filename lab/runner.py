@@ -337,7 +337,7 @@ def run(names: list[str] | None = None, profile: str | None = None, params: dict
     cell_timeout: seconds one cell may run (None: the profile's, 0: no limit). resume: an earlier run's folder
     (or id): its notebooks that passed are kept, the others run again in it, where each stage resumes its own
     work (fine-tune checkpoints, translation cache, finished C -> Rust programs)."""
-    from lab import journal, serve
+    from lab import serve
 
     runs = Path(runs_dir or paths.runs())
     old = _reopen(resume, runs, profile, dict(params or {})) if resume else None
@@ -363,24 +363,15 @@ def run(names: list[str] | None = None, profile: str | None = None, params: dict
     if share_server is None:
         share_server = prof.device == "cpu" and any(nb.stem[:2] != "00" for nb in nbs if nb.stem not in kept)
     srv = None
-    ok = True
     for line in _stop_abandoned():
         print(line, flush=True)
     restore_env = _run_env(LAB_RUN_DIR=str(run_dir), LAB_RUN_OWNER=meta["owner_proc"], LAB_PROFILE=prof.name)
     try:
         if share_server:
             srv = serve.start(prof)
-        for i, nb in enumerate(nbs, 1):
-            if nb.stem in kept:
-                print(f"[{i}/{len(nbs)}] {nb.stem} ok (kept from the run being resumed)", flush=True)
-                continue
-            meta["notebooks"] = [e for e in meta["notebooks"] if e.get("name") != nb.stem]
-            entry = _run_one(nb, f"[{i}/{len(nbs)}]", run_dir, meta, notebook_params(prof, nb, declared[nb], params),
-                             limit, {srv.profile.port} if srv is not None else set())
-            if entry["status"] == "failed":
-                ok = False
-                if fail_fast:
-                    break
+        todo = [(nb, notebook_params(prof, nb, declared[nb], params)) for nb in nbs]
+        ok = _execute_all(todo, kept, run_dir, meta, limit, {srv.profile.port} if srv is not None else set(),
+                          fail_fast)
     except KeyboardInterrupt:
         ok = False
         for e in meta["notebooks"]:
@@ -390,11 +381,34 @@ def run(names: list[str] | None = None, profile: str | None = None, params: dict
     finally:
         _release_held()
         restore_env()
-        stopped = [x for e in meta["notebooks"] for x in e.get("stopped_servers", [])]
-        print(_servers_line(run_dir, stopped), flush=True)
-        meta["ended"] = paths.utc_stamp(iso=True)
-        _save(run_dir, meta)
-        if build_journal:
-            jdir = journal.build(run_dir.parent)
-            print(f"journal rebuilt: {jdir / 'README.md'}", flush=True)
+        _close(run_dir, meta, build_journal)
     return run_dir, ok
+
+
+def _execute_all(todo: list[tuple[Path, dict[str, Any]]], kept: set[str], run_dir: Path, meta: dict[str, Any],
+                 limit: int, keep_ports: set[int], fail_fast: bool) -> bool:
+    """Each notebook with its parameters in turn, those a resumed run keeps skipped; False when one failed."""
+    ok = True
+    for i, (nb, nb_params) in enumerate(todo, 1):
+        tag = f"[{i}/{len(todo)}]"
+        if nb.stem in kept:
+            print(f"{tag} {nb.stem} ok (kept from the run being resumed)", flush=True)
+            continue
+        meta["notebooks"] = [e for e in meta["notebooks"] if e.get("name") != nb.stem]  # a resumed one's last try
+        if _run_one(nb, tag, run_dir, meta, nb_params, limit, keep_ports)["status"] == "failed":
+            ok = False
+            if fail_fast:
+                break
+    return ok
+
+
+def _close(run_dir: Path, meta: dict[str, Any], build_journal: bool) -> None:
+    """The run's end: what was stopped and still runs, `ended` in run.json, the journal rebuilt."""
+    from lab import journal
+    stopped = [x for e in meta["notebooks"] for x in e.get("stopped_servers", [])]
+    print(_servers_line(run_dir, stopped), flush=True)
+    meta["ended"] = paths.utc_stamp(iso=True)
+    _save(run_dir, meta)
+    if build_journal:
+        jdir = journal.build(run_dir.parent)
+        print(f"journal rebuilt: {jdir / 'README.md'}", flush=True)
