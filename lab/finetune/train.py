@@ -282,7 +282,11 @@ def _train(cfg: FinetuneConfig, progress: bool) -> dict[str, Any]:
         print(f"checkpoint every {checkpoint_every(cfg, steps)} steps in {work}; if this run stops, the same "
               f"command with --out {cfg.out} resumes it", flush=True)
     t0 = time.time()
-    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    try:
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    except OSError as e:  # a full disk while a checkpoint is written: the one before it is complete
+        raise LabError(f"cannot write {e.filename or work}: {e.strerror or e}; the checkpoints in {work} are kept: "
+                       f"rerun with --out {cfg.out} to resume once there is room") from None
     train_s = time.time() - t0
     history = [{"step": h["step"], "loss": round(float(h["loss"]), 4)}  # the resumed run's too
                for h in trainer.state.log_history if "loss" in h]

@@ -269,3 +269,25 @@ def _trainers_of(out) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def test_a_full_disk_at_a_checkpoint_is_one_line_and_the_rerun_resumes_from_the_one_before(tiny_model_dir, tmp_path,
+                                                                                          monkeypatch):
+    import errno
+
+    from transformers import Trainer
+    real, calls = Trainer._save_checkpoint, []
+
+    def full(self, *a, **k):
+        calls.append(self.state.global_step)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "ft.partial" / "x"))
+        return real(self, *a, **k)
+    monkeypatch.setattr(Trainer, "_save_checkpoint", full)
+    cfg = _cfg(tiny_model_dir, tmp_path / "ft", steps=20, checkpoint_steps=5)
+    with pytest.raises(LabError, match=rf"cannot write {tmp_path}/ft.partial/x: No space left on device; the "
+                                       rf"checkpoints in {tmp_path}/ft.partial are kept: rerun with --out "):
+        finetune.train(cfg, progress=False)
+    monkeypatch.setattr(Trainer, "_save_checkpoint", real)
+    res = finetune.train(cfg, progress=False)
+    assert calls == [5, 10] and res["resumed_at_step"] == 5 and len(res["history"]) == 20
