@@ -195,18 +195,33 @@ def _trainer(cfg: FinetuneConfig, model: Any, train_data: list[dict[str, Any]], 
     args = TrainingArguments(output_dir=str(work / "trainer"), max_steps=steps, learning_rate=cfg.lr,
                              per_device_train_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
                              logging_steps=1, save_strategy="steps", save_steps=checkpoint_every(cfg, steps),
-                             save_total_limit=2, report_to=[], seed=cfg.seed,
+                             report_to=[], seed=cfg.seed,
                              bf16=True, use_cpu=not torch.cuda.is_available(),
                              disable_tqdm=True, lr_scheduler_type=cfg.scheduler,
                              warmup_steps=round(cfg.warmup_ratio * steps),
                              gradient_checkpointing=cfg.gradient_checkpointing, remove_unused_columns=False,
                              dataloader_pin_memory=False)
     trainer = Trainer(model=model, args=args, train_dataset=train_data,
-                      data_collator=lambda b: collate(b, pad), callbacks=[cb])
+                      data_collator=lambda b: collate(b, pad), callbacks=[cb, _keep_two()])
     trainer.remove_callback(PrinterCallback)  # its raw dicts would drown our progress lines
     cb.tokens = steps * cfg.batch_size * cfg.grad_accum * (sum(len(d["input_ids"]) for d in train_data)
                                                                  / len(train_data))
     return trainer
+
+
+def _keep_two() -> Any:
+    """A callback that keeps the two newest checkpoints by step: a kill while one is written leaves the one
+    before. (transformers' save_total_limit orders them by mtime and warns, on every save of a fast run, that
+    mtime "may not be reliable on this filesystem".)"""
+    from transformers import TrainerCallback
+
+    class KeepTwo(TrainerCallback):
+        def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            found = sorted((c for c in Path(args.output_dir).glob("checkpoint-*") if c.name[11:].isdigit()),
+                           key=lambda c: int(c.name[11:]))
+            for old in found[:-2]:
+                shutil.rmtree(old, ignore_errors=True)
+    return KeepTwo()
 
 
 def _publish(cfg: FinetuneConfig, work: Path, result: dict[str, Any]) -> None:
@@ -336,7 +351,7 @@ def _resumable(work: Path, key: str, say: bool) -> Path | None:
     """The newest complete checkpoint of a killed run with the same key, else None (and a clean work folder).
 
     Complete means trainer_state.json is there: transformers writes it last; a run killed while writing one
-    left the one before it (save_total_limit=2)."""
+    left the one before it (_keep_two)."""
     try:
         same = json.loads((work / RESUME).read_text()).get("key") == key
     except (OSError, ValueError, AttributeError):
