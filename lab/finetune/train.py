@@ -141,7 +141,7 @@ def chrf(hyps: list[str], refs: list[str]) -> float:
     return round(sacrebleu.corpus_chrf(hyps, [refs]).score, 2)
 
 
-def _progress_callback(total: int, history: list[dict[str, float]], every: int, show: bool = True):
+def _progress_callback(total: int, every: int, show: bool = True):
     from transformers import TrainerCallback
 
     class Progress(TrainerCallback):
@@ -158,7 +158,6 @@ def _progress_callback(total: int, history: list[dict[str, float]], every: int, 
         def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
             if logs and "loss" in logs:
                 el = time.time() - self.t0
-                history.append({"step": state.global_step, "loss": round(float(logs["loss"]), 4)})
                 if show and (state.global_step % every == 0 or state.global_step == total):
                     done = max(state.global_step - self.first, 1)
                     eta = el / done * (total - state.global_step)
@@ -217,9 +216,7 @@ def _keep_two() -> Any:
 
     class KeepTwo(TrainerCallback):
         def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-            found = sorted((c for c in Path(args.output_dir).glob("checkpoint-*") if c.name[11:].isdigit()),
-                           key=lambda c: int(c.name[11:]))
-            for old in found[:-2]:
+            for old in _checkpoints(Path(args.output_dir))[:-2]:
                 shutil.rmtree(old, ignore_errors=True)
     return KeepTwo()
 
@@ -290,8 +287,7 @@ def _train(cfg: FinetuneConfig, progress: bool) -> dict[str, Any]:
                   "gen": generate(model, tok, held_recs, cfg.eval_max_new_tokens)}
         paths.atomic_write(work / BEFORE, json.dumps(before, ensure_ascii=False))
     before_loss, before_gen = before["loss"], before["gen"]
-    history: list[dict[str, float]] = []
-    cb = _progress_callback(steps, history, max(1, steps // 10), show=progress)
+    cb = _progress_callback(steps, max(1, steps // 10), show=progress)
     trainer = _trainer(cfg, model, train_data, pad, steps, work, cb)
     if progress:
         print(f"checkpoint every {checkpoint_every(cfg, steps)} steps in {work}; if this run stops, the same "
@@ -347,6 +343,11 @@ def _step_of(checkpoint: Path) -> int:
     return int(checkpoint.name.rsplit("-", 1)[1])
 
 
+def _checkpoints(folder: Path) -> list[Path]:
+    """The checkpoint-N folders of a Trainer's output folder, oldest step first."""
+    return sorted((c for c in folder.glob("checkpoint-*") if c.name.rsplit("-", 1)[1].isdigit()), key=_step_of)
+
+
 def _resumable(work: Path, key: str, say: bool) -> Path | None:
     """The newest complete checkpoint of a killed run with the same key, else None (and a clean work folder).
 
@@ -356,8 +357,6 @@ def _resumable(work: Path, key: str, say: bool) -> Path | None:
         same = json.loads((work / RESUME).read_text()).get("key") == key
     except (OSError, ValueError, AttributeError):
         same = False
-    found = [c for c in (work / "trainer").glob("checkpoint-*")
-             if c.name.rsplit("-", 1)[1].isdigit() and (c / "trainer_state.json").exists()] if same else []
     if not same:
         if work.exists() and say:
             print(f"note: {work} holds another run's checkpoints (other settings or data); starting afresh",
@@ -366,9 +365,10 @@ def _resumable(work: Path, key: str, say: bool) -> Path | None:
         work.mkdir(parents=True)
         paths.atomic_write(work / RESUME, json.dumps({"key": key}))
         return None
+    found = [c for c in _checkpoints(work / "trainer") if (c / "trainer_state.json").exists()]
     if not found:
         return None
-    best = max(found, key=_step_of)
+    best = found[-1]
     if say:
         print(f"resuming from step {_step_of(best)} ({best})", flush=True)
     return best
