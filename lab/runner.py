@@ -356,8 +356,8 @@ def run(names: list[str] | None = None, profile: str | None = None, params: dict
         raise LabError(f"--cell-timeout must be 0 (no limit) or a number of seconds, got {limit}")
     requested = [nb.stem if nb.parent == notebook_dir().resolve() else str(nb) for nb in nbs]
     run_dir, meta = _open_run(old, runs, prof, params, limit, requested)
-    kept = {e.get("name") for e in meta["notebooks"] if e.get("status") == "ok"}
-    kept = {nb.stem for nb in nbs if nb.stem in kept and (run_dir / nb.name).exists()}
+    passed = {e.get("name") for e in meta["notebooks"] if e.get("status") == "ok"}  # none in a new run
+    kept = {nb.stem for nb in nbs if nb.stem in passed and (run_dir / nb.name).exists()}
     # On CPU one server serves every notebook (saves ~35 s start-up each); on a GPU each notebook
     # manages its own so transformers and vLLM never hold VRAM at the same time.
     if share_server is None:
