@@ -82,21 +82,37 @@ def bandwidth_stats(gbs: list[float], threads: int, buffer_bytes: int) -> dict[s
             "buffer_mb": round(buffer_bytes / 2**20)}
 
 
+def pooled(reads: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several reads (one per benchmark round) as one: the median of their medians, the spread of all runs."""
+    return {"median_gbs": round(float(np.median([r["median_gbs"] for r in reads])), 1),
+            "min_gbs": min(r["min_gbs"] for r in reads), "max_gbs": max(r["max_gbs"] for r in reads),
+            "runs": sum(r["runs"] for r in reads), "threads": reads[0]["threads"], "buffer_mb": reads[0]["buffer_mb"],
+            "rounds_gbs": [r["median_gbs"] for r in reads]}
+
+
+def paired_shares(tok_s: list[float], gbs: list[float], step_bytes: int) -> list[float]:
+    """Each round's batch-1 decode as a % of the ceiling that round's own bandwidth read gave. The host drifts:
+    2-thread reads on 2 cores went 50 -> 85 GB/s within minutes (no server running either time), far more than
+    the spread inside one read, so a decode is divided by the bandwidth measured beside it."""
+    return [round(100 * t * step_bytes / (g * 1e9), 2) for t, g in zip(tok_s, gbs, strict=True)]
+
+
 def gpu_bandwidth_gbs(name: str) -> float | None:
     """Data-sheet bandwidth of a GPU by its NVML name, None when the table does not know it."""
     return next((float(bw) for frag, bw in GPU_BANDWIDTH_GBS.items() if frag.lower() in name.lower()), None)
 
 
-def bandwidth_gbs(threads: int | None = None) -> tuple[float, str, dict[str, Any] | None]:
-    """Memory bandwidth of the device that runs decode: GPU table by name, else the measured CPU read
-    (median; the third item holds the spread)."""
+def bandwidth_gbs(threads: int | None = None,
+                  measured: dict[str, Any] | None = None) -> tuple[float, str, dict[str, Any] | None]:
+    """Memory bandwidth of the device that runs decode: GPU table by name, else the CPU read `measured` already
+    or measured now (median; the third item holds the spread)."""
     devs = gpus().get("devices") or []
     if devs:
         name = devs[0]["name"]
         bw = gpu_bandwidth_gbs(name)
         if bw:
             return bw, f"{name} (data sheet)", None
-    m = cpu_read_bandwidth(threads)
+    m = measured or cpu_read_bandwidth(threads)
     what = f"CPU read, {m['threads']} threads, median of {m['runs']} (measured)"
     return m["median_gbs"], (f"{devs[0]['name']} not in table; {what}" if devs else what), m
 
@@ -228,12 +244,14 @@ def mean_context(model: str, prompts: list[str], output_len: int) -> int:
     return round(sum(n) / max(len(n), 1) + output_len / 2)
 
 
-def for_profile(prof: Any, prompts: list[str], output_len: int) -> dict[str, Any]:
-    """The roofline of a profile's served model on this machine, for this workload."""
+def for_profile(prof: Any, prompts: list[str], output_len: int,
+                measured: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The roofline of a profile's served model on this machine, for this workload (on CPU from the bandwidth
+    `measured` already, when given)."""
     from lab import config
     model, dtype = prof.model_path(), str(prof.serve.get("dtype", "auto"))
     tp = prof.tensor_parallel() if prof.device == "cuda" else 1
-    bw, src, spread = bandwidth_gbs(server_threads(prof.serve.get("env")))
+    bw, src, spread = bandwidth_gbs(server_threads(prof.serve.get("env")), measured)
     kv = kv_bytes_per_token(config.model_config(model) or {}, dtype) // max(1, tp)
     return {**roofline(weight_bytes(model, tp, prof.size_gb, dtype), bw, kv, mean_context(model, prompts, output_len),
                        spread), "bandwidth_source": src, "tensor_parallel": tp}

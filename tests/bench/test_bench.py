@@ -49,6 +49,23 @@ def test_a_beaten_ceiling_is_not_a_share_and_kv_and_spread_count():
     assert rl.pct_of_ceiling(21.0, 1, roof) is None and rl.above_ceiling(21.0, 1, roof)  # 106%: never printed
 
 
+def test_each_rounds_decode_is_divided_by_the_bandwidth_read_beside_it():
+    rl = importlib.import_module("lab.bench.roofline")  # the package re-exports a function of that name
+    from lab.bench.suite import b1_share
+    reads = [rl.bandwidth_stats(g, 2, 2**29) for g in ([49.0, 50.0, 51.0], [78.0, 80.0, 85.0], [54.0, 55.0, 56.0])]
+    bw = rl.pooled(reads)
+    assert bw["rounds_gbs"] == [50.0, 80.0, 55.0] and bw["median_gbs"] == 55.0
+    assert (bw["min_gbs"], bw["max_gbs"], bw["runs"]) == (49.0, 85.0, 9)
+    roof = rl.roofline(10**9, bw["median_gbs"], bandwidth=bw)  # 1 GB a step: the ceiling is 55 tok/s
+    # the host's bandwidth drifted between rounds; the decode followed it in rounds 1 and 2, round 3 was slow
+    share = b1_share([30.0, 48.0, 20.0], roof)
+    assert share["server_b1_pct_rounds"] == [60.0, 60.0, 36.36] and share["server_b1_pct_of_roofline"] == 60.0
+    unpaired = b1_share([30.0, 48.0, 20.0], rl.roofline(10**9, 55.0))  # median decode 30 over the one ceiling
+    assert unpaired == {"server_b1_pct_of_roofline": 54.55, "server_b1_above_roofline": False}
+    above = b1_share([90.0], rl.roofline(10**9, 50.0, bandwidth=rl.pooled(reads[:1])))
+    assert above["server_b1_pct_of_roofline"] is None and above["server_b1_above_roofline"]  # 180%: never a share
+
+
 def test_decode_bytes_skip_an_untied_embedding_and_follow_the_served_dtype():
     rl = importlib.import_module("lab.bench.roofline")  # the package re-exports a function of that name
     emb, head, layer = 151936 * 896 * 2, 151936 * 896 * 2, 700 * 2**20  # Qwen2.5-0.5B as imported from GGUF
