@@ -220,7 +220,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     """Register `lab run`."""
     p = sub.add_parser("run", help="execute notebooks headless with papermill into runs/, then rebuild the journal")
     p.add_argument("notebooks", nargs="*", help="notebooks by number or name (default: all), e.g. 00 01_serving")
-    p.add_argument("--profile", help="profile for every notebook (default: $LAB_PROFILE or 'tiny')")
+    options.profile_arg(p, "profile for every notebook")
     p.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
                    help="notebook parameter (YAML-typed value), repeatable (default: the profile's, then the "
                    "notebook's)")

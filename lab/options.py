@@ -83,9 +83,14 @@ def add(p: argparse.ArgumentParser, flag: str, owner: Any, name: str | None = No
     p.add_argument(flag, default=d, help=f"{help} (default: {shown})", **kw)
 
 
+def profile_arg(p: argparse.ArgumentParser, what: str) -> None:
+    """--profile, said as `what` it names, with the default every command shares (config.default_name's)."""
+    p.add_argument("--profile", help=f"{what} (default: $LAB_PROFILE or tiny)")
+
+
 def profile_opts(p: argparse.ArgumentParser, server: bool = True) -> None:
     """--profile, and with server=True --port/--host overrides."""
-    p.add_argument("--profile", help="profile name (default: $LAB_PROFILE or 'tiny'); `lab profiles` lists them")
+    profile_arg(p, "profile name, as `lab profiles` lists them")
     if server:
         p.add_argument("--port", type=checked(int, 1, 65535),
                        help="override the profile's port (same as LAB_PORT; default: the profile's)")
@@ -102,7 +107,7 @@ def apply_overrides(a: argparse.Namespace) -> None:
 
 def endpoint_opts(p: argparse.ArgumentParser, several: bool = False) -> None:
     """--profile / --base-url (repeatable when `several`) / --model."""
-    p.add_argument("--profile", help="use this profile's running server (default: $LAB_PROFILE or tiny)")
+    profile_arg(p, "use this profile's running server")
     if several:
         p.add_argument("--base-url", action="append", default=[],
                        help="any OpenAI-compatible endpoint instead, e.g. http://127.0.0.1:8000/v1; repeatable")

@@ -21,7 +21,7 @@ def add_commands(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
     s = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     r = s.add_parser("run", help="measure the engines on a seeded workload (starts the server when none runs); "
                                    "writes results.json and bench.png")
-    r.add_argument("--profile", help="profile (default: $LAB_PROFILE or tiny)")
+    options.profile_arg(r, "profile")
     options.add(r, "--engines", R, type=options.comma_choices(sweeps.ENGINES),
                 help="comma list of hf (transformers generate), vllm (offline LLM), server (OpenAI API)")
     options.add(r, "--concurrency", R, "concurrencies", type=options.comma_ints,
@@ -38,7 +38,7 @@ def add_commands(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
     r.add_argument("--out", help="output folder (default: runs/bench-<UTC>)")
     r.set_defaults(func=_run)
     st = s.add_parser("suite", help="the project's serving benchmark: scaling c32/c1, lab client vs bare openai")
-    st.add_argument("--profile", help="profile whose server is running (default: $LAB_PROFILE or tiny)")
+    options.profile_arg(st, "profile whose server is running")
     options.add(st, "--num-prompts", SU, type=options.POSITIVE_INT, help="requests per measurement")
     options.add(st, "--output-len", SU, type=options.checked(int, 2), help="tokens per request")
     options.add(st, "--concurrency", SU, type=options.POSITIVE_INT, help="high concurrency")
@@ -50,7 +50,7 @@ def add_commands(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
                 "bandwidth roofline and its high concurrency against transformers at batch 1 (real models)")
     st.set_defaults(func=_suite)
     rt = s.add_parser("rate", help="Poisson arrivals at each request rate: throughput, latency, goodput under SLOs")
-    rt.add_argument("--profile", help="profile whose server is running (default: $LAB_PROFILE or tiny)")
+    options.profile_arg(rt, "profile whose server is running")
     options.add(rt, "--rates", RT, type=options.comma_positive_floats,
                 help="request rates (req/s), comma list")
     options.add(rt, "--num-prompts", RT, type=options.POSITIVE_INT, help="requests per rate")

@@ -14,7 +14,7 @@ F = FinetuneConfig
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register `lab finetune`."""
     p = sub.add_parser("finetune", help="QLoRA: 4-bit base + LoRA on chat JSONL, eval before/after, save adapter")
-    p.add_argument("--profile", help="profile whose model is the base (default: $LAB_PROFILE or tiny)")
+    options.profile_arg(p, "profile whose model is the base")
     p.add_argument("--data", help="folder with train.jsonl and heldout.jsonl (default: data/finetune)")
     p.add_argument("--out", help="output folder (default: runs/finetune-<UTC>); replaced only when training ends")
     options.add(p, "--4bit", F, "four_bit", help="nf4 4-bit base (QLoRA); --no-4bit: plain LoRA on a bf16 base")

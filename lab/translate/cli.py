@@ -49,12 +49,12 @@ def add_commands(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
     e.set_defaults(func=_eval)
     t = sub.add_parser("tokens", help="token counts of a file or folder with the profile's tokenizer")
     t.add_argument("path", help="a text file or a folder of .txt files")
-    t.add_argument("--profile", help="whose tokenizer (default: $LAB_PROFILE or tiny)")
+    options.profile_arg(t, "whose tokenizer")
     t.set_defaults(func=_tokens)
     if bench is not None:
         from lab.translate import bench as tbench
         b = bench.add_parser("translate", help="translation pipeline vs a bare openai loop; high concurrency vs 1")
-        b.add_argument("--profile", help="profile whose server is running (default: $LAB_PROFILE or tiny)")
+        options.profile_arg(b, "profile whose server is running")
         options.add(b, "--copies", tbench.translate_suite, type=options.POSITIVE_INT,
                     help="copies of the sample texts (8 make 168 chunks)")
         options.add(b, "--chunk-tokens", tbench.translate_suite, type=options.POSITIVE_INT,
