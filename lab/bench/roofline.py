@@ -213,8 +213,12 @@ def pct_of_ceiling(tok_s: float, concurrency: int, roof: dict[str, Any]) -> floa
     """Decode steps/s (tok/s per sequence in flight) as a percentage of the batch-1 ceiling; None above 100%
     (a ceiling that is beaten is wrong, not a share: see above_ceiling)."""
     c = roof.get("batch1_ceiling_tok_s")
-    pct = 100 * tok_s / max(concurrency, 1) / c if c else None
-    return round(pct, 2) if pct is not None and pct <= 100 else None
+    return share(100 * tok_s / max(concurrency, 1) / c) if c else None
+
+
+def share(pct: float) -> float | None:
+    """A percentage of the ceiling as reported: rounded, and None above 100% (a beaten ceiling is no share)."""
+    return round(pct, 2) if pct <= 100 else None
 
 
 def above_ceiling(tok_s: float, concurrency: int, roof: dict[str, Any]) -> bool:

@@ -20,6 +20,7 @@ from lab.bench.roofline import (
     pct_of_ceiling,
     pooled,
     server_threads,
+    share,
 )
 from lab.measure import bare_loop, medians
 
@@ -101,8 +102,8 @@ def b1_share(c1: list[float], roof: dict[str, Any]) -> dict[str, Any]:
     if rounds and roof.get("step_bytes"):
         shares = paired_shares(c1, rounds, roof["step_bytes"])
         mid = float(np.median(shares))
-        return {"server_b1_pct_of_roofline": round(mid, 2) if mid <= 100 else None,
-                "server_b1_above_roofline": mid > 100, "server_b1_pct_rounds": shares}
+        return {"server_b1_pct_of_roofline": share(mid), "server_b1_above_roofline": mid > 100,
+                "server_b1_pct_rounds": shares}
     mid = float(np.median(c1))
     return {"server_b1_pct_of_roofline": pct_of_ceiling(mid, 1, roof),
             "server_b1_above_roofline": above_ceiling(mid, 1, roof)}
