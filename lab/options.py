@@ -69,6 +69,19 @@ NON_NEGATIVE_INT = checked(int, 0)
 POSITIVE_FLOAT = checked(float, 0, low_open=True)
 
 
+def base_url(text: str) -> str:
+    """An argparse type for an endpoint: http(s)://host[:port][/path], refused before anything connects."""
+    from urllib.parse import urlsplit
+    try:
+        u = urlsplit(text)
+        u.port  # noqa: B018 - raises on a port that is not a number or out of range
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"not a URL ({e}): {text!r}") from None
+    if u.scheme not in ("http", "https") or not u.hostname:
+        raise argparse.ArgumentTypeError(f"expected http(s)://HOST[:PORT]/v1, got {text!r}")
+    return text
+
+
 def add(p: argparse.ArgumentParser, flag: str, owner: Any, name: str | None = None, help: str = "",
         **kw: Any) -> None:
     """An option whose default comes from `owner` (dataclass or function); the help states it."""
@@ -109,10 +122,11 @@ def endpoint_opts(p: argparse.ArgumentParser, several: bool = False) -> None:
     """--profile / --base-url (repeatable when `several`) / --model."""
     profile_arg(p, "use this profile's running server")
     if several:
-        p.add_argument("--base-url", action="append", default=[],
+        p.add_argument("--base-url", action="append", default=[], type=base_url,
                        help="any OpenAI-compatible endpoint instead, e.g. http://127.0.0.1:8000/v1; repeatable")
     else:
-        p.add_argument("--base-url", help="any OpenAI-compatible endpoint instead, e.g. http://127.0.0.1:8000/v1 "
+        p.add_argument("--base-url", type=base_url,
+                       help="any OpenAI-compatible endpoint instead, e.g. http://127.0.0.1:8000/v1 "
                        "(default: the profile's server)")
     p.add_argument("--model", help="served model name (default: the server's first model)")
 

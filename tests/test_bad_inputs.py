@@ -53,6 +53,19 @@ def test_eval_source_folder_without_the_document(tmp_path):
     _one_error(lab("translate", "eval", str(hyp), str(ref), "--source", str(tmp_path / "src")), "--source", "a.txt")
 
 
+def test_eval_of_one_file_against_one_and_a_mismatched_pair(tmp_path):
+    from lab.translate.eval import evaluate
+    hyp, ref = _eval_dirs(tmp_path)
+    (ref / "b.txt").write_text("你好。\n", encoding="utf-8")
+    (hyp / "b.zh.txt").write_text("再见。\n", encoding="utf-8")
+    one = evaluate(hyp / "a.zh.txt", ref / "a.txt")
+    assert [r["doc"] for r in one["rows"]] == ["a"] and one["total"]["chrf"] == 100.0
+    assert evaluate(hyp, ref / "b.txt")["total"]["chrf"] < 100.0  # a folder finds b.zh.txt by the name
+    assert len(evaluate(hyp, ref)["rows"]) == 2
+    _one_error(lab("translate", "eval", str(hyp / "a.zh.txt"), str(ref)), "a.zh.txt is a file", "two files")
+    _one_error(lab("translate", "eval", str(hyp), str(tmp_path / "nope")), "nope does not exist")
+
+
 def test_glossary_that_is_not_utf8(tmp_path):
     (tmp_path / "g.tsv").write_bytes("猫\t猫\n".encode() + "犬\t狗\n".encode("gbk"))
     (tmp_path / "in.txt").write_text("猫です。\n", encoding="utf-8")
@@ -152,6 +165,9 @@ def test_finetune_errors_are_printed_once(tmp_path):
     r = lab("finetune", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--steps", "1", timeout=300)
     err = _one_error(r, "train.jsonl")
     assert (r.stdout + r.stderr).count(err.removeprefix("error: ")) == 1
+    (tmp_path / "file.jsonl").write_text("{}\n")
+    for bad, why in (("file.jsonl", "not a folder"), ("nope", "does not exist")):
+        _one_error(lab("finetune", "--data", str(tmp_path / bad), "--steps", "1"), f"--data {tmp_path / bad}", why)
 
 
 def test_lab_profiles_naming_a_missing_file(tmp_path):

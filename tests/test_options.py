@@ -46,13 +46,18 @@ def test_defaults_come_from_the_dataclass_or_the_signature_and_the_help_states_t
                                             (options.comma_positive_floats, "1,-2", "numbers > 0, got '1,-2'"),
                                             (options.POSITIVE_FLOAT, "nan", "expected a finite number, got nan"),
                                             (options.checked(float, 0), "inf", "finite number, got inf"),
-                                            (options.comma_positive_floats, "2,nan", "finite numbers, got '2,nan'")])
+                                            (options.comma_positive_floats, "2,nan", "finite numbers, got '2,nan'"),
+                                            (options.base_url, "notaurl", "expected http"),
+                                            (options.base_url, "ftp://h/v1", "expected http"),
+                                            (options.base_url, "http:///v1", "expected http"),
+                                            (options.base_url, "http://h:99999/v1", "not a URL")])
 def test_bad_values_are_argparse_errors(parse, text, msg):
     with pytest.raises(argparse.ArgumentTypeError, match=msg):
         parse(text)
 
 
 def test_comma_lists_parse():
+    assert options.base_url("https://host.example:8443/v1") == "https://host.example:8443/v1"
     assert options.comma_ints("1, 4,16") == [1, 4, 16]
     assert options.comma_positive_floats("0.5,2") == [0.5, 2.0]
     pick = options.comma_choices(("hf", "vllm", "server"))

@@ -52,6 +52,9 @@ class FinetuneConfig:
         runs/finetune-<UTC>/ out."""
         from lab import config
         folder = Path(data) if data else paths.data() / "finetune"
+        if not folder.is_dir():
+            raise LabError(f"--data {folder}: {'not a folder' if folder.exists() else 'does not exist'}; give a "
+                           f"folder with train.jsonl and heldout.jsonl")
         return cls(model=config.load(profile, check_device=False).role("train"), train=str(folder / "train.jsonl"),
                    heldout=str(folder / "heldout.jsonl"),
                    out=str(out or paths.runs() / f"finetune-{paths.utc_stamp()}"), **overrides)

@@ -35,25 +35,36 @@ def glossary_adherence(sources: list[str], hyps: list[str], glossary: list[Term]
     return round(hits / total, 3) if total else None
 
 
+def _documents(hyp: Path, ref: Path, src: Path | None) -> list[tuple[Path, Path, Path | None]]:
+    """(translation, reference, source or None) for each document: two files, or two folders matched by name."""
+    if not ref.exists():
+        raise LabError(f"{ref} does not exist")
+    if not hyp.exists():
+        raise LabError(f"{hyp} does not exist")
+    if ref.is_file():
+        h = hyp if hyp.is_file() else hyp / f"{ref.stem}.zh.txt"
+        return [(h, ref, (src if src.is_file() else src / ref.name) if src else None)]
+    if hyp.is_file():
+        raise LabError(f"{hyp} is a file but {ref} is a folder: give two files or two folders")
+    refs = sorted(ref.glob("*.txt"))
+    if not refs:
+        raise LabError(f"no reference .txt files in {ref}")
+    return [(hyp / f"{r.stem}.zh.txt", r, src / r.name if src else None) for r in refs]
+
+
 def evaluate(hyp_dir: str | Path, ref_dir: str | Path, src_dir: str | Path | None = None,
              glossary: list[Term] | None = None) -> dict[str, Any]:
-    """Scores per document (NAME.zh.txt against REF/NAME.txt) and over all documents."""
-    hyp_dir, ref_dir = Path(hyp_dir), Path(ref_dir)
-    refs = sorted(ref_dir.glob("*.txt"))
-    if not refs:
-        raise LabError(f"no reference .txt files in {ref_dir}")
+    """Scores per document (NAME.zh.txt against REF/NAME.txt, or one file against one) and over all of them."""
     rows, all_h, all_r, all_s = [], [], [], []
-    for ref in refs:
-        hyp = hyp_dir / f"{ref.stem}.zh.txt"
-        if not hyp.exists():
+    for hyp, ref, src in _documents(Path(hyp_dir), Path(ref_dir), Path(src_dir) if src_dir else None):
+        if not hyp.is_file():
             raise LabError(f"{hyp} is missing: translate {ref.stem} first")
         h, r = _lines(hyp, "translation"), _lines(ref, "reference")
-        if src_dir and not (Path(src_dir) / ref.name).is_file():
+        if src and not src.is_file():
             raise LabError(f"--source {src_dir} has no {ref.name} (each reference needs its source document)")
-        s = _lines(Path(src_dir) / ref.name, "source") if src_dir else []
+        s = _lines(src, "source") if src else []
         if s and len(s) != len(h):
-            raise LabError(f"{Path(src_dir) / ref.name}: {len(s)} source lines but {len(h)} translated lines in "
-                           f"{hyp}: they must align")
+            raise LabError(f"{src}: {len(s)} source lines but {len(h)} translated lines in {hyp}: they must align")
         try:
             scores = score(h, r)
         except LabError as e:
