@@ -149,13 +149,15 @@ def _errors(rep: CheckReport | None) -> int:
 
 
 def _ask(client: Client, convs: list[tuple[list[dict[str, str]], int]], r: int, repeated: bool, task: Task,
-         idiomatic: bool) -> list[tuple[Any, str | None, CheckReport | None]]:
+         idiomatic: bool, first_seed: int | None = None) -> list[tuple[Any, str | None, CheckReport | None]]:
     """One reply per (conversation, max_tokens), each extracted and checked (in parallel): the first greedy unless
-    the last round repeated itself, the others sampled with seeds of their own, so a rerun asks the same."""
+    the last round repeated itself (or `first_seed` is given), the others sampled with seeds of their own, so a
+    rerun asks the same."""
     def one(j: int) -> tuple[Any, str | None, CheckReport | None]:
         # Greedy decoding of the same conversation is a fixed point: after a repeated program every reply samples.
-        sampled = repeated or j > 0
-        sampling = {"temperature": SAMPLE_TEMPERATURE, "seed": r if j == 0 else 1000 * r + j} if sampled else {}
+        sampled = repeated or j > 0 or first_seed is not None
+        seed = (first_seed if first_seed is not None else r) if j == 0 else 1000 * r + j
+        sampling = {"temperature": SAMPLE_TEMPERATURE, "seed": seed} if sampled else {}
         res = client.chat(convs[j][0], max_tokens=convs[j][1], thinking=False, **sampling)
         new = extract_rust(res.text)
         return res, new, (check_source(new, task, idiomatic=idiomatic, fix=True) if new else None)
@@ -195,8 +197,16 @@ def _stage(client: Client, first: list[dict[str, str]], task: Task, st: LoopSett
         fresh = [r > 1 and j % 2 == 1 for j in range(st.candidates)]
         convs = [(first, first_mt) if f else (messages, mt) for f in fresh]
         got = _ask(client, convs, r, repeated, task, idiomatic)
+        again = not any(fresh) and bool(seen) and all(g[1] in seen for g in got if g[1]) and any(g[1] for g in got)
+        if again:
+            # Every reply is a program an earlier round already checked, so its result is known: the round is not
+            # spent on it. One sampled fresh translation of the C program goes beside it (the 0.5B's sampled
+            # repair of bit_manipulation repeated round 2's program in rounds 3 and 4); with more candidates a
+            # fresh one is among them already.
+            got += _ask(client, [(first, first_mt)], r, True, task, idiomatic, first_seed=1000 * r + 999)
         tokens += sum(res.prompt_tokens + res.completion_tokens for res, _, _ in got)
-        j = _best(got, seen)
+        # after a round of repeats the fresh program goes on whatever its merit: the repeat's feedback was given
+        j = len(got) - 1 if again and got[-1][1] and got[-1][1] not in seen else _best(got, seen)
         res, new, rep = got[j]
         log.append({"stage": stage, "round": r, "max_tokens": mt, "finish_reason": res.finish_reason,
                     "usage": [res.prompt_tokens, res.completion_tokens], "seconds": round(time.time() - t0, 2),
@@ -204,13 +214,17 @@ def _stage(client: Client, first: list[dict[str, str]], task: Task, st: LoopSett
                     "compiled": bool(rep and rep.compiled), "ok": bool(rep and rep.ok),
                     **({"added_imports": rep.added_imports} if rep and rep.added_imports else {}),
                     **({"applied_fixes": rep.applied_fixes} if rep and rep.applied_fixes else {}),
-                    **({"candidate": j, "fresh": fresh[j],
+                    **({"repeat_replaced": j == len(got) - 1} if again else {}),
+                    **({"candidate": j, "fresh": j >= len(fresh) or fresh[j],
                         "candidates": [g[2].summary() if g[2] else "no code block" for g in got]}
                        if len(got) > 1 else {})})
         repeated = bool(new) and new in seen
         if repeated:
             log[-1]["repeated"] = True
         pick = f" (candidate {j + 1} of {len(got)})" if len(got) > 1 else ""
+        if again:
+            pick = (" (a fresh translation: the repair repeated an earlier program)" if j == len(got) - 1
+                    else " (a fresh translation gave no new program either)")
         say(f"  {stage} round {r}: {rep.summary() if rep else 'no code block'}{pick}"
             + (" (same program again)" if repeated else ""))
         seen.update(g[1] for g in got if g[1])
@@ -243,6 +257,7 @@ def _key(src: str, task: Task, model: str, st: LoopSettings) -> str:
     """What a finished result depends on: a rerun with the same key reuses it instead of asking again."""
     what = {"c": src, "cases": [dataclasses.asdict(c) for c in task.cases], "model": model,
             "settings": [st.rounds, st.idiomatic, st.max_tokens, st.candidates],
+            "loop": 2,  # how rounds are spent: 2 = a round of repeats asks a fresh translation too
             # a changed prompt, cheat sheet or worked example is another question
             "prompt": [SYSTEM, hints_for(src), *([EXAMPLE_C, EXAMPLE_RUST] if st.example else [])]}
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]

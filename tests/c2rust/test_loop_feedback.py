@@ -1,5 +1,6 @@
 """What the model is told: errors before warnings; a repeated program is said so and the next round samples."""
 
+import json
 from pathlib import Path
 
 from helpers import openai_fake
@@ -37,11 +38,32 @@ def test_a_repeated_program_is_named_and_the_next_round_samples(tmp_path):
     finally:
         fake.close()
     chats = [b for p, b in fake.requests if p.endswith("/chat/completions")]
-    assert len(chats) == 3 and not res["ok"]
+    assert len(chats) == 5 and not res["ok"]  # rounds 2 and 3 repeat round 1: each asks a fresh translation too
     assert "temperature" not in chats[1] or chats[1]["temperature"] == 0.0  # round 2: greedy, first repeat unknown
-    assert chats[2]["temperature"] == 0.7 and chats[2]["seed"] == 3  # round 3 follows a repeated program
-    assert "same program as your previous reply" in chats[2]["messages"][-1]["content"]
+    assert chats[2]["temperature"] == 0.7 and chats[2]["seed"] == 2999 and chats[2]["messages"] == chats[0]["messages"]
+    assert chats[3]["temperature"] == 0.7 and chats[3]["seed"] == 3  # round 3 follows a repeated program
+    assert "same program as your previous reply" in chats[3]["messages"][-1]["content"]
+    assert chats[4]["seed"] == 3999 and chats[4]["messages"] == chats[0]["messages"]
     assert res["history"] == [{"round": r, "compiled": True, "ok": False} for r in (1, 2, 3)]  # compiles, prints ho
+
+
+def test_a_round_of_repeats_goes_on_with_a_fresh_translation(tmp_path):
+    prog = tmp_path / "p"
+    prog.mkdir()
+    (prog / "p.c").write_text('#include <stdio.h>\nint main(void) { printf("hi\\n"); return 0; }\n')
+    (prog / "tests.json").write_text('[{"input": "", "output": "hi"}]')
+    ho = "```rust\nfn main() { println!(\"ho\"); }\n```"
+    hi = "```rust\nfn main() { println!(\"hi\"); }\n```"
+    fake = openai_fake(lambda body: (200, hi if body.get("seed") == 2999 else ho, "stop"))
+    try:
+        res = translate(prog / "p.c", prog / "tests.json", Client(fake.url), rounds=3, progress=False,
+                        out=tmp_path / "o")
+    finally:
+        fake.close()
+    chats = [b for p, b in fake.requests if p.endswith("/chat/completions")]
+    assert len(chats) == 3 and res["ok"] and res["rounds"] == 2  # round 2's repeat was not what it spent
+    log = [json.loads(ln) for ln in (tmp_path / "o" / "p.log.jsonl").read_text().splitlines()]
+    assert log[1]["repeat_replaced"] is True and "repeated" not in log[1] and log[1]["ok"]
 
 
 MISSING_IMPORTS = ('fn main() {\n    let a: Vec<String> = args().collect();\n    let mut out = io::stdout();\n'
