@@ -48,7 +48,7 @@ def add_commands(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
     e.add_argument("--glossary", help="glossary TSV")
     e.set_defaults(func=_eval)
     t = sub.add_parser("tokens", help="token counts of a file or folder with the profile's tokenizer")
-    t.add_argument("path", help="a text file or a folder of .txt files")
+    t.add_argument("path", help="a .txt or .epub file (one row a chapter), or a folder of them")
     options.profile_arg(t, "whose tokenizer")
     t.set_defaults(func=_tokens)
     if bench is not None:
@@ -178,11 +178,13 @@ def _tokens(a: argparse.Namespace) -> int:
 
     tok = AutoTokenizer.from_pretrained(config.local_or_reachable(config.load(a.profile, check_device=False)
                                                                   .model_path()))
+    from lab.translate import epub
     rows = []
     for f in sources.inputs(a.path):
-        text, enc = sources.read_text(f)
-        rows.append({"file": str(f), "encoding": enc, "chars": len(text),
-                     "tokens": len(tok(text, add_special_tokens=False)["input_ids"])})
+        texts = ([(f"{f}:{ch.href}", "epub", ch.text) for ch in epub.chapters(f)] if f.suffix.lower() == ".epub"
+                 else [(str(f), *reversed(sources.read_text(f)))])  # an EPUB: one row a chapter
+        rows += [{"file": name, "encoding": enc, "chars": len(text),
+                  "tokens": len(tok(text, add_special_tokens=False)["input_ids"])} for name, enc, text in texts]
     rows.append({"file": "TOTAL", "encoding": "", "chars": sum(r["chars"] for r in rows),
                  "tokens": sum(r["tokens"] for r in rows)})
     options.print_rows(rows)

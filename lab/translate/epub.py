@@ -59,16 +59,26 @@ def _open(path: Path) -> zipfile.ZipFile:
     return z
 
 
+def _read(z: zipfile.ZipFile, name: str, path: Path) -> bytes:
+    """One entry's bytes; a damaged entry (bad CRC, truncated or corrupt data) is one line naming it."""
+    import zlib
+    try:
+        return z.read(name)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as e:  # RuntimeError: a
+        # password-protected entry
+        raise LabError(f"{path}: {name} inside the EPUB cannot be read ({e}); the file is damaged") from None
+
+
 def spine(z: zipfile.ZipFile, path: Path) -> tuple[str, list[str]]:
     """(OPF path, the XHTML documents of the spine in reading order)."""
     try:
-        container = _parse(z.read("META-INF/container.xml"), f"{path}:META-INF/container.xml")
+        container = _parse(_read(z, "META-INF/container.xml", path), f"{path}:META-INF/container.xml")
     except KeyError:
         raise LabError(f"{path}: not an EPUB (no META-INF/container.xml)") from None
     rootfile = next((e.get("full-path") for e in container.iter() if _local(e) == "rootfile"), None)
     if not rootfile or rootfile not in z.namelist():
         raise LabError(f"{path}: META-INF/container.xml names no package file that exists")
-    opf = _parse(z.read(rootfile), f"{path}:{rootfile}")
+    opf = _parse(_read(z, rootfile, path), f"{path}:{rootfile}")
     base = posixpath.dirname(rootfile)
     items = {e.get("id"): e for e in opf.iter() if _local(e) == "item"}
     hrefs = []
@@ -125,14 +135,26 @@ def _text(group: list[tuple[Any, str]]) -> str:
     return SPACE.sub("", "".join(getattr(el, attr) or "" for el, attr in group)).replace("\n", " ").strip()
 
 
+def _encrypted(z: zipfile.ZipFile, path: Path) -> set[str]:
+    """Entries META-INF/encryption.xml says are encrypted (DRM; fonts are often only obfuscated)."""
+    if "META-INF/encryption.xml" not in z.namelist():
+        return set()
+    enc = _parse(_read(z, "META-INF/encryption.xml", path), f"{path}:META-INF/encryption.xml")
+    return {posixpath.normpath(e.get("URI")) for e in enc.iter() if _local(e) == "cipherreference" and e.get("URI")}
+
+
 def chapters(path: Path) -> list[Chapter]:
     """The spine's documents with text, each as lines to translate."""
     with _open(path) as z:
         _, hrefs = spine(z, path)
+        locked = sorted(set(hrefs) & _encrypted(z, path))
+        if locked:
+            raise LabError(f"{path}: {len(locked)} of its {len(hrefs)} chapters are encrypted (DRM, named in "
+                           f"META-INF/encryption.xml, e.g. {locked[0]}): only a DRM-free EPUB can be translated")
         out = []
         for i, href in enumerate(hrefs):
             try:
-                tree = _parse(z.read(href), f"{path}:{href}")
+                tree = _parse(_read(z, href, path), f"{path}:{href}")
             except KeyError:
                 raise LabError(f"{path}: the spine names {href}, which is not in the file") from None
             _plain_ruby(tree.getroot())
@@ -171,7 +193,7 @@ def write(src: Path, dest: Path, translations: dict[str, list[str]], lang: str =
     with _open(src) as z, zipfile.ZipFile(buf, "w") as zo:
         opf, _ = spine(z, src)
         for info in z.infolist():
-            data = z.read(info.filename)
+            data = _read(z, info.filename, src)
             if info.filename in translations:
                 tree = _parse(data, f"{src}:{info.filename}")
                 _plain_ruby(tree.getroot())

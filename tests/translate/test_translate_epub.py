@@ -94,6 +94,38 @@ def test_an_epub_that_unpacks_past_the_limit_is_refused_before_reading(tmp_path,
     assert len(chapters(book)) == 2
 
 
+def test_a_damaged_or_drm_encrypted_epub_is_one_line(tmp_path):
+    book = make_epub(tmp_path / "crc.epub")
+    data = bytearray(book.read_bytes())
+    at = data.index(b"OEBPS/text/ch2.xhtml") + len("OEBPS/text/ch2.xhtml")  # ch2's local header, then its data
+    data[at + 4] ^= 0xFF
+    book.write_bytes(bytes(data))
+    with pytest.raises(LabError, match=r"crc.epub: OEBPS/text/ch2.xhtml inside the EPUB cannot be read .*damaged"):
+        chapters(book)
+    drm = make_epub(tmp_path / "drm.epub")
+    enc = ('<encryption xmlns="urn:oasis:names:tc:opendocument:xmlns:container" '
+           'xmlns:enc="http://www.w3.org/2001/04/xmlenc#"><enc:EncryptedData><enc:CipherData>'
+           '<enc:CipherReference URI="{}"/></enc:CipherData></enc:EncryptedData></encryption>')
+    with zipfile.ZipFile(drm, "a") as z:
+        z.writestr("META-INF/encryption.xml", enc.format("OEBPS/text/ch1.xhtml"))
+    with pytest.raises(LabError, match=r"drm.epub: 1 of its 2 chapters are encrypted \(DRM.*ch1.xhtml"):
+        chapters(drm)
+    fonts = make_epub(tmp_path / "fonts.epub")  # an obfuscated font is no reason to refuse the book
+    with zipfile.ZipFile(fonts, "a") as z:
+        z.writestr("META-INF/encryption.xml", enc.format("OEBPS/fonts/mincho.otf"))
+    assert len(chapters(fonts)) == 2
+
+
+def test_lab_tokens_counts_each_chapter_of_an_epub(tmp_path):
+    book = make_epub(tmp_path / "b.epub")
+    r = lab("tokens", str(book))
+    assert r.returncode == 0, r.stderr
+    rows = {ln.split()[0]: ln.split()[1:] for ln in r.stdout.splitlines()[1:]}
+    ch1, ch2 = (rows[f"{book}:OEBPS/text/ch{i}.xhtml"] for i in (1, 2))
+    assert ch1[0] == "epub" and int(ch1[1]) == len(chapters(book)[0].text) and int(ch1[2]) > 0
+    assert int(rows["TOTAL"][1]) == int(ch1[2]) + int(ch2[2])  # TOTAL: chars, tokens (no encoding)
+
+
 def test_epub_round_trip_keeps_structure_and_translates_every_text_node(tmp_path, openai_fake):
     seen = []
 
