@@ -32,3 +32,24 @@ def gpus() -> dict[str, Any]:
 def gpu_count() -> int:
     """Number of NVIDIA GPUs NVML sees (0 when no driver), without importing torch."""
     return len(gpus().get("devices") or [])
+
+
+# Flags of CPUs that compute bf16 in hardware (x86: AVX512-BF16, AMX; Arm: the BF16 extension). Without them
+# PyTorch emulates bf16: a QLoRA step of SmolLM2-135M took 75-85 s under bf16 autocast on a 2-core AVX2 EPYC
+# (Zen 3) against 3.4 s in float32 (2026-12-04).
+BF16_FLAGS = {"avx512_bf16", "amx_bf16", "bf16"}
+
+
+def cpu_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU computes bf16 natively, from /proc/cpuinfo's flags (or `cpuinfo`); False where unreadable."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+                cpuinfo = f.read()
+        except OSError:
+            return False
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return bool(BF16_FLAGS & set(value.split()))
+    return False

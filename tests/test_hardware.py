@@ -43,3 +43,21 @@ def test_no_driver_is_zero_gpus_with_the_reason(monkeypatch):
     assert hardware.gpu_count() == 0
     monkeypatch.setitem(sys.modules, "pynvml", None)  # not installed at all
     assert hardware.gpus()["error"].startswith("ModuleNotFoundError") and hardware.gpu_count() == 0
+
+
+def test_bf16_in_hardware_is_read_from_the_cpu_flags():
+    zen3 = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma bmi2\n"
+    zen4 = "processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 avx512_vnni\n"
+    sapphire = "flags\t\t: avx2 avx512f amx_tile amx_bf16 amx_int8\n"
+    graviton3 = "processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n"
+    assert [hardware.cpu_bf16(t) for t in (zen3, zen4, sapphire, graviton3, "")] == [False, True, True, True, False]
+    assert isinstance(hardware.cpu_bf16(), bool)  # this machine's own file, whatever it says
+
+
+def test_training_computes_in_float32_on_a_cpu_that_emulates_bf16(monkeypatch):
+    from lab.finetune.train import compute_dtype
+    monkeypatch.setattr(hardware, "cpu_bf16", lambda: False)
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    assert compute_dtype("auto") == "float32" and compute_dtype("bfloat16") == "bfloat16"
+    monkeypatch.setattr(hardware, "cpu_bf16", lambda: True)
+    assert compute_dtype("auto") == "bfloat16" and compute_dtype("float32") == "float32"

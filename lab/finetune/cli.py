@@ -18,6 +18,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", help="folder with train.jsonl and heldout.jsonl (default: data/finetune)")
     p.add_argument("--out", help="output folder (default: runs/finetune-<UTC>); replaced only when training ends")
     options.add(p, "--4bit", F, "four_bit", help="nf4 4-bit base (QLoRA); --no-4bit: plain LoRA on a bf16 base")
+    options.add(p, "--dtype", F, choices=["auto", "bfloat16", "float32"],
+                help="compute dtype; auto: bfloat16 on CUDA and on CPUs with bf16 in hardware (AVX512-BF16, AMX), "
+                "float32 on other CPUs, where bf16 is emulated and ~20x slower")
     options.add(p, "--r", F, type=options.POSITIVE_INT, help="LoRA rank")
     options.add(p, "--alpha", F, type=options.POSITIVE_INT, help="LoRA alpha")
     options.add(p, "--dropout", F, type=options.checked(float, 0, 0.99), help="LoRA dropout")

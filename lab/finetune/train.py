@@ -26,6 +26,7 @@ class FinetuneConfig:
     heldout: str
     out: str
     four_bit: bool = True          # QLoRA: nf4 + double quant; False = plain LoRA on a bf16 base
+    dtype: str = "auto"            # compute: auto = bfloat16 on CUDA and on CPUs with bf16 in hardware, else float32
     r: int = 8
     alpha: int = 16
     dropout: float = 0.05
@@ -80,19 +81,31 @@ def count_params(model: Any) -> int:
     return total
 
 
-def load_base(model: str, four_bit: bool) -> Any:
-    """The base model: nf4 4-bit with double quantization and bf16 compute (QLoRA), or bf16."""
+def compute_dtype(dtype: str = "auto") -> str:
+    """The dtype training computes in: `dtype`, or for auto bfloat16 on CUDA and on a CPU that has it in
+    hardware, float32 on other CPUs (bf16 is emulated there: ~22x slower, see lab.hardware.BF16_FLAGS)."""
+    if dtype != "auto":
+        return dtype
+    import torch
+
+    from lab.hardware import cpu_bf16
+    return "bfloat16" if torch.cuda.is_available() or cpu_bf16() else "float32"
+
+
+def load_base(model: str, four_bit: bool, dtype: str = "bfloat16") -> Any:
+    """The base model: nf4 4-bit with double quantization computing in `dtype` (QLoRA), or in `dtype`."""
     import torch
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    dt = getattr(torch, dtype)
     if four_bit:
         q = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                               bnb_4bit_compute_dtype=torch.bfloat16)
-        m = AutoModelForCausalLM.from_pretrained(model, quantization_config=q, device_map={"": device})
+                               bnb_4bit_compute_dtype=dt)
+        m = AutoModelForCausalLM.from_pretrained(model, quantization_config=q, device_map={"": device}, dtype=dt)
         if device == "cpu":
             _no_inference_repack(m)
         return m
-    return AutoModelForCausalLM.from_pretrained(model, dtype=torch.bfloat16).to(device)
+    return AutoModelForCausalLM.from_pretrained(model, dtype=dt).to(device)
 
 
 def _no_inference_repack(model: Any) -> None:
@@ -173,7 +186,7 @@ def _progress_callback(total: int, every: int, show: bool = True):
 def _lora_model(cfg: FinetuneConfig) -> tuple[Any, int, int]:
     """The base (nf4 for QLoRA) with LoRA on cfg.target_modules: (model, base parameters, bytes loaded)."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-    model = load_base(cfg.model, cfg.four_bit)
+    model = load_base(cfg.model, cfg.four_bit, compute_dtype(cfg.dtype))
     avail = linear_names(model)
     missing = [t for t in cfg.target_modules if t not in avail]
     if missing:
@@ -198,7 +211,7 @@ def _trainer(cfg: FinetuneConfig, model: Any, train_data: list[dict[str, Any]], 
                              per_device_train_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
                              logging_steps=1, save_strategy="steps", save_steps=checkpoint_every(cfg, steps),
                              report_to=[], seed=cfg.seed,
-                             bf16=True, use_cpu=not torch.cuda.is_available(),
+                             bf16=compute_dtype(cfg.dtype) == "bfloat16", use_cpu=not torch.cuda.is_available(),
                              disable_tqdm=True, lr_scheduler_type=cfg.scheduler,
                              warmup_steps=round(cfg.warmup_ratio * steps),
                              gradient_checkpointing=cfg.gradient_checkpointing, remove_unused_columns=False,
@@ -309,7 +322,8 @@ def _train(cfg: FinetuneConfig, progress: bool) -> dict[str, Any]:
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)  # LoRA A/B are never quantized
     model.save_pretrained(work / "adapter")
     tok.save_pretrained(work / "adapter")
-    result = {"config": asdict(cfg), "steps": steps, "history": history, "train_seconds": round(train_s, 2),
+    result = {"config": asdict(cfg), "compute_dtype": compute_dtype(cfg.dtype), "steps": steps, "history": history,
+              "train_seconds": round(train_s, 2),
               "load_seconds": round(t0 - t_load, 2), "resumed_at_step": _step_of(resume) if resume else 0,
               "first_loss": history[0]["loss"] if history else None,
               "last_loss": history[-1]["loss"] if history else None,
