@@ -225,7 +225,9 @@ def test_loop_trims_feedback_that_would_not_fit_and_batch_fails_when_any_program
         r = c2rust.translate(prog / "fib.c", prog / "test_task" / "test_task.json", Client(fake.url, max_retries=0),
                              rounds=3, out=tmp_path / "out", progress=False)
         assert r["rounds"] == 3 and not r["ok"] and r["stop"] == "still failing after 3 rounds"
-        assert len(calls) == 3  # the long reply did not end the loop: its echo was trimmed
+        # the long reply did not end the loop (its echo was trimmed): 3 rounds, and rounds 2 and 3, which repeat
+        # round 1's program, each asked a fresh translation too (system + C program only)
+        assert len(calls) == 5 and [len(c["messages"]) for c in calls[2::2]] == [2, 2]
         cli = lab("c2rust", "batch", str(tmp_path / "progs"), "--base-url", fake.url, "--rounds", "1",
                   "--out", str(tmp_path / "b"))
     finally:
