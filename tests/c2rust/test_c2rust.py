@@ -186,7 +186,7 @@ def test_batch_progress_says_each_round_of_each_program_in_whole_lines(tmp_path,
     for name in ("a", "b", "c"):
         shutil.copytree(DATA / "str_to_int", progs / name)
     bad = "```rust\nfn main() { let x: i32 = \"no\"; }\n```"
-    fake = _canned_server([bad] * 6)
+    fake = _canned_server([bad] * 9)  # 3 programs x (round 1, round 2, and round 2's fresh translation: a repeat)
     try:
         c2rust.batch(progs, Client(fake.url, max_retries=0), rounds=2, concurrency=3)
     finally:
