@@ -220,6 +220,13 @@ def roofline(wbytes: int, bw_gbs: float, kv_per_token: int = 0, context_tokens: 
     return out
 
 
+def rebased(roof: dict[str, Any], measured: dict[str, Any]) -> dict[str, Any]:
+    """`roof` with the bandwidth `measured` later (the bytes a step reads stay those already counted)."""
+    bw, src, spread = bandwidth_gbs(measured["threads"], measured)
+    return {**roofline(roof["weight_bytes"], bw, roof["kv_bytes_per_token"], roof["context_tokens"], spread),
+            "bandwidth_source": src, "tensor_parallel": roof["tensor_parallel"]}
+
+
 def pct_of_ceiling(tok_s: float, concurrency: int, roof: dict[str, Any]) -> float | None:
     """Decode steps/s (tok/s per sequence in flight) as a percentage of the batch-1 ceiling; None above 100%
     (a ceiling that is beaten is wrong, not a share: see above_ceiling)."""

@@ -16,7 +16,7 @@ from lab.bench import engines as eng
 from lab.bench import light
 from lab.bench.metrics import parity, percentiles, summarize, workload
 from lab.bench.plots import plot
-from lab.bench.roofline import above_ceiling, for_profile, mark_ceiling, pct_of_ceiling, quiet_read
+from lab.bench.roofline import above_ceiling, for_profile, mark_ceiling, pct_of_ceiling, quiet_read, rebased
 from lab.client import Client
 
 ENGINES = ("hf", "vllm", "server")
@@ -140,7 +140,7 @@ def _server_runs(prof: config.Profile, res: dict[str, Any], prompts: list[str], 
     try:
         if prof.device != "cuda" and res["roofline"].get("bandwidth"):
             res["roofline_offline"] = res["roofline"]  # the ceiling of the transformers and offline rows
-            res["roofline"] = for_profile(prof, prompts, st.output_len, quiet_read(prof.serve.get("env")))
+            res["roofline"] = rebased(res["roofline"], quiet_read(prof.serve.get("env")))
         rows = server_sweep(srv.client(), prompts, list(st.concurrencies), st.output_len, st.progress)
         mark_ceiling(rows, res["roofline"])
         return rows

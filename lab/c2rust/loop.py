@@ -204,9 +204,11 @@ def _stage(client: Client, first: list[dict[str, str]], task: Task, st: LoopSett
             # repair of bit_manipulation repeated round 2's program in rounds 3 and 4); with more candidates a
             # fresh one is among them already.
             got += _ask(client, [(first, first_mt)], r, True, task, idiomatic, first_seed=1000 * r + 999)
+            fresh.append(True)
         tokens += sum(res.prompt_tokens + res.completion_tokens for res, _, _ in got)
         # after a round of repeats the fresh program goes on whatever its merit: the repeat's feedback was given
         j = len(got) - 1 if again and got[-1][1] and got[-1][1] not in seen else _best(got, seen)
+        replaced = again and j == len(got) - 1
         res, new, rep = got[j]
         log.append({"stage": stage, "round": r, "max_tokens": mt, "finish_reason": res.finish_reason,
                     "usage": [res.prompt_tokens, res.completion_tokens], "seconds": round(time.time() - t0, 2),
@@ -214,8 +216,8 @@ def _stage(client: Client, first: list[dict[str, str]], task: Task, st: LoopSett
                     "compiled": bool(rep and rep.compiled), "ok": bool(rep and rep.ok),
                     **({"added_imports": rep.added_imports} if rep and rep.added_imports else {}),
                     **({"applied_fixes": rep.applied_fixes} if rep and rep.applied_fixes else {}),
-                    **({"repeat_replaced": j == len(got) - 1} if again else {}),
-                    **({"candidate": j, "fresh": j >= len(fresh) or fresh[j],
+                    **({"repeat_replaced": replaced} if again else {}),
+                    **({"candidate": j, "fresh": fresh[j],
                         "candidates": [g[2].summary() if g[2] else "no code block" for g in got]}
                        if len(got) > 1 else {})})
         repeated = bool(new) and new in seen
@@ -223,7 +225,7 @@ def _stage(client: Client, first: list[dict[str, str]], task: Task, st: LoopSett
             log[-1]["repeated"] = True
         pick = f" (candidate {j + 1} of {len(got)})" if len(got) > 1 else ""
         if again:
-            pick = (" (a fresh translation: the repair repeated an earlier program)" if j == len(got) - 1
+            pick = (" (a fresh translation: the repair repeated an earlier program)" if replaced
                     else " (a fresh translation gave no new program either)")
         say(f"  {stage} round {r}: {rep.summary() if rep else 'no code block'}{pick}"
             + (" (same program again)" if repeated else ""))
