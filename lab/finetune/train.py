@@ -183,10 +183,11 @@ def _progress_callback(total: int, every: int, show: bool = True):
     return Progress()
 
 
-def _lora_model(cfg: FinetuneConfig) -> tuple[Any, int, int]:
-    """The base (nf4 for QLoRA) with LoRA on cfg.target_modules: (model, base parameters, bytes loaded)."""
+def _lora_model(cfg: FinetuneConfig, dtype: str) -> tuple[Any, int, int]:
+    """The base (nf4 for QLoRA) computing in `dtype` with LoRA on cfg.target_modules: (model, base parameters,
+    bytes loaded)."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-    model = load_base(cfg.model, cfg.four_bit, compute_dtype(cfg.dtype))
+    model = load_base(cfg.model, cfg.four_bit, dtype)
     avail = linear_names(model)
     missing = [t for t in cfg.target_modules if t not in avail]
     if missing:
@@ -202,7 +203,7 @@ def _lora_model(cfg: FinetuneConfig) -> tuple[Any, int, int]:
 
 
 def _trainer(cfg: FinetuneConfig, model: Any, train_data: list[dict[str, Any]], pad: int, steps: int, work: Path,
-             cb: Any) -> Any:
+             cb: Any, dtype: str) -> Any:
     """A transformers Trainer for `steps` steps, checkpoints in work/trainer (the last two: a kill while one is
     written leaves the one before), our progress lines instead of its printer."""
     import torch
@@ -211,7 +212,7 @@ def _trainer(cfg: FinetuneConfig, model: Any, train_data: list[dict[str, Any]], 
                              per_device_train_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
                              logging_steps=1, save_strategy="steps", save_steps=checkpoint_every(cfg, steps),
                              report_to=[], seed=cfg.seed,
-                             bf16=compute_dtype(cfg.dtype) == "bfloat16", use_cpu=not torch.cuda.is_available(),
+                             bf16=dtype == "bfloat16", use_cpu=not torch.cuda.is_available(),
                              disable_tqdm=True, lr_scheduler_type=cfg.scheduler,
                              warmup_steps=round(cfg.warmup_ratio * steps),
                              gradient_checkpointing=cfg.gradient_checkpointing, remove_unused_columns=False,
@@ -290,7 +291,8 @@ def _train(cfg: FinetuneConfig, progress: bool) -> dict[str, Any]:
     train_data, train_recs = answered(tok, train_recs, cfg.max_len, cfg.train)
     held_data, held_recs = answered(tok, held_recs, cfg.max_len, cfg.heldout)
     t_load = time.time()
-    model, n_total, loaded = _lora_model(cfg)
+    dtype = compute_dtype(cfg.dtype)
+    model, n_total, loaded = _lora_model(cfg, dtype)
     refs = [m[-1]["content"] for m in held_recs]
     steps = steps_for(cfg, len(train_data))
     procs.remove_left_behind(Path(cfg.out).parent, f"{Path(cfg.out).name}.partial")  # older runs' pid-named ones
@@ -304,7 +306,7 @@ def _train(cfg: FinetuneConfig, progress: bool) -> dict[str, Any]:
         paths.atomic_write(work / BEFORE, json.dumps(before, ensure_ascii=False))
     before_loss, before_gen = before["loss"], before["gen"]
     cb = _progress_callback(steps, max(1, steps // 10), show=progress)
-    trainer = _trainer(cfg, model, train_data, pad, steps, work, cb)
+    trainer = _trainer(cfg, model, train_data, pad, steps, work, cb, dtype)
     if progress:
         print(f"checkpoint every {checkpoint_every(cfg, steps)} steps in {work}; if this run stops, the same "
               f"command with --out {cfg.out} resumes it", flush=True)
@@ -322,7 +324,7 @@ def _train(cfg: FinetuneConfig, progress: bool) -> dict[str, Any]:
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)  # LoRA A/B are never quantized
     model.save_pretrained(work / "adapter")
     tok.save_pretrained(work / "adapter")
-    result = {"config": asdict(cfg), "compute_dtype": compute_dtype(cfg.dtype), "steps": steps, "history": history,
+    result = {"config": asdict(cfg), "compute_dtype": dtype, "steps": steps, "history": history,
               "train_seconds": round(train_s, 2),
               "load_seconds": round(t0 - t_load, 2), "resumed_at_step": _step_of(resume) if resume else 0,
               "first_loss": history[0]["loss"] if history else None,

@@ -181,8 +181,11 @@ def _tokens(a: argparse.Namespace) -> int:
     from lab.translate import epub
     rows = []
     for f in sources.inputs(a.path):
-        texts = ([(f"{f}:{ch.href}", "epub", ch.text) for ch in epub.chapters(f)] if f.suffix.lower() == ".epub"
-                 else [(str(f), *reversed(sources.read_text(f)))])  # an EPUB: one row a chapter
+        if f.suffix.lower() == ".epub":  # one row a chapter
+            texts = [(f"{f}:{ch.href}", "epub", ch.text) for ch in epub.chapters(f)]
+        else:
+            text, enc = sources.read_text(f)
+            texts = [(str(f), enc, text)]
         rows += [{"file": name, "encoding": enc, "chars": len(text),
                   "tokens": len(tok(text, add_special_tokens=False)["input_ids"])} for name, enc, text in texts]
     rows.append({"file": "TOTAL", "encoding": "", "chars": sum(r["chars"] for r in rows),
