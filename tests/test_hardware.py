@@ -61,3 +61,24 @@ def test_training_computes_in_float32_on_a_cpu_that_emulates_bf16(monkeypatch):
     assert compute_dtype("auto") == "float32" and compute_dtype("bfloat16") == "bfloat16"
     monkeypatch.setattr(hardware, "cpu_bf16", lambda: True)
     assert compute_dtype("auto") == "bfloat16" and compute_dtype("float32") == "float32"
+
+
+def test_the_vector_isa_is_the_widest_the_flags_name():
+    x86 = "flags\t\t: sse2 avx avx2 fma\n"
+    assert hardware.cpu_vector_isa(x86) == "AVX2"
+    assert hardware.cpu_vector_isa(x86.replace("fma", "fma avx512f avx512bw")) == "AVX-512"
+    assert hardware.cpu_vector_isa("Features\t: fp asimd sve bf16\n") == "SVE"
+    assert hardware.cpu_vector_isa("Features\t: fp asimd\n") == "NEON"
+    assert hardware.cpu_vector_isa("") == "none found" and hardware.cpu_flags("") == set()
+
+
+def test_the_doctor_says_what_an_emulated_bf16_means(monkeypatch):
+    from lab import doctor
+    monkeypatch.setattr(hardware, "cpu_bf16", lambda cpuinfo=None: False)
+    monkeypatch.setattr(hardware, "cpu_vector_isa", lambda cpuinfo=None: "AVX2")
+    row = next(r for r in doctor.checks() if r["check"] == "cpu")
+    assert row["status"] == "info" and "AVX2, bf16 emulated" in row["detail"] and "float32" in row["detail"]
+    monkeypatch.setattr(hardware, "cpu_bf16", lambda cpuinfo=None: True)
+    monkeypatch.setattr(hardware, "cpu_vector_isa", lambda cpuinfo=None: "AVX-512")
+    row = next(r for r in doctor.checks() if r["check"] == "cpu")
+    assert row["status"] == "ok" and row["detail"].endswith("AVX-512, bf16 in hardware")
