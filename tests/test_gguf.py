@@ -26,6 +26,23 @@ def test_the_import_is_deterministic_and_complete(smol_dir, tmp_path):
     assert config.model_config(str(smol_dir))["num_attention_heads"] == 9
 
 
+def test_a_finished_import_is_reused_without_parsing_the_gguf_again(smol_dir, tmp_path, monkeypatch):
+    src = gguf.package_file(config.load(PROFILE).model)
+
+    def no_parse(path):
+        raise AssertionError("the header was parsed for a model already imported")
+    monkeypatch.setattr(gguf, "architecture", no_parse)
+    assert gguf.import_gguf(src, PROFILE) == smol_dir  # as every step of a plan resolves the model
+    copy = tmp_path / "m.gguf"
+    copy.write_bytes(b"GGUF" + bytes(8))
+    first = gguf.file_hash(copy, remember=True)
+    copy.write_bytes(b"GGUF" + bytes(9))  # rewritten: its size and mtime change, so it is hashed again
+    again = gguf.file_hash(copy, remember=True)
+    assert again != first and again == gguf.file_hash(copy)
+    with pytest.raises(AssertionError):  # a file never imported is parsed (and checked) first
+        gguf.import_gguf(copy, "m", dest_root=tmp_path)
+
+
 def test_bad_gguf_files_are_refused_in_one_line(tmp_path):
     (tmp_path / "x.gguf").write_text("not a model")
     with pytest.raises(LabError, match="not a GGUF file"):
