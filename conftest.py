@@ -1,4 +1,4 @@
-"""Test session set-up shared by tests/ and the nbval notebook runs: isolated dirs, one vLLM server."""
+"""Test session set-up shared by tests/ and the nbval notebook runs: isolated dirs, one vLLM server per worker."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from helpers import free_port  # tests/ is on pytest's pythonpath (pyproject.tom
 
 # a port of the session's own (never the tiny profile's 8011, so a developer's own server is never touched): two
 # sessions at once (a developer's and CI's) each start and stop their own server; on one fixed port the first
-# to finish stopped the server under the other
-TEST_PORT = os.environ.get("LAB_TEST_PORT") or str(free_port())
+# to finish stopped the server under the other. Under xdist each worker has its own (LAB_TEST_PORT + worker number).
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+TEST_PORT = str(int(os.environ["LAB_TEST_PORT"]) + _WORKER) if os.environ.get("LAB_TEST_PORT") else str(free_port())
 _state: dict = {}
 
 
@@ -29,6 +30,21 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.pop("LAB_PROFILE", None)
     os.environ.pop("LAB_API_KEY", None)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+# `make test` runs the suite on 2 workers, file by file (-n 2 --dist loadfile --no-loadscope-reorder); these
+# files take 2-5 minutes each there (2 cores, AVX2 host). Started first, they overlap the many short files; left
+# to collection order, the SmolLM2 module ran last while the other worker sat idle for 2.5 minutes.
+LONGEST_FIRST = ("tests/test_smollm2.py", "tests/finetune/test_finetune.py", "tests/test_shared_server.py",
+                 "tests/bench/test_bench.py", "notebooks/02_transformers_vs_vllm.ipynb", "tests/test_qwen_coder.py",
+                 "notebooks/03_qlora_finetune.ipynb", "tests/test_serve.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if getattr(config, "workerinput", None) is None:
+        return  # one process: collection order (the files' own order is what a reader expects)
+    rank = {f: i for i, f in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda it: rank.get(it.nodeid.split("::")[0], len(rank)))  # stable: the rest keep their order
 
 
 def session_server():
