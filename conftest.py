@@ -27,17 +27,26 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ[var] = str(tmp / sub)
     os.environ["LAB_PORT"] = TEST_PORT
     os.environ["LAB_TEST_SESSION"] = str(tmp)  # marks every process the session starts (see _vllm_processes)
+    # the run's lock on the cores (_cpu_lock): set by the xdist controller, whose environment its workers inherit
+    os.environ.setdefault("LAB_TEST_CPU_LOCK", str(tmp / "cpu.lock"))
     os.environ.pop("LAB_PROFILE", None)
     os.environ.pop("LAB_API_KEY", None)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-# `make test` runs the suite on 2 workers, file by file (-n 2 --dist loadfile --no-loadscope-reorder); these
-# files take 2-5 minutes each there (2 cores, AVX2 host). Started first, they overlap the many short files; left
-# to collection order, the SmolLM2 module ran last while the other worker sat idle for 2.5 minutes.
-LONGEST_FIRST = ("tests/test_smollm2.py", "tests/finetune/test_finetune.py", "tests/test_shared_server.py",
-                 "tests/bench/test_bench.py", "notebooks/02_transformers_vs_vllm.ipynb", "tests/test_qwen_coder.py",
-                 "notebooks/03_qlora_finetune.ipynb", "tests/test_serve.py")
+# `make test` runs the suite on 2 workers, file by file (-n 2 --dist loadfile --no-loadscope-reorder). These
+# files take 2-5 minutes each there (2 cores, AVX2 host): started first, they overlap the many short files (left
+# to xdist's order, the SmolLM2 module ran last while the other worker sat idle for 2.5 minutes). The files that
+# train keep apart (CPU_BOUND below), so they are spread out in this list.
+LONGEST_FIRST = ("tests/test_smollm2.py", "tests/test_shared_server.py", "tests/bench/test_bench.py",
+                 "notebooks/02_transformers_vs_vllm.ipynb", "tests/test_serve.py", "tests/test_qwen_coder.py",
+                 "tests/finetune/test_finetune.py", "notebooks/03_qlora_finetune.ipynb")
+# Files that train with PyTorch on every core. Two at once (4 OpenMP threads on 2 cores) took 5-8x their time
+# alone (SmolLM2's QLoRA fixture: 97 s alone, 738 s beside test_finetune.py), so a worker holds a lock shared by
+# the workers of one run while it runs one of these files; the other worker's files that wait (servers, kills,
+# timeouts) go on meanwhile.
+CPU_BOUND = ("tests/test_smollm2.py", "tests/finetune/test_finetune.py", "notebooks/03_qlora_finetune.ipynb")
+CPU_LOCK_WAIT_S = 1800  # the longest of these files alone takes ~5 min; past this, run anyway rather than hang
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -45,6 +54,41 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return  # one process: collection order (the files' own order is what a reader expects)
     rank = {f: i for i, f in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda it: rank.get(it.nodeid.split("::")[0], len(rank)))  # stable: the rest keep their order
+
+
+def _cpu_lock(acquire: bool) -> None:
+    """Take (waiting at most CPU_LOCK_WAIT_S) or drop this run's lock on the cores, shared by its xdist workers."""
+    import fcntl
+    import time
+    if not acquire:
+        if "cpu_lock" in _state:
+            _state.pop("cpu_lock").close()  # closing the file drops its flock
+        return
+    if "cpu_lock" in _state or not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    f = open(os.environ["LAB_TEST_CPU_LOCK"], "w")
+    deadline = time.monotonic() + CPU_LOCK_WAIT_S
+    while True:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                break  # the other worker's file is stuck: its own timeouts end it; this one runs beside it
+            time.sleep(1)
+    _state["cpu_lock"] = f
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    file = item.nodeid.split("::")[0]
+    if file in CPU_BOUND:
+        _cpu_lock(True)
+    try:
+        yield
+    finally:  # the file's last item (loadfile keeps a file's items together, in one worker)
+        if nextitem is None or nextitem.nodeid.split("::")[0] != file:
+            _cpu_lock(False)
 
 
 def session_server():
