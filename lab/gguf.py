@@ -27,13 +27,15 @@ def file_hash(path: Path, remember: bool = False) -> str:
     download's check, which must read the bytes)."""
     st = os.stat(path)
     key = (str(path), st.st_size, st.st_mtime_ns, st.st_ino)
-    if not remember or key not in _HASHES:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(8 << 20), b""):
-                h.update(block)
+    if remember and key in _HASHES:
+        return _HASHES[key]
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(8 << 20), b""):
+            h.update(block)
+    if remember:
         _HASHES[key] = h.hexdigest()
-    return _HASHES[key]
+    return h.hexdigest()
 
 
 # Bytes of each fixed-size GGUF value type (gguf spec: uint8 ... float64; 8 is string, 9 is array)
@@ -154,17 +156,17 @@ def import_gguf(file: str | Path, name: str | None = None, dest_root: Path | Non
     """A GGUF file as a bf16 safetensors folder with its tokenizer and chat template, under the model cache
     (NAME-<sha of the file>): reused when present, built atomically otherwise; deterministic."""
     src = Path(file).expanduser().resolve()
-    if src.is_file():  # a finished import of these bytes was checked when it was made: reuse it unread
-        dest = folder_for(name or src.stem, sha256 or file_hash(src, remember=True), dest_root)
-        if imported(dest):
-            return dest
+    # a finished import of these bytes was checked when it was made: reuse it unread
+    dest = folder_for(name or src.stem, sha256 or file_hash(src, remember=True), dest_root) if src.is_file() else None
+    if dest is not None and imported(dest):
+        return dest
     # GGUFReader walks every field (SmolLM2's 49k-token vocabulary: ~6 s on 2 cores), so only before an import;
-    # `lab run --plan` resolved one profile's model 15 times and took 77 s
+    # `lab run --plan` resolved one profile's model 15 times and took 77 s. A missing or non-file source stops here.
     arch = architecture(src)
     if arch not in supported():
         raise LabError(f"{src}: architecture {arch!r} is not one transformers' GGUF loader supports "
                        f"({', '.join(supported())})")
-    dest = folder_for(name or src.stem, sha256 or file_hash(src, remember=True), dest_root)
+    assert dest is not None  # architecture() accepted it, so it is a file
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     print(f"importing {src.name} ({arch}) into {dest} (once; ~20 s for 135M parameters on 2 cores)", flush=True)
