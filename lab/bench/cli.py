@@ -32,7 +32,7 @@ def add_commands(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
     options.add(r, "--hf-batch", R, type=options.POSITIVE_INT, help="transformers batch size besides 1")
     options.add(r, "--hf-prompts", R, type=options.POSITIVE_INT, help="prompts for transformers (slower)")
     options.add(r, "--seed", R, help="workload seed")
-    options.add(r, "--start-timeout", R, type=options.POSITIVE_FLOAT,
+    options.add(r, "--start-timeout", R, type=options.SECONDS,
                 help="seconds to wait for a server this command starts (a running one is reused)")
     options.add(r, "--keep-server", R, help="leave a server this command started running")
     r.add_argument("--out", help="output folder (default: runs/bench-<UTC>)")
@@ -51,7 +51,7 @@ def add_commands(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
     st.set_defaults(func=_suite)
     rt = s.add_parser("rate", help="Poisson arrivals at each request rate: throughput, latency, goodput under SLOs")
     options.profile_arg(rt, "profile whose server is running")
-    options.add(rt, "--rates", RT, type=options.comma_positive_floats,
+    options.add(rt, "--rates", RT, type=options.comma_rates,
                 help="request rates (req/s), comma list")
     options.add(rt, "--num-prompts", RT, type=options.POSITIVE_INT, help="requests per rate")
     options.add(rt, "--output-len", RT, type=options.checked(int, 2), help="tokens per request")

@@ -73,6 +73,9 @@ def rate_sweep(client: Client, prompts: list[str], rates: list[float], output_le
     client.chat(prompts[0], max_tokens=4)
     rows = []
     for rate in rates:
+        if progress:  # a low rate is a long wait: say how long before it starts
+            print(f"  rate {rate:g} req/s: {len(prompts)} requests arriving over ~{len(prompts) / rate:,.0f} s",
+                  flush=True)
         res, wall = light.run(client.base_url, client.api_key, client.model, prompts, output_len, rate=rate,
                               seed=seed)
         row = {"engine": "server", "request_rate": rate, **summarize(res, wall, 0),

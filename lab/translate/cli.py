@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from lab import LabError, config, locks, options, paths
@@ -55,8 +56,8 @@ def add_commands(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
         from lab.translate import bench as tbench
         b = bench.add_parser("translate", help="translation pipeline vs a bare openai loop; high concurrency vs 1")
         options.profile_arg(b, "profile whose server is running")
-        options.add(b, "--copies", tbench.translate_suite, type=options.POSITIVE_INT,
-                    help="copies of the sample texts (8 make 168 chunks)")
+        options.add(b, "--copies", tbench.translate_suite, type=options.checked(int, 1, 1000),
+                    help="copies of the sample texts (8 make 168 chunks; at most 1000)")
         options.add(b, "--chunk-tokens", tbench.translate_suite, type=options.POSITIVE_INT,
                     help="chunk size: small makes many chunks")
         options.add(b, "--concurrency", tbench.translate_suite, type=options.POSITIVE_INT, help="high concurrency")
@@ -77,14 +78,14 @@ def _run_opts(p: argparse.ArgumentParser) -> None:
     options.add(p, "--context", PromptSpec, "context_lines", type=options.NON_NEGATIVE_INT,
                 help="previous source lines given as context")
     options.add(p, "--concurrency", S, type=options.POSITIVE_INT, help="requests in flight")
-    p.add_argument("--rps", type=options.POSITIVE_FLOAT, help="at most this many request starts per second "
+    p.add_argument("--rps", type=options.RATE, help="at most this many request starts per second "
                    "(default: no cap)")
     options.add(p, "--attempts", S, type=options.POSITIVE_INT, help="tries per chunk before splitting it")
     options.add(p, "--split", S, help="split a chunk that keeps failing (--no-split marks it failed)")
     options.add(p, "--chunk-tokens", S, type=options.POSITIVE_INT, help="max source tokens per chunk")
     options.add(p, "--max-tokens", S, type=options.POSITIVE_INT, help="cap on tokens per reply")
     options.add(p, "--temperature", S, type=options.checked(float, 0), help="sampling temperature, 0 is greedy")
-    options.add(p, "--timeout", S, type=options.POSITIVE_FLOAT, help="seconds per request")
+    options.add(p, "--timeout", S, type=options.SECONDS, help="seconds per request")
     options.add(p, "--thinking", S, help="let Qwen3-style models think")
     p.add_argument("--aozora", action=argparse.BooleanOptionalAction, default=None,
                    help="Aozora Bunko text: drop the notation header, ruby 《》｜ and ［＃…］ notes, gaiji notes "
@@ -178,6 +179,7 @@ def _tokens(a: argparse.Namespace) -> int:
 
     tok = AutoTokenizer.from_pretrained(config.local_or_reachable(config.load(a.profile, check_device=False)
                                                                   .model_path()))
+    tok.model_max_length = sys.maxsize  # counting only: a chapter past the model's context is no error here
     from lab.translate import epub
     rows = []
     for f in sources.inputs(a.path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -95,7 +96,7 @@ class Translator:
         self.thinks = s.thinking  # becomes True when replies carry reasoning although it was not asked for
         self._tok_cache: dict[str, int] = {}
         self._in_flight: dict[object, float] = {}  # request -> start (progress lines say what is awaited)
-        self._last_start = 0.0
+        self._last_start = -math.inf  # the first request starts at once, whatever --rps
         self.cache = ChunkCache(s.out, s.resume)
         self._logs: dict[str, Any] = {}  # one open log per document (no reopen per request on 2 cores)
 
@@ -305,7 +306,8 @@ class Translator:
                 report()
         tick = asyncio.ensure_future(ticker())
         try:
-            await asyncio.gather(*[worker() for _ in range(self.s.concurrency)])
+            # no more workers than chunks: --concurrency 1000000 spent 15 s making idle workers for one chunk
+            await asyncio.gather(*[worker() for _ in range(min(self.s.concurrency, len(todo)))])
         finally:
             tick.cancel()
             for ep in self.pool.endpoints:
