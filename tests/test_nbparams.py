@@ -52,3 +52,30 @@ def test_numbers_in_e_notation_are_floats(tmp_path):
     assert nbparams.load_params_file(tmp_path / "p.yaml") == {"lr": 0.0003, "name": "1e5x"}
     r = lab("run", "03", "--plan", "-p", "lr=2e-4")
     assert r.returncode == 0 and "lr=0.0002" in r.stdout, r.stdout + r.stderr
+
+
+def test_aliases_are_refused_before_they_expand(tmp_path):
+    """Nine nested aliases in a 1 KB file are 9^9 values: a plan took 2.8 GB and 70 s, a run pasted them."""
+    nest = ["&a [1, 1, 1, 1, 1, 1, 1, 1, 1]"] + [f"&{b} [{', '.join([f'*{a}'] * 9)}]" for a, b in
+                                                 zip("abcdefg", "bcdefgh", strict=True)]
+    (tmp_path / "bomb.yaml").write_text(f"concurrencies: [{', '.join(nest)}, [{', '.join(['*h'] * 9)}]]\n")
+    with pytest.raises(LabError, match=r"bomb.yaml:1: invalid YAML: aliases \(\*name\) are not accepted"):
+        nbparams.load_params_file(tmp_path / "bomb.yaml")
+    with pytest.raises(LabError, match=r"malformed -p .*ComposerError"):
+        nbparams.parse_param("xs=[&a 1, *a]")
+    assert nbparams.parse_param("xs=[&a 1, 2]") == ("xs", [1, 2])  # an anchor alone expands nothing
+
+
+@pytest.mark.parametrize("value,msg", [([1, [2]], r"concurrencies\[1\]: expected an integer, as every item of the "
+                                                  r"notebook's default \[1, 2, 4, 8, 16, 32\], got \[2\]"),
+                                       ([1, 2.5], r"concurrencies\[1\]: expected an integer"),
+                                       ([1, True], r"concurrencies\[1\]: expected an integer")])
+def test_a_list_parameter_checks_its_items(value, msg):
+    defaults = nbparams.parameter_defaults(runner.resolve(["02"])[0])
+    with pytest.raises(LabError, match=msg):
+        nbparams.check_kind("concurrencies", value, defaults["concurrencies"], "-p")
+    nbparams.check_kind("concurrencies", [1, 64], defaults["concurrencies"], "-p")
+    nbparams.check_kind("rates", [1, 2.5], defaults["rates"], "-p")  # integers are numbers, fractions too
+    with pytest.raises(LabError, match=r"got \[\[0, 0, 0, 0, 0, 0, \.\.\.\], .*, \.\.\.\]$") as e:  # shortened
+        nbparams.check_kind("prompt", [[0] * 10**6] * 100, "hello", "-p")
+    assert len(str(e.value)) < 300

@@ -127,13 +127,14 @@ def test_rps_paces_starts_but_never_delays_the_first(tmp_path):
     fake = openai_fake(reply)
     try:  # one request every ~30 years: the only chunk still goes at once (it used to wait 1/rps from boot)
         t0 = time.monotonic()
-        stats = Translator(_settings(tmp_path / "slow", fake.url, rps=1e-9, timeout=5)).run(_doc(tmp_path, ["一行目です。"]))
+        s = _settings(tmp_path / "slow", fake.url, rps=1e-9, timeout=5)
+        stats = Translator(s).run(_doc(tmp_path, ["一行目です。"]))
         assert stats["requests"] == 1 and starts[0] - t0 < 10
         starts.clear()  # 4 one-line chunks at 5 starts a second, and more workers than chunks
         lines = [f"{i}行目です。" for i in range(4)]
         Translator(_settings(tmp_path / "paced", fake.url, rps=5, chunk_tokens=8, concurrency=1_000_000)).run(
             _doc(tmp_path, lines))
-        assert len(starts) == 4 and min(b - a for a, b in zip(starts, starts[1:])) >= 0.15
+        assert len(starts) == 4 and min(b - a for a, b in zip(starts, starts[1:], strict=False)) >= 0.15
         assert (tmp_path / "paced" / "in.zh.txt").read_text().split("\n")[:4] == [_zh(x) for x in lines]
     finally:
         fake.close()
