@@ -117,18 +117,27 @@ class Translator:
             self._tok_cache[text] = self.counter.count_text(text)
         return self._tok_cache[text]
 
+    def _gloss_tokens(self, text: str) -> int:
+        """Tokens of the glossary block a prompt for `text` carries (0 without matching terms)."""
+        block = self.s.spec.glossary_block(text)
+        return self.count(block) if block else 0
+
     def prepare(self, path: str | Path | list[sources.Source]) -> list[Doc]:
         """Read (unless given), decode and chunk every input; nothing is sent or written yet."""
         srcs = path if isinstance(path, list) else sources.load(path, self.s.out, self.s.aozora)
         spec = self.s.spec
-        overhead = self.counter.count_tokens(spec.messages(Chunk(0, []))) + 16
-        overhead += self.count("；".join(f"{t.source}→{t.target}" for t in spec.glossary)) if spec.glossary else 0
-        budget = chunk_budget(self.max_model_len, overhead, self.s.chunk_tokens)
-        hard = chunk_budget(self.max_model_len, overhead, 10**9)
-        src_budget = budget * 2 // 3 if spec.context_lines else budget  # the rest carries context lines
-        self.overhead = overhead
+        self.overhead = self.counter.count_tokens(spec.messages(Chunk(0, []))) + 16
         docs = []
         for src in srcs:
+            # A chunk's prompt carries only the glossary terms in it, so the terms of its document bound it: a
+            # 200,000-entry glossary counted whole refused every text on a 2,048-token model
+            overhead = self.overhead + self._gloss_tokens(src.text)
+            try:
+                budget = chunk_budget(self.max_model_len, overhead, self.s.chunk_tokens)
+            except LabError as e:
+                raise LabError(f"{src.path}: {e}") from None
+            hard = chunk_budget(self.max_model_len, overhead, 10**9)
+            src_budget = budget * 2 // 3 if spec.context_lines else budget  # the rest carries context lines
             lines = src.text.split("\n")
             try:
                 chunks = make_chunks(lines, self.count, src_budget, spec.context_lines,
@@ -185,7 +194,8 @@ class Translator:
             raise Abort(str(server_error(e, self.s.endpoints[0]))) from None
 
     def _budget(self, chunk: Chunk) -> int:
-        prompt_est = self.overhead + chunk.tokens + sum(self.count(c) for c in chunk.context)
+        prompt_est = (self.overhead + self._gloss_tokens(chunk.text) + chunk.tokens
+                      + sum(self.count(c) for c in chunk.context))
         if self.thinks:  # reasoning comes first and is long: the whole room left, up to the cap
             return max(1, min(self.s.max_tokens, context_room(self.max_model_len, prompt_est)))
         return max_tokens_for(self.max_model_len, prompt_est, chunk.tokens, self.s.max_tokens)

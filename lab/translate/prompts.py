@@ -70,6 +70,17 @@ class PromptSpec:
         terms = [(t.source, t.target, t.note) for t in self.glossary] if glossary else []
         return json.dumps([self.preface, self.template, terms, self.fewshot, self.context_lines], ensure_ascii=False)
 
+    def glossary_block(self, text: str) -> str:
+        """The glossary part of a prompt for `text`: only the terms that occur in it, as the template writes
+        them ("" when none)."""
+        terms = terms_in(text, self.glossary)
+        if not terms:
+            return ""
+        if self.template == "sakura":
+            gl = "\n".join(f"{t.source}->{t.target}" + (f" #{t.note}" if t.note else "") for t in terms)
+            return f"根据以下术语表（可以为空）：\n{gl}\n"
+        return "参考术语：" + "；".join(f"{t.source}→{t.target}" for t in terms)
+
     def messages(self, chunk: Chunk) -> list[dict[str, str]]:
         """Chat messages for a chunk: few-shot turns, then glossary, context and the text itself.
 
@@ -77,22 +88,20 @@ class PromptSpec:
         chunk finished first, and the same input must give the same output at any concurrency."""
         if self.template not in TEMPLATES:
             raise LabError(f"unknown template {self.template!r}; choose from {', '.join(TEMPLATES)}")
-        terms = terms_in(chunk.text, self.glossary)
+        head = self.glossary_block(chunk.text)
         if self.template == "sakura":
-            gl = "\n".join(f"{t.source}->{t.target}" + (f" #{t.note}" if t.note else "") for t in terms)
             msgs = [{"role": "system", "content": SAKURA_SYSTEM}]
             for src, tgt in self.fewshot:
                 msgs += [{"role": "user", "content": f"将下面的日文文本翻译成中文：{src}"},
                          {"role": "assistant", "content": tgt}]
-            head = f"根据以下术语表（可以为空）：\n{gl}\n" if gl else ""
             return msgs + [{"role": "user", "content": f"{head}将下面的日文文本根据对应关系和备注翻译成中文："
                                                        f"{chunk.text}"}]
         msgs = []
         for src, tgt in self.fewshot:
             msgs += [{"role": "user", "content": f"{self.preface}\n{src}"}, {"role": "assistant", "content": tgt}]
         parts = []
-        if terms:
-            parts.append("参考术语：" + "；".join(f"{t.source}→{t.target}" for t in terms))
+        if head:
+            parts.append(head)
         if chunk.context:
             parts.append("上文（仅供参考，不要翻译）：\n" + "\n".join(chunk.context))
         parts += [self.preface, chunk.text]

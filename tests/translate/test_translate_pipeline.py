@@ -194,6 +194,29 @@ def test_a_long_sentence_may_use_the_whole_context_without_context_lines(tmp_pat
         fake.close()
 
 
+def test_a_big_glossary_costs_only_the_terms_a_text_uses(tmp_path):
+    """A translator's 20,000-entry glossary on a 600-token model: each prompt carries the terms in its chunk,
+    and the budget counts the document's terms, not the whole file (it refused every text before)."""
+    seen = []
+
+    def reply(body):
+        seen.append(body["messages"][-1]["content"])
+        return 200, "译" * 4, "stop"
+    fake = openai_fake(reply, max_model_len=600)  # the fake counts characters
+    gl = tmp_path / "big.tsv"
+    gl.write_text("猫\t猫咪\n" + "".join(f"語{i}\t词{i}\n" for i in range(20000)), encoding="utf-8")
+    try:
+        spec = PromptSpec(preface=PREFACE, glossary=load_glossary(gl))
+        doc = _doc(tmp_path, ["猫がいる。", "犬もいる。"])
+        stats = Translator(_settings(tmp_path / "o", fake.url, spec=spec)).run(doc)
+        assert stats["failed_units"] == 0 and seen[0].startswith("参考术语：猫→猫咪\n")
+        crowded = _doc(tmp_path, ["".join(f"語{i}" for i in range(150))])  # its own terms fill the context
+        with pytest.raises(LabError, match=r"in.txt: the model's context \(600 tokens\) is too small"):
+            Translator(_settings(tmp_path / "o2", fake.url, spec=spec)).run(crowded)
+    finally:
+        fake.close()
+
+
 def test_context_is_the_previous_source_lines(tmp_path):
     """--context K: the prompt shows the previous K source lines (never their translations, which would
     make the prompt depend on which chunk finished first)."""
