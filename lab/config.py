@@ -332,7 +332,6 @@ def offline_engine_args(prof: Profile, gpus: int | None = None) -> dict[str, Any
 
 def model_config(model: str) -> dict[str, Any] | None:
     """A model's config.json from its folder or the local Hugging Face cache (never downloads); None if absent."""
-    import json
     p = Path(model) / "config.json"
     if not p.exists():
         try:
@@ -344,7 +343,7 @@ def model_config(model: str) -> dict[str, Any] | None:
             return None
         p = Path(found)
     try:
-        return json.loads(p.read_text("utf-8"))
+        return paths.parse_json(p.read_text("utf-8"))
     except (OSError, ValueError):
         return None
 

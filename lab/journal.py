@@ -70,7 +70,7 @@ def record_figure(key: str, fig: Any, note: str = "") -> None:
 
 def records_of(nb_path: Path) -> list[dict[str, Any]]:
     """Records (and figures as base64 PNG) found in an executed notebook, in cell order."""
-    nb = json.loads(Path(nb_path).read_text("utf-8"))
+    nb = paths.parse_json(Path(nb_path).read_text("utf-8"))
     out = []
     for cell in nb.get("cells", []):
         for o in cell.get("outputs", []):
@@ -142,7 +142,7 @@ def write_entry(run_dir: Path, jdir: Path | None = None) -> Path | None:
     meta_f = Path(run_dir) / "run.json"
     if not meta_f.exists():
         return None
-    run = json.loads(meta_f.read_text("utf-8"))
+    run = paths.parse_json(meta_f.read_text("utf-8"))
     if not isinstance(run, dict):
         return None
     if not run.get("ended"):
@@ -201,7 +201,7 @@ def build(runs_dir: Path | None = None, jdir: Path | None = None) -> Path:
     entries = []
     for f in sorted((jdir / "runs").glob("*/entry.json")):
         try:
-            entry = json.loads(f.read_text("utf-8"))
+            entry = paths.parse_json(f.read_text("utf-8"))
             if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
                 raise ValueError("no run id in it")
         except (OSError, ValueError) as e:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import reprlib
 from pathlib import Path
@@ -21,7 +20,7 @@ def declared_parameters(nb: Path) -> set[str]:
 def parameter_defaults(nb: Path) -> dict[str, Any]:
     """Name -> default of the notebook's `parameters` cell (None where the default is not a literal)."""
     import ast
-    cells = json.loads(Path(nb).read_text("utf-8")).get("cells", [])
+    cells = paths.parse_json(Path(nb).read_text("utf-8")).get("cells", [])
     for c in cells:
         if "parameters" in c.get("metadata", {}).get("tags", []):
             try:

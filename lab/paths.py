@@ -141,6 +141,15 @@ def read_text(path: str | Path, what: str = "file") -> str:
                        f"{what} as UTF-8") from None
 
 
+def parse_json(text: str | bytes) -> Any:
+    """json.loads where nesting too deep to parse (100,000 `[`: RecursionError) is a ValueError like any other
+    malformed JSON, so every reader's "not valid JSON" line covers it."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply to parse") from None
+
+
 def read_jsonl(path: str | Path, what: str = "file") -> Iterator[tuple[int, Any]]:
     """(line number, parsed value) for each non-blank line; missing file or bad JSON name file:line."""
     from lab import LabError
@@ -149,6 +158,6 @@ def read_jsonl(path: str | Path, what: str = "file") -> Iterator[tuple[int, Any]
         if not line.strip():
             continue
         try:
-            yield n, json.loads(line)
+            yield n, parse_json(line)
         except ValueError as e:
             raise LabError(f"{p}:{n}: malformed JSON ({getattr(e, 'msg', e)})") from None

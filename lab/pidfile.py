@@ -40,7 +40,7 @@ def forget(prof: config.Profile | int, rec: dict[str, Any] | None = None) -> Non
     f = path_of(prof)
     if rec is None:
         try:
-            rec = json.loads(f.read_text())
+            rec = paths.parse_json(f.read_text())
         except (OSError, ValueError):
             rec = {}
     if not isinstance(rec, dict):
@@ -61,7 +61,7 @@ def read_pidfile(prof: config.Profile | int) -> dict[str, Any] | None:
     if not f.exists():
         return None
     try:
-        rec = json.loads(f.read_text())
+        rec = paths.parse_json(f.read_text())
     except ValueError:
         rec = None
     if not _trusted(rec):

@@ -201,7 +201,7 @@ def _last_started_cell(executed: Path) -> str:
     """'cell [N] `first line`' of the last cell papermill started in an executed notebook (the one a timeout
     stopped), from the copy papermill saves as each cell starts and ends."""
     try:
-        cells = json.loads(executed.read_text("utf-8")).get("cells", [])
+        cells = paths.parse_json(executed.read_text("utf-8")).get("cells", [])
     except (OSError, ValueError):
         return "a cell"
     started = [(i, c) for i, c in enumerate(cells)
@@ -289,7 +289,7 @@ def _reopen(resume: str | Path, runs_dir: Path, profile: str | None,
     (a killed run has), and profile and parameters are the run's own (a mix would be no one run)."""
     run_dir = Path(resume) if Path(resume).is_dir() else runs_dir / str(resume)
     try:
-        meta = json.loads((run_dir / "run.json").read_text("utf-8"))
+        meta = paths.parse_json((run_dir / "run.json").read_text("utf-8"))
         if not isinstance(meta, dict) or not isinstance(meta.get("notebooks"), list):
             raise ValueError("no notebook list in it")
     except FileNotFoundError:

@@ -51,6 +51,14 @@ def test_read_jsonl_skips_blank_lines_and_names_the_broken_one(tmp_path):
         next(it)
 
 
+def test_json_nested_too_deeply_is_malformed_json_not_a_crash(tmp_path):
+    f = tmp_path / "deep.jsonl"
+    f.write_text('{"a": 1}\n' + "[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(LabError, match=r"deep.jsonl:2: malformed JSON \(nested too deeply to parse\)"):
+        list(paths.read_jsonl(f))
+    assert paths.parse_json('[[1], {"b": 2}]') == [[1], {"b": 2}]
+
+
 def test_folders_follow_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("LAB_RUNS", str(tmp_path / "r"))
     monkeypatch.setenv("LAB_CACHE", str(tmp_path / "c"))

@@ -268,7 +268,7 @@ def _key(src: str, task: Task, model: str, st: LoopSettings) -> str:
 def _earlier(report: Path, key: str) -> dict[str, Any] | None:
     """The result a killed or finished earlier run wrote for this key (an unreadable one is redone)."""
     try:
-        r = json.loads(report.read_text("utf-8"))
+        r = paths.parse_json(report.read_text("utf-8"))
     except (OSError, ValueError):
         return None
     return dict(r, resumed=True) if isinstance(r, dict) and r.get("key") == key else None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +45,7 @@ def normalize(text: str) -> str:
 def _json(path: Path) -> Any:
     text = paths.read_text(path, "test file")
     try:
-        return json.loads(text)
+        return paths.parse_json(text)
     except ValueError as e:
         raise LabError(f"{path}: not valid JSON ({e})") from None
 
@@ -119,8 +118,9 @@ def _lab_cases(data: dict[str, Any], p: Path) -> list[Case]:
         if not isinstance(c.get("expected_stdout"), str):
             raise LabError(f"{p}: cases[{i}].expected_stdout is missing or not a string")
         code = c.get("expected_exit_code", 0)
-        if not isinstance(code, int):
-            raise LabError(f"{p}: cases[{i}].expected_exit_code must be int")
+        # an exit status is one byte (exit(256) reads as 0), so a value outside 0-255 no program can meet
+        if not isinstance(code, int) or isinstance(code, bool) or not 0 <= code <= 255:
+            raise LabError(f"{p}: cases[{i}].expected_exit_code must be an int from 0 to 255, not {code!r:.40}")
         out.append(Case(args, stdin, c["expected_stdout"], code))
     return out
 

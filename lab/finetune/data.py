@@ -8,6 +8,7 @@ from typing import Any
 from lab import LabError, paths
 
 IGNORE = -100  # label value the loss skips (prompt tokens)
+ROLES = {"system", "user", "assistant", "tool"}  # the OpenAI chat roles every chat template knows
 
 
 def load_jsonl(path: str | Path) -> list[list[dict[str, str]]]:
@@ -20,6 +21,9 @@ def load_jsonl(path: str | Path) -> list[list[dict[str, str]]]:
             raise LabError(f"{p}:{n}: expected {{\"messages\": [{{\"role\": ..., \"content\": ...}}, ...]}}")
         if not all(isinstance(m["role"], str) and isinstance(m["content"], str) for m in msgs):
             raise LabError(f"{p}:{n}: every message's role and content must be strings")
+        odd = sorted({m["role"] for m in msgs} - ROLES)
+        if odd:  # a chat template renders any role, so "usr" or ShareGPT's "human" would train on noise
+            raise LabError(f"{p}:{n}: unknown role {odd[0]!r:.40} (roles: {', '.join(sorted(ROLES))})")
         if not msgs or msgs[-1]["role"] != "assistant" or not msgs[-1]["content"].strip():
             raise LabError(f"{p}:{n}: the record has no final assistant turn to learn")
         out.append(msgs)

@@ -22,7 +22,7 @@ def read_record(f: Path) -> dict[str, Any] | None:
     if not text.strip():
         return None
     try:
-        rec = json.loads(text)
+        rec = paths.parse_json(text)
     except ValueError as e:
         raise LabError(f"{f}: not valid JSON ({e}); fix the correction or delete the file to translate "
                        f"that chunk again") from None

@@ -105,7 +105,7 @@ def load_doc(out: Path, name: str) -> Doc:
         known = ", ".join(names(out)) or "none"
         raise LabError(f"{out}: no translated document named {name!r} (documents: {known})")
     try:
-        m = json.loads(paths.read_text(f, "manifest"))
+        m = paths.parse_json(paths.read_text(f, "manifest"))
         chunks = [Chunk(i, [Unit(*u) for u in c["units"]], c["context"]) for i, c in enumerate(m["chunks"])]
         doc = Doc(m["name"], m["lines"], chunks, m["source"], m["encoding"], set(m["verbatim"]), m["epub"],
                   m["epub_href"], m["fp"], [Term(*t) for t in m["glossary"]])
@@ -123,7 +123,7 @@ def load_doc(out: Path, name: str) -> Doc:
 def _fixes_file(f: Path) -> dict[str, Any]:
     """fixes.json: {"LINE": {"source": ..., "text": ...}}; anything else names the file (people edit it)."""
     try:
-        recs = json.loads(paths.read_text(f, "fixes file"))
+        recs = paths.parse_json(paths.read_text(f, "fixes file"))
     except ValueError as e:
         raise LabError(f"{f}: not valid JSON ({e}); fix or delete it") from None
     if not isinstance(recs, dict) or not all(k.isdigit() and isinstance(r, dict) and isinstance(r.get("text"), str)

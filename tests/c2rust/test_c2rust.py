@@ -88,6 +88,14 @@ def test_bad_inputs_name_the_problem(tmp_path):
     (tmp_path / "t.json").write_text("{not json")
     with pytest.raises(LabError, match="not valid JSON"):
         c2rust.load_task(tmp_path / "t.json")
+    (tmp_path / "u.json").write_text("[" * 100_000 + "]" * 100_000)  # json's C parser: RecursionError
+    with pytest.raises(LabError, match=r"not valid JSON \(nested too deeply"):
+        c2rust.load_task(tmp_path / "u.json")
+    for code in ("256", "-1", "true", "1e400"):
+        case = f'{{"args": [], "expected_stdout": "", "expected_exit_code": {code}}}'
+        (tmp_path / "u.json").write_text(f'{{"cases": [{case}]}}')
+        with pytest.raises(LabError, match=r"cases\[0\]\.expected_exit_code must be an int from 0 to 255"):
+            c2rust.load_task(tmp_path / "u.json")
     (tmp_path / "bad.c").write_text("int main( { return 0; }")
     (tmp_path / "ok.rs").write_text("fn main() {}")
     # gcc prints "In function 'main':" first; the line shown is the error itself

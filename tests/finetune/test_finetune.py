@@ -66,6 +66,9 @@ def test_dataset_errors_name_file_and_line(tmp_path):
     f.write_text('{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": 5}]}\n')
     with pytest.raises(LabError, match=r"d.jsonl:1: every message's role and content must be strings"):
         finetune.load_jsonl(f)
+    f.write_text('{"messages": [{"role": "human", "content": "a"}, {"role": "assistant", "content": "b"}]}\n')
+    with pytest.raises(LabError, match=r"d.jsonl:1: unknown role 'human' \(roles: assistant, system, tool, user\)"):
+        finetune.load_jsonl(f)
 
 
 def test_a_record_whose_prompt_fills_max_len_is_skipped_with_a_warning(tok, capsys):
