@@ -64,6 +64,8 @@ def test_eval_of_one_file_against_one_and_a_mismatched_pair(tmp_path):
     assert len(evaluate(hyp, ref)["rows"]) == 2
     _one_error(lab("translate", "eval", str(hyp / "a.zh.txt"), str(ref)), "a.zh.txt is a file", "two files")
     _one_error(lab("translate", "eval", str(hyp), str(tmp_path / "nope")), "nope does not exist")
+    # a device reads forever: refused before any reading
+    _one_error(lab("translate", "eval", str(hyp / "a.zh.txt"), "/dev/zero"), "/dev/zero is neither a file nor a folder")
 
 
 def test_glossary_that_is_not_utf8(tmp_path):

@@ -41,6 +41,9 @@ def _documents(hyp: Path, ref: Path, src: Path | None) -> list[tuple[Path, Path,
         raise LabError(f"{ref} does not exist")
     if not hyp.exists():
         raise LabError(f"{hyp} does not exist")
+    for p in (ref, hyp, src):
+        if p is not None and p.exists() and not (p.is_file() or p.is_dir()):  # /dev/zero would never end
+            raise LabError(f"{p} is neither a file nor a folder (a device, pipe or socket)")
     if ref.is_file():
         h = hyp if hyp.is_file() else hyp / f"{ref.stem}.zh.txt"
         return [(h, ref, (src if src.is_file() else src / ref.name) if src else None)]
