@@ -134,6 +134,12 @@ def notebook_params(prof: config.Profile, nb: Path, declared: dict[str, Any],
     parameters for it, then the user's -p/-f; each only where the notebook declares it (`declared`: its
     parameters and their defaults, as check_params returns them)."""
     own = prof.notebook_params(nb.stem)
+    # [NAME.params.NN] is this notebook's own table, so a name it does not declare is a typo that would be
+    # dropped without a word (`max_token = 32`); "all" may hold names only some notebooks declare.
+    typo = sorted(set(prof.params.get(nb.stem[:2]) or {}) - set(declared))
+    if typo:
+        raise LabError(f"profile {prof.name!r}: params.{nb.stem[:2]}.{typo[0]}: {nb.stem} declares no such "
+                       f"parameter; declared: {', '.join(sorted(declared))}")
     for k, v in own.items():
         if k in declared:
             check_kind(k, v, declared[k], f"profile {prof.name!r}: params for {nb.stem}:")

@@ -58,6 +58,8 @@ def _serve_value_problem(key: str, v: Any) -> str | None:
         return None if _whole(v) and v >= 1 else "a whole number >= 1"
     if key in _TEXT:
         return None if isinstance(v, str) else "a string"
+    if key == "tensor_parallel_size":  # 1e9 is a float TOML would pass to int(); 1024 is past any node
+        return None if v == "auto" or (_whole(v) and 1 <= v <= 1024) else 'a whole number from 1 to 1024, or "auto"'
     if key == "gpu_memory_utilization":
         return None if _number(v) and 0 < v <= 1 else "a number in (0, 1]"
     if key == "seed":

@@ -82,6 +82,7 @@ def test_user_profiles_file(tmp_path, monkeypatch):
     ('[tiny]\nmodel = 5\n', "model must be a string, got 5"),
     ('[tiny]\nmin_gpus = -1\n', "min_gpus must be a whole number >= 0"),
     ('[tiny]\nsize_gb = "big"\n', "size_gb must be a number >= 0"),
+    ('[tiny.serve]\ntensor_parallel_size = 1e9\n', "serve.tensor_parallel_size must be a whole number from 1 to 1024"),
 ])
 def test_a_profile_value_of_the_wrong_kind_is_one_line_naming_it(tmp_path, monkeypatch, toml, msg):
     """Caught when the profile loads, not minutes later as a failed vLLM start or a traceback."""
@@ -133,7 +134,8 @@ def test_tensor_parallel_auto_and_bad_values(monkeypatch, tmp_path):
     monkeypatch.setenv("LAB_PROFILES", str(tmp_path / "lab.toml"))
     p = config.load("big")  # "auto" no longer crashes load (it did: int("auto"))
     assert p.tensor_parallel() == 2 and "--tensor-parallel-size 2" in " ".join(config.serve_command(p))
-    with pytest.raises(LabError, match="tensor_parallel_size must be an integer or \"auto\", got 'four'"):
+    with pytest.raises(LabError, match="tensor_parallel_size must be a whole number from 1 to 1024, or \"auto\", "
+                                       "got 'four'"):
         config.load("bad", check_device=False)
     config.check_heads(p, 4, {"num_attention_heads": 32})
     with pytest.raises(LabError, match="tensor_parallel_size 3 does not divide the model's 32 attention heads"):

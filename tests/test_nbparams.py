@@ -5,7 +5,7 @@ import re
 import pytest
 from helpers import lab
 
-from lab import LabError, nbparams, runner
+from lab import LabError, nbparams, paths, runner
 
 
 def test_parse_param():
@@ -79,3 +79,18 @@ def test_a_list_parameter_checks_its_items(value, msg):
     with pytest.raises(LabError, match=r"got \[\[0, 0, 0, 0, 0, 0, \.\.\.\], .*, \.\.\.\]$") as e:  # shortened
         nbparams.check_kind("prompt", [[0] * 10**6] * 100, "hello", "-p")
     assert len(str(e.value)) < 300
+
+
+def test_a_name_in_a_notebooks_own_params_table_that_it_does_not_declare_is_refused(tmp_path, monkeypatch):
+    """A misspelt `max_token` in [NAME.params.01] was dropped without a word; under "all" it may stay."""
+    from lab import config
+    from lab.nbparams import notebook_params, parameter_defaults
+    nb = next((paths.root() / "notebooks").glob("01_*.ipynb"))
+    (tmp_path / "lab.toml").write_text('[tiny.params.all]\nrounds = 2\n[tiny.params.01]\nmax_token = 32\n')
+    monkeypatch.setenv("LAB_PROFILES", str(tmp_path / "lab.toml"))
+    with pytest.raises(LabError, match=r"profile 'tiny': params\.01\.max_token: 01_\w+ declares no such parameter; "
+                                       r"declared: .*max_tokens"):
+        notebook_params(config.load("tiny"), nb, parameter_defaults(nb), {})
+    (tmp_path / "lab.toml").write_text('[tiny.params.all]\nrounds = 2\n[tiny.params.01]\nmax_tokens = 32\n')
+    got = notebook_params(config.load("tiny"), nb, parameter_defaults(nb), {})
+    assert got["max_tokens"] == 32 and "rounds" not in got
