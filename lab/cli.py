@@ -344,7 +344,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"error: {server_error(e, getattr(getattr(e, 'request', None), 'url', 'the server'))}",
                   file=sys.stderr)
             return 1
-        if os.environ.get("LAB_TRACEBACK"):
+        if crash.wanted():
             raise
         return crash.report(e)
 

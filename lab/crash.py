@@ -23,6 +23,12 @@ def masked_argv(argv: list[str]) -> list[str]:
     return out
 
 
+def wanted() -> bool:
+    """LAB_TRACEBACK=1/true/yes/on lets a bug's traceback through; unset, 0/false/no/off or anything else keeps the
+    one line (this runs inside an exception handler, so a value nobody can read must not raise a second error)."""
+    return os.environ.get("LAB_TRACEBACK", "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def report(e: BaseException, argv: list[str] | None = None) -> int:
     """Print `error: internal error ...` on stderr, keep the traceback in logs/crash-*.txt; returns 1."""
     argv = sys.argv if argv is None else argv

@@ -139,7 +139,7 @@ def _main(argv: list[str]) -> int:
         print(f"error: {e}", flush=True)
         return 1
     except Exception as e:  # a bug: the parent shows this one line, the traceback stays in logs/
-        if os.environ.get("LAB_TRACEBACK"):
+        if crash.wanted():
             raise
         return crash.report(e, [target])
     paths.atomic_write(Path(res_file), json.dumps(res, ensure_ascii=False))

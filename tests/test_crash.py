@@ -1,5 +1,7 @@
 """lab.crash: a bug is one line; the kept traceback never holds a key."""
 
+import pytest
+
 from lab import crash
 
 
@@ -19,3 +21,11 @@ def test_the_report_masks_the_key_wherever_it_appears(tmp_path, monkeypatch, cap
     text = next(tmp_path.glob("crash-*.txt")).read_text()
     assert "k-12345" not in text and "--api-key ***" in text and "Traceback" in text
     assert err.startswith("error: internal error ValueError") and err.count("\n") == 1 and "k-12345" not in err
+
+
+@pytest.mark.parametrize("value,want", [("1", True), ("yes", True), (" On ", True), ("", False), ("0", False),
+                                        ("false", False), ("maybe", False)])
+def test_lab_traceback_reads_yes_and_no_and_never_raises(monkeypatch, value, want):
+    """LAB_TRACEBACK=0 used to let tracebacks through (any non-empty value did)."""
+    monkeypatch.setenv("LAB_TRACEBACK", value)
+    assert crash.wanted() is want
