@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from lab import procs
+
 MEMORY_BYTES = 1 << 30   # address space per case: test programs need a few MB; 2 GB allocations must fail
 OUTPUT_BYTES = 256 * 1024  # per output file (stdout, stderr): more is a print loop
 PROCESSES = 32           # a fork bomb stops here (per case: each case has its own uid, see case_uid)
@@ -129,15 +131,22 @@ def describe() -> str:
     return line + (f"; NOT active: {', '.join(off)} (install bubblewrap and util-linux)" if off else "")
 
 
+WORK_PREFIX = "lab-c2rust-"
+
+
 def workdir() -> tempfile.TemporaryDirectory:
     """A temporary folder the sandboxed user can reach: under /tmp/lab-sandbox-UID (mode 711) when cases drop
     to their own uid (a private $TMPDIR such as pytest's would hide it), else in the usual temp folder."""
+    # the pid in the name lets the next run remove what a SIGKILLed one left (a cargo target: ~20 MB a case)
+    prefix = f"{WORK_PREFIX}{os.getpid()}-"
     if not _can_drop():
-        return tempfile.TemporaryDirectory(prefix="lab-c2rust-")
+        procs.remove_left_behind(Path(tempfile.gettempdir()), WORK_PREFIX)
+        return tempfile.TemporaryDirectory(prefix=prefix)
     base = Path("/tmp") / f"lab-sandbox-{os.getuid()}"
     base.mkdir(mode=0o711, exist_ok=True)
     base.chmod(0o711)
-    tmp = tempfile.TemporaryDirectory(prefix="lab-c2rust-", dir=base)
+    procs.remove_left_behind(base, WORK_PREFIX)
+    tmp = tempfile.TemporaryDirectory(prefix=prefix, dir=base)
     Path(tmp.name).chmod(0o711)
     return tmp
 

@@ -1,6 +1,7 @@
 """C -> Rust harness on every sample (references and broken variants) and the feedback loop."""
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -69,7 +70,11 @@ def test_temp_dirs_are_removed(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
     with c2rust.sandbox.workdir() as d:
         base = Path(d).parent
-    assert not [p for p in base.iterdir() if p.name.startswith("lab-c2rust-")]
+    assert not [p for p in base.iterdir() if p.name.startswith(f"lab-c2rust-{os.getpid()}-")]  # ours, not a worker's
+    killed = base / "lab-c2rust-4194305-x"  # a SIGKILLed run's (pid > pid_max: dead), with a build in it
+    (killed / "target").mkdir(parents=True)
+    with c2rust.sandbox.workdir():
+        assert not killed.exists()
 
 
 def test_bad_inputs_name_the_problem(tmp_path):
