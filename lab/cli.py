@@ -323,7 +323,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
     except LabError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(crash.one_line(f"error: {e}"), file=sys.stderr)
         return 1
     except KeyboardInterrupt as e:
         sig = getattr(e, "signum", signal.SIGINT)
@@ -335,14 +335,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 1
     except OSError as e:  # a file or socket a stage did not check first: its name and the reason, one line
         where = f"{e.filename}: " if e.filename else ""
-        print(f"error: {where}{e.strerror or e}", file=sys.stderr)
+        print(crash.one_line(f"error: {where}{e.strerror or e}"), file=sys.stderr)
         return 1
     except Exception as e:  # a server error a stage did not convert still gets one line
         import openai
         if isinstance(e, openai.OpenAIError):
             from lab.client import server_error
-            print(f"error: {server_error(e, getattr(getattr(e, 'request', None), 'url', 'the server'))}",
-                  file=sys.stderr)
+            url = getattr(getattr(e, "request", None), "url", "the server")
+            print(crash.one_line(f"error: {server_error(e, url)}"), file=sys.stderr)  # a server's text may be anything
             return 1
         if crash.wanted():
             raise

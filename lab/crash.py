@@ -23,6 +23,14 @@ def masked_argv(argv: list[str]) -> list[str]:
     return out
 
 
+def one_line(text: str) -> str:
+    """Text for an `error:` or status line: control characters (a newline or an ESC in a file name) as escapes,
+    so a hostile name can neither split the line nor drive the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def wanted() -> bool:
     """LAB_TRACEBACK=1/true/yes/on lets a bug's traceback through; unset, 0/false/no/off or anything else keeps the
     one line (this runs inside an exception handler, so a value nobody can read must not raise a second error)."""
@@ -40,8 +48,8 @@ def report(e: BaseException, argv: list[str] | None = None) -> int:
         where = f"traceback in {f}"
     except OSError:
         pass
-    print(_masked(f"error: internal error {type(e).__name__}: {e} (a bug in lab, not in your input; {where})"),
-          file=sys.stderr, flush=True)
+    line = f"error: internal error {type(e).__name__}: {e} (a bug in lab, not in your input; {where})"
+    print(_masked(one_line(line)), file=sys.stderr, flush=True)
     return 1
 
 

@@ -391,3 +391,12 @@ def test_journal_names_come_from_the_run_folder_never_from_the_files(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["j", "runs"]
     assert [p.name for p in (tmp_path / "j" / "runs").iterdir()] == ["20260104T000000Z-tiny"]
     assert journal.safe_name("../../etc/x") == "etc_x" and journal.safe_name("01_serving") == "01_serving"
+
+
+def test_a_file_name_with_a_newline_or_an_escape_stays_on_the_one_error_line(tmp_path):
+    bad = tmp_path / "a\nb\x1b[2J.txt"
+    r = lab("translate", "eval", str(bad), str(tmp_path / "ref.txt"))
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "\x1b" not in r.stderr, r.stderr
+    (tmp_path / "ref.txt").write_text("猫\n", encoding="utf-8")
+    assert _one_error(lab("translate", "eval", str(bad), str(tmp_path / "ref.txt")),
+                      "a\\nb\\x1b[2J.txt does not exist")

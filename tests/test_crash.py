@@ -29,3 +29,9 @@ def test_lab_traceback_reads_yes_and_no_and_never_raises(monkeypatch, value, wan
     """LAB_TRACEBACK=0 used to let tracebacks through (any non-empty value did)."""
     monkeypatch.setenv("LAB_TRACEBACK", value)
     assert crash.wanted() is want
+
+
+def test_one_line_escapes_control_characters_only():
+    assert crash.one_line("error: 猫.txt: fine\tnot") == "error: 猫.txt: fine\\tnot"
+    assert crash.one_line("a\nb\x1b[31mc\r") == "a\\nb\\x1b[31mc\\r"
+    assert crash.one_line("吾輩は猫である。") == "吾輩は猫である。"

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from lab import LabError, config, locks, options, paths
+from lab import LabError, config, crash, locks, options, paths
 from lab.measure import ratio_line
 from lab.translate import document, sources
 from lab.translate.outputs import RUN_STATS, UNTRANSLATED, rebuild
@@ -119,9 +119,10 @@ def _run(a: argparse.Namespace) -> int:
     locks.refuse_if_busy(s.out, "lab translate")  # before the server is asked anything
     stats = Translator(s).run(srcs)
     paths.atomic_write(s.out / RUN_STATS, json.dumps(stats, ensure_ascii=False, indent=1) + "\n")
-    print(f"translated {stats['documents']} document(s), {stats['chunks']} chunks ({stats['reused']} reused from "
-          f"an earlier run) in {stats['wall_s']:.0f} s with {stats['requests']} requests ({stats['retries']} "
-          f"retries, {stats['splits']} splits); wrote {', '.join(stats['outputs'])} in {s.out}")
+    print(crash.one_line(f"translated {stats['documents']} document(s), {stats['chunks']} chunks ({stats['reused']} "
+                         f"reused from an earlier run) in {stats['wall_s']:.0f} s with {stats['requests']} requests "
+                         f"({stats['retries']} retries, {stats['splits']} splits); wrote "
+                         f"{', '.join(stats['outputs'])} in {s.out}"))
     _say_untranslated(s.out, stats["untranslated_lines"])
     return 0
 
