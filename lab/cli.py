@@ -107,7 +107,17 @@ def _chat(a: argparse.Namespace) -> int:
     if a.no_stream:
         print(c.chat(a.prompt, system=a.system, **kw).text)
     else:
-        c.stream(a.prompt, system=a.system, on_text=lambda t: print(t, end="", flush=True), **kw)
+        shown = []
+
+        def show(t: str) -> None:
+            shown.append(t)
+            print(t, end="", flush=True)
+        try:
+            c.stream(a.prompt, system=a.system, on_text=show, **kw)
+        except BaseException:
+            if shown:  # a stream cut off mid-answer: its error line starts a line of its own
+                print(flush=True)
+            raise
         print()
     return 0
 

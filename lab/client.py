@@ -16,6 +16,7 @@ from lab import LabError
 TIMEOUT_S = 300.0  # one request; a 32B model writing 8k tokens at ~30 tok/s needs ~270 s
 MAX_RETRIES = 3     # the openai client retries 408/409/429/5xx and connection errors with backoff
 PROBE_S = 10.0      # /v1/models: answered by vLLM's API process in milliseconds, also while it generates
+TOKENIZE_S = 30.0   # /tokenize: milliseconds in the API process; 30 s leaves room for a 2-core server at full load
 
 
 class ServerError(LabError):
@@ -278,9 +279,13 @@ class Client:
 
         Any other failure is an error, never the fallback: chunk boundaries follow these counts, and a
         count that fell back on a dropped connection changed a run's output (UTF-8 bytes are ~3x tokens)."""
+        bound = min(self.timeout, TOKENIZE_S)  # a hung server would otherwise hold a run silent for 3 x 120 s
         try:
-            got = self.sync.post(f"{root_url(self.base_url)}/tokenize", cast_to=object,
-                                 body={"model": self.model, **body})
+            got = self.sync.with_options(timeout=bound, max_retries=1).post(
+                f"{root_url(self.base_url)}/tokenize", cast_to=object, body={"model": self.model, **body})
+        except openai.APITimeoutError:
+            raise ServerTimeout(f"server {self.base_url} did not answer /tokenize within {bound:.0f} s (twice), "
+                                f"though it lists its models: hung? `lab serve status` and its log tell") from None
         except openai.APIStatusError as e:
             if e.status_code in (404, 405, 501):  # no /tokenize here (not vLLM): bytes, for the whole run
                 return fallback

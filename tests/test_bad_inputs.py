@@ -246,7 +246,25 @@ def test_progress_lines_say_what_is_awaited(tmp_path):
     finally:
         release.set()
         fake.close()
-    assert "waiting on 1 request(s) (longest " in buf.getvalue() and "of 30s)" in buf.getvalue()
+    assert "waiting on 1 request(s) (longest " in buf.getvalue() and "; 30s a try, 3 tries at most)" in buf.getvalue()
+
+
+def test_a_server_that_lists_its_models_but_never_tokenizes_fails_within_its_bound(tmp_path):
+    """/tokenize had the request timeout and the client's retries: 6 silent minutes before the error."""
+    def handler(path, body):
+        if path.endswith("/models"):
+            return 200, {"object": "list", "data": [{"id": "fake", "object": "model", "max_model_len": 4096}]}
+        return 200, None  # /tokenize and chat: never answered
+    fake = FakeServer(handler)
+    (tmp_path / "in.txt").write_text("駅に着いた。\n", encoding="utf-8")
+    t0 = time.time()
+    try:
+        r = lab("translate", str(tmp_path / "in.txt"), "-o", str(tmp_path / "o"), "--base-url", fake.url,
+                "--timeout", "2", timeout=120)
+    finally:
+        fake.close()
+    assert time.time() - t0 < 30
+    _one_error(r, "did not answer /tokenize within 2 s (twice)")
 
 
 def test_bench_run_on_a_port_another_program_holds_fails_before_measuring_and_lists_are_checked(tmp_path):

@@ -268,7 +268,8 @@ class Translator:
         waiting = ""
         if self._in_flight:
             oldest = time.monotonic() - min(self._in_flight.values())
-            waiting = f", waiting on {len(self._in_flight)} request(s) (longest {oldest:.0f}s of {self.s.timeout:.0f}s)"
+            waiting = (f", waiting on {len(self._in_flight)} request(s) (longest {oldest:.0f}s; "
+                       f"{self.s.timeout:.0f}s a try, {self.s.retries + 1} tries at most)")
         return (f"translate: {done}/{total} chunks ({done / max(1, total):.0%}), reused {self.stats['reused']}, "
                 f"{self.stats['requests']} requests, {self.stats['retries']} retries, {bad} lines untranslated, "
                 f"{self.stats['output_tokens'] / max(el, 1e-9):,.0f} tok/s, eta {eta}{waiting}")
