@@ -10,7 +10,7 @@ import re
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ IDIOMATIC = ("Rewrite this working Rust program idiomatically: no `unsafe` (it i
 FEEDBACK_CASES = 3     # failing cases shown to the model, first ones first
 EXAMPLE_CASES = 2      # test runs shown with the C program: the exact output format, by example
 MIN_REPLY_TOKENS = 64  # below this a reply cannot hold a program: trim the feedback instead
+HEARTBEAT_S = 30.0  # a line this often while a round's replies are awaited (minutes each for a 1.5B on CPU)
 SAMPLE_TEMPERATURE = 0.7  # Qwen2.5-Coder's recommended temperature, for the sampled candidates
 
 
@@ -149,10 +150,11 @@ def _errors(rep: CheckReport | None) -> int:
 
 
 def _ask(client: Client, convs: list[tuple[list[dict[str, str]], int]], r: int, repeated: bool, task: Task,
-         idiomatic: bool, first_seed: int | None = None) -> list[tuple[Any, str | None, CheckReport | None]]:
+         idiomatic: bool, first_seed: int | None = None,
+         say: Any = None, label: str = "") -> list[tuple[Any, str | None, CheckReport | None]]:
     """One reply per (conversation, max_tokens), each extracted and checked (in parallel): the first greedy unless
     the last round repeated itself (or `first_seed` is given), the others sampled with seeds of their own, so a
-    rerun asks the same."""
+    rerun asks the same. While replies are awaited, `say` gets a line every HEARTBEAT_S seconds."""
     def one(j: int) -> tuple[Any, str | None, CheckReport | None]:
         # Greedy decoding of the same conversation is a fixed point: after a repeated program every reply samples.
         sampled = repeated or j > 0 or first_seed is not None
@@ -161,10 +163,15 @@ def _ask(client: Client, convs: list[tuple[list[dict[str, str]], int]], r: int, 
         res = client.chat(convs[j][0], max_tokens=convs[j][1], thinking=False, **sampling)
         new = extract_rust(res.text)
         return res, new, (check_source(new, task, idiomatic=idiomatic, fix=True) if new else None)
-    if len(convs) == 1:
-        return [one(0)]
+    t0 = time.monotonic()
     with ThreadPoolExecutor(len(convs)) as ex:
-        return list(ex.map(one, range(len(convs))))
+        futures = [ex.submit(one, j) for j in range(len(convs))]
+        # a 1,536-token reply takes ~4 min on 2 cores at 7 tok/s (1.5B): a line now and then says the run lives
+        while len(wait(futures, timeout=HEARTBEAT_S)[0]) < len(futures):
+            if say is not None:
+                say(f"  {label}: waiting on the model ({time.monotonic() - t0:.0f}s, {sum(f.done() for f in futures)} "
+                    f"of {len(futures)} replies in and checked; {client.timeout:.0f}s a request at most)")
+        return [f.result() for f in futures]
 
 
 def _merit(rep: CheckReport | None) -> tuple[bool, int, bool, int]:
@@ -196,14 +203,15 @@ def _stage(client: Client, first: list[dict[str, str]], task: Task, st: LoopSett
         # program converged on one error in all three candidates, while fresh translations differ (measured).
         fresh = [r > 1 and j % 2 == 1 for j in range(st.candidates)]
         convs = [(first, first_mt) if f else (messages, mt) for f in fresh]
-        got = _ask(client, convs, r, repeated, task, idiomatic)
+        got = _ask(client, convs, r, repeated, task, idiomatic, say=say, label=f"{stage} round {r}")
         again = not any(fresh) and bool(seen) and all(g[1] in seen for g in got if g[1]) and any(g[1] for g in got)
         if again:
             # Every reply is a program an earlier round already checked, so its result is known: the round is not
             # spent on it. One sampled fresh translation of the C program goes beside it (the 0.5B's sampled
             # repair of bit_manipulation repeated round 2's program in rounds 3 and 4); with more candidates a
             # fresh one is among them already.
-            got += _ask(client, [(first, first_mt)], r, True, task, idiomatic, first_seed=1000 * r + 999)
+            got += _ask(client, [(first, first_mt)], r, True, task, idiomatic, first_seed=1000 * r + 999,
+                        say=say, label=f"{stage} round {r}")
             fresh.append(True)
         tokens += sum(res.prompt_tokens + res.completion_tokens for res, _, _ in got)
         # after a round of repeats the fresh program goes on whatever its merit: the repeat's feedback was given

@@ -340,3 +340,27 @@ def test_the_result_is_the_nearest_program_of_any_round_not_the_last(tmp_path):
     assert not res["ok"] and res["compiled"] and res["passed"] == 1 and res["rounds"] == 2
     assert [h["compiled"] for h in res["history"]] == [True, False]  # what each round gave stays in the history
     assert (tmp_path / "out" / "p.rs").read_text() == partial
+
+
+def test_a_slow_reply_gets_waiting_lines_while_it_is_awaited(tmp_path, monkeypatch, capsys):
+    """A 1.5B round is minutes on 2 cores: it used to pass without a word until the reply came."""
+    import time
+
+    from lab.c2rust import loop
+    monkeypatch.setattr(loop, "HEARTBEAT_S", 0.2)
+    prog = tmp_path / "p"
+    prog.mkdir()
+    (prog / "p.c").write_text('#include <stdio.h>\nint main(void) { printf("hi\\n"); return 0; }\n')
+    (prog / "tests.json").write_text('[{"input": "", "output": "hi"}]')
+
+    def slow(body):
+        time.sleep(1.5)
+        return 200, '```rust\nfn main() { println!("hi"); }\n```', "stop"
+    fake = openai_fake(slow)
+    try:
+        res = translate(prog / "p.c", prog / "tests.json", Client(fake.url, timeout=60), rounds=1)
+    finally:
+        fake.close()
+    out = capsys.readouterr().out
+    assert res["ok"] and "[p] unidiomatic round 1: waiting on the model (" in out, out
+    assert "0 of 1 replies in and checked; 60s a request at most)" in out
