@@ -29,8 +29,14 @@ def _doctor(a: argparse.Namespace) -> int:
 
 def _profiles(a: argparse.Namespace) -> int:
     from lab import config
+    found = sorted(config.available().items())
     options.print_rows([{"profile": n, "model": b.get("model"), "device": b.get("device", "cpu"),
-                         "description": b.get("description", "")} for n, b in sorted(config.available().items())])
+                         "description": b.get("description", "")} for n, b in found])
+    for n, _ in found:  # a broken profile of lab.toml is said here, not first when a run uses it
+        try:
+            config.load(n, check_device=False)
+        except LabError as e:
+            print(crash.one_line(f"warning: {e}"), file=sys.stderr)
     return 0
 
 

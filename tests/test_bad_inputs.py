@@ -180,7 +180,13 @@ def test_lab_toml_in_the_working_folder_is_read(tmp_path):
     (tmp_path / "lab.toml").write_text('[mine]\nmodel = "tiny"\nserved_name = "my-tiny"\n')
     r = subprocess.run([sys.executable, "-m", "lab.cli", "profiles"], capture_output=True, text=True, cwd=tmp_path,
                        timeout=60, env={**os.environ, "LAB_ROOT": str(ROOT)})
-    assert r.returncode == 0 and "mine" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 0 and "mine" in r.stdout and not r.stderr, r.stdout + r.stderr
+    # a broken profile is listed and said at once, not first when a run uses it
+    (tmp_path / "lab.toml").write_text('[mine]\nmodel = "tiny"\nserved_name = "my-tiny"\n[bad]\nmodel = 5\n')
+    r = subprocess.run([sys.executable, "-m", "lab.cli", "profiles"], capture_output=True, text=True, cwd=tmp_path,
+                       timeout=60, env={**os.environ, "LAB_ROOT": str(ROOT)})
+    assert r.returncode == 0 and "mine" in r.stdout and "bad" in r.stdout
+    assert r.stderr == "warning: profile 'bad': missing required key 'served_name'\n"
 
 
 def test_inputs_whose_outputs_share_a_name_are_refused_before_anything(tmp_path):
