@@ -89,9 +89,15 @@ def server_errors(base_url: str) -> Iterator[None]:
         yield
     except openai.OpenAIError as e:
         raise server_error(e, base_url) from None
-    except ValueError as e:  # a body that is not JSON (json.JSONDecodeError) or not the OpenAI shape
-        raise ServerError(f"server {base_url} sent a reply that is not OpenAI-compatible JSON "
-                          f"({' '.join(str(e).split())[:120]}): is the URL an OpenAI-compatible /v1?") from None
+    except (ValueError, RecursionError) as e:  # not JSON (JSONDecodeError), nested past the parser, not the shape
+        raise not_openai(base_url, e) from None
+
+
+def not_openai(base_url: str, e: BaseException) -> ServerError:
+    """The one line for a reply that is not an OpenAI chat completion (HTML, JSON of another shape, no choices)."""
+    why = "nested too deeply to parse" if isinstance(e, RecursionError) else " ".join(str(e).split())[:120]
+    return ServerError(f"server {base_url} sent a reply that is not OpenAI-compatible JSON ({why}): is the URL an "
+                       f"OpenAI-compatible /v1?")
 
 
 @dataclass

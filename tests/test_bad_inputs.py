@@ -131,20 +131,27 @@ def test_import_gguf_of_a_folder_or_a_device(tmp_path):
     _one_error(lab("model", "import-gguf", str(tmp_path / "nope.gguf")), "nope.gguf does not exist")
 
 
-@pytest.mark.parametrize("case", ["broken_json", "no_choices", "not_sse"])
-def test_chat_against_a_server_that_answers_nonsense(case):
+@pytest.mark.parametrize("case", ["broken_json", "no_choices", "not_sse", "deep_json"])
+def test_chat_and_translate_against_a_server_that_answers_nonsense(case, tmp_path):
     def handler(path, body):
         if path.endswith("/models"):
             return 200, {"object": "list", "data": [{"id": "m", "object": "model"}]}
+        if path.endswith("/tokenize"):
+            return 200, {"count": 9}
         if case == "broken_json":
             return 200, b"{\"id\": \"x\", \"choices\": [{"
-        if case == "no_choices":
-            return 200, {"id": "x", "object": "chat.completion", "created": 0, "model": "m", "choices": []}
+        if case == "deep_json":  # json's C parser: RecursionError
+            return 200, b'{"id": "x", "choices": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
         return 200, {"id": "x", "object": "chat.completion", "created": 0, "model": "m", "choices": []}  # JSON, no SSE
     srv = FakeServer(handler)
+    (tmp_path / "in.txt").write_text("駅に着いた。\n", encoding="utf-8")
     try:
         args = ["chat", "hello", "--base-url", srv.url] + ([] if case == "not_sse" else ["--no-stream"])
         _one_error(lab(*args, timeout=60), srv.url, "not OpenAI-compatible")
+        # the translation pipeline's own (async) client: the same line, and what was kept (an internal error before)
+        if case != "not_sse":
+            _one_error(lab("translate", str(tmp_path / "in.txt"), "-o", str(tmp_path / "o"), "--base-url", srv.url,
+                           timeout=60), srv.url, "not OpenAI-compatible", "finished chunks are kept")
     finally:
         srv.close()
 

@@ -48,7 +48,13 @@ def parse(raw: Raw) -> Result:
         body = line[5:].strip()
         if body == b"[DONE]":
             continue
-        obj = json.loads(body)
+        try:
+            obj = json.loads(body)
+        except (ValueError, RecursionError):
+            obj = None
+        if not isinstance(obj, dict):  # a failed request, counted as one, never a crash of the whole benchmark
+            return Result("", None, 0, 0, raw.end - raw.start, error=f"a server-sent event that is not a JSON "
+                                                                      f"object: {body[:60]!r}")
         usage = obj.get("usage") or usage
         choices = obj.get("choices") or []
         if choices:

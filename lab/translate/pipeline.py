@@ -14,7 +14,7 @@ from typing import Any
 import openai
 
 from lab import LabError, locks, paths
-from lab.client import Client, context_room, run_sync, server_error, split_reasoning
+from lab.client import Client, ServerError, context_room, not_openai, run_sync, server_error, split_reasoning
 from lab.translate import sources
 from lab.translate.cache import ChunkCache, text_hash
 from lab.translate.checks import checks, clean, failing, lines_of
@@ -177,9 +177,15 @@ class Translator:
             kw["frequency_penalty"] = 0.3 * (attempt - 1)
         self.stats["requests"] += 1
 
-        def send(ac: openai.AsyncOpenAI) -> Any:
-            return ac.chat.completions.create(model=self.model, messages=messages, max_tokens=max_tokens,
-                                              extra_body=extra, **kw)
+        async def send(ac: openai.AsyncOpenAI) -> Any:
+            try:
+                r = await ac.chat.completions.create(model=self.model, messages=messages, max_tokens=max_tokens,
+                                                     extra_body=extra, **kw)
+                if not r.choices or r.choices[0].message is None:
+                    raise ValueError("a completion without choices")
+            except (ValueError, RecursionError) as e:  # HTML, or JSON of another shape: a wrong URL, not a retry
+                raise not_openai(str(ac.base_url).rstrip("/"), e) from None
+            return r
         try:
             async with self._slots:  # requests in flight <= --concurrency, split halves included
                 key = object()
@@ -188,7 +194,7 @@ class Translator:
                     return await self.pool.call(send)
                 finally:
                     del self._in_flight[key]
-        except NoEndpoint as e:
+        except (NoEndpoint, ServerError) as e:
             raise Abort(str(e)) from None
         except openai.OpenAIError as e:  # 400/401/404...: the server's own words, and what was kept (run())
             raise Abort(str(server_error(e, self.s.endpoints[0]))) from None

@@ -29,6 +29,9 @@ def test_parse_times_tokens_from_raw_pieces():
     assert tpot(r) == pytest.approx((0.4 - 0.1) / 2)
     bad = light.parse(light.Raw(start=1.0, end=1.2, error="500: engine died"))
     assert bad.error and summarize([r, bad], 1.0, 2)["failed"] == 1
+    for body in (b"data: <html>\n\n", b"data: " + b"[" * 100_000 + b"\n\n", b"data: 5\n\n"):  # a hostile server
+        broken = light.parse(light.Raw(0.0, [(0.1, body)], end=0.2))
+        assert broken.error.startswith("a server-sent event that is not a JSON object")
 
 
 def test_poisson_arrivals_and_goodput():
