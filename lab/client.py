@@ -93,6 +93,22 @@ def server_errors(base_url: str) -> Iterator[None]:
         raise not_openai(base_url, e) from None
 
 
+def model_entries(body: Any) -> list[dict[str, Any]]:
+    """The models of a /v1/models body as {id, max_model_len, root, parent}, max_model_len a positive int or None;
+    ValueError for any other shape (a hostile or foreign server: `"data": 5`, entries without an id)."""
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, list) or not all(isinstance(m, dict) and isinstance(m.get("id"), str) and m["id"]
+                                             for m in data):
+        raise ValueError("/v1/models holds no list of models with ids")
+    out = []
+    for m in data:
+        n = m.get("max_model_len")
+        ok = isinstance(n, int) and not isinstance(n, bool) and n > 0
+        out.append({"id": m["id"], "max_model_len": n if ok else None, "root": m.get("root"),
+                    "parent": m.get("parent")})
+    return out
+
+
 def not_openai(base_url: str, e: BaseException) -> ServerError:
     """The one line for a reply that is not an OpenAI chat completion (HTML, JSON of another shape, no choices)."""
     why = "nested too deeply to parse" if isinstance(e, RecursionError) else " ".join(str(e).split())[:120]
@@ -251,12 +267,14 @@ class Client:
         if self._models is None or refresh:
             try:
                 with server_errors(self.base_url):
-                    data = self.sync.with_options(timeout=min(self.timeout, PROBE_S), max_retries=1).models.list().data
+                    # the raw JSON, checked here: the SDK's page of a `[1]` body crashed with AttributeError
+                    body = self.sync.with_options(timeout=min(self.timeout, PROBE_S), max_retries=1).get(
+                        "/models", cast_to=object)
+                    self._models = model_entries(body)
             except ServerTimeout:
                 raise ServerTimeout(f"server {self.base_url} accepted the connection but did not answer /v1/models "
                                     f"within {min(self.timeout, PROBE_S):.0f} s (twice): is it hung, or not an "
                                     f"OpenAI-compatible server? `lab serve status` and its log tell") from None
-            self._models = [m.model_dump() for m in data]
         return self._models
 
     @property
@@ -276,8 +294,8 @@ class Client:
     def max_model_len(self) -> int:
         """Context length the server reports for the model (vLLM adds max_model_len to /v1/models)."""
         for m in self.models():
-            if m["id"] == self.model and m.get("max_model_len"):
-                return int(m["max_model_len"])
+            if m["id"] == self.model and m["max_model_len"]:
+                return m["max_model_len"]
         return 4096
 
     def _tokenize(self, body: dict[str, Any], fallback: int) -> int:

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from lab import LabError, config, paths, pidfile, procs, watch
-from lab.client import root_url
+from lab.client import model_entries, root_url
 from lab.pidfile import IPC_PREFIX, read_pidfile
 from lab.serverlog import tail
 
@@ -41,11 +41,9 @@ def probe(prof: config.Profile, api_key: str | None = None, timeout: float = 3.0
     if r.status_code == 401:
         return {"models": [], "unauthorized": True}
     try:
-        data = r.json()["data"]
-    except (ValueError, KeyError, TypeError):
+        return {"models": model_entries(r.json())}
+    except (ValueError, RecursionError):  # not JSON, nested past the parser, or not a model list
         return {"models": [], "not_openai": True, "status_code": r.status_code}
-    return {"models": [{"id": m.get("id"), "max_model_len": m.get("max_model_len"),
-                        "root": m.get("root"), "parent": m.get("parent")} for m in data]}
 
 
 def port_open(host: str, port: int) -> bool:

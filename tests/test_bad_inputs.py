@@ -431,3 +431,26 @@ def test_a_file_name_with_a_newline_or_an_escape_stays_on_the_one_error_line(tmp
     (tmp_path / "ref.txt").write_text("猫\n", encoding="utf-8")
     assert _one_error(lab("translate", "eval", str(bad), str(tmp_path / "ref.txt")),
                       "a\\nb\\x1b[2J.txt does not exist")
+
+
+@pytest.mark.parametrize("models", [b'{"data": 5}', b'{"data": [{"object": "model"}]}', b"[1]",
+                                    b'{"data": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"])
+def test_a_model_list_of_another_shape_is_one_line_for_chat_and_not_running_for_status(models):
+    """`"data": 5` crashed with TypeError, entries without an id became model None, deep nesting RecursionError."""
+    srv = FakeServer(lambda path, body: (200, models) if path.endswith("/models") else (500, {"error": "x"}))
+    try:
+        _one_error(lab("chat", "hi", "--base-url", srv.url, timeout=60), srv.url, "not OpenAI-compatible")
+        r = lab("serve", "status", "--port", str(srv.port), timeout=60)
+        assert r.returncode == 3 and "not running" in r.stdout and "Traceback" not in r.stderr, r.stdout + r.stderr
+    finally:
+        srv.close()
+
+
+def test_model_entries_keep_a_usable_context_length_only():
+    from lab.client import model_entries
+    got = model_entries({"data": [{"id": "a", "max_model_len": 2048}, {"id": "b", "max_model_len": "huge"},
+                                  {"id": "c", "max_model_len": -5, "parent": "a"}, {"id": "d", "max_model_len": True}]})
+    assert [(m["id"], m["max_model_len"]) for m in got] == [("a", 2048), ("b", None), ("c", None), ("d", None)]
+    assert got[2]["parent"] == "a"
+    with pytest.raises(ValueError, match="no list of models with ids"):
+        model_entries({"data": [{"id": ""}]})

@@ -10,6 +10,7 @@ from typing import Any
 import openai
 
 from lab import LabError
+from lab.client import model_entries
 
 PROBE_EVERY_S = 5.0   # a failed endpoint is asked /v1/models at most this often
 PROBE_TIMEOUT_S = 3.0
@@ -85,8 +86,9 @@ class Pool:
     async def _probe(self, ep: Endpoint) -> None:
         ep.next_probe = time.monotonic() + PROBE_EVERY_S
         try:
-            await ep.client.with_options(timeout=PROBE_TIMEOUT_S, max_retries=0).models.list()
-        except openai.OpenAIError:
+            model_entries(await ep.client.with_options(timeout=PROBE_TIMEOUT_S, max_retries=0).get(
+                "/models", cast_to=object))
+        except (openai.OpenAIError, ValueError, RecursionError):  # down, or not (yet) an OpenAI server again
             return
         ep.down, ep.error = False, ""
         self.say(f"translate: endpoint {ep.url} answers again; back in the rotation")
