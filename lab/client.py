@@ -212,11 +212,15 @@ class _StreamTally:
 
     def feed(self, chunk: Any) -> None:
         self.events += 1
-        if chunk.usage:
+        if not hasattr(chunk, "choices"):  # `data: 5`: the SDK hands the event over as it came
+            raise ValueError("a streamed event that is not a chat completion chunk")
+        if getattr(chunk, "usage", None):
             self.usage = chunk.usage
         if not chunk.choices:
             return
-        delta = chunk.choices[0].delta
+        delta = getattr(chunk.choices[0], "delta", None)
+        if delta is None:  # an event without a delta generated nothing
+            return
         extra = getattr(delta, "model_extra", None) or {}
         thought = extra.get("reasoning") or extra.get("reasoning_content") or ""
         self.thoughts.append(thought)
@@ -386,6 +390,8 @@ class Client:
                 return tally.result()
             except openai.OpenAIError as e:
                 return Result("", None, 0, 0, time.perf_counter() - t0, error=str(server_error(e, self.base_url)))
+            except (ValueError, RecursionError) as e:  # a reply of another shape fails its request, not the batch
+                return Result("", None, 0, 0, time.perf_counter() - t0, error=str(not_openai(self.base_url, e)))
 
     async def abatch(self, prompts: Iterable[Any], concurrency: int = 8, stream: bool = False,
                      model: str | None = None, **kw: Any) -> list[Result]:

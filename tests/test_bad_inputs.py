@@ -131,7 +131,7 @@ def test_import_gguf_of_a_folder_or_a_device(tmp_path):
     _one_error(lab("model", "import-gguf", str(tmp_path / "nope.gguf")), "nope.gguf does not exist")
 
 
-@pytest.mark.parametrize("case", ["broken_json", "no_choices", "not_sse", "deep_json"])
+@pytest.mark.parametrize("case", ["broken_json", "no_choices", "not_sse", "deep_json", "sse_number"])
 def test_chat_and_translate_against_a_server_that_answers_nonsense(case, tmp_path):
     def handler(path, body):
         if path.endswith("/models"):
@@ -142,11 +142,13 @@ def test_chat_and_translate_against_a_server_that_answers_nonsense(case, tmp_pat
             return 200, b"{\"id\": \"x\", \"choices\": [{"
         if case == "deep_json":  # json's C parser: RecursionError
             return 200, b'{"id": "x", "choices": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+        if case == "sse_number":  # an event that is JSON but no chunk: the SDK hands over the int
+            return 200, b"data: 5\n\ndata: [DONE]\n\n"
         return 200, {"id": "x", "object": "chat.completion", "created": 0, "model": "m", "choices": []}  # JSON, no SSE
     srv = FakeServer(handler)
     (tmp_path / "in.txt").write_text("駅に着いた。\n", encoding="utf-8")
     try:
-        args = ["chat", "hello", "--base-url", srv.url] + ([] if case == "not_sse" else ["--no-stream"])
+        args = ["chat", "hello", "--base-url", srv.url] + ([] if case in ("not_sse", "sse_number") else ["--no-stream"])
         _one_error(lab(*args, timeout=60), srv.url, "not OpenAI-compatible")
         # the translation pipeline's own (async) client: the same line, and what was kept (an internal error before)
         if case != "not_sse":
