@@ -142,8 +142,7 @@ def _fix(a: argparse.Namespace) -> int:
         raise LabError(f"--doc is needed: {out} holds {len(found)} documents ({', '.join(found) or 'none'})")
     doc = document.load_doc(out, a.doc or found[0])
     if a.text is None:
-        if not 1 <= a.line <= len(doc.lines):
-            raise LabError(f"--line must be between 1 and {len(doc.lines)} for {doc.name}, got {a.line}")
+        document.check_line(doc, a.line)
         print(f"source: {doc.lines[a.line - 1]}\ncurrent: {document.assemble(doc)[a.line - 1][1]}")
         return 0
     document.save_fix(out, doc, a.line, a.text)

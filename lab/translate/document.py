@@ -146,10 +146,17 @@ def load_fixes(cache: ChunkCache, doc: Doc) -> dict[int, str]:
     return out
 
 
+def check_line(doc: Doc, line: int) -> None:
+    """--line names a line of NAME.zh.txt as an editor numbers it: the empty piece after the final newline is no
+    line (a fix of it added a line the source does not have)."""
+    n = len(doc.lines) - (len(doc.lines) > 1 and doc.lines[-1] == "")
+    if not 1 <= line <= n:
+        raise LabError(f"--line must be between 1 and {n} for {doc.name}, got {line}")
+
+
 def save_fix(out: Path, doc: Doc, line: int, text: str) -> dict[str, Any]:
     """Lock a person's translation of line `line` (1-based, as in NAME.zh.txt); returns the record."""
-    if not 1 <= line <= len(doc.lines):
-        raise LabError(f"--line must be between 1 and {len(doc.lines)} for {doc.name}, got {line}")
+    check_line(doc, line)
     if text and text.splitlines() != [text]:  # \r, \v, \x1c, \u2028... split a line as \n does
         raise LabError("--text must be one line: NAME.zh.txt keeps one line per source line")
     if not text.strip() and doc.lines[line - 1].strip():

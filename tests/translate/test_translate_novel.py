@@ -144,8 +144,9 @@ def test_fix_locks_a_line_and_rebuild_needs_no_server(tmp_path, openai_fake):
     assert "> 　夜の改札に" in (out / "ame.bilingual.md").read_text("utf-8")
     r = lab("translate", "fix", str(out), "--doc", "nope", "--line", "1", "--text", "x")
     assert r.returncode == 1 and r.stderr.startswith("error: ") and "documents: ame" in r.stderr
-    r = lab("translate", "fix", str(out), "--line", "999", "--text", "x")
-    assert r.returncode == 1 and "--line must be between 1 and 31" in r.stderr
+    for line in ("999", "31"):  # 30 lines and a final newline: no line 31 to fix (it added one)
+        r = lab("translate", "fix", str(out), "--line", line, "--text", "x")
+        assert r.returncode == 1 and "--line must be between 1 and 30" in r.stderr
     before = (out / ".lab-cache").rglob("fixes.json").__next__().read_bytes()
     for bad, why in (("", f"--text is empty, but line {n} of ame is not"), ("  ", "--text is empty"),
                      ("一\r二", "--text must be one line"), ("一\u2028二", "--text must be one line")):
