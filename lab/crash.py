@@ -34,7 +34,11 @@ def one_line(text: str) -> str:
 def wanted() -> bool:
     """LAB_TRACEBACK=1/true/yes/on lets a bug's traceback through; unset, 0/false/no/off or anything else keeps the
     one line (this runs inside an exception handler, so a value nobody can read must not raise a second error)."""
-    return os.environ.get("LAB_TRACEBACK", "").strip().lower() in ("1", "true", "yes", "on")
+    from lab import LabError, config  # here, not at import: config is heavier than this module needs otherwise
+    try:
+        return config.env_flag("LAB_TRACEBACK")
+    except LabError:
+        return False
 
 
 def report(e: BaseException, argv: list[str] | None = None) -> int:

@@ -41,8 +41,8 @@ def probe(prof: config.Profile, api_key: str | None = None, timeout: float = 3.0
     if r.status_code == 401:
         return {"models": [], "unauthorized": True}
     try:
-        return {"models": model_entries(r.json())}
-    except (ValueError, RecursionError):  # not JSON, nested past the parser, or not a model list
+        return {"models": model_entries(paths.parse_json(r.content))}
+    except ValueError:  # not JSON, nested past the parser, or not a model list
         return {"models": [], "not_openai": True, "status_code": r.status_code}
 
 

@@ -8,12 +8,12 @@ JSON is parsed once every request has finished."""
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from lab import paths
 from lab.client import Result
 
 
@@ -49,8 +49,8 @@ def parse(raw: Raw) -> Result:
         if body == b"[DONE]":
             continue
         try:
-            obj = json.loads(body)
-        except (ValueError, RecursionError):
+            obj = paths.parse_json(body)
+        except ValueError:
             obj = None
         if not isinstance(obj, dict):  # a failed request, counted as one, never a crash of the whole benchmark
             return Result("", None, 0, 0, raw.end - raw.start, error=f"a server-sent event that is not a JSON "
