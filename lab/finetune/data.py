@@ -32,6 +32,12 @@ def load_jsonl(path: str | Path) -> list[list[dict[str, str]]]:
     return out
 
 
+def leaked(train: list[list[dict[str, str]]], heldout: list[list[dict[str, str]]]) -> int:
+    """Held-out records whose prompt (every turn before the answer) is also a training prompt."""
+    prompts = {tuple((m["role"], m["content"].strip()) for m in msgs[:-1]) for msgs in train}
+    return sum(tuple((m["role"], m["content"].strip()) for m in msgs[:-1]) in prompts for msgs in heldout)
+
+
 def encode(tok: Any, messages: list[dict[str, str]], max_len: int = 4096) -> dict[str, list[int]]:
     """input_ids and labels with the prompt masked: loss only on the assistant answer and its end token.
 

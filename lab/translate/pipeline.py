@@ -335,6 +335,10 @@ class Translator:
         if every > 0:
             report(force=True)
 
+    def _kept(self, out: Path) -> str:
+        """What an interrupted run leaves for the rerun; a split chunk's halves are records of their own."""
+        return f"{self.cache.count()} finished pieces (chunks or their halves) are kept in {out}"
+
     def _translate_all(self, out: Path, docs: list[Doc]) -> dict[str, Any]:
         """Every document's chunks, then its outputs (with the output folder's lock held)."""
         for d in docs:
@@ -342,16 +346,14 @@ class Translator:
         try:
             run_sync(self._run(docs))
         except Abort as e:
-            raise LabError(f"{e}; {self.cache.count()} finished chunks are kept in {out}, rerun to resume") from None
+            raise LabError(f"{e}; {self._kept(out)}, rerun to resume") from None
         except KeyboardInterrupt:
-            raise LabError(f"interrupted: {self.cache.count()} finished chunks are kept in {out}; "
-                           f"rerun to resume") from None
+            raise LabError(f"interrupted: {self._kept(out)}; rerun to resume") from None
         except OSError as e:  # a full disk mid-run: what reached the cache stays
             if isinstance(e, (ConnectionError, TimeoutError)) and not e.filename:  # not a file: the network
-                raise LabError(f"connection failed: {e}; {self.cache.count()} finished chunks are kept in {out}, "
-                               f"rerun to resume") from None
-            raise LabError(f"cannot write {e.filename or out}: {e.strerror or e}; {self.cache.count()} finished "
-                           f"chunks are kept in {out}, rerun to resume once there is room") from None
+                raise LabError(f"connection failed: {e}; {self._kept(out)}, rerun to resume") from None
+            raise LabError(f"cannot write {e.filename or out}: {e.strerror or e}; {self._kept(out)}, "
+                           f"rerun to resume once there is room") from None
         return write_all(out, docs, self.s.bilingual, epub=self.s.epub, final=True)
 
     def run(self, path: str | Path | list[sources.Source]) -> dict[str, Any]:

@@ -71,6 +71,19 @@ def test_dataset_errors_name_file_and_line(tmp_path):
         finetune.load_jsonl(f)
 
 
+def test_held_out_prompts_that_are_also_training_prompts_are_counted():
+    """The same prompt with any answer counts (the model saw the question); spaces around a turn do not hide it."""
+    from lab.finetune.data import leaked
+
+    def rec(*turns: str) -> list[dict[str, str]]:
+        roles = ("system", "user", "assistant")[-len(turns):]
+        return [{"role": r, "content": c} for r, c in zip(roles, turns, strict=True)]
+    train = [rec("猫です。", "是猫。"), rec("sys", "犬です。", "是狗。")]
+    assert leaked(train, [rec("鳥です。", "是鸟。"), rec("犬です。", "是狗。")]) == 0  # no system turn
+    assert leaked(train, [rec(" 猫です。\n", "猫。"), rec("sys", "犬です。", "狗")]) == 2
+    assert leaked(train, []) == 0
+
+
 def test_a_record_whose_prompt_fills_max_len_is_skipped_with_a_warning(tok, capsys):
     """Truncated to max_len with no answer token left, it would train nothing and score a nan loss."""
     from lab.finetune.train import answered
@@ -78,7 +91,7 @@ def test_a_record_whose_prompt_fills_max_len_is_skipped_with_a_warning(tok, caps
     long = [{"role": "user", "content": "猫" * 400}, {"role": "assistant", "content": "犬"}]
     data, recs = answered(tok, [long, short], 64, "t.jsonl")
     assert recs == [short] and len(data) == 1 and any(x != finetune.IGNORE for x in data[0]["labels"])
-    assert "t.jsonl: record(s) 1 skipped: the prompt alone fills --max-len 64" in capsys.readouterr().out
+    assert "warning: t.jsonl: record(s) 1 skipped: the prompt alone fills --max-len 64" in capsys.readouterr().err
     with pytest.raises(LabError, match="t.jsonl: no record keeps an answer token within --max-len 64"):
         answered(tok, [long], 64, "t.jsonl")
 

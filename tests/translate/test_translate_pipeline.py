@@ -91,7 +91,7 @@ def test_server_errors_stop_cleanly_and_a_rerun_resumes(tmp_path):
     lines = [f"{i}行目です。" for i in range(6)]
     try:
         s = _settings(tmp_path / "out", fake.url, concurrency=1, chunk_tokens=8, retries=1)
-        msg = r"failed after 1 retries \(InternalServerError\); 2 finished chunks are kept"
+        msg = r"failed after 1 retries \(InternalServerError\); 2 finished pieces \(chunks or their halves\) are kept"
         with pytest.raises(LabError, match=msg):
             Translator(s).run(_doc(tmp_path, lines))
         state["ok"] = 100
@@ -99,7 +99,8 @@ def test_server_errors_stop_cleanly_and_a_rerun_resumes(tmp_path):
         stats = Translator(s).run(tmp_path / "in.txt")
         assert stats["reused"] == 2 and stats["requests"] == 4
         state.update(ok=0, code=400)  # a 4xx mid-run: the server's own words, and what is kept
-        with pytest.raises(LabError, match=r"rejected the request \(400\): engine died; 0 finished chunks are kept"):
+        with pytest.raises(LabError, match=r"rejected the request \(400\): engine died; 0 finished pieces "
+                                             r"\(chunks or their halves\) are kept"):
             Translator(_settings(tmp_path / "out2", fake.url, concurrency=1, chunk_tokens=8)).run(tmp_path / "in.txt")
         assert not (tmp_path / "out2" / "in.zh.txt").exists()
         assert (tmp_path / "out" / "in.zh.txt").read_text().split("\n")[:6] == [_zh(x) for x in lines]
