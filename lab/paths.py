@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import threading
@@ -59,7 +61,9 @@ def atomic_write(path: Path, data: bytes | str, durable: bool = True, mode: int 
     moment where others may read it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # threads of one process too
+    # one temp file per thread of each process; its name keeps 100 bytes of the file's so that a name near the
+    # file system's 255-byte limit still leaves room for the pid and thread id
+    tmp = path.with_name(f".{_head(path.name, 100)}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "wb") as f:
             f.write(data.encode("utf-8") if isinstance(data, str) else data)
@@ -68,8 +72,28 @@ def atomic_write(path: Path, data: bytes | str, durable: bool = True, mode: int 
                 os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as e:  # a full disk: no half-written temp file left behind, and the error names the file
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
         raise OSError(e.errno, e.strerror, str(path)) from None
+
+
+# File systems allow 255 bytes a name; an output adds at most ".bilingual.md" (13) or ".log.jsonl" (10) to a
+# name it takes from its input, so names taken from inputs are kept to 200 bytes (66 kanji).
+MAX_NAME_BYTES = 200
+
+
+def _head(name: str, limit: int) -> str:
+    """The longest start of `name` within `limit` UTF-8 bytes (never half a character)."""
+    return name.encode("utf-8", "surrogateescape")[:limit].decode("utf-8", "ignore")
+
+
+def short_name(name: str, limit: int = MAX_NAME_BYTES) -> str:
+    """`name`, or when it is over `limit` UTF-8 bytes its start plus ~ and 8 hex digits of the whole name's hash:
+    deterministic (a rerun finds its files) and distinct for distinct names."""
+    if len(name.encode("utf-8", "surrogateescape")) <= limit:
+        return name
+    digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return f"{_head(name, limit - 9)}~{digest}"
 
 
 # The largest input file read whole: a long novel is ~2 MB of text; a task file naming /dev/zero or a 10 GB log

@@ -94,3 +94,22 @@ def test_atomic_write_on_a_full_disk_names_the_file_and_leaves_no_temp_file(tmp_
         paths.atomic_write(f, "new")
     assert e.value.errno == errno.ENOSPC and e.value.filename == str(f)
     assert f.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_a_long_name_is_shortened_once_deterministically_and_distinctly(tmp_path):
+    assert paths.short_name("eki") == "eki" and paths.short_name("あ" * 66) == "あ" * 66  # 198 bytes: kept
+    long_a, long_b = "あ" * 80 + "上", "あ" * 80 + "下"  # 243 bytes each, the same first 191
+    a, b = paths.short_name(long_a), paths.short_name(long_b)
+    assert a != b and a == paths.short_name(long_a) and a.startswith("あ" * 63) and "~" in a
+    assert all(len(x.encode()) <= paths.MAX_NAME_BYTES for x in (a, b)) and "\ufffd" not in a  # no half kanji
+    assert paths.short_name(a) == a  # a shortened name is a name that fits
+
+
+def test_atomic_write_of_a_name_near_the_file_system_limit(tmp_path):
+    """The temp file's name adds pid and thread id: it must not push a 250-byte name over 255."""
+    f = tmp_path / ("あ" * 82 + ".txt")  # 250 bytes
+    paths.atomic_write(f, "ok")
+    assert f.read_text() == "ok" and [x.name for x in tmp_path.iterdir()] == [f.name]
+    with pytest.raises(OSError) as e:  # over the limit: the error names the file, not a temp file
+        paths.atomic_write(tmp_path / ("あ" * 90), "x")
+    assert e.value.filename == str(tmp_path / ("あ" * 90)) and list(tmp_path.iterdir()) == [f]

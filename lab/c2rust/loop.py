@@ -260,7 +260,7 @@ def _line(text: str) -> None:
 
 def program_name(c_file: Path) -> str:
     """NAME of NAME/NAME.c, or of NAME/prog.c: the name of its reports."""
-    return c_file.stem if c_file.stem != "prog" else c_file.parent.name
+    return paths.short_name(c_file.stem if c_file.stem != "prog" else c_file.parent.name)
 
 
 def _key(src: str, task: Task, model: str, st: LoopSettings) -> str:
@@ -357,6 +357,13 @@ def programs(folder: str | Path) -> list[tuple[Path, Path]]:
     if not found:
         raise LabError(f"no programs in {folder}: expected NAME/NAME.c (or one .c) with "
                        f"NAME/test_task/test_task.json or NAME/tests.json")
+    owners: dict[str, Path] = {}
+    for c, _ in found:  # a/prog.c and b/a.c both write a.rs and a.json: one report would replace the other
+        key = program_name(c).casefold()  # as macOS and Windows file systems compare names
+        if key in owners:
+            raise LabError(f"{owners[key]} and {c} would both write the reports of {program_name(c)}: rename one "
+                           f"of them; nothing was run")
+        owners[key] = c
     return found
 
 

@@ -45,14 +45,14 @@ def _documents(hyp: Path, ref: Path, src: Path | None) -> list[tuple[Path, Path,
         if p is not None and p.exists() and not (p.is_file() or p.is_dir()):  # /dev/zero would never end
             raise LabError(f"{p} is neither a file nor a folder (a device, pipe or socket)")
     if ref.is_file():
-        h = hyp if hyp.is_file() else hyp / f"{ref.stem}.zh.txt"
+        h = hyp if hyp.is_file() else hyp / f"{paths.short_name(ref.stem)}.zh.txt"
         return [(h, ref, (src if src.is_file() else src / ref.name) if src else None)]
     if hyp.is_file():
         raise LabError(f"{hyp} is a file but {ref} is a folder: give two files or two folders")
     refs = sorted(ref.glob("*.txt"))
     if not refs:
         raise LabError(f"no reference .txt files in {ref}")
-    return [(hyp / f"{r.stem}.zh.txt", r, src / r.name if src else None) for r in refs]
+    return [(hyp / f"{paths.short_name(r.stem)}.zh.txt", r, src / r.name if src else None) for r in refs]
 
 
 def evaluate(hyp_dir: str | Path, ref_dir: str | Path, src_dir: str | Path | None = None,

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from lab import LabError, locks, paths
+from lab.translate import sources
 from lab.translate.document import Doc, assemble, load_doc, names, untranslated
 
 UNTRANSLATED = "untranslated.tsv"
@@ -35,7 +36,7 @@ def book_path(out: Path, plain: list[str]) -> Path:
 
 def epub_path(out: Path, src: str | Path) -> Path:
     """The translation of an EPUB input."""
-    return out / f"{Path(src).stem}.zh.epub"
+    return out / sources.epub_name(Path(src))
 
 
 def planned(out: Path, docs: list[Doc], bilingual: bool, epub: bool) -> list[Path]:

@@ -194,7 +194,8 @@ def load(path: str | Path, out: Path | None = None, aozora: bool | None = None) 
     for f in files:
         base = f.stem if len(files) == 1 else str(f.relative_to(root).with_suffix("")).replace("/", "__")
         if f.suffix.lower() == ".epub":
-            docs += [Source(f, f"{base}__{ch.name}", ch.text, "epub", epub_href=ch.href) for ch in epub.chapters(f)]
+            docs += [_named(Source(f, f"{base}__{ch.name}", ch.text, "epub", epub_href=ch.href))
+                     for ch in epub.chapters(f)]
             continue
         text, enc = _decoded(f)
         if not text.strip():
@@ -202,10 +203,10 @@ def load(path: str | Path, out: Path | None = None, aozora: bool | None = None) 
                 raise LabError(f"{f}: empty file, nothing to translate")
             print(f"warning: {f}: empty file, skipped", file=sys.stderr)
             continue
-        src = Source(f, base, text, enc)
+        src = _named(Source(f, base, text, enc))
         if aozora or (aozora is None and looks_aozora(text)):
             src.text, src.verbatim, notes = clean_aozora(text)
-            src.notes = ["Aozora Bunko markup" + (" detected (--no-aozora keeps it)" if aozora is None else ""),
+            src.notes += ["Aozora Bunko markup" + (" detected (--no-aozora keeps it)" if aozora is None else ""),
                          *notes]
         docs.append(src)
     if not docs:
@@ -214,13 +215,27 @@ def load(path: str | Path, out: Path | None = None, aozora: bool | None = None) 
     return docs
 
 
+def _named(src: Source) -> Source:
+    """The source with a name its outputs can carry: a long folder path or title is shortened (and said)."""
+    short = paths.short_name(src.name)
+    if short != src.name:
+        src.notes.append(f"output name shortened to {short} (the full name is over {paths.MAX_NAME_BYTES} bytes)")
+        src.name = short
+    return src
+
+
+def epub_name(src: Path) -> str:
+    """The translation of an EPUB input: NAME.zh.epub from its file name, shortened as document names are."""
+    return f"{paths.short_name(src.stem)}.zh.epub"
+
+
 def unique_outputs(docs: list[Source]) -> None:
     """Refuse inputs whose outputs would share a name (one translation would overwrite the other): sub/eki.txt
     and sub__eki.txt are both sub__eki; eki.epub's chapter 000_c1 and eki__000_c1.txt; a/x.epub and b/x.epub
     both x.zh.epub. Compared without case, as macOS and Windows file systems do."""
     owners: dict[str, tuple[str, Path]] = {}
     for key, name, path in [(f"{d.name}.zh.txt".casefold(), f"{d.name}.zh.txt", d) for d in docs] + \
-            [(f"{d.path.stem}.zh.epub".casefold(), f"{d.path.stem}.zh.epub", d.path) for d in docs if d.epub_href]:
+            [(epub_name(d.path).casefold(), epub_name(d.path), d.path) for d in docs if d.epub_href]:
         if key in owners and (owners[key][1] != path or isinstance(path, Source)):
             a, b = (x.path if isinstance(x, Source) else x for x in (owners[key][1], path))
             what = f"{a} and {b}" if a != b else f"{a} (two chapters named alike)"

@@ -192,6 +192,17 @@ def test_batch_goes_on_past_bad_programs_and_a_rerun_reuses_finished_ones(tmp_pa
     assert third == 1 and not changed_row.get("resumed") and changed_row["ok"]  # another setting: asked again
 
 
+def test_two_programs_whose_reports_share_a_name_are_refused_before_any_request(tmp_path):
+    progs = tmp_path / "progs"
+    shutil.copytree(DATA / "str_to_int", progs / "str_to_int")  # prog.c: reports str_to_int.*
+    shutil.copytree(DATA / "str_to_int", progs / "other")
+    (progs / "other" / "prog.c").rename(progs / "other" / "Str_To_Int.c")  # its single .c: the same, but for case
+    with pytest.raises(LabError, match=r"other/Str_To_Int.c and .*str_to_int/prog.c would both write the reports "
+                                       r"of str_to_int: rename one of them; nothing was run"):
+        c2rust.batch(progs, Client("http://127.0.0.1:9/v1", max_retries=0), out=tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
 def test_batch_progress_says_each_round_of_each_program_in_whole_lines(tmp_path, capsys):
     """Notebook 05 sat silent for minutes between programs; now every round prints, one whole line each, from
     programs translated side by side."""

@@ -268,6 +268,34 @@ def test_bad_inputs(tmp_path):
     assert r.returncode == 1 and r.stderr.startswith("error: ")
 
 
+def test_inputs_with_names_too_long_for_their_outputs_are_translated_under_shortened_names(tmp_path, capsys):
+    """A 250-byte file name has no room for .zh.txt, nor a nested path of long folder names once joined by __:
+    the outputs get a shortened name (said), a rerun finds them, and eval finds the translation by it."""
+    from lab.translate import evaluate, sources
+    fake = openai_fake(lambda body: (200, _zh(_source_of(body)), "stop"))
+    src = tmp_path / "in"
+    deep = src / ("長い題名の小説" * 6) / ("第一巻" * 10)
+    deep.mkdir(parents=True)
+    (deep / "本文.txt").write_text("駅に着いた。\n", encoding="utf-8")
+    (src / ("あ" * 82 + ".txt")).write_text("雨が降る。\n", encoding="utf-8")
+    try:
+        docs = sources.load(src)
+        assert all(len(f"{d.name}.bilingual.md".encode()) < 255 for d in docs)
+        assert all(any("output name shortened to" in n for n in d.notes) for d in docs)
+        s = _settings(tmp_path / "out", fake.url, bilingual=True)
+        stats = Translator(s).run(src)
+        again = Translator(s).run(src)
+    finally:
+        fake.close()
+    assert stats["outputs"] and again["reused"] == 2 and again["requests"] == 0
+    written = sorted(p.name for p in (tmp_path / "out").glob("*.zh.txt"))
+    assert len(written) == 2 and {f"{d.name}.zh.txt" for d in docs} == set(written)
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    (ref / ("あ" * 82 + ".txt")).write_text(_zh("雨が降る。") + "\n", encoding="utf-8")
+    assert evaluate(tmp_path / "out", ref)["total"]["chrf"] == 100
+
+
 @pytest.mark.server
 def test_real_run_on_the_samples(tiny_server, tmp_path):
     s = _settings(tmp_path / "out", tiny_server.base_url, concurrency=8, bilingual=True, epub=True,
