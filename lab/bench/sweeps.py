@@ -17,7 +17,7 @@ from lab.bench import light
 from lab.bench.metrics import parity, percentiles, summarize, workload
 from lab.bench.plots import plot
 from lab.bench.roofline import above_ceiling, for_profile, mark_ceiling, pct_of_ceiling, quiet_read, rebased
-from lab.client import Client
+from lab.client import Client, Result
 
 ENGINES = ("hf", "vllm", "server")
 
@@ -50,18 +50,29 @@ class RateSettings:
     seed: int = 0
 
 
+def _failures(res: list[Result], where: str) -> str:
+    """An empty note when every request was answered, a note when some failed, a LabError when all did (a server that
+    died mid-sweep answers nothing, and rows of 0 tok/s would read as measurements)."""
+    errors = [r.error for r in res if r.error]
+    if errors and len(errors) == len(res):
+        raise LabError(f"every request at {where} failed ({errors[0][:160]}): the server stopped answering")
+    return f"  ({len(errors)} of {len(res)} requests failed: {errors[0][:80]})" if errors else ""
+
+
 def server_sweep(client: Client, prompts: list[str], concurrencies: list[int], output_len: int,
-                 progress: bool = True) -> list[dict[str, Any]]:
+                 progress: bool = True, rows: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Streamed requests through the OpenAI API at each concurrency, measured by the light client (lab.bench.light:
-    timestamps only, parsed after the run); one warm-up request first."""
+    timestamps only, parsed after the run); one warm-up request first. Rows go into `rows` as each concurrency
+    ends, so a caller keeps them when a later one fails."""
     client.chat(prompts[0], max_tokens=4)
-    rows = []
+    rows = [] if rows is None else rows
     for c in concurrencies:
         res, wall = light.run(client.base_url, client.api_key, client.model, prompts, output_len, c)
+        failed = _failures(res, f"concurrency {c}")
         rows.append({"engine": "server", **summarize(res, wall, c)})
         if progress:
             print(f"  server c={c:<3} {rows[-1]['output_tok_s']:>9.1f} tok/s  "
-                  f"TTFT p50 {rows[-1]['ttft_ms']['p50']:.1f} ms  TPOT p50 {rows[-1]['tpot_ms']['p50']:.2f} ms",
+                  f"TTFT p50 {rows[-1]['ttft_ms']['p50']:.1f} ms  TPOT p50 {rows[-1]['tpot_ms']['p50']:.2f} ms{failed}",
                   flush=True)
     return rows
 
@@ -78,13 +89,14 @@ def rate_sweep(client: Client, prompts: list[str], rates: list[float], output_le
                   flush=True)
         res, wall = light.run(client.base_url, client.api_key, client.model, prompts, output_len, rate=rate,
                               seed=seed)
+        failed = _failures(res, f"{rate:g} req/s")
         row = {"engine": "server", "request_rate": rate, **summarize(res, wall, 0),
                **light.goodput(res, wall, slo_ttft_ms, slo_tpot_ms), "slo": {"ttft_ms": slo_ttft_ms,
                                                                               "tpot_ms": slo_tpot_ms}}
         rows.append(row)
         if progress:
             print(f"  rate {rate:>6g} req/s  {row['output_tok_s']:>9.1f} tok/s  goodput {row['goodput_req_s']:.2f} "
-                  f"req/s ({row['met_slo_pct']:.0f}% within SLO)", flush=True)
+                  f"req/s ({row['met_slo_pct']:.0f}% within SLO){failed}", flush=True)
     return rows
 
 
@@ -144,7 +156,16 @@ def _server_runs(prof: config.Profile, res: dict[str, Any], prompts: list[str], 
         if prof.device != "cuda" and res["roofline"].get("bandwidth"):
             res["roofline_offline"] = res["roofline"]  # the ceiling of the transformers and offline rows
             res["roofline"] = rebased(res["roofline"], quiet_read(prof.serve.get("env")))
-        rows = server_sweep(srv.client(), prompts, list(st.concurrencies), st.output_len, st.progress)
+        rows: list[dict[str, Any]] = []
+        try:
+            server_sweep(srv.client(), prompts, list(st.concurrencies), st.output_len, st.progress, rows)
+        except LabError as e:  # the server died mid-sweep: the concurrencies it answered are measurements
+            mark_ceiling(rows, res["roofline"])
+            res["runs"] += rows
+            if out and res["runs"]:
+                _keep(res, out)
+                raise LabError(f"{e}; what was measured is kept in {Path(out) / 'results.json'}") from None
+            raise
         mark_ceiling(rows, res["roofline"])
         return rows
     finally:

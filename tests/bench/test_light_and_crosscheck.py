@@ -78,3 +78,39 @@ def test_a_tpot_of_zero_gives_no_ratio_and_the_line_says_why():
     assert res["tpot_ratio"] is None and "TPOT p50 not measurable" in crosscheck.line(res)
     res["tpot_ratio"] = crosscheck._ratio(12.0, 12.5)
     assert res["tpot_ratio"] == 0.96 and "TPOT p50 96.0%" in crosscheck.line(res)
+
+
+def test_a_server_that_stops_answering_mid_sweep_ends_it_and_the_rows_before_are_kept(capsys):
+    """Rows of 0 tok/s from a dead server would read as measurements (and crashed the log-scale plot)."""
+    from helpers import FakeServer
+
+    from lab import LabError
+    from lab.bench import sweeps
+    from lab.client import Client
+    streamed = []
+
+    def handler(path, body):
+        if path.endswith("/models"):
+            return 200, {"object": "list", "data": [{"id": "m", "object": "model", "max_model_len": 4096}]}
+        if not body.get("stream"):  # the warm-up
+            return 200, {"id": "x", "object": "chat.completion", "created": 0, "model": "m",
+                         "choices": [{"index": 0, "finish_reason": "length", "message": {"role": "assistant",
+                                                                                        "content": "ok"}}],
+                         "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}}
+        streamed.append(body)
+        if len(streamed) == 2 or len(streamed) > 4:  # one failure at c=1, then the engine is gone
+            return 500, {"error": {"message": "engine dead"}}
+        return 200, (_event({"choices": [{"delta": {"content": "a"}}]})
+                     + _event({"choices": [{"delta": {"content": "b"}, "finish_reason": "length"}]})
+                     + _event({"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2}})
+                     + b"data: [DONE]\n\n")
+    srv = FakeServer(handler)
+    rows: list = []
+    try:
+        with pytest.raises(LabError, match=r"every request at concurrency 2 failed \(500: .*engine dead.*\): the "
+                                           r"server stopped answering"):
+            sweeps.server_sweep(Client(srv.url, max_retries=0), ["p"] * 4, [1, 2], 2, rows=rows)
+    finally:
+        srv.close()
+    assert [(r["concurrency"], r["failed"], r["output_tokens"]) for r in rows] == [(1, 1, 6)]
+    assert "(1 of 4 requests failed: 500: " in capsys.readouterr().out
