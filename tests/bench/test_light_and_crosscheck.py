@@ -114,3 +114,20 @@ def test_a_server_that_stops_answering_mid_sweep_ends_it_and_the_rows_before_are
         srv.close()
     assert [(r["concurrency"], r["failed"], r["output_tokens"]) for r in rows] == [(1, 1, 6)]
     assert "(1 of 4 requests failed: 500: " in capsys.readouterr().out
+
+
+def test_the_suite_refuses_a_server_that_answers_nothing(monkeypatch):
+    """c32 / c1 divided by a dead server's 0 tok/s: a ZeroDivisionError before."""
+    from helpers import openai_fake
+
+    from lab import LabError, config
+    from lab.bench.suite import suite
+    from lab.client import Client
+    srv = openai_fake(lambda body: (500, "engine dead", None))
+    monkeypatch.setattr(config, "client", lambda *a, **k: Client(srv.url, max_retries=0))
+    monkeypatch.setattr(Client, "chat", lambda self, *a, **k: None)  # the warm-up passes; then the engine is gone
+    try:
+        with pytest.raises(LabError, match=r"every request at concurrency 1 failed: the server at .* stopped"):
+            suite("tiny", num_prompts=2, output_len=4, concurrency=2, repeats=1, engines=False)
+    finally:
+        srv.close()
