@@ -101,6 +101,9 @@ def cross_check(profile: str | None = None, num_prompts: int = 96, concurrency: 
         seen["lab_cpu_ms_per_1k"].append(round(1e6 * cpu / max(s["output_tokens"], 1), 1))
         counts["lab_tokens"].append(s["output_tokens"])
         v, vcpu = _measured(lambda i=i: vllm_bench(prof, key, prompts, concurrency, output_len, seed=i), children=True)
+        if v.get("failed") or not v.get("output_throughput"):  # the same rule as for the lab client, above
+            raise LabError(f"{v.get('failed', '?')} of {len(prompts)} requests of vllm bench serve failed during the "
+                           f"cross-check")
         t2 = server_tokens(prof.base_url, key)
         seen["vllm_tok_s"].append(round(v["output_throughput"], 1))
         seen["vllm_tpot_p50_ms"].append(round(v["median_tpot_ms"], 3))
