@@ -258,7 +258,8 @@ def test_a_full_disk_mid_run_is_one_line_and_a_rerun_resumes_without_requests(tm
         return real(path, data, *a, **k)
     monkeypatch.setattr(outputs.paths, "atomic_write", full)
     with pytest.raises(LabError, match=rf"cannot write {out}/ame\.zh\.txt: No space left on device; \d+ finished "
-                                       rf"chunks are kept in {out}, rerun to resume once there is room"):
+                                       rf"pieces \(chunks or their halves\) are kept in {out}, rerun to resume "
+                                       rf"once there is room"):
         Translator(_settings(out, fake.url)).run(NOVEL / "ame.txt")
     monkeypatch.setattr(outputs.paths, "atomic_write", real)
     n = sum(path.endswith("/chat/completions") for path, _ in fake.requests)
@@ -277,5 +278,5 @@ def test_a_bare_socket_error_mid_run_is_named_a_connection_failure_not_a_write(t
     monkeypatch.setattr(pipeline, "write_all", reset)
     out = tmp_path / "out"
     with pytest.raises(LabError, match=rf"^connection failed: \[Errno 104\] Connection reset by peer; \d+ finished "
-                                       rf"chunks are kept in {out}, rerun to resume$"):
+                                       rf"pieces \(chunks or their halves\) are kept in {out}, rerun to resume$"):
         Translator(_settings(out, fake.url)).run(NOVEL / "ame.txt")
