@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lab import LabError, paths
-from lab.hardware import gpu_count
+from lab.hardware import gpu_count, resolve_dtype
 from lab.profile_checks import SERVE_FLAGS, checked_body
 
 if TYPE_CHECKING:
@@ -235,6 +235,9 @@ def load(name: str | None = None, check_device: bool = True) -> Profile:
         if required not in body:
             raise LabError(f"profile {name!r}: missing required key {required!r}")
     body = checked_body(name, body, Profile.host, Profile.cell_timeout)
+    if "dtype" in body.get("serve", {}):  # every reader (command line, offline engine, roofline) sees the real one
+        body["serve"] = {**body["serve"], "dtype": resolve_dtype(str(body["serve"]["dtype"]),
+                                                               str(body.get("device", Profile.device)))}
     prof = Profile(name=name, **body)
     prof.tensor_parallel(gpus=1)  # a bad value fails here, with the profile's name; "auto" resolves later
     if check_device:

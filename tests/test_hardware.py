@@ -56,11 +56,29 @@ def test_bf16_in_hardware_is_read_from_the_cpu_flags():
 
 def test_training_computes_in_float32_on_a_cpu_that_emulates_bf16(monkeypatch):
     from lab.finetune.train import compute_dtype
-    monkeypatch.setattr(hardware, "cpu_bf16", lambda: False)
+    monkeypatch.setattr(hardware, "cpu_bf16", lambda cpuinfo=None: False)
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     assert compute_dtype("auto") == "float32" and compute_dtype("bfloat16") == "bfloat16"
-    monkeypatch.setattr(hardware, "cpu_bf16", lambda: True)
+    monkeypatch.setattr(hardware, "cpu_bf16", lambda cpuinfo=None: True)
     assert compute_dtype("auto") == "bfloat16" and compute_dtype("float32") == "float32"
+
+
+def test_a_profile_served_in_auto_bf16_gets_float32_where_bf16_is_emulated(monkeypatch, tmp_path):
+    """Resolved when the profile loads, so the command line, the offline engine and the roofline all agree."""
+    from lab import config
+    zen3, zen4 = "flags\t\t: avx2 fma\n", "flags\t\t: avx2 avx512f avx512_bf16\n"
+    assert [hardware.resolve_dtype("auto-bf16", "cpu", c) for c in (zen3, zen4)] == ["float32", "bfloat16"]
+    assert hardware.resolve_dtype("auto-bf16", "cuda", zen3) == "bfloat16"
+    assert hardware.resolve_dtype("bfloat16", "cpu", zen3) == "bfloat16"  # said outright: kept
+    f = tmp_path / "p.toml"
+    f.write_text('[mine]\nmodel = "m"\nserved_name = "m"\n[mine.serve]\ndtype = "auto-bf16"\n')
+    monkeypatch.setenv("LAB_PROFILES", str(f))
+    for native, want in ((False, "float32"), (True, "bfloat16")):
+        monkeypatch.setattr(hardware, "cpu_bf16", lambda cpuinfo=None, n=native: n)
+        prof = config.load("mine")
+        assert prof.serve["dtype"] == want and ["--dtype", want] == config.serve_command(prof)[
+            config.serve_command(prof).index("--dtype"):][:2]
+        assert config.offline_engine_args(prof)["dtype"] == want
 
 
 def test_the_vector_isa_is_the_widest_the_flags_name():

@@ -89,8 +89,8 @@ def compute_dtype(dtype: str = "auto") -> str:
         return dtype
     import torch
 
-    from lab.hardware import cpu_bf16
-    return "bfloat16" if torch.cuda.is_available() or cpu_bf16() else "float32"
+    from lab.hardware import AUTO_BF16, resolve_dtype
+    return resolve_dtype(AUTO_BF16, "cuda" if torch.cuda.is_available() else "cpu")
 
 
 def load_base(model: str, four_bit: bool, dtype: str = "bfloat16") -> Any:
