@@ -58,12 +58,13 @@ def test_the_server_knows_paris_and_serves_the_adapter(server):
 
 
 def test_transformers_and_vllm_agree_on_the_first_greedy_tokens(server, smol_dir):
-    """Both bf16 (as the profile serves it, compiled) and greedy; a real model may still diverge later
-    (accumulation order): where they first differ is printed, and the first 3 tokens must agree."""
+    """Both in the dtype the profile serves in here (auto-bf16: bf16 with it in hardware, else float32) and greedy;
+    a real model may still diverge later (accumulation order): where they first differ is printed, and the first
+    3 tokens must agree."""
     from transformers import AutoTokenizer
     tok = AutoTokenizer.from_pretrained(smol_dir)
     hf = engines.run_isolated("hf_generate", model=str(smol_dir), prompts=PROMPTS, batch=1, output_len=8,
-                              dtype="bfloat16")["token_ids"]
+                              dtype=config.load(PROFILE).serve["dtype"])["token_ids"]
     c = server.client()
     for p, want in zip(PROMPTS, hf, strict=True):
         got = tok(c.chat(p, max_tokens=8, ignore_eos=True).text, add_special_tokens=False)["input_ids"]
