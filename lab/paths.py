@@ -90,10 +90,10 @@ def _head(name: str, limit: int) -> str:
 def short_name(name: str, limit: int = MAX_NAME_BYTES) -> str:
     """`name`, or when it is over `limit` UTF-8 bytes its start plus ~ and 8 hex digits of the whole name's hash:
     deterministic (a rerun finds its files) and distinct for distinct names."""
-    if len(name.encode("utf-8", "surrogateescape")) <= limit:
+    raw = name.encode("utf-8", "surrogateescape")
+    if len(raw) <= limit:
         return name
-    digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:8]
-    return f"{_head(name, limit - 9)}~{digest}"
+    return f"{_head(name, limit - 9)}~{hashlib.sha256(raw).hexdigest()[:8]}"
 
 
 # The largest input file read whole: a long novel is ~2 MB of text; a task file naming /dev/zero or a 10 GB log

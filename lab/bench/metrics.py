@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from lab import paths
+from lab import LabError, paths
 from lab.client import Result, throughput
 
 
@@ -31,6 +31,16 @@ def tpot(r: Result) -> float | None:
     if r.ttft is None or r.completion_tokens < 2:
         return None
     return (r.e2e - r.ttft) / (r.completion_tokens - 1)
+
+
+def failures(failed: int, total: int, where: str, first: str = "", server: str = "the server") -> str:
+    """A note for a run where `failed` of `total` requests failed ("" when none did), `first` being the first
+    error; a LabError when all did (a server that died mid-run answers nothing, and 0 tok/s would read as a
+    measurement, or be divided by)."""
+    if total and failed == total:
+        why = f" ({first[:160]})" if first else ""
+        raise LabError(f"every request at {where} failed{why}: {server} stopped answering")
+    return f"  ({failed} of {total} requests failed{f': {first[:80]}' if first else ''})" if failed else ""
 
 
 def summarize(results: list[Result], wall: float, concurrency: int) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 from lab import LabError, config, doctor, isolate, paths, pidfile, serve
 from lab.bench import engines as eng
 from lab.bench import light
-from lab.bench.metrics import parity, percentiles, summarize, workload
+from lab.bench.metrics import failures, parity, percentiles, summarize, workload
 from lab.bench.plots import plot
 from lab.bench.roofline import above_ceiling, for_profile, mark_ceiling, pct_of_ceiling, quiet_read, rebased
 from lab.client import Client, Result
@@ -51,12 +51,9 @@ class RateSettings:
 
 
 def _failures(res: list[Result], where: str) -> str:
-    """An empty note when every request was answered, a note when some failed, a LabError when all did (a server that
-    died mid-sweep answers nothing, and rows of 0 tok/s would read as measurements)."""
+    """metrics.failures of one run's results."""
     errors = [r.error for r in res if r.error]
-    if errors and len(errors) == len(res):
-        raise LabError(f"every request at {where} failed ({errors[0][:160]}): the server stopped answering")
-    return f"  ({len(errors)} of {len(res)} requests failed: {errors[0][:80]})" if errors else ""
+    return failures(len(errors), len(res), where, errors[0] if errors else "")
 
 
 def server_sweep(client: Client, prompts: list[str], concurrencies: list[int], output_len: int,
