@@ -154,17 +154,19 @@ def _server_runs(prof: config.Profile, res: dict[str, Any], prompts: list[str], 
             res["roofline_offline"] = res["roofline"]  # the ceiling of the transformers and offline rows
             res["roofline"] = rebased(res["roofline"], quiet_read(prof.serve.get("env")))
         rows: list[dict[str, Any]] = []
+        failure: LabError | None = None
         try:
             server_sweep(srv.client(), prompts, list(st.concurrencies), st.output_len, st.progress, rows)
         except LabError as e:  # the server died mid-sweep: the concurrencies it answered are measurements
-            mark_ceiling(rows, res["roofline"])
-            res["runs"] += rows
-            if out and res["runs"]:
-                _keep(res, out)
-                raise LabError(f"{e}; what was measured is kept in {Path(out) / 'results.json'}") from None
-            raise
+            failure = e
         mark_ceiling(rows, res["roofline"])
-        return rows
+        if failure is None:
+            return rows
+        res["runs"] += rows
+        if out and res["runs"]:
+            _keep(res, out)
+            raise LabError(f"{failure}; what was measured is kept in {Path(out) / 'results.json'}") from None
+        raise failure
     finally:
         if not keep:
             serve.release(prof, quiet=True)

@@ -80,13 +80,9 @@ def test_a_tpot_of_zero_gives_no_ratio_and_the_line_says_why():
     assert res["tpot_ratio"] == 0.96 and "TPOT p50 96.0%" in crosscheck.line(res)
 
 
-def test_a_server_that_stops_answering_mid_sweep_ends_it_and_the_rows_before_are_kept(capsys):
-    """Rows of 0 tok/s from a dead server would read as measurements (and crashed the log-scale plot)."""
+def _dying_server():
+    """A real local server that answers c=1 (one request of four fails), then only 500s: an engine gone."""
     from helpers import FakeServer
-
-    from lab import LabError
-    from lab.bench import sweeps
-    from lab.client import Client
     streamed = []
 
     def handler(path, body):
@@ -104,7 +100,15 @@ def test_a_server_that_stops_answering_mid_sweep_ends_it_and_the_rows_before_are
                      + _event({"choices": [{"delta": {"content": "b"}, "finish_reason": "length"}]})
                      + _event({"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2}})
                      + b"data: [DONE]\n\n")
-    srv = FakeServer(handler)
+    return FakeServer(handler)
+
+
+def test_a_server_that_stops_answering_mid_sweep_ends_it_and_the_rows_before_are_kept(capsys):
+    """Rows of 0 tok/s from a dead server would read as measurements (and crashed the log-scale plot)."""
+    from lab import LabError
+    from lab.bench import sweeps
+    from lab.client import Client
+    srv = _dying_server()
     rows: list = []
     try:
         with pytest.raises(LabError, match=r"every request at concurrency 2 failed \(500: .*engine dead.*\): the "
@@ -114,6 +118,38 @@ def test_a_server_that_stops_answering_mid_sweep_ends_it_and_the_rows_before_are
         srv.close()
     assert [(r["concurrency"], r["failed"], r["output_tokens"]) for r in rows] == [(1, 1, 6)]
     assert "(1 of 4 requests failed: 500: " in capsys.readouterr().out
+
+
+def test_a_bench_run_whose_server_dies_keeps_every_row_measured_in_results_json(tmp_path, monkeypatch):
+    """The rows of the engines before the server and of the concurrencies it answered stay on disk, judged
+    against the roofline, and the error says where; the server this run started is released."""
+    from lab import LabError, config
+    from lab.bench import sweeps
+    from lab.client import Client
+    srv = _dying_server()
+    released = []
+
+    class Started:
+        owned = True
+
+        def client(self, **kw):
+            return Client(srv.url, max_retries=0)
+
+    monkeypatch.setattr(sweeps.serve, "start", lambda *a, **k: Started())
+    monkeypatch.setattr(sweeps.serve, "release", lambda prof, **k: released.append(prof.name))
+    res = {"runs": [{"engine": "hf b=1", "concurrency": 1, "output_tok_s": 5.0}],
+           "roofline": {"batch1_ceiling_tok_s": 1e6}}
+    st = sweeps.RunSettings(concurrencies=(1, 2), progress=False)
+    try:
+        with pytest.raises(LabError, match=r"concurrency 2 failed .*; what was measured is kept in "
+                                           + str(tmp_path / "results.json")):
+            sweeps._server_runs(config.load("tiny"), res, ["p"] * 4, st, tmp_path, keep=False)
+    finally:
+        srv.close()
+    kept = json.loads((tmp_path / "results.json").read_text())
+    assert [(r["engine"], r["concurrency"]) for r in kept["runs"]] == [("hf b=1", 1), ("server", 1)]
+    assert kept["runs"][1]["failed"] == 1 and kept["runs"][1]["pct_of_ceiling"] > 0
+    assert released == ["tiny"] and kept["server_started"] is True
 
 
 def test_the_suite_refuses_a_server_that_answers_nothing(monkeypatch):
