@@ -136,7 +136,7 @@ def _run(a: argparse.Namespace) -> int:
     params.update(dict(nbparams.parse_param(x) for x in a.param))
     if a.plan:
         from lab import plan
-        pl = plan.plan(a.notebooks, a.profile, params)
+        pl = plan.plan(a.notebooks, a.profile, params, a.cell_timeout)
         print(json.dumps(pl, indent=1, ensure_ascii=False) if a.json else plan.render(pl))
         return 0
     run_dir, ok = runner.run(a.notebooks, a.profile, params, share_server=a.share_server, fail_fast=a.fail_fast,
@@ -249,7 +249,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
                    "its profile and parameters (default: a new run)")
     p.add_argument("--cell-timeout", type=options.NON_NEGATIVE_INT, metavar="S", default=None,
                    help="seconds one cell may run before its notebook fails and its kernel is stopped; 0: no limit "
-                   "(default: the profile's cell_timeout: tiny 900, others 1800)")
+                   "(default: the profile's cell_timeout, which --plan prints: 1800 unless the profile says otherwise)")
     p.add_argument("--plan", action="store_true", help="print what each notebook would get and load (parameters, "
                    "models, server command lines, offline engine arguments, GPUs) and run nothing; works without "
                    "a GPU")

@@ -63,13 +63,16 @@ def steps(prof: config.Profile, nb: Path, params: dict[str, Any], gpus: int | No
     return out
 
 
-def plan(names: list[str] | None, profile: str | None, params: dict[str, Any]) -> dict[str, Any]:
-    """Every selected notebook with its parameters (profile's, then -p/-f) and its steps; downloads nothing."""
+def plan(names: list[str] | None, profile: str | None, params: dict[str, Any],
+         cell_timeout: int | None = None) -> dict[str, Any]:
+    """Every selected notebook with its parameters (profile's, then -p/-f), its steps and the bound on each cell
+    (--cell-timeout, else the profile's); downloads nothing."""
     with config.no_fetch():
-        return _plan(names, profile, params)
+        return _plan(names, profile, params, cell_timeout)
 
 
-def _plan(names: list[str] | None, profile: str | None, params: dict[str, Any]) -> dict[str, Any]:
+def _plan(names: list[str] | None, profile: str | None, params: dict[str, Any],
+          cell_timeout: int | None) -> dict[str, Any]:
     prof = config.load(profile, check_device=False)
     nbs = runner.resolve(names)
     declared = nbparams.check_params(nbs, params)
@@ -78,6 +81,7 @@ def _plan(names: list[str] | None, profile: str | None, params: dict[str, Any]) 
     return {"profile": prof.name, "model": prof.model_path(), "served_name": prof.served_name,
             "device": prof.device, "gpus_needed": need if prof.device == "cuda" else 0, "gpus_visible": gpus,
             "tensor_parallel": prof.serve.get("tensor_parallel_size", 1),
+            "cell_timeout_s": prof.cell_timeout if cell_timeout is None else cell_timeout,
             "notebooks": [{"notebook": nb.stem, "parameters": (p := nbparams.notebook_params(prof, nb, declared[nb],
                                                                                           params)),
                            "steps": steps(prof, nb, p, gpus or None)} for nb in nbs]}
@@ -89,7 +93,9 @@ def render(pl: dict[str, Any]) -> str:
              + (f"; needs {pl['gpus_needed']} GPU(s), {pl['gpus_visible']} visible here"
                 + (" (tensor_parallel_size = auto: every visible GPU)" if pl["tensor_parallel"] == "auto" else "")
                 if pl["device"] == "cuda" else ""),
-             "nothing is started or downloaded by this plan"]
+             "nothing is started or downloaded by this plan; "
+             + (f"a cell may run {pl['cell_timeout_s']} s (--cell-timeout)" if pl["cell_timeout_s"]
+                else "cells are not bounded (--cell-timeout 0)")]
     for nb in pl["notebooks"]:
         lines += ["", nb["notebook"], "  parameters: " + ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}"
                                                                    for k, v in nb["parameters"].items())]

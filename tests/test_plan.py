@@ -23,7 +23,13 @@ def test_every_profile_plans_every_notebook_on_a_cpu_machine(name):
             assert st["model"] and st["devices"]
             if "command" in st:
                 assert f"--served-model-name {prof.served_name}" in st["command"]
-    assert "nothing is started or downloaded" in plan.render(pl)
+    assert f"nothing is started or downloaded by this plan; a cell may run {prof.cell_timeout} s" in plan.render(pl)
+
+
+def test_the_plan_states_the_cell_bound_it_would_run_under():
+    assert "; a cell may run 45 s (--cell-timeout)" in lab("run", "--plan", "00", "--cell-timeout", "45").stdout
+    assert plan.plan(["00"], "tiny", {}, 0)["cell_timeout_s"] == 0
+    assert "cells are not bounded (--cell-timeout 0)" in plan.render(plan.plan(["00"], "tiny", {}, 0))
 
 
 def test_the_32b_awq_plan_uses_the_right_model_for_each_role():
