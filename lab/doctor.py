@@ -129,7 +129,8 @@ def checks() -> list[dict[str, str]]:
         rows.append(_torch_cuda())
     else:
         rows.append({"check": "gpu", "status": "info",
-                     "detail": f"no NVIDIA GPU ({g.get('error', 'none found')}): CPU path, use profile tiny"})
+                     "detail": f"no NVIDIA GPU ({g.get('error', 'none found')}): CPU path, the profiles whose "
+                               "device is cpu in `lab profiles`"})
     rows.append(_cpu_row())
     h = hf_cache()
     rows.append({"check": "disk", "status": "ok" if h["free_gb"] >= MIN_FREE_GB else "warn",

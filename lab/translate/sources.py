@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lab import LabError, paths
+from lab.translate.checks import KANA
 
 # Tried after the BOMs, with strict decoding; the *_2004 codecs add JIS X 0213 (Aozora's 第3/第4水準).
 ENCODINGS = ("utf-8", "cp932", "euc_jp", "shift_jis_2004", "euc_jis_2004")
@@ -57,7 +58,7 @@ def decode(data: bytes, name: str = "input") -> tuple[str, str]:
     try:
         return data.decode("utf-8"), "utf-8"  # strict UTF-8 almost never accepts legacy Japanese bytes
     except UnicodeDecodeError:
-        pass
+        _refuse_mixed(data, name)
     candidates = []
     for rank, enc in enumerate(ENCODINGS[1:]):
         try:
@@ -73,6 +74,24 @@ def decode(data: bytes, name: str = "input") -> tuple[str, str]:
             return text, enc
     raise LabError(f"{name}: unknown encoding (not UTF-8/16, Shift_JIS/CP932, EUC-JP or ISO-2022-JP); "
                    f"convert it to UTF-8")
+
+
+def _refuse_mixed(data: bytes, name: str) -> None:
+    """Refuse bytes that are UTF-8 Japanese on one line and not UTF-8 on another (files joined from two encodings,
+    or a damaged UTF-8 file): read as CP932, the UTF-8 lines would become mojibake (あい -> 縺ゅ＞) that every
+    check takes for kanji. Legacy encodings never form UTF-8 kana (E3 81-83 xx): EUC-JP has no byte under 0xA1
+    after a lead, and a whole Shift_JIS line that decodes as UTF-8 with kana takes a chain of coincidences."""
+    kana = bad = None
+    for no, line in enumerate(data.split(b"\n"), 1):
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as e:
+            bad = bad or (no, line[e.start])
+        else:
+            kana = kana or (no if KANA.search(text) else None)
+        if kana and bad:
+            raise LabError(f"{name}:{bad[0]}: not UTF-8 (byte 0x{bad[1]:02x}), but line {kana} is UTF-8 Japanese: "
+                           f"two encodings in one file, or a damaged one; convert it to UTF-8")
 
 
 def _implausible(text: str) -> float:

@@ -56,6 +56,19 @@ def test_binary_and_unknown_and_empty_are_refused(tmp_path):
     assert read_text(tmp_path / "crlf.txt") == ("一\n二\n", "cp932")
 
 
+@pytest.mark.parametrize("enc", ["cp932", "euc_jp"])
+def test_a_file_in_two_encodings_or_a_damaged_utf8_one_is_refused_naming_the_line(enc):
+    """Read as CP932, the UTF-8 lines became mojibake (あい -> 縺ゅ＞) that the checks took for kanji, and the run
+    said "every line translated"."""
+    with pytest.raises(LabError, match=r"^m.txt:3: not UTF-8 \(byte 0x[0-9a-f]{2}\), but line 1 is UTF-8 Japanese: "
+                                       r"two encodings in one file"):
+        decode(f"{JA}\nabc\n".encode() + JA.encode(enc) + b"\n", "m.txt")
+    damaged = (JA + "\n" + JA).encode()
+    with pytest.raises(LabError, match=r"^d.txt:2: not UTF-8 .*, but line 1 is UTF-8 Japanese"):
+        decode(damaged[:-4] + b"\xe3" + damaged[-3:], "d.txt")
+    assert decode(f"{JA}\n{JA}\n".encode(enc), "l.txt") == (f"{JA}\n{JA}\n", enc)  # one legacy encoding: as before
+
+
 def test_aozora_markup_is_removed():
     assert clean_aozora("｜魔法使《まほうつか》いは［＃「魔法」に傍点］笑った")[0] == "魔法使いは笑った"
 
