@@ -344,6 +344,17 @@ def test_hand_edited_or_binary_files_the_translator_reads(tmp_path):
                    str(tmp_path / "pre.txt"), "--base-url", "http://127.0.0.1:9/v1"), "pre.txt:2", "not UTF-8")
     (tmp_path / "p.yaml").write_bytes(b"prompt: " + SJIS + b"\n")
     _one_error(lab("run", "01", "-f", str(tmp_path / "p.yaml")), "p.yaml:1", "not UTF-8")
+    # valid UTF-8 with a NUL (a binary file given by mistake), and an empty preface: the model got no task
+    (tmp_path / "pre.txt").write_bytes(b"translate\nGGUF\x03\x00\x00\x00")
+    _one_error(lab("translate", str(tmp_path / "in.txt"), "-o", str(tmp_path / "o"), "--preface",
+                   str(tmp_path / "pre.txt"), "--base-url", "http://127.0.0.1:9/v1"), "pre.txt:2: a NUL byte")
+    (tmp_path / "pre.txt").write_text(" \n\n")
+    _one_error(lab("translate", str(tmp_path / "in.txt"), "-o", str(tmp_path / "o"), "--preface",
+                   str(tmp_path / "pre.txt"), "--base-url", "http://127.0.0.1:9/v1"), "pre.txt is empty")
+    from lab import paths
+    (tmp_path / "t.json").write_bytes(b'{"cases": []}\x00')
+    with pytest.raises(LabError, match=r"t.json:1: a NUL byte: looks binary, not a test file in UTF-8 text"):
+        paths.read_text(tmp_path / "t.json", "test file")
     man = tmp_path / "out" / ".lab-cache" / "a" / "manifest.json"
     man.parent.mkdir(parents=True)
     man.write_text('{"name": "a", "chunks": [{"units": 3}]}')

@@ -100,7 +100,11 @@ def _run_opts(p: argparse.ArgumentParser) -> None:
 def settings(a: argparse.Namespace) -> Settings:
     """Settings from parsed CLI options."""
     preface = Path(a.preface) if a.preface else paths.data() / "translation" / "preface.txt"
-    spec = PromptSpec(preface=paths.read_text(preface, "preface file").strip(), template=a.template,
+    instruction = paths.read_text(preface, "preface file").strip()
+    if not instruction:  # the model would get the bare text and no task: it answers in Japanese or chats
+        raise LabError(f"preface file {preface} is empty: write the instruction the model follows (default: "
+                       f"data/translation/preface.txt)")
+    spec = PromptSpec(preface=instruction, template=a.template,
                       glossary=load_glossary(a.glossary), fewshot=load_fewshot(a.fewshot),
                       context_lines=a.context_lines)
     return Settings(out=Path(a.out), endpoints=options.endpoints(a), spec=spec, model=a.model,
