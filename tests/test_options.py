@@ -53,6 +53,8 @@ def test_defaults_come_from_the_dataclass_or_the_signature_and_the_help_states_t
                                             (options.checked(float, 0, 2.5), "3", "must be <= 2.5, got 3"),
                                             (options.profile_name, "", "an empty one"),
                                             (options.profile_name, "  ", "an empty one"),
+                                            (options.nonempty("a run folder"), "", "expected a run folder, got "
+                                                                                   "an empty one"),
                                             (options.comma_rates, "1,-2", "rates >= 0.001 req/s, got '1,-2'"),
                                             (options.POSITIVE_FLOAT, "nan", "expected a finite number, got nan"),
                                             (options.checked(float, 0), "inf", "finite number, got inf"),
