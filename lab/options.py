@@ -83,6 +83,7 @@ NON_NEGATIVE_INT = checked(int, 0)
 POSITIVE_FLOAT = checked(float, 0, low_open=True)
 SECONDS = checked(float, 0, MAX_SECONDS, low_open=True)
 RATE = checked(float, MIN_RATE)
+SEED = checked(int, 0, 2**32 - 1)  # numpy's range; -1 or 10**20 crashed or wrapped around in one library or another
 
 
 def base_url(text: str) -> str:
@@ -106,8 +107,8 @@ def add(p: argparse.ArgumentParser, flag: str, owner: Any, name: str | None = No
     kw.setdefault("dest", name)
     if isinstance(d, bool) and "action" not in kw:
         kw["action"] = argparse.BooleanOptionalAction
-    elif d is not None and "type" not in kw and "choices" not in kw:
-        kw["type"] = type(d)
+    elif d is not None and "type" not in kw and "choices" not in kw:  # no count, bound or seed here is negative
+        kw["type"] = {int: NON_NEGATIVE_INT, float: checked(float, 0)}.get(type(d), type(d))
     shown = ",".join(map(str, d)) if isinstance(d, tuple | list) else d
     p.add_argument(flag, default=d, help=f"{help} (default: {shown})", **kw)
 
@@ -219,6 +220,9 @@ def comma_choices(choices: tuple[str, ...]) -> Callable[[str], tuple[str, ...]]:
         bad = [v for v in vals if v not in choices]
         if bad:
             raise argparse.ArgumentTypeError(f"unknown {bad[0]!r}; choose from {', '.join(choices)}")
+        twice = [v for i, v in enumerate(vals) if v in vals[:i]]
+        if twice:  # `server,server` measured the server twice and wrote both rows as if they were two engines
+            raise argparse.ArgumentTypeError(f"{twice[0]!r} is given twice in {text!r}")
         return tuple(vals)
     return parse
 

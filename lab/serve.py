@@ -87,8 +87,10 @@ class Server:
 
 def start(profile: str | config.Profile | None = None, api_key: str | None = None,
           timeout: float = READY_TIMEOUT_S, quiet: bool = False,
-          extra_serve: dict[str, Any] | None = None) -> Server:
-    """Start the profile's server, or reuse a healthy one serving the same model on its port."""
+          extra_serve: dict[str, Any] | None = None, hold: bool = False) -> Server:
+    """Start the profile's server, or reuse a healthy one serving the same model on its port. hold: a server
+    started here belongs to this process, which releases it when done; should the process die first (SIGKILL),
+    a watcher stops it (a `lab run` holds its servers so; `lab serve start` leaves them running on purpose)."""
     prof = profile if isinstance(profile, config.Profile) else config.load(profile)
     if extra_serve:
         prof = dataclasses.replace(prof, serve={**prof.serve, **extra_serve})
@@ -112,7 +114,7 @@ def start(profile: str | config.Profile | None = None, api_key: str | None = Non
         note = download_note(prof)
         if note:
             say(note)
-        proc, log = _spawn(prof, api_key, say)
+        proc, log = _spawn(prof, api_key, say, hold)
         t0 = time.time()
         _wait_ready(prof, proc, log, api_key, timeout, say)
     say(f"vLLM ready in {time.time() - t0:.1f}s (pid {proc.pid})")
@@ -204,7 +206,7 @@ def _inductor_cache() -> str:
     return str(Path(tempfile.gettempdir()) / f"torchinductor_{user}")
 
 
-def _spawn(prof: config.Profile, api_key: str | None, say: Any) -> tuple[subprocess.Popen, Path]:
+def _spawn(prof: config.Profile, api_key: str | None, say: Any, hold: bool = False) -> tuple[subprocess.Popen, Path]:
     """vLLM in a session of its own (stop kills EngineCore and workers with it), its log, and the pid file."""
     cmd = config.serve_command(prof)
     env = {**os.environ, **config.serve_env(prof)}
@@ -235,6 +237,7 @@ def _spawn(prof: config.Profile, api_key: str | None, say: Any) -> tuple[subproc
         sched = procs.set_autogroup_nice(proc.pid, prof.serve["autogroup_nice"])
         if not sched.startswith("/autogroup"):  # success reads "/autogroup-N nice 5"
             say(f"note: {sched}")
+    owner = os.environ.get("LAB_RUN_OWNER") or (pidfile.me() if hold else "")
     latest = logs / "latest.log"
     latest.unlink(missing_ok=True)
     latest.symlink_to(log.name)
@@ -244,11 +247,11 @@ def _spawn(prof: config.Profile, api_key: str | None, say: Any) -> tuple[subproc
          # which `lab run` (if any) this server belongs to: its backstop stops only its own servers,
          # never those of a run going on beside it
          "owner": os.environ.get("LAB_RUN_DIR", ""),
-         "owner_proc": os.environ.get("LAB_RUN_OWNER", ""),  # "pid:start ticks" of that `lab run` process
+         "owner_proc": owner,  # "pid:start ticks" of that `lab run` process, or of the holding process
          "starter": pidfile.me(), "users": [],  # who spawned it; other runs reusing it (see release)
          "served_name": prof.served_name, "log": str(log), "started": time.time(),
          "autogroup": sched, "ipc_dir": ipc}, indent=1))
-    if os.environ.get("LAB_RUN_OWNER"):  # a run's server: let go of it the moment that run dies
+    if owner:  # a run's or a holder's server: let go of it the moment that process dies
         watch.start(prof.port, proc.pid)
     say(f"starting vLLM ({prof.name}, {prof.served_name}) on {prof.base_url}; log: {log}")
     return proc, log

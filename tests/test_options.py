@@ -55,6 +55,10 @@ def test_defaults_come_from_the_dataclass_or_the_signature_and_the_help_states_t
                                             (options.profile_name, "  ", "an empty one"),
                                             (options.nonempty("a run folder"), "", "expected a run folder, got "
                                                                                    "an empty one"),
+                                            (options.SEED, "-1", "must be >= 0, got -1"),
+                                            (options.SEED, "99999999999999999999", "must be <= 4,294,967,295"),
+                                            (options.comma_choices(("hf", "server")), "server,hf,server",
+                                             "'server' is given twice in 'server,hf,server'"),
                                             (options.comma_rates, "1,-2", "rates >= 0.001 req/s, got '1,-2'"),
                                             (options.POSITIVE_FLOAT, "nan", "expected a finite number, got nan"),
                                             (options.checked(float, 0), "inf", "finite number, got inf"),

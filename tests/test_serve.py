@@ -206,3 +206,44 @@ def test_sigterm_during_a_start_stops_the_server_it_was_starting(tmp_path):
     finally:
         procs.stop_group(pgid)  # a failing test leaves no server either
         rec.unlink(missing_ok=True)
+
+
+_HOLDER = """
+import dataclasses, sys, time
+from lab import config, serve
+config.serve_command = lambda prof: [sys.executable, "-c", "import time; time.sleep(300)"]  # a stand-in server
+prof = dataclasses.replace(config.load("tiny"), port=int(sys.argv[1]), serve={})
+proc, log = serve._spawn(prof, None, lambda m: None, hold=sys.argv[2] == "hold")
+print(proc.pid, flush=True)
+time.sleep(300)
+"""
+
+
+@pytest.mark.parametrize("hold", ["hold", "leave"])
+def test_a_server_whose_holder_is_killed_is_stopped_and_one_started_to_stay_is_not(hold, tmp_path):
+    """`lab bench run` SIGKILLed after starting its server left the server running for good, recorded with no
+    owner, and every later reuse left it to a starter that was gone; `lab serve start` leaves its own on purpose."""
+    import subprocess
+    import sys
+    port = free_port()
+    env = {**os.environ, "LAB_LOGS": str(tmp_path)}
+    env.pop("LAB_RUN_OWNER", None)
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(port), hold], env=env, stdout=subprocess.PIPE,
+                              text=True)
+    server = int(holder.stdout.readline())
+    rec = json.loads((tmp_path / f"vllm-{port}.json").read_text())
+    try:
+        assert bool(rec["owner_proc"]) == (hold == "hold") and rec["owner_proc"].startswith(f"{holder.pid}:") \
+            == (hold == "hold")
+        holder.kill()
+        holder.wait()
+        if hold == "leave":
+            time.sleep(5)  # more than two polls of a watcher, had one been started
+            assert procs.group_pids(server) != []
+            return
+        deadline = time.time() + 30  # the watcher polls every 2 s
+        while time.time() < deadline and procs.group_pids(server):
+            time.sleep(0.2)
+        assert procs.group_pids(server) == [] and not (tmp_path / f"vllm-{port}.json").exists()
+    finally:
+        procs.stop_group(server)

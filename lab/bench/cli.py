@@ -31,7 +31,7 @@ def add_commands(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
                 help="tokens generated per prompt, EOS ignored")
     options.add(r, "--hf-batch", R, type=options.POSITIVE_INT, help="transformers batch size besides 1")
     options.add(r, "--hf-prompts", R, type=options.POSITIVE_INT, help="prompts for transformers (slower)")
-    options.add(r, "--seed", R, help="workload seed")
+    options.add(r, "--seed", R, type=options.SEED, help="workload seed")
     options.add(r, "--start-timeout", R, type=options.SECONDS,
                 help="seconds to wait for a server this command starts (a running one is reused)")
     options.add(r, "--keep-server", R, help="leave a server this command started running")
@@ -56,7 +56,7 @@ def add_commands(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
     options.add(rt, "--num-prompts", RT, type=options.POSITIVE_INT, help="requests per rate")
     options.add(rt, "--output-len", RT, type=options.checked(int, 2), help="tokens per request")
     options.add(rt, "--slo-ttft-ms", RT, type=options.POSITIVE_FLOAT, help="time-to-first-token target")
-    options.add(rt, "--seed", RT, help="workload and arrival-time seed")
+    options.add(rt, "--seed", RT, type=options.SEED, help="workload and arrival-time seed")
     options.add(rt, "--slo-tpot-ms", RT, type=options.POSITIVE_FLOAT, help="time-per-output-token target")
     rt.set_defaults(func=_rate)
     return s

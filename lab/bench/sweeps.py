@@ -143,7 +143,7 @@ def _server_runs(prof: config.Profile, res: dict[str, Any], prompts: list[str], 
     and the server's rows are judged against that roofline (the read before transformers can be minutes old:
     on a shared 2-core VM it moved 50 -> 85 GB/s within minutes)."""
     try:
-        srv = serve.start(prof, timeout=st.start_timeout, quiet=not st.progress)
+        srv = serve.start(prof, timeout=st.start_timeout, quiet=not st.progress, hold=not keep)
     except LabError as e:
         if out and res["runs"]:
             raise LabError(f"{e}; what was measured is kept in {Path(out) / 'results.json'}") from None

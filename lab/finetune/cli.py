@@ -35,7 +35,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     options.add(p, "--grad-accum", F, type=options.POSITIVE_INT, help="gradient accumulation steps")
     options.add(p, "--gradient-checkpointing", F, help="trade compute for memory")
     options.add(p, "--max-len", F, type=options.checked(int, 8), help="tokens per training sequence")
-    options.add(p, "--seed", F, help="random seed")
+    options.add(p, "--seed", F, type=options.SEED, help="random seed")
     options.add(p, "--merge", F, help="also save the adapter merged into a bf16 base")
     options.add(p, "--checkpoint-steps", F, type=options.checked(int, 0),
                 help="a resumable checkpoint every N steps (0: every tenth of the steps); a stopped run resumes "
