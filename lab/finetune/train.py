@@ -278,6 +278,9 @@ def train(cfg: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
     a line every tenth of the steps."""
     check_out(cfg.out)
     with locks.writing(cfg.out, "lab finetune", whole=True):  # two runs on one --out: the last rename won
+        if progress and (Path(cfg.out) / "result.json").exists():  # an hour's adapter is not replaced unsaid
+            print(f"note: {cfg.out} holds an earlier run's adapter; this run replaces it when it finishes (until "
+                  f"then it stays; another --out keeps both)", flush=True)
         return _train(cfg, progress)
 
 

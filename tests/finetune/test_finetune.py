@@ -138,7 +138,7 @@ def _cfg(tiny_model_dir, out, **kw):
                                    heldout=str(DATA / "heldout.jsonl"), out=str(out), eval_max_new_tokens=8, **kw)
 
 
-def test_bad_target_module_keeps_previous_output(tiny_model_dir, tmp_path):
+def test_bad_target_module_keeps_previous_output(tiny_model_dir, tmp_path, capsys):
     out = tmp_path / "ft"
     out.mkdir()
     (out / "result.json").write_text("{}")  # an earlier run's output
@@ -146,6 +146,8 @@ def test_bad_target_module_keeps_previous_output(tiny_model_dir, tmp_path):
     with pytest.raises(LabError, match=r"target module\(s\) \['attn_proj'\] not in the model; available: down_proj"):
         finetune.train(_cfg(tiny_model_dir, out, target_modules=["q_proj", "attn_proj"], steps=2))
     assert (out / "keep.txt").read_text() == "previous run" and list(tmp_path.iterdir()) == [out]
+    assert f"note: {out} holds an earlier run's adapter; this run replaces it when it finishes" in \
+        capsys.readouterr().out
 
 
 def test_real_training_steps_save_an_adapter(tiny_model_dir, tmp_path):
