@@ -24,7 +24,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     options.add(p, "--r", F, type=options.POSITIVE_INT, help="LoRA rank")
     options.add(p, "--alpha", F, type=options.POSITIVE_INT, help="LoRA alpha")
     options.add(p, "--dropout", F, type=options.checked(float, 0, 0.99), help="LoRA dropout")
-    options.add(p, "--target-modules", F, type=lambda t: [x.strip() for x in t.split(",") if x.strip()],
+    options.add(p, "--target-modules", F, type=lambda t: options.comma_list(t, str, "layer names"),
                 help="comma list of linear layer names to adapt")
     options.add(p, "--steps", F, type=options.POSITIVE_INT, help="optimizer steps")
     options.add(p, "--epochs", F, type=options.checked(float, 0), help="when > 0, steps = epochs x pairs / batch")

@@ -191,8 +191,8 @@ def _lora_model(cfg: FinetuneConfig, dtype: str) -> tuple[Any, int, int]:
     model = load_base(cfg.model, cfg.four_bit, dtype)
     avail = linear_names(model)
     missing = [t for t in cfg.target_modules if t not in avail]
-    if missing:
-        raise LabError(f"target module(s) {missing} not in the model; available: {', '.join(avail)}")
+    if missing or not cfg.target_modules:  # none: peft's NoMatchingPeftModuleError, an internal error line
+        raise LabError(f"target module(s) {missing or 'none'} not in the model; available: {', '.join(avail)}")
     n_total, loaded = count_params(model), model.get_memory_footprint()
     if cfg.four_bit:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)

@@ -145,6 +145,8 @@ def test_bad_target_module_keeps_previous_output(tiny_model_dir, tmp_path, capsy
     (out / "keep.txt").write_text("previous run")
     with pytest.raises(LabError, match=r"target module\(s\) \['attn_proj'\] not in the model; available: down_proj"):
         finetune.train(_cfg(tiny_model_dir, out, target_modules=["q_proj", "attn_proj"], steps=2))
+    with pytest.raises(LabError, match=r"target module\(s\) none not in the model; available: down_proj"):
+        finetune.train(_cfg(tiny_model_dir, out, target_modules=[], steps=2))
     assert (out / "keep.txt").read_text() == "previous run" and list(tmp_path.iterdir()) == [out]
     assert f"note: {out} holds an earlier run's adapter; this run replaces it when it finishes" in \
         capsys.readouterr().out
