@@ -84,13 +84,21 @@ def records_of(nb_path: Path) -> list[dict[str, Any]]:
 
 
 def _cell(v: Any) -> str:
+    """A value on one line of a Markdown table: model output holds |, CR (a row ends at a bare CR too) and LF."""
     s = json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else str(v)
-    return s.replace("|", "\\|").replace("\n", " ")
+    return s.replace("|", "\\|").replace("\r\n", " ").replace("\r", " ").replace("\n", " ")
+
+
+def _code(v: Any) -> str:
+    """A value as inline code whose own backticks cannot close it early (CommonMark: a longer fence)."""
+    s = _cell(v)
+    fence = "`" * (max((len(m) for m in re.findall(r"`+", s)), default=0) + 1)
+    return f"{fence} {s} {fence}" if fence != "`" else f"`{s}`"
 
 
 def _table(rows: list[dict[str, Any]], cols: list[str] | None = None) -> str:
     cols = cols or list(dict.fromkeys(c for r in rows for c in r))
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines = ["| " + " | ".join(_cell(c) for c in cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(_cell(r.get(c, "")) for c in cols) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
@@ -122,7 +130,7 @@ def _entry_markdown(run: dict[str, Any], sections: list[tuple[str, list[dict[str
         scalars = [r for r in recs if not r.get("figure") and not isinstance(r.get("value"), (list, dict))]
         if scalars:
             lines += ["| key | value |", "|---|---|"]
-            lines += [f"| {r['key']} | {_cell(r['value'])} |" for r in scalars]
+            lines += [f"| {_cell(r['key'])} | {_cell(r['value'])} |" for r in scalars]
             lines.append("")
         for r in recs:
             if r.get("figure"):
@@ -130,7 +138,7 @@ def _entry_markdown(run: dict[str, Any], sections: list[tuple[str, list[dict[str
             elif isinstance(r.get("value"), list) and r["value"] and isinstance(r["value"][0], dict):
                 lines += [f"**{r['key']}**", "", _table(r["value"], r.get("columns"))]
             elif isinstance(r.get("value"), (list, dict)):
-                lines += [f"**{r['key']}**: `{_cell(r['value'])}`", ""]
+                lines += [f"**{r['key']}**: {_code(r['value'])}", ""]
             if r.get("note"):
                 lines += [f"> {r['key']}: {r['note']}", ""]
     return "\n".join(lines).rstrip() + "\n"

@@ -232,3 +232,11 @@ def test_the_backstop_stops_only_this_runs_servers(tmp_path):
         for port, p in started.values():
             serve.stop(port, quiet=True)
             p.wait()
+
+
+def test_model_text_in_a_journal_table_or_code_span_stays_in_its_cell():
+    """A side-by-side row holds what a model wrote: a bare CR ended the Markdown row, a backtick the code span."""
+    from lab.journal import _code, _table
+    md = _table([{"source|col": "a\rb|c", "zh": "一\r\n二\n三"}])
+    assert md.splitlines() == ["| source\\|col | zh |", "|---|---|", "| a b\\|c | 一 二 三 |"]
+    assert _code({"k": "a`b"}) == '`` {"k": "a`b"} ``' and _code("x") == "`x`"
