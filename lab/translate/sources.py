@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import os
 import re
 import sys
 from dataclasses import dataclass, field
@@ -185,7 +186,7 @@ def inputs(path: str | Path, exclude: Path | None = None) -> list[Path]:
     if not p.exists():
         raise LabError(f"{p} does not exist")
     if p.is_file():
-        return [p]
+        return [_utf8_name(p)]
     if not p.is_dir():
         raise LabError(f"{p} is neither a file nor a folder (a device, pipe or socket)")
     top = p.resolve()
@@ -202,7 +203,19 @@ def inputs(path: str | Path, exclude: Path | None = None) -> list[Path]:
                    and not any(f.resolve().is_relative_to(s) for s in skip))
     if not files:
         raise LabError(f"{p}: no .txt or .epub files in this folder (translations and output folders are not read)")
-    return files
+    return [_utf8_name(f) for f in files]
+
+
+def _utf8_name(f: Path) -> Path:
+    """A path whose name is UTF-8: other bytes (Python holds them as surrogates) cannot go into the UTF-8
+    manifest, logs and output names, and crashed the run after its first request."""
+    try:
+        str(f).encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(f).decode("utf-8", "backslashreplace")
+        raise LabError(f"{shown}: the file name is not UTF-8 (a name from another system's encoding); rename "
+                       f"it") from None
+    return f
 
 
 def load(path: str | Path, out: Path | None = None, aozora: bool | None = None) -> list[Source]:

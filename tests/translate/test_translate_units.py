@@ -1,6 +1,7 @@
 """Translation building blocks: encodings, chunking, prompts, cleaning, every check."""
 
 import codecs
+from pathlib import Path
 
 import pytest
 
@@ -67,6 +68,18 @@ def test_a_file_in_two_encodings_or_a_damaged_utf8_one_is_refused_naming_the_lin
     with pytest.raises(LabError, match=r"^d.txt:2: not UTF-8 .*, but line 1 is UTF-8 Japanese"):
         decode(damaged[:-4] + b"\xe3" + damaged[-3:], "d.txt")
     assert decode(f"{JA}\n{JA}\n".encode(enc), "l.txt") == (f"{JA}\n{JA}\n", enc)  # one legacy encoding: as before
+
+
+def test_a_file_name_that_is_not_utf8_is_refused_before_anything(tmp_path):
+    """A name in another system's encoding (bytes Python holds as surrogates) crashed the run after its first
+    request, writing the UTF-8 manifest: "internal error UnicodeEncodeError"."""
+    import os
+    (tmp_path / "ok.txt").write_text(JA, encoding="utf-8")
+    bad = Path(os.fsdecode(bytes(tmp_path) + b"/\xff\xfe.txt"))
+    bad.write_text(JA, encoding="utf-8")
+    for given in (tmp_path, bad):
+        with pytest.raises(LabError, match=r"/\\xff\\xfe\.txt: the file name is not UTF-8"):
+            inputs(given)
 
 
 def test_aozora_markup_is_removed():
