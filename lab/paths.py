@@ -163,8 +163,9 @@ def read_text(path: str | Path, what: str = "file") -> str:
         line = data[:e.start].count(b"\n") + 1
         raise LabError(f"{p}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); save the "
                        f"{what} as UTF-8") from None
-    if "\x00" in text:  # valid UTF-8, but no text format here has NUL: a binary file given by mistake
-        line = text[:text.index("\x00")].count("\n") + 1
+    nul = text.find("\x00")
+    if nul >= 0:  # valid UTF-8, but no text format here has NUL: a binary file given by mistake
+        line = text[:nul].count("\n") + 1
         raise LabError(f"{p}:{line}: a NUL byte: looks binary, not a {what} in UTF-8 text")
     return text
 

@@ -81,7 +81,7 @@ def _plan(names: list[str] | None, profile: str | None, params: dict[str, Any],
     return {"profile": prof.name, "model": prof.model_path(), "served_name": prof.served_name,
             "device": prof.device, "gpus_needed": need if prof.device == "cuda" else 0, "gpus_visible": gpus,
             "tensor_parallel": prof.serve.get("tensor_parallel_size", 1),
-            "cell_timeout_s": prof.cell_timeout if cell_timeout is None else cell_timeout,
+            "cell_timeout_s": runner.cell_limit(prof, cell_timeout),
             "notebooks": [{"notebook": nb.stem, "parameters": (p := nbparams.notebook_params(prof, nb, declared[nb],
                                                                                           params)),
                            "steps": steps(prof, nb, p, gpus or None)} for nb in nbs]}

@@ -227,6 +227,11 @@ class _Live:
         self.out.flush()
 
 
+def cell_limit(prof: config.Profile, given: int | None) -> int:
+    """Seconds one cell may run: --cell-timeout when given (0: no limit), else the profile's cell_timeout."""
+    return prof.cell_timeout if given is None else given
+
+
 def execute(nb: Path, out: Path, params: dict[str, Any], cell_timeout: int, kernels: Path) -> str | None:
     """Run one notebook with papermill into `out`; None when it passed, else one line saying why.
 
@@ -351,7 +356,7 @@ def run(names: list[str] | None = None, profile: str | None = None, params: dict
         raise LabError(f"no notebooks found in {notebook_dir()}")
     params = dict(params or {})
     declared = check_params(nbs, params)  # before anything is created or started
-    limit = prof.cell_timeout if cell_timeout is None else cell_timeout
+    limit = cell_limit(prof, cell_timeout)
     if limit < 0:
         raise LabError(f"--cell-timeout must be 0 (no limit) or a number of seconds, got {limit}")
     requested = [nb.stem if nb.parent == notebook_dir().resolve() else str(nb) for nb in nbs]
