@@ -311,6 +311,10 @@ def test_c2rust_check_of_a_binary_file_or_a_folder(tmp_path):
                "str_to_int is a folder")
     _one_error(lab("c2rust", "check", str(c_dir / "prog.c"), str(c_dir), str(c_dir / "reference.rs")),
                "test file", "str_to_int is a folder")
+    _one_error(lab("c2rust", "batch", str(tmp_path / "nowhere"), "--base-url", "http://127.0.0.1:9/v1"),
+               "nowhere does not exist")
+    _one_error(lab("c2rust", "batch", str(c_dir / "prog.c"), "--base-url", "http://127.0.0.1:9/v1"),
+               "prog.c is not a folder of programs")
 
 
 def test_a_bug_is_one_line_and_its_traceback_goes_to_the_logs(tmp_path, monkeypatch, capsys):

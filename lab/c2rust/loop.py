@@ -351,6 +351,9 @@ def per_round(rows: list[dict[str, Any]], rounds: int) -> list[dict[str, Any]]:
 def programs(folder: str | Path) -> list[tuple[Path, Path]]:
     """(C file, task) of every program folder below `folder` (NAME/NAME.c or prog.c; test_task/ or tests.json)."""
     folder = Path(folder)
+    if not folder.exists():
+        raise LabError(f"{folder} does not exist: give a folder of programs (each: NAME/NAME.c + "
+                       f"NAME/test_task/test_task.json)")
     if not folder.is_dir():
         raise LabError(f"{folder} is not a folder of programs (each: NAME/NAME.c + NAME/test_task/test_task.json)")
     found = [p for d in sorted(folder.iterdir()) if d.is_dir() and (p := find_program(d))]
