@@ -25,6 +25,8 @@ ZH = ("的一是在不了有和人这中大为上个国我以要他时来用们�
 
 def reply_for(body: dict) -> tuple[str, str]:
     msgs = body["messages"]
+    if len(msgs) >= 3 and msgs[-2]["role"] == "assistant" and "\n" not in msgs[-1]["content"]:
+        msgs = msgs[:-2]  # a retry's feedback (one line) after the rejected reply: the source is before them
     source = msgs[-1]["content"].split("\n", 1)[1] if "\n" in msgs[-1]["content"] else msgs[-1]["content"]
     lines = [ln for ln in source.split("\n") if ln.strip()]
     key = f"{body.get('seed')}|{body.get('temperature')}|{body.get('frequency_penalty')}|{source}"

@@ -63,6 +63,14 @@ class FakeServer:
         self.httpd.server_close()
 
 
+def source_of(body: dict, preface: str) -> str:
+    """The text a translation request asks for: after the preface in the last user turn holding it (a retry's
+    feedback comes after that turn)."""
+    turn = next(m["content"] for m in reversed(body["messages"])
+                if m["role"] == "user" and preface + "\n" in m["content"])
+    return turn.rsplit(preface + "\n", 1)[1]
+
+
 def openai_fake(reply, max_model_len: int = 4096, model: str = "fake"):
     """A real local OpenAI-like server: reply(body) -> (status, content | None for a hang, finish_reason).
 

@@ -17,6 +17,8 @@ LENGTH_SLACK = 6      # chars: short lines vary most ("ありがとうござい�
 # A kanji followed by hiragana (使い, 書かれ, 読む) is a Japanese word left in: Chinese has no okurigana. Kana
 # alone may be a kept katakana name or a quoted 「あ」, which KANA_MAX judges by share instead.
 OKURIGANA = re.compile(r"[\u4e00-\u9fff][\u3040-\u309f]")
+JAPANESE_WORD = re.compile(r"[\u4e00-\u9fff]{0,2}[\u3040-\u30ff]+")  # 使い, 明かり, になると: the kana and
+# the kanji they inflect (more kanji would take in the Chinese words around them: 是魔法使い)
 FAILING = ("empty", "loop", "truncated", "kana", "japanese_word", "length_ratio", "line_count")  # retried
 # (glossary misses only warn)
 
@@ -70,6 +72,15 @@ def checks(output: str, source: str, finish_reason: str | None, terms: list | No
         if t.source in source and t.target not in output:
             problems.append(f"glossary:{t.source}")
     return problems
+
+
+def japanese_left(output: str, most: int = 3) -> list[str]:
+    """Up to `most` distinct Japanese fragments left in an output (kana, with up to 2 kanji before them)."""
+    seen: list[str] = []
+    for m in JAPANESE_WORD.finditer(output):
+        if KANA.search(m.group(0)) and m.group(0) not in seen:
+            seen.append(m.group(0))
+    return seen[:most]
 
 
 def failing(problems: list[str]) -> list[str]:

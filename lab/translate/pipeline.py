@@ -22,7 +22,7 @@ from lab.translate.chunking import Chunk, chunk_budget, make_chunks, max_tokens_
 from lab.translate.document import FAILED_MARK, Doc, halves, load_fixes, lookup, save_manifest, untranslated
 from lab.translate.endpoints import Endpoint, NoEndpoint, Pool
 from lab.translate.outputs import refuse_overwrites, write_all
-from lab.translate.prompts import PromptSpec, terms_in
+from lab.translate.prompts import PromptSpec, feedback, terms_in, with_feedback
 
 __all__ = ["FAILED_MARK", "Abort", "Settings", "Translator"]
 
@@ -43,6 +43,8 @@ class Settings:
     concurrency: int = 8
     rps: float | None = None      # optional cap on request starts per second
     attempts: int = 3             # per chunk size, before splitting
+    feedback: bool = False        # a retry shows the model its rejected reply and what was wrong with it (off:
+    # measured on 0.5B/1.5B, it rescued no more chunks than sampling alone; see the README)
     split: bool = True
     chunk_tokens: int = 512       # user cap on source tokens per chunk (the context may force less)
     max_tokens: int = 4096
@@ -199,9 +201,10 @@ class Translator:
         except openai.OpenAIError as e:  # 400/401/404...: the server's own words, and what was kept (run())
             raise Abort(str(server_error(e, self.s.endpoints[0]))) from None
 
-    def _budget(self, chunk: Chunk) -> int:
+    def _budget(self, chunk: Chunk, extra: int = 0) -> int:
+        """max_tokens for a chunk's request; `extra`: tokens a retry's feedback turns add to the prompt."""
         prompt_est = (self.overhead + self._gloss_tokens(chunk.text) + chunk.tokens
-                      + sum(self.count(c) for c in chunk.context))
+                      + sum(self.count(c) for c in chunk.context) + extra)
         if self.thinks:  # reasoning comes first and is long: the whole room left, up to the cap
             return max(1, min(self.s.max_tokens, context_room(self.max_model_len, prompt_est)))
         return max_tokens_for(self.max_model_len, prompt_est, chunk.tokens, self.s.max_tokens)
@@ -216,12 +219,13 @@ class Translator:
         if allow_split and self.s.split and len(chunk.units) > 1 and lookup(self.cache, doc, chunk) is not None:
             return await self._split(doc, chunk)  # a resumed run goes straight to the halves it cached
         terms = terms_in(chunk.text, self.s.spec.glossary)
-        msgs = self.s.spec.messages(chunk)
+        base = self.s.spec.messages(chunk)
+        msgs, extra = base, 0
         for attempt in range(1, self.s.attempts + 1):
             if attempt > 1:
                 self.stats["retries"] += 1
                 await asyncio.sleep(min(4.0, 0.25 * 2 ** (attempt - 2)))  # backoff between attempts
-            mt = self._budget(chunk)
+            mt = self._budget(chunk, extra)
             t0 = time.time()
             r, url = await self._ask(msgs, mt, attempt, seed_of(chunk.text, attempt))
             content, reasoning = split_reasoning(r.choices[0].message)
@@ -246,10 +250,25 @@ class Translator:
                 self.cache.put(doc.name, chunk.text, lines, {"model": self.model, "attempts": attempt,
                                                              "warnings": problems}, fp)
                 return list(lines)
+            msgs, extra = self._retry_messages(base, chunk, out, usage[1] or len(out.encode()), failing(problems))
         if allow_split and self.s.split and len(chunk.units) > 1:
             return await self._split(doc, chunk)
         self.stats["failed_units"] += len(chunk.units)
         return [None] * len(chunk.units)
+
+    def _retry_messages(self, base: list[dict[str, str]], chunk: Chunk, reply: str, reply_tokens: int,
+                        problems: list[str]) -> tuple[list[dict[str, str]], int]:
+        """The next attempt's messages and the tokens they add: the rejected reply and what was wrong with it,
+        where that fits beside a full reply (a 0.5B model repeats 一通目の消印 at any temperature until told)."""
+        note = feedback(problems, chunk.text, reply) if self.s.feedback else None
+        if note is None:
+            return base, 0
+        # The reply's size as the server counted it, the note's as UTF-8 bytes (>= its tokens): no /tokenize
+        # call mid-run, which would ask one endpoint only and fail the run when that one has just died.
+        extra = reply_tokens + len(note.encode()) + 16  # + the two turns' chat markup
+        if self._budget(chunk, extra) < self._budget(chunk):  # the context has no room for it: sampling only
+            return base, 0
+        return with_feedback(base, reply, note), extra
 
     async def _split(self, doc: Doc, chunk: Chunk) -> list[str | None]:
         """Translate the two halves separately; the whole is cached only when every unit succeeded."""

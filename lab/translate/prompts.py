@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lab import LabError, paths
+from lab.translate.checks import japanese_left, lines_of
 from lab.translate.chunking import Chunk, Unit
 
 TEMPLATES = ("qwen", "sakura")
@@ -106,6 +107,30 @@ class PromptSpec:
             parts.append("上文（仅供参考，不要翻译）：\n" + "\n".join(chunk.context))
         parts += [self.preface, chunk.text]
         return msgs + [{"role": "user", "content": "\n".join(parts)}]
+
+
+def feedback(problems: list[str], source: str, reply: str) -> str | None:
+    """What a retry tells the model about its rejected reply; None where showing the reply would not help
+    (empty, looping or cut off: those are retried with fresh sampling only)."""
+    if not problems or {"empty", "loop", "truncated"} & set(problems):
+        return None
+    notes = []
+    if {"kana", "japanese_word"} & set(problems):
+        left = "".join(f"「{w}」" for w in japanese_left(reply))
+        notes.append("译文里还有日语" + (f"：{left}" if left else "") + "，请全部译成中文，不要保留假名")
+    if "line_count" in problems:
+        n, m = len(lines_of(source)), len(lines_of(reply))
+        notes.append(f"原文有{n}行，译文却有{m}行；请逐行翻译，一行原文对应一行译文，共{n}行")
+    if "length_ratio" in problems:
+        notes.append("译文和原文的长度相差太多；请完整、忠实地翻译，不增不减")
+    if not notes:
+        return None
+    return "。".join(notes) + "。请重新翻译上面的日语原文，只输出译文。"
+
+
+def with_feedback(messages: list[dict[str, str]], reply: str, note: str) -> list[dict[str, str]]:
+    """A retry's messages: the chunk's own, the rejected reply, and what was wrong with it."""
+    return [*messages, {"role": "assistant", "content": reply}, {"role": "user", "content": note}]
 
 
 def panel_prompt(text: str, glossary: bool = False) -> str:

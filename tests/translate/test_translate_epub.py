@@ -5,7 +5,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from helpers import lab
+from helpers import lab, source_of
 from lxml import etree
 
 from lab import LabError
@@ -130,7 +130,7 @@ def test_epub_round_trip_keeps_structure_and_translates_every_text_node(tmp_path
     seen = []
 
     def reply(body):
-        src = body["messages"][-1]["content"].split(PREFACE + "\n", 1)[1]
+        src = source_of(body, PREFACE)
         seen.append(src)
         assert "<" not in src and "かいさつ" not in src  # markup and readings never reach the model
         return 200, "\n".join(_zh(x) for x in src.split("\n")), "stop"

@@ -101,12 +101,12 @@ def test_a_server_killed_mid_run_leaves_the_output_unchanged(reference, tmp_path
 
 
 def test_rejections_count_each_check_and_what_the_ladder_rescued(tmp_path):
-    from helpers import openai_fake
+    from helpers import openai_fake, source_of
 
     from lab.translate import rejections
 
     def reply(body):  # attempt 1 (temperature 0) answers in kana, a retry in Chinese
-        src = body["messages"][-1]["content"].split("\n", 1)[1]
+        src = source_of(body, PREFACE)
         n = len([x for x in src.splitlines() if x.strip()])
         return (200, "\n".join(["かなのまま"] * n) if body["temperature"] == 0 else "\n".join(["译文译文"] * n), "stop")
     fake = openai_fake(reply)

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, lab
+from helpers import ROOT, lab, source_of
 
 from lab import LabError
 from lab.translate import PromptSpec, Settings, Term, Translator
@@ -23,7 +23,7 @@ REFERENCE = (NOVEL / "ame.zh.txt").read_text("utf-8")
 
 
 def _source(body):
-    return body["messages"][-1]["content"].split(PREFACE + "\n", 1)[1]
+    return source_of(body, PREFACE)
 
 
 def _good(src):

@@ -10,7 +10,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, lab, openai_fake
+from helpers import ROOT, lab, openai_fake, source_of
 
 from lab import LabError
 from lab.translate import FAILED_MARK, Chunk, PromptSpec, Settings, Translator, chunk_budget, load_glossary
@@ -20,7 +20,7 @@ SAMPLES = ROOT / "data" / "translation"
 
 
 def _source_of(body):
-    return body["messages"][-1]["content"].split(PREFACE + "\n", 1)[1]
+    return source_of(body, PREFACE)
 
 
 def _zh(line):
@@ -64,6 +64,44 @@ def test_retry_then_split_then_mark_failed(tmp_path):
         n = len(seen)
         again = Translator(_settings(tmp_path / "out", fake.url)).run(doc)
         assert again["requests"] == len(seen) - n == 2  # only the failed line is tried again (2 attempts)
+    finally:
+        fake.close()
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_a_retry_shows_the_rejected_reply_and_what_was_wrong(tmp_path, on):
+    seen = []
+
+    def reply(body):  # keeps the Japanese word until it is told about it, as the 0.5B did
+        seen.append(body["messages"])
+        told = len(body["messages"]) > 1 and "「通目の」" in body["messages"][-1]["content"]
+        return 200, "第一封的邮戳是春天。" if told else "一通目の消印是春天。", "stop"
+    fake = openai_fake(reply)
+    try:
+        stats = Translator(_settings(tmp_path / "out", fake.url, feedback=on, split=False)).run(
+            _doc(tmp_path, ["一通目の消印は春だった。"]))
+        assert len(seen) == 2 and seen[0] == seen[1][:len(seen[0])]
+        if on:
+            assert seen[1][-2:][0] == {"role": "assistant", "content": "一通目の消印是春天。"}
+            assert stats["rescued_by_retry"] == 1 and stats["failed_units"] == 0
+            assert (tmp_path / "out" / "in.zh.txt").read_text() == "第一封的邮戳是春天。\n"
+        else:  # sampling alone: the same prompt again
+            assert seen[1] == seen[0] and stats["failed_units"] == 1
+    finally:
+        fake.close()
+
+
+def test_feedback_is_left_out_where_the_context_has_no_room_for_it(tmp_path):
+    seen = []
+
+    def reply(body):
+        seen.append(body["messages"])
+        return 200, "一通目の消印是春天。" * 3, "stop"
+    fake = openai_fake(reply, max_model_len=150)  # the fake counts characters as tokens
+    try:
+        s = _settings(tmp_path / "out", fake.url, feedback=True, split=False)
+        Translator(s).run(_doc(tmp_path, ["一通目の消印は春だった。"]))
+        assert len(seen) == 2 and seen[1] == seen[0]
     finally:
         fake.close()
 

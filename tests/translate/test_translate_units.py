@@ -17,8 +17,9 @@ from lab.translate import (
     make_chunks,
     max_tokens_for,
 )
-from lab.translate.checks import checks, clean, failing
+from lab.translate.checks import checks, clean, failing, japanese_left
 from lab.translate.chunking import fit
+from lab.translate.prompts import feedback
 from lab.translate.sources import (
     GETA,
     HEADER_TITLE,
@@ -228,3 +229,14 @@ def test_checks_accept_what_real_pairs_do():
     assert "loop" in checks("咚、" * 30, "トン、" * 8, "stop")  # far more than the source repeats
     probs = checks("葵笑了。\n天空很蓝。", "魔法使いは笑った。\n空は青い。", "stop", [Term("魔法使い", "魔法师")])
     assert probs == ["glossary:魔法使い"] and failing(probs) == []  # a glossary miss only warns
+
+
+def test_a_retry_is_told_what_was_wrong_where_that_can_help():
+    assert japanese_left("一通目の消印是昭和。是魔法使い少年。カタカナ、の") == ["通目の", "法使い", "カタカナ"]
+    assert japanese_left("全是中文。") == []
+    src = "一通目の消印は昭和三十年の春だった。\n差出人の名前はなかった。"
+    note = feedback(["japanese_word", "line_count"], src, "一通目の消印是昭和三十年的春。差出人的名字没有。")
+    assert "「通目の」" in note and "原文有2行，译文却有1行" in note and note.endswith("只输出译文。")
+    assert "长度" in feedback(["length_ratio"], src, "春。\n无。")
+    for hopeless in (["loop"], ["truncated", "kana"], ["empty"], []):  # showing such a reply again would not help
+        assert feedback(hopeless, src, "哈哈哈哈") is None
