@@ -112,9 +112,8 @@ def settings(a: argparse.Namespace) -> Settings:
     return Settings(out=Path(a.out), endpoints=options.endpoints(a), spec=spec, model=a.model,
                     api_key=config.client_key(), concurrency=a.concurrency, rps=a.rps,
                     attempts=a.attempts, feedback=a.feedback, split=a.split, chunk_tokens=a.chunk_tokens,
-                    max_tokens=a.max_tokens,
-                    temperature=a.temperature, timeout=a.timeout, thinking=a.thinking, aozora=a.aozora,
-                    bilingual=a.bilingual, epub=a.epub, resume=a.resume, log_text=a.log_text)
+                    max_tokens=a.max_tokens, temperature=a.temperature, timeout=a.timeout, thinking=a.thinking,
+                    aozora=a.aozora, bilingual=a.bilingual, epub=a.epub, resume=a.resume, log_text=a.log_text)
 
 
 def _run(a: argparse.Namespace) -> int:

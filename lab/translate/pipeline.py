@@ -250,7 +250,10 @@ class Translator:
                 self.cache.put(doc.name, chunk.text, lines, {"model": self.model, "attempts": attempt,
                                                              "warnings": problems}, fp)
                 return list(lines)
-            msgs, extra = self._retry_messages(base, chunk, out, usage[1] or len(out.encode()), failing(problems))
+            # Two upper bounds on the tokens of the reply a retry shows: the server's count of the whole reply
+            # (reasoning included) and the cleaned reply's UTF-8 bytes (byte-level BPE makes no more tokens).
+            size = len(out.encode())
+            msgs, extra = self._retry_messages(base, chunk, out, min(usage[1] or size, size), failing(problems))
         if allow_split and self.s.split and len(chunk.units) > 1:
             return await self._split(doc, chunk)
         self.stats["failed_units"] += len(chunk.units)
@@ -259,14 +262,16 @@ class Translator:
     def _retry_messages(self, base: list[dict[str, str]], chunk: Chunk, reply: str, reply_tokens: int,
                         problems: list[str]) -> tuple[list[dict[str, str]], int]:
         """The next attempt's messages and the tokens they add: the rejected reply and what was wrong with it,
-        where that fits beside a full reply (a 0.5B model repeats 一通目の消印 at any temperature until told)."""
+        where that fits beside a full reply (off by default: the 0.5B sent 一通目の消印 back at three temperatures,
+        and again when told; README)."""
         note = feedback(problems, chunk.text, reply) if self.s.feedback else None
         if note is None:
             return base, 0
         # The reply's size as the server counted it, the note's as UTF-8 bytes (>= its tokens): no /tokenize
         # call mid-run, which would ask one endpoint only and fail the run when that one has just died.
         extra = reply_tokens + len(note.encode()) + 16  # + the two turns' chat markup
-        if self._budget(chunk, extra) < self._budget(chunk):  # the context has no room for it: sampling only
+        full = max_tokens_for(self.max_model_len, 0, chunk.tokens, self.s.max_tokens)  # a whole answer's room
+        if self._budget(chunk, extra) < full:  # the context has no room for the feedback too: sampling only
             return base, 0
         return with_feedback(base, reply, note), extra
 

@@ -106,6 +106,23 @@ def test_feedback_is_left_out_where_the_context_has_no_room_for_it(tmp_path):
         fake.close()
 
 
+def test_a_long_reasoning_does_not_crowd_out_the_feedback(tmp_path):
+    """Only the answer goes back in the feedback turn, so only its size counts: a 600-token think block (the
+    server's completion count) must not make the retry leave the feedback out."""
+    seen = []
+
+    def reply(body):
+        seen.append(body["messages"])
+        return 200, {"content": "一通目の消印是春天。", "reasoning_content": "想" * 600}, "stop"
+    fake = openai_fake(reply, max_model_len=900)  # the fake counts characters as tokens
+    try:
+        s = _settings(tmp_path / "out", fake.url, feedback=True, split=False, thinking=True)
+        Translator(s).run(_doc(tmp_path, ["一通目の消印は春だった。"]))
+        assert len(seen) == 2 and seen[1][-2] == {"role": "assistant", "content": "一通目の消印是春天。"}
+    finally:
+        fake.close()
+
+
 def test_truncated_answers_are_retried_then_marked(tmp_path):
     fake = openai_fake(lambda body: (200, _zh(_source_of(body)), "length"))
     try:
