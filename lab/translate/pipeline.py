@@ -250,16 +250,13 @@ class Translator:
                 self.cache.put(doc.name, chunk.text, lines, {"model": self.model, "attempts": attempt,
                                                              "warnings": problems}, fp)
                 return list(lines)
-            # Two upper bounds on the tokens of the reply a retry shows: the server's count of the whole reply
-            # (reasoning included) and the cleaned reply's UTF-8 bytes (byte-level BPE makes no more tokens).
-            size = len(out.encode())
-            msgs, extra = self._retry_messages(base, chunk, out, min(usage[1] or size, size), failing(problems))
+            msgs, extra = self._retry_messages(base, chunk, out, usage[1], failing(problems))
         if allow_split and self.s.split and len(chunk.units) > 1:
             return await self._split(doc, chunk)
         self.stats["failed_units"] += len(chunk.units)
         return [None] * len(chunk.units)
 
-    def _retry_messages(self, base: list[dict[str, str]], chunk: Chunk, reply: str, reply_tokens: int,
+    def _retry_messages(self, base: list[dict[str, str]], chunk: Chunk, reply: str, counted: int,
                         problems: list[str]) -> tuple[list[dict[str, str]], int]:
         """The next attempt's messages and the tokens they add: the rejected reply and what was wrong with it,
         where that fits beside a full reply (off by default: the 0.5B sent 一通目の消印 back at three temperatures,
@@ -267,9 +264,12 @@ class Translator:
         note = feedback(problems, chunk.text, reply) if self.s.feedback else None
         if note is None:
             return base, 0
-        # The reply's size as the server counted it, the note's as UTF-8 bytes (>= its tokens): no /tokenize
-        # call mid-run, which would ask one endpoint only and fail the run when that one has just died.
-        extra = reply_tokens + len(note.encode()) + 16  # + the two turns' chat markup
+        # Sizes without a /tokenize call mid-run (it asks one endpoint only, and failed a run whose first one had
+        # just died): the reply as the smaller of two upper bounds, the server's `counted` tokens of the whole
+        # reply (reasoning included) and the cleaned reply's UTF-8 bytes (byte-level BPE makes no more tokens);
+        # the note as its bytes.
+        size = len(reply.encode())
+        extra = min(counted or size, size) + len(note.encode()) + 16  # + the two turns' chat markup
         full = max_tokens_for(self.max_model_len, 0, chunk.tokens, self.s.max_tokens)  # a whole answer's room
         if self._budget(chunk, extra) < full:  # the context has no room for the feedback too: sampling only
             return base, 0

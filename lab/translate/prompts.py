@@ -112,7 +112,7 @@ class PromptSpec:
 def feedback(problems: list[str], source: str, reply: str) -> str | None:
     """What a retry tells the model about its rejected reply; None where showing the reply would not help
     (empty, looping or cut off: those are retried with fresh sampling only)."""
-    if not problems or {"empty", "loop", "truncated"} & set(problems):
+    if {"empty", "loop", "truncated"} & set(problems):
         return None
     notes = []
     if {"kana", "japanese_word"} & set(problems):
