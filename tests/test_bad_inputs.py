@@ -421,6 +421,32 @@ def test_no_output_replaces_an_input_or_a_file_no_run_wrote(tmp_path):
         fake.close()
 
 
+def test_a_link_out_of_the_input_folder_is_never_read_or_sent(tmp_path):
+    secret = tmp_path / "home" / "secret.txt"
+    secret.parent.mkdir()
+    secret.write_text("秘密の鍵です。\n", encoding="utf-8")
+    folder = tmp_path / "book"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.txt").write_text("駅に着いた。\n", encoding="utf-8")
+    (folder / "leak.txt").symlink_to(secret)  # a packed folder can hold one
+    (folder / "sub" / "up").symlink_to(secret.parent, target_is_directory=True)
+    (folder / "same.txt").symlink_to("a.txt")  # a link that stays inside is followed
+    fake = openai_fake(lambda body: (200, "译文。", "stop"))
+    try:
+        r = lab("translate", str(folder), "-o", str(tmp_path / "out"), "--base-url", fake.url)
+        assert r.returncode == 0, r.stderr
+        assert f"warning: {folder / 'leak.txt'}: a link to {secret}, outside {folder}; skipped" in r.stderr
+        sent = "".join(json.dumps(b, ensure_ascii=False) for p, b in fake.requests if "chat" in p)
+        assert "駅に着いた" in sent and "秘密" not in sent
+        assert sorted(p.name for p in (tmp_path / "out").glob("*.zh.txt")) == ["a.zh.txt", "same.zh.txt"]
+        (folder / "a.txt").unlink()
+        (folder / "same.txt").unlink()
+        _one_error(lab("translate", str(folder), "-o", str(tmp_path / "out2"), "--base-url", fake.url),
+                   "no .txt or .epub files")
+    finally:
+        fake.close()
+
+
 def test_journal_names_come_from_the_run_folder_never_from_the_files(tmp_path):
     """A copied runs/ folder whose run.json says "id": "../../x", or whose records name paths, writes nothing
     outside journal/ (it wrote an entry two folders up)."""

@@ -68,7 +68,7 @@ def add_commands(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
 
 def _run_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", help="a .txt or .epub file, or a folder of them (UTF-8/16, Shift_JIS, EUC-JP and "
-                   "ISO-2022-JP detected; output folders inside it are not read)")
+                   "ISO-2022-JP detected; output folders inside it and links out of it are not read)")
     p.add_argument("-o", "--out", required=True, help="output folder: NAME.zh.txt, logs/, the resume cache")
     options.endpoint_opts(p, several=True)
     p.add_argument("--glossary", help="TSV glossary: source<TAB>target[<TAB>note] (default: none)")

@@ -203,6 +203,22 @@ def test_two_programs_whose_reports_share_a_name_are_refused_before_any_request(
     assert not (tmp_path / "out").exists()
 
 
+def test_a_program_linked_from_outside_the_folder_is_skipped(tmp_path, capsys):
+    progs = tmp_path / "progs"
+    shutil.copytree(DATA / "str_to_int", progs / "str_to_int")
+    (tmp_path / "private.c").write_text("int main(void) { return 0; } /* not for the endpoint */\n")
+    shutil.copytree(DATA / "str_to_int", progs / "leak")
+    (progs / "leak" / "prog.c").unlink()
+    (progs / "leak" / "prog.c").symlink_to(tmp_path / "private.c")
+    assert [c for c, _ in c2rust.programs(progs)] == [progs / "str_to_int" / "prog.c"]
+    assert f"warning: {progs / 'leak' / 'prog.c'}: a link to {tmp_path / 'private.c'}, outside {progs}; skipped" \
+        in capsys.readouterr().err
+    (progs / "str_to_int").rename(tmp_path / "elsewhere")
+    (progs / "str_to_int").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    with pytest.raises(LabError, match="no programs in"):
+        c2rust.programs(progs)
+
+
 def test_batch_progress_says_each_round_of_each_program_in_whole_lines(tmp_path, capsys):
     """Notebook 05 sat silent for minutes between programs; now every round prints, one whole line each, from
     programs translated side by side."""
