@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import signal
@@ -354,7 +355,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 1
     except OSError as e:  # a file or socket a stage did not check first: its name and the reason, one line
         where = f"{e.filename}: " if e.filename else ""
-        print(crash.one_line(f"error: {where}{e.strerror or e}"), file=sys.stderr)
+        hint = " (disk full): free some space and rerun; finished work is kept on disk" \
+            if e.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+        print(crash.one_line(f"error: {where}{e.strerror or e}{hint}"), file=sys.stderr)
         return 1
     except Exception as e:  # a server error a stage did not convert still gets one line
         import openai

@@ -336,6 +336,21 @@ def test_a_bug_is_one_line_and_its_traceback_goes_to_the_logs(tmp_path, monkeypa
         cli.main(["c2rust", "check", "a.c", "t.json", "a.rs"])
 
 
+def test_a_full_disk_is_one_line_that_says_what_to_do(monkeypatch, capsys):
+    import errno
+
+    from lab import cli
+    from lab.c2rust import cli as c2rust_cli
+
+    def full(a):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "out/big.zh.txt")
+    monkeypatch.setattr(c2rust_cli, "_check", full)
+    assert cli.main(["c2rust", "check", "a.c", "t.json", "a.rs"]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "error: out/big.zh.txt: No space left on device (disk full): free some space and rerun; finished work is "
+        "kept on disk"]
+
+
 def test_a_malformed_parameters_file_is_one_line_with_its_line(tmp_path):
     (tmp_path / "p.yaml").write_text("concurrency: 2\nprompt: [1,\n")
     _one_error(lab("run", "01", "-f", str(tmp_path / "p.yaml")), "p.yaml:3: invalid YAML")
