@@ -6,8 +6,10 @@ import re
 
 from lab.client import strip_reasoning
 
-KANA = re.compile(r"[\u3040-\u309f\u30a0-\u30ff]")
-CJK_OR_KANA = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
+# kana, including the half-width katakana (ｶﾀｶﾅ, U+FF66-FF9F) of web novels and sound effects: a line of them left
+# untranslated passed every check before
+KANA = re.compile(r"[\u3040-\u309f\u30a0-\u30ff\uff66-\uff9f]")
+CJK_OR_KANA = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff\uff66-\uff9f]")
 RUN = re.compile(r"(.{1,20}?)\1{3,}", re.S)  # a 1-20 char unit repeated 4+ times in a row
 LETTER = re.compile(r"[\w\u3040-\u30ff\u4e00-\u9fff]")  # runs of ―…！◆ are style, not loops
 LOOP_MIN = 8          # repeats before a run can be a loop (degenerate decoding repeats dozens of times)
@@ -17,8 +19,9 @@ LENGTH_SLACK = 6      # chars: short lines vary most ("ありがとうござい�
 # A kanji followed by hiragana (使い, 書かれ, 読む) is a Japanese word left in: Chinese has no okurigana. Kana
 # alone may be a kept katakana name or a quoted 「あ」, which KANA_MAX judges by share instead.
 OKURIGANA = re.compile(r"[\u4e00-\u9fff][\u3040-\u309f]")
-JAPANESE_WORD = re.compile(r"[\u4e00-\u9fff]{0,2}[\u3040-\u30ff]+")  # 使い, 明かり, になると: the kana and
-# the kanji they inflect (more kanji would take in the Chinese words around them: 是魔法使い)
+# 使い, 明かり, になると: the kana and the kanji they inflect (more kanji would take in the Chinese words around
+# them: 是魔法使い)
+JAPANESE_WORD = re.compile(r"[\u4e00-\u9fff]{0,2}[\u3040-\u30ff\uff66-\uff9f]+")
 FAILING = ("empty", "loop", "truncated", "kana", "japanese_word", "length_ratio", "line_count")  # retried
 # (glossary misses only warn)
 

@@ -218,6 +218,11 @@ def test_every_check():
     assert "line_count" in checks("葵笑了。天空很蓝。", src, "stop")
     assert "line_count" in checks("葵笑了。\n天空很蓝。\n（译注：多出来的一行）", src, "stop")
     assert checks("葵笑了。\n\n天空很蓝。", src, "stop") == []  # a blank line between is no extra line
+    # half-width katakana (web novels, sound effects) left in are kana too, and an echo of them is dropped
+    assert "kana" in checks("葵笑了。\nﾄﾞｷﾄﾞｷしてる", "葵は笑った。\nﾄﾞｷﾄﾞｷしてる", "stop")
+    assert "kana" in checks("ｱｵｲﾊﾜﾗｯﾀ\n天空很蓝。", "ｱｵｲﾊﾜﾗｯﾀ。\n空は青い。", "stop")
+    assert clean("ｱｵｲﾊﾜﾗｯﾀ。\n葵笑了。", "ｱｵｲﾊﾜﾗｯﾀ。") == "葵笑了。"
+    assert japanese_left("他说：ﾄﾞｷﾄﾞｷ") == ["ﾄﾞｷﾄﾞｷ"]
 
 
 def test_checks_accept_what_real_pairs_do():
