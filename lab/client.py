@@ -245,6 +245,33 @@ class _StreamTally:
                       self.ttft, self.itl, reasoning=reasoning)
 
 
+async def stream_chat(ac: openai.AsyncOpenAI, retries: int, **kw: Any) -> Result:
+    """One chat completion, streamed, as a Result. The client's timeout then bounds the wait for each token (the
+    first included) instead of the whole reply: the 1.5B on 2 cores needed 225 s for one 26-line chunk, past a
+    120 s bound on the whole request, and a try thrown away at 120 s is work lost. A connection that fails
+    mid-reply (a dead endpoint, no token within the timeout) is re-sent with the same body, so the same seed, up
+    to `retries` times, as openai itself re-sends failures before the reply starts."""
+    for left in range(retries, -1, -1):
+        tally, started = _StreamTally(), False
+        try:
+            s = await ac.chat.completions.create(stream=True, stream_options={"include_usage": True}, **kw)
+            started = True
+            try:
+                async for chunk in s:
+                    tally.feed(chunk)
+            finally:  # also when an event is not a chunk: else the open stream is closed at garbage collection,
+                await s.close()  # which printed an asyncio error beside the run's one line
+        except openai.APIConnectionError:  # timeouts included; before the reply, openai's own retries were spent
+            if not started or not left:
+                raise
+            await asyncio.sleep(0.5 * 2 ** (retries - left))
+            continue
+        if not tally.events:  # a JSON (or HTML) body where events were asked for
+            raise ValueError("the streamed reply held no server-sent events")
+        return tally.result()
+    raise AssertionError("unreachable: the last try returns or raises")
+
+
 class Client:
     """Thin layer over the official openai client; the model name always comes from the server."""
 
@@ -353,6 +380,19 @@ class Client:
             r = self.sync.chat.completions.create(messages=messages_of(prompt, system), **self._kw(model, **kw))
             return _result(r, time.perf_counter() - t0)
 
+    def complete(self, prompt: str | list[dict[str, str]], model: str | None = None, **kw: Any) -> Result:
+        """One chat completion (blocking), streamed underneath (stream_chat): the timeout bounds each token's wait,
+        so a long reply on a slow CPU is not cut off and sent again while it is being written."""
+        async def go() -> Result:
+            ac = self.async_client()
+            try:
+                with server_errors(self.base_url):
+                    return await stream_chat(ac, self.max_retries, messages=messages_of(prompt),
+                                             **self._kw(model, **kw))
+            finally:
+                await ac.close()
+        return run_sync(go())
+
     def stream(self, prompt: str | list[dict[str, str]], model: str | None = None,
                system: str | None = None, on_text: Any = None, **kw: Any) -> Result:
         """Streamed chat completion: measures TTFT and inter-token latencies; on_text(piece) per chunk."""
@@ -382,12 +422,7 @@ class Client:
                 if not stream:
                     r = await ac.chat.completions.create(messages=messages_of(prompt), **kw)
                     return _result(r, time.perf_counter() - t0)
-                tally = _StreamTally()
-                s = await ac.chat.completions.create(messages=messages_of(prompt), stream=True,
-                                                     stream_options={"include_usage": True}, **kw)
-                async for chunk in s:
-                    tally.feed(chunk)
-                return tally.result()
+                return await stream_chat(ac, 0, messages=messages_of(prompt), **kw)
             except openai.OpenAIError as e:
                 return Result("", None, 0, 0, time.perf_counter() - t0, error=str(server_error(e, self.base_url)))
             except (ValueError, RecursionError) as e:  # a reply of another shape fails its request, not the batch

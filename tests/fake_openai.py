@@ -23,6 +23,23 @@ ZH = ("的一是在不了有和人这中大为上个国我以要他时来用们�
       "必战先回则任取据处理府研")
 
 
+def is_completion(payload: object) -> bool:
+    """A non-streamed chat completion with a choice (what a handler returns for a good reply)."""
+    return isinstance(payload, dict) and payload.get("object") == "chat.completion" and bool(payload.get("choices"))
+
+
+def as_events(payload: dict) -> bytes:
+    """A chat completion as the server-sent events vLLM streams for it: the message as one delta, the finish
+    reason, the usage, [DONE] (a handler writes replies once; a streaming client gets them as a stream)."""
+    choice = payload["choices"][0]
+    head = {k: payload.get(k) for k in ("id", "created", "model")} | {"object": "chat.completion.chunk"}
+    events = [{**head, "choices": [{"index": 0, "delta": choice["message"], "finish_reason": None}]},
+              {**head, "choices": [{"index": 0, "delta": {}, "finish_reason": choice.get("finish_reason")}]}]
+    if payload.get("usage"):
+        events.append({**head, "choices": [], "usage": payload["usage"]})
+    return "".join(f"data: {json.dumps(e, ensure_ascii=False)}\n\n" for e in events).encode() + b"data: [DONE]\n\n"
+
+
 def reply_for(body: dict) -> tuple[str, str]:
     msgs = body["messages"]
     if len(msgs) >= 3 and msgs[-2]["role"] == "assistant" and "\n" not in msgs[-1]["content"]:
@@ -49,10 +66,10 @@ def main() -> None:
     class H(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def _send(self, payload: dict) -> None:
-            data = json.dumps(payload).encode()
+        def _send(self, payload: dict, stream: bool = False) -> None:
+            data = as_events(payload) if stream else json.dumps(payload).encode()
             self.send_response(200)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", "text/event-stream" if stream else "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
@@ -74,7 +91,8 @@ def main() -> None:
             self._send({"id": "x", "object": "chat.completion", "created": 0, "model": "fake",
                         "choices": [{"index": 0, "finish_reason": finish,
                                      "message": {"role": "assistant", "content": text}}],
-                        "usage": {"prompt_tokens": 10, "completion_tokens": len(text), "total_tokens": 10 + len(text)}})
+                        "usage": {"prompt_tokens": 10, "completion_tokens": len(text), "total_tokens": 10 + len(text)}},
+                       stream=body.get("stream") is True)
 
         def log_message(self, *a: object) -> None:
             pass

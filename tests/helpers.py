@@ -6,8 +6,11 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from fake_openai import as_events, is_completion
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,9 +43,11 @@ class FakeServer:
                 if payload is None:  # hang: never answer (the client's timeout must fire)
                     threading.Event().wait(30)
                     return
-                data = json.dumps(payload).encode() if not isinstance(payload, bytes) else payload
+                sse = body.get("stream") is True and status == 200 and is_completion(payload)
+                data = as_events(payload) if sse else \
+                    json.dumps(payload).encode() if not isinstance(payload, bytes) else payload
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", "text/event-stream" if sse else "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -56,6 +61,62 @@ class FakeServer:
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class Trickle:
+    """A real OpenAI-like server that streams each reply piece by piece (pieces(body) -> list of str), `gap`
+    seconds apart; the requests listed in `stall` (numbered from 0) stop after their first piece, never finishing."""
+
+    def __init__(self, pieces, gap: float, stall: tuple[int, ...] = ()):
+        outer, self.bodies = self, []
+
+        class H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _json(self, payload):
+                data = json.dumps(payload).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                self._json({"object": "list", "data": [{"id": "m", "max_model_len": 4096}]})
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if self.path.endswith("/tokenize"):
+                    self._json({"count": len(json.dumps(body, ensure_ascii=False))})
+                    return
+                n = len(outer.bodies)
+                outer.bodies.append(body)
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                for delta in [{"content": p} for p in pieces(body)] + [{}]:
+                    ev = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m",
+                          "choices": [{"index": 0, "delta": delta, "finish_reason": None if delta else "stop"}]}
+                    self.wfile.write(f"data: {json.dumps(ev)}\n\n".encode())
+                    self.wfile.flush()
+                    if n in stall:
+                        time.sleep(30)  # stalled mid-reply: the client's timeout must fire
+                        return
+                    time.sleep(gap)
+                self.wfile.write(b"data: [DONE]\n\n")
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def close(self):

@@ -262,7 +262,10 @@ def test_progress_lines_say_what_is_awaited(tmp_path):
     finally:
         release.set()
         fake.close()
-    assert "waiting on 1 request(s) (longest " in buf.getvalue() and "; 30s a try, 3 tries at most)" in buf.getvalue()
+    said = buf.getvalue()
+    assert "waiting on 1 request(s) (longest " in said and "; a try fails after 30s without a token, 3 tries at most)" \
+        in said
+    assert ", 0 lines untranslated, " in said  # a chunk in flight is not (yet) a failure
 
 
 def test_a_server_that_lists_its_models_but_never_tokenizes_fails_within_its_bound(tmp_path):

@@ -22,8 +22,10 @@ def test_chat_and_stream_agree(tiny_server):
     r = c.chat(prompt, max_tokens=32, thinking=False)
     pieces = []
     s = c.stream(prompt, max_tokens=32, thinking=False, on_text=pieces.append)
-    assert r.text == s.text == "".join(pieces) == "我正在学习日语。"
-    assert r.finish_reason == s.finish_reason == "stop"
+    k = c.complete(prompt, max_tokens=32, thinking=False)  # streamed underneath, one Result
+    assert r.text == s.text == k.text == "".join(pieces) == "我正在学习日语。"
+    assert r.finish_reason == s.finish_reason == k.finish_reason == "stop"
+    assert k.completion_tokens == r.completion_tokens
     assert 0 < s.ttft < s.e2e and s.completion_tokens == r.completion_tokens
     assert len(s.itl) == len(pieces) - 1
 
@@ -62,3 +64,30 @@ def test_a_model_without_a_chat_template_gets_the_way_out_in_the_error():
             Client(fake.url, max_retries=0, timeout=5).chat("猫")
     finally:
         fake.close()
+
+
+@pytest.mark.parametrize("stall", [(), (0,), (0, 1, 2)])
+def test_complete_streams_a_reply_longer_than_the_timeout_and_resends_one_that_stops(stall):
+    """Client.complete (the C -> Rust loop's requests): the timeout bounds each token's wait, not the reply; a reply
+    that stops mid-stream is sent again unchanged, and one that keeps stopping is one ServerError line."""
+    import time
+
+    from helpers import Trickle
+
+    from lab.client import ServerError
+    srv = Trickle(lambda body: ["fn ", "main() ", "{}"], gap=0.6 if not stall else 0.05, stall=stall)
+    c = Client(srv.url, model="m", timeout=1, max_retries=1)
+    try:
+        t0 = time.monotonic()
+        if stall == (0, 1, 2):
+            with pytest.raises(ServerError, match="did not answer in time"):
+                c.complete("hi", max_tokens=8, seed=3)
+            assert len(srv.bodies) == 2 and time.monotonic() - t0 < 10
+            return
+        r = c.complete("hi", max_tokens=8, seed=3)
+        assert r.text == "fn main() {}" and r.finish_reason == "stop"
+        assert len(srv.bodies) == 1 + len(stall) and all(b == srv.bodies[0] for b in srv.bodies)
+        if not stall:
+            assert time.monotonic() - t0 > 1.5  # longer than the timeout, and kept
+    finally:
+        srv.close()

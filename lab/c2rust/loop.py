@@ -160,7 +160,7 @@ def _ask(client: Client, convs: list[tuple[list[dict[str, str]], int]], r: int, 
         sampled = repeated or j > 0 or first_seed is not None
         seed = (first_seed if first_seed is not None else r) if j == 0 else 1000 * r + j
         sampling = {"temperature": SAMPLE_TEMPERATURE, "seed": seed} if sampled else {}
-        res = client.chat(convs[j][0], max_tokens=convs[j][1], thinking=False, **sampling)
+        res = client.complete(convs[j][0], max_tokens=convs[j][1], thinking=False, **sampling)
         new = extract_rust(res.text)
         return res, new, (check_source(new, task, idiomatic=idiomatic, fix=True) if new else None)
     t0 = time.monotonic()
@@ -169,8 +169,9 @@ def _ask(client: Client, convs: list[tuple[list[dict[str, str]], int]], r: int, 
         # a 1,536-token reply takes ~4 min on 2 cores at 7 tok/s (1.5B): a line now and then says the run lives
         while len(wait(futures, timeout=HEARTBEAT_S)[0]) < len(futures):
             if say is not None:
-                say(f"  {label}: waiting on the model ({time.monotonic() - t0:.0f}s, {sum(f.done() for f in futures)} "
-                    f"of {len(futures)} replies in and checked; {client.timeout:.0f}s a request at most)")
+                done = sum(f.done() for f in futures)
+                say(f"  {label}: waiting on the model ({time.monotonic() - t0:.0f}s, {done} of {len(futures)} replies "
+                    f"in and checked; a request fails after {client.timeout:.0f}s without a token)")
         return [f.result() for f in futures]
 
 

@@ -87,7 +87,9 @@ def _run_opts(p: argparse.ArgumentParser) -> None:
     options.add(p, "--chunk-tokens", S, type=options.POSITIVE_INT, help="max source tokens per chunk")
     options.add(p, "--max-tokens", S, type=options.POSITIVE_INT, help="cap on tokens per reply")
     options.add(p, "--temperature", S, type=options.checked(float, 0), help="sampling temperature, 0 is greedy")
-    options.add(p, "--timeout", S, type=options.SECONDS, help="seconds per request")
+    options.add(p, "--timeout", S, type=options.SECONDS,
+                help="seconds a request may wait for its next token, the first included (replies stream, so a "
+                     "long reply on a slow CPU is never cut off while tokens arrive)")
     options.add(p, "--thinking", S, help="let Qwen3-style models think")
     p.add_argument("--aozora", action=argparse.BooleanOptionalAction, default=None,
                    help="Aozora Bunko text: drop the notation header, ruby 《》｜ and ［＃…］ notes, gaiji notes "

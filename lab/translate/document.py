@@ -74,10 +74,11 @@ def assemble(doc: Doc) -> list[tuple[str, str]]:
     return [(ln, doc.fixes[i] if i in doc.fixes else "".join(pieces.get(i, [ln]))) for i, ln in enumerate(doc.lines)]
 
 
-def untranslated(doc: Doc) -> list[int]:
-    """Line indices still marked untranslated (after fixes)."""
-    bad = {u.line for c in doc.chunks for u, t in zip(c.units, doc.results.get(c.index, [None] * len(c.units)),
-                                                       strict=True) if t is None}
+def untranslated(doc: Doc, finished_only: bool = False) -> list[int]:
+    """Line indices still marked untranslated (after fixes); finished_only: of finished chunks only (progress
+    lines, where a chunk still in flight is not yet a failure)."""
+    bad = {u.line for c in doc.chunks if not finished_only or c.index in doc.results
+           for u, t in zip(c.units, doc.results.get(c.index, [None] * len(c.units)), strict=True) if t is None}
     return sorted(bad - set(doc.fixes))
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import openai
 
 from lab import LabError, locks, paths
-from lab.client import Client, ServerError, context_room, not_openai, run_sync, server_error, split_reasoning
+from lab.client import Client, Result, ServerError, context_room, not_openai, run_sync, server_error, stream_chat
 from lab.translate import sources
 from lab.translate.cache import ChunkCache, text_hash
 from lab.translate.checks import checks, clean, failing, lines_of
@@ -165,7 +165,8 @@ class Translator:
         fh.write(json.dumps(rec, ensure_ascii=False) + "\n")  # one line per request, as it happens:
         fh.flush()  # flushed, so a killed process keeps every line it wrote
 
-    async def _ask(self, messages: list[dict[str, str]], max_tokens: int, attempt: int, seed: int) -> tuple[Any, str]:
+    async def _ask(self, messages: list[dict[str, str]], max_tokens: int, attempt: int,
+                   seed: int) -> tuple[Result, str]:
         if self.s.rps:
             wait = self._last_start + 1.0 / self.s.rps - time.monotonic()
             self._last_start = time.monotonic() + max(0.0, wait)
@@ -179,11 +180,11 @@ class Translator:
             kw["frequency_penalty"] = 0.3 * (attempt - 1)
         self.stats["requests"] += 1
 
-        async def send(ac: openai.AsyncOpenAI) -> Any:
-            try:
-                r = await ac.chat.completions.create(model=self.model, messages=messages, max_tokens=max_tokens,
-                                                     extra_body=extra, **kw)
-                if not r.choices or r.choices[0].message is None:
+        async def send(ac: openai.AsyncOpenAI) -> Result:
+            try:  # streamed: --timeout bounds each token's wait, so a slow CPU's long reply is not cut off
+                r = await stream_chat(ac, self.s.retries, model=self.model, messages=messages,
+                                      max_tokens=max_tokens, extra_body=extra, **kw)
+                if r.finish_reason is None and not r.text and not r.reasoning:
                     raise ValueError("a completion without choices")
             except (ValueError, RecursionError) as e:  # HTML, or JSON of another shape: a wrong URL, not a retry
                 raise not_openai(str(ac.base_url).rstrip("/"), e) from None
@@ -228,14 +229,14 @@ class Translator:
             mt = self._budget(chunk, extra)
             t0 = time.time()
             r, url = await self._ask(msgs, mt, attempt, seed_of(chunk.text, attempt))
-            content, reasoning = split_reasoning(r.choices[0].message)
+            content, reasoning = r.text, r.reasoning
             if reasoning and not self.thinks:
                 self.thinks = True
                 print("translate: the model reasons before it answers; replies now get room for that", flush=True)
             out = clean(content, chunk.text, self.s.spec.preface)
-            finish = r.choices[0].finish_reason
+            finish = r.finish_reason
             problems = checks(out, chunk.text, finish, terms)
-            usage = [r.usage.prompt_tokens, r.usage.completion_tokens] if r.usage else [0, 0]
+            usage = [r.prompt_tokens, r.completion_tokens]
             self.stats["output_tokens"] += usage[1]
             self._log(doc, {"chunk": chunk.index, "lines": [chunk.units[0].line + 1, chunk.units[-1].line + 1],
                             "attempt": attempt, "endpoint": url, "max_tokens": mt, "usage": usage,
@@ -294,12 +295,12 @@ class Translator:
         done = sum(len(d.results) for d in docs)
         fresh, el = done - self.stats["reused"], time.time() - t0
         eta = f"{el / fresh * (total - done):.0f}s" if fresh else "?"
-        bad = sum(len(untranslated(d)) for d in docs)
+        bad = sum(len(untranslated(d, finished_only=True)) for d in docs)
         waiting = ""
         if self._in_flight:
             oldest = time.monotonic() - min(self._in_flight.values())
-            waiting = (f", waiting on {len(self._in_flight)} request(s) (longest {oldest:.0f}s; "
-                       f"{self.s.timeout:.0f}s a try, {self.s.retries + 1} tries at most)")
+            waiting = (f", waiting on {len(self._in_flight)} request(s) (longest {oldest:.0f}s; a try fails after "
+                       f"{self.s.timeout:.0f}s without a token, {self.s.retries + 1} tries at most)")
         return (f"translate: {done}/{total} chunks ({done / max(1, total):.0%}), reused {self.stats['reused']}, "
                 f"{self.stats['requests']} requests, {self.stats['retries']} retries, {bad} lines untranslated, "
                 f"{self.stats['output_tokens'] / max(el, 1e-9):,.0f} tok/s, eta {eta}{waiting}")

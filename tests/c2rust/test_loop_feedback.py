@@ -363,4 +363,4 @@ def test_a_slow_reply_gets_waiting_lines_while_it_is_awaited(tmp_path, monkeypat
         fake.close()
     out = capsys.readouterr().out
     assert res["ok"] and "[p] unidiomatic round 1: waiting on the model (" in out, out
-    assert "0 of 1 replies in and checked; 60s a request at most)" in out
+    assert "0 of 1 replies in and checked; a request fails after 60s without a token)" in out

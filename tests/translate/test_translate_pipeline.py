@@ -10,7 +10,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, lab, openai_fake, source_of
+from helpers import ROOT, Trickle, lab, openai_fake, source_of
 
 from lab import LabError
 from lab.translate import FAILED_MARK, Chunk, PromptSpec, Settings, Translator, chunk_budget, load_glossary
@@ -172,6 +172,48 @@ def test_a_hanging_server_times_out(tmp_path):
         assert time.time() - t0 < 15
     finally:
         fake.close()
+
+
+def _pieces(body):
+    return [_zh(ln) + "\n" for ln in _source_of(body).split("\n") if ln]
+
+
+def test_a_reply_longer_than_the_timeout_is_kept_while_its_tokens_arrive(tmp_path):
+    """--timeout bounds the wait for each token, not the whole reply: a 2-core CPU's 26-line chunk took 225 s
+    on the 1.5B, and a 120 s bound on the whole request threw that work away and sent it again."""
+    lines = ["一行目。", "二行目。", "三行目。", "四行目。"]
+    srv = Trickle(_pieces, gap=0.7)  # 5 events, 3.5 s for the reply; each within the 1.5 s timeout
+    try:
+        t0 = time.time()
+        Translator(_settings(tmp_path / "out", srv.url, timeout=1.5, retries=0)).run(_doc(tmp_path, lines))
+        assert time.time() - t0 > 3  # the reply took longer than the timeout, and was kept
+        assert (tmp_path / "out" / "in.zh.txt").read_text().split("\n")[:4] == [_zh(x) for x in lines]
+        assert len(srv.bodies) == 1
+    finally:
+        srv.close()
+
+
+def test_a_reply_that_stops_mid_stream_is_sent_again_unchanged(tmp_path):
+    lines = ["一行目。", "二行目。"]
+    srv = Trickle(_pieces, gap=0.05, stall=(0,))  # the first reply stops after one token
+    try:
+        t0 = time.time()
+        Translator(_settings(tmp_path / "out", srv.url, timeout=1, retries=1)).run(_doc(tmp_path, lines))
+        assert time.time() - t0 < 10
+        assert (tmp_path / "out" / "in.zh.txt").read_text().split("\n")[:2] == [_zh(x) for x in lines]
+        assert len(srv.bodies) == 2 and srv.bodies[0] == srv.bodies[1]  # same seed, same attempt: same reply
+        log = [json.loads(x) for x in (tmp_path / "out" / "logs" / "in.jsonl").read_text().splitlines()]
+        assert [r["attempt"] for r in log] == [1]  # a lost reply is no attempt of the ladder
+    finally:
+        srv.close()
+    srv = Trickle(_pieces, gap=0.05, stall=(0, 1, 2))  # it never finishes: one line, within the bound
+    try:
+        t0 = time.time()
+        with pytest.raises(LabError, match="APITimeoutError"):
+            Translator(_settings(tmp_path / "out2", srv.url, timeout=1, retries=1)).run(_doc(tmp_path, lines))
+        assert time.time() - t0 < 15
+    finally:
+        srv.close()
 
 
 def test_rps_paces_starts_but_never_delays_the_first(tmp_path):
