@@ -268,7 +268,10 @@ async def stream_chat(ac: openai.AsyncOpenAI, retries: int, **kw: Any) -> Result
             continue
         if not tally.events:  # a JSON (or HTML) body where events were asked for
             raise ValueError("the streamed reply held no server-sent events")
-        return tally.result()
+        r = tally.result()
+        if r.finish_reason is None and not r.text and not r.reasoning:  # events, but not one choice in them
+            raise ValueError("a completion without choices")
+        return r
     raise AssertionError("unreachable: the last try returns or raises")
 
 

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import os
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -126,6 +127,19 @@ def check_replaceable(out: Path, markers: tuple[str, ...], what: str) -> None:
         held = ", ".join(sorted(p.name for p in out.iterdir())[:5])
         raise LabError(f"--out {out} holds {held}, not an earlier {what}, and a finished run replaces the whole "
                        f"folder: choose a new folder (nothing was done)")
+
+
+def inside(folder: str | Path, files: list[Path]) -> list[Path]:
+    """The files that resolve inside `folder`, in order; each link that leads out of it is named in a warning and
+    left out: a folder someone else packed can hold `leak.txt -> ~/.ssh/id_rsa`, whose text would go to the
+    endpoint (`lab translate`, `lab c2rust batch`). Links that stay inside are followed."""
+    top, kept = Path(folder).resolve(), []
+    for f in files:
+        if f.resolve().is_relative_to(top):
+            kept.append(f)
+        else:
+            print(f"warning: {f}: a link to {f.resolve()}, outside {folder}; skipped", file=sys.stderr)
+    return kept
 
 
 def read_bytes(path: str | Path, what: str = "file") -> bytes:

@@ -113,3 +113,16 @@ def test_atomic_write_of_a_name_near_the_file_system_limit(tmp_path):
     with pytest.raises(OSError) as e:  # over the limit: the error names the file, not a temp file
         paths.atomic_write(tmp_path / ("あ" * 90), "x")
     assert e.value.filename == str(tmp_path / ("あ" * 90)) and list(tmp_path.iterdir()) == [f]
+
+
+def test_inside_keeps_links_within_the_folder_and_names_each_that_leaves_it(tmp_path, capsys):
+    from lab import paths
+    (tmp_path / "d").mkdir()
+    (tmp_path / "secret").write_text("x")
+    (tmp_path / "d" / "a.txt").write_text("a")
+    (tmp_path / "d" / "same.txt").symlink_to("a.txt")
+    (tmp_path / "d" / "out.txt").symlink_to(tmp_path / "secret")
+    files = [tmp_path / "d" / n for n in ("a.txt", "out.txt", "same.txt")]
+    assert paths.inside(tmp_path / "d", files) == [files[0], files[2]]
+    assert capsys.readouterr().err == \
+        f"warning: {files[1]}: a link to {tmp_path / 'secret'}, outside {tmp_path / 'd'}; skipped\n"

@@ -358,11 +358,8 @@ def programs(folder: str | Path) -> list[tuple[Path, Path]]:
     if not folder.is_dir():
         raise LabError(f"{folder} is not a folder of programs (each: NAME/NAME.c + NAME/test_task/test_task.json)")
     found = [p for d in sorted(folder.iterdir()) if d.is_dir() and (p := find_program(d))]
-    # as in `lab translate`: a program that is a link out of the folder (to ~/.ssh) would go to the endpoint
-    inside = [p for p in found if p[0].resolve().is_relative_to(folder.resolve())]
-    for c, _ in (p for p in found if p not in inside):
-        print(f"warning: {c}: a link to {c.resolve()}, outside {folder}; skipped", file=sys.stderr)
-    found = inside
+    kept = paths.inside(folder, [c for c, _ in found])
+    found = [p for p in found if p[0] in kept]
     if not found:
         raise LabError(f"no programs in {folder}: expected NAME/NAME.c (or one .c) with "
                        f"NAME/test_task/test_task.json or NAME/tests.json")

@@ -182,13 +182,10 @@ class Translator:
 
         async def send(ac: openai.AsyncOpenAI) -> Result:
             try:  # streamed: --timeout bounds each token's wait, so a slow CPU's long reply is not cut off
-                r = await stream_chat(ac, self.s.retries, model=self.model, messages=messages,
-                                      max_tokens=max_tokens, extra_body=extra, **kw)
-                if r.finish_reason is None and not r.text and not r.reasoning:
-                    raise ValueError("a completion without choices")
+                return await stream_chat(ac, self.s.retries, model=self.model, messages=messages,
+                                         max_tokens=max_tokens, extra_body=extra, **kw)
             except (ValueError, RecursionError) as e:  # HTML, or JSON of another shape: a wrong URL, not a retry
                 raise not_openai(str(ac.base_url).rstrip("/"), e) from None
-            return r
         try:
             async with self._slots:  # requests in flight <= --concurrency, split halves included
                 key = object()

@@ -201,12 +201,7 @@ def inputs(path: str | Path, exclude: Path | None = None) -> list[Path]:
                 and (n == "book.epub" or (f.suffix == ".epub" and (f.parent / f"{f.stem}.zh.txt").exists())))
     files = sorted(f for f in p.rglob("*") if f.suffix.lower() in INPUT_SUFFIXES and f.is_file() and not ours(f)
                    and not any(f.resolve().is_relative_to(s) for s in skip))
-    # a link in the folder that leads out of it (to ~/.ssh, /etc/passwd) would send that file to the endpoint;
-    # a folder someone else packed can hold one, so only links that stay inside are followed
-    outside = [f for f in files if not f.resolve().is_relative_to(top)]
-    for f in outside:
-        print(f"warning: {f}: a link to {f.resolve()}, outside {p}; skipped", file=sys.stderr)
-    files = [f for f in files if f not in outside]
+    files = paths.inside(p, files)
     if not files:
         raise LabError(f"{p}: no .txt or .epub files in this folder (translations, output folders and links out of "
                        f"it are not read)")
