@@ -42,6 +42,11 @@ class Chunk:
         return sum(u.tokens for u in self.units)
 
 
+# Characters str.splitlines() breaks a line at besides \n (\r is gone on reading): inside a source line (a form
+# feed from a PDF export, a U+2028 from a word processor) they made the reply's line count check expect more
+# lines than the chunk has, so every try failed; the model sees a space instead
+LINE_BREAKS = re.compile("[\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+
 # Where a sentence too long for one request may be cut: after a clause mark or a space (ja and zh punctuation)
 CLAUSE = re.compile(r"(?<=[、，,；;：:…―—　 ])")
 
@@ -76,6 +81,7 @@ def make_chunks(lines: list[str], count: Callable[[str], int], budget: int, cont
         raise LabError(f"chunk budget must be >= 1 token, got {budget}")
     units: list[Unit] = []
     for i, line in enumerate(lines):
+        line = LINE_BREAKS.sub(" ", line)
         if not line.strip() or i in skip:
             continue
         n = count(line)

@@ -27,15 +27,20 @@ def load_glossary(path: str | Path | None) -> list[Term]:
     if not path:
         return []
     p = Path(path)
-    terms = []
+    terms: dict[str, tuple[int, Term]] = {}
     for n, line in enumerate(paths.read_text(p, "glossary").splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         cols = line.split("\t")
         if len(cols) < 2 or not cols[0].strip() or not cols[1].strip():
             raise LabError(f"{p}:{n}: expected 'source<TAB>target[<TAB>note]', got {line!r}")
-        terms.append(Term(cols[0].strip(), cols[1].strip(), cols[2].strip() if len(cols) > 2 else ""))
-    return terms
+        t = Term(cols[0].strip(), cols[1].strip(), cols[2].strip() if len(cols) > 2 else "")
+        if t.source in terms and terms[t.source][1].target != t.target:  # the prompt would ask for both
+            first, was = terms[t.source]
+            raise LabError(f"{p}:{n}: {t.source} -> {t.target}, but line {first} has {t.source} -> {was.target}; "
+                           f"keep one target per term (a note column can name the other)")
+        terms.setdefault(t.source, (n, t))
+    return [t for _, t in terms.values()]
 
 
 def load_fewshot(path: str | Path | None) -> list[tuple[str, str]]:

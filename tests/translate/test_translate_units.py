@@ -122,6 +122,16 @@ def test_a_long_quotation_is_split_inside_only_when_it_must_be():
     assert [c.text for c in chunks] == ["「はい。」と言った。", "いいえ。"]
 
 
+def test_a_line_break_inside_a_source_line_reaches_the_model_as_a_space():
+    """A form feed or U+2028 inside a line made the line-count check expect 4 reply lines for a 2-line chunk:
+    every try of the chunk failed and both lines came back untranslated."""
+    lines = ["一行目です。\u2028二行目です。", "三行目です。\f四行目\x85五行目", "\x0c"]
+    (chunk,) = make_chunks(lines, len, budget=100)
+    assert chunk.text == "一行目です。 二行目です。\n三行目です。 四行目 五行目"
+    assert [u.line for u in chunk.units] == [0, 1]  # the form-feed-only line is blank: copied, not sent
+    assert checks("第一行。第二行。\n第三行。第四行第五行", chunk.text, "stop") == []
+
+
 def test_folder_inputs_skip_outputs_and_empty_files(tmp_path, capsys):
     (tmp_path / "a.txt").write_text("一行目です。")
     (tmp_path / "empty.txt").write_text("")
@@ -189,6 +199,11 @@ def test_glossary_and_fewshot_errors_name_file_and_line(tmp_path):
         load_glossary(g)
     g.write_text("城\t城堡\tnote\n")
     assert load_glossary(g) == [Term("城", "城堡", "note")]
+    g.write_text("城\t城堡\tnote\n城\t城堡\n")  # a repeat is kept once, not sent twice
+    assert load_glossary(g) == [Term("城", "城堡", "note")]
+    g.write_text("城\t城堡\n葵\t葵\n城\t城池\n")  # the prompt would ask for both
+    with pytest.raises(LabError, match=r"g.tsv:3: 城 -> 城池, but line 1 has 城 -> 城堡"):
+        load_glossary(g)
     f = tmp_path / "f.jsonl"
     f.write_text('{"source": "a", "target": "b"}\n{"src": "a"}\n')
     with pytest.raises(LabError, match=r"f.jsonl:2: expected"):
