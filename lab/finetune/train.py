@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from lab import LabError, config, locks, paths, procs
+from lab.finetune import checkpoints
 from lab.finetune.data import IGNORE, collate, encode, leaked, load_jsonl
 from lab.measure import peak_memory
 
@@ -211,7 +211,7 @@ def _trainer(cfg: FinetuneConfig, model: Any, train_data: list[dict[str, Any]], 
     from transformers import PrinterCallback, Trainer, TrainingArguments
     args = TrainingArguments(output_dir=str(work / "trainer"), max_steps=steps, learning_rate=cfg.lr,
                              per_device_train_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
-                             logging_steps=1, save_strategy="steps", save_steps=checkpoint_every(cfg, steps),
+                             logging_steps=1, save_strategy="steps", save_steps=checkpoints.every(cfg, steps),
                              report_to=[], seed=cfg.seed,
                              bf16=dtype == "bfloat16", use_cpu=not torch.cuda.is_available(),
                              disable_tqdm=True, lr_scheduler_type=cfg.scheduler,
@@ -219,30 +219,17 @@ def _trainer(cfg: FinetuneConfig, model: Any, train_data: list[dict[str, Any]], 
                              gradient_checkpointing=cfg.gradient_checkpointing, remove_unused_columns=False,
                              dataloader_pin_memory=False)
     trainer = Trainer(model=model, args=args, train_dataset=train_data,
-                      data_collator=lambda b: collate(b, pad), callbacks=[cb, _keep_two()])
+                      data_collator=lambda b: collate(b, pad), callbacks=[cb, checkpoints.keep_two()])
     trainer.remove_callback(PrinterCallback)  # its raw dicts would drown our progress lines
     cb.tokens = steps * cfg.batch_size * cfg.grad_accum * (sum(len(d["input_ids"]) for d in train_data)
                                                                  / len(train_data))
     return trainer
 
 
-def _keep_two() -> Any:
-    """A callback that keeps the two newest checkpoints by step: a kill while one is written leaves the one
-    before. (transformers' save_total_limit orders them by mtime and warns, on every save of a fast run, that
-    mtime "may not be reliable on this filesystem".)"""
-    from transformers import TrainerCallback
-
-    class KeepTwo(TrainerCallback):
-        def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-            for old in _checkpoints(Path(args.output_dir))[:-2]:
-                shutil.rmtree(old, ignore_errors=True)
-    return KeepTwo()
-
-
 def _publish(cfg: FinetuneConfig, work: Path, result: dict[str, Any]) -> None:
     """result.json (and the merged model) into the work folder, which then replaces cfg.out in one rename."""
     shutil.rmtree(work / "trainer", ignore_errors=True)
-    for f in (RESUME, BEFORE):
+    for f in (checkpoints.RESUME, checkpoints.BEFORE):
         (work / f).unlink(missing_ok=True)
     paths.atomic_write(work / "result.json", json.dumps(result, indent=1, ensure_ascii=False) + "\n")
     if cfg.merge:
@@ -301,22 +288,15 @@ def _train(cfg: FinetuneConfig, progress: bool) -> dict[str, Any]:
     t_load = time.time()
     dtype = compute_dtype(cfg.dtype)
     model, n_total, loaded = _lora_model(cfg, dtype)
-    refs = [m[-1]["content"] for m in held_recs]
     steps = steps_for(cfg, len(train_data))
     procs.remove_left_behind(Path(cfg.out).parent, f"{Path(cfg.out).name}.partial")  # older runs' pid-named ones
     work = Path(str(cfg.out) + ".partial")  # one per --out: the folder lock makes this run its only user
-    resume = _resumable(work, _run_key(cfg, train_data, held_data), progress)
-    if (work / BEFORE).exists():  # same key: the base was evaluated before the kill
-        before = json.loads((work / BEFORE).read_text())
-    else:  # before training the LoRA B matrices are zero: the model is exactly the base
-        before = {"loss": heldout_loss(model, held_data, pad),
-                  "gen": generate(model, tok, held_recs, cfg.eval_max_new_tokens)}
-        paths.atomic_write(work / BEFORE, json.dumps(before, ensure_ascii=False))
-    before_loss, before_gen = before["loss"], before["gen"]
+    resume = checkpoints.resumable(work, checkpoints.run_key(cfg, train_data, held_data), progress)
+    before = _base_eval(cfg, work, model, tok, held_data, held_recs, pad)
     cb = _progress_callback(steps, max(1, steps // 10), show=progress)
     trainer = _trainer(cfg, model, train_data, pad, steps, work, cb, dtype)
     if progress:
-        print(f"checkpoint every {checkpoint_every(cfg, steps)} steps in {work}; if this run stops, the same "
+        print(f"checkpoint every {checkpoints.every(cfg, steps)} steps in {work}; if this run stops, the same "
               f"command with --out {cfg.out} resumes it", flush=True)
     t0 = time.time()
     try:
@@ -327,78 +307,48 @@ def _train(cfg: FinetuneConfig, progress: bool) -> dict[str, Any]:
     train_s = time.time() - t0
     history = [{"step": h["step"], "loss": round(float(h["loss"]), 4)}  # the resumed run's too
                for h in trainer.state.log_history if "loss" in h]
-    after_loss = heldout_loss(model, held_data, pad)
-    after_gen = generate(model, tok, held_recs, cfg.eval_max_new_tokens)
-    n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)  # LoRA A/B are never quantized
+    after = {"loss": heldout_loss(model, held_data, pad),
+             "gen": generate(model, tok, held_recs, cfg.eval_max_new_tokens)}
     model.save_pretrained(work / "adapter")
     tok.save_pretrained(work / "adapter")
     result = {"config": asdict(cfg), "compute_dtype": dtype, "steps": steps, "history": history,
               "train_seconds": round(train_s, 2),
-              "load_seconds": round(t0 - t_load, 2), "resumed_at_step": _step_of(resume) if resume else 0,
+              "load_seconds": round(t0 - t_load, 2), "resumed_at_step": checkpoints.step_of(resume) if resume else 0,
               "first_loss": history[0]["loss"] if history else None,
               "last_loss": history[-1]["loss"] if history else None,
-              "heldout_loss": {"before": round(before_loss, 4), "after": round(after_loss, 4)},
-              "chrf": {"before": chrf(before_gen, refs), "after": chrf(after_gen, refs)},
-              "samples": [{"prompt": m[-2]["content"], "reference": r, "before": b, "after": a}
-                          for m, r, b, a in zip(held_recs, refs, before_gen, after_gen, strict=True)],
-              "memory": {"params_total": n_total, "params_trainable": n_train,
-                         "trainable_pct": round(100 * n_train / n_total, 3),
-                         "weights_loaded_mb": round(loaded / 2**20, 3),
-                         "weights_bf16_mb": round(n_total * 2 / 2**20, 3), **peak_memory()}}
+              **_scores(held_recs, before, after), "memory": _memory(model, n_total, loaded)}
     _publish(cfg, work, result)
     result["adapter"] = str(Path(cfg.out) / "adapter")
     return result
 
 
-RESUME, BEFORE = "resume.json", "before.json"  # in the .partial folder: what run its checkpoints belong to, and
-                                               # the base's evaluation (minutes on a real model) kept for a resume
+def _base_eval(cfg: FinetuneConfig, work: Path, model: Any, tok: Any, held_data: list[dict[str, Any]],
+               held_recs: list[list[dict[str, str]]], pad: int) -> dict[str, Any]:
+    """The base's held-out loss and answers ({"loss", "gen"}), kept in work/ for a resumed run."""
+    if (work / checkpoints.BEFORE).exists():  # same key: the base was evaluated before the kill
+        return json.loads((work / checkpoints.BEFORE).read_text())
+    # before training the LoRA B matrices are zero: the model is exactly the base
+    before = {"loss": heldout_loss(model, held_data, pad), "gen": generate(model, tok, held_recs,
+                                                                          cfg.eval_max_new_tokens)}
+    paths.atomic_write(work / checkpoints.BEFORE, json.dumps(before, ensure_ascii=False))
+    return before
 
 
-def checkpoint_every(cfg: FinetuneConfig, steps: int) -> int:
-    """Steps between checkpoints: cfg.checkpoint_steps, or a tenth of the run (a kill loses at most that)."""
-    return cfg.checkpoint_steps or max(1, steps // 10)
+def _scores(held_recs: list[list[dict[str, str]]], before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """result.json's held-out loss, chrF and samples, before and after training."""
+    refs = [m[-1]["content"] for m in held_recs]
+    return {"heldout_loss": {"before": round(before["loss"], 4), "after": round(after["loss"], 4)},
+            "chrf": {"before": chrf(before["gen"], refs), "after": chrf(after["gen"], refs)},
+            "samples": [{"prompt": m[-2]["content"], "reference": r, "before": b, "after": a}
+                        for m, r, b, a in zip(held_recs, refs, before["gen"], after["gen"], strict=True)]}
 
 
-def _run_key(cfg: FinetuneConfig, *data: list[dict[str, Any]]) -> str:
-    """What makes checkpoints reusable: every setting but where the result goes, and the tokenized data."""
-    fields = {k: v for k, v in asdict(cfg).items() if k not in ("out", "merge", "checkpoint_steps")}
-    return hashlib.sha256(json.dumps([fields, data], sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _step_of(checkpoint: Path) -> int:
-    """The step a checkpoint-N folder was saved at."""
-    return int(checkpoint.name.rsplit("-", 1)[1])
-
-
-def _checkpoints(folder: Path) -> list[Path]:
-    """The checkpoint-N folders of a Trainer's output folder, oldest step first."""
-    return sorted((c for c in folder.glob("checkpoint-*") if c.name.rsplit("-", 1)[1].isdigit()), key=_step_of)
-
-
-def _resumable(work: Path, key: str, say: bool) -> Path | None:
-    """The newest complete checkpoint of a killed run with the same key, else None (and a clean work folder).
-
-    Complete means trainer_state.json is there: transformers writes it last; a run killed while writing one
-    left the one before it (_keep_two)."""
-    try:
-        same = json.loads((work / RESUME).read_text()).get("key") == key
-    except (OSError, ValueError, AttributeError):
-        same = False
-    if not same:
-        if work.exists() and say:
-            print(f"note: {work} holds another run's checkpoints (other settings or data); starting afresh",
-                  flush=True)
-        shutil.rmtree(work, ignore_errors=True)
-        work.mkdir(parents=True)
-        paths.atomic_write(work / RESUME, json.dumps({"key": key}))
-        return None
-    found = [c for c in _checkpoints(work / "trainer") if (c / "trainer_state.json").exists()]
-    if not found:
-        return None
-    best = found[-1]
-    if say:
-        print(f"resuming from step {_step_of(best)} ({best})", flush=True)
-    return best
+def _memory(model: Any, n_total: int, loaded: int) -> dict[str, Any]:
+    """result.json's memory block: parameters, trainable share, weights as loaded and in bf16, peaks."""
+    n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)  # LoRA A/B are never quantized
+    return {"params_total": n_total, "params_trainable": n_train, "trainable_pct": round(100 * n_train / n_total, 3),
+            "weights_loaded_mb": round(loaded / 2**20, 3), "weights_bf16_mb": round(n_total * 2 / 2**20, 3),
+            **peak_memory()}
 
 
 def steps_for(cfg: FinetuneConfig, pairs: int) -> int:

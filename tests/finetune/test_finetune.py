@@ -265,22 +265,6 @@ def test_a_killed_fine_tune_resumes_from_its_checkpoint_to_the_same_adapter(tmp_
     assert not (tmp_path / "k.partial").exists() and not (tmp_path / "k" / "trainer").exists()
 
 
-def test_checkpoints_of_other_settings_or_half_written_are_never_resumed(tmp_path, capsys):
-    from lab.finetune.train import RESUME, _resumable
-    work = tmp_path / "ft.partial"
-    (work / "trainer" / "checkpoint-40").mkdir(parents=True)
-    (work / "trainer" / "checkpoint-40" / "trainer_state.json").write_text("{}")
-    (work / "trainer" / "checkpoint-60").mkdir()  # killed while writing: no trainer_state.json yet
-    (work / RESUME).write_text(json.dumps({"key": "k1"}))
-    assert _resumable(work, "k1", say=True).name == "checkpoint-40"
-    assert "resuming from step 40" in capsys.readouterr().out
-    assert _resumable(work, "k2", say=True) is None  # other settings or data: start afresh
-    assert "another run's checkpoints" in capsys.readouterr().out
-    assert [f.name for f in work.iterdir()] == [RESUME] and json.loads((work / RESUME).read_text()) == {"key": "k2"}
-    (work / RESUME).write_text("not json")
-    assert _resumable(work, "k2", say=False) is None and json.loads((work / RESUME).read_text()) == {"key": "k2"}
-
-
 def _trainers_of(out) -> list[int]:
     """Pids of live isolated training processes writing `out`."""
     from pathlib import Path
