@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -17,6 +18,9 @@ TIMEOUT_S = 300.0  # one request; a 32B model writing 8k tokens at ~30 tok/s nee
 MAX_RETRIES = 3     # the openai client retries 408/409/429/5xx and connection errors with backoff
 PROBE_S = 10.0      # /v1/models: answered by vLLM's API process in milliseconds, also while it generates
 TOKENIZE_S = 30.0   # /tokenize: milliseconds in the API process; 30 s leaves room for a 2-core server at full load
+# A chat template that has no system turn raises, and vLLM answers 400 with its text: Gemma's "System role not
+# supported", Mistral v0.1's "Conversation roles must alternate user/assistant/..."
+SYSTEM_REFUSED = re.compile(r"system role|roles must alternate", re.IGNORECASE)
 
 
 class ServerError(LabError):
@@ -186,6 +190,18 @@ def messages_of(prompt: str | list[dict[str, str]], system: str | None = None) -
     return msgs + [{"role": "user", "content": prompt}]
 
 
+def without_system(messages: list[dict[str, str]], e: BaseException) -> list[dict[str, str]] | None:
+    """The messages with the system prompt moved to the head of the first user turn (as llama.cpp's Gemma
+    template does) when the server's chat template refused a system role; None for any other error."""
+    if not (isinstance(e, openai.BadRequestError) and messages and messages[0].get("role") == "system"
+            and SYSTEM_REFUSED.search(_server_message(e))):
+        return None
+    system, rest = messages[0]["content"], messages[1:]
+    if rest and rest[0].get("role") == "user":
+        return [{"role": "user", "content": f"{system}\n\n{rest[0]['content']}"}, *rest[1:]]
+    return [{"role": "user", "content": system}, *rest]
+
+
 def _result(r: Any, e2e: float) -> Result:
     """A Result from a non-streamed chat completion (usage may be missing on other servers); reasoning apart."""
     if not getattr(r, "choices", None):
@@ -254,7 +270,14 @@ async def stream_chat(ac: openai.AsyncOpenAI, retries: int, **kw: Any) -> Result
     for left in range(retries, -1, -1):
         tally, started = _StreamTally(), False
         try:
-            s = await ac.chat.completions.create(stream=True, stream_options={"include_usage": True}, **kw)
+            try:
+                s = await ac.chat.completions.create(stream=True, stream_options={"include_usage": True}, **kw)
+            except openai.BadRequestError as e:  # no system turn in this model's template: once more without it
+                folded = without_system(kw.get("messages") or [], e)
+                if folded is None:
+                    raise
+                kw = {**kw, "messages": folded}
+                s = await ac.chat.completions.create(stream=True, stream_options={"include_usage": True}, **kw)
             started = True
             try:
                 async for chunk in s:
@@ -380,8 +403,19 @@ class Client:
         """One chat completion (blocking)."""
         t0 = time.perf_counter()
         with server_errors(self.base_url):
-            r = self.sync.chat.completions.create(messages=messages_of(prompt, system), **self._kw(model, **kw))
+            r = self._create(messages_of(prompt, system), **self._kw(model, **kw))
             return _result(r, time.perf_counter() - t0)
+
+    def _create(self, messages: list[dict[str, str]], **kw: Any) -> Any:
+        """chat.completions.create, sent once more with the system prompt folded into the user turn when the
+        model's template refuses a system role."""
+        try:
+            return self.sync.chat.completions.create(messages=messages, **kw)
+        except openai.BadRequestError as e:
+            folded = without_system(messages, e)
+            if folded is None:
+                raise
+            return self.sync.chat.completions.create(messages=folded, **kw)
 
     def complete(self, prompt: str | list[dict[str, str]], model: str | None = None, **kw: Any) -> Result:
         """One chat completion (blocking), streamed underneath (stream_chat): the timeout bounds each token's wait,
@@ -401,9 +435,8 @@ class Client:
         """Streamed chat completion: measures TTFT and inter-token latencies; on_text(piece) per chunk."""
         tally = _StreamTally(on_text)
         with server_errors(self.base_url):
-            stream = self.sync.chat.completions.create(
-                messages=messages_of(prompt, system), stream=True,
-                stream_options={"include_usage": True}, **self._kw(model, **kw))
+            stream = self._create(messages_of(prompt, system), stream=True, stream_options={"include_usage": True},
+                                  **self._kw(model, **kw))
             for chunk in stream:
                 tally.feed(chunk)
             if not tally.events:

@@ -66,6 +66,36 @@ def test_a_model_without_a_chat_template_gets_the_way_out_in_the_error():
         fake.close()
 
 
+def test_a_template_without_a_system_turn_gets_the_system_prompt_in_the_user_turn():
+    """Gemma's template raises "System role not supported" (vLLM: 400); the C -> Rust loop and `lab chat
+    --system` sent a system turn and stopped there. The request goes once more with it folded in."""
+    from helpers import openai_fake
+
+    def reply(body):
+        msgs = body["messages"]
+        if msgs[0]["role"] == "system":
+            return 400, "System role not supported", "stop"
+        return 200, " | ".join(f"{m['role']}: {m['content']}" for m in msgs), "stop"
+    fake = openai_fake(reply)
+    try:
+        c = Client(fake.url, max_retries=0, timeout=5)
+        assert c.chat("猫", system="翻译").text == "user: 翻译\n\n猫"
+        assert c.stream("猫", system="翻译").text == "user: 翻译\n\n猫"
+        convo = [{"role": "system", "content": "S"}, {"role": "user", "content": "U1"},
+                 {"role": "assistant", "content": "A1"}, {"role": "user", "content": "U2"}]
+        assert c.complete(convo).text == "user: S\n\nU1 | assistant: A1 | user: U2"
+        assert sum(b["messages"][0]["role"] == "system" for p, b in fake.requests if "chat" in p) == 3
+        assert c.chat("猫").text == "user: 猫"  # no system turn: sent once
+    finally:
+        fake.close()
+    refused = openai_fake(lambda body: (400, "System role not supported", "stop"))
+    try:
+        with pytest.raises(LabError, match=r"rejected the request \(400\): System role not supported"):
+            Client(refused.url, max_retries=0, timeout=5).chat("猫")  # nothing to fold: the server's line
+    finally:
+        refused.close()
+
+
 @pytest.mark.parametrize("stall", [(), (0,), (0, 1, 2)])
 def test_complete_streams_a_reply_longer_than_the_timeout_and_resends_one_that_stops(stall):
     """Client.complete (the C -> Rust loop's requests): the timeout bounds each token's wait, not the reply; a reply
