@@ -84,6 +84,8 @@ def _run_opts(p: argparse.ArgumentParser) -> None:
     options.add(p, "--feedback", S, help="a retry shows the model its rejected reply and what was wrong with it "
                 "(Japanese left in, line count), besides changing sampling; off, a retry changes sampling only")
     options.add(p, "--split", S, help="split a chunk that keeps failing (--no-split marks it failed)")
+    options.add(p, "--split-at-once", S, help="split a chunk of several lines as soon as a reply has the wrong "
+                "line count (--no-split-at-once retries it whole --attempts times first)")
     options.add(p, "--chunk-tokens", S, type=options.POSITIVE_INT, help="max source tokens per chunk")
     options.add(p, "--max-tokens", S, type=options.POSITIVE_INT, help="cap on tokens per reply")
     options.add(p, "--temperature", S, type=options.checked(float, 0), help="sampling temperature, 0 is greedy")
@@ -113,7 +115,8 @@ def settings(a: argparse.Namespace) -> Settings:
                       context_lines=a.context_lines)
     return Settings(out=Path(a.out), endpoints=options.endpoints(a), spec=spec, model=a.model,
                     api_key=config.client_key(), concurrency=a.concurrency, rps=a.rps,
-                    attempts=a.attempts, feedback=a.feedback, split=a.split, chunk_tokens=a.chunk_tokens,
+                    attempts=a.attempts, feedback=a.feedback, split=a.split,
+                    split_at_once=a.split_at_once, chunk_tokens=a.chunk_tokens,
                     max_tokens=a.max_tokens, temperature=a.temperature, timeout=a.timeout, thinking=a.thinking,
                     aozora=a.aozora, bilingual=a.bilingual, epub=a.epub, resume=a.resume, log_text=a.log_text)
 

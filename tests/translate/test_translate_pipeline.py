@@ -68,6 +68,32 @@ def test_retry_then_split_then_mark_failed(tmp_path):
         fake.close()
 
 
+@pytest.mark.parametrize("at_once", [True, False])
+def test_a_wrong_line_count_splits_at_once_when_asked(tmp_path, at_once):
+    """Retrying a whole chunk whose reply merged lines rarely helps (the 0.5B: 26 of 309 such chunks rescued by
+    a retry): --split-at-once sends its halves after the first such reply; other problems are retried."""
+    seen = []
+
+    def reply(body):
+        src = _source_of(body)
+        seen.append(src)
+        if "\n" in src:
+            return 200, "甲乙丙丁戊己庚辛", "stop"  # two lines merged into one (and nothing else wrong)
+        if src == "二行目は空。" and seen.count(src) == 1:
+            return 200, "", "stop"  # one empty reply: retried, also at once
+        return 200, _zh(src), "stop"
+    fake = openai_fake(reply)
+    try:
+        doc = _doc(tmp_path, ["一行目です。", "二行目は空。"])
+        stats = Translator(_settings(tmp_path / "out", fake.url, attempts=3, split_at_once=at_once)).run(doc)
+        assert (tmp_path / "out" / "in.zh.txt").read_text() == f"{_zh('一行目です。')}\n{_zh('二行目は空。')}\n"
+        whole = sum("\n" in x for x in seen)
+        assert whole == (1 if at_once else 3) and stats["splits"] == 1
+        assert stats["requests"] == whole + 3 and stats["rescued_by_retry"] == 1
+    finally:
+        fake.close()
+
+
 @pytest.mark.parametrize("on", [True, False])
 def test_a_retry_shows_the_rejected_reply_and_what_was_wrong(tmp_path, on):
     seen = []
