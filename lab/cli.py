@@ -362,7 +362,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     except Exception as e:  # a server error a stage did not convert still gets one line
         import openai
         if isinstance(e, openai.OpenAIError):
-            from lab.client import server_error
+            from lab.server_errors import server_error
             url = getattr(getattr(e, "request", None), "url", "the server")
             print(crash.one_line(f"error: {server_error(e, url)}"), file=sys.stderr)  # a server's text may be anything
             return 1

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import openai
 
 from lab import LabError
+from lab.server_errors import ServerTimeout, not_openai, server_error, server_errors, server_message
 
 TIMEOUT_S = 300.0  # one request; a 32B model writing 8k tokens at ~30 tok/s needs ~270 s
 MAX_RETRIES = 3     # the openai client retries 408/409/429/5xx and connection errors with backoff
@@ -21,80 +21,6 @@ TOKENIZE_S = 30.0   # /tokenize: milliseconds in the API process; 30 s leaves ro
 # A chat template that has no system turn raises, and vLLM answers 400 with its text: Gemma's "System role not
 # supported", Mistral v0.1's "Conversation roles must alternate user/assistant/..."
 SYSTEM_REFUSED = re.compile(r"system role|roles must alternate", re.IGNORECASE)
-
-
-class ServerError(LabError):
-    """Something went wrong talking to an OpenAI-compatible server; the message names it and what to do."""
-
-
-class ServerUnreachable(ServerError):
-    """Nothing answers at the URL (connection refused, DNS, reset)."""
-
-
-class ServerTimeout(ServerError):
-    """The server did not answer within the request timeout."""
-
-
-class AuthError(ServerError):
-    """401/403: wrong or missing API key."""
-
-
-class BadRequest(ServerError):
-    """400/422: the server rejected the request; its own message is kept."""
-
-
-class ModelNotFound(ServerError):
-    """404: the server does not serve the model (or the path)."""
-
-
-class ServerFailed(ServerError):
-    """429 or 5xx after the client's retries."""
-
-
-def _server_message(e: openai.APIStatusError) -> str:
-    """The server's own one-line message from an error body (vLLM: {"message": ...}; OpenAI: {"error": {...}})."""
-    body = e.body
-    msg = None
-    if isinstance(body, dict):
-        inner = body.get("error") if isinstance(body.get("error"), dict) else body
-        msg = inner.get("message") or body.get("detail")
-    text = str(msg or e.message or type(e).__name__)
-    return " ".join(text.split())[:300]
-
-
-def server_error(e: BaseException, base_url: str) -> ServerError:
-    """One LabError subclass with a one-line message for an openai (or httpx) error from `base_url`."""
-    where = f"server {base_url}"
-    if isinstance(e, openai.APITimeoutError):
-        return ServerTimeout(f"{where} did not answer in time (request timeout); it may be overloaded or hung: "
-                             f"check `lab serve status` and its log")
-    if isinstance(e, openai.APIConnectionError):
-        return ServerUnreachable(f"no server answers at {base_url}: start one with `lab serve start` "
-                                 f"or check the URL")
-    if isinstance(e, openai.APIStatusError):
-        code, msg = e.status_code, _server_message(e)
-        if code in (401, 403):
-            return AuthError(f"{where} rejected the API key ({code}): set LAB_API_KEY to the key it was started with")
-        if code == 404:
-            return ModelNotFound(f"{where} answered 404 ({msg}): list its models with `lab serve status`")
-        if code in (400, 422):
-            hint = ("; the model has no chat template (a base model?): serve its Instruct version, or give one with "
-                    "extra_args = [\"--chat-template\", \"FILE.jinja\"] in the profile's [serve]"
-                    if "chat template" in msg.lower() else "")
-            return BadRequest(f"{where} rejected the request ({code}): {msg}{hint}")
-        return ServerFailed(f"{where} failed with {code} after retries: {msg}")
-    return ServerError(f"{where}: {type(e).__name__}: {' '.join(str(e).split())[:300]}")
-
-
-@contextmanager
-def server_errors(base_url: str) -> Iterator[None]:
-    """Turn openai errors raised inside the block into ServerError subclasses."""
-    try:
-        yield
-    except openai.OpenAIError as e:
-        raise server_error(e, base_url) from None
-    except (ValueError, RecursionError) as e:  # not JSON (JSONDecodeError), nested past the parser, not the shape
-        raise not_openai(base_url, e) from None
 
 
 def model_entries(body: Any) -> list[dict[str, Any]]:
@@ -111,13 +37,6 @@ def model_entries(body: Any) -> list[dict[str, Any]]:
         out.append({"id": m["id"], "max_model_len": n if ok else None, "root": m.get("root"),
                     "parent": m.get("parent")})
     return out
-
-
-def not_openai(base_url: str, e: BaseException) -> ServerError:
-    """The one line for a reply that is not an OpenAI chat completion (HTML, JSON of another shape, no choices)."""
-    why = "nested too deeply to parse" if isinstance(e, RecursionError) else " ".join(str(e).split())[:120]
-    return ServerError(f"server {base_url} sent a reply that is not OpenAI-compatible JSON ({why}): is the URL an "
-                       f"OpenAI-compatible /v1?")
 
 
 @dataclass
@@ -194,7 +113,7 @@ def without_system(messages: list[dict[str, str]], e: BaseException) -> list[dic
     """The messages with the system prompt moved to the head of the first user turn (as llama.cpp's Gemma
     template does) when the server's chat template refused a system role; None for any other error."""
     if not (isinstance(e, openai.BadRequestError) and messages and messages[0].get("role") == "system"
-            and SYSTEM_REFUSED.search(_server_message(e))):
+            and SYSTEM_REFUSED.search(server_message(e))):
         return None
     system, rest = messages[0]["content"], messages[1:]
     if rest and rest[0].get("role") == "user":

@@ -104,7 +104,7 @@ def test_complete_streams_a_reply_longer_than_the_timeout_and_resends_one_that_s
 
     from helpers import Trickle
 
-    from lab.client import ServerError
+    from lab.server_errors import ServerError
     srv = Trickle(lambda body: ["fn ", "main() ", "{}"], gap=0.6 if not stall else 0.05, stall=stall)
     c = Client(srv.url, model="m", timeout=1, max_retries=1)
     try:

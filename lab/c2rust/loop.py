@@ -20,7 +20,8 @@ from lab.c2rust.advice import EXAMPLE_C, EXAMPLE_RUST, EXAMPLE_TESTS, error_advi
 from lab.c2rust.build import clippy_warnings
 from lab.c2rust.harness import CheckReport, check_source, count_unsafe, extract_rust
 from lab.c2rust.tasks import Task, find_program, load_task
-from lab.client import BadRequest, Client, ServerError, context_room
+from lab.client import Client, context_room
+from lab.server_errors import BadRequest, ServerError
 
 ROUNDS = 6  # SACToR's default number of feedback rounds (max_translation_attempts)
 SYSTEM = ("You translate C programs into Rust. Reply with one complete Rust program (edition 2021; the std library, "
