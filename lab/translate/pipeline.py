@@ -49,7 +49,8 @@ class Settings:
     split: bool = True
     # A reply with the wrong line count splits a chunk of several lines at once: retrying it whole rescued 0 of 6
     # such replies on the 1.5B and 26 of 309 chunks on the 0.5B; at once, the samples took 118 s instead of 297 s
-    # on the 1.5B (the same bytes) and 48 s instead of 115 s on the 0.5B (README)
+    # on the 1.5B (the same bytes) and 48 s instead of 115 s on the 0.5B; on another text a whole retry mended it
+    # (191 s against 254 s split): 1 of 4 such 1.5B chunks, so splitting still costs less on average (README)
     split_at_once: bool = True
     chunk_tokens: int = 512       # user cap on source tokens per chunk (the context may force less)
     max_tokens: int = 4096
