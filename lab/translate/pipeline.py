@@ -220,7 +220,8 @@ class Translator:
         if hit is not None and len(hit) == len(chunk.units):
             self.stats["cached"] += 1
             return list(hit)
-        if allow_split and self.s.split and len(chunk.units) > 1 and lookup(self.cache, doc, chunk) is not None:
+        splittable = allow_split and self.s.split and len(chunk.units) > 1
+        if splittable and lookup(self.cache, doc, chunk) is not None:
             return await self._split(doc, chunk)  # a resumed run goes straight to the halves it cached
         terms = terms_in(chunk.text, self.s.spec.glossary)
         base = self.s.spec.messages(chunk)
@@ -254,11 +255,10 @@ class Translator:
                 self.cache.put(doc.name, chunk.text, lines, {"model": self.model, "attempts": attempt,
                                                              "warnings": problems}, fp)
                 return list(lines)
-            if (self.s.split_at_once and failing(problems) == ["line_count"] and allow_split and self.s.split
-                    and len(chunk.units) > 1):
+            if splittable and self.s.split_at_once and failing(problems) == ["line_count"]:
                 break
             msgs, extra = self._retry_messages(base, chunk, out, usage[1], failing(problems))
-        if allow_split and self.s.split and len(chunk.units) > 1:
+        if splittable:
             return await self._split(doc, chunk)
         self.stats["failed_units"] += len(chunk.units)
         return [None] * len(chunk.units)
