@@ -307,8 +307,7 @@ def _train(cfg: FinetuneConfig, progress: bool) -> dict[str, Any]:
     train_s = time.time() - t0
     history = [{"step": h["step"], "loss": round(float(h["loss"]), 4)}  # the resumed run's too
                for h in trainer.state.log_history if "loss" in h]
-    after = {"loss": heldout_loss(model, held_data, pad),
-             "gen": generate(model, tok, held_recs, cfg.eval_max_new_tokens)}
+    after = _evaluate(cfg, model, tok, held_data, held_recs, pad)
     model.save_pretrained(work / "adapter")
     tok.save_pretrained(work / "adapter")
     result = {"config": asdict(cfg), "compute_dtype": dtype, "steps": steps, "history": history,
@@ -327,11 +326,16 @@ def _base_eval(cfg: FinetuneConfig, work: Path, model: Any, tok: Any, held_data:
     """The base's held-out loss and answers ({"loss", "gen"}), kept in work/ for a resumed run."""
     if (work / checkpoints.BEFORE).exists():  # same key: the base was evaluated before the kill
         return json.loads((work / checkpoints.BEFORE).read_text())
-    # before training the LoRA B matrices are zero: the model is exactly the base
-    before = {"loss": heldout_loss(model, held_data, pad), "gen": generate(model, tok, held_recs,
-                                                                          cfg.eval_max_new_tokens)}
+    before = _evaluate(cfg, model, tok, held_data, held_recs, pad)  # the LoRA B matrices are zero: the base
     paths.atomic_write(work / checkpoints.BEFORE, json.dumps(before, ensure_ascii=False))
     return before
+
+
+def _evaluate(cfg: FinetuneConfig, model: Any, tok: Any, held_data: list[dict[str, Any]],
+              held_recs: list[list[dict[str, str]]], pad: int) -> dict[str, Any]:
+    """The model's held-out loss and greedy answers: {"loss", "gen"}."""
+    return {"loss": heldout_loss(model, held_data, pad),
+            "gen": generate(model, tok, held_recs, cfg.eval_max_new_tokens)}
 
 
 def _scores(held_recs: list[list[dict[str, str]]], before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
