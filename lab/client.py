@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -12,15 +11,13 @@ from typing import Any
 import openai
 
 from lab import LabError
-from lab.server_errors import ServerTimeout, not_openai, server_error, server_errors, server_message
+from lab.messages import after_refusal, messages_of, system_first
+from lab.server_errors import ServerTimeout, not_openai, server_error, server_errors
 
 TIMEOUT_S = 300.0  # one request; a 32B model writing 8k tokens at ~30 tok/s needs ~270 s
 MAX_RETRIES = 3     # the openai client retries 408/409/429/5xx and connection errors with backoff
 PROBE_S = 10.0      # /v1/models: answered by vLLM's API process in milliseconds, also while it generates
 TOKENIZE_S = 30.0   # /tokenize: milliseconds in the API process; 30 s leaves room for a 2-core server at full load
-# A chat template that has no system turn raises, and vLLM answers 400 with its text: Gemma's "System role not
-# supported", Mistral v0.1's "Conversation roles must alternate user/assistant/..."
-SYSTEM_REFUSED = re.compile(r"system role|roles must alternate", re.IGNORECASE)
 
 
 def model_entries(body: Any) -> list[dict[str, Any]]:
@@ -101,26 +98,6 @@ def context_room(max_model_len: int, prompt_tokens: int) -> int:
     return max_model_len - prompt_tokens - 8
 
 
-def messages_of(prompt: str | list[dict[str, str]], system: str | None = None) -> list[dict[str, str]]:
-    """A chat message list from a plain prompt (or pass one through)."""
-    if isinstance(prompt, list):
-        return prompt
-    msgs = [{"role": "system", "content": system}] if system else []
-    return msgs + [{"role": "user", "content": prompt}]
-
-
-def without_system(messages: list[dict[str, str]], e: BaseException) -> list[dict[str, str]] | None:
-    """The messages with the system prompt moved to the head of the first user turn (as llama.cpp's Gemma
-    template does) when the server's chat template refused a system role; None for any other error."""
-    if not (isinstance(e, openai.BadRequestError) and messages and messages[0].get("role") == "system"
-            and SYSTEM_REFUSED.search(server_message(e))):
-        return None
-    system, rest = messages[0]["content"], messages[1:]
-    if rest and rest[0].get("role") == "user":
-        return [{"role": "user", "content": f"{system}\n\n{rest[0]['content']}"}, *rest[1:]]
-    return [{"role": "user", "content": system}, *rest]
-
-
 def _result(r: Any, e2e: float) -> Result:
     """A Result from a non-streamed chat completion (usage may be missing on other servers); reasoning apart."""
     if not getattr(r, "choices", None):
@@ -189,13 +166,11 @@ async def stream_chat(ac: openai.AsyncOpenAI, retries: int, **kw: Any) -> Result
     for left in range(retries, -1, -1):
         tally, started = _StreamTally(), False
         try:
+            kw = system_first(ac.base_url, kw)
             try:
                 s = await ac.chat.completions.create(stream=True, stream_options={"include_usage": True}, **kw)
             except openai.BadRequestError as e:  # no system turn in this model's template: once more without it
-                folded = without_system(kw.get("messages") or [], e)
-                if folded is None:
-                    raise
-                kw = {**kw, "messages": folded}
+                kw = after_refusal(ac.base_url, kw, e)
                 s = await ac.chat.completions.create(stream=True, stream_options={"include_usage": True}, **kw)
             started = True
             try:
@@ -328,13 +303,11 @@ class Client:
     def _create(self, messages: list[dict[str, str]], **kw: Any) -> Any:
         """chat.completions.create, sent once more with the system prompt folded into the user turn when the
         model's template refuses a system role."""
+        sent = system_first(self.base_url, {"messages": messages, **kw})
         try:
-            return self.sync.chat.completions.create(messages=messages, **kw)
+            return self.sync.chat.completions.create(**sent)
         except openai.BadRequestError as e:
-            folded = without_system(messages, e)
-            if folded is None:
-                raise
-            return self.sync.chat.completions.create(messages=folded, **kw)
+            return self.sync.chat.completions.create(**after_refusal(self.base_url, sent, e))
 
     def complete(self, prompt: str | list[dict[str, str]], model: str | None = None, **kw: Any) -> Result:
         """One chat completion (blocking), streamed underneath (stream_chat): the timeout bounds each token's wait,

@@ -1,0 +1,60 @@
+"""Chat message lists: built from a prompt, and reshaped for a chat template that has no system turn."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import openai
+
+from lab.server_errors import server_message
+
+# A chat template that has no system turn raises, and vLLM answers 400 with its text: Gemma's "System role not
+# supported", Mistral v0.1's "Conversation roles must alternate user/assistant/..."
+SYSTEM_REFUSED = re.compile(r"system role|roles must alternate", re.IGNORECASE)
+
+
+def messages_of(prompt: str | list[dict[str, str]], system: str | None = None) -> list[dict[str, str]]:
+    """A chat message list from a plain prompt (or pass one through)."""
+    if isinstance(prompt, list):
+        return prompt
+    msgs = [{"role": "system", "content": system}] if system else []
+    return msgs + [{"role": "user", "content": prompt}]
+
+
+def without_system(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The messages with a leading system prompt moved to the head of the first user turn (as llama.cpp's Gemma
+    template does); the messages themselves when they hold no system turn."""
+    if not (messages and messages[0].get("role") == "system"):
+        return messages
+    system, rest = messages[0]["content"], messages[1:]
+    if rest and rest[0].get("role") == "user":
+        return [{"role": "user", "content": f"{system}\n\n{rest[0]['content']}"}, *rest[1:]]
+    return [{"role": "user", "content": system}, *rest]
+
+
+# (base URL, model) whose chat template refused a system turn: later requests go folded at once, not after a 400
+# each (a translation of 300 chunks sent 300 refused requests first).
+_NO_SYSTEM: set[tuple[str, str]] = set()
+
+
+def _server_model(base_url: Any, kw: dict[str, Any]) -> tuple[str, str]:
+    """The key of _NO_SYSTEM (openai's async client keeps the URL with a trailing slash, the sync one here without)."""
+    return str(base_url).rstrip("/"), str(kw.get("model"))
+
+
+def system_first(base_url: Any, kw: dict[str, Any]) -> dict[str, Any]:
+    """Request arguments as they go to the server: the system turn folded in where this server refused it before."""
+    if _server_model(base_url, kw) in _NO_SYSTEM:
+        return {**kw, "messages": without_system(kw.get("messages") or [])}
+    return kw
+
+
+def after_refusal(base_url: Any, sent: dict[str, Any], e: openai.BadRequestError) -> dict[str, Any]:
+    """The request to send once more when the server's 400 refused the system turn `sent` held (remembered for the
+    server and model); otherwise the error itself is raised."""
+    msgs = sent.get("messages") or []
+    if not (msgs and msgs[0].get("role") == "system" and SYSTEM_REFUSED.search(server_message(e))):
+        raise e
+    _NO_SYSTEM.add(_server_model(base_url, sent))
+    return {**sent, "messages": without_system(msgs)}
