@@ -20,7 +20,7 @@ from lab.c2rust.advice import EXAMPLE_C, EXAMPLE_RUST, EXAMPLE_TESTS, error_advi
 from lab.c2rust.build import clippy_warnings
 from lab.c2rust.harness import CheckReport, check_source, count_unsafe, extract_rust
 from lab.c2rust.tasks import Task, find_program, load_task
-from lab.client import Client, context_room
+from lab.client import Client, Result, context_room
 from lab.server_errors import BadRequest, ServerError
 
 ROUNDS = 6  # SACToR's default number of feedback rounds (max_translation_attempts)
@@ -186,6 +186,19 @@ def _best(got: list[tuple[Any, str | None, CheckReport | None]], seen: set[str])
     return max(range(len(got)), key=lambda j: (*_merit(got[j][2]), bool(got[j][1]) and got[j][1] not in seen, -j))
 
 
+def _round_entry(got: list[tuple[Result, str | None, CheckReport | None]], j: int,
+                 fresh: list[bool], seconds: float) -> dict[str, Any]:
+    """The log's record of a round's chosen reply j (and, with candidates, what each of the others gave)."""
+    res, _, rep = got[j]
+    return {"finish_reason": res.finish_reason, "usage": [res.prompt_tokens, res.completion_tokens],
+            "seconds": round(seconds, 2), "reply": res.text, "result": rep.summary() if rep else "no code block",
+            "compiled": bool(rep and rep.compiled), "ok": bool(rep and rep.ok),
+            **({"added_imports": rep.added_imports} if rep and rep.added_imports else {}),
+            **({"applied_fixes": rep.applied_fixes} if rep and rep.applied_fixes else {}),
+            **({"candidate": j, "fresh": fresh[j],
+                "candidates": [g[2].summary() if g[2] else "no code block" for g in got]} if len(got) > 1 else {})}
+
+
 def _stage(client: Client, first: list[dict[str, str]], task: Task, st: LoopSettings, log: list[dict[str, Any]],
            stage: str, say: Any) -> tuple[str | None, CheckReport | None, int, int, str]:
     """Rounds of ask -> extract -> check -> feedback; returns (code, report, rounds used, tokens, stop reason)."""
@@ -220,16 +233,8 @@ def _stage(client: Client, first: list[dict[str, str]], task: Task, st: LoopSett
         j = len(got) - 1 if again and got[-1][1] and got[-1][1] not in seen else _best(got, seen)
         replaced = again and j == len(got) - 1
         res, new, rep = got[j]
-        log.append({"stage": stage, "round": r, "max_tokens": mt, "finish_reason": res.finish_reason,
-                    "usage": [res.prompt_tokens, res.completion_tokens], "seconds": round(time.time() - t0, 2),
-                    "reply": res.text, "result": rep.summary() if rep else "no code block",
-                    "compiled": bool(rep and rep.compiled), "ok": bool(rep and rep.ok),
-                    **({"added_imports": rep.added_imports} if rep and rep.added_imports else {}),
-                    **({"applied_fixes": rep.applied_fixes} if rep and rep.applied_fixes else {}),
-                    **({"repeat_replaced": replaced} if again else {}),
-                    **({"candidate": j, "fresh": fresh[j],
-                        "candidates": [g[2].summary() if g[2] else "no code block" for g in got]}
-                       if len(got) > 1 else {})})
+        log.append({"stage": stage, "round": r, "max_tokens": mt, **_round_entry(got, j, fresh, time.time() - t0),
+                    **({"repeat_replaced": replaced} if again else {})})
         repeated = bool(new) and new in seen
         if repeated:
             log[-1]["repeated"] = True
