@@ -3,7 +3,8 @@
 from lab.c2rust import sandbox
 from lab.c2rust.build import available_crates, build_rust, crates_used
 from lab.c2rust.harness import CaseResult, CheckReport, check, check_source, count_unsafe, extract_rust
-from lab.c2rust.loop import LoopSettings, batch, feedback, per_round, programs, translate
+from lab.c2rust.loop import LoopSettings, batch, per_round, programs, translate
+from lab.c2rust.prompts import feedback
 from lab.c2rust.report import passed_plot, table
 from lab.c2rust.sactor import sactor_config
 from lab.c2rust.tasks import Case, Task, load_task, normalize

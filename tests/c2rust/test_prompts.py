@@ -1,0 +1,70 @@
+"""What the C -> Rust loop tells the model (lab/c2rust/prompts.py): the system prompt and the feedback."""
+
+from pathlib import Path
+
+from lab.c2rust.harness import check_source
+from lab.c2rust.tasks import Case, Task
+
+MISMATCH = 'fn main() {\n    let x: i32 = "a";\n    println!("{}", x);\n}\n'
+EXTERN = ('extern "C" {\n    fn reverse(s: *mut u8);\n}\nfn main() {\n    let mut b = *b"ab\\0";\n'
+          '    unsafe { reverse(b.as_mut_ptr()) };\n}\n')
+
+
+def test_an_extern_c_link_to_the_original_is_refused_in_the_prompt_and_named_in_feedback():
+    from lab.c2rust.prompts import SYSTEM, feedback
+    assert 'extern \\"C\\"' not in SYSTEM and 'never declare the C functions in an `extern "C"` block' in SYSTEM
+    rep = check_source(EXTERN, [Case(args=[], stdin="", expected="")])
+    assert not rep.compiled  # `reverse` is declared, never defined: the link fails
+    note = feedback(rep, Task(path=Path("t.json"), format="lab"))
+    assert note.startswith('Do not declare C functions in an `extern "C"` block')
+    plain = check_source(MISMATCH, [Case(args=[], stdin="", expected="")])
+    assert "extern" not in feedback(plain, Task(path=Path("t.json"), format="lab"))
+
+
+def test_compile_feedback_advises_on_the_error_codes_it_shows():
+    from lab.c2rust.advice import error_advice
+    from lab.c2rust.prompts import feedback
+    errs = ("error[E0382]: borrow of moved value: `head`\n --> a.rs:9\nerror[E0502]: cannot borrow `v` as mutable\n"
+            "error[E0382]: use of moved value\nerror[E0506]: cannot assign\nerror[E0308]: mismatched types\n"
+            "error[E0599]: no method named `foo`\n")
+    advice = error_advice(errs).splitlines()
+    assert [a.split(" ")[0] for a in advice] == ["E0382", "E0499/E0502", "E0308"]  # distinct, in order, at most 3
+    assert error_advice("error[E0999]: something new\nerror: aborting") == ""
+    rep = check_source("fn main() { let v = vec![1]; let w = v; println!(\"{:?} {:?}\", v, w); }",
+                       [Case(args=[], stdin="", expected="")])
+    text = feedback(rep, Task(Path("t.json"), "lab", [Case(args=[], stdin="", expected="")]))
+    assert "error[E0382]" in text and "E0382 (use of moved value)" in text
+    assert text.index("error[E0382]") < text.index("E0382 (use of moved value)") < text.index("Fix it.")
+
+
+def test_a_wrong_output_is_named_by_its_kind_in_the_feedback():
+    from lab.c2rust.harness import output_note
+    from lab.c2rust.prompts import feedback
+    both = output_note("olleh (5)\ncba (3)\n", "olleh (    5)\n\ncba (  3)\n\n")
+    assert "extra empty lines" in both and "spacing or padding" in both
+    assert output_note("a\nb\n", "b\na\n") == "the right lines in another order"
+    assert output_note("a\nb\n", "a\n") == "the first 1 line(s) are right, then the output stops"
+    assert output_note("a\nb\n", "") == "it printed nothing; 2 line(s) were expected"
+    assert output_note("a\nb\n", "a\nc\n") == ""  # other content: the diff says it, no rule guesses
+    case = Case(args=["hello"], stdin="", expected="olleh (5)\n")
+    rep = check_source('fn main() { println!("olleh (5)\\n"); }', [case])
+    assert rep.cases[0].reason == "wrong_output" and "extra empty lines" in rep.cases[0].note
+    text = feedback(rep, Task(Path("t.json"), "lab", [case]))
+    assert "wrong_output (extra empty lines: println! already ends each line" in text and "```diff" in text
+    rep = check_source('fn main() { println!("olleh (5)"); }', [Case(["x"], "", "olleh (5)\n", exit_code=1)])
+    assert rep.cases[0].reason == "exit_code" and "std::process::exit(1)" in rep.cases[0].note
+
+
+def test_a_panic_reaches_the_feedback_with_its_message():
+    """A Rust translation that unwraps a parse C never fails on (atoi("-1") vs "-1".parse::<u8>()) prints nothing;
+    the stdout diff cannot say why, the panic's line on stderr does."""
+    from lab.c2rust.prompts import feedback
+    case = Case(args=["-1"], stdin="", expected="ok\n")
+    src = 'fn main() { let k: u8 = std::env::args().nth(1).unwrap().parse().unwrap(); println!("ok {}", k); }'
+    rep = check_source(src, [case])
+    c = rep.cases[0]
+    assert c.reason == "wrong_output" and "panicked" in c.stderr and "ParseIntError" in c.stderr, c
+    text = feedback(rep, Task(Path("t.json"), "lab", [case]))
+    assert f"it wrote to stderr (exit status {c.exit_code}):\n```\n" in text and "InvalidDigit" in text
+    rep = check_source('fn main() { println!("ok"); }', [case])
+    assert rep.cases[0].passed and rep.cases[0].stderr == ""
