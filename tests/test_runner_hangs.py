@@ -78,18 +78,6 @@ def test_two_runs_from_one_folder_both_finish_with_sockets_in_their_own_run_fold
     shutil.rmtree(short)
 
 
-def test_socket_paths_fit_a_unix_socket_address(tmp_path):
-    short = runner.socket_prefix(tmp_path / "r", "01_serving")
-    assert short.startswith(str(tmp_path)) and len(short) <= 100
-    deep = tmp_path / ("d" * 120)
-    far = runner.socket_prefix(deep, "01_serving")
-    assert len(far) + 3 <= 100 and Path(far).parent.stat().st_mode & 0o777 == 0o700
-    runner.release_sockets(far)
-    assert not Path(far).parent.exists()  # the temporary folder goes with the run
-    runner.release_sockets(short)
-    assert tmp_path.exists()
-
-
 def test_cli_cell_timeout_option_and_profile_default():
     from lab import cli, config
     a = cli.parser().parse_args(["run", "01", "--cell-timeout", "7"])
