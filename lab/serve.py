@@ -11,7 +11,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,31 +19,12 @@ from typing import Any
 import httpx
 
 from lab import LabError, config, paths, pidfile, procs, watch
-from lab.client import model_entries, root_url
+from lab.client import root_url
 from lab.pidfile import IPC_PREFIX, read_pidfile
-from lab.serverlog import tail
+from lab.readiness import MAX_EXTENSION, await_other, probe, wait_ready
 
 READY_TIMEOUT_S = 600  # tiny model: ~34 s eager, ~75 s compiled; a 32B AWQ model: minutes
 RELEASE_WAIT_S = 600  # letting go waits this long for a start of the same port in progress elsewhere
-
-
-def _headers(api_key: str | None) -> dict[str, str]:
-    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
-
-
-def probe(prof: config.Profile, api_key: str | None = None, timeout: float = 3.0) -> dict[str, Any] | None:
-    """Ask the server itself: {'models': [...]} when an OpenAI API answers on the port, else None."""
-    url = root_url(prof.base_url)
-    try:
-        r = httpx.get(f"{url}/v1/models", headers=_headers(api_key), timeout=timeout)
-    except httpx.HTTPError:
-        return None
-    if r.status_code == 401:
-        return {"models": [], "unauthorized": True}
-    try:
-        return {"models": model_entries(paths.parse_json(r.content))}
-    except ValueError:  # not JSON, nested past the parser, or not a model list
-        return {"models": [], "not_openai": True, "status_code": r.status_code}
 
 
 def port_open(host: str, port: int) -> bool:
@@ -101,7 +82,7 @@ def start(profile: str | config.Profile | None = None, api_key: str | None = Non
         rec = _clear_leftovers(prof, say)
         found = _reusable(prof, api_key, rec, say)
         if found is None and rec:
-            ready = _await_other(prof, rec, api_key, timeout, say)
+            ready = await_other(prof, rec, api_key, timeout, say)
             # answering: reuse it; died while we waited: its orphans (EngineCore) and IPC folder go first
             rec = _clear_leftovers(prof, say)
             found = _reusable(prof, api_key, rec, say) if ready else None
@@ -116,7 +97,7 @@ def start(profile: str | config.Profile | None = None, api_key: str | None = Non
             say(note)
         proc, log = _spawn(prof, api_key, say, hold)
         t0 = time.time()
-        _wait_ready(prof, proc, log, api_key, timeout, say)
+        wait_ready(prof, proc, log, api_key, timeout, say)
     say(f"vLLM ready in {time.time() - t0:.1f}s (pid {proc.pid})")
     return Server(prof, proc.pid, log, True, api_key)
 
@@ -255,77 +236,6 @@ def _spawn(prof: config.Profile, api_key: str | None, say: Any, hold: bool = Fal
         watch.start(prof.port, proc.pid)
     say(f"starting vLLM ({prof.name}, {prof.served_name}) on {prof.base_url}; log: {log}")
     return proc, log
-
-
-class _NotReady(Exception):
-    """Readiness timed out: elapsed seconds, and how long the log has been silent."""
-
-
-def _poll_ready(prof: config.Profile, running: Callable[[], bool], log: Path, api_key: str | None, timeout: float,
-                say: Any) -> bool:
-    """Poll until the server lists the model (True) or its process is gone (False); _NotReady past the bound."""
-    t0 = time.time()
-    next_note = 15.0
-    grew, size = t0, 0
-    while True:
-        if not running():
-            return False
-        found = probe(prof, api_key, timeout=2.0)
-        if found and prof.served_name in [m["id"] for m in found["models"]]:
-            return True
-        size_now = log.stat().st_size if log.exists() else 0
-        if size_now != size:
-            grew, size = time.time(), size_now
-        elapsed = time.time() - t0
-        if ready_timed_out(elapsed, time.time() - grew, timeout):
-            raise _NotReady(f"not ready after {elapsed:.0f}s, its log silent for {time.time() - grew:.0f}s")
-        if elapsed > next_note:  # progress that shows in logs and notebooks, not only on a TTY
-            say(f"  waiting for vLLM... {elapsed:.0f}s ({tail(log, 1).strip()[:100]})")
-            next_note += 15.0
-        time.sleep(0.5)
-
-
-def _wait_ready(prof: config.Profile, proc: subprocess.Popen, log: Path, api_key: str | None, timeout: float,
-                say: Any) -> None:
-    """Wait for the server this process spawned; stop it and raise on exit, stall, timeout or Ctrl-C."""
-    try:
-        if not _poll_ready(prof, lambda: proc.poll() is None, log, api_key, timeout, say):
-            pidfile.forget(prof)
-            raise LabError(f"vLLM exited with code {proc.returncode} during start-up; "
-                           f"last log lines ({log}):\n{tail(log)}")
-    except _NotReady as e:
-        procs.stop_group(proc.pid)
-        pidfile.forget(prof)
-        raise LabError(f"vLLM {e} (stopped it; --timeout or the notebook's start_timeout waits longer); last log "
-                       f"lines ({log}):\n{tail(log)}") from None
-    except KeyboardInterrupt:
-        procs.stop_group(proc.pid)
-        pidfile.forget(prof)
-        raise LabError("interrupted during start-up: the server was stopped, nothing left running") from None
-
-
-def _await_other(prof: config.Profile, rec: dict[str, Any], api_key: str | None, timeout: float, say: Any) -> bool:
-    """A live server lab started on this port that does not answer yet (its starter was killed while it loaded,
-    or the machine is too busy to answer in 3 s): wait for it rather than spawn a second. True once it
-    answers; False when it is gone (the port is free again); an error past the readiness bound."""
-    pid, ticks = rec["pid"], rec["start_ticks"]
-    say(f"the server lab started on port {prof.port} (pid {pid}) is not answering yet: waiting for it")
-    try:
-        return _poll_ready(prof, lambda: not procs.gone(f"{pid}:{ticks}"), Path(str(rec.get("log") or "")),
-                           api_key, timeout, say)
-    except _NotReady as e:
-        raise LabError(f"the server lab started on port {prof.port} (pid {pid}) is {e}; stop it with "
-                       f"`lab serve stop --port {prof.port}` and start again") from None
-
-
-STALL_S = 60.0          # a start whose log is silent this long after the timeout has stalled
-MAX_EXTENSION = 10      # a log that keeps growing extends the timeout up to this many times
-
-
-def ready_timed_out(elapsed: float, silent: float, timeout: float) -> bool:
-    """Give up waiting for readiness: past the timeout with a log silent for a while (a first start of a
-    32B model downloads ~19 GB and captures CUDA graphs, printing as it goes), or far past it regardless."""
-    return elapsed > timeout and (silent > min(STALL_S, timeout) or elapsed > MAX_EXTENSION * timeout)
 
 
 def download_note(prof: config.Profile) -> str | None:
