@@ -255,9 +255,14 @@ class Client:
         Any other failure is an error, never the fallback: chunk boundaries follow these counts, and a
         count that fell back on a dropped connection changed a run's output (UTF-8 bytes are ~3x tokens)."""
         bound = min(self.timeout, TOKENIZE_S)  # a hung server would otherwise hold a run silent for 3 x 120 s
+        sent = system_first(self.base_url, {"model": self.model, **body})
+        post = self.sync.with_options(timeout=bound, max_retries=1).post
         try:
-            got = self.sync.with_options(timeout=bound, max_retries=1).post(
-                f"{root_url(self.base_url)}/tokenize", cast_to=object, body={"model": self.model, **body})
+            try:
+                got = post(f"{root_url(self.base_url)}/tokenize", cast_to=object, body=sent)
+            except openai.BadRequestError as e:  # /tokenize applies the chat template too: counted as it is sent
+                got = post(f"{root_url(self.base_url)}/tokenize", cast_to=object,
+                           body=after_refusal(self.base_url, sent, e))
         except openai.APITimeoutError:
             raise ServerTimeout(f"server {self.base_url} did not answer /tokenize within {bound:.0f} s (twice), "
                                 f"though it lists its models: hung? `lab serve status` and its log tell") from None

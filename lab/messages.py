@@ -44,9 +44,10 @@ def _server_model(base_url: Any, kw: dict[str, Any]) -> tuple[str, str]:
 
 
 def system_first(base_url: Any, kw: dict[str, Any]) -> dict[str, Any]:
-    """Request arguments as they go to the server: the system turn folded in where this server refused it before."""
-    if _server_model(base_url, kw) in _NO_SYSTEM:
-        return {**kw, "messages": without_system(kw.get("messages") or [])}
+    """Request arguments (a chat request's, or a /tokenize body's) as they go to the server: the system turn folded
+    in where this server refused it before."""
+    if kw.get("messages") and _server_model(base_url, kw) in _NO_SYSTEM:
+        return {**kw, "messages": without_system(kw["messages"])}
     return kw
 
 

@@ -124,3 +124,34 @@ def test_complete_streams_a_reply_longer_than_the_timeout_and_resends_one_that_s
             assert time.monotonic() - t0 > 1.5  # longer than the timeout, and kept
     finally:
         srv.close()
+
+
+def test_token_counts_fold_the_system_turn_as_the_requests_do():
+    """/tokenize applies the chat template too: with `--template sakura` (a system turn) against a template that
+    has none, the first count failed the run before any chat request could be folded. A count is folded as its
+    request will be sent, and a refusal there folds the chat requests at once as well."""
+    from helpers import FakeServer
+
+    def handler(path, body):
+        if path.endswith("/models"):
+            return 200, {"data": [{"id": "m", "max_model_len": 4096}]}
+        msgs = body.get("messages")
+        if msgs and msgs[0]["role"] == "system":
+            return 400, {"error": {"message": "System role not supported"}}
+        if path.endswith("/tokenize"):
+            return 200, {"count": len("".join(m["content"] for m in msgs)) if msgs else len(body["prompt"])}
+        return 200, {"choices": [{"index": 0, "finish_reason": "stop",
+                                  "message": {"role": "assistant", "content": msgs[0]["content"]}}]}
+    fake = FakeServer(handler)
+    try:
+        c = Client(fake.url, max_retries=0, timeout=5)
+        convo = [{"role": "system", "content": "SS"}, {"role": "user", "content": "UUU"}]
+        assert c.count_tokens(convo) == len("SS\n\nUUU") == c.count_tokens(convo)
+        assert c.count_text("abcd") == 4  # a plain text is no chat: nothing to fold, no messages added
+        assert c.chat("UUU", system="SS").text == "SS\n\nUUU"
+        sent = [(p, b) for p, b in fake.requests if "messages" in b]
+        assert [p.endswith("/tokenize") for p, b in sent] == [True, True, True, False]
+        assert [b["messages"][0]["role"] for p, b in sent] == ["system", "user", "user", "user"]  # one refusal
+        assert "messages" not in next(b for p, b in fake.requests if "prompt" in b)
+    finally:
+        fake.close()
