@@ -11,7 +11,7 @@ from typing import Any
 import openai
 
 from lab import LabError
-from lab.messages import after_refusal, messages_of, system_first
+from lab.messages import after_refusal, messages_of, send_folded, system_first
 from lab.server_errors import ServerTimeout, not_openai, server_error, server_errors
 
 TIMEOUT_S = 300.0  # one request; a 32B model writing 8k tokens at ~30 tok/s needs ~270 s
@@ -255,14 +255,10 @@ class Client:
         Any other failure is an error, never the fallback: chunk boundaries follow these counts, and a
         count that fell back on a dropped connection changed a run's output (UTF-8 bytes are ~3x tokens)."""
         bound = min(self.timeout, TOKENIZE_S)  # a hung server would otherwise hold a run silent for 3 x 120 s
-        sent = system_first(self.base_url, {"model": self.model, **body})
         post = self.sync.with_options(timeout=bound, max_retries=1).post
-        try:
-            try:
-                got = post(f"{root_url(self.base_url)}/tokenize", cast_to=object, body=sent)
-            except openai.BadRequestError as e:  # /tokenize applies the chat template too: counted as it is sent
-                got = post(f"{root_url(self.base_url)}/tokenize", cast_to=object,
-                           body=after_refusal(self.base_url, sent, e))
+        try:  # /tokenize applies the chat template too: a count is folded as its request will be sent
+            got = send_folded(self.base_url, lambda b: post(f"{root_url(self.base_url)}/tokenize", cast_to=object,
+                                                            body=b), {"model": self.model, **body})
         except openai.APITimeoutError:
             raise ServerTimeout(f"server {self.base_url} did not answer /tokenize within {bound:.0f} s (twice), "
                                 f"though it lists its models: hung? `lab serve status` and its log tell") from None
@@ -308,11 +304,8 @@ class Client:
     def _create(self, messages: list[dict[str, str]], **kw: Any) -> Any:
         """chat.completions.create, sent once more with the system prompt folded into the user turn when the
         model's template refuses a system role."""
-        sent = system_first(self.base_url, {"messages": messages, **kw})
-        try:
-            return self.sync.chat.completions.create(**sent)
-        except openai.BadRequestError as e:
-            return self.sync.chat.completions.create(**after_refusal(self.base_url, sent, e))
+        return send_folded(self.base_url, lambda k: self.sync.chat.completions.create(**k),
+                           {"messages": messages, **kw})
 
     def complete(self, prompt: str | list[dict[str, str]], model: str | None = None, **kw: Any) -> Result:
         """One chat completion (blocking), streamed underneath (stream_chat): the timeout bounds each token's wait,

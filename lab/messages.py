@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import openai
@@ -59,3 +60,13 @@ def after_refusal(base_url: Any, sent: dict[str, Any], e: openai.BadRequestError
         raise e
     _NO_SYSTEM.add(_server_model(base_url, sent))
     return {**sent, "messages": without_system(msgs)}
+
+
+def send_folded(base_url: Any, send: Callable[[dict[str, Any]], Any], kw: dict[str, Any]) -> Any:
+    """send(kw) (a blocking request), once more with the system turn folded in when the server's template refused
+    it; stream_chat does the same awaiting."""
+    sent = system_first(base_url, kw)
+    try:
+        return send(sent)
+    except openai.BadRequestError as e:
+        return send(after_refusal(base_url, sent, e))
