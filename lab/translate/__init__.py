@@ -2,8 +2,8 @@
 
 from lab.translate.chunking import Chunk, Unit, chunk_budget, make_chunks, max_tokens_for
 from lab.translate.document import FAILED_MARK
-from lab.translate.eval import evaluate
-from lab.translate.pipeline import Settings, Translator, rejections
+from lab.translate.eval import evaluate, rejections
+from lab.translate.pipeline import Settings, Translator
 from lab.translate.prompts import PromptSpec, Term, load_fewshot, load_glossary, panel_prompt, terms_in
 from lab.translate.variants import base_vs_adapter, scored, translate
 

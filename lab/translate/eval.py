@@ -83,3 +83,12 @@ def evaluate(hyp_dir: str | Path, ref_dir: str | Path, src_dir: str | Path | Non
     if glossary and all_s:
         total["glossary"] = glossary_adherence(all_s, all_h, glossary)
     return {"rows": rows, "total": total}
+
+
+def rejections(stats: dict[str, Any]) -> list[dict[str, Any]]:
+    """Why replies were rejected (a row per check, most frequent first) and what the retry ladder rescued."""
+    rows: list[dict[str, Any]] = [{"rejected because": p, "replies": n}
+                                  for p, n in sorted(stats.get("rejected", {}).items(), key=lambda x: (-x[1], x[0]))]
+    rows.append({"rejected because": "(rescued by a retry / by splitting)",
+                 "replies": f"{stats.get('rescued_by_retry', 0)} / {stats.get('rescued_by_split', 0)} chunks"})
+    return rows

@@ -66,15 +66,6 @@ class Settings:
     progress_every_s: float = 10.0
 
 
-def rejections(stats: dict[str, Any]) -> list[dict[str, Any]]:
-    """Why replies were rejected (a row per check, most frequent first) and what the retry ladder rescued."""
-    rows: list[dict[str, Any]] = [{"rejected because": p, "replies": n}
-                                  for p, n in sorted(stats.get("rejected", {}).items(), key=lambda x: (-x[1], x[0]))]
-    rows.append({"rejected because": "(rescued by a retry / by splitting)",
-                 "replies": f"{stats.get('rescued_by_retry', 0)} / {stats.get('rescued_by_split', 0)} chunks"})
-    return rows
-
-
 def seed_of(text: str, attempt: int) -> int:
     """Sampling seed of one attempt at one chunk: reruns, resumed runs and any concurrency ask the same."""
     return int(text_hash(f"{attempt}\n{text}")[:8], 16)
