@@ -50,11 +50,24 @@ LINE_BREAKS = re.compile("[\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 # Where a sentence too long for one request may be cut: after a clause mark or a space (ja and zh punctuation)
 CLAUSE = re.compile(r"(?<=[、，,；;：:…―—　 ])")
 
+# A token covers a few characters (Qwen: ~1 of Japanese, ~4 of English), so a text over 16 characters a token
+# of a limit is over it without asking: a 100,000,000-character line (an EPUB's one paragraph) sent whole to
+# /tokenize took vLLM's API server to 22 GB and the OOM killer on 24 GB (2026-12-05); pieces are asked instead
+CHARS_PER_TOKEN = 16
+# One line longer than this is refused, not translated: a whole novel is ~350,000 characters (吾輩は猫である),
+# and chunking a random 1,000,000-character line took ~13,000 token counts (~30 s on a local server)
+MAX_LINE_CHARS = 1_000_000
+
+
+def over(text: str, count: Callable[[str], int], limit: int) -> bool:
+    """Whether `text` has more than `limit` tokens; a text far too long is not sent to be counted."""
+    return len(text) > CHARS_PER_TOKEN * limit or count(text) > limit
+
 
 def fit(text: str, count: Callable[[str], int], hard: int) -> list[str]:
     """`text` in consecutive pieces of at most `hard` tokens: whole when it fits, else cut after clause marks,
     else halved (a 200,000-character line with no 。 was refused; a piece per request translates it)."""
-    if count(text) <= hard:
+    if not over(text, count, hard):
         return [text]
     parts = [p for p in CLAUSE.split(text) if p]
     if len(parts) == 1:
@@ -62,7 +75,7 @@ def fit(text: str, count: Callable[[str], int], hard: int) -> list[str]:
     out: list[str] = []
     cur = ""
     for q in (x for p in parts for x in fit(p, count, hard)):
-        if cur and count(cur + q) > hard:
+        if cur and over(cur + q, count, hard):
             out.append(cur)
             cur = ""
         cur += q
@@ -84,13 +97,15 @@ def make_chunks(lines: list[str], count: Callable[[str], int], budget: int, cont
         line = LINE_BREAKS.sub(" ", line)
         if not line.strip() or i in skip:
             continue
-        n = count(line)
-        if n <= budget:
-            units.append(Unit(i, 0, line, n))
+        if len(line) > MAX_LINE_CHARS:
+            raise LabError(f"line {i + 1} has {len(line):,} characters, over the {MAX_LINE_CHARS:,} of one line "
+                           f"(a whole novel is ~350,000): break it into paragraphs; nothing was translated")
+        if not over(line, count, budget):
+            units.append(Unit(i, 0, line, count(line)))
             continue
         piece, piece_tokens, k = "", 0, 0
         sents = split_sentences(line)
-        if any(count(x) > hard for x in sents):  # an unclosed 「 or a very long quotation
+        if any(over(x, count, hard) for x in sents):  # an unclosed 「 or a very long quotation
             sents = split_sentences(line, quotes=False)
         for sent in (x for s in sents for x in fit(s, count, hard)):
             st = count(sent)

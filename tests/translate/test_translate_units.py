@@ -18,7 +18,7 @@ from lab.translate import (
     max_tokens_for,
 )
 from lab.translate.checks import checks, clean, failing, japanese_left
-from lab.translate.chunking import fit
+from lab.translate.chunking import CHARS_PER_TOKEN, MAX_LINE_CHARS, fit
 from lab.translate.prompts import feedback
 from lab.translate.sources import (
     GETA,
@@ -167,6 +167,20 @@ def test_chunks_respect_the_budget_and_keep_lines():
     assert [c.text for c in make_chunks(["長い長い長い長い長い長い。短い。"], len, 8, hard=20)] == [
         "長い長い長い長い長い長い。", "短い。"]  # over the soft budget, within the context: a chunk of its own
 
+
+
+def test_a_huge_line_is_counted_in_pieces_and_one_over_the_limit_is_refused():
+    asked: list[int] = []
+
+    def count(text: str) -> int:  # the server's /tokenize: what it is asked to count must stay small
+        asked.append(len(text))
+        return len(text)
+    line = "雨が降り、" * 40_000  # 200,000 characters: a paragraph with no 。
+    chunks = make_chunks([line], count, budget=300, hard=400)
+    assert "".join(u.text for c in chunks for u in c.units) == line and all(c.tokens <= 400 for c in chunks)
+    assert max(asked) <= CHARS_PER_TOKEN * 400  # never the whole line: 100M characters took vLLM to the OOM killer
+    with pytest.raises(LabError, match=f"line 2 has {MAX_LINE_CHARS + 1:,} characters"):
+        make_chunks(["短い。", "あ" * (MAX_LINE_CHARS + 1)], count, budget=300)
 
 def test_budget_and_max_tokens_come_from_the_context():
     assert chunk_budget(2048, 48, 512) == 512
