@@ -18,6 +18,10 @@ TIMEOUT_S = 300.0  # one request; a 32B model writing 8k tokens at ~30 tok/s nee
 MAX_RETRIES = 3     # the openai client retries 408/409/429/5xx and connection errors with backoff
 PROBE_S = 10.0      # /v1/models: answered by vLLM's API process in milliseconds, also while it generates
 TOKENIZE_S = 30.0   # /tokenize: milliseconds in the API process; 30 s leaves room for a 2-core server at full load
+# A token covers a few characters (Qwen: ~1 of Japanese, ~4 of English), so a text over 16 characters a token
+# of a limit is over it without asking: a 104,857,600-character line (an EPUB's one paragraph) sent whole to
+# /tokenize took vLLM's API server to 22 GB and the OOM killer on a 24 GB machine (2026-12-05)
+CHARS_PER_TOKEN = 16
 
 
 def model_entries(body: Any) -> list[dict[str, Any]]:
@@ -249,11 +253,15 @@ class Client:
                 return m["max_model_len"]
         return 4096
 
-    def _tokenize(self, body: dict[str, Any], fallback: int) -> int:
+    def _tokenize(self, body: dict[str, Any], fallback: int, chars: int) -> int:
         """vLLM's /tokenize count for a request body; `fallback` when the server has no such endpoint.
 
         Any other failure is an error, never the fallback: chunk boundaries follow these counts, and a
-        count that fell back on a dropped connection changed a run's output (UTF-8 bytes are ~3x tokens)."""
+        count that fell back on a dropped connection changed a run's output (UTF-8 bytes are ~3x tokens).
+        A text of more than CHARS_PER_TOKEN characters a token of the context is not sent: it cannot fit,
+        and its count is given as chars / CHARS_PER_TOKEN rounded up, a lower bound already over the context."""
+        if chars > CHARS_PER_TOKEN * self.max_model_len:
+            return -(-chars // CHARS_PER_TOKEN)
         bound = min(self.timeout, TOKENIZE_S)  # a hung server would otherwise hold a run silent for 3 x 120 s
         post = self.sync.with_options(timeout=bound, max_retries=1).post
         try:  # /tokenize applies the chat template too: a count is folded as its request will be sent
@@ -278,11 +286,11 @@ class Client:
         byte count, an upper bound for byte-level BPE tokenizers."""
         msgs = messages_of(prompt)
         return self._tokenize({"messages": msgs, "add_generation_prompt": True},
-                              sum(len(m["content"].encode()) + 8 for m in msgs))
+                              sum(len(m["content"].encode()) + 8 for m in msgs), sum(len(m["content"]) for m in msgs))
 
     def count_text(self, text: str) -> int:
         """Tokens of a plain text by the server's tokenizer; UTF-8 bytes as a fallback."""
-        return self._tokenize({"prompt": text, "add_special_tokens": False}, len(text.encode()))
+        return self._tokenize({"prompt": text, "add_special_tokens": False}, len(text.encode()), len(text))
 
     def _kw(self, model: str | None, **kw: Any) -> dict[str, Any]:
         kw.setdefault("temperature", 0.0)

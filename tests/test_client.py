@@ -155,3 +155,20 @@ def test_token_counts_fold_the_system_turn_as_the_requests_do():
         assert "messages" not in next(b for p, b in fake.requests if "prompt" in b)
     finally:
         fake.close()
+
+
+def test_a_text_far_over_the_context_is_not_sent_to_be_counted():
+    """A 104,857,600-character paragraph sent whole to /tokenize took vLLM's API server to the OOM killer: a text
+    of more than CHARS_PER_TOKEN characters a token of the context is counted as over it, without a request."""
+    from helpers import openai_fake
+
+    from lab.client import CHARS_PER_TOKEN
+    fake = openai_fake(lambda body: (200, "x", "stop"), max_model_len=64)
+    try:
+        c = Client(fake.url, max_retries=0, timeout=5)
+        assert c.count_text("あ" * 64) == 64  # within the bound: the server counts it
+        huge = "あ" * (CHARS_PER_TOKEN * 64 + 1)
+        assert c.count_text(huge) > 64 and c.count_tokens(huge) > 64  # over the context either way
+        assert [len(b.get("prompt", "")) for p, b in fake.requests if p.endswith("/tokenize")] == [64]
+    finally:
+        fake.close()

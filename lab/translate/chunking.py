@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lab import LabError
-from lab.client import context_room
+from lab.client import CHARS_PER_TOKEN, context_room
 from lab.translate.sources import split_sentences
 
 # Output tokens per source token, for budgeting: ja -> zh is usually shorter in characters; 1.5 leaves room
@@ -50,10 +50,6 @@ LINE_BREAKS = re.compile("[\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 # Where a sentence too long for one request may be cut: after a clause mark or a space (ja and zh punctuation)
 CLAUSE = re.compile(r"(?<=[、，,；;：:…―—　 ])")
 
-# A token covers a few characters (Qwen: ~1 of Japanese, ~4 of English), so a text over 16 characters a token
-# of a limit is over it without asking: a 100,000,000-character line (an EPUB's one paragraph) sent whole to
-# /tokenize took vLLM's API server to 22 GB and the OOM killer on 24 GB (2026-12-05); pieces are asked instead
-CHARS_PER_TOKEN = 16
 # One line longer than this is refused, not translated: a whole novel is ~350,000 characters (吾輩は猫である),
 # and chunking a random 1,000,000-character line took ~13,000 token counts (~30 s on a local server)
 MAX_LINE_CHARS = 1_000_000
