@@ -79,15 +79,21 @@ def fit(text: str, count: Callable[[str], int], hard: int) -> list[str]:
 
 
 def make_chunks(lines: list[str], count: Callable[[str], int], budget: int, context_lines: int = 0,
-                hard: int | None = None, skip: set[int] | frozenset[int] = frozenset()) -> list[Chunk]:
+                hard: int | None = None, skip: set[int] | frozenset[int] = frozenset(),
+                extra: Callable[[str], int] | None = None) -> list[Chunk]:
     """Pack non-empty lines (but those in `skip`) into chunks of at most `budget` source tokens; longer
     lines split at 。！？ outside quotes (inside them only when a quotation alone is too long).
 
     A single sentence over `budget` still gets a chunk of its own when it fits `hard` (what the model's
-    context allows); a sentence over `hard` is cut into pieces that fit (see fit)."""
+    context allows); a sentence over `hard` is cut into pieces that fit (see fit). `extra(text)`: what the
+    prompt of `text` adds (its glossary terms), in source tokens; a chunk's text and its extra fit `hard`."""
     hard = max(hard or budget, budget)
     if budget < 1:
         raise LabError(f"chunk budget must be >= 1 token, got {budget}")
+    extra = extra or (lambda _text: 0)
+    # The terms of the whole text bound any chunk's: while they fit beside a chunk, no chunk's own are counted
+    # (the same chunks as a budget net of them); a 400-name glossary on a 2,048-token model needs each chunk's
+    bound = extra("\n".join(ln for i, ln in enumerate(lines) if i not in skip))
     units: list[Unit] = []
     for i, line in enumerate(lines):
         line = LINE_BREAKS.sub(" ", line)
@@ -96,14 +102,17 @@ def make_chunks(lines: list[str], count: Callable[[str], int], budget: int, cont
         if len(line) > MAX_LINE_CHARS:
             raise LabError(f"line {i + 1} has {len(line):,} characters, over the {MAX_LINE_CHARS:,} of one line "
                            f"(a whole novel is ~350,000): break it into paragraphs; nothing was translated")
-        if not over(line, count, budget):
+        room = hard - bound if hard - bound >= budget else hard - extra(line)  # the line's terms bound its pieces'
+        if room < 8:
+            raise LabError(f"line {i + 1}: its glossary terms fill the model's context; shorten the glossary")
+        if not over(line, count, min(budget, room)):
             units.append(Unit(i, 0, line, count(line)))
             continue
         piece, piece_tokens, k = "", 0, 0
         sents = split_sentences(line)
-        if any(over(x, count, hard) for x in sents):  # an unclosed 「 or a very long quotation
+        if any(over(x, count, room) for x in sents):  # an unclosed 「 or a very long quotation
             sents = split_sentences(line, quotes=False)
-        for sent in (x for s in sents for x in fit(s, count, hard)):
+        for sent in (x for s in sents for x in fit(s, count, room)):
             st = count(sent)
             if piece and piece_tokens + st > budget:
                 units.append(Unit(i, k, piece, piece_tokens))
@@ -114,7 +123,9 @@ def make_chunks(lines: list[str], count: Callable[[str], int], budget: int, cont
     chunks: list[Chunk] = []
     cur: list[Unit] = []
     for u in units:
-        if cur and sum(x.tokens for x in cur) + u.tokens > budget:
+        tokens = sum(x.tokens for x in cur) + u.tokens
+        if cur and (tokens > budget or (tokens + bound > hard and
+                                        tokens + extra("\n".join(x.text for x in [*cur, u])) > hard)):
             chunks.append(Chunk(len(chunks), cur))
             cur = []
         cur.append(u)

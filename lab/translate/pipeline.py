@@ -19,7 +19,7 @@ from lab.server_errors import ServerError, not_openai, server_error
 from lab.translate import sources
 from lab.translate.cache import ChunkCache, text_hash
 from lab.translate.checks import checks, clean, failing, lines_of
-from lab.translate.chunking import Chunk, chunk_budget, make_chunks, max_tokens_for
+from lab.translate.chunking import OUTPUT_RATIO, Chunk, chunk_budget, make_chunks, max_tokens_for
 from lab.translate.document import FAILED_MARK, Doc, halves, load_fixes, lookup, save_manifest, untranslated
 from lab.translate.endpoints import Endpoint, NoEndpoint, Pool
 from lab.translate.outputs import refuse_overwrites, write_all
@@ -128,19 +128,16 @@ class Translator:
         self.overhead = self.counter.count_tokens(spec.messages(Chunk(0, []))) + 16
         docs = []
         for src in srcs:
-            # A chunk's prompt carries only the glossary terms in it, so the terms of its document bound it: a
-            # 200,000-entry glossary counted whole refused every text on a 2,048-token model
-            overhead = self.overhead + self._gloss_tokens(src.text)
-            try:
-                budget = chunk_budget(self.max_model_len, overhead, self.s.chunk_tokens)
-            except LabError as e:
-                raise LabError(f"{src.path}: {e}") from None
-            hard = chunk_budget(self.max_model_len, overhead, 10**9)
-            src_budget = budget * 2 // 3 if spec.context_lines else budget  # the rest carries context lines
             lines = src.text.split("\n")
             try:
+                budget = chunk_budget(self.max_model_len, self.overhead, self.s.chunk_tokens)
+                hard = chunk_budget(self.max_model_len, self.overhead, 10**9)
+                src_budget = budget * 2 // 3 if spec.context_lines else budget  # the rest carries context lines
+                # A chunk's prompt carries only the glossary terms in it (a 200,000-entry glossary counted whole
+                # refused every text on a 2,048-token model); they take context as the source does, 2.5 x less
                 chunks = make_chunks(lines, self.count, src_budget, spec.context_lines,
-                                     hard * 2 // 3 if spec.context_lines else hard, src.verbatim)
+                                     hard * 2 // 3 if spec.context_lines else hard, src.verbatim,
+                                     lambda text: math.ceil(self._gloss_tokens(text) / (1 + OUTPUT_RATIO)))
             except LabError as e:
                 raise LabError(f"{src.path}: {e}") from None
             for c in chunks:  # keep the newest context lines that fit the remaining budget

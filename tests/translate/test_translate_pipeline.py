@@ -13,7 +13,16 @@ import pytest
 from helpers import ROOT, Trickle, lab, openai_fake, source_of
 
 from lab import LabError
-from lab.translate import FAILED_MARK, Chunk, PromptSpec, Settings, Translator, chunk_budget, load_glossary
+from lab.translate import (
+    FAILED_MARK,
+    Chunk,
+    PromptSpec,
+    Settings,
+    Translator,
+    chunk_budget,
+    load_glossary,
+    terms_in,
+)
 
 PREFACE = "把下面的日语翻译成中文。"
 SAMPLES = ROOT / "data" / "translation"
@@ -334,8 +343,18 @@ def test_a_big_glossary_costs_only_the_terms_a_text_uses(tmp_path):
         doc = _doc(tmp_path, ["猫がいる。", "犬もいる。"])
         stats = Translator(_settings(tmp_path / "o", fake.url, spec=spec)).run(doc)
         assert stats["failed_units"] == 0 and seen[0].startswith("参考术语：猫→猫咪\n")
+        # A novel's many names: all its terms are far over the context, each chunk's fit beside it
+        names = _doc(tmp_path, [f"語{i}が来た。" for i in range(1000, 1080)])
+        seen.clear()
+        stats = Translator(_settings(tmp_path / "o3", fake.url, spec=spec)).run(names)
+        assert stats["failed_units"] == 0 and len(seen) == stats["requests"] > 1
+        for prompt in seen:  # each carries the terms of its own lines, and fits the context with its output
+            head, text = prompt.split("\n", 1)
+            assert head.removeprefix("参考术语：").split("；") == [f"{t.source}→{t.target}"
+                                                              for t in terms_in(text, spec.glossary)]
+            assert len(prompt) + 1.5 * len(text.removeprefix(PREFACE + "\n").replace("\n", "")) <= 600  # in characters
         crowded = _doc(tmp_path, ["".join(f"語{i}" for i in range(150))])  # its own terms fill the context
-        with pytest.raises(LabError, match=r"in.txt: the model's context \(600 tokens\) is too small"):
+        with pytest.raises(LabError, match=r"in.txt: line 1: its glossary terms fill the model's context"):
             Translator(_settings(tmp_path / "o2", fake.url, spec=spec)).run(crowded)
     finally:
         fake.close()
