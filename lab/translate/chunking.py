@@ -78,6 +78,24 @@ def fit(text: str, count: Callable[[str], int], hard: int) -> list[str]:
     return out + [cur] if cur else out
 
 
+def line_units(i: int, line: str, count: Callable[[str], int], budget: int, room: int) -> list[Unit]:
+    """Line `i` as one unit when it fits, else its sentences packed up to `budget` tokens, each cut to `room`."""
+    if not over(line, count, min(budget, room)):
+        return [Unit(i, 0, line, count(line))]
+    units: list[Unit] = []
+    piece, piece_tokens = "", 0
+    sents = split_sentences(line)
+    if any(over(x, count, room) for x in sents):  # an unclosed 「 or a very long quotation
+        sents = split_sentences(line, quotes=False)
+    for sent in (x for s in sents for x in fit(s, count, room)):
+        st = count(sent)
+        if piece and piece_tokens + st > budget:
+            units.append(Unit(i, len(units), piece, piece_tokens))
+            piece, piece_tokens = "", 0
+        piece, piece_tokens = piece + sent, piece_tokens + st
+    return units + [Unit(i, len(units), piece, piece_tokens)] if piece else units
+
+
 def make_chunks(lines: list[str], count: Callable[[str], int], budget: int, context_lines: int = 0,
                 hard: int | None = None, skip: set[int] | frozenset[int] = frozenset(),
                 extra: Callable[[str], int] | None = None) -> list[Chunk]:
@@ -105,21 +123,7 @@ def make_chunks(lines: list[str], count: Callable[[str], int], budget: int, cont
         room = hard - bound if hard - bound >= budget else hard - extra(line)  # the line's terms bound its pieces'
         if room < 8:
             raise LabError(f"line {i + 1}: its glossary terms fill the model's context; shorten the glossary")
-        if not over(line, count, min(budget, room)):
-            units.append(Unit(i, 0, line, count(line)))
-            continue
-        piece, piece_tokens, k = "", 0, 0
-        sents = split_sentences(line)
-        if any(over(x, count, room) for x in sents):  # an unclosed 「 or a very long quotation
-            sents = split_sentences(line, quotes=False)
-        for sent in (x for s in sents for x in fit(s, count, room)):
-            st = count(sent)
-            if piece and piece_tokens + st > budget:
-                units.append(Unit(i, k, piece, piece_tokens))
-                piece, piece_tokens, k = "", 0, k + 1
-            piece, piece_tokens = piece + sent, piece_tokens + st
-        if piece:
-            units.append(Unit(i, k, piece, piece_tokens))
+        units += line_units(i, line, count, budget, room)
     chunks: list[Chunk] = []
     cur: list[Unit] = []
     for u in units:
