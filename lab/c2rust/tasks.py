@@ -10,6 +10,9 @@ from typing import Any
 from lab import LabError, paths
 
 FEEDS = ("args", "stdin")
+# Every case runs in a sandbox of its own, each round (~0.1 s with bubblewrap on 2 cores), and SACToR's tasks
+# have 5-20: a 100,000-case file ran for minutes without a line of output before this bound
+MAX_CASES = 1000
 
 
 @dataclass
@@ -128,6 +131,9 @@ def _lab_cases(data: dict[str, Any], p: Path) -> list[Case]:
 def load_task(path: str | Path, feed: str | None = None) -> Task:
     """Any supported task file; SACToR paths inside resolve relative to the task file; errors name file and entry."""
     task = _load_task(Path(path), feed)
+    if len(task.cases) > MAX_CASES:
+        raise LabError(f"{task.path}: {len(task.cases):,} cases, over the {MAX_CASES:,} a task may have (each runs "
+                       f"in a sandbox of its own every round); keep a representative few")
     for i, c in enumerate(task.cases):
         if any("\0" in a for a in c.args):
             # execve cannot pass a NUL byte: the check would die in the sandbox, not report

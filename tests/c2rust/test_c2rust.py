@@ -90,6 +90,12 @@ def test_bad_inputs_name_the_problem(tmp_path):
     (tmp_path / "t.json").write_text('{"cases": [{"args": ["4\\u00002"], "expected_stdout": "42\\n"}]}')
     with pytest.raises(LabError, match=r"t.json: case 0: an argument holds a NUL byte"):
         c2rust.load_task(tmp_path / "t.json")
+    one = {"args": ["4"], "stdin": "", "expected_stdout": "4\n"}
+    (tmp_path / "t.json").write_text(json.dumps({"cases": [one] * (c2rust.tasks.MAX_CASES + 1)}))
+    with pytest.raises(LabError, match=f"t.json: {c2rust.tasks.MAX_CASES + 1:,} cases, over the"):
+        c2rust.load_task(tmp_path / "t.json")
+    (tmp_path / "t.json").write_text(json.dumps({"cases": [one] * c2rust.tasks.MAX_CASES}))
+    assert len(c2rust.load_task(tmp_path / "t.json").cases) == c2rust.tasks.MAX_CASES
     (tmp_path / "t.json").write_text("{not json")
     with pytest.raises(LabError, match="not valid JSON"):
         c2rust.load_task(tmp_path / "t.json")
