@@ -276,10 +276,9 @@ class Client:
             raise server_error(e, self.base_url) from None
         except openai.OpenAIError as e:
             raise server_error(e, self.base_url) from None
-        try:
-            return int(got["count"])
-        except (KeyError, TypeError, ValueError):
-            return fallback
+        n = got.get("count") if isinstance(got, dict) else None
+        # only a count is a count: -5 packed chunks with negative budgets, 1e308 became a 309-digit prompt size
+        return n if type(n) is int and n >= 0 else fallback
 
     def count_tokens(self, prompt: str | list[dict[str, str]]) -> int:
         """Prompt tokens as the server counts them (chat template applied); falls back to the UTF-8

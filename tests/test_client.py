@@ -172,3 +172,21 @@ def test_a_text_far_over_the_context_is_not_sent_to_be_counted():
         assert [len(b.get("prompt", "")) for p, b in fake.requests if p.endswith("/tokenize")] == [64]
     finally:
         fake.close()
+
+
+@pytest.mark.parametrize("sent", [-5, 1e308, "abc", True, None, [3]])
+def test_a_token_count_that_is_no_count_falls_back_to_bytes(sent):
+    """A server's /tokenize that answers -5 packed chunks with negative budgets; 1e308 became a 309-digit prompt
+    size in an error line. Only a non-negative int is a count; anything else is the UTF-8 byte bound."""
+    from helpers import FakeServer
+
+    def handler(path, body):
+        if path.endswith("/models"):
+            return 200, {"data": [{"id": "m", "max_model_len": 4096}]}
+        return 200, {"count": sent}
+    fake = FakeServer(handler)
+    try:
+        c = Client(fake.url, max_retries=0, timeout=5)
+        assert c.count_text("猫がいる") == len("猫がいる".encode())
+    finally:
+        fake.close()
