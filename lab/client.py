@@ -124,7 +124,12 @@ class _StreamTally:
         self.finish: str | None = None
         self.usage: Any = None
         self.on_text = on_text
-        self.events = 0
+        self.events = self.chars = 0
+
+    def past(self, max_tokens: int) -> bool:
+        """Whether the reply is far past what `max_tokens` allows: a server that ignores the cap (or sends empty
+        events for ever, each within the timeout) would otherwise hold a run and fill memory without end."""
+        return self.chars > CHARS_PER_TOKEN * max_tokens or self.events > 2 * max_tokens + 64
 
     def feed(self, chunk: Any) -> None:
         self.events += 1
@@ -141,6 +146,7 @@ class _StreamTally:
         thought = extra.get("reasoning") or extra.get("reasoning_content") or ""
         self.thoughts.append(thought)
         piece = delta.content or ""
+        self.chars += len(piece) + len(thought)
         now = time.perf_counter()
         if piece or thought:  # a reasoning token is a generated token too (TTFT, ITL)
             if self.ttft is None:
@@ -177,9 +183,13 @@ async def stream_chat(ac: openai.AsyncOpenAI, retries: int, **kw: Any) -> Result
                 kw = after_refusal(ac.base_url, kw, e)
                 s = await ac.chat.completions.create(stream=True, stream_options={"include_usage": True}, **kw)
             started = True
+            cap = kw.get("max_tokens")
             try:
                 async for chunk in s:
                     tally.feed(chunk)
+                    if cap and tally.past(cap):
+                        tally.finish = "length"  # cut as vLLM cuts at max_tokens; the checks see a truncation
+                        break
             finally:  # also when an event is not a chunk: else the open stream is closed at garbage collection,
                 await s.close()  # which printed an asyncio error beside the run's one line
         except openai.APIConnectionError:  # timeouts included; before the reply, openai's own retries were spent
@@ -336,6 +346,10 @@ class Client:
                                   **self._kw(model, **kw))
             for chunk in stream:
                 tally.feed(chunk)
+                if kw.get("max_tokens") and tally.past(kw["max_tokens"]):
+                    tally.finish = "length"  # a server that ignores the cap: cut as vLLM would
+                    stream.close()
+                    break
             if not tally.events:
                 raise ValueError("the streamed reply held no server-sent events")
         return tally.result()

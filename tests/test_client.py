@@ -190,3 +190,17 @@ def test_a_token_count_that_is_no_count_falls_back_to_bytes(sent):
         assert c.count_text("猫がいる") == len("猫がいる".encode())
     finally:
         fake.close()
+
+
+@pytest.mark.parametrize("piece", ["x", ""])
+def test_a_reply_that_ignores_max_tokens_is_cut(piece):
+    """A server that streams past max_tokens (text, or empty events for ever, each within the timeout) held a
+    run and filled memory without end: the reply is cut far past the cap and reads as truncated."""
+    from helpers import Trickle
+    srv = Trickle(lambda body: [piece] * 5000, gap=0)
+    c = Client(srv.url, model="m", timeout=5, max_retries=0)
+    try:
+        for r in (c.complete("hi", max_tokens=10, seed=1), c.stream("hi", max_tokens=10)):
+            assert r.finish_reason == "length" and len(r.text) < 100  # of 5,000 sent
+    finally:
+        srv.close()
