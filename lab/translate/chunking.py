@@ -53,6 +53,9 @@ CLAUSE = re.compile(r"(?<=[、，,；;：:…―—　 ])")
 # One line longer than this is refused, not translated: a whole novel is ~350,000 characters (吾輩は猫である),
 # and chunking a random 1,000,000-character line took ~13,000 token counts (~30 s on a local server)
 MAX_LINE_CHARS = 1_000_000
+# A text whose chunking takes long enough to say so first (a /tokenize per line and per cut sentence: ~600 a
+# second on a local server, so ~5 s for 200,000 characters of short sentences)
+LONG_TEXT = 200_000
 
 
 def over(text: str, count: Callable[[str], int], limit: int) -> bool:

@@ -19,7 +19,7 @@ from lab.server_errors import ServerError, not_openai, server_error
 from lab.translate import sources
 from lab.translate.cache import ChunkCache, text_hash
 from lab.translate.checks import checks, clean, failing, lines_of
-from lab.translate.chunking import OUTPUT_RATIO, Chunk, chunk_budget, make_chunks, max_tokens_for
+from lab.translate.chunking import LONG_TEXT, OUTPUT_RATIO, Chunk, chunk_budget, make_chunks, max_tokens_for
 from lab.translate.document import FAILED_MARK, Doc, halves, load_fixes, lookup, save_manifest, untranslated
 from lab.translate.endpoints import Endpoint, NoEndpoint, Pool
 from lab.translate.outputs import refuse_overwrites, write_all
@@ -129,6 +129,8 @@ class Translator:
         docs = []
         for src in srcs:
             lines = src.text.split("\n")
+            if len(src.text) > LONG_TEXT and self.s.progress_every_s > 0:  # what the silence is, while it lasts
+                print(f"translate: counting {src.name}'s {len(src.text):,} characters on the server", flush=True)
             try:
                 budget = chunk_budget(self.max_model_len, self.overhead, self.s.chunk_tokens)
                 hard = chunk_budget(self.max_model_len, self.overhead, 10**9)

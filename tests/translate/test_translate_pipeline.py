@@ -529,3 +529,18 @@ def test_two_real_servers_one_killed_mid_run(tiny_server, tmp_path, monkeypatch)
     log = [json.loads(x) for f in sorted((tmp_path / "two" / "logs").glob("*.jsonl"))
            for x in f.read_text().splitlines()]
     assert {r["endpoint"] for r in log} == {second.base_url, tiny_server.base_url}  # both served a share
+
+
+def test_a_long_document_says_what_it_waits_for_while_it_is_counted(tmp_path, capsys, monkeypatch):
+    """Chunking asks the server to count each line: ~5 s for 200,000 characters, and it was silent."""
+    import lab.translate.pipeline as pipeline
+    monkeypatch.setattr(pipeline, "LONG_TEXT", 10)
+    fake = openai_fake(lambda body: (200, "译", "stop"))
+    try:
+        s = Settings(out=tmp_path / "o", endpoints=[fake.url], progress_every_s=10)
+        Translator(s).prepare(_doc(tmp_path, ["猫がいる。", "犬もいる、鳥もいる。"]))
+        assert "translate: counting in's 17 characters on the server" in capsys.readouterr().out
+        Translator(s).prepare(_doc(tmp_path, ["猫。"]))  # short: nothing said
+        assert "counting" not in capsys.readouterr().out
+    finally:
+        fake.close()
