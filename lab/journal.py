@@ -76,7 +76,12 @@ def records_of(nb_path: Path) -> list[dict[str, Any]]:
         for o in cell.get("outputs", []):
             data = o.get("data", {})
             if MIME in data:
-                rec = dict(data[MIME])
+                rec = data[MIME]
+                if not isinstance(rec, dict) or not isinstance(rec.get("key"), str):
+                    # one hand-edited or foreign output must not cost the run its entry (it did: KeyError)
+                    print(f"warning: journal: {nb_path}: a record without a name is left out", file=sys.stderr)
+                    continue
+                rec = dict(rec)
                 if rec.get("figure"):
                     rec["png"] = data.get("image/png", "")
                 out.append(rec)
@@ -130,13 +135,14 @@ def _entry_markdown(run: dict[str, Any], sections: list[tuple[str, list[dict[str
         scalars = [r for r in recs if not r.get("figure") and not isinstance(r.get("value"), (list, dict))]
         if scalars:
             lines += ["| key | value |", "|---|---|"]
-            lines += [f"| {_cell(r['key'])} | {_cell(r['value'])} |" for r in scalars]
+            lines += [f"| {_cell(r['key'])} | {_cell(r.get('value'))} |" for r in scalars]
             lines.append("")
         for r in recs:
             if r.get("figure"):
                 lines += [f"![{r['key']}](figures/{name}-{safe_name(str(r['key']))}.png)", ""]
-            elif isinstance(r.get("value"), list) and r["value"] and isinstance(r["value"][0], dict):
-                lines += [f"**{r['key']}**", "", _table(r["value"], r.get("columns"))]
+            elif isinstance(r.get("value"), list) and r["value"] and all(isinstance(x, dict) for x in r["value"]):
+                cols = r.get("columns")
+                lines += [f"**{r['key']}**", "", _table(r["value"], cols if isinstance(cols, list) else None)]
             elif isinstance(r.get("value"), (list, dict)):
                 lines += [f"**{r['key']}**: {_code(r['value'])}", ""]
             if r.get("note"):
@@ -169,18 +175,24 @@ def write_entry(run_dir: Path, jdir: Path | None = None) -> Path | None:
     for nb in run.get("notebooks", []):
         name = safe_name(str(nb["name"]))
         f = Path(run_dir) / f"{name}.ipynb"
-        recs = records_of(f) if f.exists() else []
-        for r in recs:
+        recs = []
+        for r in records_of(f) if f.exists() else []:
             if r.get("figure") and r.get("png"):
-                png = base64.b64decode(r["png"], validate=True)
+                try:
+                    png = base64.b64decode(r["png"], validate=True)
+                except (ValueError, TypeError):  # a damaged figure is left out, not the run
+                    print(f"warning: journal: {f}: figure {r['key']!r} is not base64 PNG; left out", file=sys.stderr)
+                    continue
                 paths.atomic_write(entry / "figures" / f"{name}-{safe_name(str(r['key']))}.png", png)
+            recs.append(r)
         sections.append((name, recs))
     summary = {k: run.get(k) for k in ("id", "started", "ended", "profile", "model", "parameters", "env")}
     summary["notebooks"] = run.get("notebooks", [])
     summary["records"] = {name: [{k: v for k, v in r.items() if k != "png"} for r in recs]
                           for name, recs in sections}
+    page = _entry_markdown(run, sections)  # first: a run that cannot be shown leaves no entry.json behind
     paths.atomic_write(entry / "entry.json", json.dumps(summary, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
-    paths.atomic_write(entry / "README.md", _entry_markdown(run, sections))
+    paths.atomic_write(entry / "README.md", page)
     return entry
 
 

@@ -203,6 +203,27 @@ def test_a_killed_runs_finished_notebooks_reach_the_journal(tmp_path):
     assert journal.write_entry(tmp_path / "runs" / "20260106T000000Z-tiny", tmp_path / "j") is None
 
 
+def test_a_malformed_record_or_figure_costs_only_itself(tmp_path, capsys):
+    """A hand-edited executed notebook (a record without a name, a table of mixed rows, a figure that is not
+    base64) skipped the whole run, after its entry.json was written: the index linked a page that was missing."""
+    run = tmp_path / "runs" / "20260107T000000Z-tiny"
+    run.mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"id": run.name, "profile": "tiny", "model": "m", "started": "s",
+                                              "ended": "e", "notebooks": [{"name": "01_serving", "status": "ok"}]}))
+    nb = nbformat.v4.new_notebook()
+    outs = [{"name": "no key"}, {"key": "rows", "value": [{"a": 1}, 2], "columns": "a"},
+            {"key": "fig", "figure": True}, {"key": "kept", "value": 7}]
+    nb.cells = [nbformat.v4.new_code_cell("x", outputs=[nbformat.v4.new_output(
+        "display_data", data={journal.MIME: o, **({"image/png": "not base64!"} if o.get("figure") else {})})
+        for o in outs])]
+    nbformat.write(nb, run / "01_serving.ipynb")
+    entry = journal.write_entry(run, tmp_path / "j")
+    page = (entry / "README.md").read_text()
+    assert "| kept | 7 |" in page and "**rows**" in page and "fig" not in page
+    err = capsys.readouterr().err
+    assert "a record without a name is left out" in err and "figure 'fig' is not base64 PNG" in err
+
+
 def test_the_backstop_stops_only_this_runs_servers(tmp_path):
     """Two `lab run`s side by side: each stops what its own notebooks left, never the other's servers."""
     import subprocess
