@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import os
+import re
 import sys
 import tomllib
 from collections.abc import Iterator
@@ -198,6 +199,9 @@ def available() -> dict[str, dict[str, Any]]:
         for name, body in _read(f).items():
             if not isinstance(body, dict):
                 raise LabError(f"{f}: top-level key {name!r} must be a [table]")
+            if not re.fullmatch(r"[A-Za-z0-9][\w.+-]*", name):  # it names run folders and server logs
+                raise LabError(f"{f}: profile name {name!r} may hold only letters, digits and . _ + - (it names "
+                               f"run folders and server logs)")
             merged[name] = _overlay(merged.get(name, {}), body)
     return merged
 

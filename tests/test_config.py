@@ -56,6 +56,9 @@ def test_user_profiles_file(tmp_path, monkeypatch):
     f.write_text('[tiny]\nmodle = "x"\n')
     with pytest.raises(LabError, match=r"unknown keys \['modle'\]"):
         config.load("tiny")
+    f.write_text('["../../x"]\nmodel = "m"\nserved_name = "m"\n')  # it would name run folders and logs
+    with pytest.raises(LabError, match=r"profile name '../../x' may hold only letters"):
+        config.load("tiny")
     f.write_text('[tiny.serve]\ndtype = "bfloat16"\n[tiny.serve.env]\nVLLM_X = "1"\n')
     shipped = tomllib.loads((Path(config.__file__).parent / "profiles.toml").read_text())["tiny"]["serve"]
     mine = config.load("tiny").serve  # one key changed, the rest kept
