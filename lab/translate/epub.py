@@ -30,6 +30,11 @@ class Chapter:
     text: str   # one line per text segment (a block, or a part of it between <br/>)
 
 
+# Deeper nesting is refused: chapters are walked recursively (200,000 nested <div>s raised RecursionError, and
+# each level scanned all below it), and real XHTML nests ~10-30 deep
+MAX_DEPTH = 256
+
+
 def _local(el: Any) -> str:
     return el.tag.rsplit("}", 1)[-1].lower() if isinstance(el.tag, str) else ""
 
@@ -43,6 +48,12 @@ def _parse(data: bytes, where: str) -> Any:
         raise LabError(f"{where}: not valid XHTML ({e})") from None
     if tree.getroot() is None:
         raise LabError(f"{where}: empty or not XHTML")
+    depth = 0
+    for event, _el in etree.iterwalk(tree, events=("start", "end")):  # iterative: the walk below recurses
+        depth += 1 if event == "start" else -1
+        if depth > MAX_DEPTH:
+            raise LabError(f"{where}: elements nest over {MAX_DEPTH} deep (a book's XHTML nests ~10-30); "
+                           f"not translated")
     return tree
 
 

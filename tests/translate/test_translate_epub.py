@@ -50,11 +50,11 @@ CONTAINER = """<?xml version="1.0"?><container version="1.0" xmlns="urn:oasis:na
 """
 
 
-def make_epub(path: Path) -> Path:
+def make_epub(path: Path, ch2: str = CH2) -> Path:
     with zipfile.ZipFile(path, "w") as z:
         z.writestr(zipfile.ZipInfo("mimetype"), "application/epub+zip")  # stored, first, as EPUB requires
         for name, data in (("META-INF/container.xml", CONTAINER), ("OEBPS/content.opf", OPF),
-                           ("OEBPS/text/ch1.xhtml", CH1), ("OEBPS/text/ch2.xhtml", CH2),
+                           ("OEBPS/text/ch1.xhtml", CH1), ("OEBPS/text/ch2.xhtml", ch2),
                            ("OEBPS/style.css", CSS), ("OEBPS/img/rain.png", PNG)):
             z.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED)
     return path
@@ -114,6 +114,15 @@ def test_a_damaged_or_drm_encrypted_epub_is_one_line(tmp_path):
     with zipfile.ZipFile(fonts, "a") as z:
         z.writestr("META-INF/encryption.xml", enc.format("OEBPS/fonts/mincho.otf"))
     assert len(chapters(fonts)) == 2
+
+
+def test_an_epub_nested_too_deep_is_one_line(tmp_path):
+    """200,000 nested <div>s raised RecursionError ("internal error"): chapters are walked recursively."""
+    def nested(n: int) -> str:
+        return f'<html xmlns="http://www.w3.org/1999/xhtml"><body>{"<div>" * n}深い。{"</div>" * n}</body></html>'
+    assert [c.text for c in chapters(make_epub(tmp_path / "ok.epub", nested(200)))][-1] == "深い。"
+    with pytest.raises(LabError, match=r"deep.epub:OEBPS/text/ch2.xhtml: elements nest over 256 deep"):
+        chapters(make_epub(tmp_path / "deep.epub", nested(200_000)))
 
 
 def test_lab_tokens_counts_each_chapter_of_an_epub(tmp_path):
