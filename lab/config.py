@@ -190,6 +190,8 @@ def _read(path: Path) -> dict[str, Any]:
         return tomllib.loads(paths.read_text(path, "profiles file"))
     except tomllib.TOMLDecodeError as e:
         raise LabError(f"{path}: invalid TOML: {e}") from None
+    except RecursionError:  # 100,000 `[`: tomllib recurses into arrays
+        raise LabError(f"{path}: invalid TOML: nested too deeply") from None
 
 
 def available() -> dict[str, dict[str, Any]]:

@@ -92,7 +92,9 @@ def parse_param(text: str) -> tuple[str, Any]:
     try:
         return key.strip(), yaml.load(raw, _Loader) if raw.strip() else ""
     except yaml.YAMLError as e:
-        raise LabError(f"malformed -p {text!r}: value is not valid YAML ({e.__class__.__name__})") from None
+        raise LabError(f"malformed -p {text[:80]!r}: value is not valid YAML ({e.__class__.__name__})") from None
+    except RecursionError:  # 50,000 `[`: PyYAML's composer recurses
+        raise LabError(f"malformed -p {text[:80]!r}: value nested too deeply") from None
 
 
 def load_params_file(path: str | Path) -> dict[str, Any]:
@@ -106,6 +108,8 @@ def load_params_file(path: str | Path) -> dict[str, Any]:
         where = f"{p}:{mark.line + 1}" if mark else str(p)
         what = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise LabError(f"{where}: invalid YAML: {what}") from None
+    except RecursionError:
+        raise LabError(f"{p}: invalid YAML: nested too deeply") from None
     if not isinstance(data, dict):
         raise LabError(f"{p}: expected a mapping of parameter names to values")
     return data

@@ -72,6 +72,21 @@ def test_aliases_are_refused_before_they_expand(tmp_path):
     assert nbparams.parse_param("xs=[&a 1, 2]") == ("xs", [1, 2])  # an anchor alone expands nothing
 
 
+def test_yaml_and_toml_nested_too_deeply_are_one_line(tmp_path, monkeypatch):
+    """PyYAML's composer and tomllib recurse: 100,000 `[` were an internal error with a crash file."""
+    from lab import config
+    deep = "[" * 100_000 + "]" * 100_000
+    (tmp_path / "p.yaml").write_text(f"a: {deep}\n")
+    with pytest.raises(LabError, match=r"p.yaml: invalid YAML: nested too deeply"):
+        nbparams.load_params_file(tmp_path / "p.yaml")
+    with pytest.raises(LabError, match=r"malformed -p 'xs=\[\[.*': value nested too deeply"):
+        nbparams.parse_param(f"xs={deep}")
+    (tmp_path / "lab.toml").write_text(f"[tiny]\nport = {deep}\n")
+    monkeypatch.setenv("LAB_PROFILES", str(tmp_path / "lab.toml"))
+    with pytest.raises(LabError, match=r"lab.toml: invalid TOML: nested too deeply"):
+        config.load("tiny")
+
+
 @pytest.mark.parametrize("value,msg", [([1, [2]], r"concurrencies\[1\]: expected an integer, as every item of the "
                                                   r"notebook's default \[1, 2, 4, 8, 16, 32\], got \[2\]"),
                                        ([1, 2.5], r"concurrencies\[1\]: expected an integer"),
