@@ -20,9 +20,16 @@ def declared_parameters(nb: Path) -> set[str]:
 def parameter_defaults(nb: Path) -> dict[str, Any]:
     """Name -> default of the notebook's `parameters` cell (None where the default is not a literal)."""
     import ast
-    cells = paths.parse_json(Path(nb).read_text("utf-8")).get("cells", [])
+    try:
+        data = paths.parse_json(paths.read_text(nb, "notebook"))
+    except ValueError as e:  # a notebook named by path may be anything: one line, as for any input
+        raise LabError(f"{nb}: not a notebook (not valid JSON: {e})") from None
+    cells = data.get("cells") if isinstance(data, dict) else None
+    if not isinstance(cells, list) or not all(isinstance(c, dict) for c in cells):
+        raise LabError(f"{nb}: not a notebook (no list of cells)")
     for c in cells:
-        if "parameters" in c.get("metadata", {}).get("tags", []):
+        meta = c.get("metadata")
+        if isinstance(meta, dict) and "parameters" in (meta.get("tags") or []):
             try:
                 tree = ast.parse("".join(c.get("source", "")))
             except SyntaxError:

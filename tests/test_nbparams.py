@@ -115,3 +115,13 @@ def test_a_name_in_a_notebooks_own_params_table_that_it_does_not_declare_is_refu
     (tmp_path / "lab.toml").write_text('[tiny.params.all]\nrounds = 2\n[tiny.params.01]\nmax_tokens = 32\n')
     got = notebook_params(config.load("tiny"), nb, parameter_defaults(nb), {})
     assert got["max_tokens"] == 32 and "rounds" not in got
+
+
+@pytest.mark.parametrize("body,msg", [("[" * 100_000 + "]" * 100_000, "not valid JSON: nested too deeply"),
+                                      ("not json", "not valid JSON"), ('{"cells": [1]}', "no list of cells"),
+                                      ("[]", "no list of cells")])
+def test_a_notebook_named_by_path_that_is_none_is_one_line(tmp_path, body, msg):
+    """`lab run ./x.ipynb` reads the parameters cell first: a file that is no notebook was an internal error."""
+    (tmp_path / "x.ipynb").write_text(body)
+    with pytest.raises(LabError, match=f"x.ipynb: not a notebook \\({msg}"):
+        nbparams.parameter_defaults(tmp_path / "x.ipynb")
