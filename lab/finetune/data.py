@@ -9,6 +9,9 @@ from lab import LabError, paths
 
 IGNORE = -100  # label value the loss skips (prompt tokens)
 ROLES = {"system", "user", "assistant", "tool"}  # the OpenAI chat roles every chat template knows
+# A message longer than this is refused: --max-len keeps only a record's first tokens anyway, and a
+# 20,000,000-character message took 10.7 GB and 81 s to tokenize before it was dropped (100M: the OOM killer)
+MAX_MESSAGE_CHARS = 1_000_000
 
 
 def load_jsonl(path: str | Path) -> list[list[dict[str, str]]]:
@@ -21,6 +24,10 @@ def load_jsonl(path: str | Path) -> list[list[dict[str, str]]]:
             raise LabError(f"{p}:{n}: expected {{\"messages\": [{{\"role\": ..., \"content\": ...}}, ...]}}")
         if not all(isinstance(m["role"], str) and isinstance(m["content"], str) for m in msgs):
             raise LabError(f"{p}:{n}: every message's role and content must be strings")
+        longest = max((len(m["content"]) for m in msgs), default=0)
+        if longest > MAX_MESSAGE_CHARS:
+            raise LabError(f"{p}:{n}: a message of {longest:,} characters, over the {MAX_MESSAGE_CHARS:,} a record "
+                           f"may hold (--max-len keeps only its first tokens)")
         odd = sorted({m["role"] for m in msgs} - ROLES)
         if odd:  # a chat template renders any role, so "usr" or ShareGPT's "human" would train on noise
             raise LabError(f"{p}:{n}: unknown role {odd[0]!r:.40} (roles: {', '.join(sorted(ROLES))})")

@@ -69,6 +69,11 @@ def test_dataset_errors_name_file_and_line(tmp_path):
     f.write_text('{"messages": [{"role": "human", "content": "a"}, {"role": "assistant", "content": "b"}]}\n')
     with pytest.raises(LabError, match=r"d.jsonl:1: unknown role 'human' \(roles: assistant, system, tool, user\)"):
         finetune.load_jsonl(f)
+    from lab.finetune.data import MAX_MESSAGE_CHARS  # 20M characters took 10.7 GB to tokenize, 100M the OOM killer
+    f.write_text(json.dumps({"messages": [{"role": "user", "content": "猫" * (MAX_MESSAGE_CHARS + 1)},
+                                          {"role": "assistant", "content": "b"}]}) + "\n")
+    with pytest.raises(LabError, match=f"d.jsonl:1: a message of {MAX_MESSAGE_CHARS + 1:,} characters, over the"):
+        finetune.load_jsonl(f)
 
 
 def test_held_out_prompts_that_are_also_training_prompts_are_counted():
