@@ -11,7 +11,7 @@ from typing import Any
 import openai
 
 from lab import LabError
-from lab.messages import after_refusal, messages_of, send_folded, system_first
+from lab.messages import after_refusal, messages_of, send_folded, split_reasoning, split_text, system_first
 from lab.server_errors import ServerTimeout, not_openai, server_error, server_errors
 
 TIMEOUT_S = 300.0  # one request; a 32B model writing 8k tokens at ~30 tok/s needs ~270 s
@@ -64,32 +64,6 @@ def run_sync(coro: Any) -> Any:
     import concurrent.futures
     with concurrent.futures.ThreadPoolExecutor(1) as ex:
         return ex.submit(asyncio.run, coro).result()
-
-
-THINK_END = "</think>"
-
-
-def strip_reasoning(reply: str) -> str:
-    """The answer of a thinking model: what follows the last </think> (the opening tag may be in the prompt,
-    as in Qwen3-Thinking-2507's template), or the text before an unterminated <think>."""
-    return _split_text(reply, "")[0]
-
-
-def split_reasoning(message: Any) -> tuple[str, str]:
-    """(answer, reasoning) of a chat message: vLLM's reasoning parser fills reasoning_content (or reasoning);
-    without it, everything up to the last </think> is reasoning, opening tag or not."""
-    extra = getattr(message, "model_extra", None) or {}
-    return _split_text(message.content or "", extra.get("reasoning") or extra.get("reasoning_content") or "")
-
-
-def _split_text(content: str, reasoning: str) -> tuple[str, str]:
-    if THINK_END in content:
-        head, content = content.rsplit(THINK_END, 1)
-        reasoning = (reasoning + "\n" + head.replace("<think>", "", 1)).strip()
-    elif "<think>" in content:  # cut off while thinking: nothing after the tag is an answer
-        content, head = content.split("<think>", 1)
-        reasoning = (reasoning + "\n" + head).strip()
-    return content, reasoning
 
 
 def root_url(base_url: str) -> str:
@@ -161,7 +135,7 @@ class _StreamTally:
 
     def result(self) -> Result:
         u = self.usage
-        text, reasoning = _split_text("".join(self.parts), "".join(self.thoughts))
+        text, reasoning = split_text("".join(self.parts), "".join(self.thoughts))
         return Result(text, self.finish, u.prompt_tokens if u else 0,
                       u.completion_tokens if u else len(self.parts), time.perf_counter() - self.t0,
                       self.ttft, self.itl, reasoning=reasoning)

@@ -1,4 +1,5 @@
-"""Chat message lists: built from a prompt, and reshaped for a chat template that has no system turn."""
+"""Chat messages: lists built from a prompt and reshaped for a template with no system turn; a reply's answer
+split from its reasoning."""
 
 from __future__ import annotations
 
@@ -70,3 +71,30 @@ def send_folded(base_url: Any, send: Callable[[dict[str, Any]], Any], kw: dict[s
         return send(sent)
     except openai.BadRequestError as e:
         return send(after_refusal(base_url, sent, e))
+
+
+THINK_END = "</think>"
+
+
+def strip_reasoning(reply: str) -> str:
+    """The answer of a thinking model: what follows the last </think> (the opening tag may be in the prompt,
+    as in Qwen3-Thinking-2507's template), or the text before an unterminated <think>."""
+    return split_text(reply, "")[0]
+
+
+def split_reasoning(message: Any) -> tuple[str, str]:
+    """(answer, reasoning) of a chat message: vLLM's reasoning parser fills reasoning_content (or reasoning);
+    without it, everything up to the last </think> is reasoning, opening tag or not."""
+    extra = getattr(message, "model_extra", None) or {}
+    return split_text(message.content or "", extra.get("reasoning") or extra.get("reasoning_content") or "")
+
+
+def split_text(content: str, reasoning: str) -> tuple[str, str]:
+    """(answer, reasoning) of a reply's text and the reasoning the server sent apart (maybe none)."""
+    if THINK_END in content:
+        head, content = content.rsplit(THINK_END, 1)
+        reasoning = (reasoning + "\n" + head.replace("<think>", "", 1)).strip()
+    elif "<think>" in content:  # cut off while thinking: nothing after the tag is an answer
+        content, head = content.split("<think>", 1)
+        reasoning = (reasoning + "\n" + head).strip()
+    return content, reasoning

@@ -36,3 +36,15 @@ def test_only_a_refused_system_turn_is_folded_and_then_remembered_for_that_serve
     assert again == {"model": "m", "messages": [{"role": "user", "content": "S\n\nU1"}]}
     assert system_first(url + "/", sent) == again  # openai's async client adds the slash
     assert system_first(other, sent) is sent and system_first(url, {**sent, "model": "n"})["messages"] == [S, U1]
+
+
+def test_an_answer_is_split_from_its_reasoning():
+    """Everything up to the last </think> is reasoning, opening tag or not (Qwen3-Thinking-2507 puts <think> in the
+    prompt); a reply cut off while thinking has no answer; reasoning the server sent apart comes first."""
+    from lab.messages import split_text, strip_reasoning
+    assert split_text("<think>a</think>\n答え", "") == ("\n答え", "a")
+    assert split_text("a</think>b</think>答え", "") == ("答え", "a</think>b")
+    assert split_text("前<think>考え中", "") == ("前", "考え中")
+    assert split_text("答え", "parsed") == ("答え", "parsed")
+    assert split_text("x</think>答え", "parsed") == ("答え", "parsed\nx")
+    assert strip_reasoning("<think>\n</think>\n\n猫") == "\n\n猫"

@@ -13,7 +13,7 @@ from lab import LabError, paths
 from lab.c2rust import sandbox
 from lab.c2rust.build import build_c, build_rust
 from lab.c2rust.tasks import Case, Task, load_task, normalize
-from lab.client import strip_reasoning
+from lab.messages import strip_reasoning
 
 CASE_CPU_S = 4        # CPU seconds per case (RLIMIT_CPU); the samples take milliseconds
 CASE_WALL_S = 10.0    # wall clock per case, sandbox start-up (~20 ms) included

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from lab.client import strip_reasoning
+from lab.messages import strip_reasoning
 
 # kana, including the half-width katakana (ｶﾀｶﾅ, U+FF66-FF9F) of web novels and sound effects: a line of them left
 # untranslated passed every check before
