@@ -126,15 +126,15 @@ class Translator:
         srcs = path if isinstance(path, list) else sources.load(path, self.s.out, self.s.aozora)
         spec = self.s.spec
         self.overhead = self.counter.count_tokens(spec.messages(Chunk(0, []))) + 16
+        budget = chunk_budget(self.max_model_len, self.overhead, self.s.chunk_tokens)
+        hard = chunk_budget(self.max_model_len, self.overhead, 10**9)
+        src_budget = budget * 2 // 3 if spec.context_lines else budget  # the rest carries context lines
         docs = []
         for src in srcs:
             lines = src.text.split("\n")
             if len(src.text) > LONG_TEXT and self.s.progress_every_s > 0:  # what the silence is, while it lasts
                 print(f"translate: counting {src.name}'s {len(src.text):,} characters on the server", flush=True)
             try:
-                budget = chunk_budget(self.max_model_len, self.overhead, self.s.chunk_tokens)
-                hard = chunk_budget(self.max_model_len, self.overhead, 10**9)
-                src_budget = budget * 2 // 3 if spec.context_lines else budget  # the rest carries context lines
                 # A chunk's prompt carries only the glossary terms in it (a 200,000-entry glossary counted whole
                 # refused every text on a 2,048-token model); they take context as the source does, 2.5 x less
                 chunks = make_chunks(lines, self.count, src_budget, spec.context_lines,
