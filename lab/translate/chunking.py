@@ -58,6 +58,13 @@ MAX_LINE_CHARS = 1_000_000
 LONG_TEXT = 200_000
 
 
+def refuse_long_line(line: str, where: str) -> None:
+    """One error line naming `where` ("FILE: line N") when `line` is over MAX_LINE_CHARS characters."""
+    if len(line) > MAX_LINE_CHARS:
+        raise LabError(f"{where} has {len(line):,} characters, over the {MAX_LINE_CHARS:,} of one line (a whole "
+                       f"novel is ~350,000): break it into paragraphs")
+
+
 def over(text: str, count: Callable[[str], int], limit: int) -> bool:
     """Whether `text` has more than `limit` tokens; a text far too long is not sent to be counted."""
     return len(text) > CHARS_PER_TOKEN * limit or count(text) > limit
@@ -120,9 +127,7 @@ def make_chunks(lines: list[str], count: Callable[[str], int], budget: int, cont
         line = LINE_BREAKS.sub(" ", line)
         if not line.strip() or i in skip:
             continue
-        if len(line) > MAX_LINE_CHARS:
-            raise LabError(f"line {i + 1} has {len(line):,} characters, over the {MAX_LINE_CHARS:,} of one line "
-                           f"(a whole novel is ~350,000): break it into paragraphs; nothing was translated")
+        refuse_long_line(line, f"line {i + 1}")
         room = hard - bound if hard - bound >= budget else hard - extra(line)  # the line's terms bound its pieces'
         if room < 8:
             raise LabError(f"line {i + 1}: its glossary terms fill the model's context; shorten the glossary")

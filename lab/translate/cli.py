@@ -190,11 +190,9 @@ def _count(tok: Any, text: str, name: str) -> int:
     """Tokens of `text`; over MAX_LINE_CHARS characters, asked in pieces cut before a line (a 104,857,600-character
     chapter tokenized at once took 24 GB and the OOM killer; a cut can shift the count by a token: SmolLM2's
     count of README.md in 786 pieces was 32,064 against 32,157, Qwen's the same)."""
-    from lab.translate.chunking import MAX_LINE_CHARS
+    from lab.translate.chunking import MAX_LINE_CHARS, refuse_long_line
     for i, line in enumerate(text.split("\n")):
-        if len(line) > MAX_LINE_CHARS:
-            raise LabError(f"{name}: line {i + 1} has {len(line):,} characters, over the {MAX_LINE_CHARS:,} of one "
-                           f"line (a whole novel is ~350,000)")
+        refuse_long_line(line, f"{name}: line {i + 1}")
     start, total = 0, 0
     while start < len(text):
         # the window holds a whole line at least (none is longer), so it holds a "\n" to cut after

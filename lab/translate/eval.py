@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from lab import LabError, paths
-from lab.translate.chunking import MAX_LINE_CHARS
+from lab.translate.chunking import refuse_long_line
 from lab.translate.document import FAILED_MARK
 from lab.translate.prompts import Term, terms_in
 
@@ -14,9 +14,7 @@ from lab.translate.prompts import Term, terms_in
 def _lines(path: Path, what: str) -> list[str]:
     lines = [ln for ln in paths.read_text(path, what).splitlines() if ln.strip()]
     for i, ln in enumerate(lines):  # chrF's n-gram counts: a 2,000,000-character line took 0.58 GB and 5 s
-        if len(ln) > MAX_LINE_CHARS:
-            raise LabError(f"{path}: line {i + 1} (of those with text) has {len(ln):,} characters, over the "
-                           f"{MAX_LINE_CHARS:,} of one line")
+        refuse_long_line(ln, f"{path}: line {i + 1} (of those with text)")
     return lines
 
 

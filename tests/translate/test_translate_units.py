@@ -295,8 +295,9 @@ def test_lab_tokens_counts_a_long_text_in_pieces_cut_before_a_line(monkeypatch):
 
 def test_eval_refuses_a_line_too_long_to_score(tmp_path, monkeypatch):
     """chrF counts a line's character n-grams: one 20,000,000-character line takes gigabytes."""
+    from lab.translate import chunking
     from lab.translate import eval as ev
-    monkeypatch.setattr(ev, "MAX_LINE_CHARS", 10)
+    monkeypatch.setattr(chunking, "MAX_LINE_CHARS", 10)
     (tmp_path / "h.txt").write_text("猫がいる\n" + "猫" * 11 + "\n", encoding="utf-8")
     (tmp_path / "r.txt").write_text("有猫\n有猫\n", encoding="utf-8")
     with pytest.raises(LabError, match=r"h.txt: line 2 \(of those with text\) has 11 characters, over the 10"):
