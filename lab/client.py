@@ -100,10 +100,14 @@ class _StreamTally:
         self.on_text = on_text
         self.events = self.chars = 0
 
-    def past(self, max_tokens: int) -> bool:
-        """Whether the reply is far past what `max_tokens` allows: a server that ignores the cap (or sends empty
-        events for ever, each within the timeout) would otherwise hold a run and fill memory without end."""
-        return self.chars > CHARS_PER_TOKEN * max_tokens or self.events > 2 * max_tokens + 64
+    def cut(self, max_tokens: int | None) -> bool:
+        """Whether to stop reading: the reply is far past what `max_tokens` allows, and so reads as truncated, as
+        vLLM cuts at the cap. A server that ignores the cap (or sends empty events for ever, each within the
+        timeout) would otherwise hold a run and fill memory without end."""
+        if max_tokens and (self.chars > CHARS_PER_TOKEN * max_tokens or self.events > 2 * max_tokens + 64):
+            self.finish = "length"
+            return True
+        return False
 
     def feed(self, chunk: Any) -> None:
         self.events += 1
@@ -157,12 +161,10 @@ async def stream_chat(ac: openai.AsyncOpenAI, retries: int, **kw: Any) -> Result
                 kw = after_refusal(ac.base_url, kw, e)
                 s = await ac.chat.completions.create(stream=True, stream_options={"include_usage": True}, **kw)
             started = True
-            cap = kw.get("max_tokens")
             try:
                 async for chunk in s:
                     tally.feed(chunk)
-                    if cap and tally.past(cap):
-                        tally.finish = "length"  # cut as vLLM cuts at max_tokens; the checks see a truncation
+                    if tally.cut(kw.get("max_tokens")):
                         break
             finally:  # also when an event is not a chunk: else the open stream is closed at garbage collection,
                 await s.close()  # which printed an asyncio error beside the run's one line
@@ -320,8 +322,7 @@ class Client:
                                   **self._kw(model, **kw))
             for chunk in stream:
                 tally.feed(chunk)
-                if kw.get("max_tokens") and tally.past(kw["max_tokens"]):
-                    tally.finish = "length"  # a server that ignores the cap: cut as vLLM would
+                if tally.cut(kw.get("max_tokens")):
                     stream.close()
                     break
             if not tally.events:
