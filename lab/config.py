@@ -179,7 +179,7 @@ def _profile_files() -> list[Path]:
             raise LabError(f"LAB_PROFILES names {user}, which does not exist (unset it, or point it at a TOML file "
                            f"of profiles)")
         return files + [user]
-    for cand in (paths.root() / "lab.toml", Path.cwd() / "lab.toml"):
+    for cand in (paths.root() / "lab.toml", paths.workdir() / "lab.toml"):
         if cand.is_file() and all(not cand.samefile(f) for f in files):
             files.append(cand)
     return files

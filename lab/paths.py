@@ -24,6 +24,33 @@ def root() -> Path:
     return Path.cwd().resolve()
 
 
+def workdir() -> Path:
+    """The folder the user works in: where `lab run` was started ($LAB_RUN_CWD in its kernels, which papermill
+    runs from notebooks/), else the cwd."""
+    return Path(os.environ.get("LAB_RUN_CWD") or Path.cwd())
+
+
+# Variables that name a file or folder. `lab run` hands them to its kernels absolute: papermill runs each
+# notebook from notebooks/, where LAB_LOGS=logs named another folder than the user's (a second pid file, a
+# second server on a busy port), and where ./lab.toml and a checkout-less root() were not the user's.
+PATH_VARS = ("LAB_CACHE", "LAB_RUNS", "LAB_LOGS", "LAB_JOURNAL", "LAB_FIND_LINKS", "LAB_PROFILES",
+             "LAB_CARGO_REGISTRY")
+
+
+def kernel_env() -> dict[str, str]:
+    """What a `lab run` kernel needs to see the user's folders: root, working folder, and each path variable
+    set (LAB_MODEL where it names an existing path), made absolute against the working folder."""
+    env = {"LAB_ROOT": str(root()), "LAB_RUN_CWD": str(workdir().absolute())}
+    for k in PATH_VARS:
+        v = os.environ.get(k, "")
+        if v and "://" not in v:  # --find-links may be a URL
+            env[k] = str(Path(v).expanduser().absolute())
+    model = os.environ.get("LAB_MODEL", "")
+    if model and Path(model).expanduser().exists():  # else a profile's alias or a hub id
+        env["LAB_MODEL"] = str(Path(model).expanduser().absolute())
+    return env
+
+
 def data() -> Path:
     """Sample inputs shipped with the project."""
     return root() / "data"

@@ -240,7 +240,9 @@ def _reopen(resume: str | Path, runs_dir: Path, profile: str | None,
             params: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
     """The run folder `resume` names (a path, or a run id under runs/) and its run.json, checked: it has ended
     (a killed run has), and profile and parameters are the run's own (a mix would be no one run)."""
-    run_dir = Path(resume) if Path(resume).is_dir() else runs_dir / str(resume)
+    # absolute: papermill runs each notebook from notebooks/, where a relative run folder (`--resume runs/ID`)
+    # sent the kernels' log and LAB_RUN_DIR to notebooks/runs/ID and left the socket folder unmade
+    run_dir = (Path(resume) if Path(resume).is_dir() else runs_dir / str(resume)).resolve()
     try:
         meta = paths.parse_json((run_dir / "run.json").read_text("utf-8"))
         if not isinstance(meta, dict) or not isinstance(meta.get("notebooks"), list):
@@ -292,7 +294,7 @@ def run(names: list[str] | None = None, profile: str | None = None, params: dict
     work (fine-tune checkpoints, translation cache, finished C -> Rust programs)."""
     from lab import serve
 
-    runs = Path(runs_dir or paths.runs())
+    runs = Path(runs_dir or paths.runs()).resolve()
     old = _reopen(resume, runs, profile, dict(params or {})) if resume else None
     if old:
         profile, params = old[1].get("profile"), dict(old[1].get("parameters") or {})
@@ -318,7 +320,8 @@ def run(names: list[str] | None = None, profile: str | None = None, params: dict
     srv = None
     for line in _stop_abandoned():
         print(line, flush=True)
-    restore_env = _run_env(LAB_RUN_DIR=str(run_dir), LAB_RUN_OWNER=meta["owner_proc"], LAB_PROFILE=prof.name)
+    restore_env = _run_env(LAB_RUN_DIR=str(run_dir), LAB_RUN_OWNER=meta["owner_proc"], LAB_PROFILE=prof.name,
+                           **paths.kernel_env())
     try:
         if share_server:
             srv = serve.start(prof)

@@ -1,6 +1,7 @@
 """lab.paths: atomic writes, one-line read errors, JSONL with line numbers, folders from the environment."""
 
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -68,6 +69,29 @@ def test_folders_follow_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("LAB_RUN_DIR", str(tmp_path / "run1"))
     assert paths.run_dir("x") == tmp_path / "run1" / "x"
     assert len(paths.utc_stamp()) == 16 and paths.utc_stamp(iso=True).endswith("Z")
+
+
+def test_kernel_env_makes_every_folder_absolute_against_the_working_folder(tmp_path, monkeypatch):
+    """What `lab run` hands its kernels, which papermill starts in notebooks/: relative values would name
+    folders there."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models" / "m").mkdir(parents=True)
+    for k in paths.PATH_VARS:
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("LAB_LOGS", "mylogs")
+    monkeypatch.setenv("LAB_CACHE", "~/c")
+    monkeypatch.setenv("LAB_FIND_LINKS", "https://example.invalid/wheels")
+    monkeypatch.setenv("LAB_MODEL", "models/m")
+    env = paths.kernel_env()
+    assert env["LAB_LOGS"] == str(tmp_path / "mylogs") and env["LAB_CACHE"] == str(Path("~/c").expanduser())
+    assert "LAB_FIND_LINKS" not in env and "LAB_RUNS" not in env  # a URL, and a variable not set
+    assert env["LAB_MODEL"] == str(tmp_path / "models" / "m") and env["LAB_RUN_CWD"] == str(tmp_path)
+    assert env["LAB_ROOT"] == str(paths.root())
+    monkeypatch.setenv("LAB_MODEL", "Qwen/Qwen3-4B")  # a hub id stays as it is
+    assert "LAB_MODEL" not in paths.kernel_env()
+    monkeypatch.setenv("LAB_RUN_CWD", str(tmp_path / "models"))
+    monkeypatch.chdir(tmp_path / "models" / "m")
+    assert paths.workdir() == tmp_path / "models"
 
 
 def test_out_dir_is_made_before_work_and_a_file_is_refused(tmp_path):

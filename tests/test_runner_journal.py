@@ -85,6 +85,49 @@ def test_resume_keeps_the_notebooks_that_passed_and_reruns_the_rest_in_the_same_
         runner.run(*args, share_server=False, runs_dir=tmp_path / "runs", resume=run_dir)
 
 
+def test_resume_by_a_relative_path_runs_in_that_folder(tmp_path, monkeypatch):
+    """`lab run --resume runs/ID`, typed from the checkout: papermill runs notebooks from their own folder, where
+    the relative path named another (the kernel could not bind its sockets: "Kernel died")."""
+    monkeypatch.setenv("LAB_JOURNAL", str(tmp_path / "journal"))
+    (tmp_path / "nbs").mkdir()
+    flaky = _notebook(tmp_path / "nbs" / "91_flaky.ipynb", False)
+    nb = nbformat.read(flaky, as_version=4)
+    nb.cells[-1].source = (f"import os\njournal.record('run_dir', os.environ['LAB_RUN_DIR'])\n"
+                           f"assert os.path.exists({str(tmp_path / 'flag')!r}), 'no flag yet'")
+    nbformat.write(nb, flaky)
+    run_dir, ok = runner.run([str(flaky)], "tiny", share_server=False, runs_dir=tmp_path / "runs")
+    assert not ok
+    (tmp_path / "flag").touch()
+    monkeypatch.chdir(tmp_path)
+    again, ok = runner.run(None, None, None, share_server=False, runs_dir=tmp_path / "runs",
+                           resume=f"runs/{run_dir.name}")
+    assert ok and again == run_dir
+    assert journal.records_of(run_dir / "91_flaky.ipynb")[1]["value"] == str(run_dir)
+    assert sorted(p.name for p in (tmp_path / "nbs").iterdir()) == ["91_flaky.ipynb"]  # nothing made beside it
+
+
+def test_kernels_see_the_working_folders_profiles_and_folders(tmp_path, monkeypatch):
+    """A profile of ./lab.toml and a relative LAB_LOGS mean in a notebook what they mean where `lab run` was
+    typed (the kernel runs from the notebook's folder: "unknown profile", and logs/ beside the notebook)."""
+    monkeypatch.setenv("LAB_JOURNAL", str(tmp_path / "journal"))
+    monkeypatch.delenv("LAB_PROFILES", raising=False)
+    (tmp_path / "nbs").mkdir()
+    (tmp_path / "work").mkdir()
+    tiny = (ROOT / "lab" / "profiles.toml").read_text().split("[smollm2-135m]")[0]
+    (tmp_path / "work" / "lab.toml").write_text(tiny.replace("[tiny", "[mine").replace("port = 8011", "port = 8029"))
+    nb = _notebook(tmp_path / "nbs" / "92_where.ipynb", False)
+    book = nbformat.read(nb, as_version=4)
+    book.cells[-1].source = ("from lab import config, paths\njournal.record('profile', config.load('mine').name)\n"
+                             "journal.record('logs', str(paths.logs()))")
+    nbformat.write(book, nb)
+    monkeypatch.chdir(tmp_path / "work")
+    monkeypatch.setenv("LAB_LOGS", "mylogs")
+    run_dir, ok = runner.run([str(nb)], "mine", share_server=False, runs_dir=tmp_path / "runs")
+    rec = {r["key"]: r["value"] for r in journal.records_of(run_dir / "92_where.ipynb")}
+    assert ok and rec["profile"] == "mine" and rec["logs"] == str(tmp_path / "work" / "mylogs")
+    assert "LAB_RUN_CWD" not in os.environ  # the run's settings are undone when it ends
+
+
 def test_journal_rebuild_is_byte_identical_and_keeps_entries(tmp_path, monkeypatch):
     monkeypatch.setenv("LAB_JOURNAL", str(tmp_path / "journal"))
     nb = _notebook(tmp_path / "90_good.ipynb", False)
