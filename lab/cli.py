@@ -135,6 +135,7 @@ def _run(a: argparse.Namespace) -> int:
     for f in a.params_file:
         params.update(nbparams.load_params_file(f))
     params.update(dict(nbparams.parse_param(x) for x in a.param))
+    params = nbparams.paths_from_workdir(params)
     if a.plan:
         from lab import plan
         pl = plan.plan(a.notebooks, a.profile, params, a.cell_timeout)

@@ -122,6 +122,23 @@ def load_params_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
+PATH_SUFFIXES = ("_dir", "_file")  # the notebooks' parameters that name a file or folder (input_dir, glossary_file...)
+
+
+def paths_from_workdir(params: dict[str, Any]) -> dict[str, Any]:
+    """-p/-f values of path parameters as the user meant them: `~` expanded, and a relative path that exists in
+    the working folder made absolute (papermill runs a notebook from notebooks/, where `-p input_dir=novel`
+    named notebooks/novel); other relative values stay relative to notebooks/, as the defaults (`../data/...`)."""
+    out = dict(params)
+    for k, v in params.items():
+        if k.endswith(PATH_SUFFIXES) and isinstance(v, str) and v:
+            p = Path(v).expanduser()
+            if not p.is_absolute() and (paths.workdir() / p).exists():
+                p = paths.workdir().absolute() / p
+            out[k] = str(p)
+    return out
+
+
 def check_params(nbs: list[Path], params: dict[str, Any]) -> dict[Path, dict[str, Any]]:
     """Each notebook's declared parameters and defaults; an error naming the declared ones for a name none
     declares, or naming the expected kind for a value of another kind."""

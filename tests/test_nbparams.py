@@ -1,6 +1,9 @@
 """lab.nbparams: -p/-f parsing, declared parameters and defaults, values checked by kind."""
 
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from helpers import lab
@@ -125,3 +128,27 @@ def test_a_notebook_named_by_path_that_is_none_is_one_line(tmp_path, body, msg):
     (tmp_path / "x.ipynb").write_text(body)
     with pytest.raises(LabError, match=f"x.ipynb: not a notebook \\({msg}"):
         nbparams.parameter_defaults(tmp_path / "x.ipynb")
+
+
+def test_path_parameters_mean_what_they_mean_where_lab_run_was_typed(tmp_path, monkeypatch):
+    """`lab run 04 -p input_dir=novel` from the folder holding novel/: the kernel, in notebooks/, gets the
+    absolute path; a value only the notebook's folder resolves (the defaults' ../data/...) stays as it is."""
+    (tmp_path / "novel").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LAB_RUN_CWD", raising=False)
+    got = nbparams.paths_from_workdir({"input_dir": "novel", "ref_dir": "../data/translation/zh",
+                                       "glossary_file": "~/g.tsv", "concurrency": 4, "adapter_name": "novel"})
+    assert got == {"input_dir": str(tmp_path / "novel"), "ref_dir": "../data/translation/zh",
+                   "glossary_file": str(Path("~/g.tsv").expanduser()), "concurrency": 4, "adapter_name": "novel"}
+    r = subprocess.run([sys.executable, "-m", "lab.cli", "run", "04", "--plan", "--json", "-p", "input_dir=novel"],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert str(tmp_path / "novel") in r.stdout  # the plan shows what the notebook will get
+
+
+def test_papermill_parses_every_parameter_line_of_every_notebook():
+    """papermill injects only the names it can parse in the parameters cell: a comment with `=` in it ("yours:
+    -p input_dir=DIR") made it drop input_dir with "Passed unknown parameter" while the run went on."""
+    import papermill as pm
+    for nb in runner.resolve([]):
+        assert set(pm.inspect_notebook(str(nb))) == nbparams.declared_parameters(nb), nb.name

@@ -60,11 +60,18 @@ def _documents(hyp: Path, ref: Path, src: Path | None) -> list[tuple[Path, Path,
 
 
 def evaluate(hyp_dir: str | Path, ref_dir: str | Path, src_dir: str | Path | None = None,
-             glossary: list[Term] | None = None) -> dict[str, Any]:
-    """Scores per document (NAME.zh.txt against REF/NAME.txt, or one file against one) and over all of them."""
+             glossary: list[Term] | None = None, partial: bool = False) -> dict[str, Any]:
+    """Scores per document (NAME.zh.txt against REF/NAME.txt, or one file against one) and over all of them.
+    partial: only documents both translated and referenced count, and none is no error (chrF and BLEU None),
+    as for notebook 04 run on a reader's own texts."""
     rows, all_h, all_r, all_s = [], [], [], []
-    for hyp, ref, src in _documents(Path(hyp_dir), Path(ref_dir), Path(src_dir) if src_dir else None):
+    ref_path = Path(ref_dir)
+    referenced = ref_path.is_file() or (ref_path.is_dir() and any(ref_path.glob("*.txt")))
+    docs = _documents(Path(hyp_dir), ref_path, Path(src_dir) if src_dir else None) if referenced or not partial else []
+    for hyp, ref, src in docs:
         if not hyp.is_file():
+            if partial:
+                continue
             raise LabError(f"{hyp} is missing: translate {ref.stem} first")
         h, r = _lines(hyp, "translation"), _lines(ref, "reference")
         if src and not src.is_file():
@@ -83,6 +90,8 @@ def evaluate(hyp_dir: str | Path, ref_dir: str | Path, src_dir: str | Path | Non
         all_h += h
         all_r += r
         all_s += s
+    if not rows:  # partial, and no document has a reference
+        return {"rows": [], "total": {"doc": "ALL", "chrf": None, "bleu": None, "untranslated_lines": 0}}
     total = {"doc": "ALL", **score(all_h, all_r), "untranslated_lines": sum(FAILED_MARK in x for x in all_h)}
     if glossary and all_s:
         total["glossary"] = glossary_adherence(all_s, all_h, glossary)

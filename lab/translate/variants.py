@@ -21,9 +21,15 @@ def translate(out: str | Path, server: Any, inputs: Any, spec: PromptSpec, model
 
 def scored(out: str | Path, server: Any, inputs: str | Path, refs: str | Path, spec: PromptSpec,
            glossary: list[Term], model: str | None = None, **settings: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    """translate() a folder, then its chrF/BLEU/glossary adherence against `refs`: (stats, scores)."""
+    """translate() a folder, then its chrF/BLEU/glossary adherence against `refs`: (stats, scores). Documents
+    without a reference are translated, counted in the total's untranslated lines, and left unscored."""
     stats = translate(out, server, inputs, spec, model, **settings)
-    return stats, evaluate(out, refs, inputs, glossary)
+    ev = evaluate(out, refs, inputs, glossary, partial=True)
+    if len(ev["rows"]) < stats["documents"]:
+        print(f"{stats['documents'] - len(ev['rows'])} of {stats['documents']} document(s) have no reference in "
+              f"{refs}: chrF and BLEU are over the {len(ev['rows'])} that have one")
+    ev["total"]["untranslated_lines"] = stats["untranslated_lines"]  # scored or not
+    return stats, ev
 
 
 def base_vs_adapter(out_root: str | Path, server: Any, adapter: str, inputs: str | Path, refs: str | Path,
