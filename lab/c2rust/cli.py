@@ -59,7 +59,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _check(a: argparse.Namespace) -> int:
-    print(sandbox.describe(), file=sys.stderr)
+    print(sandbox.describe(), file=sys.stderr if a.json else sys.stdout)  # --json: stdout is the report only
     ref, rep = harness.check(a.c_file, a.tests, a.rust_file, a.feed, a.idiomatic)
     print(json.dumps(rep.to_dict(), indent=1) if a.json else f"C reference: {ref.summary()}\nRust: {rep.summary()}")
     if not a.json:
@@ -74,7 +74,7 @@ def _out(a: argparse.Namespace) -> Path:
 
 
 def _translate(a: argparse.Namespace) -> int:
-    print(sandbox.describe(), file=sys.stderr)
+    print(sandbox.describe(), file=sys.stderr)  # stdout is the JSON result only
     r = loop.translate(a.c_file, a.tests, options.client(a), options.settings(a, L), _out(a))
     print(json.dumps(r, indent=1))
     return 0 if r["ok"] else 1
@@ -82,7 +82,7 @@ def _translate(a: argparse.Namespace) -> int:
 
 def _batch(a: argparse.Namespace) -> int:
     out = _out(a)
-    print(sandbox.describe(), file=sys.stderr)
+    print(sandbox.describe())
     res = loop.batch(a.folder, options.client(a), options.settings(a, L), out)
     options.print_rows(report.table(res["rows"]))
     print(f"success {res['success_rate']:.0%}, compiled {res['compiled_rate']:.0%}, "

@@ -74,10 +74,10 @@ def test_libc_translation_builds_offline_and_the_idiomatic_gate_is_the_compiler(
 def test_cli_checks_a_sactor_task_and_says_which_protections_are_active():
     r = lab("c2rust", "check", str(SACTOR / "fib" / "fib.c"), str(SACTOR / "fib" / "test_task" / "test_task.json"),
             str(SACTOR / "fib" / "idiomatic.rs"))
-    assert r.returncode == 0 and "Rust: 5/5 cases pass" in r.stdout and r.stderr.startswith("sandbox: ")
+    assert r.returncode == 0 and "Rust: 5/5 cases pass" in r.stdout and r.stdout.startswith("sandbox: ")
     j = lab("c2rust", "check", "--json", str(SACTOR / "fib" / "fib.c"),
             str(SACTOR / "fib" / "test_task" / "test_task.json"), str(SACTOR / "fib" / "idiomatic.rs"))
-    assert j.returncode == 0 and json.loads(j.stdout)["passed"] == 5  # stdout is the report only, for `| jq`
+    assert j.returncode == 0 and json.loads(j.stdout)["passed"] == 5 and j.stderr.startswith("sandbox: ")
 
 
 ESCAPES = {  # C programs that each try one escape; each prints "blocked" when the sandbox stopped it
