@@ -11,7 +11,7 @@ from typing import Any
 import openai
 
 from lab import LabError
-from lab.messages import after_refusal, messages_of, send_folded, split_reasoning, split_text, system_first
+from lab.messages import after_refusal, defuse, messages_of, send_folded, split_reasoning, split_text, system_first
 from lab.server_errors import ServerTimeout, not_openai, server_error, server_errors
 
 TIMEOUT_S = 300.0  # one request; a 32B model writing 8k tokens at ~30 tok/s needs ~270 s
@@ -275,7 +275,7 @@ class Client:
 
     def count_text(self, text: str) -> int:
         """Tokens of a plain text by the server's tokenizer; UTF-8 bytes as a fallback."""
-        return self._tokenize({"prompt": text, "add_special_tokens": False}, len(text.encode()), len(text))
+        return self._tokenize({"prompt": defuse(text), "add_special_tokens": False}, len(text.encode()), len(text))
 
     def _kw(self, model: str | None, **kw: Any) -> dict[str, Any]:
         kw.setdefault("temperature", 0.0)

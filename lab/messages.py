@@ -16,6 +16,22 @@ from lab.server_errors import server_message
 SYSTEM_REFUSED = re.compile(r"system role|roles must alternate", re.IGNORECASE)
 
 
+# Text that a tokenizer reads as a control token when it stands in a message: a novel (or a C comment) quoting
+# "<|im_end|>" ended the user turn there, and the rest read as a turn of its own. A word joiner (U+2060) after
+# the first character keeps the text for the model and breaks the token; replies lose every word joiner.
+CONTROL = re.compile(r"<\|[^|<>\s]{1,64}\|>|</?think>|<(?:start|end)_of_turn>|\[/?INST\]|</?s>")
+WORD_JOINER = "\u2060"
+
+
+def defuse(text: str) -> str:
+    """`text` with every control-token spelling broken by a word joiner (idempotent)."""
+    return CONTROL.sub(lambda m: m.group(0)[0] + WORD_JOINER + m.group(0)[1:], text)
+
+
+def _defused(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**m, "content": defuse(m["content"])} if isinstance(m.get("content"), str) else m for m in messages]
+
+
 def messages_of(prompt: str | list[dict[str, str]], system: str | None = None) -> list[dict[str, str]]:
     """A chat message list from a plain prompt (or pass one through)."""
     if isinstance(prompt, list):
@@ -46,11 +62,14 @@ def _server_model(base_url: Any, kw: dict[str, Any]) -> tuple[str, str]:
 
 
 def system_first(base_url: Any, kw: dict[str, Any]) -> dict[str, Any]:
-    """Request arguments (a chat request's, or a /tokenize body's) as they go to the server: the system turn folded
-    in where this server refused it before."""
-    if kw.get("messages") and _server_model(base_url, kw) in _NO_SYSTEM:
-        return {**kw, "messages": without_system(kw["messages"])}
-    return kw
+    """Request arguments (a chat request's, or a /tokenize body's) as they go to the server: control tokens
+    defused, and the system turn folded in where this server refused it before."""
+    if not kw.get("messages"):
+        return kw
+    msgs = _defused(kw["messages"])
+    if _server_model(base_url, kw) in _NO_SYSTEM:
+        return {**kw, "messages": without_system(msgs)}
+    return kw if msgs == kw["messages"] else {**kw, "messages": msgs}
 
 
 def after_refusal(base_url: Any, sent: dict[str, Any], e: openai.BadRequestError) -> dict[str, Any]:
@@ -97,4 +116,4 @@ def split_text(content: str, reasoning: str) -> tuple[str, str]:
     elif "<think>" in content:  # cut off while thinking: nothing after the tag is an answer
         content, head = content.split("<think>", 1)
         reasoning = (reasoning + "\n" + head).strip()
-    return content, reasoning
+    return content.replace(WORD_JOINER, ""), reasoning  # a defused token the model copied is the text again
