@@ -31,6 +31,12 @@ def one_line(text: str) -> str:
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
+def listed(names: list[str], most: int = 5) -> str:
+    """The first `most` names and how many more: a folder of 2,000 texts made a 40 kB "wrote ..." line."""
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most:,} more" if len(names) > most else "")
+
+
 def wanted() -> bool:
     """LAB_TRACEBACK=1/true/yes/on lets a bug's traceback through; unset, 0/false/no/off or anything else keeps the
     one line (this runs inside an exception handler, so a value nobody can read must not raise a second error)."""

@@ -35,3 +35,10 @@ def test_one_line_escapes_control_characters_only():
     assert crash.one_line("error: 猫.txt: fine\tnot") == "error: 猫.txt: fine\\tnot"
     assert crash.one_line("a\nb\x1b[31mc\r") == "a\\nb\\x1b[31mc\\r"
     assert crash.one_line("吾輩は猫である。") == "吾輩は猫である。"
+
+
+def test_a_long_list_of_names_is_cut_to_a_few_and_a_count():
+    """A folder of 2,000 texts made `lab translate` print one 40 kB "wrote f0000.zh.txt, ..." line."""
+    names = [f"f{i:04d}.zh.txt" for i in range(2000)]
+    assert crash.listed(names) == "f0000.zh.txt, f0001.zh.txt, f0002.zh.txt, f0003.zh.txt, f0004.zh.txt and 1,995 more"
+    assert crash.listed(names[:5]) == ", ".join(names[:5]) and crash.listed([]) == ""

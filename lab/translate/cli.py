@@ -134,7 +134,7 @@ def _run(a: argparse.Namespace) -> int:
     print(crash.one_line(f"translated {stats['documents']} document(s), {stats['chunks']} chunks ({stats['reused']} "
                          f"reused from an earlier run) in {stats['wall_s']:.0f} s with {stats['requests']} requests "
                          f"({stats['retries']} retries, {stats['splits']} splits); wrote "
-                         f"{', '.join(stats['outputs'])} in {s.out}"))
+                         f"{crash.listed(stats['outputs'])} in {s.out}"))
     _say_untranslated(s.out, stats["untranslated_lines"])
     return 0
 
@@ -151,7 +151,7 @@ def _fix(a: argparse.Namespace) -> int:
     out = Path(a.out)
     found = document.names(out)
     if a.doc is None and len(found) != 1:
-        raise LabError(f"--doc is needed: {out} holds {len(found)} documents ({', '.join(found) or 'none'})")
+        raise LabError(f"--doc is needed: {out} holds {len(found)} documents ({crash.listed(found) or 'none'})")
     doc = document.load_doc(out, a.doc or found[0])
     if a.text is None:
         document.check_line(doc, a.line)
@@ -159,14 +159,14 @@ def _fix(a: argparse.Namespace) -> int:
         return 0
     document.save_fix(out, doc, a.line, a.text)
     res = rebuild(out)
-    print(f"{doc.name} line {a.line} locked to your translation; rewrote {', '.join(res['outputs'])}")
+    print(f"{doc.name} line {a.line} locked to your translation; rewrote {crash.listed(res['outputs'])}")
     _say_untranslated(out, res["untranslated_lines"])
     return 0
 
 
 def _rebuild(a: argparse.Namespace) -> int:
     res = rebuild(Path(a.out), a.bilingual, a.epub)
-    print(f"rebuilt {res['documents']} document(s) from the cache, nothing sent: {', '.join(res['outputs'])}")
+    print(f"rebuilt {res['documents']} document(s) from the cache, nothing sent: {crash.listed(res['outputs'])}")
     _say_untranslated(Path(a.out), res["untranslated_lines"])
     return 0
 
