@@ -129,13 +129,11 @@ def paths_from_workdir(params: dict[str, Any]) -> dict[str, Any]:
     """-p/-f values of path parameters as the user meant them: `~` expanded, and a relative path that exists in
     the working folder made absolute (papermill runs a notebook from notebooks/, where `-p input_dir=novel`
     named notebooks/novel); other relative values stay relative to notebooks/, as the defaults (`../data/...`)."""
-    out = dict(params)
+    out, wd = dict(params), paths.workdir()
     for k, v in params.items():
         if k.endswith(PATH_SUFFIXES) and isinstance(v, str) and v:
             p = Path(v).expanduser()
-            if not p.is_absolute() and (paths.workdir() / p).exists():
-                p = paths.workdir().absolute() / p
-            out[k] = str(p)
+            out[k] = str(wd / p if not p.is_absolute() and (wd / p).exists() else p)
     return out
 
 

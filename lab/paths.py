@@ -27,7 +27,7 @@ def root() -> Path:
 def workdir() -> Path:
     """The folder the user works in: where `lab run` was started ($LAB_RUN_CWD in its kernels, which papermill
     runs from notebooks/), else the cwd."""
-    return Path(os.environ.get("LAB_RUN_CWD") or Path.cwd())
+    return Path(os.environ.get("LAB_RUN_CWD") or Path.cwd()).absolute()
 
 
 # Variables that name a file or folder. `lab run` hands them to its kernels absolute: papermill runs each
@@ -40,7 +40,7 @@ PATH_VARS = ("LAB_CACHE", "LAB_RUNS", "LAB_LOGS", "LAB_JOURNAL", "LAB_FIND_LINKS
 def kernel_env() -> dict[str, str]:
     """What a `lab run` kernel needs to see the user's folders: root, working folder, and each path variable
     set (LAB_MODEL where it names an existing path), made absolute against the working folder."""
-    env = {"LAB_ROOT": str(root()), "LAB_RUN_CWD": str(workdir().absolute())}
+    env = {"LAB_ROOT": str(root()), "LAB_RUN_CWD": str(workdir())}
     for k in PATH_VARS:
         v = os.environ.get(k, "")
         if v and "://" not in v:  # --find-links may be a URL
