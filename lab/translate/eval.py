@@ -39,9 +39,12 @@ def glossary_adherence(sources: list[str], hyps: list[str], glossary: list[Term]
     return round(hits / total, 3) if total else None
 
 
-def _documents(hyp: Path, ref: Path, src: Path | None) -> list[tuple[Path, Path, Path | None]]:
-    """(translation, reference, source or None) for each document: two files, or two folders matched by name."""
+def _documents(hyp: Path, ref: Path, src: Path | None, partial: bool) -> list[tuple[Path, Path, Path | None]]:
+    """(translation, reference, source or None) for each document: two files, or two folders matched by name;
+    partial: no references at all is none, not an error."""
     if not ref.exists():
+        if partial:
+            return []
         raise LabError(f"{ref} does not exist")
     if not hyp.exists():
         raise LabError(f"{hyp} does not exist")
@@ -54,7 +57,7 @@ def _documents(hyp: Path, ref: Path, src: Path | None) -> list[tuple[Path, Path,
     if hyp.is_file():
         raise LabError(f"{hyp} is a file but {ref} is a folder: give two files or two folders")
     refs = sorted(ref.glob("*.txt"))
-    if not refs:
+    if not refs and not partial:
         raise LabError(f"no reference .txt files in {ref}")
     return [(hyp / f"{paths.short_name(r.stem)}.zh.txt", r, src / r.name if src else None) for r in refs]
 
@@ -65,10 +68,7 @@ def evaluate(hyp_dir: str | Path, ref_dir: str | Path, src_dir: str | Path | Non
     partial: only documents both translated and referenced count, and none is no error (chrF and BLEU None),
     as for notebook 04 run on a reader's own texts."""
     rows, all_h, all_r, all_s = [], [], [], []
-    ref_path = Path(ref_dir)
-    referenced = ref_path.is_file() or (ref_path.is_dir() and any(ref_path.glob("*.txt")))
-    docs = _documents(Path(hyp_dir), ref_path, Path(src_dir) if src_dir else None) if referenced or not partial else []
-    for hyp, ref, src in docs:
+    for hyp, ref, src in _documents(Path(hyp_dir), Path(ref_dir), Path(src_dir) if src_dir else None, partial):
         if not hyp.is_file():
             if partial:
                 continue
