@@ -28,7 +28,8 @@ def defuse(text: str) -> str:
     return CONTROL.sub(lambda m: m.group(0)[0] + WORD_JOINER + m.group(0)[1:], text)
 
 
-def _defused(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def defused(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages with every string content defused (a chat request, a fine-tuning record)."""
     return [{**m, "content": defuse(m["content"])} if isinstance(m.get("content"), str) else m for m in messages]
 
 
@@ -66,7 +67,7 @@ def system_first(base_url: Any, kw: dict[str, Any]) -> dict[str, Any]:
     defused, and the system turn folded in where this server refused it before."""
     if not kw.get("messages"):
         return kw
-    msgs = _defused(kw["messages"])
+    msgs = defused(kw["messages"])
     if _server_model(base_url, kw) in _NO_SYSTEM:
         return {**kw, "messages": without_system(msgs)}
     return kw if msgs == kw["messages"] else {**kw, "messages": msgs}

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from lab import LabError, paths
+from lab.messages import defused
 
 IGNORE = -100  # label value the loss skips (prompt tokens)
 ROLES = {"system", "user", "assistant", "tool"}  # the OpenAI chat roles every chat template knows
@@ -49,7 +50,9 @@ def encode(tok: Any, messages: list[dict[str, str]], max_len: int = 4096) -> dic
     """input_ids and labels with the prompt masked: loss only on the assistant answer and its end token.
 
     The prompt is rendered exactly as at inference (chat template, generation prompt, thinking off), so
-    the adapter learns the format it will be served with."""
+    the adapter learns the format it will be served with. Control-token spellings in the text are defused as
+    the client defuses them at inference: a pair quoting "<|im_end|>" otherwise trains an end of turn there."""
+    messages = defused(messages)
     prompt = tok.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True,
                                      enable_thinking=False)
     if prompt.rstrip().endswith("<think>"):

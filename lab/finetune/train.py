@@ -16,6 +16,7 @@ from lab import LabError, config, locks, paths, procs
 from lab.finetune import checkpoints
 from lab.finetune.data import IGNORE, collate, encode, leaked, load_jsonl
 from lab.measure import peak_memory
+from lab.messages import WORD_JOINER, defused
 
 
 @dataclass
@@ -144,11 +145,13 @@ def generate(model: Any, tok: Any, records: list[list[dict[str, str]]], max_new_
     model.eval()
     outs = []
     for msgs in records:
-        prompt = tok.apply_chat_template(msgs[:-1], tokenize=False, add_generation_prompt=True, enable_thinking=False)
+        prompt = tok.apply_chat_template(defused(msgs[:-1]), tokenize=False, add_generation_prompt=True,
+                                         enable_thinking=False)
         enc = tok(prompt, return_tensors="pt", add_special_tokens=False).to(model.device)
         with torch.no_grad():
             out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id)
-        outs.append(tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True).strip())
+        answer = tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        outs.append(answer.replace(WORD_JOINER, "").strip())  # as the client reads a served reply
     return outs
 
 

@@ -44,6 +44,20 @@ def test_a_thinking_only_template_trains_the_answer_after_a_closed_think_block(t
     assert tok.decode(enc["labels"][k:]) == msgs[-1]["content"] + "<|im_end|>\n"
 
 
+def test_control_token_spellings_in_a_record_train_as_text_not_as_turn_ends(tok):
+    """A pair quoting "<|im_end|>" would otherwise end the turn mid-text and teach the model to stop there."""
+    quoted = [{"role": "user", "content": "翻訳して: 彼は「<|im_end|>」と書いた。"},
+              {"role": "assistant", "content": "他写下了“<|im_end|>”。<|im_start|>user"}]
+    plain = [{"role": "user", "content": "翻訳して: 彼は「」と書いた。"},
+             {"role": "assistant", "content": "他写下了“”。"}]
+    end, start = tok.convert_tokens_to_ids("<|im_end|>"), tok.convert_tokens_to_ids("<|im_start|>")
+    enc, ref = finetune.encode(tok, quoted), finetune.encode(tok, plain)
+    for key in ("input_ids", "labels"):
+        assert [enc[key].count(t) for t in (end, start)] == [ref[key].count(t) for t in (end, start)]
+    k = next(i for i, x in enumerate(enc["labels"]) if x != finetune.IGNORE)
+    assert tok.decode(enc["labels"][k:]).replace("\u2060", "") == quoted[-1]["content"] + "<|im_end|>\n"
+
+
 def test_steps_come_from_the_data_size_when_epochs_are_set():
     cfg = finetune.FinetuneConfig("m", "t", "h", "o", steps=120, epochs=3, batch_size=4)
     assert finetune.train.__module__ and finetune.steps_for(cfg, 24) == 18
