@@ -10,7 +10,7 @@ from typing import Any
 
 import openai
 
-from lab import LabError
+from lab import LabError, bounded
 from lab.messages import after_refusal, defuse, messages_of, send_folded, split_reasoning, split_text, system_first
 from lab.server_errors import ServerTimeout, not_openai, server_error, server_errors
 
@@ -190,7 +190,7 @@ class Client:
         self.base_url, self._api_key = base_url.rstrip("/"), api_key or "EMPTY"
         self.timeout, self.max_retries = timeout, max_retries
         self.sync = openai.OpenAI(base_url=self.base_url, api_key=self._api_key, timeout=timeout,
-                                  max_retries=max_retries)
+                                  max_retries=max_retries, http_client=bounded.sync_http())
         self._models: list[dict[str, Any]] | None = None
         self._model = model
 
@@ -330,11 +330,11 @@ class Client:
         return tally.result()
 
     def async_client(self) -> openai.AsyncOpenAI:
-        """An AsyncOpenAI on openai's own pool (1000 connections). Do not hand it an `httpx` client:
-        openai 3.x runs on httpx2, and with an httpx 0.28 client requests went out one at a time
+        """An AsyncOpenAI on openai's own HTTP client (1000 connections) with bounded replies. Never an `httpx`
+        client: openai 3.x runs on httpx2, and with an httpx 0.28 client requests went out one at a time
         (measured at concurrency 32 on the tiny server: ~800 tok/s, the same as concurrency 1)."""
         return openai.AsyncOpenAI(base_url=self.base_url, api_key=self._api_key, timeout=self.timeout,
-                                  max_retries=self.max_retries)
+                                  max_retries=self.max_retries, http_client=bounded.async_http())
 
     async def _one(self, ac: openai.AsyncOpenAI, sem: asyncio.Semaphore, prompt: Any,
                    stream: bool, kw: dict[str, Any]) -> Result:
