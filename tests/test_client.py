@@ -145,6 +145,31 @@ def test_complete_streams_a_reply_longer_than_the_timeout_and_resends_one_that_s
         srv.close()
 
 
+def test_a_streamed_reply_cut_off_mid_answer_is_sent_again_and_shown_once():
+    """Client.stream (`lab chat`, notebook 01, the playground): the re-sent reply (same body, same seed) repeats the
+    text already shown, so only what is new reaches on_text; a reply that keeps stopping is one ServerError line."""
+    from helpers import Trickle, lab
+
+    from lab.server_errors import ServerError
+    srv = Trickle(lambda body: ["fn ", "main() ", "{}"], gap=0.05, stall=(0, 1, 3))
+    shown: list[str] = []
+    try:
+        r = Client(srv.url, model="m", timeout=1, max_retries=2).stream("hi", max_tokens=8, seed=3,
+                                                                        on_text=shown.append)
+        assert "".join(shown) == r.text == "fn main() {}" and len(srv.bodies) == 3
+        assert all(b == srv.bodies[0] for b in srv.bodies)
+        with pytest.raises(ServerError, match="did not answer in time"):
+            Client(srv.url, model="m", timeout=1, max_retries=0).stream("hi", max_tokens=8)  # request 4 stalls too
+    finally:
+        srv.close()
+    srv = Trickle(lambda body: ["駅に", "着いた"], gap=0.05, stall=(0,))
+    try:
+        out = lab("chat", "hi", "--base-url", srv.url, "--timeout", "1", timeout=60)
+        assert out.returncode == 0 and out.stdout == "駅に着いた\n", out.stderr
+    finally:
+        srv.close()
+
+
 def test_token_counts_fold_the_system_turn_as_the_requests_do():
     """/tokenize applies the chat template too: with `--template sakura` (a system turn) against a template that
     has none, the first count failed the run before any chat request could be folded. A count is folded as its

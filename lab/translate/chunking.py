@@ -7,7 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lab import LabError
-from lab.client import CHARS_PER_TOKEN, context_room
+from lab.client import context_room
+from lab.streaming import CHARS_PER_TOKEN
 from lab.translate.sources import split_sentences
 
 # Output tokens per source token, for budgeting: ja -> zh is usually shorter in characters; 1.5 leaves room

@@ -14,8 +14,9 @@ from typing import Any
 import openai
 
 from lab import LabError, locks, paths
-from lab.client import Client, Result, context_room, run_sync, stream_chat
+from lab.client import Client, Result, context_room, run_sync
 from lab.server_errors import ServerError, not_openai, server_error
+from lab.streaming import stream_chat
 from lab.translate import sources
 from lab.translate.cache import ChunkCache, text_hash
 from lab.translate.checks import checks, clean, failing, lines_of
