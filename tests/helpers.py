@@ -27,7 +27,22 @@ def lab(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess
                           timeout=timeout, cwd=ROOT, env={**os.environ, **(env or {})})
 
 
-class FakeServer:
+class LocalServer:
+    """A real HTTP server on 127.0.0.1 in a daemon thread; subclasses hand `_serve` their handler class."""
+
+    def _serve(self, handler: type) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class FakeServer(LocalServer):
     """A real HTTP server on 127.0.0.1 whose handler is a function (path, body) -> (status, payload|None)."""
 
     def __init__(self, handler):
@@ -57,18 +72,10 @@ class FakeServer:
             def log_message(self, *a):
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self._serve(H)
 
 
-class Trickle:
+class Trickle(LocalServer):
     """A real OpenAI-like server that streams each reply piece by piece (pieces(body) -> list of str), `gap`
     seconds apart; the requests listed in `stall` (numbered from 0) stop after their first piece, never finishing."""
 
@@ -114,14 +121,7 @@ class Trickle:
             def log_message(self, *a):
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self._serve(H)
 
 
 def source_of(body: dict, preface: str) -> str:

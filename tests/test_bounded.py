@@ -3,12 +3,11 @@ one `error:` line within the timeout's bound and at bounded memory, never a wait
 
 import gzip
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
-from helpers import lab
+from helpers import LocalServer, lab
 from test_bad_inputs import _one_error
 
 from lab import bounded
@@ -18,7 +17,7 @@ REPLY = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m
          "choices": [{"index": 0, "delta": {"content": "你好"}, "finish_reason": "stop"}]}
 
 
-class Hostile:
+class Hostile(LocalServer):
     """A real server on 127.0.0.1 that lists a model and answers every chat request the way `mode` says."""
 
     def __init__(self, mode: str):
@@ -70,14 +69,7 @@ class Hostile:
             def log_message(self, *a):
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self._serve(H)
 
 
 @pytest.fixture
