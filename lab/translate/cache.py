@@ -70,6 +70,9 @@ class ChunkCache:
         d, src = self.folder(doc), text_hash(text)[:16]
         own = None
         for name in sorted(self._names(doc).get(src, ())):  # each file read once
+            if not (d / name).is_file():  # removed while this run went on (the output folder deleted): not cached
+                self._names(doc)[src].discard(name)
+                continue
             rec = read_record(d / name)
             if not rec or rec.get("source") != text:
                 continue

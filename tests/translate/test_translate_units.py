@@ -1,6 +1,7 @@
 """Translation building blocks: encodings, chunking, prompts, cleaning, every check."""
 
 import codecs
+import shutil
 from pathlib import Path
 
 import pytest
@@ -325,3 +326,16 @@ def test_partial_eval_scores_what_has_a_reference_and_nothing_is_no_error(tmp_pa
     assert ev.evaluate(hyp, ref, partial=True)["total"] == {"doc": "ALL", "chrf": None, "bleu": None,
                                                            "untranslated_lines": 0}
     assert ev.evaluate(hyp, tmp_path / "none", partial=True)["rows"] == []
+
+
+def test_a_cache_record_removed_during_the_run_is_not_cached_any_more(tmp_path):
+    """The output folder deleted mid-run: the next identical chunk was an error (`cache record ... does not
+    exist`) and the run stopped; now it is translated again and the run finishes."""
+    from lab.translate.cache import ChunkCache
+    cache = ChunkCache(tmp_path / "out")
+    cache.put("doc", "駅に着いた。", ["到了车站。"], {}, "fp")
+    assert cache.get("doc", "駅に着いた。", "fp") == ["到了车站。"]
+    shutil.rmtree(tmp_path / "out")
+    assert cache.get("doc", "駅に着いた。", "fp") is None
+    cache.put("doc", "駅に着いた。", ["到了车站。"], {}, "fp")  # written again where it was
+    assert cache.get("doc", "駅に着いた。", "fp") == ["到了车站。"] and cache.count() == 1
