@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lab import paths
+from lab.bounded import MAX_REPLY_BYTES
 from lab.client import Result
 
 
@@ -84,11 +85,16 @@ async def _send(session: Any, url: str, body: dict[str, Any], headers: dict[str,
     raw = Raw(time.perf_counter())
     try:
         async with session.post(url, json=body, headers=headers) as resp:
-            if resp.status != 200:
-                raw.error = f"{resp.status}: {(await resp.text())[:200]}"
+            if resp.status != 200:  # the head of the body only: a hostile one may never end
+                raw.error = f"{resp.status}: {(await resp.content.read(800)).decode('utf-8', 'replace')[:200]}"
             else:
+                size = 0
                 async for data in resp.content.iter_any():
                     raw.pieces.append((time.perf_counter(), data))
+                    size += len(data)
+                    if size > MAX_REPLY_BYTES:  # as every lab client: bounded memory, a failed request
+                        raw.error = f"a reply over {MAX_REPLY_BYTES >> 20} MiB"
+                        break
     except Exception as e:  # connection reset, timeout: a failed request, counted as such
         raw.error = f"{type(e).__name__}: {e}"
     raw.end = time.perf_counter()
