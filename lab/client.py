@@ -12,7 +12,7 @@ import openai
 from lab import LabError, bounded
 from lab.messages import defuse, messages_of, send_folded, split_reasoning
 from lab.server_errors import ServerTimeout, not_openai, server_error, server_errors
-from lab.streaming import CHARS_PER_TOKEN, Relay, Result, StreamTally, stream_chat
+from lab.streaming import CHARS_PER_TOKEN, Relay, Result, StreamTally, resend_delay, stream_chat
 
 TIMEOUT_S = 300.0  # one request; a 32B model writing 8k tokens at ~30 tok/s needs ~270 s
 MAX_RETRIES = 3     # the openai client retries 408/409/429/5xx and connection errors with backoff
@@ -201,7 +201,9 @@ class Client:
     def stream(self, prompt: str | list[dict[str, str]], model: str | None = None,
                system: str | None = None, on_text: Any = None, **kw: Any) -> Result:
         """Streamed chat completion: measures TTFT and inter-token latencies; on_text(piece) per chunk. A reply
-        cut off mid-stream is sent again unchanged (same seed), as stream_chat does, its text shown once."""
+        cut off mid-stream is sent again unchanged (same seed), as stream_chat does, its text shown once. Blocking,
+        not stream_chat in run_sync: in a notebook that runs it in a worker thread, and the playground's on_text
+        prints inside `with output:`, which captures the kernel's own thread only."""
         relay, body = Relay(on_text), self._kw(model, **kw)
         with server_errors(self.base_url):
             for left in range(self.max_retries, -1, -1):
@@ -217,10 +219,11 @@ class Client:
                                 break
                     finally:
                         stream.close()
-                except openai.APIConnectionError:  # before the reply, openai's own retries were spent
-                    if not started or not left:
+                except openai.APIConnectionError:
+                    wait = resend_delay(started, left, self.max_retries)
+                    if wait is None:
                         raise
-                    time.sleep(0.5 * 2 ** (self.max_retries - left))
+                    time.sleep(wait)
                     continue
                 break
             if not tally.events:

@@ -112,6 +112,12 @@ class Relay:
         self.pos = end
 
 
+def resend_delay(started: bool, left: int, retries: int) -> float | None:
+    """Seconds to wait before a reply whose connection failed is sent again (same body, same seed); None when it
+    is not: it failed before the reply began (openai's own retries were spent there) or no try is left."""
+    return 0.5 * 2 ** (retries - left) if started and left else None
+
+
 async def stream_chat(ac: openai.AsyncOpenAI, retries: int, **kw: Any) -> Result:
     """One chat completion, streamed, as a Result. The client's timeout then bounds the wait for each token (the
     first included) instead of the whole reply: the 1.5B on 2 cores needed 225 s for one 26-line chunk, past a
@@ -135,10 +141,11 @@ async def stream_chat(ac: openai.AsyncOpenAI, retries: int, **kw: Any) -> Result
                         break
             finally:  # also when an event is not a chunk: else the open stream is closed at garbage collection,
                 await s.close()  # which printed an asyncio error beside the run's one line
-        except openai.APIConnectionError:  # timeouts included; before the reply, openai's own retries were spent
-            if not started or not left:
+        except openai.APIConnectionError:  # timeouts included
+            wait = resend_delay(started, left, retries)
+            if wait is None:
                 raise
-            await asyncio.sleep(0.5 * 2 ** (retries - left))
+            await asyncio.sleep(wait)
             continue
         if not tally.events:  # a JSON (or HTML) body where events were asked for
             raise ValueError("the streamed reply held no server-sent events")
