@@ -38,14 +38,15 @@ def pytest_configure(config: pytest.Config) -> None:
 # files take 2-5 minutes each there (2 cores, AVX2 host): started first, they overlap the many short files (left
 # to xdist's order, the SmolLM2 module ran last while the other worker sat idle for 2.5 minutes). The files that
 # train keep apart (CPU_BOUND below), so they are spread out in this list.
-LONGEST_FIRST = ("tests/test_smollm2.py", "tests/test_shared_server.py", "tests/bench/test_bench.py",
+LONGEST_FIRST = ("tests/test_smollm2.py", "tests/test_serve_shared.py", "tests/bench/test_sweeps.py",
                  "notebooks/02_transformers_vs_vllm.ipynb", "tests/test_serve.py", "tests/test_qwen_coder.py",
-                 "tests/finetune/test_finetune.py", "notebooks/03_qlora_finetune.ipynb")
+                 "tests/finetune/test_train.py", "notebooks/03_qlora_finetune.ipynb", "tests/finetune/test_adapter.py")
 # Files that train with PyTorch on every core. Two at once (4 OpenMP threads on 2 cores) took 5-8x their time
-# alone (SmolLM2's QLoRA fixture: 97 s alone, 738 s beside test_finetune.py), so a worker holds a lock shared by
+# alone (SmolLM2's QLoRA fixture: 97 s alone, 738 s beside the fine-tune tests), so a worker holds a lock shared by
 # the workers of one run while it runs one of these files; the other worker's files that wait (servers, kills,
 # timeouts) go on meanwhile.
-CPU_BOUND = ("tests/test_smollm2.py", "tests/finetune/test_finetune.py", "notebooks/03_qlora_finetune.ipynb")
+CPU_BOUND = ("tests/test_smollm2.py", "tests/finetune/test_train.py", "tests/finetune/test_adapter.py",
+             "notebooks/03_qlora_finetune.ipynb")
 CPU_LOCK_WAIT_S = 1800  # the longest of these files alone takes ~5 min; past this, run anyway rather than hang
 
 

@@ -1,4 +1,4 @@
-"""Fixtures every test folder shares (tests/<stage>/ mirrors lab/<stage>/; core tests sit in tests/)."""
+"""Fixtures every test folder shares (tests/[<stage>/]test_<module>.py mirrors lab/[<stage>/]<module>.py)."""
 
 from __future__ import annotations
 

@@ -27,6 +27,17 @@ def lab(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess
                           timeout=timeout, cwd=ROOT, env={**os.environ, **(env or {})})
 
 
+def one_error(r: subprocess.CompletedProcess, *needles: str) -> str:
+    """Assert a run failed with exactly one `error:` line holding every needle (no traceback); return that line."""
+    assert r.returncode != 0, r.stdout
+    assert "Traceback" not in r.stderr, r.stderr
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error: ")]
+    assert len(errors) == 1, r.stderr
+    for n in needles:
+        assert n in errors[0], errors[0]
+    return errors[0]
+
+
 class LocalServer:
     """A real HTTP server on 127.0.0.1 in a daemon thread; subclasses hand `_serve` their handler class."""
 

@@ -7,8 +7,7 @@ import time
 from http.server import BaseHTTPRequestHandler
 
 import pytest
-from helpers import LocalServer, lab
-from test_bad_inputs import _one_error
+from helpers import LocalServer, lab, one_error
 
 from lab import bounded
 from lab.client import Client
@@ -82,10 +81,10 @@ def hostile(request):
 @pytest.mark.parametrize("hostile", ["ping"], indirect=True)
 def test_padding_without_events_times_out_like_a_silent_server(hostile, tmp_path):
     t0 = time.monotonic()
-    _one_error(lab("chat", "hi", "--base-url", hostile.url, "--timeout", "2", timeout=60), hostile.url,
+    one_error(lab("chat", "hi", "--base-url", hostile.url, "--timeout", "2", timeout=60), hostile.url,
                "did not answer in time")
     (tmp_path / "in.txt").write_text("駅に着いた。\n", encoding="utf-8")
-    _one_error(lab("translate", str(tmp_path / "in.txt"), "-o", str(tmp_path / "o"), "--base-url", hostile.url,
+    one_error(lab("translate", str(tmp_path / "in.txt"), "-o", str(tmp_path / "o"), "--base-url", hostile.url,
                    "--timeout", "2", timeout=120), hostile.url, "APITimeoutError", "kept in")
     # each try ends 2 s after its last event, and the translator's mid-reply re-sends are bounded too
     assert time.monotonic() - t0 < 60 and hostile.chats >= 2
@@ -94,10 +93,10 @@ def test_padding_without_events_times_out_like_a_silent_server(hostile, tmp_path
 @pytest.mark.parametrize("hostile", ["line"], indirect=True)
 def test_an_endless_line_stops_at_the_reply_cap(hostile, tmp_path):
     for stream in ([], ["--no-stream"]):
-        _one_error(lab("chat", "hi", "--base-url", hostile.url, *stream, timeout=60), hostile.url,
+        one_error(lab("chat", "hi", "--base-url", hostile.url, *stream, timeout=60), hostile.url,
                    f"a reply over {bounded.MAX_REPLY_BYTES >> 20} MiB")
     (tmp_path / "in.txt").write_text("駅に着いた。\n", encoding="utf-8")
-    _one_error(lab("translate", str(tmp_path / "in.txt"), "-o", str(tmp_path / "o"), "--base-url", hostile.url,
+    one_error(lab("translate", str(tmp_path / "in.txt"), "-o", str(tmp_path / "o"), "--base-url", hostile.url,
                    timeout=60), "MiB", "kept in")
     assert hostile.chats == 3  # a reply past the cap is not asked for again
     from lab.bench import light  # the benchmark's own aiohttp client: a failed request, not 600 s of bytes

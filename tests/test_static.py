@@ -58,3 +58,22 @@ def test_dependencies_have_one_source_of_truth():
         assert name in pins, f"{name} is not in constraints.txt: run `make constraints`"
     for name in ("charset-normalizer", "tqdm", "psutil"):
         assert not any(d.startswith(name) for d in py["dependencies"]), f"{name} is never imported"
+
+
+# Tests named for what they check whole rather than for one module: a real model end to end, the README, the
+# repository itself, the wheel, JupyterLab in a browser.
+WHOLE = {"smollm2", "qwen_coder", "readme", "static", "packaging", "browser"}
+
+
+def test_test_files_mirror_the_modules_they_test():
+    """tests/[<stage>/]test_<module>[_<aspect>].py names lab/[<stage>/]<module>.py; a file that names no module
+    is a test nobody finds from the code it checks."""
+    stray = []
+    for f in sorted((ROOT / "tests").rglob("test_*.py")):
+        package = ROOT / "lab" / f.parent.relative_to(ROOT / "tests")
+        words = f.stem.removeprefix("test_").split("_")
+        names = ["_".join(words[:i]) for i in range(len(words), 0, -1)]
+        if not package.is_dir() or not any((package / f"{n}.py").exists() or n in WHOLE for n in names):
+            stray.append(str(f.relative_to(ROOT)))
+    assert stray == []
+    assert (ROOT / "lab" / "bench" / "sweeps.py").exists()  # the check looks where the modules are

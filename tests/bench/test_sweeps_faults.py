@@ -1,83 +1,12 @@
-"""The light measuring client's arithmetic on synthetic timings, and one short real cross-check against
-`vllm bench serve` on the tiny server (ratios reported, never asserted)."""
+"""lab.bench.sweeps and suite against a server that dies or answers nothing: the rows measured before are kept."""
 
 import json
 
 import pytest
 
-from lab.bench import crosscheck, light
-from lab.bench.metrics import summarize, tpot
-
 
 def _event(obj) -> bytes:
     return b"data: " + json.dumps(obj).encode() + b"\n\n"
-
-
-def test_parse_times_tokens_from_raw_pieces():
-    raw = light.Raw(start=10.0, end=10.5)  # vLLM's definitions: every event with choices is a token event
-    raw.pieces = [(10.1, _event({"choices": [{"delta": {"role": "assistant", "content": ""}}]})),
-                  (10.2, _event({"choices": [{"delta": {"reasoning": "hm"}}]})),
-                  (10.25, _event({"choices": [{"delta": {"content": "Pa"}}]})[:9]),  # an event split in two pieces
-                  (10.3, _event({"choices": [{"delta": {"content": "Pa"}}]})[9:]),
-                  (10.4, _event({"choices": [{"delta": {"content": "ris"}, "finish_reason": "length"}]})
-                   + _event({"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 3}})
-                   + b"data: [DONE]\n\n")]
-    r = light.parse(raw)
-    assert r.text == "Paris" and r.finish_reason == "length" and r.completion_tokens == 3 and r.prompt_tokens == 7
-    assert r.ttft == pytest.approx(0.1) and r.itl == pytest.approx([0.1, 0.1, 0.1])
-    assert r.e2e == pytest.approx(0.4)  # up to the last event with choices, not the stream's close at 10.5
-    assert tpot(r) == pytest.approx((0.4 - 0.1) / 2)
-    bad = light.parse(light.Raw(start=1.0, end=1.2, error="500: engine died"))
-    assert bad.error and summarize([r, bad], 1.0, 2)["failed"] == 1
-    for body in (b"data: <html>\n\n", b"data: " + b"[" * 100_000 + b"\n\n", b"data: 5\n\n"):  # a hostile server
-        broken = light.parse(light.Raw(0.0, [(0.1, body)], end=0.2))
-        assert broken.error.startswith("a server-sent event that is not a JSON object")
-
-
-def test_poisson_arrivals_and_goodput():
-    offs = light.arrivals(2000, rate=4.0, seed=1)
-    assert offs == sorted(offs) and offs[0] == 0 and offs == light.arrivals(2000, rate=4.0, seed=1)
-    assert 3.6 < len(offs) / offs[-1] < 4.4  # mean rate within 10% over 2000 arrivals
-    assert light.arrivals(3, None) == [0.0, 0.0, 0.0]
-    fast = light.parse(light.Raw(0.0, [(0.1, _event({"choices": [{"delta": {"content": "a"}}]})),
-                                       (0.12, _event({"choices": [{"delta": {"content": "b"}}]}))], 0.12))
-    slow = light.parse(light.Raw(0.0, [(2.0, _event({"choices": [{"delta": {"content": "a"}}]})),
-                                       (2.5, _event({"choices": [{"delta": {"content": "b"}}]}))], 2.5))
-    g = light.goodput([fast, slow], wall=2.0, slo_ttft_ms=500, slo_tpot_ms=50)
-    assert g == {"goodput_req_s": 0.5, "met_slo": 1, "met_slo_pct": 50.0}
-
-
-@pytest.mark.server
-def test_a_short_real_cross_check_and_rate_run(tiny_server):
-    from lab.bench import sweeps
-    cc = crosscheck.cross_check(None, num_prompts=16, concurrency=4, output_len=16, repeats=1)
-    assert cc["all"]["vllm_tok_s"][0] > 0 and cc["all"]["lab_tok_s"][0] > 0
-    assert cc["throughput_ratio"] > 0 and "vllm bench serve at c4" in crosscheck.line(cc)
-    # a starved client reads a 16-token reply of the toy in one go: TPOT 0, and then no ratio rather than 0
-    assert cc["tpot_ratio"] is None or cc["tpot_ratio"] > 0
-    t = cc["tokens"]  # the same 16 prompts x 16 tokens from both clients, and the server counted what each got
-    assert t["lab_tokens"] == t["vllm_tokens"] == [256] and t["server_tokens_lab"] == t["server_tokens_vllm"] == [256]
-    assert cc["all"]["lab_cpu_ms_per_1k"][0] > 0 and cc["all"]["vllm_cpu_ms_per_1k"][0] > 0
-    rows = sweeps.rate_sweep(tiny_server.client(), ["把下面的日语翻译成中文。\n猫です。"] * 8, [20.0], 8, 5000, 1000,
-                             progress=False)
-    assert rows[0]["requests"] == 8 and rows[0]["failed"] == 0 and rows[0]["met_slo"] <= 8
-
-
-def test_prometheus_counters_are_summed_over_labels():
-    text = ('# HELP vllm:generation_tokens_total Number of generation tokens processed.\n'
-            '# TYPE vllm:generation_tokens_total counter\n'
-            'vllm:generation_tokens_total{engine="0",model_name="m"} 1200.0\n'
-            'vllm:generation_tokens_total{engine="1",model_name="m"} 34.0\n'
-            'vllm:generation_tokens_created{engine="0"} 1.7e9\n')
-    assert crosscheck.parse_counter(text, "vllm:generation_tokens_total") == 1234.0
-    assert crosscheck.parse_counter(text, "vllm:prompt_tokens_total") is None
-
-
-def test_a_tpot_of_zero_gives_no_ratio_and_the_line_says_why():
-    res = {"concurrency": 4, "throughput_ratio": 0.98, "tpot_ratio": crosscheck._ratio(0.0, 12.5)}
-    assert res["tpot_ratio"] is None and "TPOT p50 not measurable" in crosscheck.line(res)
-    res["tpot_ratio"] = crosscheck._ratio(12.0, 12.5)
-    assert res["tpot_ratio"] == 0.96 and "TPOT p50 96.0%" in crosscheck.line(res)
 
 
 def _dying_server():

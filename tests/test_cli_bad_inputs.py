@@ -12,21 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, FakeServer, lab, openai_fake
+from helpers import ROOT, FakeServer, lab, one_error, openai_fake
 
 from lab import LabError
 
 SJIS = "吾輩は猫である。".encode("shift_jis")
-
-
-def _one_error(r: subprocess.CompletedProcess, *needles: str) -> str:
-    assert r.returncode != 0, r.stdout
-    assert "Traceback" not in r.stderr, r.stderr
-    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error: ")]
-    assert len(errors) == 1, r.stderr
-    for n in needles:
-        assert n in errors[0], errors[0]
-    return errors[0]
 
 
 def _eval_dirs(tmp_path: Path) -> tuple[Path, Path]:
@@ -41,16 +31,16 @@ def _eval_dirs(tmp_path: Path) -> tuple[Path, Path]:
 def test_eval_with_non_utf8_hypothesis_or_reference(tmp_path):
     hyp, ref = _eval_dirs(tmp_path)
     (hyp / "a.zh.txt").write_bytes(b"ok\n" + SJIS)
-    _one_error(lab("translate", "eval", str(hyp), str(ref)), "a.zh.txt:2", "not UTF-8")
+    one_error(lab("translate", "eval", str(hyp), str(ref)), "a.zh.txt:2", "not UTF-8")
     (hyp / "a.zh.txt").write_text("我是猫。\n", encoding="utf-8")
     (ref / "a.txt").write_bytes(SJIS)
-    _one_error(lab("translate", "eval", str(hyp), str(ref)), "a.txt:1", "not UTF-8")
+    one_error(lab("translate", "eval", str(hyp), str(ref)), "a.txt:1", "not UTF-8")
 
 
 def test_eval_source_folder_without_the_document(tmp_path):
     hyp, ref = _eval_dirs(tmp_path)
     (tmp_path / "src").mkdir()
-    _one_error(lab("translate", "eval", str(hyp), str(ref), "--source", str(tmp_path / "src")), "--source", "a.txt")
+    one_error(lab("translate", "eval", str(hyp), str(ref), "--source", str(tmp_path / "src")), "--source", "a.txt")
 
 
 def test_eval_of_one_file_against_one_and_a_mismatched_pair(tmp_path):
@@ -62,16 +52,16 @@ def test_eval_of_one_file_against_one_and_a_mismatched_pair(tmp_path):
     assert [r["doc"] for r in one["rows"]] == ["a"] and one["total"]["chrf"] == 100.0
     assert evaluate(hyp, ref / "b.txt")["total"]["chrf"] < 100.0  # a folder finds b.zh.txt by the name
     assert len(evaluate(hyp, ref)["rows"]) == 2
-    _one_error(lab("translate", "eval", str(hyp / "a.zh.txt"), str(ref)), "a.zh.txt is a file", "two files")
-    _one_error(lab("translate", "eval", str(hyp), str(tmp_path / "nope")), "nope does not exist")
+    one_error(lab("translate", "eval", str(hyp / "a.zh.txt"), str(ref)), "a.zh.txt is a file", "two files")
+    one_error(lab("translate", "eval", str(hyp), str(tmp_path / "nope")), "nope does not exist")
     # a device reads forever: refused before any reading
-    _one_error(lab("translate", "eval", str(hyp / "a.zh.txt"), "/dev/zero"), "/dev/zero is neither a file nor a folder")
+    one_error(lab("translate", "eval", str(hyp / "a.zh.txt"), "/dev/zero"), "/dev/zero is neither a file nor a folder")
 
 
 def test_glossary_that_is_not_utf8(tmp_path):
     (tmp_path / "g.tsv").write_bytes("猫\t猫\n".encode() + "犬\t狗\n".encode("gbk"))
     (tmp_path / "in.txt").write_text("猫です。\n", encoding="utf-8")
-    _one_error(lab("translate", str(tmp_path / "in.txt"), "-o", str(tmp_path / "o"), "--glossary",
+    one_error(lab("translate", str(tmp_path / "in.txt"), "-o", str(tmp_path / "o"), "--glossary",
                    str(tmp_path / "g.tsv"), "--base-url", "http://127.0.0.1:9/v1"), "g.tsv:2", "not UTF-8")
 
 
@@ -113,7 +103,7 @@ def _gguf_without_tokenizer(path: Path) -> Path:
 
 def test_import_gguf_without_a_tokenizer(tmp_path):
     f = _gguf_without_tokenizer(tmp_path / "notok.gguf")
-    _one_error(lab("model", "import-gguf", str(f), env={"LAB_CACHE": str(tmp_path / "cache")}), "notok.gguf",
+    one_error(lab("model", "import-gguf", str(f), env={"LAB_CACHE": str(tmp_path / "cache")}), "notok.gguf",
                "tokenizer")
 
 
@@ -126,9 +116,9 @@ def test_import_gguf_name_cannot_leave_the_model_cache(tmp_path):
 
 
 def test_import_gguf_of_a_folder_or_a_device(tmp_path):
-    _one_error(lab("model", "import-gguf", str(tmp_path)), "is not a GGUF file (a folder, device or pipe)")
-    _one_error(lab("model", "import-gguf", "/dev/zero"), "/dev/zero is not a GGUF file")
-    _one_error(lab("model", "import-gguf", str(tmp_path / "nope.gguf")), "nope.gguf does not exist")
+    one_error(lab("model", "import-gguf", str(tmp_path)), "is not a GGUF file (a folder, device or pipe)")
+    one_error(lab("model", "import-gguf", "/dev/zero"), "/dev/zero is not a GGUF file")
+    one_error(lab("model", "import-gguf", str(tmp_path / "nope.gguf")), "nope.gguf does not exist")
 
 
 @pytest.mark.parametrize("case", ["broken_json", "no_choices", "not_sse", "deep_json", "sse_number"])
@@ -149,10 +139,10 @@ def test_chat_and_translate_against_a_server_that_answers_nonsense(case, tmp_pat
     (tmp_path / "in.txt").write_text("駅に着いた。\n", encoding="utf-8")
     try:
         args = ["chat", "hello", "--base-url", srv.url] + ([] if case in ("not_sse", "sse_number") else ["--no-stream"])
-        _one_error(lab(*args, timeout=60), srv.url, "not OpenAI-compatible")
+        one_error(lab(*args, timeout=60), srv.url, "not OpenAI-compatible")
         # the translation pipeline's own (async) client: the same line, and what was kept (an internal error before)
         if case != "not_sse":
-            _one_error(lab("translate", str(tmp_path / "in.txt"), "-o", str(tmp_path / "o"), "--base-url", srv.url,
+            one_error(lab("translate", str(tmp_path / "in.txt"), "-o", str(tmp_path / "o"), "--base-url", srv.url,
                            timeout=60), srv.url, "not OpenAI-compatible",
                        "finished pieces (chunks or their halves) are kept")
     finally:
@@ -175,15 +165,15 @@ def test_finetune_errors_are_printed_once(tmp_path):
     (tmp_path / "train.jsonl").write_text("{broken\n")
     (tmp_path / "heldout.jsonl").write_text("{broken\n")
     r = lab("finetune", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--steps", "1", timeout=300)
-    err = _one_error(r, "train.jsonl")
+    err = one_error(r, "train.jsonl")
     assert (r.stdout + r.stderr).count(err.removeprefix("error: ")) == 1
     (tmp_path / "file.jsonl").write_text("{}\n")
     for bad, why in (("file.jsonl", "not a folder"), ("nope", "does not exist")):
-        _one_error(lab("finetune", "--data", str(tmp_path / bad), "--steps", "1"), f"--data {tmp_path / bad}", why)
+        one_error(lab("finetune", "--data", str(tmp_path / bad), "--steps", "1"), f"--data {tmp_path / bad}", why)
 
 
 def test_lab_profiles_naming_a_missing_file(tmp_path):
-    _one_error(lab("profiles", env={"LAB_PROFILES": str(tmp_path / "nope.toml")}), "LAB_PROFILES", "nope.toml")
+    one_error(lab("profiles", env={"LAB_PROFILES": str(tmp_path / "nope.toml")}), "LAB_PROFILES", "nope.toml")
 
 
 def test_lab_toml_in_the_working_folder_is_read(tmp_path):
@@ -208,7 +198,7 @@ def test_inputs_whose_outputs_share_a_name_are_refused_before_anything(tmp_path)
         r = lab("translate", str(tmp_path / "in6"), "-o", str(tmp_path / "tr6"), "--base-url", fake.url)
     finally:
         fake.close()
-    _one_error(r, "sub__eki.zh.txt", "sub/eki.txt", "sub__eki.txt")
+    one_error(r, "sub__eki.zh.txt", "sub/eki.txt", "sub__eki.txt")
     assert not (tmp_path / "tr6").exists() or not any((tmp_path / "tr6").iterdir())
     assert not [p for p, _ in fake.requests if "chat" in p]
 
@@ -240,7 +230,7 @@ def test_a_server_that_accepts_but_never_answers_fails_within_seconds(tmp_path):
     finally:
         sock.close()
     assert time.time() - t0 < 45
-    _one_error(r, "did not answer /v1/models within 10 s")
+    one_error(r, "did not answer /v1/models within 10 s")
 
 
 def test_progress_lines_say_what_is_awaited(tmp_path):
@@ -283,7 +273,7 @@ def test_a_server_that_lists_its_models_but_never_tokenizes_fails_within_its_bou
     finally:
         fake.close()
     assert time.time() - t0 < 30
-    _one_error(r, "did not answer /tokenize within 2 s (twice)")
+    one_error(r, "did not answer /tokenize within 2 s (twice)")
 
 
 def test_bench_run_on_a_port_another_program_holds_fails_before_measuring_and_lists_are_checked(tmp_path):
@@ -293,7 +283,7 @@ def test_bench_run_on_a_port_another_program_holds_fails_before_measuring_and_li
         held.listen()
         r = lab("bench", "run", "--profile", "tiny", "--out", str(tmp_path / "b"),
                 env={"LAB_PORT": str(held.getsockname()[1])}, timeout=300)
-    _one_error(r, "is in use by another program")
+    one_error(r, "is in use by another program")
     # nothing was measured first: no engine's progress line, no results file
     assert "tok/s" not in r.stdout and not (tmp_path / "b").exists(), r.stdout
     for bad in ("1,,2", "1,", ",", "0,2", "a"):
@@ -308,15 +298,15 @@ def test_bench_run_on_a_port_another_program_holds_fails_before_measuring_and_li
 def test_c2rust_check_of_a_binary_file_or_a_folder(tmp_path):
     c_dir = ROOT / "data" / "c_to_rust" / "str_to_int"
     (tmp_path / "x.rs").write_bytes(b"fn main() {}\n\xa4\x00\xff")
-    _one_error(lab("c2rust", "check", str(c_dir / "prog.c"), str(c_dir / "tests.json"), str(tmp_path / "x.rs")),
+    one_error(lab("c2rust", "check", str(c_dir / "prog.c"), str(c_dir / "tests.json"), str(tmp_path / "x.rs")),
                "x.rs:2", "not UTF-8")
-    _one_error(lab("c2rust", "check", str(c_dir), str(c_dir / "tests.json"), str(tmp_path / "x.rs")),
+    one_error(lab("c2rust", "check", str(c_dir), str(c_dir / "tests.json"), str(tmp_path / "x.rs")),
                "str_to_int is a folder")
-    _one_error(lab("c2rust", "check", str(c_dir / "prog.c"), str(c_dir), str(c_dir / "reference.rs")),
+    one_error(lab("c2rust", "check", str(c_dir / "prog.c"), str(c_dir), str(c_dir / "reference.rs")),
                "test file", "str_to_int is a folder")
-    _one_error(lab("c2rust", "batch", str(tmp_path / "nowhere"), "--base-url", "http://127.0.0.1:9/v1"),
+    one_error(lab("c2rust", "batch", str(tmp_path / "nowhere"), "--base-url", "http://127.0.0.1:9/v1"),
                "nowhere does not exist")
-    _one_error(lab("c2rust", "batch", str(c_dir / "prog.c"), "--base-url", "http://127.0.0.1:9/v1"),
+    one_error(lab("c2rust", "batch", str(c_dir / "prog.c"), "--base-url", "http://127.0.0.1:9/v1"),
                "prog.c is not a folder of programs")
 
 
@@ -356,22 +346,22 @@ def test_a_full_disk_is_one_line_that_says_what_to_do(monkeypatch, capsys):
 
 def test_a_malformed_parameters_file_is_one_line_with_its_line(tmp_path):
     (tmp_path / "p.yaml").write_text("concurrency: 2\nprompt: [1,\n")
-    _one_error(lab("run", "01", "-f", str(tmp_path / "p.yaml")), "p.yaml:3: invalid YAML")
+    one_error(lab("run", "01", "-f", str(tmp_path / "p.yaml")), "p.yaml:3: invalid YAML")
 
 
 def test_hand_edited_or_binary_files_the_translator_reads(tmp_path):
     (tmp_path / "in.txt").write_text("猫です。\n", encoding="utf-8")
     (tmp_path / "pre.txt").write_bytes(b"translate\n" + SJIS)
-    _one_error(lab("translate", str(tmp_path / "in.txt"), "-o", str(tmp_path / "o"), "--preface",
+    one_error(lab("translate", str(tmp_path / "in.txt"), "-o", str(tmp_path / "o"), "--preface",
                    str(tmp_path / "pre.txt"), "--base-url", "http://127.0.0.1:9/v1"), "pre.txt:2", "not UTF-8")
     (tmp_path / "p.yaml").write_bytes(b"prompt: " + SJIS + b"\n")
-    _one_error(lab("run", "01", "-f", str(tmp_path / "p.yaml")), "p.yaml:1", "not UTF-8")
+    one_error(lab("run", "01", "-f", str(tmp_path / "p.yaml")), "p.yaml:1", "not UTF-8")
     # valid UTF-8 with a NUL (a binary file given by mistake), and an empty preface: the model got no task
     (tmp_path / "pre.txt").write_bytes(b"translate\nGGUF\x03\x00\x00\x00")
-    _one_error(lab("translate", str(tmp_path / "in.txt"), "-o", str(tmp_path / "o"), "--preface",
+    one_error(lab("translate", str(tmp_path / "in.txt"), "-o", str(tmp_path / "o"), "--preface",
                    str(tmp_path / "pre.txt"), "--base-url", "http://127.0.0.1:9/v1"), "pre.txt:2: a NUL byte")
     (tmp_path / "pre.txt").write_text(" \n\n")
-    _one_error(lab("translate", str(tmp_path / "in.txt"), "-o", str(tmp_path / "o"), "--preface",
+    one_error(lab("translate", str(tmp_path / "in.txt"), "-o", str(tmp_path / "o"), "--preface",
                    str(tmp_path / "pre.txt"), "--base-url", "http://127.0.0.1:9/v1"), "pre.txt is empty")
     from lab import paths
     (tmp_path / "t.json").write_bytes(b'{"cases": []}\x00')
@@ -380,7 +370,7 @@ def test_hand_edited_or_binary_files_the_translator_reads(tmp_path):
     man = tmp_path / "out" / ".lab-cache" / "a" / "manifest.json"
     man.parent.mkdir(parents=True)
     man.write_text('{"name": "a", "chunks": [{"units": 3}]}')
-    _one_error(lab("translate", "rebuild", str(tmp_path / "out")), "manifest.json: not a manifest lab wrote")
+    one_error(lab("translate", "rebuild", str(tmp_path / "out")), "manifest.json: not a manifest lab wrote")
     from lab.translate.document import _fixes_file
     fixes = tmp_path / "fixes.json"
     for bad in ('["line 3"]', '{"3": "我是猫"}', '{"x": {"text": "我"}}', '{"3": {"text": 5}}'):
@@ -395,14 +385,14 @@ def test_a_device_a_pipe_or_an_oversized_file_is_refused_before_it_is_read(tmp_p
     c_dir = ROOT / "data" / "c_to_rust" / "str_to_int"
     task = tmp_path / "test_task.json"
     task.write_text('[{"command": "sactor run-tests --type bin /dev/zero %t 0 --feed-as-args", "test_id": 0}]')
-    _one_error(lab("c2rust", "check", str(c_dir / "prog.c"), str(task), str(c_dir / "reference.rs"), timeout=60),
+    one_error(lab("c2rust", "check", str(c_dir / "prog.c"), str(task), str(c_dir / "reference.rs"), timeout=60),
                "/dev/zero is outside the program folder")
     os.mkfifo(tmp_path / "fifo.txt")  # reading a FIFO nobody writes would block forever
     task.write_text('[{"command": "sactor run-tests --type bin ./fifo.txt %t 0 --feed-as-args", "test_id": 0}]')
-    _one_error(lab("c2rust", "check", str(c_dir / "prog.c"), str(task), str(c_dir / "reference.rs"), timeout=60),
+    one_error(lab("c2rust", "check", str(c_dir / "prog.c"), str(task), str(c_dir / "reference.rs"), timeout=60),
                "fifo.txt is not a regular file")
-    _one_error(lab("tokens", str(tmp_path / "fifo.txt"), timeout=60), "fifo.txt is neither a file nor a folder")
-    _one_error(lab("c2rust", "check", str(c_dir / "prog.c"), str(tmp_path / "fifo.txt"), str(c_dir / "reference.rs"),
+    one_error(lab("tokens", str(tmp_path / "fifo.txt"), timeout=60), "fifo.txt is neither a file nor a folder")
+    one_error(lab("c2rust", "check", str(c_dir / "prog.c"), str(tmp_path / "fifo.txt"), str(c_dir / "reference.rs"),
                    timeout=60), "fifo.txt is not a regular file")
     from lab import paths
     monkeypatch.setattr(paths, "MAX_INPUT_BYTES", 1000)
@@ -421,12 +411,12 @@ def test_no_output_replaces_an_input_or_a_file_no_run_wrote(tmp_path):
     fake = openai_fake(lambda body: (200, "译文。", "stop"))
     try:  # --epub makes novel.epub from the one text document: the source EPUB beside it
         r = lab("translate", str(folder), "-o", str(folder), "--epub", "--base-url", fake.url)
-        _one_error(r, "novel.epub is an input", "nothing was written")
+        one_error(r, "novel.epub is an input", "nothing was written")
         assert (folder / "novel.epub").read_bytes() == original and not (folder / ".lab-cache").exists()
         other = tmp_path / "notes"
         other.mkdir()
         (other / "run.json").write_text('{"mine": true}')
-        _one_error(lab("translate", str(folder / "novel.txt"), "-o", str(other), "--base-url", fake.url),
+        one_error(lab("translate", str(folder / "novel.txt"), "-o", str(other), "--base-url", fake.url),
                    "holds run.json from something other than a translation run")
         assert (other / "run.json").read_text() == '{"mine": true}'
         assert not [p for p, _ in fake.requests if "chat" in p]
@@ -459,7 +449,7 @@ def test_a_link_out_of_the_input_folder_is_never_read_or_sent(tmp_path):
         assert sorted(p.name for p in (tmp_path / "out").glob("*.zh.txt")) == ["a.zh.txt", "same.zh.txt"]
         (folder / "a.txt").unlink()
         (folder / "same.txt").unlink()
-        _one_error(lab("translate", str(folder), "-o", str(tmp_path / "out2"), "--base-url", fake.url),
+        one_error(lab("translate", str(folder), "-o", str(tmp_path / "out2"), "--base-url", fake.url),
                    "no .txt or .epub files")
     finally:
         fake.close()
@@ -491,7 +481,7 @@ def test_a_file_name_with_a_newline_or_an_escape_stays_on_the_one_error_line(tmp
     r = lab("translate", "eval", str(bad), str(tmp_path / "ref.txt"))
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "\x1b" not in r.stderr, r.stderr
     (tmp_path / "ref.txt").write_text("猫\n", encoding="utf-8")
-    assert _one_error(lab("translate", "eval", str(bad), str(tmp_path / "ref.txt")),
+    assert one_error(lab("translate", "eval", str(bad), str(tmp_path / "ref.txt")),
                       "a\\nb\\x1b[2J.txt does not exist")
 
 
@@ -501,7 +491,7 @@ def test_a_model_list_of_another_shape_is_one_line_for_chat_and_not_running_for_
     """`"data": 5` crashed with TypeError, entries without an id became model None, deep nesting RecursionError."""
     srv = FakeServer(lambda path, body: (200, models) if path.endswith("/models") else (500, {"error": "x"}))
     try:
-        _one_error(lab("chat", "hi", "--base-url", srv.url, timeout=60), srv.url, "not OpenAI-compatible")
+        one_error(lab("chat", "hi", "--base-url", srv.url, timeout=60), srv.url, "not OpenAI-compatible")
         r = lab("serve", "status", "--port", str(srv.port), timeout=60)
         assert r.returncode == 3 and "not running" in r.stdout and "Traceback" not in r.stderr, r.stdout + r.stderr
     finally:

@@ -1,0 +1,75 @@
+"""lab.bench.roofline: the ceiling from bytes a step reads and measured bandwidth; a beaten ceiling is no share."""
+
+import importlib
+
+from lab import bench
+
+
+def test_roofline_and_percentage():
+    roof = bench.roofline(8 * 10**9, 960.0)  # a 4B model in bf16 on an RTX 6000 Ada
+    assert roof["batch1_ceiling_tok_s"] == 120.0
+    assert bench.pct_of_ceiling(60.0, 1, roof) == 50.0
+    assert bench.pct_of_ceiling(960.0, 16, roof) == 50.0  # per sequence in flight
+    assert bench.roofline(0, 100)["batch1_ceiling_tok_s"] is None
+
+
+def test_a_beaten_ceiling_is_not_a_share_and_kv_and_spread_count():
+    rl = importlib.import_module("lab.bench.roofline")  # the package re-exports a function of that name
+    roof = rl.roofline(10**9, 20.0, kv_per_token=12 * 2**10, context_tokens=1000,
+                       bandwidth=rl.bandwidth_stats([18.0, 20.0, 26.0], 2, 2**30))
+    assert roof["step_bytes"] == 10**9 + 12_288_000 and roof["batch1_ceiling_tok_s"] == 19.8
+    assert roof["ceiling_range_tok_s"] == [17.8, 25.7] and roof["bandwidth"]["median_gbs"] == 20.0
+    assert rl.pct_of_ceiling(9.9, 1, roof) == 50.0 and not rl.above_ceiling(9.9, 1, roof)
+    assert rl.pct_of_ceiling(21.0, 1, roof) is None and rl.above_ceiling(21.0, 1, roof)  # 106%: never printed
+
+
+def test_each_rounds_decode_is_divided_by_the_bandwidth_read_beside_it():
+    rl = importlib.import_module("lab.bench.roofline")  # the package re-exports a function of that name
+    from lab.bench.suite import b1_share
+    reads = [rl.bandwidth_stats(g, 2, 2**29) for g in ([49.0, 50.0, 51.0], [78.0, 80.0, 85.0], [54.0, 55.0, 56.0])]
+    bw = rl.pooled(reads)
+    assert bw["rounds_gbs"] == [50.0, 80.0, 55.0] and bw["median_gbs"] == 55.0
+    assert (bw["min_gbs"], bw["max_gbs"], bw["runs"]) == (49.0, 85.0, 9)
+    roof = rl.roofline(10**9, bw["median_gbs"], bandwidth=bw)  # 1 GB a step: the ceiling is 55 tok/s
+    # the host's bandwidth drifted between rounds; the decode followed it in rounds 1 and 2, round 3 was slow
+    share = b1_share([30.0, 48.0, 20.0], roof)
+    assert share["server_b1_pct_rounds"] == [60.0, 60.0, 36.36] and share["server_b1_pct_of_roofline"] == 60.0
+    unpaired = b1_share([30.0, 48.0, 20.0], rl.roofline(10**9, 55.0))  # median decode 30 over the one ceiling
+    assert unpaired == {"server_b1_pct_of_roofline": 54.55, "server_b1_above_roofline": False}
+    above = b1_share([90.0], rl.roofline(10**9, 50.0, bandwidth=rl.pooled(reads[:1])))
+    assert above["server_b1_pct_of_roofline"] is None and above["server_b1_above_roofline"]  # 180%: never a share
+
+
+def test_decode_bytes_skip_an_untied_embedding_and_follow_the_served_dtype():
+    rl = importlib.import_module("lab.bench.roofline")  # the package re-exports a function of that name
+    emb, head, layer = 151936 * 896 * 2, 151936 * 896 * 2, 700 * 2**20  # Qwen2.5-0.5B as imported from GGUF
+    untied = [("model.embed_tokens.weight", "BF16", emb), ("lm_head.weight", "BF16", head),
+              ("model.layers.0.mlp.up_proj.weight", "BF16", layer)]
+    assert rl.decode_bytes(untied) == {"weights": head + layer, "embedding_lookup_only": emb}
+    tied = [untied[0], untied[2]]  # the table is the lm_head: read whole, once
+    assert rl.decode_bytes(tied)["weights"] == emb + layer
+    assert rl.decode_bytes(tied, "float32")["weights"] == 2 * (emb + layer)  # bf16 files served in float32
+    awq = [("model.layers.0.mlp.up_proj.qweight", "I32", 1000), ("model.layers.0.mlp.up_proj.scales", "F16", 10)]
+    assert rl.decode_bytes(awq, "float32")["weights"] == 1020  # packed ints stay as stored
+    qwen = {"num_hidden_layers": 24, "num_attention_heads": 14, "num_key_value_heads": 2, "hidden_size": 896}
+    assert rl.kv_bytes_per_token(qwen, "bfloat16") == 2 * 24 * 2 * 64 * 2 == 12 * 2**10
+    assert rl.kv_bytes_per_token({"text_config": {**qwen, "head_dim": 128}}, "float32") == 2 * 24 * 2 * 128 * 4
+    assert rl.kv_bytes_per_token({}) == 0
+
+
+def test_server_threads_follow_the_bind_setting():
+    rl = importlib.import_module("lab.bench.roofline")  # the package re-exports a function of that name
+    assert rl.server_threads({"VLLM_CPU_OMP_THREADS_BIND": "0-3,8"}) == 5
+    assert rl.server_threads({"VLLM_CPU_OMP_THREADS_BIND": "0-1|2-3"}) == 2  # per data-parallel rank
+    cores = len(__import__("os").sched_getaffinity(0))
+    assert rl.server_threads({}) == max(1, cores - 1)  # vLLM's auto binding keeps one core for its front end
+    assert rl.server_threads({"VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}) == cores
+
+
+def test_gpu_bandwidth_table_matches_nvml_names():
+    assert bench.gpu_bandwidth_gbs("NVIDIA H100 80GB HBM3") == 3350  # the SXM part, as NVML names it
+    assert bench.gpu_bandwidth_gbs("NVIDIA H100 PCIe") == 2000
+    assert bench.gpu_bandwidth_gbs("NVIDIA H100 NVL") == 3900
+    assert bench.gpu_bandwidth_gbs("NVIDIA H200") == 4800
+    assert bench.gpu_bandwidth_gbs("NVIDIA A100-SXM4-80GB") == 2039
+    assert bench.gpu_bandwidth_gbs("Some Future GPU") is None

@@ -1,0 +1,59 @@
+"""lab.translate.prompts: only the terms and examples a chunk uses, glossary/few-shot errors by line, retry notes."""
+
+import pytest
+
+from lab import LabError
+from lab.translate import (
+    Chunk,
+    PromptSpec,
+    Term,
+    Unit,
+    load_fewshot,
+    load_glossary,
+)
+from lab.translate.checks import japanese_left
+from lab.translate.prompts import feedback
+
+
+def test_prompt_injects_only_present_terms_and_examples():
+    spec = PromptSpec(preface="翻译：", glossary=[Term("葵", "葵"), Term("城", "城堡"), Term("森", "森林")],
+                      fewshot=[("猫", "猫")])
+    chunk = Chunk(0, [Unit(0, 0, "葵は城を見た。", 7)], context=["前の行。"])
+    msgs = spec.messages(chunk)
+    assert msgs[:2] == [{"role": "user", "content": "翻译：\n猫"}, {"role": "assistant", "content": "猫"}]
+    user = msgs[-1]["content"]
+    assert user.startswith("参考术语：葵→葵；城→城堡\n") and "森" not in user
+    assert "上文（仅供参考，不要翻译）：\n前の行。\n" in user and user.endswith("翻译：\n葵は城を見た。")
+    sakura = PromptSpec(template="sakura", glossary=[Term("城", "城堡", "castle")]).messages(chunk)
+    assert sakura[0]["role"] == "system" and "城->城堡 #castle" in sakura[-1]["content"]
+    with pytest.raises(LabError, match="unknown template 'gpt'"):
+        PromptSpec(template="gpt").messages(chunk)
+
+
+def test_glossary_and_fewshot_errors_name_file_and_line(tmp_path):
+    g = tmp_path / "g.tsv"
+    g.write_text("# comment\n城\t城堡\tnote\n\n魔法使い 魔法师\n")
+    with pytest.raises(LabError, match=r"g.tsv:4: expected 'source<TAB>target"):
+        load_glossary(g)
+    g.write_text("城\t城堡\tnote\n")
+    assert load_glossary(g) == [Term("城", "城堡", "note")]
+    g.write_text("城\t城堡\tnote\n城\t城堡\n")  # a repeat is kept once, not sent twice
+    assert load_glossary(g) == [Term("城", "城堡", "note")]
+    g.write_text("城\t城堡\n葵\t葵\n城\t城池\n")  # the prompt would ask for both
+    with pytest.raises(LabError, match=r"g.tsv:3: 城 -> 城池, but line 1 has 城 -> 城堡"):
+        load_glossary(g)
+    f = tmp_path / "f.jsonl"
+    f.write_text('{"source": "a", "target": "b"}\n{"src": "a"}\n')
+    with pytest.raises(LabError, match=r"f.jsonl:2: expected"):
+        load_fewshot(f)
+
+
+def test_a_retry_is_told_what_was_wrong_where_that_can_help():
+    assert japanese_left("一通目の消印是昭和。是魔法使い少年。カタカナ、の") == ["通目の", "法使い", "カタカナ"]
+    assert japanese_left("全是中文。") == []
+    src = "一通目の消印は昭和三十年の春だった。\n差出人の名前はなかった。"
+    note = feedback(["japanese_word", "line_count"], src, "一通目の消印是昭和三十年的春。差出人的名字没有。")
+    assert "「通目の」" in note and "原文有2行，译文却有1行" in note and note.endswith("只输出译文。")
+    assert "长度" in feedback(["length_ratio"], src, "春。\n无。")
+    for hopeless in (["loop"], ["truncated", "kana"], ["empty"], []):  # showing such a reply again would not help
+        assert feedback(hopeless, src, "哈哈哈哈") is None

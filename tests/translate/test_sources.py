@@ -1,0 +1,116 @@
+"""lab.translate.sources: encodings detected or refused naming the line, Aozora markup, sentences, folder inputs."""
+
+import codecs
+from pathlib import Path
+
+import pytest
+
+from lab import LabError
+from lab.translate.sources import (
+    GETA,
+    HEADER_TITLE,
+    clean_aozora,
+    decode,
+    gaiji,
+    inputs,
+    load,
+    looks_aozora,
+    read_text,
+    split_sentences,
+)
+
+JA = "春の朝、駅に少女が立っていた。彼女の名前は葵。"
+
+
+@pytest.mark.parametrize("enc,bom", [("utf-8", b""), ("utf-8", codecs.BOM_UTF8), ("utf-16-le", codecs.BOM_UTF16_LE),
+                                     ("utf-16-be", codecs.BOM_UTF16_BE), ("cp932", b""), ("euc_jp", b"")])
+def test_encodings_are_detected(enc, bom):
+    text, found = decode(bom + JA.encode(enc), "x.txt")
+    assert text == JA
+    assert found == {"cp932": "cp932", "euc_jp": "euc_jp"}.get(enc, found)
+
+
+def test_binary_and_unknown_and_empty_are_refused(tmp_path):
+    with pytest.raises(LabError, match="x.bin: looks binary"):
+        decode(b"PK\x03\x04\x00\x00binary", "x.bin")
+    with pytest.raises(LabError, match="y.txt: unknown encoding"):
+        decode(b"\x80\xff\xfe\xfd abc", "y.txt")
+    (tmp_path / "e.txt").write_text("  \n\n")
+    with pytest.raises(LabError, match="e.txt: empty file"):
+        read_text(tmp_path / "e.txt")
+    with pytest.raises(LabError, match="does not exist"):
+        inputs(tmp_path / "missing")
+    (tmp_path / "crlf.txt").write_bytes("一\r\n二\r\n".encode("cp932"))
+    assert read_text(tmp_path / "crlf.txt") == ("一\n二\n", "cp932")
+
+
+@pytest.mark.parametrize("enc", ["cp932", "euc_jp"])
+def test_a_file_in_two_encodings_or_a_damaged_utf8_one_is_refused_naming_the_line(enc):
+    """Read as CP932, the UTF-8 lines became mojibake (あい -> 縺ゅ＞) that the checks took for kanji, and the run
+    said "every line translated"."""
+    with pytest.raises(LabError, match=r"^m.txt:3: not UTF-8 \(byte 0x[0-9a-f]{2}\), but line 1 is UTF-8 Japanese: "
+                                       r"two encodings in one file"):
+        decode(f"{JA}\nabc\n".encode() + JA.encode(enc) + b"\n", "m.txt")
+    damaged = (JA + "\n" + JA).encode()
+    with pytest.raises(LabError, match=r"^d.txt:2: not UTF-8 .*, but line 1 is UTF-8 Japanese"):
+        decode(damaged[:-4] + b"\xe3" + damaged[-3:], "d.txt")
+    assert decode(f"{JA}\n{JA}\n".encode(enc), "l.txt") == (f"{JA}\n{JA}\n", enc)  # one legacy encoding: as before
+
+
+def test_a_file_name_that_is_not_utf8_is_refused_before_anything(tmp_path):
+    """A name in another system's encoding (bytes Python holds as surrogates) crashed the run after its first
+    request, writing the UTF-8 manifest: "internal error UnicodeEncodeError"."""
+    import os
+    (tmp_path / "ok.txt").write_text(JA, encoding="utf-8")
+    bad = Path(os.fsdecode(bytes(tmp_path) + b"/\xff\xfe.txt"))
+    bad.write_text(JA, encoding="utf-8")
+    for given in (tmp_path, bad):
+        with pytest.raises(LabError, match=r"/\\xff\\xfe\.txt: the file name is not UTF-8"):
+            inputs(given)
+
+
+def test_aozora_markup_is_removed():
+    assert clean_aozora("｜魔法使《まほうつか》いは［＃「魔法」に傍点］笑った")[0] == "魔法使いは笑った"
+
+
+def test_aozora_gaiji_header_and_footer():
+    assert gaiji("「足＋包」、第3水準1-92-34") == "跑"  # JIS X 0213 plane 1, row 92, cell 34
+    assert gaiji("「口＋和」、第4水準2-3-76") == "咊"    # plane 2 (EUC-JIS-2004 SS3)
+    assert gaiji("「土＋竒」、U+57FC、ページ数-行数") == "埼"
+    assert gaiji("「てへん＋劣」、52-8") is None        # a page-line reference is no code
+    body = "本文※［＃「足＋包」、第3水準1-92-34］だ。※［＃「てへん＋劣」、52-8］"
+    text = "\n".join(["題", "-" * 55, HEADER_TITLE, "（例）※［＃「足＋包」、第3水準1-92-34］", "-" * 55, "",
+                      body, "", "底本：「題」", "入力：誰か"])
+    assert looks_aozora(text) and not looks_aozora("「普通の」小説《しょうせつ》です。")
+    cleaned, verbatim, notes = clean_aozora(text)
+    assert cleaned.split("\n") == ["題", "", "本文跑だ。" + GETA, "", "底本：「題」", "入力：誰か"]
+    assert verbatim == {4, 5} and any("footer" in n for n in notes) and any("header" in n for n in notes)
+
+
+def test_iso2022jp_and_jis_x_0213_files_are_detected():
+    text = "「あっ――――――！」と彼は言った。"
+    assert decode(text.encode("iso2022_jp"), "x.txt") == (text, "iso2022_jp")
+    assert decode("跑る𠮟".encode("shift_jis_2004"), "y.txt")[0] == "跑る𠮟"
+
+
+def test_sentences_split_after_terminators_outside_quotes():
+    assert split_sentences("あ。い！う？え") == ["あ。", "い！", "う？", "え"]
+    assert split_sentences("「はい。」と言った。次だ！？「ええ。そう。」") == \
+        ["「はい。」と言った。", "次だ！？", "「ええ。そう。」"]
+    assert split_sentences("「開いたまま。閉じない", quotes=False) == ["「開いたまま。", "閉じない"]
+
+
+def test_folder_inputs_skip_outputs_and_empty_files(tmp_path, capsys):
+    (tmp_path / "a.txt").write_text("一行目です。")
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "a.zh.txt").write_text("译文")
+    (tmp_path / "out" / ".lab-cache").mkdir(parents=True)
+    (tmp_path / "out" / "x.txt").write_text("前回の出力")
+    (tmp_path / "old" / ".lab-cache").mkdir(parents=True)
+    (tmp_path / "old" / "y.txt").write_text("別の出力")
+    assert inputs(tmp_path, tmp_path / "out") == [tmp_path / "empty.txt", tmp_path / "a.txt"][::-1]
+    docs = load(tmp_path, tmp_path / "out")
+    assert [d.name for d in docs] == ["a"] and "empty.txt: empty file, skipped" in capsys.readouterr().err
+    assert [d.name for d in load(tmp_path, tmp_path)] == ["a"]  # -o the input folder itself
+    with pytest.raises(LabError, match="empty file"):
+        load(tmp_path / "empty.txt")
