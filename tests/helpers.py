@@ -136,11 +136,10 @@ class Trickle(LocalServer):
 
 
 def source_of(body: dict, preface: str) -> str:
-    """The text a translation request asks for: after the preface in the last user turn holding it (a retry's
-    feedback comes after that turn)."""
-    turn = next(m["content"] for m in reversed(body["messages"])
-                if m["role"] == "user" and preface + "\n" in m["content"])
-    return turn.rsplit(preface + "\n", 1)[1]
+    """The text a translation request asks for: the lines after the preface's line (the preface and the line-count
+    note) in the last user turn holding it (a retry's feedback comes after that turn)."""
+    turn = next(m["content"] for m in reversed(body["messages"]) if m["role"] == "user" and preface in m["content"])
+    return turn.rsplit(preface, 1)[1].split("\n", 1)[1]
 
 
 def openai_fake(reply, max_model_len: int = 4096, model: str = "fake"):

@@ -78,6 +78,8 @@ def _run_opts(p: argparse.ArgumentParser) -> None:
     options.add(p, "--template", PromptSpec, choices=["qwen", "sakura"], help="prompt template")
     options.add(p, "--context", PromptSpec, "context_lines", type=options.NON_NEGATIVE_INT,
                 help="previous source lines given as context")
+    options.add(p, "--line-note", PromptSpec, help="tell the model how many lines a chunk of several has and that "
+                "each comes back as one line (qwen template; a 1.5B model then kept the count at once)")
     options.add(p, "--concurrency", S, type=options.POSITIVE_INT, help="requests in flight")
     p.add_argument("--rps", type=options.RATE, help="at most this many request starts per second "
                    "(default: no cap)")
@@ -113,7 +115,7 @@ def settings(a: argparse.Namespace) -> Settings:
                        f"data/translation/preface.txt)")
     spec = PromptSpec(preface=instruction, template=a.template,
                       glossary=load_glossary(a.glossary), fewshot=load_fewshot(a.fewshot),
-                      context_lines=a.context_lines)
+                      context_lines=a.context_lines, line_note=a.line_note)
     return Settings(out=Path(a.out), endpoints=options.endpoints(a), spec=spec, model=a.model,
                     api_key=config.client_key(), concurrency=a.concurrency, rps=a.rps,
                     attempts=a.attempts, feedback=a.feedback, split=a.split,

@@ -113,9 +113,9 @@ class Translator:
     # -- preparation -------------------------------------------------------------------------
     def count(self, text: str) -> int:
         """Tokens of a text as the server's tokenizer counts them (cached per line)."""
-        if text not in self._tok_cache:
+        if text and text not in self._tok_cache:
             self._tok_cache[text] = self.counter.count_text(text)
-        return self._tok_cache[text]
+        return self._tok_cache.get(text, 0)
 
     def _gloss_tokens(self, text: str) -> int:
         """Tokens of the glossary block a prompt for `text` carries (0 without matching terms)."""
@@ -126,7 +126,7 @@ class Translator:
         """Read (unless given), decode and chunk every input; nothing is sent or written yet."""
         srcs = path if isinstance(path, list) else sources.load(path, self.s.out, self.s.aozora)
         spec = self.s.spec
-        self.overhead = self.counter.count_tokens(spec.messages(Chunk(0, []))) + 16
+        self.overhead = self.counter.count_tokens(spec.messages(Chunk(0, []))) + self.count(spec.longest_note()) + 16
         budget = chunk_budget(self.max_model_len, self.overhead, self.s.chunk_tokens)
         hard = chunk_budget(self.max_model_len, self.overhead, 10**9)
         src_budget = budget * 2 // 3 if spec.context_lines else budget  # the rest carries context lines
@@ -228,7 +228,7 @@ class Translator:
             if reasoning and not self.thinks:
                 self.thinks = True
                 print("translate: the model reasons before it answers; replies now get room for that", flush=True)
-            out = clean(content, chunk.text, self.s.spec.preface)
+            out = clean(content, chunk.text, self.s.spec.echoes(chunk.text))
             finish = r.finish_reason
             problems = checks(out, chunk.text, finish, terms)
             usage = [r.prompt_tokens, r.completion_tokens]

@@ -315,7 +315,8 @@ def test_a_long_sentence_may_use_the_whole_context_without_context_lines(tmp_pat
     fake = openai_fake(lambda body: (200, "译", "stop"), max_model_len=600)  # the fake counts characters
     try:
         t = Translator(_settings(tmp_path / "o", fake.url, spec=PromptSpec(preface=PREFACE), chunk_tokens=20))
-        overhead = t.clients[0].count_tokens(t.s.spec.messages(Chunk(0, []))) + 16
+        overhead = (t.clients[0].count_tokens(t.s.spec.messages(Chunk(0, [])))
+                    + t.clients[0].count_text(t.s.spec.longest_note()) + 16)  # room for the line-count note
         hard = chunk_budget(600, overhead, 10**9)
         doc = _doc(tmp_path, ["あ" * (hard - 2) + "。"])  # over 2/3 of the room, within all of it
         assert [len(c.units) for d in t.prepare(doc) for c in d.chunks] == [1]
@@ -352,7 +353,8 @@ def test_a_big_glossary_costs_only_the_terms_a_text_uses(tmp_path):
             head, text = prompt.split("\n", 1)
             assert head.removeprefix("参考术语：").split("；") == [f"{t.source}→{t.target}"
                                                               for t in terms_in(text, spec.glossary)]
-            assert len(prompt) + 1.5 * len(text.removeprefix(PREFACE + "\n").replace("\n", "")) <= 600  # in characters
+            source = source_of({"messages": [{"role": "user", "content": prompt}]}, PREFACE)
+            assert len(prompt) + 1.5 * len(source.replace("\n", "")) <= 600  # in characters
         crowded = _doc(tmp_path, ["".join(f"語{i}" for i in range(150))])  # its own terms fill the context
         with pytest.raises(LabError, match=r"in.txt: line 1: its glossary terms fill the model's context"):
             Translator(_settings(tmp_path / "o2", fake.url, spec=spec)).run(crowded)
@@ -367,7 +369,7 @@ def test_context_is_the_previous_source_lines(tmp_path):
 
     def reply(body):
         seen.append(body["messages"][-1]["content"])
-        src = body["messages"][-1]["content"].rsplit(PREFACE + "\n", 1)[-1]
+        src = source_of(body, PREFACE)
         return 200, "\n".join(f"译{i}" + "译" * len(x) for i, x in enumerate(src.splitlines())), "stop"
     fake = openai_fake(reply)
     try:
