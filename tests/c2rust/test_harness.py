@@ -12,8 +12,6 @@ from helpers import ROOT, lab
 from lab import LabError, c2rust
 
 DATA = ROOT / "data" / "c_to_rust"
-
-
 PROGRAMS = sorted(d.name for d in DATA.iterdir() if (d / "prog.c").exists())
 
 

@@ -13,8 +13,6 @@ from lab import LabError, c2rust
 from lab.client import Client
 
 DATA = ROOT / "data" / "c_to_rust"
-
-
 BROKEN = ROOT / "tests" / "c2rust" / "broken"
 
 

@@ -12,8 +12,6 @@ from lab import c2rust
 from lab.c2rust import sandbox
 
 SACTOR = ROOT / "data" / "c_to_rust_sactor"
-
-
 ESCAPES = {  # C programs that each try one escape; each prints "blocked" when the sandbox stopped it
     "write_outside": r'''#include <stdio.h>
 int main(int c, char **v) { int ok = 0; const char *t[] = {"%s/lab-escape-home", "%s/lab-escape-project", 0};

@@ -8,8 +8,6 @@ from helpers import ROOT
 from lab import LabError, c2rust
 
 DATA = ROOT / "data" / "c_to_rust"
-
-
 PROGRAMS = sorted(d.name for d in DATA.iterdir() if (d / "prog.c").exists())
 
 
