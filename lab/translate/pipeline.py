@@ -292,14 +292,15 @@ class Translator:
         done = sum(len(d.results) for d in docs)
         fresh, el = done - self.stats["reused"], time.time() - t0
         eta = f"{el / fresh * (total - done):.0f}s" if fresh else "?"
-        bad = sum(len(untranslated(d, finished_only=True)) for d in docs)
+        n = sum(len(untranslated(d, finished_only=True)) for d in docs)
+        bad = f"{n} line{'' if n == 1 else 's'}"
         waiting = ""
         if self._in_flight:
             oldest = time.monotonic() - min(self._in_flight.values())
             waiting = (f", waiting on {len(self._in_flight)} request(s) (longest {oldest:.0f}s; a try fails after "
                        f"{self.s.timeout:.0f}s without a token, {self.s.retries + 1} tries at most)")
         return (f"translate: {done}/{total} chunks ({done / max(1, total):.0%}), reused {self.stats['reused']}, "
-                f"{self.stats['requests']} requests, {self.stats['retries']} retries, {bad} lines untranslated, "
+                f"{self.stats['requests']} requests, {self.stats['retries']} retries, {bad} untranslated, "
                 f"{self.stats['output_tokens'] / max(el, 1e-9):,.0f} tok/s, eta {eta}{waiting}")
 
     async def _run(self, docs: list[Doc]) -> None:
