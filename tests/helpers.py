@@ -38,6 +38,20 @@ def one_error(r: subprocess.CompletedProcess, *needles: str) -> str:
     return errors[0]
 
 
+def tiny_notebook(path: Path, fail: bool) -> Path:
+    """A four-cell notebook for headless runs: parameters, a journal record, then a cell that fails or not."""
+    import nbformat  # only the runner and journal tests write notebooks
+
+    nb = nbformat.v4.new_notebook()
+    p = nbformat.v4.new_code_cell("profile = 'tiny'  # profile\nvalue = 2  # a number")
+    p.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell("# test"), p,
+                nbformat.v4.new_code_cell("from lab import journal\njournal.record('answer', value * 21)"),
+                nbformat.v4.new_code_cell("raise ValueError('boom on purpose')" if fail else "print('fine')")]
+    nbformat.write(nb, path)
+    return path
+
+
 class LocalServer:
     """A real HTTP server on 127.0.0.1 in a daemon thread; subclasses hand `_serve` their handler class."""
 

@@ -4,27 +4,16 @@ only themselves."""
 import json
 import os
 import shutil
-from pathlib import Path
 
 import nbformat
+from helpers import tiny_notebook
 
 from lab import journal, runner
 
 
-def _notebook(path: Path, fail: bool) -> Path:
-    nb = nbformat.v4.new_notebook()
-    p = nbformat.v4.new_code_cell("profile = 'tiny'  # profile\nvalue = 2  # a number")
-    p.metadata["tags"] = ["parameters"]
-    nb.cells = [nbformat.v4.new_markdown_cell("# test"), p,
-                nbformat.v4.new_code_cell("from lab import journal\njournal.record('answer', value * 21)"),
-                nbformat.v4.new_code_cell("raise ValueError('boom on purpose')" if fail else "print('fine')")]
-    nbformat.write(nb, path)
-    return path
-
-
 def test_journal_rebuild_is_byte_identical_and_keeps_entries(tmp_path, monkeypatch):
     monkeypatch.setenv("LAB_JOURNAL", str(tmp_path / "journal"))
-    nb = _notebook(tmp_path / "90_good.ipynb", False)
+    nb = tiny_notebook(tmp_path / "90_good.ipynb", False)
     runs = tmp_path / "runs"
     run_dir, ok = runner.run([str(nb)], "tiny", share_server=False, runs_dir=runs)
     assert ok

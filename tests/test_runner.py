@@ -3,11 +3,10 @@ killed runs."""
 
 import json
 import os
-from pathlib import Path
 
 import nbformat
 import pytest
-from helpers import ROOT, lab
+from helpers import ROOT, lab, tiny_notebook
 
 from lab import LabError, journal, pidfile, runner
 
@@ -19,20 +18,9 @@ def test_resolve_names():
         runner.resolve(["99_nope"])
 
 
-def _notebook(path: Path, fail: bool) -> Path:
-    nb = nbformat.v4.new_notebook()
-    p = nbformat.v4.new_code_cell("profile = 'tiny'  # profile\nvalue = 2  # a number")
-    p.metadata["tags"] = ["parameters"]
-    nb.cells = [nbformat.v4.new_markdown_cell("# test"), p,
-                nbformat.v4.new_code_cell("from lab import journal\njournal.record('answer', value * 21)"),
-                nbformat.v4.new_code_cell("raise ValueError('boom on purpose')" if fail else "print('fine')")]
-    nbformat.write(nb, path)
-    return path
-
-
 def test_failing_cell_is_named_output_kept_and_journal_built(tmp_path, monkeypatch):
     monkeypatch.setenv("LAB_JOURNAL", str(tmp_path / "journal"))
-    good, bad = _notebook(tmp_path / "90_good.ipynb", False), _notebook(tmp_path / "91_bad.ipynb", True)
+    good, bad = tiny_notebook(tmp_path / "90_good.ipynb", False), tiny_notebook(tmp_path / "91_bad.ipynb", True)
     run_dir, ok = runner.run([str(good), str(bad)], "tiny", {"value": 5}, share_server=False,
                              runs_dir=tmp_path / "runs")
     assert not ok
@@ -50,7 +38,7 @@ def test_resume_keeps_the_notebooks_that_passed_and_reruns_the_rest_in_the_same_
     """`lab run --resume RUN` after a failure (or a kill): the passed notebook is not executed again, the failed
     one runs in the same folder with the run's own parameters, and the journal entry shows the whole run."""
     monkeypatch.setenv("LAB_JOURNAL", str(tmp_path / "journal"))
-    good = _notebook(tmp_path / "90_good.ipynb", False)
+    good = tiny_notebook(tmp_path / "90_good.ipynb", False)
     flaky = tmp_path / "91_flaky.ipynb"
     nb = nbformat.read(good, as_version=4)
     nb.cells[-1].source = f"assert os.path.exists({str(tmp_path / 'flag')!r}), 'no flag yet'"
@@ -90,7 +78,7 @@ def test_resume_by_a_relative_path_runs_in_that_folder(tmp_path, monkeypatch):
     the relative path named another (the kernel could not bind its sockets: "Kernel died")."""
     monkeypatch.setenv("LAB_JOURNAL", str(tmp_path / "journal"))
     (tmp_path / "nbs").mkdir()
-    flaky = _notebook(tmp_path / "nbs" / "91_flaky.ipynb", False)
+    flaky = tiny_notebook(tmp_path / "nbs" / "91_flaky.ipynb", False)
     nb = nbformat.read(flaky, as_version=4)
     nb.cells[-1].source = (f"import os\njournal.record('run_dir', os.environ['LAB_RUN_DIR'])\n"
                            f"assert os.path.exists({str(tmp_path / 'flag')!r}), 'no flag yet'")
@@ -115,7 +103,7 @@ def test_kernels_see_the_working_folders_profiles_and_folders(tmp_path, monkeypa
     (tmp_path / "work").mkdir()
     tiny = (ROOT / "lab" / "profiles.toml").read_text().split("[smollm2-135m]")[0]
     (tmp_path / "work" / "lab.toml").write_text(tiny.replace("[tiny", "[mine").replace("port = 8011", "port = 8029"))
-    nb = _notebook(tmp_path / "nbs" / "92_where.ipynb", False)
+    nb = tiny_notebook(tmp_path / "nbs" / "92_where.ipynb", False)
     book = nbformat.read(nb, as_version=4)
     book.cells[-1].source = ("from lab import config, paths\njournal.record('profile', config.load('mine').name)\n"
                              "journal.record('logs', str(paths.logs()))")
