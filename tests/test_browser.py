@@ -53,7 +53,7 @@ def jupyterlab(tiny_server, tmp_path):
     assert token not in (tmp_path / "nb" / "01_serving.ipynb").read_text()
 
 
-def test_playground_widget_answers_in_the_browser(jupyterlab):
+def test_playground_widget_answers_in_the_browser(jupyterlab, tmp_path):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
@@ -68,7 +68,9 @@ def test_playground_widget_answers_in_the_browser(jupyterlab):
                  "--no-first-run", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--window-size=1400,1800"):
         opts.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    # Chromium's singleton socket folder (/tmp/org.chromium.Chromium.*) outlived every run: TMPDIR keeps it here
+    service = Service(DRIVER, env={**os.environ, "TMPDIR": str(tmp_path)})
+    driver = webdriver.Chrome(service=service, options=opts)
     try:
         driver.get(f"{url}/lab/tree/01_serving.ipynb?token={token}")
         wait = WebDriverWait(driver, 120)

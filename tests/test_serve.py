@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import tempfile
 import time
@@ -242,3 +243,4 @@ def test_a_server_whose_holder_is_killed_is_stopped_and_one_started_to_stay_is_n
         assert procs.group_pids(server) == [] and not (tmp_path / f"vllm-{port}.json").exists()
     finally:
         procs.stop_group(server)
+        shutil.rmtree(rec["ipc_dir"], ignore_errors=True)  # the left server's socket folder (one per run piled up)
