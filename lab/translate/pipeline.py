@@ -24,7 +24,7 @@ from lab.translate.chunking import LONG_TEXT, OUTPUT_RATIO, Chunk, chunk_budget,
 from lab.translate.document import FAILED_MARK, Doc, halves, load_fixes, lookup, save_manifest, untranslated
 from lab.translate.endpoints import Endpoint, NoEndpoint, Pool
 from lab.translate.outputs import refuse_overwrites, write_all
-from lab.translate.prompts import PromptSpec, feedback, terms_in, with_feedback
+from lab.translate.prompts import CHINESE_ONLY, PromptSpec, feedback, terms_in, with_feedback
 
 __all__ = ["FAILED_MARK", "Abort", "Settings", "Translator"]
 
@@ -216,7 +216,7 @@ class Translator:
             return await self._split(doc, chunk)  # a resumed run goes straight to the halves it cached
         terms = terms_in(chunk.text, self.s.spec.glossary)
         base = self.s.spec.messages(chunk)
-        msgs, extra = base, 0
+        msgs, extra, said = base, 0, 0
         for attempt in range(1, self.s.attempts + 1):
             if attempt > 1:
                 self.stats["retries"] += 1
@@ -248,7 +248,10 @@ class Translator:
                 return list(lines)
             if splittable and self.s.split_at_once and failing(problems) == ["line_count"]:
                 break
+            if {"kana", "japanese_word"} & set(problems):  # Japanese kept: say "only Chinese" from here on
+                base, said = self.s.spec.messages(chunk, chinese_only=True), len(CHINESE_ONLY.encode())
             msgs, extra = self._retry_messages(base, chunk, out, usage[1], failing(problems))
+            extra += said  # its UTF-8 bytes: no fewer than its tokens (no /tokenize call mid-run, below)
         if splittable:
             return await self._split(doc, chunk)
         self.stats["failed_units"] += len(chunk.units)

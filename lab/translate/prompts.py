@@ -16,6 +16,10 @@ TEMPLATES = ("qwen", "sakura")
 # -> 42.4), 1 instead of 13 for the Aozora text, 1 instead of 15 for an unseen 10-line one (chrF 35.8 -> 36.3);
 # the 0.5B, which keeps no line count either way, lost ~1 chrF (README, 2026-12-06). --no-line-note leaves it out.
 LINE_NOTE = "（原文共{n}行。请逐行翻译，译文也是{n}行，一行对一行，只输出译文。）"
+# Said on the retries of a chunk whose reply kept Japanese (kana, a kanji + okurigana word): Qwen2.5-Coder-1.5B
+# rewrote 「ABC株式会社の田中さんは、C++とRustを勉強している。」 as Japanese at three temperatures, and translated it
+# greedily once told this (README, 2026-12-06). First attempts stay the plain preface the fine-tune data uses.
+CHINESE_ONLY = "（只输出中文译文。）"
 SAKURA_SYSTEM = ("你是一个轻小说翻译模型，可以流畅通顺地以日本轻小说的风格将日文翻译成简体中文，"
                  "并联系上下文正确使用人称代词，不擅自添加原文中没有的代词。")
 
@@ -83,14 +87,16 @@ class PromptSpec:
         return json.dumps([self.preface, self.template, terms, self.fewshot, self.context_lines,
                            LINE_NOTE if self.line_note else ""], ensure_ascii=False)
 
-    def instruction(self, text: str) -> str:
-        """The preface, plus the line count a text of several lines must come back in (qwen template)."""
+    def instruction(self, text: str, chinese_only: bool = False) -> str:
+        """The preface, plus the line count a text of several lines must come back in (qwen template), plus
+        CHINESE_ONLY on the retries of a reply that kept Japanese."""
         n = len(lines_of(text))
-        return f"{self.preface}{LINE_NOTE.format(n=n)}" if n > 1 and self.line_note else self.preface
+        note = LINE_NOTE.format(n=n) if n > 1 and self.line_note else ""
+        return f"{self.preface}{note}{CHINESE_ONLY if chinese_only else ''}"
 
     def echoes(self, text: str) -> str:
         """Every instruction line a reply to `text` might echo back (the cleaner drops them)."""
-        return f"{self.preface}\n{self.instruction(text)}"
+        return f"{self.preface}\n{self.instruction(text)}\n{self.instruction(text, True)}"
 
     def longest_note(self) -> str:
         """The longest line-count note a prompt may carry: the token budget reserves room for it."""
@@ -107,8 +113,9 @@ class PromptSpec:
             return f"根据以下术语表（可以为空）：\n{gl}\n"
         return "参考术语：" + "；".join(f"{t.source}→{t.target}" for t in terms)
 
-    def messages(self, chunk: Chunk) -> list[dict[str, str]]:
-        """Chat messages for a chunk: few-shot turns, then glossary, context and the text itself.
+    def messages(self, chunk: Chunk, chinese_only: bool = False) -> list[dict[str, str]]:
+        """Chat messages for a chunk: few-shot turns, then glossary, context and the text itself (chinese_only:
+        a retry's, see CHINESE_ONLY; the sakura template has its own wording and ignores it).
 
         Context is the preceding source lines only: their translations would make a prompt depend on which
         chunk finished first, and the same input must give the same output at any concurrency."""
@@ -131,7 +138,7 @@ class PromptSpec:
             parts.append(head)
         if chunk.context:
             parts.append("上文（仅供参考，不要翻译）：\n" + "\n".join(chunk.context))
-        parts += [self.instruction(chunk.text), chunk.text]
+        parts += [self.instruction(chunk.text, chinese_only), chunk.text]
         return msgs + [{"role": "user", "content": "\n".join(parts)}]
 
 

@@ -43,5 +43,9 @@ def test_checks_accept_what_real_pairs_do():
     for src, zh in pairs:
         assert clean(zh, src) == zh and checks(zh, src, "stop") == [], src
     assert "loop" in checks("咚、" * 30, "トン、" * 8, "stop")  # far more than the source repeats
+    # a sentence the source itself writes 12 times: its translation repeats as often, and is no loop
+    said = "彼女は駅の階段を駆け上がりながら、昨日の夜に届いた手紙のことを考えていた。"
+    assert checks("她一边上台阶一边想着昨晚收到的信。" * 12, said * 12, "stop") == []  # a 17-char unit
+    assert "loop" in checks("她想着昨晚收到的信。" * 30, said * 2, "stop")  # the source says it twice
     probs = checks("葵笑了。\n天空很蓝。", "魔法使いは笑った。\n空は青い。", "stop", [Term("魔法使い", "魔法师")])
     assert probs == ["glossary:魔法使い"] and failing(probs) == []  # a glossary miss only warns

@@ -115,13 +115,15 @@ def test_a_retry_shows_the_rejected_reply_and_what_was_wrong(tmp_path, on):
     try:
         stats = Translator(_settings(tmp_path / "out", fake.url, feedback=on, split=False)).run(
             _doc(tmp_path, ["一通目の消印は春だった。"]))
-        assert len(seen) == 2 and seen[0] == seen[1][:len(seen[0])]
+        # the retry asks for Chinese only (the reply kept Japanese), and with feedback shows what it kept
+        asked = [{"role": "user", "content": seen[0][0]["content"].replace("\n", "（只输出中文译文。）\n", 1)}]
+        assert len(seen) == 2 and seen[1][:1] == asked
         if on:
             assert seen[1][-2:][0] == {"role": "assistant", "content": "一通目の消印是春天。"}
             assert stats["rescued_by_retry"] == 1 and stats["failed_units"] == 0
             assert (tmp_path / "out" / "in.zh.txt").read_text() == "第一封的邮戳是春天。\n"
-        else:  # sampling alone: the same prompt again
-            assert seen[1] == seen[0] and stats["failed_units"] == 1
+        else:  # sampling and the note alone: the same prompt plus the note
+            assert seen[1] == asked and stats["failed_units"] == 1
     finally:
         fake.close()
 
@@ -136,7 +138,8 @@ def test_feedback_is_left_out_where_the_context_has_no_room_for_it(tmp_path):
     try:
         s = _settings(tmp_path / "out", fake.url, feedback=True, split=False)
         Translator(s).run(_doc(tmp_path, ["一通目の消印は春だった。"]))
-        assert len(seen) == 2 and seen[1] == seen[0]
+        assert len(seen) == 2 and len(seen[1]) == 1  # no feedback turns: the note only
+        assert seen[1][0]["content"].startswith(PREFACE + "（只输出中文译文。）")
     finally:
         fake.close()
 
