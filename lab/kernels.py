@@ -23,6 +23,12 @@ def kernel_manager(stderr_log: Path, sockets: str) -> type:
         def _headless_ip(self) -> str:
             return sockets
 
+        @default("connection_file")
+        def _headless_connection_file(self) -> str:
+            # beside its sockets, not jupyter_client's /tmp/tmpXXXX.json, which a SIGKILLed run left behind
+            Path(sockets).parent.mkdir(parents=True, exist_ok=True)
+            return f"{sockets}.json"
+
         async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
             stderr_log.parent.mkdir(parents=True, exist_ok=True)
             with open(stderr_log, "ab") as err:  # the child keeps its own copy of the descriptor

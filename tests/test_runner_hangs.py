@@ -57,8 +57,9 @@ def test_a_stuck_cell_fails_its_notebook_its_kernel_is_stopped_and_the_run_goes_
 
 def test_two_runs_from_one_folder_both_finish_with_sockets_in_their_own_run_folders(tmp_path):
     nb = _notebook(tmp_path / "92_sockets.ipynb",
-                   "import json\nfrom ipykernel import get_connection_info\nfrom lab import journal\n"
-                   "journal.record('ip', json.loads(get_connection_info())['ip'])")
+                   "import json\nfrom ipykernel import get_connection_file, get_connection_info\n"
+                   "from lab import journal\njournal.record('ip', json.loads(get_connection_info())['ip'])\n"
+                   "journal.record('file', get_connection_file())")
     short = Path(tempfile.mkdtemp(prefix="lr-"))  # pytest's own folders are too deep for a socket address
     env = {**os.environ, "LAB_RUNS": str(short / "runs"), "LAB_JOURNAL": str(tmp_path / "journal")}
     cmd = [sys.executable, "-m", "lab.cli", "run", str(nb), "--profile", "tiny", "--no-share-server",
@@ -71,9 +72,11 @@ def test_two_runs_from_one_folder_both_finish_with_sockets_in_their_own_run_fold
     assert len(runs) == 2
     from lab import journal
     for d in runs:
-        ip = journal.records_of(d / nb.name)[0]["value"]
+        ip, file = (r["value"] for r in journal.records_of(d / nb.name))
         assert ip == str((d / "kernels" / nb.stem).resolve()), ip  # absolute, inside this run's folder
+        assert file == f"{ip}.json", file  # its connection file (the kernel's key) too, never /tmp/tmpXXXX.json
         assert not list((d / "kernels").glob(f"{nb.stem}-[0-9]"))  # the kernel's sockets are removed after
+        assert not Path(file).exists()  # and so is the connection file
     assert not list(ROOT.glob("kernel-ipc-*")) and not list((ROOT / "notebooks").glob("kernel-ipc-*"))
     shutil.rmtree(short)
 
