@@ -6,6 +6,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -53,7 +54,16 @@ def jupyterlab(tiny_server, tmp_path):
     assert token not in (tmp_path / "nb" / "01_serving.ipynb").read_text()
 
 
-def test_playground_widget_answers_in_the_browser(jupyterlab, tmp_path):
+@pytest.fixture
+def chrome_tmp():
+    """Chromium's TMPDIR: its singleton socket folder (/tmp/org.chromium.Chromium.*) outlived every run. Not
+    pytest's tmp_path: under xdist that is too deep for a Unix socket's 107 bytes, and Chromium exited at start."""
+    folder = tempfile.mkdtemp(prefix="lab-chrome-")
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_playground_widget_answers_in_the_browser(jupyterlab, chrome_tmp):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
@@ -68,9 +78,7 @@ def test_playground_widget_answers_in_the_browser(jupyterlab, tmp_path):
                  "--no-first-run", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--window-size=1400,1800"):
         opts.add_argument(flag)
-    # Chromium's singleton socket folder (/tmp/org.chromium.Chromium.*) outlived every run: TMPDIR keeps it here
-    service = Service(DRIVER, env={**os.environ, "TMPDIR": str(tmp_path)})
-    driver = webdriver.Chrome(service=service, options=opts)
+    driver = webdriver.Chrome(service=Service(DRIVER, env={**os.environ, "TMPDIR": chrome_tmp}), options=opts)
     try:
         driver.get(f"{url}/lab/tree/01_serving.ipynb?token={token}")
         wait = WebDriverWait(driver, 120)
