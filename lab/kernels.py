@@ -26,7 +26,6 @@ def kernel_manager(stderr_log: Path, sockets: str) -> type:
         @default("connection_file")
         def _headless_connection_file(self) -> str:
             # beside its sockets, not jupyter_client's /tmp/tmpXXXX.json, which a SIGKILLed run left behind
-            Path(sockets).parent.mkdir(parents=True, exist_ok=True)
             return f"{sockets}.json"
 
         async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
@@ -51,6 +50,7 @@ def socket_prefix(run_dir: Path, stem: str) -> str:
     then a private temporary folder (mode 700) holds them."""
     prefix = str((run_dir / "kernels" / stem).resolve())
     if len(prefix) + 3 <= _SOCKET_PATH_MAX:
+        Path(prefix).parent.mkdir(parents=True, exist_ok=True)  # the connection file is written before the launch
         return prefix
     return str(Path(tempfile.mkdtemp(prefix=_TEMP_SOCKETS)) / stem[:16])
 
