@@ -6,13 +6,17 @@ from pathlib import Path
 from typing import Any
 
 from lab import LabError, paths
+from lab.translate import sources
 from lab.translate.chunking import refuse_long_line
 from lab.translate.document import FAILED_MARK
 from lab.translate.prompts import Term, terms_in
 
 
 def _lines(path: Path, what: str) -> list[str]:
-    lines = [ln for ln in paths.read_text(path, what).splitlines() if ln.strip()]
+    """The lines with text of a translation or reference (UTF-8), or of a source read as `lab translate` reads it
+    (Shift_JIS, Aozora markup: 32 lines of ame.txt are the 22 its translation has)."""
+    text = sources.source_text(path) if what == "source" else paths.read_text(path, what)
+    lines = [ln for ln in text.splitlines() if ln.strip()]
     for i, ln in enumerate(lines):  # chrF's n-gram counts: a 2,000,000-character line took 0.58 GB and 5 s
         refuse_long_line(ln, f"{path}: line {i + 1} (of those with text)")
     return lines

@@ -116,6 +116,13 @@ def read_text(path: str | Path, aozora: bool = False) -> tuple[str, str]:
     return text, enc
 
 
+def source_text(p: Path) -> str:
+    """A .txt file's text as `lab translate` reads it by default (any supported encoding, Aozora markup removed
+    when detected): what the lines of its translation align with."""
+    text = _decoded(p)[0]
+    return clean_aozora(text)[0] if looks_aozora(text) else text
+
+
 def _decoded(p: Path) -> tuple[str, str]:
     """A file's text with \n line ends, and its detected encoding."""
     text, enc = decode(paths.read_bytes(p, "input"), str(p))

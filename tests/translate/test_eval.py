@@ -37,3 +37,22 @@ def test_partial_eval_scores_what_has_a_reference_and_nothing_is_no_error(tmp_pa
     assert ev.evaluate(hyp, ref, partial=True)["total"] == {"doc": "ALL", "chrf": None, "bleu": None,
                                                            "untranslated_lines": 0}
     assert ev.evaluate(hyp, tmp_path / "none", partial=True)["rows"] == []
+
+
+@pytest.mark.parametrize("enc", ["utf-8", "cp932"])
+def test_a_source_is_read_as_the_translation_read_it(tmp_path, enc):
+    """--source with an Aozora Bunko file (32 lines, 22 after its markup) or a Shift_JIS one: the lines align
+    with its translation's, as `lab translate` cleaned and decoded them; before, 'they must align' or 'not UTF-8'."""
+    from helpers import ROOT, lab
+    novel = ROOT / "data" / "translation" / "aozora"
+    for d in ("hyp", "ref", "src"):
+        (tmp_path / d).mkdir()
+    ref = (novel / "ame.zh.txt").read_text("utf-8")
+    (tmp_path / "hyp" / "ame.zh.txt").write_text(ref, encoding="utf-8")
+    (tmp_path / "ref" / "ame.txt").write_text(ref, encoding="utf-8")
+    (tmp_path / "src" / "ame.txt").write_bytes((novel / "ame.txt").read_text("utf-8").encode(enc))
+    (tmp_path / "g.tsv").write_text("雨\t雨\n", encoding="utf-8")  # in the title and in lines of the text
+    r = lab("translate", "eval", str(tmp_path / "hyp"), str(tmp_path / "ref"), "--source", str(tmp_path / "src"),
+            "--glossary", str(tmp_path / "g.tsv"))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[1].split() == ["ame", "100.0", "100.0", "0", "1.0"]
