@@ -52,6 +52,19 @@ def _number(v: Any) -> bool:
     return _whole(v) or isinstance(v, float)
 
 
+def _integer(name: str, key: str, v: Any, what: str) -> int:
+    """A whole number from TOML (8000, 8000.0) or the environment ("8000"); true (int(True) is port 1), 8000.5
+    (int() would drop the .5) or "x" is refused naming the profile and the field."""
+    if isinstance(v, str):
+        try:
+            return int(v)
+        except ValueError:
+            pass
+    elif _whole(v) or (isinstance(v, float) and v.is_integer()):
+        return int(v)
+    raise LabError(f"profile {name!r}: {key} must be {what}, got {v!r}")
+
+
 def _serve_value_problem(key: str, v: Any) -> str | None:
     """What is wrong with serve.<key> = v, or None."""
     if key in _POSITIVE:
@@ -101,18 +114,12 @@ def checked_body(name: str, body: dict[str, Any], host: str, cell_timeout: int) 
     """A profile's table with port and cell_timeout as integers, every field checked; one LabError naming the
     profile and the field otherwise (`host` and `cell_timeout`: the defaults)."""
     body = dict(body)
-    try:
-        body["port"] = int(body.get("port", 8000))
-    except ValueError:
-        raise LabError(f"profile {name!r}: port must be an integer, got {body['port']!r}") from None
+    body["port"] = _integer(name, "port", body.get("port", 8000), "an integer")
     if not 0 < body["port"] < 65536:
         raise LabError(f"profile {name!r}: port must be between 1 and 65535, got {body['port']}")
     body["host"] = checked_host(name, str(body.get("host", host)))
-    try:
-        body["cell_timeout"] = int(body.get("cell_timeout", cell_timeout))
-    except (TypeError, ValueError):
-        raise LabError(f"profile {name!r}: cell_timeout must be a number of seconds, "
-                       f"got {body['cell_timeout']!r}") from None
+    body["cell_timeout"] = _integer(name, "cell_timeout", body.get("cell_timeout", cell_timeout),
+                                    "a number of seconds")
     if body["cell_timeout"] < 0:
         raise LabError(f"profile {name!r}: cell_timeout must be >= 0 seconds (0: no limit), got {body['cell_timeout']}")
     if body.get("device", "cpu") not in ("cpu", "cuda"):
