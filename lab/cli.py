@@ -225,7 +225,7 @@ def _add_chat(sub: argparse._SubParsersAction) -> None:
     """Register `lab chat`."""
     from lab import client
     p = sub.add_parser("chat", help="one chat completion from the terminal (streams the answer)")
-    p.add_argument("prompt", help="the user message")
+    p.add_argument("prompt", type=options.nonempty("a message"), help="the user message")
     options.endpoint_opts(p)
     p.add_argument("--system", help="system message (default: none)")
     p.add_argument("--max-tokens", type=options.POSITIVE_INT, default=256, help="tokens in the answer (default: 256)")

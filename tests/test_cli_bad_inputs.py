@@ -295,6 +295,13 @@ def test_bench_run_on_a_port_another_program_holds_fails_before_measuring_and_li
     assert r.returncode == 2 and "--rates" in r.stderr
 
 
+def test_an_empty_chat_message_is_refused_before_any_request():
+    """`lab chat ""` sent an empty user turn and printed the model's ramble to nothing, exit 0."""
+    for empty in ("", " \n"):
+        r = lab("chat", empty, "--base-url", "http://127.0.0.1:9/v1")
+        assert r.returncode == 2 and "argument prompt: expected a message, got an empty one" in r.stderr
+
+
 def test_c2rust_check_of_a_binary_file_or_a_folder(tmp_path):
     c_dir = ROOT / "data" / "c_to_rust" / "str_to_int"
     (tmp_path / "x.rs").write_bytes(b"fn main() {}\n\xa4\x00\xff")
