@@ -156,14 +156,15 @@ def source_of(body: dict, preface: str) -> str:
     return turn.rsplit(preface, 1)[1].split("\n", 1)[1]
 
 
-def openai_fake(reply, max_model_len: int = 4096, model: str = "fake"):
+def openai_fake(reply, max_model_len: int = 4096, model: str = "fake", adapters: tuple[str, ...] = ()):
     """A real local OpenAI-like server: reply(body) -> (status, content | None for a hang, finish_reason).
 
     content may be a dict: the message's fields (e.g. content and reasoning_content, as vLLM's reasoning
-    parser sends them)."""
+    parser sends them). `adapters`: more served names after `model`, as vLLM lists LoRA modules."""
     def handler(path, body):
         if path.endswith("/models"):
-            return 200, {"object": "list", "data": [{"id": model, "object": "model", "max_model_len": max_model_len}]}
+            return 200, {"object": "list", "data": [{"id": m, "object": "model", "max_model_len": max_model_len}
+                                                    for m in (model, *adapters)]}
         if path.endswith("/tokenize"):
             text = body.get("prompt") or "".join(m["content"] for m in body.get("messages", []))
             return 200, {"count": len(text)}

@@ -5,7 +5,7 @@ import shutil
 from types import SimpleNamespace
 
 import pytest
-from helpers import ROOT, FakeServer, source_of
+from helpers import ROOT, openai_fake, source_of
 
 from lab.translate import PromptSpec, base_vs_adapter, scored
 from lab.translate import translate as translate_step
@@ -16,18 +16,10 @@ PAIRS = dict(ln.split("\t") for ln in (NOVEL / "ame.pairs.tsv").read_text("utf-8
 SPEC = PromptSpec()
 
 
-def handler(path, body):
+def reply(body):
     """vLLM serving a base model and its adapter: the adapter answers as the reference, the base one character."""
-    if path.endswith("/models"):
-        return 200, {"object": "list", "data": [{"id": m, "object": "model", "max_model_len": 4096}
-                                                for m in ("base", "ame-lora")]}
-    if path.endswith("/tokenize"):
-        return 200, {"count": len(body.get("prompt") or "".join(m["content"] for m in body.get("messages", [])))}
     src = source_of(body, SPEC.preface).split("\n")
-    text = "\n".join(PAIRS[x] if body["model"] == "ame-lora" else "的" for x in src)
-    return 200, {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-                 "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
-                 "usage": {"prompt_tokens": 10, "completion_tokens": len(text), "total_tokens": 10 + len(text)}}
+    return 200, "\n".join(PAIRS[x] if body["model"] == "ame-lora" else "的" for x in src), "stop"
 
 
 @pytest.fixture
@@ -37,7 +29,7 @@ def folders(tmp_path):
     shutil.copy(NOVEL / "ame.txt", tmp_path / "in" / "ame.txt")
     shutil.copy(NOVEL / "ame.zh.txt", tmp_path / "ref" / "ame.txt")
     (tmp_path / "in" / "extra.txt").write_text("\n".join(list(PAIRS)[:2]) + "\n", encoding="utf-8")  # no reference
-    srv = FakeServer(handler)
+    srv = openai_fake(reply, model="base", adapters=("ame-lora",))
     yield tmp_path, SimpleNamespace(base_url=srv.url, api_key="secret-key"), srv
     srv.close()
 
