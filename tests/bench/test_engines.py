@@ -1,0 +1,54 @@
+"""lab.bench.engines: transformers generate on the tiny model (exact token counts, batching that changes no token),
+and the choice of the fastest correct transformers configuration (synthetic runs)."""
+
+import pytest
+
+from lab import LabError
+from lab.bench import engines
+
+PROMPTS = ["駅に着いた。", "What is the capital of France?", "a"]
+
+
+def test_hf_generate_gives_exactly_output_len_tokens_and_batching_changes_none(tiny_model_dir):
+    one = engines.hf_generate(str(tiny_model_dir), PROMPTS, batch=1, output_len=6, dtype="float32")
+    three = engines.hf_generate(str(tiny_model_dir), PROMPTS, batch=3, output_len=6, dtype="float32")
+    assert [len(t) for t in one["token_ids"]] == [6, 6, 6] and one["output_tokens"] == 18
+    assert three["token_ids"] == one["token_ids"]  # left padding: each row continues its own prompt
+    assert len(one["e2e"]) == 3 and len(set(three["e2e"])) == 1  # a batch's rows end together
+    assert one["engine"] == "hf" and three["batch"] == 3 and one["wall_s"] > 0
+
+
+def _fake_runs(speed: dict[tuple[str, int], float], heads: dict[str, list[int]]):
+    calls = []
+
+    def run(func, env=None, **kw):
+        calls.append((kw["dtype"], kw["threads"]))
+        ids = [heads[kw["dtype"]] + [0] * 24 for _ in kw["prompts"]]
+        return {"token_ids": ids, "output_tokens": 32 * len(kw["prompts"]),
+                "wall_s": 32 * len(kw["prompts"]) / speed[(kw["dtype"], kw["threads"])]}
+    return run, calls
+
+
+class Prof:
+    def model_path(self) -> str:
+        return "/m"
+
+
+@pytest.mark.parametrize("bf16_heads,best", [([1, 2, 3, 4, 5, 6, 7, 8], ("bfloat16", 2)),   # agrees: fastest wins
+                                             ([1, 2, 3, 9, 9, 9, 9, 9], ("float32", 1))])  # a broken kernel loses
+def test_the_best_transformers_baseline_is_the_fastest_that_agrees_with_float32(monkeypatch, bf16_heads, best):
+    speed = {("float32", 2): 10.0, ("float32", 1): 11.0, ("bfloat16", 2): 30.0, ("bfloat16", 1): 20.0}
+    run, calls = _fake_runs(speed, {"float32": [1, 2, 3, 4, 5, 6, 7, 8], "bfloat16": bf16_heads})
+    monkeypatch.setattr(engines, "run_isolated", run)
+    monkeypatch.setattr(engines.isolate, "pinned_env", lambda prof: {})
+    monkeypatch.setattr(engines.os, "sched_getaffinity", lambda pid: {0, 1})
+    res = engines.best_hf_b1(Prof(), ["p", "q"], output_len=32)
+    assert calls == [("float32", 2), ("float32", 1), ("bfloat16", 2), ("bfloat16", 1)]  # every dtype x threads
+    assert (res["best"]["dtype"], res["best"]["threads"]) == best
+    assert [r["tok_s"] for r in res["configs"]] == [10.0, 11.0, 30.0, 20.0]
+    assert all(r["agrees_with_float32"] for r in res["configs"] if r["dtype"] == "float32")
+
+
+def test_only_the_two_engine_functions_run_isolated():
+    with pytest.raises(LabError, match="unknown engine function 'os:system'"):
+        engines.run_isolated("os:system")
