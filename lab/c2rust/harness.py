@@ -173,7 +173,9 @@ def run_cases(binary: Path, cases: list[Case], work: Path) -> list[CaseResult]:
         d.mkdir()
         exe = d / binary.name
         os.link(binary, exe)  # same folder tree: a link, not a copy per case
-        out = sandbox.run([str(exe), *case.args], d, case.stdin, CASE_CPU_S, CASE_WALL_S)
+        # run as ./prog from its folder: argv[0] is then the same for the C program and its translation, and
+        # the same each run (a usage line printing argv[0] showed /tmp/lab-sandbox-0/lab-c2rust-PID-RANDOM/...)
+        out = sandbox.run([f"./{exe.name}", *case.args], d, case.stdin, CASE_CPU_S, CASE_WALL_S)
         results.append(judge(case, i, out))
     return results
 

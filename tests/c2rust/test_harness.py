@@ -56,6 +56,17 @@ def test_the_programs_written_after_the_loop_was_tuned_have_passing_references(n
     assert any(c.stdin for c in cases) or any(c.exit_code for c in cases)
 
 
+def test_a_program_that_prints_its_own_name_sees_the_same_one_in_c_and_rust_each_run():
+    """Cases run as ./prog from their folder: a usage line with argv[0] printed the case's random sandbox path, so no
+    expected output could hold it and the C reference failed its own tests."""
+    from lab.c2rust.tasks import Case
+    cases = [Case([], "", "usage: ./prog N\n", 2)]
+    c = '#include <stdio.h>\nint main(int argc, char **argv) { printf("usage: %s N\\n", argv[0]); return 2; }\n'
+    rust = 'fn main() { println!("usage: {} N", std::env::args().next().unwrap()); std::process::exit(2); }\n'
+    for _ in range(2):
+        assert c2rust.check_source(c, cases, lang="c").ok and c2rust.check_source(rust, cases).ok
+
+
 def test_temp_dirs_are_removed(tmp_path, monkeypatch):
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     import tempfile
