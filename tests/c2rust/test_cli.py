@@ -1,0 +1,47 @@
+"""lab.c2rust.cli: `check` as a person reads it (summary, the diff of each failing case) and as a script reads it
+(--json: stdout is the report alone), on a real program in the sandbox; `batch`'s summary and exit status."""
+
+import json
+
+from helpers import ROOT, lab
+
+from lab import cli
+from lab.c2rust import cli as c2rust_cli
+
+PROG = ROOT / "data" / "c_to_rust" / "str_to_int"
+
+
+def test_check_shows_the_failing_cases_diff_and_json_is_the_report_alone(tmp_path):
+    wrong = tmp_path / "wrong.rs"
+    good = (PROG / "reference.rs").read_text()
+    assert 'println!("{}", parse(a));' in good
+    wrong.write_text(good.replace('println!("{}", parse(a));', 'println!("> 0"); println!("{}", parse(a));'))
+    r = lab("c2rust", "check", str(PROG / "prog.c"), str(PROG / "tests.json"), str(wrong), timeout=300)
+    assert r.returncode == 1 and r.stdout.startswith("sandbox: bubblewrap"), r.stdout + r.stderr
+    assert "C reference: " in r.stdout and "\nRust: " in r.stdout and "--- case 0 (wrong_output" in r.stdout
+    assert "+> 0" in r.stdout  # the diff shows the extra line
+    j = lab("c2rust", "check", str(PROG / "prog.c"), str(PROG / "tests.json"), str(PROG / "reference.rs"),
+            "--json", timeout=300)
+    rep = json.loads(j.stdout)  # nothing but the report on stdout
+    assert j.returncode == 0 and rep["compiled"] and rep["passed"] == rep["total"] >= 1
+    assert j.stderr.startswith("sandbox: bubblewrap")
+
+
+def test_batch_prints_its_summary_and_fails_unless_every_program_passes(monkeypatch, tmp_path, capsys):
+    res = {"rows": [{"program": "a", "ok": True, "compiled": True, "passed": 3, "total": 3},
+                    {"program": "b", "ok": False, "compiled": False, "passed": 0, "total": 2}],
+           "success_rate": 0.5, "compiled_rate": 0.5, "mean_rounds": 2.5, "tokens": 1234}
+    seen = {}
+
+    def fake_batch(folder, client, settings, out):
+        seen.update(folder=folder, settings=settings, out=out)
+        return res
+    monkeypatch.setattr(c2rust_cli.loop, "batch", fake_batch)
+    monkeypatch.setattr(c2rust_cli.options, "client", lambda a: None)
+    args = ["c2rust", "batch", "progs", "--rounds", "3", "--candidates", "2", "--out", str(tmp_path / "o")]
+    assert cli.main(args) == 1
+    out = capsys.readouterr().out
+    assert f"success 50%, compiled 50%, mean rounds 2.5, tokens 1234; reports in {tmp_path / 'o'}" in out
+    assert (seen["settings"].rounds, seen["settings"].candidates, seen["folder"]) == (3, 2, "progs")
+    res["success_rate"] = 1.0
+    assert cli.main(args) == 0
