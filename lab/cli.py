@@ -11,7 +11,7 @@ import sys
 import threading
 from typing import Any
 
-from lab import LabError, crash, options
+from lab import LabError, crash, options, paths
 from lab.bench.cli import add_commands as bench_commands
 from lab.c2rust.cli import add_commands as c2rust_commands
 from lab.finetune.cli import add_commands as finetune_commands
@@ -37,7 +37,7 @@ def _profiles(a: argparse.Namespace) -> int:
         try:
             config.load(n, check_device=False)
         except LabError as e:
-            print(crash.one_line(f"warning: {e}"), file=sys.stderr)
+            print(paths.one_line(f"warning: {e}"), file=sys.stderr)
     return 0
 
 
@@ -344,7 +344,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
     except LabError as e:
-        print(crash.one_line(f"error: {e}"), file=sys.stderr)
+        print(paths.one_line(f"error: {e}"), file=sys.stderr)
         return 1
     except KeyboardInterrupt as e:
         sig = getattr(e, "signum", signal.SIGINT)
@@ -358,14 +358,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         where = f"{e.filename}: " if e.filename else ""
         hint = " (disk full): free some space and rerun; finished work is kept on disk" \
             if e.errno in (errno.ENOSPC, errno.EDQUOT) else ""
-        print(crash.one_line(f"error: {where}{e.strerror or e}{hint}"), file=sys.stderr)
+        print(paths.one_line(f"error: {where}{e.strerror or e}{hint}"), file=sys.stderr)
         return 1
     except Exception as e:  # a server error a stage did not convert still gets one line
         import openai
         if isinstance(e, openai.OpenAIError):
             from lab.server_errors import server_error
             url = getattr(getattr(e, "request", None), "url", "the server")
-            print(crash.one_line(f"error: {server_error(e, url)}"), file=sys.stderr)  # a server's text may be anything
+            print(paths.one_line(f"error: {server_error(e, url)}"), file=sys.stderr)  # a server's text may be anything
             return 1
         if crash.wanted():
             raise

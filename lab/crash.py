@@ -23,14 +23,6 @@ def masked_argv(argv: list[str]) -> list[str]:
     return out
 
 
-def one_line(text: str) -> str:
-    """Text for an `error:` or status line: control characters (a newline or an ESC in a file name) as escapes,
-    so a hostile name can neither split the line nor drive the terminal."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
-
-
 def listed(names: list[str], most: int = 5) -> str:
     """The first `most` names and how many more: a folder of 2,000 texts made a 40 kB "wrote ..." line."""
     shown = ", ".join(names[:most])
@@ -59,7 +51,7 @@ def report(e: BaseException, argv: list[str] | None = None) -> int:
     except OSError:
         pass
     line = f"error: internal error {type(e).__name__}: {e} (a bug in lab, not in your input; {where})"
-    print(_masked(one_line(line)), file=sys.stderr, flush=True)
+    print(_masked(paths.one_line(line)), file=sys.stderr, flush=True)
     return 1
 
 

@@ -136,7 +136,7 @@ def _main(argv: list[str]) -> int:
     try:
         res = getattr(importlib.import_module(module), func)(**json.loads(kwargs))
     except LabError as e:
-        print(crash.one_line(f"error: {e}"), flush=True)
+        print(paths.one_line(f"error: {e}"), flush=True)
         return 1
     except Exception as e:  # a bug: the parent shows this one line, the traceback stays in logs/
         if crash.wanted():

@@ -107,6 +107,21 @@ def atomic_write(path: Path, data: bytes | str, durable: bool = True, mode: int 
 
 # File systems allow 255 bytes a name; an output adds at most ".bilingual.md" (13) or ".log.jsonl" (10) to a
 # name it takes from its input, so names taken from inputs are kept to 200 bytes (66 kanji).
+def one_line(text: str) -> str:
+    """Text for an `error:`, warning or status line: control characters (a newline or an ESC in a file name) as
+    escapes, so a hostile name can neither split the line nor drive the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def shown(text: str) -> str:
+    """Several lines of untrusted text (a model-written program's output, a source line) for the terminal: line
+    breaks kept, every other control character escaped (an ESC ] 0 ; ... BEL retitled the terminal, ESC [ 2 J
+    cleared it)."""
+    return "\n".join(one_line(ln) for ln in text.split("\n"))
+
+
 MAX_NAME_BYTES = 200
 
 
@@ -165,7 +180,7 @@ def inside(folder: str | Path, files: list[Path]) -> list[Path]:
         if f.resolve().is_relative_to(top):
             kept.append(f)
         else:
-            print(f"warning: {f}: a link to {f.resolve()}, outside {folder}; skipped", file=sys.stderr)
+            print(one_line(f"warning: {f}: a link to {f.resolve()}, outside {folder}; skipped"), file=sys.stderr)
     return kept
 
 

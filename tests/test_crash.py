@@ -31,12 +31,6 @@ def test_lab_traceback_reads_yes_and_no_and_never_raises(monkeypatch, value, wan
     assert crash.wanted() is want
 
 
-def test_one_line_escapes_control_characters_only():
-    assert crash.one_line("error: 猫.txt: fine\tnot") == "error: 猫.txt: fine\\tnot"
-    assert crash.one_line("a\nb\x1b[31mc\r") == "a\\nb\\x1b[31mc\\r"
-    assert crash.one_line("吾輩は猫である。") == "吾輩は猫である。"
-
-
 def test_a_long_list_of_names_is_cut_to_a_few_and_a_count():
     """A folder of 2,000 texts made `lab translate` print one 40 kB "wrote f0000.zh.txt, ..." line."""
     names = [f"f{i:04d}.zh.txt" for i in range(2000)]

@@ -150,3 +150,15 @@ def test_inside_keeps_links_within_the_folder_and_names_each_that_leaves_it(tmp_
     assert paths.inside(tmp_path / "d", files) == [files[0], files[2]]
     assert capsys.readouterr().err == \
         f"warning: {files[1]}: a link to {tmp_path / 'secret'}, outside {tmp_path / 'd'}; skipped\n"
+
+
+def test_one_line_escapes_control_characters_only():
+    assert paths.one_line("error: 猫.txt: fine\tnot") == "error: 猫.txt: fine\\tnot"
+    assert paths.one_line("a\nb\x1b[31mc\r") == "a\\nb\\x1b[31mc\\r"
+    assert paths.one_line("吾輩は猫である。") == "吾輩は猫である。"
+
+
+def test_shown_keeps_line_breaks_and_escapes_what_drives_a_terminal():
+    text = "ok 42\n\x1b]0;pwned\x07\x1b[2J雨\n"
+    assert paths.shown(text) == "ok 42\n\\x1b]0;pwned\\x07\\x1b[2J雨\n"
+    assert paths.shown("吾輩\n猫") == "吾輩\n猫"

@@ -65,7 +65,9 @@ def _check(a: argparse.Namespace) -> int:
     if not a.json:
         for case in rep.cases:
             if not case.passed and case.diff:
-                print(f"--- case {case.index} ({case.reason}{': ' + case.note if case.note else ''})\n{case.diff}")
+                # the diff holds what a model-written program printed: shown, never able to drive the terminal
+                print(paths.shown(f"--- case {case.index} ({case.reason}{': ' + case.note if case.note else ''})\n"
+                                  f"{case.diff}"))
     return 0 if rep.ok else 1
 
 

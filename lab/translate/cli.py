@@ -129,11 +129,11 @@ def _run(a: argparse.Namespace) -> int:
     srcs = sources.load(a.input, s.out, s.aozora)  # input problems first: no server asked, nothing created
     for src in srcs:
         for note in src.notes:
-            print(f"read: {src.path}: {note}")
+            print(paths.one_line(f"read: {src.path}: {note}"))
     locks.refuse_if_busy(s.out, "lab translate")  # before the server is asked anything
     stats = Translator(s).run(srcs)
     paths.atomic_write(s.out / RUN_STATS, json.dumps(stats, ensure_ascii=False, indent=1) + "\n")
-    print(crash.one_line(f"translated {stats['documents']} document(s), {stats['chunks']} chunks ({stats['reused']} "
+    print(paths.one_line(f"translated {stats['documents']} document(s), {stats['chunks']} chunks ({stats['reused']} "
                          f"reused from an earlier run) in {stats['wall_s']:.0f} s with {stats['requests']} requests "
                          f"({stats['retries']} retries, {stats['splits']} splits); wrote "
                          f"{crash.listed(stats['outputs'])} in {s.out}"))
@@ -157,18 +157,21 @@ def _fix(a: argparse.Namespace) -> int:
     doc = document.load_doc(out, a.doc or found[0])
     if a.text is None:
         document.check_line(doc, a.line)
-        print(f"source: {doc.lines[a.line - 1]}\ncurrent: {document.assemble(doc)[a.line - 1][1]}")
+        print(paths.one_line(f"source: {doc.lines[a.line - 1]}"))  # a source line may hold an ESC sequence
+        print(paths.one_line(f"current: {document.assemble(doc)[a.line - 1][1]}"))
         return 0
     document.save_fix(out, doc, a.line, a.text)
     res = rebuild(out)
-    print(f"{doc.name} line {a.line} locked to your translation; rewrote {crash.listed(res['outputs'])}")
+    print(paths.one_line(f"{doc.name} line {a.line} locked to your translation; "
+                         f"rewrote {crash.listed(res['outputs'])}"))
     _say_untranslated(out, res["untranslated_lines"])
     return 0
 
 
 def _rebuild(a: argparse.Namespace) -> int:
     res = rebuild(Path(a.out), a.bilingual, a.epub)
-    print(f"rebuilt {res['documents']} document(s) from the cache, nothing sent: {crash.listed(res['outputs'])}")
+    print(paths.one_line(f"rebuilt {res['documents']} document(s) from the cache, nothing sent: "
+                         f"{crash.listed(res['outputs'])}"))
     _say_untranslated(Path(a.out), res["untranslated_lines"])
     return 0
 

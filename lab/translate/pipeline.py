@@ -134,7 +134,8 @@ class Translator:
         for src in srcs:
             lines = src.text.split("\n")
             if len(src.text) > LONG_TEXT and self.s.progress_every_s > 0:  # what the silence is, while it lasts
-                print(f"translate: counting {src.name}'s {len(src.text):,} characters on the server", flush=True)
+                print(paths.one_line(f"translate: counting {src.name}'s {len(src.text):,} characters on the server"),
+                      flush=True)
             try:
                 # A chunk's prompt carries only the glossary terms in it (a 200,000-entry glossary counted whole
                 # refused every text on a 2,048-token model); they take context as the source does, 2.5 x less

@@ -242,7 +242,7 @@ def load(path: str | Path, out: Path | None = None, aozora: bool | None = None) 
         if not text.strip():
             if len(files) == 1:
                 raise LabError(f"{f}: empty file, nothing to translate")
-            print(f"warning: {f}: empty file, skipped", file=sys.stderr)
+            print(paths.one_line(f"warning: {f}: empty file, skipped"), file=sys.stderr)
             continue
         src = _named(Source(f, base, text, enc))
         if aozora or (aozora is None and looks_aozora(text)):

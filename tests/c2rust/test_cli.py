@@ -45,3 +45,13 @@ def test_batch_prints_its_summary_and_fails_unless_every_program_passes(monkeypa
     assert (seen["settings"].rounds, seen["settings"].candidates, seen["folder"]) == (3, 2, "progs")
     res["success_rate"] = 1.0
     assert cli.main(args) == 0
+
+
+def test_what_a_program_prints_cannot_drive_the_terminal(tmp_path):
+    """A model-written program's output reaches the terminal in check's diff: ESC ] 0 ; ... BEL retitled it and
+    ESC [ 2 J cleared it. Shown escaped instead."""
+    rs = tmp_path / "esc.rs"
+    rs.write_text('fn main() { println!("\\x1b]0;pwned\\x07\\x1b[2J42"); }\n')
+    r = lab("c2rust", "check", str(PROG / "prog.c"), str(PROG / "tests.json"), str(rs), timeout=300)
+    assert r.returncode == 1 and "\x1b" not in r.stdout and "\x07" not in r.stdout
+    assert "+\\x1b]0;pwned\\x07\\x1b[2J42" in r.stdout

@@ -1,4 +1,5 @@
-"""lab.translate.cli: `lab tokens` counts a long text in pieces cut before a line."""
+"""lab.translate.cli: `lab tokens` counts a long text in pieces cut before a line; what `fix` and the run print
+of a hostile text cannot drive the terminal."""
 
 import pytest
 
@@ -20,3 +21,24 @@ def test_lab_tokens_counts_a_long_text_in_pieces_cut_before_a_line(monkeypatch):
     assert len(asked) > 1 and all(len(a) <= 11 and (a.endswith("\n") or a is asked[-1]) for a in asked)
     with pytest.raises(LabError, match=r"t.txt: line 2 has 11 characters, over the 10 of one line"):
         _count(tok, "短い\n" + "長" * 11, "t.txt")
+
+
+def test_a_source_line_or_name_with_terminal_escapes_is_shown_escaped(tmp_path):
+    """`lab translate fix` printed the source line as it was: ESC ] 0 ; ... BEL retitled the terminal, ESC [ 2 J
+    cleared it; a file name with ESC [ 31 m coloured every line after it."""
+    from helpers import lab, openai_fake
+    name = "a\x1b[31mred"
+    src = tmp_path / "in" / f"{name}.txt"
+    src.parent.mkdir()
+    src.write_text("駅に着いた。\n\x1b]0;pwned\x07\x1b[2J雨だ。\n", encoding="utf-8")
+    srv = openai_fake(lambda body: (200, "到了车站。\n下雨了。", "stop"))
+    try:
+        run = lab("translate", str(src.parent), "-o", str(tmp_path / "o"), "--base-url", srv.url)
+    finally:
+        srv.close()
+    show = lab("translate", "fix", str(tmp_path / "o"), "--doc", name, "--line", "2")
+    fix = lab("translate", "fix", str(tmp_path / "o"), "--doc", name, "--line", "1", "--text", "到站了。")
+    for r in (run, show, fix):
+        assert r.returncode == 0 and "\x1b" not in r.stdout + r.stderr and "\x07" not in r.stdout, r.stdout + r.stderr
+    assert show.stdout.splitlines() == ["source: \\x1b]0;pwned\\x07\\x1b[2J雨だ。", "current: 下雨了。"]
+    assert fix.stdout.startswith("a\\x1b[31mred line 1 locked")
