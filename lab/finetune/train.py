@@ -18,6 +18,10 @@ from lab.finetune.data import IGNORE, collate, encode, leaked, load_jsonl
 from lab.measure import peak_memory
 from lab.messages import WORD_JOINER, defused
 
+# said, not left to a library default: torch warns that checkpointing without use_reentrant "will raise an
+# exception" in a later release and recommends False, which also needs no input that requires grad
+CHECKPOINTING = {"use_reentrant": False}
+
 
 @dataclass
 class FinetuneConfig:
@@ -198,9 +202,10 @@ def _lora_model(cfg: FinetuneConfig, dtype: str) -> tuple[Any, int, int]:
         raise LabError(f"target module(s) {missing or 'none'} not in the model; available: {', '.join(avail)}")
     n_total, loaded = count_params(model), model.get_memory_footprint()
     if cfg.four_bit:
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing,
+                                                gradient_checkpointing_kwargs=CHECKPOINTING)
     elif cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=CHECKPOINTING)
     lora = LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=cfg.target_modules,
                       task_type="CAUSAL_LM")
     return get_peft_model(model, lora), n_total, loaded
@@ -219,7 +224,8 @@ def _trainer(cfg: FinetuneConfig, model: Any, train_data: list[dict[str, Any]], 
                              bf16=dtype == "bfloat16", use_cpu=not torch.cuda.is_available(),
                              disable_tqdm=True, lr_scheduler_type=cfg.scheduler,
                              warmup_steps=round(cfg.warmup_ratio * steps),
-                             gradient_checkpointing=cfg.gradient_checkpointing, remove_unused_columns=False,
+                             gradient_checkpointing=cfg.gradient_checkpointing,
+                             gradient_checkpointing_kwargs=CHECKPOINTING, remove_unused_columns=False,
                              dataloader_pin_memory=False)
     trainer = Trainer(model=model, args=args, train_dataset=train_data,
                       data_collator=lambda b: collate(b, pad), callbacks=[cb, checkpoints.keep_two()])

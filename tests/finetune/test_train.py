@@ -91,6 +91,15 @@ def test_real_training_steps_save_an_adapter(tiny_model_dir, tmp_path):
     assert sum(p.numel() for p in merged.parameters()) == res["memory"]["params_total"]
 
 
+def test_gradient_checkpointing_trains_as_without_it(tiny_model_dir, tmp_path):
+    """--gradient-checkpointing recomputes activations instead of keeping them, and changes no loss: the same
+    seeded steps give the same history (no test ran it before)."""
+    runs = [finetune.train(_cfg(tiny_model_dir, tmp_path / f"ft{gc}", steps=3, gradient_checkpointing=gc),
+                           progress=False) for gc in (False, True)]
+    plain, checkpointed = ([h["loss"] for h in r["history"]] for r in runs)
+    assert len(plain) == 3 and checkpointed == pytest.approx(plain, rel=1e-4)
+
+
 def test_an_output_folder_that_is_not_a_fine_tunes_is_refused_before_training(tmp_path):
     from lab.finetune.train import check_out
     keep = tmp_path / "keep"
