@@ -138,7 +138,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         print(f"\nERROR: vLLM processes left after the session: {sorted(p for p, _ in left)}")
         session.exitstatus = 1
     tmp = _state["tmp"]
-    if session.exitstatus == 0:
+    if session.exitstatus == 0 or not any(tmp.iterdir()):  # a failed session that wrote nothing: nothing to see
         shutil.rmtree(tmp, ignore_errors=True)  # one per run piled up in /tmp (250 after two days of tests)
     else:
         print(f"\nthe session's runs, logs and journal are kept for a look: {tmp}")
