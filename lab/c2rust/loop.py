@@ -175,9 +175,10 @@ _PRINTING = threading.Lock()  # batch's programs print from threads: one whole l
 
 
 def _line(text: str) -> None:
-    """Print one progress line whole (print() writes text and newline apart: threads interleaved them)."""
+    """Print one progress line whole (print() writes text and newline apart: threads interleaved them), control
+    characters escaped (it names a program's folder and quotes the compiler on model-written code)."""
     with _PRINTING:
-        sys.stdout.write(text + "\n")
+        sys.stdout.write(paths.one_line(text) + "\n")
         sys.stdout.flush()
 
 
