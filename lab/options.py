@@ -10,7 +10,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from lab import config
+from lab import config, paths
 
 
 def default_of(owner: Any, name: str) -> Any:
@@ -174,14 +174,16 @@ def client(a: argparse.Namespace, **kw: Any) -> Any:
 
 
 def print_rows(rows: list[dict[str, Any]]) -> None:
-    """A plain aligned table (reads fine in a log and a notebook)."""
+    """A plain aligned table (reads fine in a log and a notebook); cells are names from files (an EPUB's chapters,
+    a folder's programs), so control characters are shown escaped."""
     if not rows:
         return
     cols = list(rows[0])
-    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in cols}
+    cells = [{c: paths.one_line(str(r.get(c, ""))) for c in cols} for r in rows]
+    widths = {c: max(len(c), *(len(r[c]) for r in cells)) for c in cols}
     print("  ".join(c.ljust(widths[c]) for c in cols))
-    for r in rows:
-        print("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in cols))
+    for r in cells:
+        print("  ".join(r[c].ljust(widths[c]) for c in cols))
 
 
 def comma_list(text: str, conv: Callable[[str], Any], what: str) -> list[Any]:

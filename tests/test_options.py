@@ -99,3 +99,11 @@ def test_settings_are_built_from_the_options_of_the_same_name():
     assert st == T(sizes=(4, 8), rounds=2, quiet=False)  # the comma list became the field's tuple
     assert options.settings(p.parse_args([]), T, quiet=True) == T(quiet=True)
     assert options.given(a, T, skip=("rounds",)) == {"sizes": (4, 8)}
+
+
+def test_rows_print_aligned_with_names_from_files_escaped(capsys):
+    """Cells hold names from files (an EPUB's chapter hrefs, a folder's programs): an ESC in one coloured or
+    cleared the terminal under the table."""
+    options.print_rows([{"doc": "a\x1b[2Jb", "tokens": 7}, {"doc": "駅", "tokens": 1234}])
+    assert capsys.readouterr().out.splitlines() == ["doc        tokens", "a\\x1b[2Jb  7     ",
+                                                    "駅          1234  "]
