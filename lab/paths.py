@@ -105,8 +105,6 @@ def atomic_write(path: Path, data: bytes | str, durable: bool = True, mode: int 
         raise OSError(e.errno, e.strerror, str(path)) from None
 
 
-# File systems allow 255 bytes a name; an output adds at most ".bilingual.md" (13) or ".log.jsonl" (10) to a
-# name it takes from its input, so names taken from inputs are kept to 200 bytes (66 kanji).
 def one_line(text: str) -> str:
     """Text for an `error:`, warning or status line: control characters (a newline or an ESC in a file name) as
     escapes, so a hostile name can neither split the line nor drive the terminal."""
@@ -122,6 +120,8 @@ def shown(text: str) -> str:
     return "\n".join(one_line(ln) for ln in text.split("\n"))
 
 
+# File systems allow 255 bytes a name; an output adds at most ".bilingual.md" (13) or ".log.jsonl" (10) to a
+# name it takes from its input, so names taken from inputs are kept to 200 bytes (66 kanji).
 MAX_NAME_BYTES = 200
 
 
