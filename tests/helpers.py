@@ -13,6 +13,10 @@ from pathlib import Path
 from fake_openai import as_events, is_completion
 
 ROOT = Path(__file__).resolve().parent.parent
+NOVEL = ROOT / "data" / "translation" / "aozora"  # the Aozora-format sample, its reference and its line pairs
+# each cleaned source line of ame.txt and what a good model answers for it (the scripted servers' replies)
+AME_PAIRS = dict(ln.split("\t") for ln in (NOVEL / "ame.pairs.tsv").read_text("utf-8").splitlines()
+                 if ln and not ln.startswith("#"))
 
 
 def free_port() -> int:

@@ -43,8 +43,8 @@ def test_partial_eval_scores_what_has_a_reference_and_nothing_is_no_error(tmp_pa
 def test_a_source_is_read_as_the_translation_read_it(tmp_path, enc):
     """--source with an Aozora Bunko file (32 lines, 22 after its markup) or a Shift_JIS one: the lines align
     with its translation's, as `lab translate` cleaned and decoded them; before, 'they must align' or 'not UTF-8'."""
-    from helpers import ROOT, lab
-    novel = ROOT / "data" / "translation" / "aozora"
+    from helpers import NOVEL as novel
+    from helpers import lab
     for d in ("hyp", "ref", "src"):
         (tmp_path / d).mkdir()
     ref = (novel / "ame.zh.txt").read_text("utf-8")

@@ -9,16 +9,13 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, lab, source_of
+from helpers import AME_PAIRS, NOVEL, ROOT, lab, source_of
 
 from lab import LabError
 from lab.translate import PromptSpec, Settings, Term, Translator
 from lab.translate.pipeline import seed_of
 
-NOVEL = ROOT / "data" / "translation" / "aozora"
 PREFACE = PromptSpec().preface
-PAIRS = dict(ln.split("\t") for ln in (NOVEL / "ame.pairs.tsv").read_text("utf-8").splitlines()
-             if ln and not ln.startswith("#"))
 REFERENCE = (NOVEL / "ame.zh.txt").read_text("utf-8")
 
 
@@ -27,7 +24,7 @@ def _source(body):
 
 
 def _good(src):
-    return "\n".join(PAIRS[x] for x in src.split("\n"))  # KeyError (a 500) for anything a good model never sees
+    return "\n".join(AME_PAIRS[x] for x in src.split("\n"))  # KeyError (a 500) for anything a good model never sees
 
 
 def _settings(out, urls, **kw):
@@ -89,7 +86,7 @@ def _flaky(body):
     if body["seed"] % 3 == 0:
         return 200, "坏" * 40, "stop"
     time.sleep(0.05)
-    return 200, "\n".join(f"{PAIRS.get(x) or '译' * len(x)}{body['seed'] % 7}" for x in src.split("\n")), "stop"
+    return 200, "\n".join(f"{AME_PAIRS.get(x) or '译' * len(x)}{body['seed'] % 7}" for x in src.split("\n")), "stop"
 
 
 def _cli(src, out, url):
@@ -134,7 +131,7 @@ def test_fix_locks_a_line_and_rebuild_needs_no_server(tmp_path, openai_fake):
     fake.close()  # from here on no server exists
     r = lab("translate", "fix", str(out), "--line", str(n))
     assert r.returncode == 0 and "current: 【未翻译】" in r.stdout
-    fixed = PAIRS["　少女は黙って、古い時計台を見上げた……………………"]
+    fixed = AME_PAIRS["　少女は黙って、古い時計台を見上げた……………………"]
     r = lab("translate", "fix", str(out), "--line", str(n), "--text", fixed)
     assert r.returncode == 0 and "every line translated" in r.stdout, r.stderr
     assert (out / "ame.zh.txt").read_text("utf-8") == REFERENCE and not (out / "untranslated.tsv").exists()

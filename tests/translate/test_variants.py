@@ -5,21 +5,18 @@ import shutil
 from types import SimpleNamespace
 
 import pytest
-from helpers import ROOT, openai_fake, source_of
+from helpers import AME_PAIRS, NOVEL, openai_fake, source_of
 
 from lab.translate import PromptSpec, base_vs_adapter, scored
 from lab.translate import translate as translate_step
 
-NOVEL = ROOT / "data" / "translation" / "aozora"
-PAIRS = dict(ln.split("\t") for ln in (NOVEL / "ame.pairs.tsv").read_text("utf-8").splitlines()
-             if ln and not ln.startswith("#"))
 SPEC = PromptSpec()
 
 
 def reply(body):
     """vLLM serving a base model and its adapter: the adapter answers as the reference, the base one character."""
     src = source_of(body, SPEC.preface).split("\n")
-    return 200, "\n".join(PAIRS[x] if body["model"] == "ame-lora" else "的" for x in src), "stop"
+    return 200, "\n".join(AME_PAIRS[x] if body["model"] == "ame-lora" else "的" for x in src), "stop"
 
 
 @pytest.fixture
@@ -28,7 +25,7 @@ def folders(tmp_path):
     (tmp_path / "ref").mkdir()
     shutil.copy(NOVEL / "ame.txt", tmp_path / "in" / "ame.txt")
     shutil.copy(NOVEL / "ame.zh.txt", tmp_path / "ref" / "ame.txt")
-    (tmp_path / "in" / "extra.txt").write_text("\n".join(list(PAIRS)[:2]) + "\n", encoding="utf-8")  # no reference
+    (tmp_path / "in" / "extra.txt").write_text("\n".join(list(AME_PAIRS)[:2]) + "\n", encoding="utf-8")  # no reference
     srv = openai_fake(reply, model="base", adapters=("ame-lora",))
     yield tmp_path, SimpleNamespace(base_url=srv.url, api_key="secret-key"), srv
     srv.close()
