@@ -30,32 +30,33 @@ def test_prompt_injects_only_present_terms_and_examples():
         PromptSpec(template="gpt").messages(chunk)
 
 
+TWO = Chunk(0, [Unit(0, 0, "春の朝。", 4), Unit(1, 0, "駅だ。", 3)])
+ONE = Chunk(0, [Unit(0, 0, "春の朝。", 4)])
+NOTE_2 = "（原文共2行。请逐行翻译，译文也是2行，一行对一行，只输出译文。）"
+
+
 def test_a_chunk_of_several_lines_is_told_how_many_lines_come_back():
     """Merged or split lines were the 1.5B's only rejection: every one cost a retry, then a split to one line."""
-    two = Chunk(0, [Unit(0, 0, "春の朝。", 4), Unit(1, 0, "駅だ。", 3)])
-    user = PromptSpec(preface="翻译：", fewshot=[("猫\n犬", "猫\n狗")]).messages(two)
-    note = "（原文共2行。请逐行翻译，译文也是2行，一行对一行，只输出译文。）"
-    assert user[0]["content"] == f"翻译：{note}\n猫\n犬"
-    assert user[-1]["content"] == f"翻译：{note}\n春の朝。\n駅だ。"
-    one = Chunk(0, [Unit(0, 0, "春の朝。", 4)])
-    assert PromptSpec(preface="翻译：").messages(one)[-1]["content"] == "翻译：\n春の朝。"  # a split line: as before
-    assert "原文共" not in PromptSpec(template="sakura").messages(two)[-1]["content"]  # Sakura's own wording
+    user = PromptSpec(preface="翻译：", fewshot=[("猫\n犬", "猫\n狗")]).messages(TWO)
+    assert user[0]["content"] == f"翻译：{NOTE_2}\n猫\n犬"
+    assert user[-1]["content"] == f"翻译：{NOTE_2}\n春の朝。\n駅だ。"
+    assert PromptSpec(preface="翻译：").messages(ONE)[-1]["content"] == "翻译：\n春の朝。"  # a split line: as before
+    assert "原文共" not in PromptSpec(template="sakura").messages(TWO)[-1]["content"]  # Sakura's own wording
     off = PromptSpec(preface="翻译：", line_note=False)  # --no-line-note: the prompt a plain-preface adapter learned
-    assert off.messages(two)[-1]["content"] == "翻译：\n春の朝。\n駅だ。" and off.longest_note() == ""
+    assert off.messages(TWO)[-1]["content"] == "翻译：\n春の朝。\n駅だ。" and off.longest_note() == ""
     assert off.fingerprint() != PromptSpec(preface="翻译：").fingerprint()  # never served from the other's cache
 
 
 def test_a_retry_of_a_reply_that_kept_japanese_asks_for_chinese_only():
-    two = Chunk(0, [Unit(0, 0, "春の朝。", 4), Unit(1, 0, "駅だ。", 3)])
-    one = Chunk(0, [Unit(0, 0, "春の朝。", 4)])
     spec = PromptSpec(preface="翻译：")
-    note = "（原文共2行。请逐行翻译，译文也是2行，一行对一行，只输出译文。）"
-    assert spec.messages(one, chinese_only=True)[-1]["content"] == "翻译：（只输出中文译文。）\n春の朝。"
-    assert spec.messages(two, chinese_only=True)[-1]["content"] == f"翻译：{note}（只输出中文译文。）\n春の朝。\n駅だ。"
+    assert spec.messages(ONE, chinese_only=True)[-1]["content"] == "翻译：（只输出中文译文。）\n春の朝。"
+    want = f"翻译：{NOTE_2}（只输出中文译文。）\n春の朝。\n駅だ。"
+    assert spec.messages(TWO, chinese_only=True)[-1]["content"] == want
     # an echoed retry instruction is dropped like the first one
     assert clean("翻译：（只输出中文译文。）\n春天的早晨。", "春の朝。", spec.echoes("春の朝。")) == "春天的早晨。"
     sakura = PromptSpec(template="sakura")
-    assert sakura.messages(one, chinese_only=True) == sakura.messages(one)  # Sakura's own wording
+    assert sakura.messages(ONE, chinese_only=True) == sakura.messages(ONE)  # Sakura's own wording
+
 
 def test_glossary_and_fewshot_errors_name_file_and_line(tmp_path):
     g = tmp_path / "g.tsv"
