@@ -15,7 +15,6 @@ from helpers import ROOT, Trickle, lab, openai_fake, source_of
 from lab import LabError
 from lab.translate import (
     FAILED_MARK,
-    Chunk,
     PromptSpec,
     Settings,
     Translator,
@@ -318,9 +317,8 @@ def test_a_long_sentence_may_use_the_whole_context_without_context_lines(tmp_pat
     fake = openai_fake(lambda body: (200, "译", "stop"), max_model_len=600)  # the fake counts characters
     try:
         t = Translator(_settings(tmp_path / "o", fake.url, spec=PromptSpec(preface=PREFACE), chunk_tokens=20))
-        overhead = (t.clients[0].count_tokens(t.s.spec.messages(Chunk(0, [])))
-                    + t.clients[0].count_text(t.s.spec.longest_note()) + 16)  # room for the line-count note
-        hard = chunk_budget(600, overhead, 10**9)
+        t.prepare(_doc(tmp_path, ["短い。"]))  # sets the prompt's overhead, line-count note included
+        hard = chunk_budget(600, t.overhead, 10**9)
         doc = _doc(tmp_path, ["あ" * (hard - 2) + "。"])  # over 2/3 of the room, within all of it
         assert [len(c.units) for d in t.prepare(doc) for c in d.chunks] == [1]
         t2 = Translator(_settings(tmp_path / "o", fake.url, spec=PromptSpec(preface=PREFACE, context_lines=1),
