@@ -37,7 +37,7 @@ def _profiles(a: argparse.Namespace) -> int:
         try:
             config.load(n, check_device=False)
         except LabError as e:
-            print(paths.one_line(f"warning: {e}"), file=sys.stderr)
+            paths.warn(str(e))
     return 0
 
 

@@ -7,7 +7,6 @@ import io
 import json
 import os
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -79,8 +78,7 @@ def records_of(nb_path: Path) -> list[dict[str, Any]]:
                 rec = data[MIME]
                 if not isinstance(rec, dict) or not isinstance(rec.get("key"), str):
                     # one hand-edited or foreign output must not cost the run its entry (it did: KeyError)
-                    print(paths.one_line(f"warning: journal: {nb_path}: a record without a name is left out"),
-                          file=sys.stderr)
+                    paths.warn(f"journal: {nb_path}: a record without a name is left out")
                     continue
                 rec = dict(rec)
                 if rec.get("figure"):
@@ -182,8 +180,7 @@ def write_entry(run_dir: Path, jdir: Path | None = None) -> Path | None:
                 try:
                     png = base64.b64decode(r["png"], validate=True)
                 except (ValueError, TypeError):  # a damaged figure is left out, not the run
-                    print(paths.one_line(f"warning: journal: {f}: figure {r['key']!r} is not base64 PNG; left out"),
-                          file=sys.stderr)
+                    paths.warn(f"journal: {f}: figure {r['key']!r} is not base64 PNG; left out")
                     continue
                 paths.atomic_write(entry / "figures" / f"{name}-{safe_name(str(r['key']))}.png", png)
             recs.append(r)
@@ -207,7 +204,7 @@ def _skipped(f: Path, e: BaseException) -> None:
     """A run or entry the journal cannot read is left out with one warning line; the others are built."""
     why = f"not valid JSON ({e.msg}, line {e.lineno})" if isinstance(e, json.JSONDecodeError) else \
         f"{type(e).__name__}: {e}"
-    print(paths.one_line(f"warning: journal: skipped {f}: {why}"), file=sys.stderr)  # a run's name may be anything
+    paths.warn(f"journal: skipped {f}: {why}")  # a run's name may be anything
 
 
 def build(runs_dir: Path | None = None, jdir: Path | None = None) -> Path:

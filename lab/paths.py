@@ -113,6 +113,12 @@ def one_line(text: str) -> str:
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
+def warn(text: str) -> None:
+    """One `warning:` line on stderr, flushed, control characters escaped: warnings name files, and a file's name
+    may hold a newline or an ESC sequence."""
+    print(one_line(f"warning: {text}"), file=sys.stderr, flush=True)
+
+
 def shown(text: str) -> str:
     """Several lines of untrusted text (a model-written program's output, a source line) for the terminal: line
     breaks kept, every other control character escaped (an ESC ] 0 ; ... BEL retitled the terminal, ESC [ 2 J
@@ -180,7 +186,7 @@ def inside(folder: str | Path, files: list[Path]) -> list[Path]:
         if f.resolve().is_relative_to(top):
             kept.append(f)
         else:
-            print(one_line(f"warning: {f}: a link to {f.resolve()}, outside {folder}; skipped"), file=sys.stderr)
+            warn(f"{f}: a link to {f.resolve()}, outside {folder}; skipped")
     return kept
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -67,7 +66,7 @@ def read_pidfile(prof: config.Profile | int) -> dict[str, Any] | None:
     if not _trusted(rec):
         # lab writes pid == pgid (its own session) and the start time: anything else was edited or cut, and
         # acting on it could signal a process that is not a server (pid 1 in one hand-made file)
-        print(f"warning: ignored and removed {f}: not a pid file lab wrote", file=sys.stderr, flush=True)
+        paths.warn(f"ignored and removed {f}: not a pid file lab wrote")
         f.unlink(missing_ok=True)
         return None
     pid = rec["pid"]

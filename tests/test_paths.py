@@ -162,3 +162,10 @@ def test_shown_keeps_line_breaks_and_escapes_what_drives_a_terminal():
     text = "ok 42\n\x1b]0;pwned\x07\x1b[2J雨\n"
     assert paths.shown(text) == "ok 42\n\\x1b]0;pwned\\x07\\x1b[2J雨\n"
     assert paths.shown("吾輩\n猫") == "吾輩\n猫"
+
+
+def test_warn_is_one_escaped_line_on_stderr_only(capsys):
+    paths.warn("in/猫\n\x1b[2J.txt: empty file, skipped")
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == "warning: in/猫\\n\\x1b[2J.txt: empty file, skipped\n"

@@ -6,7 +6,6 @@ import json
 import math
 import os
 import shutil
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -264,8 +263,8 @@ def answered(tok: Any, recs: list[list[dict[str, str]]], max_len: int,
                        f"longer); raise --max-len")
     if len(keep) < len(data):
         dropped = sorted(set(range(len(data))) - set(keep))
-        print(f"warning: {path}: record(s) {', '.join(str(i + 1) for i in dropped)} skipped: the prompt alone fills "
-              f"--max-len {max_len}", file=sys.stderr, flush=True)
+        paths.warn(f"{path}: record(s) {', '.join(str(i + 1) for i in dropped)} skipped: the prompt alone fills "
+                   f"--max-len {max_len}")
     return [data[i] for i in keep], [recs[i] for i in keep]
 
 
@@ -287,8 +286,8 @@ def _train(cfg: FinetuneConfig, progress: bool) -> dict[str, Any]:
     train_recs, held_recs = load_jsonl(cfg.train), load_jsonl(cfg.heldout)
     shared = leaked(train_recs, held_recs)
     if shared:  # a held-out prompt the model trained on scores memory, not translation
-        print(f"warning: {shared} of {len(held_recs)} held-out prompts in {cfg.heldout} are also in {cfg.train}; "
-              f"the held-out loss and chrF overstate what training taught", file=sys.stderr, flush=True)
+        paths.warn(f"{shared} of {len(held_recs)} held-out prompts in {cfg.heldout} are also in {cfg.train}; "
+                   f"the held-out loss and chrF overstate what training taught")
     set_seed(cfg.seed)
     tok = AutoTokenizer.from_pretrained(config.local_or_reachable(cfg.model))
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id

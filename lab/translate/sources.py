@@ -5,7 +5,6 @@ from __future__ import annotations
 import codecs
 import os
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -242,7 +241,7 @@ def load(path: str | Path, out: Path | None = None, aozora: bool | None = None) 
         if not text.strip():
             if len(files) == 1:
                 raise LabError(f"{f}: empty file, nothing to translate")
-            print(paths.one_line(f"warning: {f}: empty file, skipped"), file=sys.stderr)
+            paths.warn(f"{f}: empty file, skipped")
             continue
         src = _named(Source(f, base, text, enc))
         if aozora or (aozora is None and looks_aozora(text)):
