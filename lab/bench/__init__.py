@@ -15,11 +15,12 @@ from lab.bench.sweeps import (
     ratios,
     run,
     server_sweep,
+    sized,
     validate,
 )
 
 __all__ = ["ENGINES", "RateSettings", "RunSettings", "SuiteSettings", "bandwidth_gbs", "cross_check",
            "cross_check_record", "engine_table", "goodput_plot", "gpu_bandwidth_gbs", "mark_ceiling", "parity",
            "pct_of_ceiling", "percentiles", "plot", "rate_run", "rate_sweep", "rate_table", "ratios", "roofline",
-           "roofline_lines", "run", "server_sweep", "suite", "summarize", "tpot", "validate", "weight_bytes",
+           "roofline_lines", "run", "server_sweep", "sized", "suite", "summarize", "tpot", "validate", "weight_bytes",
            "workload"]

@@ -58,12 +58,21 @@ def add_commands(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
     options.add(rt, "--slo-ttft-ms", RT, type=options.POSITIVE_FLOAT, help="time-to-first-token target")
     options.add(rt, "--seed", RT, type=options.SEED, help="workload and arrival-time seed")
     options.add(rt, "--slo-tpot-ms", RT, type=options.POSITIVE_FLOAT, help="time-per-output-token target")
+    rt.add_argument("--sized-from", metavar="RESULTS", help="a `lab bench run` results.json (or its folder): rates "
+                    f"{', '.join(f'{f:g}' for f in sweeps.SIZED_RATES)}x the capacity it measured and SLOs "
+                    f"{sweeps.SIZED_TTFT:g}x its lowest-concurrency TTFT and {sweeps.SIZED_TPOT:g}x its TPOT, in "
+                    "place of --rates and the SLO options (default: off)")
     rt.set_defaults(func=_rate)
     return s
 
 
 def _rate(a: argparse.Namespace) -> int:
-    rows = sweeps.rate_run(a.profile, options.settings(a, RT))
+    st = options.settings(a, RT)
+    if a.sized_from:
+        st = sweeps.sized(sweeps.read_results(a.sized_from), st)
+        print(paths.one_line(f"sized from {a.sized_from}: rates {', '.join(f'{r:g}' for r in st.rates)} req/s, "
+                             f"TTFT <= {st.slo_ttft_ms:g} ms, TPOT <= {st.slo_tpot_ms:g} ms"), flush=True)
+    rows = sweeps.rate_run(a.profile, st)
     options.print_rows(report.rate_table(rows))
     return 0
 

@@ -50,6 +50,65 @@ class RateSettings:
     seed: int = 0
 
 
+# Sized rates: multiples of the capacity the server sweep measured (its highest req/s, every slot busy). A quarter
+# and a half of it show the unloaded service, twice it a queue that only grows, so the knee falls inside the sweep
+# on any machine and model; fixed rates did not: at 4-32 req/s on 2 cores the 1.5B met no SLO and the toy met
+# every one (2026-12-04). The lowest rate costs most: num_prompts / (capacity / 4) seconds.
+SIZED_RATES = (0.25, 0.5, 1.0, 2.0)
+# Sized service levels, against the server alone at its lowest concurrency: 4x its TTFT (room for a short queue),
+# 2x its TPOT (a shared batch slows each sequence). The toy on 2 cores: 100%, 100%, 28%, 0% within them.
+SIZED_TTFT, SIZED_TPOT = 4.0, 2.0
+SIZED_FIELDS = ("rates", "slo_ttft_ms", "slo_tpot_ms")
+
+
+def _two_digits(x: float) -> float:
+    """x to two significant digits (0.5834 -> 0.58, 2456.6 -> 2500.0): a rate or SLO a reader can quote."""
+    return float(f"{x:.2g}")
+
+
+def _p50(row: dict[str, Any], key: str) -> Any:
+    """row[key]["p50"], or None where the row has no such percentiles."""
+    d = row.get(key)
+    return d.get("p50") if isinstance(d, dict) else None
+
+
+def sized(res: dict[str, Any], settings: RateSettings | None = None, **given: Any) -> RateSettings:
+    """Rate-sweep settings: `settings` with `given` fields set, where rates and SLOs not given (or given empty or 0,
+    notebook 02's defaults) are sized to the server `run` measured in `res` (SIZED_*)."""
+    fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in given.items() if v or k not in SIZED_FIELDS}
+    todo = [k for k in SIZED_FIELDS if k not in fixed]
+    return dataclasses.replace(settings or RateSettings(), **{**(_sizes(res) if todo else {}), **fixed})
+
+
+def _sizes(res: dict[str, Any]) -> dict[str, Any]:
+    """Rates and SLOs from the server rows of `bench.run`'s result: capacity = its highest req/s."""
+    def usable(r: Any) -> bool:  # a hand-edited or failed row is left out, not a crash
+        return isinstance(r, dict) and r.get("engine") == "server" and not r.get("failed") and all(
+            isinstance(v, int | float) and v > 0 for v in (r.get("req_s"), r.get("concurrency"),
+                                                           _p50(r, "ttft_ms"), _p50(r, "tpot_ms")))
+    srv = [r for r in res.get("runs", []) if usable(r)]
+    if not srv:
+        raise LabError("the results hold no server run that answered: size the rates from a `lab bench run` "
+                       "whose engines include server, or give the rates and SLOs")
+    low, cap = min(srv, key=lambda r: r["concurrency"]), max(r["req_s"] for r in srv)
+    return {"rates": tuple(_two_digits(cap * f) for f in SIZED_RATES),
+            "slo_ttft_ms": _two_digits(SIZED_TTFT * _p50(low, "ttft_ms")),
+            "slo_tpot_ms": _two_digits(SIZED_TPOT * _p50(low, "tpot_ms"))}
+
+
+def read_results(path: str | Path) -> dict[str, Any]:
+    """A `lab bench run` results.json (or the folder that holds one); unreadable or not such a file is one line."""
+    f = Path(path) / "results.json" if Path(path).is_dir() else Path(path)
+    try:
+        res = paths.parse_json(paths.read_text(f, "results file"))
+    except ValueError as e:
+        raise LabError(f"{f}: not valid JSON ({getattr(e, 'msg', e)}); give the results.json `lab bench run` "
+                       f"wrote") from None
+    if not isinstance(res, dict) or not isinstance(res.get("runs"), list):
+        raise LabError(f"{f}: not the results.json of `lab bench run` (no list of runs)")
+    return res
+
+
 def _failures(res: list[Result], where: str) -> str:
     """metrics.failures of one run's results."""
     errors = [r.error for r in res if r.error]
@@ -116,8 +175,12 @@ def ratios(runs: list[dict[str, Any]], roof: dict[str, Any]) -> dict[str, Any]:
 def rate_run(profile: str | None = None, settings: RateSettings | None = None, **overrides: Any) -> list[dict]:
     """The request-rate sweep of the profile's running server (`lab bench rate`)."""
     st = dataclasses.replace(settings or RateSettings(), **overrides)
-    if any(r <= 0 for r in st.rates):
-        raise LabError(f"--rates must be > 0 req/s, got {list(st.rates)}")
+    def positive(v: Any) -> bool:  # a notebook parameter may be anything: "lots" failed deep in the sweep
+        return isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < float("inf")
+    if not st.rates or not all(positive(r) for r in st.rates):
+        raise LabError(f"--rates must be numbers > 0 req/s, got {list(st.rates)}")
+    if not (positive(st.slo_ttft_ms) and positive(st.slo_tpot_ms)):
+        raise LabError(f"the SLOs must be numbers > 0 ms, got TTFT {st.slo_ttft_ms!r}, TPOT {st.slo_tpot_ms!r}")
     client = config.client(profile)
     return rate_sweep(client, workload(st.num_prompts, st.seed), list(st.rates), st.output_len, st.slo_ttft_ms,
                       st.slo_tpot_ms, st.seed)

@@ -1,6 +1,8 @@
 """lab.bench.cli: what `lab bench suite` prints from a suite's results (synthetic numbers: the lines a reader
 checks the targets by), and the settings its options hand the suite."""
 
+import json
+
 import pytest
 
 from lab import cli
@@ -49,3 +51,18 @@ def test_without_engines_no_roofline_line(seen, capsys):
     assert cli.main(["bench", "suite"]) == 0
     out = capsys.readouterr().out
     assert "server batch-1 decode" not in out and "server c32 / c1: 9.4x" in out and not seen["settings"].engines
+
+
+def test_rate_sized_from_a_results_file(tmp_path, monkeypatch, capsys):
+    got = {}
+    monkeypatch.setattr(bench_cli.sweeps, "rate_run", lambda profile, st: got.update(st=st) or [])
+    runs = [{"engine": "server", "concurrency": c, "req_s": r, "ttft_ms": {"p50": 100.0 * c}, "tpot_ms": {"p50": 20.0}}
+            for c, r in ((1, 0.9), (8, 6.0))]
+    (tmp_path / "results.json").write_text(json.dumps({"runs": runs}))
+    assert cli.main(["bench", "rate", "--sized-from", str(tmp_path), "--num-prompts", "8"]) == 0
+    st = got["st"]
+    assert (st.rates, st.slo_ttft_ms, st.slo_tpot_ms, st.num_prompts) == ((1.5, 3.0, 6.0, 12.0), 400.0, 40.0, 8)
+    assert f"sized from {tmp_path}: rates 1.5, 3, 6, 12 req/s, TTFT <= 400 ms, TPOT <= 40 ms" in capsys.readouterr().out
+    (tmp_path / "results.json").write_text('{"runs": "none"}')
+    assert cli.main(["bench", "rate", "--sized-from", str(tmp_path)]) == 1
+    assert "not the results.json of `lab bench run`" in capsys.readouterr().err

@@ -76,3 +76,36 @@ def test_ratios_from_synthetic_rows():
     r = bench.ratios(runs, roof)
     assert r["server_c1_pct_of_roofline"] is None and r["server_c1_above_roofline"] is True
     assert bench.ratios(runs[:1], roof) == {}
+
+
+def _srv(c, req_s, ttft, tpot, **kw):
+    return {"engine": "server", "concurrency": c, "req_s": req_s, "ttft_ms": {"p50": ttft}, "tpot_ms": {"p50": tpot},
+            **kw}
+
+
+SWEEP = {"runs": [{"engine": "hf b=1", "concurrency": 1, "req_s": 9.0, "ttft_ms": None},
+                  _srv(4, 1.8, 690.0, 51.0), _srv(1, 0.52, 237.0, 55.0), _srv(16, 3.195, 2456.0, 82.0),
+                  _srv(32, 30.0, 1.0, 1.0, failed=32), "hand-edited", _srv(8, "fast", 1.0, 1.0)]}
+
+
+def test_sized_rates_and_slos_follow_the_measured_server():
+    st = bench.sized(SWEEP)  # capacity 3.195 req/s (c16; the failed and garbled rows left out); c1 237 / 55 ms
+    assert st.rates == (0.8, 1.6, 3.2, 6.4)
+    assert (st.slo_ttft_ms, st.slo_tpot_ms) == (950.0, 110.0)
+    assert (st.num_prompts, st.output_len) == (bench.RateSettings().num_prompts, bench.RateSettings().output_len)
+
+
+def test_sized_keeps_what_is_given_and_sizes_what_is_empty():
+    st = bench.sized(SWEEP, rates=[], slo_ttft_ms=0.0, slo_tpot_ms=70, num_prompts=16, seed=3)
+    assert (st.rates, st.slo_ttft_ms, st.slo_tpot_ms, st.num_prompts, st.seed) == ((0.8, 1.6, 3.2, 6.4), 950.0,
+                                                                                   70, 16, 3)
+    fixed = bench.sized({"runs": []}, rates=[1, 2.5], slo_ttft_ms=500, slo_tpot_ms=50)  # nothing to size: no rows
+    assert (fixed.rates, fixed.slo_ttft_ms, fixed.slo_tpot_ms) == ((1, 2.5), 500, 50)
+    with pytest.raises(LabError, match="no server run that answered"):
+        bench.sized({"runs": [SWEEP["runs"][0]]}, rates=[1])
+
+
+def test_a_rate_sweep_refuses_rates_or_slos_that_are_not_positive_numbers():
+    for bad in ({"rates": ("lots",)}, {"rates": ()}, {"rates": (True,)}, {"slo_tpot_ms": 0}, {"slo_ttft_ms": "1s"}):
+        with pytest.raises(LabError, match="rates must be numbers|SLOs must be numbers"):
+            bench.rate_run("tiny", bench.RateSettings(**{"rates": (1.0,), **bad}))
