@@ -241,6 +241,15 @@ def parse_json(text: str | bytes) -> Any:
         raise ValueError("nested too deeply to parse") from None
 
 
+def read_json(path: str | Path, what: str = "file", fix: str = "") -> Any:
+    """A UTF-8 JSON file, parsed; unreadable or malformed is one LabError naming the file, the place and `fix`."""
+    from lab import LabError
+    try:
+        return parse_json(read_text(path, what))
+    except ValueError as e:
+        raise LabError(f"{path}: not valid JSON ({e})" + (f"; {fix}" if fix else "")) from None
+
+
 def read_jsonl(path: str | Path, what: str = "file") -> Iterator[tuple[int, Any]]:
     """(line number, parsed value) for each non-blank line; missing file or bad JSON name file:line."""
     from lab import LabError

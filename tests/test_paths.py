@@ -169,3 +169,14 @@ def test_warn_is_one_escaped_line_on_stderr_only(capsys):
     out, err = capsys.readouterr()
     assert out == ""
     assert err == "warning: in/猫\\n\\x1b[2J.txt: empty file, skipped\n"
+
+
+def test_read_json_names_the_file_the_place_and_the_fix(tmp_path):
+    f = tmp_path / "r.json"
+    f.write_text('{"a": [1, 2]}')
+    assert paths.read_json(f) == {"a": [1, 2]}
+    f.write_text('{"a": [1,\n 2')
+    with pytest.raises(LabError, match=r"r\.json: not valid JSON \(.*line 2.*\); rerun it$"):
+        paths.read_json(f, "results file", "rerun it")
+    with pytest.raises(LabError, match="results file .* does not exist"):
+        paths.read_json(tmp_path / "none.json", "results file")

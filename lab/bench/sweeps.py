@@ -99,11 +99,7 @@ def _sizes(res: dict[str, Any]) -> dict[str, Any]:
 def read_results(path: str | Path) -> dict[str, Any]:
     """A `lab bench run` results.json (or the folder that holds one); unreadable or not such a file is one line."""
     f = Path(path) / "results.json" if Path(path).is_dir() else Path(path)
-    try:
-        res = paths.parse_json(paths.read_text(f, "results file"))
-    except ValueError as e:
-        raise LabError(f"{f}: not valid JSON ({getattr(e, 'msg', e)}); give the results.json `lab bench run` "
-                       f"wrote") from None
+    res = paths.read_json(f, "results file", "give the results.json `lab bench run` wrote")
     if not isinstance(res, dict) or not isinstance(res.get("runs"), list):
         raise LabError(f"{f}: not the results.json of `lab bench run` (no list of runs)")
     return res

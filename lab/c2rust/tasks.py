@@ -45,14 +45,6 @@ def normalize(text: str) -> str:
     return "\n".join(line.strip() for line in text.splitlines())
 
 
-def _json(path: Path) -> Any:
-    text = paths.read_text(path, "test file")
-    try:
-        return paths.parse_json(text)
-    except ValueError as e:
-        raise LabError(f"{path}: not valid JSON ({e})") from None
-
-
 def _sample_case(sample: Any, where: str, feed: str) -> Case:
     if not isinstance(sample, dict) or not isinstance(sample.get("input"), str) \
             or not isinstance(sample.get("output"), str):
@@ -65,7 +57,7 @@ def _sample_case(sample: Any, where: str, feed: str) -> Case:
 
 
 def _samples(path: Path) -> list[Any]:
-    data = _json(path)
+    data = paths.read_json(path, "test file")
     if not isinstance(data, list) or not data:
         raise LabError(f"{path}: expected a non-empty list of {{\"input\", \"output\"}} samples")
     return data
@@ -142,7 +134,7 @@ def load_task(path: str | Path, feed: str | None = None) -> Task:
 
 
 def _load_task(p: Path, feed: str | None) -> Task:
-    data = _json(p)
+    data = paths.read_json(p, "test file")
     if isinstance(data, dict):
         return Task(p, "lab", _lab_cases(data, p))
     if not isinstance(data, list) or not data:

@@ -123,10 +123,7 @@ def load_doc(out: Path, name: str) -> Doc:
 
 def _fixes_file(f: Path) -> dict[str, Any]:
     """fixes.json: {"LINE": {"source": ..., "text": ...}}; anything else names the file (people edit it)."""
-    try:
-        recs = paths.parse_json(paths.read_text(f, "fixes file"))
-    except ValueError as e:
-        raise LabError(f"{f}: not valid JSON ({e}); fix or delete it") from None
+    recs = paths.read_json(f, "fixes file", "fix or delete it")
     if not isinstance(recs, dict) or not all(k.isdigit() and isinstance(r, dict) and isinstance(r.get("text"), str)
                                              for k, r in recs.items()):
         raise LabError(f'{f}: expected {{"LINE": {{"source": ..., "text": ...}}, ...}}; fix or delete it')
