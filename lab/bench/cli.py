@@ -70,8 +70,7 @@ def _rate(a: argparse.Namespace) -> int:
     st = options.settings(a, RT)
     if a.sized_from:
         st = sweeps.sized(sweeps.read_results(a.sized_from), st)
-        print(paths.one_line(f"sized from {a.sized_from}: rates {', '.join(f'{r:g}' for r in st.rates)} req/s, "
-                             f"TTFT <= {st.slo_ttft_ms:g} ms, TPOT <= {st.slo_tpot_ms:g} ms"), flush=True)
+        print(paths.one_line(f"sized from {a.sized_from}: {report.load_line(st)}"), flush=True)
     rows = sweeps.rate_run(a.profile, st)
     options.print_rows(report.rate_table(rows))
     return 0

@@ -22,6 +22,12 @@ def rate_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
              "within_slo_pct": r["met_slo_pct"]} for r in rows]
 
 
+def load_line(st: Any) -> str:
+    """The rates and service levels a rate sweep runs with (sized or given), as the CLI and notebook 02 print them."""
+    return (f"rates {', '.join(f'{r:g}' for r in st.rates)} req/s, TTFT <= {st.slo_ttft_ms:g} ms, "
+            f"TPOT <= {st.slo_tpot_ms:g} ms")
+
+
 def roofline_lines(res: dict[str, Any]) -> list[str]:
     """How the batch-1 ceiling was computed, and a warning when a measured decode beat it."""
     roof = res["roofline"]

@@ -56,7 +56,7 @@ class RateSettings:
 # every one (2026-12-04). The lowest rate costs most: num_prompts / (capacity / 4) seconds.
 SIZED_RATES = (0.25, 0.5, 1.0, 2.0)
 # Sized service levels, against the server alone at its lowest concurrency: 4x its TTFT (room for a short queue),
-# 2x its TPOT (a shared batch slows each sequence). The toy on 2 cores: 100%, 100%, 28%, 0% within them.
+# 2x its TPOT (a shared batch slows each sequence). The toy on 2 cores: 97, 56, 22 and 0% within them.
 SIZED_TTFT, SIZED_TPOT = 4.0, 2.0
 SIZED_FIELDS = ("rates", "slo_ttft_ms", "slo_tpot_ms")
 

@@ -31,3 +31,8 @@ def test_rate_table_and_cross_check_record():
           "throughput_ratio": 0.96, "tpot_ratio": 1.02, "tokens": {"server": 2048}}
     rec = bench.cross_check_record(cc)
     assert rec["throughput_ratio"] == 0.96 and rec["client_cpu_ms_per_1k_tokens"] == {"lab": 50.0, "vllm_bench": 90.0}
+
+
+def test_load_line_names_every_rate_and_both_slos():
+    st = bench.RateSettings(rates=(0.26, 0.52, 1.0, 2.1), slo_ttft_ms=2300.0, slo_tpot_ms=280.0)
+    assert bench.load_line(st) == "rates 0.26, 0.52, 1, 2.1 req/s, TTFT <= 2300 ms, TPOT <= 280 ms"
