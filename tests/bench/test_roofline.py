@@ -57,15 +57,6 @@ def test_decode_bytes_skip_an_untied_embedding_and_follow_the_served_dtype():
     assert rl.kv_bytes_per_token({}) == 0
 
 
-def test_server_threads_follow_the_bind_setting():
-    rl = importlib.import_module("lab.bench.roofline")  # the package re-exports a function of that name
-    assert rl.server_threads({"VLLM_CPU_OMP_THREADS_BIND": "0-3,8"}) == 5
-    assert rl.server_threads({"VLLM_CPU_OMP_THREADS_BIND": "0-1|2-3"}) == 2  # per data-parallel rank
-    cores = len(__import__("os").sched_getaffinity(0))
-    assert rl.server_threads({}) == max(1, cores - 1)  # vLLM's auto binding keeps one core for its front end
-    assert rl.server_threads({"VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}) == cores
-
-
 def test_gpu_bandwidth_table_matches_nvml_names():
     assert bench.gpu_bandwidth_gbs("NVIDIA H100 80GB HBM3") == 3350  # the SXM part, as NVML names it
     assert bench.gpu_bandwidth_gbs("NVIDIA H100 PCIe") == 2000
