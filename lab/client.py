@@ -36,15 +36,47 @@ def model_entries(body: Any) -> list[dict[str, Any]]:
     return out
 
 
+CANCEL_WAIT_S = 10.0  # an interrupted coroutine's clean-up (closing clients, a cache write) takes milliseconds
+
+
 def run_sync(coro: Any) -> Any:
-    """asyncio.run, also from inside a running loop (a notebook kernel): then in a worker thread."""
+    """asyncio.run, also from inside a running loop (a notebook kernel): then in a thread of its own, and an
+    interrupt of the caller (the cell's) cancels the coroutine and is raised at once. A thread pool there waited
+    for the coroutine to finish: an interrupted translation or benchmark held the kernel busy to its end."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(coro)
-    import concurrent.futures
-    with concurrent.futures.ThreadPoolExecutor(1) as ex:
-        return ex.submit(asyncio.run, coro).result()
+    import threading
+    box: dict[str, Any] = {}
+    started, finished = threading.Event(), threading.Event()
+
+    async def main() -> Any:
+        box["loop"], box["task"] = asyncio.get_running_loop(), asyncio.current_task()
+        started.set()
+        return await coro
+
+    def go() -> None:
+        try:
+            box["value"] = asyncio.run(main())
+        except BaseException as e:  # handed to the caller's thread, raised there
+            box["error"] = e
+        finally:
+            finished.set()
+    threading.Thread(target=go, daemon=True, name="lab-run-sync").start()
+    try:
+        # an Event, not Thread.join: a KeyboardInterrupt inside join() marks the thread as ended while it runs
+        # (CPython 3.11's _wait_for_tstate_lock), and the join after the cancel below then returned at once
+        while not finished.wait(0.2):
+            pass
+    except BaseException:
+        if started.wait(1):
+            box["loop"].call_soon_threadsafe(box["task"].cancel)
+            finished.wait(CANCEL_WAIT_S)
+        raise
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
 
 
 def root_url(base_url: str) -> str:

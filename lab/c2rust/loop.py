@@ -9,12 +9,11 @@ import json
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lab import LabError, locks, paths
+from lab import LabError, locks, paths, workers
 from lab.c2rust.build import clippy_warnings
 from lab.c2rust.harness import CheckReport, check_source, count_unsafe, extract_rust
 from lab.c2rust.prompts import FEEDBACK_CASES, IDIOMATIC, SYSTEM, feedback, first_messages, prompt_parts
@@ -81,15 +80,12 @@ def _ask(client: Client, convs: list[tuple[list[dict[str, str]], int]], r: int, 
         new = extract_rust(res.text)
         return res, new, (check_source(new, task, idiomatic=idiomatic, fix=True) if new else None)
     t0 = time.monotonic()
-    with ThreadPoolExecutor(len(convs)) as ex:
-        futures = [ex.submit(one, j) for j in range(len(convs))]
-        # a 1,536-token reply takes ~4 min on 2 cores at 7 tok/s (1.5B): a line now and then says the run lives
-        while len(wait(futures, timeout=HEARTBEAT_S)[0]) < len(futures):
-            if say is not None:
-                done = sum(f.done() for f in futures)
-                say(f"  {label}: waiting on the model ({time.monotonic() - t0:.0f}s, {done} of {len(futures)} replies "
-                    f"in and checked; a request fails after {client.timeout:.0f}s without a token)")
-        return [f.result() for f in futures]
+
+    def waiting(done: int, total: int) -> None:  # a 1,536-token reply takes ~4 min on 2 cores at 7 tok/s (1.5B)
+        if say is not None:
+            say(f"  {label}: waiting on the model ({time.monotonic() - t0:.0f}s, {done} of {total} replies "
+                f"in and checked; a request fails after {client.timeout:.0f}s without a token)")
+    return workers.run_all(one, range(len(convs)), len(convs), tick=waiting, tick_s=HEARTBEAT_S)
 
 
 def _merit(rep: CheckReport | None) -> tuple[bool, int, bool, int]:
@@ -125,6 +121,7 @@ def _stage(client: Client, first: list[dict[str, str]], task: Task, st: LoopSett
     seen: set[str] = set()
     repeated = False
     for r in range(1, st.rounds + 1):
+        workers.check()  # an interrupted batch: this program stops here, between rounds
         if mt < MIN_REPLY_TOKENS:
             reason = f"the prompt leaves {max(mt, 0)} tokens of the model's {client.max_model_len}-token context"
             log.append({"stage": stage, "round": r, "stop": reason})
@@ -306,19 +303,15 @@ def batch(folder: str | Path, client: Client, settings: LoopSettings | None = No
     if out:
         out = paths.out_dir(out)
     done = 0
-
-    gone = threading.Event()  # set at a server-wide failure: programs not started yet are not started
     said = threading.Lock()  # one count per finished program
 
-    def one(pair: tuple[Path, Path]) -> dict[str, Any] | None:
+    def one(pair: tuple[Path, Path]) -> dict[str, Any]:
         nonlocal done
-        if gone.is_set():
-            return None
         try:
             r = _program(pair[0], pair[1], client, st, out)  # its round lines too: minutes pass between programs
         except ServerError as e:
-            if not isinstance(e, BadRequest):  # the server is gone or failing: every program would wait on it
-                gone.set()
+            # the server is gone or failing: every program would wait on it (run_all starts no other)
+            if not isinstance(e, BadRequest):
                 kept = f"; finished programs are kept: rerun with --out {out} to go on" if out else ""
                 raise LabError(f"{e}{kept}") from None
             r = {"program": program_name(pair[0]), "ok": False, "stop": str(e)}  # this program's request only
@@ -331,9 +324,8 @@ def batch(folder: str | Path, client: Client, settings: LoopSettings | None = No
                       f"({r.get('passed', 0)}/{r.get('total', 0)} cases, {r.get('rounds', 0)} rounds; {r['stop']})"
                       f"{' (from an earlier run)' if r.get('resumed') else ''}")
         return r
-    with locks.writing(out, "lab c2rust run") if out else contextlib.nullcontext(), \
-            ThreadPoolExecutor(st.concurrency) as ex:
-        rows = [r for r in ex.map(one, progs) if r is not None]
+    with locks.writing(out, "lab c2rust run") if out else contextlib.nullcontext():
+        rows = workers.run_all(one, progs, st.concurrency)
     n = len(rows)
     return {"model": client.model, "programs": n, "per_round": per_round(rows, st.rounds),
             "success_rate": round(sum(r["ok"] for r in rows) / n, 3),

@@ -1,9 +1,15 @@
 """lab.c2rust.cli: `check` as a person reads it (summary, the diff of each failing case) and as a script reads it
-(--json: stdout is the report alone), on a real program in the sandbox; `batch`'s summary and exit status."""
+(--json: stdout is the report alone), on a real program in the sandbox; `batch`'s summary and exit status, and
+its end at a SIGTERM."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
-from helpers import ROOT, lab
+from helpers import ROOT, lab, openai_fake
 
 from lab import cli
 from lab.c2rust import cli as c2rust_cli
@@ -55,3 +61,28 @@ def test_what_a_program_prints_cannot_drive_the_terminal(tmp_path):
     r = lab("c2rust", "check", str(PROG / "prog.c"), str(PROG / "tests.json"), str(rs), timeout=300)
     assert r.returncode == 1 and "\x1b" not in r.stdout and "\x07" not in r.stdout
     assert "+\\x1b]0;pwned\\x07\\x1b[2J42" in r.stdout
+
+
+def test_sigterm_ends_a_batch_at_once_with_replies_in_flight(tmp_path):
+    """Two programs await replies that never come: SIGTERM ends the command within seconds, one line, exit 143,
+    and no program starts after it (its thread pool waited for every reply, then ran the rest of the batch)."""
+    fake = openai_fake(lambda body: (200, None, "stop"))  # None: the server never answers
+    p = subprocess.Popen([sys.executable, "-m", "lab.cli", "c2rust", "batch", str(ROOT / "data" / "c_to_rust"),
+                          "--base-url", fake.url, "--concurrency", "2", "--rounds", "1", "--out", str(tmp_path / "o")],
+                         cwd=ROOT, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        chats = lambda: [b for q, b in fake.requests if q.endswith("/chat/completions")]  # noqa: E731
+        deadline = time.time() + 120
+        while len(chats()) < 2 and time.time() < deadline:
+            time.sleep(0.2)
+        assert len(chats()) == 2, p.stderr.read() if p.poll() is not None else "no two requests in 120 s"
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=60)
+        assert time.monotonic() - t0 < 15 and p.returncode == 128 + signal.SIGTERM, (out, err)
+        assert "interrupted (SIGTERM)" in err and "Traceback" not in err, err
+        time.sleep(1)
+        assert len(chats()) == 2  # nothing was asked after the signal
+    finally:
+        p.kill()
+        fake.close()
