@@ -43,6 +43,7 @@ class CheckReport:
     source: str = ""                  # what was built (the input plus any fixes rustc suggested)
     added_imports: list[str] = field(default_factory=list)
     applied_fixes: list[str] = field(default_factory=list)
+    spliced: list[str] = field(default_factory=list)  # items a partial reply lacked, kept from the program before
 
     @property
     def passed(self) -> int:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lab import LabError, locks, paths, workers
+from lab.c2rust import splice
 from lab.c2rust.build import clippy_warnings
 from lab.c2rust.harness import CheckReport, check_source, count_unsafe, extract_rust
 from lab.c2rust.prompts import FEEDBACK_CASES, IDIOMATIC, SYSTEM, feedback, first_messages, prompt_parts
@@ -65,12 +66,26 @@ def _errors(rep: CheckReport | None) -> int:
     return sum(line.startswith("error") for line in rep.compile_errors.splitlines()) if rep else 10**6
 
 
+def _checked(new: str, base: str | None, task: Task, idiomatic: bool) -> tuple[str, CheckReport]:
+    """A reply's program checked; where it does not compile and lacks items of the program it repairs (`base`), that
+    program's items spliced back in are checked too, and the one that gets further goes on."""
+    rep = check_source(new, task, idiomatic=idiomatic, fix=True)
+    if rep.compiled or not base or not (whole := splice.merge(base, new)):
+        return new, rep
+    rep2 = check_source(whole[0], task, idiomatic=idiomatic, fix=True)
+    if _merit(rep2) <= _merit(rep):
+        return new, rep
+    rep2.spliced = whole[1]
+    return whole[0], rep2
+
+
 def _ask(client: Client, convs: list[tuple[list[dict[str, str]], int]], r: int, repeated: bool, task: Task,
-         idiomatic: bool, first_seed: int | None = None,
-         say: Any = None, label: str = "") -> list[tuple[Any, str | None, CheckReport | None]]:
+         idiomatic: bool, first_seed: int | None = None, say: Any = None, label: str = "",
+         bases: list[str | None] | None = None) -> list[tuple[Any, str | None, CheckReport | None]]:
     """One reply per (conversation, max_tokens), each extracted and checked (in parallel): the first greedy unless
     the last round repeated itself (or `first_seed` is given), the others sampled with seeds of their own, so a
-    rerun asks the same. While replies are awaited, `say` gets a line every HEARTBEAT_S seconds."""
+    rerun asks the same. bases[j] is the program conversation j repairs (None: a fresh translation). While
+    replies are awaited, `say` gets a line every HEARTBEAT_S seconds."""
     def one(j: int) -> tuple[Any, str | None, CheckReport | None]:
         # Greedy decoding of the same conversation is a fixed point: after a repeated program every reply samples.
         sampled = repeated or j > 0 or first_seed is not None
@@ -78,7 +93,9 @@ def _ask(client: Client, convs: list[tuple[list[dict[str, str]], int]], r: int, 
         sampling = {"temperature": SAMPLE_TEMPERATURE, "seed": seed} if sampled else {}
         res = client.complete(convs[j][0], max_tokens=convs[j][1], thinking=False, **sampling)
         new = extract_rust(res.text)
-        return res, new, (check_source(new, task, idiomatic=idiomatic, fix=True) if new else None)
+        if not new:
+            return res, None, None
+        return res, *_checked(new, bases[j] if bases else None, task, idiomatic)
     t0 = time.monotonic()
 
     def waiting(done: int, total: int) -> None:  # a 1,536-token reply takes ~4 min on 2 cores at 7 tok/s (1.5B)
@@ -107,6 +124,7 @@ def _round_entry(got: list[tuple[Result, str | None, CheckReport | None]], j: in
             "compiled": bool(rep and rep.compiled), "ok": bool(rep and rep.ok),
             **({"added_imports": rep.added_imports} if rep and rep.added_imports else {}),
             **({"applied_fixes": rep.applied_fixes} if rep and rep.applied_fixes else {}),
+            **({"spliced": rep.spliced} if rep and rep.spliced else {}),
             **({"candidate": j, "fresh": fresh[j],
                 "candidates": [g[2].summary() if g[2] else "no code block" for g in got]} if len(got) > 1 else {})}
 
@@ -120,6 +138,7 @@ def _stage(client: Client, first: list[dict[str, str]], task: Task, st: LoopSett
     idiomatic = stage == "idiomatic"
     seen: set[str] = set()
     repeated = False
+    echoed: str | None = None
     for r in range(1, st.rounds + 1):
         workers.check()  # an interrupted batch: this program stops here, between rounds
         if mt < MIN_REPLY_TOKENS:
@@ -131,7 +150,8 @@ def _stage(client: Client, first: list[dict[str, str]], task: Task, st: LoopSett
         # program converged on one error in all three candidates, while fresh translations differ (measured).
         fresh = [r > 1 and j % 2 == 1 for j in range(st.candidates)]
         convs = [(first, first_mt) if f else (messages, mt) for f in fresh]
-        got = _ask(client, convs, r, repeated, task, idiomatic, say=say, label=f"{stage} round {r}")
+        got = _ask(client, convs, r, repeated, task, idiomatic, say=say, label=f"{stage} round {r}",
+                   bases=[None if f else echoed for f in fresh])
         again = not any(fresh) and bool(seen) and all(g[1] in seen for g in got if g[1]) and any(g[1] for g in got)
         if again:
             # Every reply is a program an earlier round already checked, so its result is known: the round is not
@@ -165,6 +185,7 @@ def _stage(client: Client, first: list[dict[str, str]], task: Task, st: LoopSett
             return code, report, r, tokens, "passed"
         messages, mt = _fit(client, first, res.text, rep, task, st.max_tokens, repeated,
                             truncated=res.finish_reason == "length")
+        echoed = (rep.source if rep and rep.source else new) if new else None  # what _fit showed the model
     return code, report, st.rounds, tokens, f"still failing after {st.rounds} rounds"
 
 

@@ -40,6 +40,9 @@ def feedback(report: CheckReport | None, task: Task, cases: int = FEEDBACK_CASES
                   "in Rust.\n")
     if report.added_imports:
         again += f"(The imports the compiler named were added: {' '.join(report.added_imports)} Keep them.)\n"
+    if report.spliced:
+        again += (f"(Your reply left out {', '.join(report.spliced)}; they were kept from the program before. "
+                  "Reply with the whole program.)\n")
     if report.applied_fixes:
         again += f"(The compiler's own fixes were applied: {'; '.join(report.applied_fixes[:5])}. Keep them.)\n"
     if not report.compiled:

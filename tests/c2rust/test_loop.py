@@ -59,6 +59,16 @@ def test_per_round_counts_each_program_at_its_latest_round():
                                   {"round": 3, "compiled": 1, "passed": 1, "programs": 3}]
 
 
+def _translated(prog, reply, rounds, out):
+    """translate() of prog/p.c against a fake server answering reply(body); the result and the chat requests."""
+    fake = openai_fake(reply)
+    try:
+        res = translate(prog / "p.c", prog / "tests.json", Client(fake.url), rounds=rounds, progress=False, out=out)
+    finally:
+        fake.close()
+    return res, [b for p, b in fake.requests if p.endswith("/chat/completions")]
+
+
 def _hi_task(tmp_path):
     prog = tmp_path / "p"
     prog.mkdir()
@@ -162,12 +172,7 @@ def test_the_result_is_the_nearest_program_of_any_round_not_the_last(tmp_path):
         if len(body["messages"]) <= 2:  # the opening conversation: round 1
             return 200, f"```rust\n{partial}```", "stop"
         return 200, "```rust\nfn main() { let x: i32 = \"a\"; }\n```", "stop"
-    fake = openai_fake(reply)
-    try:
-        res = translate(prog / "p.c", prog / "tests.json", Client(fake.url), rounds=2, progress=False,
-                        out=tmp_path / "out")
-    finally:
-        fake.close()
+    res, _ = _translated(prog, reply, 2, tmp_path / "out")
     assert not res["ok"] and res["compiled"] and res["passed"] == 1 and res["rounds"] == 2
     assert [h["compiled"] for h in res["history"]] == [True, False]  # what each round gave stays in the history
     assert (tmp_path / "out" / "p.rs").read_text() == partial
@@ -195,3 +200,29 @@ def test_a_slow_reply_gets_waiting_lines_while_it_is_awaited(tmp_path, monkeypat
     out = capsys.readouterr().out
     assert res["ok"] and "[p] unidiomatic round 1: waiting on the model (" in out, out
     assert "0 of 1 replies in and checked; a request fails after 60s without a token)" in out
+
+
+def test_a_repair_that_replies_one_function_is_checked_with_the_rest_of_the_program(tmp_path):
+    """Round 2 replies only the function it changed (the 1.5B did, `cannot find function reverse`): it is checked
+    with round 1's other items spliced in, the model is told, and round 3 sees the whole program."""
+    prog = tmp_path / "p"
+    prog.mkdir()
+    (prog / "p.c").write_text('#include <stdio.h>\nint twice(int x) { return 2 * x; }\n'
+                              'int main(void) { printf("%d\\n", twice(21)); return 0; }\n')
+    (prog / "tests.json").write_text('[{"input": "", "output": "42"}]')
+    main = 'fn main() {\n    println!("{}", twice(21));\n}\n'
+    replies = {1: f"```rust\nfn twice(x: i32) -> i32 {{\n    x + 2\n}}\n\n{main}```",
+               2: "Only `twice` changes:\n```rust\nfn twice(x: i32) -> i32 {\n    3 * x\n}\n```",
+               3: f"```rust\n{main}\nfn twice(x: i32) -> i32 {{\n    x * 2\n}}\n```"}
+
+    def reply(body):  # each round's conversation is the opening, the program shown back, the feedback
+        m = body["messages"]
+        return 200, replies[1 if len(m) == 2 else 2 if "x + 2" in m[-2]["content"] else 3], "stop"
+    res, chats = _translated(prog, reply, 3, tmp_path / "o")
+    log = [json.loads(ln) for ln in (tmp_path / "o" / "p.log.jsonl").read_text().splitlines()]
+    assert res["ok"] and res["rounds"] == 3 and [h["compiled"] for h in res["history"]] == [True, True, True]
+    assert "spliced" not in log[0] and log[1]["spliced"] == ["fn main"] and log[1]["result"] == "0/1 cases pass " \
+        "(case 0: wrong_output)"  # as the reply stood it could not build (no main); spliced it runs and prints 63
+    echo, told = chats[2]["messages"][-2]["content"], chats[2]["messages"][-1]["content"]
+    assert "3 * x" in echo and "fn main" in echo  # the program shown back is the spliced one, whole
+    assert "left out fn main" in told and "Reply with the whole program" in told
