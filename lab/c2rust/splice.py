@@ -78,6 +78,6 @@ def merge(previous: str, reply: str) -> tuple[str, list[str]] | None:
     named = [k for k in missing if not k.startswith(("use ", "pub use "))]
     if not named:
         return None  # only imports differ: rustc's suggestions add those (build.fix)
-    uses = "".join(before[k] for k in missing if k not in named)
+    uses = "".join(before[k] for k in missing if k.startswith(("use ", "pub use ")))
     rest = "\n".join(before[k] for k in named)
     return f"{uses + chr(10) if uses else ''}{reply.rstrip()}\n\n{rest}", named
