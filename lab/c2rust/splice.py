@@ -14,13 +14,14 @@ import re
 ITEM = re.compile(r'(?:pub(?:\([^)]*\))?\s+)?(?:(?:unsafe|const|async|extern\s+"[^"]*")\s+)*'
                   r"(fn|struct|enum|const|static|type|trait|union|mod)\s+(?:mut\s+)?(\w+)")
 ATTRIBUTE = ("#[", "///")  # lines that belong to the item below them
+USE = ("use ", "pub use ")  # imports: keyed by the whole line, ended by their `;`, not spliced alone
 
 
 def _key(line: str) -> str | None:
     """What names the item that starts on this line ('fn main', 'impl Stack', 'use std::io::Read;'), or None."""
     if line[:1].isspace() or not line.strip():
         return None
-    if line.startswith("use ") or line.startswith("pub use "):
+    if line.startswith(USE):
         return " ".join(line.split())
     if re.match(r"(?:unsafe\s+)?impl\b", line):
         return " ".join(line.split("{")[0].split())
@@ -35,7 +36,7 @@ def _end(lines: list[str], i: int) -> int | None:
         return i  # `struct Empty {}`, `fn f() -> i32 { 1 }`
     if "{" not in head and head.endswith(";"):
         return i  # `const N: usize = 10;`, `use std::io::Read;`
-    is_use = lines[i].startswith(("use ", "pub use "))
+    is_use = lines[i].startswith(USE)
     for j in range(i + 1, len(lines)):  # a `use` ends at its `;` (`};`), anything else at a `}` in column 0
         if lines[j].rstrip().endswith(";") if is_use else lines[j].startswith("}"):
             return j
@@ -75,9 +76,9 @@ def merge(previous: str, reply: str) -> tuple[str, list[str]] | None:
     if not before or now is None:
         return None
     missing = [k for k in before if k not in now]
-    named = [k for k in missing if not k.startswith(("use ", "pub use "))]
+    named = [k for k in missing if not k.startswith(USE)]
     if not named:
         return None  # only imports differ: rustc's suggestions add those (build.fix)
-    uses = "".join(before[k] for k in missing if k.startswith(("use ", "pub use ")))
+    uses = "".join(before[k] for k in missing if k.startswith(USE))
     rest = "\n".join(before[k] for k in named)
     return f"{uses + chr(10) if uses else ''}{reply.rstrip()}\n\n{rest}", named
