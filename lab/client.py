@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterable
 from typing import Any
 
 import openai
 
-from lab import LabError, bounded
+from lab import LabError, bounded, workers
 from lab.messages import defuse, messages_of, send_folded, split_reasoning
 from lab.server_errors import ServerTimeout, not_openai, server_error, server_errors
 from lab.streaming import CHARS_PER_TOKEN, Relay, Result, StreamTally, resend_delay, stream_chat
@@ -40,9 +41,9 @@ CANCEL_WAIT_S = 10.0  # an interrupted coroutine's clean-up (closing clients, a 
 
 
 def run_sync(coro: Any) -> Any:
-    """asyncio.run, also from inside a running loop (a notebook kernel): then in a thread of its own, and an
-    interrupt of the caller (the cell's) cancels the coroutine and is raised at once. A thread pool there waited
-    for the coroutine to finish: an interrupted translation or benchmark held the kernel busy to its end."""
+    """asyncio.run, also from inside a running loop (a notebook kernel): then on a worker thread (workers.run_all),
+    and an interrupt of the caller (the cell's) cancels the coroutine and is raised at once. A thread pool there
+    waited for the coroutine to finish: an interrupted translation or benchmark held the kernel busy to its end."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -54,29 +55,18 @@ def run_sync(coro: Any) -> Any:
     async def main() -> Any:
         box["loop"], box["task"] = asyncio.get_running_loop(), asyncio.current_task()
         started.set()
-        return await coro
-
-    def go() -> None:
         try:
-            box["value"] = asyncio.run(main())
-        except BaseException as e:  # handed to the caller's thread, raised there
-            box["error"] = e
+            return await coro
         finally:
-            finished.set()
-    threading.Thread(target=go, daemon=True, name="lab-run-sync").start()
+            finished.set()  # its clean-up has run
     try:
-        # an Event, not Thread.join: a KeyboardInterrupt inside join() marks the thread as ended while it runs
-        # (CPython 3.11's _wait_for_tstate_lock), and the join after the cancel below then returned at once
-        while not finished.wait(0.2):
-            pass
+        return workers.run_all(lambda _: asyncio.run(main()), [None], 1)[0]
     except BaseException:
-        if started.wait(1):
-            box["loop"].call_soon_threadsafe(box["task"].cancel)
+        if started.wait(1) and not finished.is_set():
+            with contextlib.suppress(RuntimeError):  # the loop closed just now: nothing left to cancel
+                box["loop"].call_soon_threadsafe(box["task"].cancel)
             finished.wait(CANCEL_WAIT_S)
         raise
-    if "error" in box:
-        raise box["error"]
-    return box.get("value")
 
 
 def root_url(base_url: str) -> str:

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
+# The caller waits in slices this long: a lock wait ends early only for a signal delivered to its own thread, and
+# _thread.interrupt_main() (or a signal another thread took) was seen only when a 30 s wait ran out.
+POLL_S = 0.2
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -73,10 +77,12 @@ def run_all(fn: Callable[[T], R], items: Iterable[T], workers: int, tick: Callab
     for t in threads:
         t.lab_stops = [*parents, stop]  # type: ignore[attr-defined]
         t.start()
+    next_tick = time.monotonic() + tick_s
     try:
         for _ in threads:
-            while not finished.acquire(timeout=tick_s):
-                if tick is not None:
+            while not finished.acquire(timeout=min(POLL_S, tick_s)):
+                if tick is not None and time.monotonic() >= next_tick:
+                    next_tick += tick_s
                     with lock:
                         tick(len(results) + len(errors), len(todo))
     except BaseException:
