@@ -170,7 +170,7 @@ def _add_tiny(sub: argparse._SubParsersAction) -> None:
     s = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     b = s.add_parser("build", help="train the tokenizer and the tiny Qwen3 on data/corpus (~1 min on 2 cores)")
     b.add_argument("--force", action="store_true", help="rebuild even if a build for this corpus exists")
-    b.add_argument("--out", type=options.nonempty("a folder"),
+    b.add_argument("-o", "--out", type=options.nonempty("a folder"),
                    help="output folder (default: the cache folder keyed by the corpus hash)")
     s.add_parser("path", help="print the folder of the current tiny build")
     p.set_defaults(func=_tiny)

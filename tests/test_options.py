@@ -107,3 +107,6 @@ def test_rows_print_aligned_with_names_from_files_escaped(capsys):
     options.print_rows([{"doc": "a\x1b[2Jb", "tokens": 7}, {"doc": "駅", "tokens": 1234}])
     assert capsys.readouterr().out.splitlines() == ["doc        tokens", "a\\x1b[2Jb  7     ",
                                                     "駅          1234  "]
+    options.print_rows([{"program": "bad", "rounds": None, "stop": "x"}, {"program": "ok", "rounds": 2}])
+    assert capsys.readouterr().out.splitlines() == ["program  rounds  stop", "bad      -       x   ",
+                                                    "ok       2           "]

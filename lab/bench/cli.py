@@ -35,7 +35,7 @@ def add_commands(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
     options.add(r, "--start-timeout", R, type=options.SECONDS,
                 help="seconds to wait for a server this command starts (a running one is reused)")
     options.add(r, "--keep-server", R, help="leave a server this command started running")
-    r.add_argument("--out", help="output folder (default: runs/bench-<UTC>)")
+    r.add_argument("-o", "--out", help="output folder (default: runs/bench-<UTC>)")
     r.set_defaults(func=_run)
     st = s.add_parser("suite", help="the project's serving benchmark: scaling c32/c1, lab client vs bare openai")
     options.profile_arg(st, "profile whose server is running")

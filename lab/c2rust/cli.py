@@ -48,7 +48,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                     "rest sampled, and after round 1 every other one a fresh translation")
         options.add(q, "--example", L, help="show one worked C -> Rust translation before the program "
                     "(dropped when the context has no room; the 1.5B did worse with it)")
-        q.add_argument("--out", help="folder for .rs, .json reports and per-program logs; a rerun into the same "
+        q.add_argument("-o", "--out", help="folder for .rs, .json reports and per-program logs; a rerun into the same "
                        "folder reuses each program finished with the same source, tests, model, settings and prompt "
                        "(default: runs/c2rust-<UTC>)")
     sc = s.add_parser("sactor-config", help="print (or write) the [VLLM] block of a sactor.toml for the live server")

@@ -200,6 +200,11 @@ def _line(text: str) -> None:
         sys.stdout.flush()
 
 
+def _mean(xs: list[int]) -> float:
+    """The mean rounded to 2 places; 0 for none."""
+    return round(sum(xs) / len(xs), 2) if xs else 0
+
+
 def program_name(c_file: Path) -> str:
     """NAME of NAME/NAME.c, or of NAME/prog.c: the name of its reports."""
     return paths.short_name(c_file.stem if c_file.stem != "prog" else c_file.parent.name)
@@ -351,5 +356,5 @@ def batch(folder: str | Path, client: Client, settings: LoopSettings | None = No
     return {"model": client.model, "programs": n, "per_round": per_round(rows, st.rounds),
             "success_rate": round(sum(r["ok"] for r in rows) / n, 3),
             "compiled_rate": round(sum(bool(r.get("compiled")) for r in rows) / n, 3),
-            "mean_rounds": round(sum(r.get("rounds", 0) for r in rows) / n, 2),
+            "mean_rounds": _mean([r["rounds"] for r in rows if "rounds" in r]),  # bad tasks ran no round
             "tokens": sum(r.get("tokens", 0) for r in rows), "rows": rows}

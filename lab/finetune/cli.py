@@ -16,7 +16,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("finetune", help="QLoRA: 4-bit base + LoRA on chat JSONL, eval before/after, save adapter")
     options.profile_arg(p, "profile whose model is the base")
     p.add_argument("--data", help="folder with train.jsonl and heldout.jsonl (default: data/finetune)")
-    p.add_argument("--out", help="output folder (default: runs/finetune-<UTC>); replaced only when training ends")
+    p.add_argument("-o", "--out", help="output folder (default: runs/finetune-<UTC>); replaced only when training ends")
     options.add(p, "--4bit", F, "four_bit", help="nf4 4-bit base (QLoRA); --no-4bit: plain LoRA on a bf16 base")
     options.add(p, "--dtype", F, choices=["auto", "bfloat16", "float32"],
                 help="compute dtype; auto: bfloat16 on CUDA and on CPUs with bf16 in hardware (AVX512-BF16, AMX), "

@@ -44,7 +44,7 @@ def test_batch_prints_its_summary_and_fails_unless_every_program_passes(monkeypa
         return res
     monkeypatch.setattr(c2rust_cli.loop, "batch", fake_batch)
     monkeypatch.setattr(c2rust_cli.options, "client", lambda a: None)
-    args = ["c2rust", "batch", "progs", "--rounds", "3", "--candidates", "2", "--out", str(tmp_path / "o")]
+    args = ["c2rust", "batch", "progs", "--rounds", "3", "--candidates", "2", "-o", str(tmp_path / "o")]
     assert cli.main(args) == 1
     out = capsys.readouterr().out
     assert f"success 50%, compiled 50%, mean rounds 2.5, tokens 1234; reports in {tmp_path / 'o'}" in out

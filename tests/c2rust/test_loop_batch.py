@@ -85,6 +85,7 @@ def test_batch_goes_on_past_bad_programs_and_a_rerun_reuses_finished_ones(tmp_pa
     assert rows["str_to_int"]["ok"] and first == 1
     assert "latin1/prog.c:1: not UTF-8" in rows["latin1"]["stop"] and not rows["latin1"]["ok"]
     assert "badjson/tests.json: not valid JSON" in rows["badjson"]["stop"]
+    assert res["mean_rounds"] == rows["str_to_int"]["rounds"] == 1  # over the programs that ran: not 1/3
     again_row = next(r for r in again["rows"] if r["program"] == "str_to_int")
     assert second == 0 and again_row.get("resumed") and again_row["ok"]
     changed_row = next(r for r in changed["rows"] if r["program"] == "str_to_int")
