@@ -138,7 +138,7 @@ def _run(a: argparse.Namespace) -> int:
     params = nbparams.paths_from_workdir(params)
     if a.plan:
         from lab import plan
-        pl = plan.plan(a.notebooks, a.profile, params, a.cell_timeout)
+        pl = plan.plan(a.notebooks, a.profile, params, a.cell_timeout, a.resume)
         print(json.dumps(pl, indent=1, ensure_ascii=False) if a.json else plan.render(pl))
         return 0
     run_dir, ok = runner.run(a.notebooks, a.profile, params, share_server=a.share_server, fail_fast=a.fail_fast,

@@ -7,7 +7,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from lab import config, isolate, nbparams, runner
+from lab import config, isolate, nbparams, paths, runner
 
 # What each notebook starts or loads, by number (the notebooks' own code is the reference; tests keep
 # this in step with the parameters they declare).
@@ -64,17 +64,24 @@ def steps(prof: config.Profile, nb: Path, params: dict[str, Any], gpus: int | No
 
 
 def plan(names: list[str] | None, profile: str | None, params: dict[str, Any],
-         cell_timeout: int | None = None) -> dict[str, Any]:
+         cell_timeout: int | None = None, resume: str | None = None) -> dict[str, Any]:
     """Every selected notebook with its parameters (profile's, then -p/-f), its steps and the bound on each cell
-    (--cell-timeout, else the profile's); downloads nothing."""
+    (--cell-timeout, else the profile's); downloads nothing. resume: what `lab run --resume` would do with that
+    run (its profile and parameters; the notebooks that passed are kept)."""
+    kept: set[str] = set()
+    if resume:
+        (run_dir, meta), names, profile, params, cell_timeout = runner.resumed(
+            resume, paths.runs().resolve(), names, profile, params, cell_timeout)
+        kept = runner.kept_notebooks(run_dir, meta, runner.resolve(names))
     with config.no_fetch():
-        return _plan(names, profile, params, cell_timeout)
+        pl = _plan(names, profile, params, cell_timeout, kept)
+    return {**pl, "resume": str(run_dir)} if resume else pl
 
 
-def _plan(names: list[str] | None, profile: str | None, params: dict[str, Any],
-          cell_timeout: int | None) -> dict[str, Any]:
+def _plan(names: list[str] | None, profile: str | None, params: dict[str, Any], cell_timeout: int | None,
+          kept: set[str]) -> dict[str, Any]:
     prof = config.load(profile, check_device=False)
-    nbs = runner.resolve(names)
+    nbs = [nb for nb in runner.resolve(names) if nb.stem not in kept]
     declared = nbparams.check_params(nbs, params)
     gpus = config.gpu_count() if prof.device == "cuda" else 0
     need = config.gpus_needed(prof, gpus or None)
@@ -84,7 +91,8 @@ def _plan(names: list[str] | None, profile: str | None, params: dict[str, Any],
             "cell_timeout_s": runner.cell_limit(prof, cell_timeout),
             "notebooks": [{"notebook": nb.stem, "parameters": (p := nbparams.notebook_params(prof, nb, declared[nb],
                                                                                           params)),
-                           "steps": steps(prof, nb, p, gpus or None)} for nb in nbs]}
+                           "steps": steps(prof, nb, p, gpus or None)} for nb in nbs],
+            "kept": sorted(kept)}
 
 
 def render(pl: dict[str, Any]) -> str:
@@ -96,6 +104,9 @@ def render(pl: dict[str, Any]) -> str:
              "nothing is started or downloaded by this plan; "
              + (f"a cell may run {pl['cell_timeout_s']} s (--cell-timeout)" if pl["cell_timeout_s"]
                 else "cells are not bounded (--cell-timeout 0)")]
+    if pl.get("resume"):
+        lines.append(f"resumes {pl['resume']}: "
+                     + (f"kept (passed there): {', '.join(pl['kept'])}" if pl["kept"] else "no notebook passed there"))
     for nb in pl["notebooks"]:
         lines += ["", nb["notebook"], "  parameters: " + ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}"
                                                                    for k, v in nb["parameters"].items())]

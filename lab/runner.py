@@ -263,6 +263,24 @@ def _reopen(resume: str | Path, runs_dir: Path, profile: str | None,
     return run_dir, meta
 
 
+def resumed(resume: str | Path, runs_dir: Path, names: list[str] | None, profile: str | None,
+            params: dict[str, Any] | None, cell_timeout: int | None
+            ) -> tuple[tuple[Path, dict[str, Any]], list[str] | None, str | None, dict[str, Any], int | None]:
+    """(run folder, run.json) of the run `resume` names, then the notebooks, profile, parameters and cell bound
+    it goes on with: its own (those given must agree, see _reopen; notebooks and --cell-timeout may differ)."""
+    old = _reopen(resume, runs_dir, profile, dict(params or {}))
+    meta = old[1]
+    return (old, names or meta.get("requested"),  # the run's own notebooks, not all of them
+            meta.get("profile"), dict(meta.get("parameters") or {}),
+            meta.get("cell_timeout_s") if cell_timeout is None else cell_timeout)
+
+
+def kept_notebooks(run_dir: Path, meta: dict[str, Any], nbs: list[Path]) -> set[str]:
+    """The notebooks of `nbs` that passed in this run and whose executed copy is still there: a resume keeps them."""
+    passed = {e.get("name") for e in meta["notebooks"] if e.get("status") == "ok"}
+    return {nb.stem for nb in nbs if nb.stem in passed and (run_dir / nb.name).exists()}
+
+
 def _open_run(old: tuple[Path, dict[str, Any]] | None, runs: Path, prof: config.Profile, params: dict[str, Any],
               limit: int, requested: list[str]) -> tuple[Path, dict[str, Any]]:
     """A new run folder with its run.json, or the resumed one's, now owned by this process."""
@@ -295,11 +313,9 @@ def run(names: list[str] | None = None, profile: str | None = None, params: dict
     from lab import serve
 
     runs = Path(runs_dir or paths.runs()).resolve()
-    old = _reopen(resume, runs, profile, dict(params or {})) if resume else None
-    if old:
-        profile, params = old[1].get("profile"), dict(old[1].get("parameters") or {})
-        cell_timeout = old[1].get("cell_timeout_s") if cell_timeout is None else cell_timeout
-        names = names or old[1].get("requested")  # the run's own notebooks, not all of them
+    old = None
+    if resume:
+        old, names, profile, params, cell_timeout = resumed(resume, runs, names, profile, params, cell_timeout)
     prof = config.load(profile)
     nbs = resolve(names)
     if not nbs:
@@ -311,8 +327,7 @@ def run(names: list[str] | None = None, profile: str | None = None, params: dict
         raise LabError(f"--cell-timeout must be 0 (no limit) or a number of seconds, got {limit}")
     requested = [nb.stem if nb.parent == notebook_dir().resolve() else str(nb) for nb in nbs]
     run_dir, meta = _open_run(old, runs, prof, params, limit, requested)
-    passed = {e.get("name") for e in meta["notebooks"] if e.get("status") == "ok"}  # none in a new run
-    kept = {nb.stem for nb in nbs if nb.stem in passed and (run_dir / nb.name).exists()}
+    kept = kept_notebooks(run_dir, meta, nbs)  # none in a new run
     # On CPU one server serves every notebook (saves ~35 s start-up each); on a GPU each notebook
     # manages its own so transformers and vLLM never hold VRAM at the same time.
     if share_server is None:

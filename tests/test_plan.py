@@ -72,3 +72,22 @@ def test_reasoning_is_split_from_the_answer_as_thinking_models_reply(openai_fake
     for expected in ("你好。", "你好。", ""):
         r = c.chat("こんにちは")
         assert r.text.strip() == expected and r.reasoning.startswith("嗯，用户要")
+
+
+def test_a_plan_of_a_resume_shows_that_runs_profile_parameters_and_kept_notebooks(tmp_path, monkeypatch):
+    """`lab run --plan --resume RUN` planned a new run of every notebook with the default profile, and a run that
+    does not exist planned fine: the plan is what the resume would do, or its error."""
+    monkeypatch.setenv("LAB_RUNS", str(tmp_path))
+    run = tmp_path / "20260101T000000Z-tiny"
+    run.mkdir()
+    meta = {"profile": "tiny", "parameters": {"max_tokens": 7}, "requested": ["00_environment", "01_serving"],
+            "ended": "2026-01-01T00:05:00Z", "cell_timeout_s": 99,
+            "notebooks": [{"name": "00_environment", "status": "ok"}, {"name": "01_serving", "status": "failed"}]}
+    (run / "run.json").write_text(json.dumps(meta))
+    (run / "00_environment.ipynb").write_text("{}")
+    pl = plan.plan(None, None, {}, resume=run.name)
+    assert [n["notebook"] for n in pl["notebooks"]] == ["01_serving"] and pl["kept"] == ["00_environment"]
+    assert pl["notebooks"][0]["parameters"]["max_tokens"] == 7 and pl["cell_timeout_s"] == 99
+    assert f"resumes {run}: kept (passed there): 00_environment" in plan.render(pl)
+    r = lab("run", "--plan", "--resume", "nope", env={"LAB_RUNS": str(tmp_path)})
+    assert r.returncode == 1 and r.stderr.startswith("error: --resume nope: no run folder with a run.json there")
