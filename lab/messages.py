@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
-
-import openai
+from typing import TYPE_CHECKING, Any
 
 from lab.server_errors import server_message
+
+if TYPE_CHECKING:  # imported where used: `lab --help` took 1.5 s with openai, httpx and numpy at the top, 0.4 s now
+    import openai
 
 # A chat template that has no system turn raises, and vLLM answers 400 with its text: Gemma's "System role not
 # supported", Mistral v0.1's "Conversation roles must alternate user/assistant/..."
@@ -86,6 +87,7 @@ def after_refusal(base_url: Any, sent: dict[str, Any], e: openai.BadRequestError
 def send_folded(base_url: Any, send: Callable[[dict[str, Any]], Any], kw: dict[str, Any]) -> Any:
     """send(kw) (a blocking request), once more with the system turn folded in when the server's template refused
     it; stream_chat does the same awaiting."""
+    import openai
     sent = system_first(base_url, kw)
     try:
         return send(sent)

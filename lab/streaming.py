@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import Any
-
-import openai
+from typing import TYPE_CHECKING, Any
 
 from lab.messages import after_refusal, split_text, system_first
+
+if TYPE_CHECKING:  # imported where used: `lab --help` took 1.5 s with openai, httpx and numpy at the top, 0.4 s now
+    import openai
 
 # A token covers a few characters (Qwen: ~1 of Japanese, ~4 of English), so a text over 16 characters a token
 # of a limit is over it without asking: a 104,857,600-character line (an EPUB's one paragraph) sent whole to
@@ -124,6 +125,7 @@ async def stream_chat(ac: openai.AsyncOpenAI, retries: int, **kw: Any) -> Result
     120 s bound on the whole request, and a try thrown away at 120 s is work lost. A connection that fails
     mid-reply (a dead endpoint, no token within the timeout) is re-sent with the same body, so the same seed, up
     to `retries` times, as openai itself re-sends failures before the reply starts."""
+    import openai
     for left in range(retries, -1, -1):
         tally, started = StreamTally(), False
         try:

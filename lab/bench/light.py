@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lab import paths
-from lab.bounded import MAX_REPLY_BYTES
 from lab.client import Result
 
 
@@ -82,6 +81,7 @@ def arrivals(n: int, rate: float | None, seed: int = 0) -> list[float]:
 
 
 async def _send(session: Any, url: str, body: dict[str, Any], headers: dict[str, str]) -> Raw:
+    from lab.bounded import MAX_REPLY_BYTES  # loads httpx2: at first use
     raw = Raw(time.perf_counter())
     try:
         async with session.post(url, json=body, headers=headers) as resp:

