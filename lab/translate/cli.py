@@ -220,7 +220,7 @@ def _tokens(a: argparse.Namespace) -> int:
         if f.suffix.lower() == ".epub":  # one row a chapter
             texts = [(f"{f}:{ch.href}", "epub", ch.text) for ch in epub.chapters(f)]
         else:
-            text, enc = sources.read_text(f)
+            text, enc = sources.read_text(f, empty_ok=True)  # counted: 0 tokens, not the folder's error
             texts = [(str(f), enc, text)]
         rows += [{"file": name, "encoding": enc, "chars": len(text), "tokens": _count(tok, text, name)}
                  for name, enc, text in texts]

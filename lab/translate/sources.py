@@ -100,7 +100,7 @@ def _implausible(text: str) -> float:
     return odd / max(1, len(text))
 
 
-def read_text(path: str | Path, aozora: bool = False) -> tuple[str, str]:
+def read_text(path: str | Path, aozora: bool = False, empty_ok: bool = False) -> tuple[str, str]:
     """Read a text file: (text with \\n line ends, detected encoding); Aozora markup removed when asked."""
     p = Path(path)
     if not p.exists():
@@ -110,7 +110,7 @@ def read_text(path: str | Path, aozora: bool = False) -> tuple[str, str]:
     text, enc = _decoded(p)
     if aozora:
         text = clean_aozora(text)[0]
-    if not text.strip():
+    if not text.strip() and not empty_ok:
         raise LabError(f"{p}: empty file, nothing to translate")
     return text, enc
 

@@ -133,6 +133,11 @@ def test_lab_tokens_counts_each_chapter_of_an_epub(tmp_path):
     ch1, ch2 = (rows[f"{book}:OEBPS/text/ch{i}.xhtml"] for i in (1, 2))
     assert ch1[0] == "epub" and int(ch1[1]) == len(chapters(book)[0].text) and int(ch1[2]) > 0
     assert int(rows["TOTAL"][1]) == int(ch1[2]) + int(ch2[2])  # TOTAL: chars, tokens (no encoding)
+    (tmp_path / "empty.txt").write_text("\n")  # counted as nothing; it failed the whole folder's count
+    r = lab("tokens", str(tmp_path))
+    rows = {ln.split()[0]: ln.split()[1:] for ln in r.stdout.splitlines()[1:]}
+    assert r.returncode == 0 and rows[str(tmp_path / "empty.txt")][1] == "1", r.stderr
+    assert int(rows["TOTAL"][0]) == int(ch1[1]) + int(ch2[1]) + 1
 
 
 def test_epub_round_trip_keeps_structure_and_translates_every_text_node(tmp_path, openai_fake):
