@@ -6,14 +6,11 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lab import LabError, config, paths, pidfile, procs
 from lab.client import model_entries, root_url
 from lab.serverlog import tail
-
-if TYPE_CHECKING:  # imported where used: `lab --help` took 1.5 s with openai, httpx and numpy at the top, 0.4 s now
-    pass
 
 
 def _headers(api_key: str | None) -> dict[str, str]:
@@ -22,7 +19,7 @@ def _headers(api_key: str | None) -> dict[str, str]:
 
 def probe(prof: config.Profile, api_key: str | None = None, timeout: float = 3.0) -> dict[str, Any] | None:
     """Ask the server itself: {'models': [...]} when an OpenAI API answers on the port, else None."""
-    import httpx
+    import httpx  # at first use: `lab` starts without it (test_cli)
     url = root_url(prof.base_url)
     try:
         r = httpx.get(f"{url}/v1/models", headers=_headers(api_key), timeout=timeout)

@@ -14,15 +14,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lab import LabError, config, paths, pidfile, procs, watch
 from lab.client import root_url
 from lab.pidfile import IPC_PREFIX, read_pidfile
 from lab.readiness import MAX_EXTENSION, await_other, probe, wait_ready
-
-if TYPE_CHECKING:  # imported where used: `lab --help` took 1.5 s with openai, httpx and numpy at the top, 0.4 s now
-    pass
 
 READY_TIMEOUT_S = 600  # tiny model: ~34 s eager, ~75 s compiled; a 32B AWQ model: minutes
 RELEASE_WAIT_S = 600  # letting go waits this long for a start of the same port in progress elsewhere
@@ -282,7 +279,7 @@ def stop(profile: str | config.Profile | int | None = None, quiet: bool = False)
 
 def status(profile: str | config.Profile | None = None, api_key: str | None = None) -> dict[str, Any]:
     """Server status as the server itself reports it (/health, /v1/models), plus pid and uptime."""
-    import httpx
+    import httpx  # at first use: `lab` starts without it (test_cli)
     prof = profile if isinstance(profile, config.Profile) else config.load(profile, check_device=False)
     api_key = api_key or config.api_key()
     rec = read_pidfile(prof)

