@@ -73,6 +73,10 @@ def server_error(e: BaseException, base_url: str) -> ServerError:
                     if "chat template" in msg.lower() else "")
             return BadRequest(f"{where} rejected the request ({code}): {msg}{hint}")
         return ServerFailed(f"{where} failed with {code} after retries: {msg}")
+    if type(e) is openai.APIError:  # an error event mid-stream (vLLM: "EngineCore encountered an issue. See
+        # stack trace (above)..."): that trace is in the server's log, not above
+        return ServerFailed(f"{where} reported an error mid-reply: {' '.join(str(e.message).split())[:300]} "
+                            f"(its log: `lab serve logs`)")
     return ServerError(f"{where}: {type(e).__name__}: {' '.join(str(e).split())[:300]}")
 
 

@@ -67,6 +67,15 @@ def test_no_answer_and_no_connection_are_told_apart():
     assert type(e) is ServerUnreachable and "lab serve start" in str(e)
 
 
+def test_an_error_event_mid_stream_points_at_the_servers_log():
+    """vLLM's error event when its engine dies says "See stack trace (above)": that trace is in the server's log."""
+    e = server_error(openai.APIError("EngineCore encountered an issue. See stack trace (above) for the root cause.",
+                                     REQ, body=None), URL)
+    assert type(e) is ServerFailed and str(e) == (f"server {URL} reported an error mid-reply: EngineCore encountered "
+                                                  "an issue. See stack trace (above) for the root cause. (its log: "
+                                                  "`lab serve logs`)")
+
+
 def test_anything_else_keeps_its_type_on_one_line():
     e = server_error(RuntimeError("a\nb"), URL)
     assert type(e) is ServerError and str(e) == f"server {URL}: RuntimeError: a b"
