@@ -180,7 +180,7 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
         return
     cols = list(rows[0])
     # a missing value (a bad task has no rounds) shows as "-", not the word None
-    cells = [{c: "-" if r.get(c, "") is None else paths.one_line(str(r.get(c, ""))) for c in cols} for r in rows]
+    cells = [{c: "-" if (v := r.get(c, "")) is None else paths.one_line(str(v)) for c in cols} for r in rows]
     widths = {c: max(len(c), *(len(r[c]) for r in cells)) for c in cols}
     print("  ".join(c.ljust(widths[c]) for c in cols))
     for r in cells:

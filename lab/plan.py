@@ -68,20 +68,20 @@ def plan(names: list[str] | None, profile: str | None, params: dict[str, Any],
     """Every selected notebook with its parameters (profile's, then -p/-f), its steps and the bound on each cell
     (--cell-timeout, else the profile's); downloads nothing. resume: what `lab run --resume` would do with that
     run (its profile and parameters; the notebooks that passed are kept)."""
-    kept: set[str] = set()
+    run = None
     if resume:
-        (run_dir, meta), names, profile, params, cell_timeout = runner.resumed(
-            resume, paths.runs().resolve(), names, profile, params, cell_timeout)
-        kept = runner.kept_notebooks(run_dir, meta, runner.resolve(names))
+        run, names, profile, params, cell_timeout = runner.resumed(resume, paths.runs().resolve(), names, profile,
+                                                                   params, cell_timeout)
     with config.no_fetch():
-        pl = _plan(names, profile, params, cell_timeout, kept)
-    return {**pl, "resume": str(run_dir)} if resume else pl
+        return _plan(names, profile, params, cell_timeout, run)
 
 
 def _plan(names: list[str] | None, profile: str | None, params: dict[str, Any], cell_timeout: int | None,
-          kept: set[str]) -> dict[str, Any]:
+          run: tuple[Path, dict[str, Any]] | None) -> dict[str, Any]:
     prof = config.load(profile, check_device=False)
-    nbs = [nb for nb in runner.resolve(names) if nb.stem not in kept]
+    nbs = runner.resolve(names)
+    kept = runner.kept_notebooks(*run, nbs) if run else set()
+    nbs = [nb for nb in nbs if nb.stem not in kept]
     declared = nbparams.check_params(nbs, params)
     gpus = config.gpu_count() if prof.device == "cuda" else 0
     need = config.gpus_needed(prof, gpus or None)
@@ -92,7 +92,7 @@ def _plan(names: list[str] | None, profile: str | None, params: dict[str, Any], 
             "notebooks": [{"notebook": nb.stem, "parameters": (p := nbparams.notebook_params(prof, nb, declared[nb],
                                                                                           params)),
                            "steps": steps(prof, nb, p, gpus or None)} for nb in nbs],
-            "kept": sorted(kept)}
+            "kept": sorted(kept), **({"resume": str(run[0])} if run else {})}
 
 
 def render(pl: dict[str, Any]) -> str:
