@@ -13,7 +13,7 @@ from lab.messages import defuse, messages_of, send_folded, split_reasoning
 from lab.server_errors import ServerTimeout, not_openai, server_error, server_errors
 from lab.streaming import CHARS_PER_TOKEN, Relay, Result, StreamTally, resend_delay, stream_chat
 
-if TYPE_CHECKING:  # imported where used: `lab --help` took 1.5 s with openai, httpx and numpy at the top, 0.3 s now
+if TYPE_CHECKING:  # openai is imported where used: `lab` starts without it (test_cli)
     import openai
 
 TIMEOUT_S = 300.0  # one request; a 32B model writing 8k tokens at ~30 tok/s needs ~270 s

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from lab.messages import after_refusal, split_text, system_first
 
-if TYPE_CHECKING:  # imported where used: `lab --help` took 1.5 s with openai, httpx and numpy at the top, 0.3 s now
+if TYPE_CHECKING:  # openai is imported where used: `lab` starts without it (test_cli)
     import openai
 
 # A token covers a few characters (Qwen: ~1 of Japanese, ~4 of English), so a text over 16 characters a token

@@ -88,7 +88,7 @@ def test_every_option_that_takes_a_value_states_its_default_in_help():
 
 def test_the_cli_starts_without_the_network_and_array_libraries():
     """`lab --help`, `lab run --plan` and `lab translate eval` need none of openai, httpx, numpy or torch: with them
-    imported at the top, every command took 1.5 s to start (0.8 s of it openai), 0.4 s without."""
+    imported at the top, every command took 1.5 s to start (0.8 s of it openai), 0.28 s without."""
     import subprocess
     import sys
     code = ("import sys, lab.cli; print(' '.join(m for m in ('openai', 'httpx', 'httpx2', 'numpy', 'torch') "
