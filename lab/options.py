@@ -158,7 +158,8 @@ def endpoint_opts(p: argparse.ArgumentParser, several: bool = False) -> None:
         p.add_argument("--base-url", type=base_url,
                        help="any OpenAI-compatible endpoint instead, e.g. http://127.0.0.1:8000/v1 "
                        "(default: the profile's server)")
-    p.add_argument("--model", help="served model name (default: the server's first model)")
+    p.add_argument("--model", type=nonempty("a served model name (`GET /v1/models` lists them)"),
+                   help="served model name (default: the server's first model)")
 
 
 def endpoints(a: argparse.Namespace) -> list[str]:

@@ -300,6 +300,9 @@ def test_an_empty_chat_message_is_refused_before_any_request():
     for empty in ("", " \n"):
         r = lab("chat", empty, "--base-url", "http://127.0.0.1:9/v1")
         assert r.returncode == 2 and "argument prompt: expected a message, got an empty one" in r.stderr
+    # an empty --model used to mean the server's first model, silently
+    r = lab("chat", "hi", "--model", "", "--base-url", "http://127.0.0.1:9/v1")
+    assert r.returncode == 2 and "argument --model: expected a served model name" in r.stderr
 
 
 def test_c2rust_check_of_a_binary_file_or_a_folder(tmp_path):

@@ -119,10 +119,10 @@ def source_text(p: Path) -> str:
     """A .txt file's text as `lab translate` reads it by default (any supported encoding, Aozora markup removed
     when detected): what the lines of its translation align with."""
     text = _decoded(p)[0]
-    return clean_aozora(text)[0] if _is_aozora(text) else text
+    return clean_aozora(text)[0] if is_aozora(text) else text
 
 
-def _is_aozora(text: str, aozora: bool | None = None) -> bool:
+def is_aozora(text: str, aozora: bool | None = None) -> bool:
     """Whether a text is cleaned as Aozora Bunko: as --aozora/--no-aozora says, else as its markup shows."""
     return looks_aozora(text) if aozora is None else aozora
 
@@ -249,7 +249,7 @@ def load(path: str | Path, out: Path | None = None, aozora: bool | None = None) 
             paths.warn(f"{f}: empty file, skipped")
             continue
         src = _named(Source(f, base, text, enc))
-        if _is_aozora(text, aozora):
+        if is_aozora(text, aozora):
             src.text, src.verbatim, notes = clean_aozora(text)
             src.notes += ["Aozora Bunko markup" + (" detected (--no-aozora keeps it)" if aozora is None else ""),
                          *notes]

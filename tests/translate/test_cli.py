@@ -1,5 +1,7 @@
-"""lab.translate.cli: `lab tokens` counts a long text in pieces cut before a line; what `fix` and the run print
-of a hostile text cannot drive the terminal."""
+"""lab.translate.cli: `lab tokens` counts a long text in pieces cut before a line, and Aozora text as it is sent;
+what `fix` and the run print of a hostile text cannot drive the terminal."""
+
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +23,26 @@ def test_lab_tokens_counts_a_long_text_in_pieces_cut_before_a_line(monkeypatch):
     assert len(asked) > 1 and all(len(a) <= 11 and (a.endswith("\n") or a is asked[-1]) for a in asked)
     with pytest.raises(LabError, match=r"t.txt: line 2 has 11 characters, over the 10 of one line"):
         _count(tok, "短い\n" + "長" * 11, "t.txt")
+
+
+def test_lab_tokens_counts_aozora_text_as_translate_sends_it(tmp_path):
+    """Ruby, ［＃…］ notes and the notation header were counted, though `lab translate` never sends them."""
+    import shutil
+
+    from helpers import NOVEL, lab
+
+    from lab.translate import sources
+    shutil.copy(NOVEL / "ame.txt", tmp_path / "ame.txt")
+    (tmp_path / "plain.txt").write_text(sources.source_text(NOVEL / "ame.txt"), encoding="utf-8")
+
+    def rows(*args: str) -> dict[str, list[str]]:
+        r = lab("tokens", str(tmp_path), *args)
+        assert r.returncode == 0, r.stderr
+        # file: [encoding, chars, tokens], header and TOTAL left out
+        return {Path(ln.split()[0]).name: ln.split()[1:] for ln in r.stdout.splitlines()[1:-1]}
+    detected, kept = rows(), rows("--no-aozora")
+    assert detected["ame.txt"][0] == "utf-8+aozora" and detected["ame.txt"][1:] == detected["plain.txt"][1:]
+    assert kept["ame.txt"][0] == "utf-8" and int(kept["ame.txt"][2]) > int(detected["ame.txt"][2])
 
 
 def test_a_source_line_or_name_with_terminal_escapes_is_shown_escaped(tmp_path):
