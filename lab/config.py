@@ -113,6 +113,11 @@ class Profile:
         if p.is_absolute() or self.model.startswith((".", "~")):
             if not p.exists():
                 raise LabError(f"profile {self.name!r}: model path {p} does not exist")
+            if p.is_file() and p.suffix.lower() == ".gguf":  # a user's own GGUF: imported once, as a pkg: one is
+                from lab import gguf
+                if not _FETCH.get():  # a plan names the folder and imports nothing
+                    return str(gguf.folder_for(self.served_name, gguf.file_hash(p, remember=True)))
+                return str(gguf.import_gguf(p, self.served_name))
             return str(p)
         return self.model
 

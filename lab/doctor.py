@@ -176,9 +176,11 @@ FP8_CC = (8, 9)  # FP8 tensor cores: Ada (8.9) and Hopper (9.0); older GPUs fall
 
 def profile_checks(prof: Any, g: dict[str, Any], cuda_build: str | None, free_gb: float, cached: bool,
                    rustc: str | None, vllm_build: str, cores: int = 0,
-                   environ: dict[str, str] | None = None) -> list[dict[str, str]]:
+                   environ: dict[str, str] | None = None,
+                   memory: tuple[float, float] = (0.0, 0.0)) -> list[dict[str, str]]:
     """What a profile's plan needs from this machine, as rows (pure: the facts are passed in; `cores` and the
-    server's inherited `environ` give the CPU decode threads row)."""
+    server's inherited `environ` give the CPU decode threads row, `memory` (total, available GiB) the CPU
+    memory row)."""
     rows: list[dict[str, str]] = []
 
     def row(check: str, ok: bool | None, detail: str, bad: str = "fail") -> None:
@@ -187,6 +189,8 @@ def profile_checks(prof: Any, g: dict[str, Any], cuda_build: str | None, free_gb
         row("device", True, f"{prof.name} runs on CPU ({prof.served_name})")
         if cores:
             rows.append(decode_threads_row({**(environ or {}), **config.serve_env(prof)}, cores))
+        if memory[0]:
+            rows.append(cpu_memory_row(prof, {**(environ or {}), **config.serve_env(prof)}, *memory))
     else:
         devs = g.get("devices") or []
         tp, pp = prof.tensor_parallel(len(devs) or None), config.pipeline_parallel(prof)
@@ -217,7 +221,10 @@ def profile_checks(prof: Any, g: dict[str, Any], cuda_build: str | None, free_gb
         elif not driver:
             row("driver", False, "no NVIDIA driver answers (NVML): the GPU profiles cannot run here")
     if cached:
-        row("model download", True, f"{prof.model_path()} is already local")
+        made = prof.model_path()
+        own = Path(prof.model).expanduser()  # a GGUF file of the user's: imported on first use, nothing downloaded
+        row("model download", True, f"{made} is already local" if Path(made).exists() or not own.is_file()
+            else f"{own} is local; the first start imports it into {made}")
     else:
         size = prof.size_gb
         row("disk", free_gb >= size * 1.1 if size else None,
@@ -251,6 +258,31 @@ def decode_threads_row(env: dict[str, str], cores: int) -> dict[str, str]:
                       "half speed so); set VLLM_CPU_NUM_OF_RESERVED_CPU = \"0\" in the profile's [serve.env]"}
 
 
+# vLLM-CPU's default gpu_memory_utilization: without VLLM_CPU_KVCACHE_SPACE it wants this share of RAM free at
+# start and exits otherwise ("Available memory on node 0 (21.46/23.54 GiB) on startup is less than desired CPU
+# memory utilization (0.92, 21.66 GiB)": a profile without either failed so on a 24 GB machine with 23.0 GiB free).
+CPU_MEMORY_DEFAULT = 0.92
+KV_SPACE = "VLLM_CPU_KVCACHE_SPACE"
+VLLM_OWN_GIB = 2.0  # what its API server and EngineCore hold before the check: 23.0 - 21.46 = 1.5 GiB, above
+
+
+def cpu_memory_row(prof: Any, env: dict[str, str], total: float, available: float) -> dict[str, str]:
+    """Whether vLLM-CPU will find free the RAM it reserves: VLLM_CPU_KVCACHE_SPACE GiB where set (vllm-cpu 0.32
+    then skips the share check), else the profile's gpu_memory_utilization of all RAM."""
+    space = env.get(KV_SPACE, "")
+    if space.strip().isdigit():
+        want, what = float(space), f"{KV_SPACE}={space}"
+    else:
+        share = prof.serve.get("gpu_memory_utilization", CPU_MEMORY_DEFAULT)
+        want, what = share * total, f"gpu_memory_utilization {share:.2f} of {total:.1f} GiB"
+    detail = (f"vLLM-CPU wants {want:.1f} GiB free ({what}) after its own processes take ~{VLLM_OWN_GIB:.0f} GiB; "
+              f"{available:.1f} GiB are free now")
+    if available >= want + VLLM_OWN_GIB:
+        return {"check": "cpu memory", "status": "ok", "detail": detail}
+    return {"check": "cpu memory", "status": "fail" if available < want else "warn",
+            "detail": f"{detail}: set {KV_SPACE} (GiB of KV cache, e.g. \"2\") in the profile's [serve.env]"}
+
+
 def check_profile(name: str | None) -> list[dict[str, str]]:
     """profile_checks with this machine's facts."""
     prof = config.load(name, check_device=False)
@@ -265,7 +297,9 @@ def check_profile(name: str | None) -> list[dict[str, str]]:
             pass
     with config.no_fetch():  # a check downloads nothing (profile_checks asks model_path() too)
         model = prof.model_path()
-        cached = Path(model).exists() or config.model_config(model) is not None
+        cached = (Path(model).exists() or Path(prof.model).expanduser().is_file()
+                  or config.model_config(model) is not None)
         return profile_checks(prof, g, cuda_build, hf_cache()["free_gb"], cached, shutil.which("rustc"),
                               versions().get("vllm", "not installed"), len(os.sched_getaffinity(0)),
-                              {k: os.environ[k] for k in CPU_KNOBS if k in os.environ})
+                              {k: os.environ[k] for k in (*CPU_KNOBS, KV_SPACE) if k in os.environ},
+                              hardware.memory_gib())

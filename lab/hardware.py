@@ -100,3 +100,15 @@ def server_threads(env: dict[str, str] | None = None, cores: int | None = None) 
     if bind == "auto":
         return max(1, cores - int(env.get("VLLM_CPU_NUM_OF_RESERVED_CPU", "1") or 1))
     return cores
+
+
+def memory_gib(meminfo: str | None = None) -> tuple[float, float]:
+    """(total, available) RAM in GiB from /proc/meminfo; (0, 0) where there is none."""
+    if meminfo is None:
+        try:
+            with open("/proc/meminfo") as f:
+                meminfo = f.read()
+        except OSError:
+            return 0.0, 0.0
+    kib = {k: int(v.split()[0]) for k, _, v in (ln.partition(":") for ln in meminfo.splitlines()) if v.strip()}
+    return kib.get("MemTotal", 0) / 2**20, kib.get("MemAvailable", 0) / 2**20

@@ -10,7 +10,7 @@ from typing import Any
 
 from lab import LabError, config, paths, pidfile, procs
 from lab.client import model_entries, root_url
-from lab.serverlog import tail
+from lab.serverlog import cause, tail
 
 
 def _headers(api_key: str | None) -> dict[str, str]:
@@ -67,17 +67,25 @@ def wait_ready(prof: config.Profile, proc: subprocess.Popen, log: Path, api_key:
     try:
         if not poll_ready(prof, lambda: proc.poll() is None, log, api_key, timeout, say):
             pidfile.forget(prof)
-            raise LabError(f"vLLM exited with code {proc.returncode} during start-up; "
-                           f"last log lines ({log}):\n{tail(log)}")
+            why = cause(log)
+            raise LabError(f"vLLM exited with code {proc.returncode} during start-up: {why}{_flag_hint(why, prof)} "
+                           f"(its log: {log})")
     except NotReady as e:
         procs.stop_group(proc.pid)
         pidfile.forget(prof)
-        raise LabError(f"vLLM {e} (stopped it; --timeout or the notebook's start_timeout waits longer); last log "
-                       f"lines ({log}):\n{tail(log)}") from None
+        raise LabError(f"vLLM {e} (stopped it; --timeout or the notebook's start_timeout waits longer); its last "
+                       f"line: {tail(log, 1).strip() or '(none)'} (its log: {log})") from None
     except KeyboardInterrupt:
         procs.stop_group(proc.pid)
         pidfile.forget(prof)
         raise LabError("interrupted during start-up: the server was stopped, nothing left running") from None
+
+
+def _flag_hint(why: str, prof: config.Profile) -> str:
+    """Where vLLM's error names a flag (`--gpu-memory-utilization`), the profile key that sets it."""
+    from lab.profile_checks import SERVE_FLAGS
+    keys = [k for k, flag in SERVE_FLAGS.items() if f"{flag}`" in why or f"{flag} " in why]
+    return f" (in lab: {keys[0]} in the [serve] table of profile {prof.name!r})" if keys else ""
 
 
 def await_other(prof: config.Profile, rec: dict[str, Any], api_key: str | None, timeout: float, say: Any) -> bool:

@@ -78,3 +78,26 @@ def test_cpu_profiles_say_how_many_cores_decode():
     assert rows["decode threads"]["status"] == "ok"  # the profile sets VLLM_CPU_NUM_OF_RESERVED_CPU = "0"
     rows = doctor.profile_checks(config.load("qwen3-4b", check_device=False), *facts, cores=2)
     assert "decode threads" not in {r["check"] for r in rows}  # a GPU profile decodes on the GPU
+
+
+def test_cpu_profiles_say_whether_vllm_will_find_its_memory():
+    """A profile without VLLM_CPU_KVCACHE_SPACE wants gpu_memory_utilization (0.92 by default) of all RAM free at
+    start: a user's profile failed so on a 24 GB machine with 23.0 GiB free (vLLM's own processes took 1.5)."""
+    tiny = config.load("tiny", check_device=False)
+    unsaid = dataclasses.replace(tiny, serve={k: v for k, v in tiny.serve.items()
+                                              if k not in ("env", "gpu_memory_utilization")})
+    facts = ({}, None, 100.0, True, "/usr/bin/rustc", "0.32.0 (cpu)")
+
+    def row(prof, total, free, environ=None):
+        return {r["check"]: r for r in doctor.profile_checks(prof, *facts, cores=2, environ=environ,
+                                                              memory=(total, free))}["cpu memory"]
+    assert (row(unsaid, 23.5, 22.9)["status"], "21.6 GiB" in row(unsaid, 23.5, 22.9)["detail"]) == ("warn", True)
+    low = row(unsaid, 23.5, 20.0)
+    assert low["status"] == "fail" and 'set VLLM_CPU_KVCACHE_SPACE (GiB of KV cache, e.g. "2")' in low["detail"]
+    assert row(unsaid, 64.0, 60.0)["status"] == "warn" and row(unsaid, 64.0, 63.0)["status"] == "ok"
+    half = dataclasses.replace(unsaid, serve={**unsaid.serve, "gpu_memory_utilization": 0.5})
+    assert row(half, 23.5, 20.0)["status"] == "ok"
+    assert row(unsaid, 23.5, 20.0, {"VLLM_CPU_KVCACHE_SPACE": "2"})["status"] == "ok"  # then no share is checked
+    assert row(tiny, 23.5, 2.5)["status"] == "warn"  # the toy's 1 GiB of KV cache, with ~2 GiB for vLLM itself
+    assert row(tiny, 23.5, 0.5)["status"] == "fail"
+    assert "cpu memory" not in {r["check"] for r in doctor.profile_checks(tiny, *facts, cores=2)}  # no facts given

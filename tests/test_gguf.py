@@ -51,6 +51,24 @@ def test_a_finished_import_is_reused_without_parsing_the_gguf_again(smol_dir, tm
         gguf.import_gguf(copy, "m", dest_root=tmp_path)
 
 
+def test_a_profile_may_name_a_gguf_file_of_its_own(smol_dir, tmp_path, monkeypatch):
+    """A user's lab.toml with model = "/path/to/model.gguf" handed vLLM the bare file (no tokenizer, no
+    transformers for notebooks 02-03): it is imported once, as a pkg: model is; a plan imports nothing."""
+    src = gguf.package_file(config.load(PROFILE).model)
+    (tmp_path / "lab.toml").write_text(f'[mine]\nmodel = "{src}"\nserved_name = "{PROFILE}"\ndevice = "cpu"\n'
+                                       f'[other]\nmodel = "{src}"\nserved_name = "other"\ndevice = "cpu"\n')
+    monkeypatch.setenv("LAB_PROFILES", str(tmp_path / "lab.toml"))
+    assert config.load("mine").model_path() == str(smol_dir)  # these bytes under this name: imported already
+    monkeypatch.setenv("LAB_CACHE", str(tmp_path / "cache"))
+    with config.no_fetch():
+        planned = Path(config.load("other").model_path())
+    assert planned == gguf.folder_for("other", gguf.file_hash(src)) and not planned.exists()
+    from lab import doctor
+    said = {r["check"]: r for r in doctor.check_profile("other")}["model download"]
+    assert said["status"] == "ok" and f"the first start imports it into {planned}" in said["detail"]
+    assert not planned.exists()  # the doctor imported nothing either
+
+
 def test_bad_gguf_files_are_refused_in_one_line(tmp_path):
     (tmp_path / "x.gguf").write_text("not a model")
     with pytest.raises(LabError, match="not a GGUF file"):

@@ -110,3 +110,11 @@ def test_server_threads_follow_the_bind_setting():
     assert hardware.server_threads({"VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}) == cores
     assert hardware.server_threads({}, cores=16) == 15 and hardware.server_threads({}, cores=1) == 1
     assert hardware.server_threads({"VLLM_CPU_NUM_OF_RESERVED_CPU": "2"}, cores=8) == 6
+
+
+def test_total_and_available_memory_are_read_from_meminfo():
+    info = ("MemTotal:       24683124 kB\nMemFree:         1000000 kB\nMemAvailable:   23068672 kB\n"
+            "HugePages_Total:       0\n")
+    total, free = hardware.memory_gib(info)
+    assert round(total, 2) == 23.54 and free == 22.0
+    assert hardware.memory_gib("") == (0.0, 0.0)
