@@ -34,7 +34,7 @@ class Source:
     name: str
     text: str
     encoding: str
-    verbatim: set[int] = field(default_factory=set)  # line indices (Aozora footer) kept out of the prompt
+    verbatim: set[int] = field(default_factory=set)  # line indices (Aozora footer, no letter) kept out of the prompt
     notes: list[str] = field(default_factory=list)    # what reading did, said once per file
     epub_href: str | None = None                      # the chapter inside an EPUB input
 
@@ -248,20 +248,30 @@ def load(path: str | Path, out: Path | None = None, aozora: bool | None = None) 
                 raise LabError(f"{f}: empty file, nothing to translate")
             paths.warn(f"{f}: empty file, skipped")
             continue
-        src = _named(Source(f, base, text, enc))
+        src = Source(f, base, text, enc)
         if is_aozora(text, aozora):
             src.text, src.verbatim, notes = clean_aozora(text)
             src.notes += ["Aozora Bunko markup" + (" detected (--no-aozora keeps it)" if aozora is None else ""),
                          *notes]
-        docs.append(src)
+        docs.append(_named(src))
     if not docs:
         raise LabError(f"{path}: every input file is empty")
     unique_outputs(docs)
     return docs
 
 
+def letterless(text: str) -> set[int]:
+    """Indices of lines with something on them but no letter (＊　＊　＊, ――――, ……, １２): a scene break or a
+    number is the same in Chinese, and a model asked to translate one invents a sentence (the toy did, every time)."""
+    return {i for i, ln in enumerate(text.split("\n")) if ln.strip() and not any(c.isalpha() for c in ln)}
+
+
 def _named(src: Source) -> Source:
-    """The source with a name its outputs can carry: a long folder path or title is shortened (and said)."""
+    """The source with a name its outputs can carry (a long folder path or title is shortened, and said), and its
+    letterless lines kept out of the prompt."""
+    if bare := letterless(src.text) - src.verbatim:
+        src.verbatim |= bare
+        src.notes.append(f"{len(bare)} line(s) without a letter (scene breaks, numbers) copied as they are")
     short = paths.short_name(src.name)
     if short != src.name:
         src.notes.append(f"output name shortened to {short} (the full name is over {paths.MAX_NAME_BYTES} bytes)")

@@ -114,3 +114,28 @@ def test_folder_inputs_skip_outputs_and_empty_files(tmp_path, capsys):
     assert [d.name for d in load(tmp_path, tmp_path)] == ["a"]  # -o the input folder itself
     with pytest.raises(LabError, match="empty file"):
         load(tmp_path / "empty.txt")
+
+
+def test_lines_without_a_letter_are_copied_and_never_sent(tmp_path, openai_fake):
+    """A scene break (＊　＊　＊, ――――), a bare number or an ellipsis went to the model, which invented a
+    sentence for it; an Aozora footer stays verbatim beside them."""
+    from helpers import source_of
+
+    from lab.translate import PromptSpec, Settings, Translator
+    lines = ["駅に着いた。", "＊　＊　＊", "", "――――", "１２", "「……」", "😀", "ｗｗｗ", "雨が降る。"]
+    (tmp_path / "in.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    doc = load(tmp_path / "in.txt")[0]
+    assert doc.verbatim == {1, 3, 4, 5, 6}  # the empty line is no line to send anyway; ｗｗｗ has letters
+    assert doc.notes == ["5 line(s) without a letter (scene breaks, numbers) copied as they are"]
+    sent = []
+
+    def reply(body):
+        src = source_of(body, PromptSpec().preface)
+        sent.extend(src.split("\n"))
+        return 200, "\n".join("译" * max(2, len(x)) for x in src.split("\n")), "stop"
+    fake = openai_fake(reply)
+    Translator(Settings(out=tmp_path / "out", endpoints=[fake.url], timeout=10, progress_every_s=0)).run(
+        tmp_path / "in.txt")
+    assert sorted(set(sent)) == sorted({"駅に着いた。", "ｗｗｗ", "雨が降る。"})
+    got = (tmp_path / "out" / "in.zh.txt").read_text("utf-8").split("\n")
+    assert [got[i] for i in (1, 3, 4, 5, 6)] == [lines[i] for i in (1, 3, 4, 5, 6)] and got[0] == "译" * 6
