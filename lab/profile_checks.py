@@ -36,6 +36,12 @@ SERVE_FLAGS = {"dtype": "--dtype", "max_model_len": "--max-model-len",
 SERVE_KEYS = sorted({*SERVE_FLAGS, "enforce_eager", "lora_modules", "extra_args", "env", "autogroup_nice"})
 
 
+def flag_hint(error: str, profile: str) -> str:
+    """Where a vLLM error names a flag (`--gpu-memory-utilization`), the profile key that sets it."""
+    keys = [k for k, flag in SERVE_FLAGS.items() if f"{flag}`" in error or f"{flag} " in error]
+    return f" (in lab: {keys[0]} in the [serve] table of profile {profile!r})" if keys else ""
+
+
 # What each [serve] value must be, checked when the profile loads: a wrong kind ("many" seqs, -1 tokens) would
 # otherwise surface minutes later as a vLLM start failure, or as a traceback (an integer in env).
 _POSITIVE = ("max_model_len", "max_num_seqs", "max_num_batched_tokens", "max_lora_rank", "pipeline_parallel_size")

@@ -10,6 +10,7 @@ from typing import Any
 
 from lab import LabError, config, paths, pidfile, procs
 from lab.client import model_entries, root_url
+from lab.profile_checks import flag_hint
 from lab.serverlog import cause, tail
 
 
@@ -68,7 +69,7 @@ def wait_ready(prof: config.Profile, proc: subprocess.Popen, log: Path, api_key:
         if not poll_ready(prof, lambda: proc.poll() is None, log, api_key, timeout, say):
             pidfile.forget(prof)
             why = cause(log)
-            raise LabError(f"vLLM exited with code {proc.returncode} during start-up: {why}{_flag_hint(why, prof)} "
+            raise LabError(f"vLLM exited with code {proc.returncode} during start-up: {why}{flag_hint(why, prof.name)} "
                            f"(its log: {log})")
     except NotReady as e:
         procs.stop_group(proc.pid)
@@ -79,13 +80,6 @@ def wait_ready(prof: config.Profile, proc: subprocess.Popen, log: Path, api_key:
         procs.stop_group(proc.pid)
         pidfile.forget(prof)
         raise LabError("interrupted during start-up: the server was stopped, nothing left running") from None
-
-
-def _flag_hint(why: str, prof: config.Profile) -> str:
-    """Where vLLM's error names a flag (`--gpu-memory-utilization`), the profile key that sets it."""
-    from lab.profile_checks import SERVE_FLAGS
-    keys = [k for k, flag in SERVE_FLAGS.items() if f"{flag}`" in why or f"{flag} " in why]
-    return f" (in lab: {keys[0]} in the [serve] table of profile {prof.name!r})" if keys else ""
 
 
 def await_other(prof: config.Profile, rec: dict[str, Any], api_key: str | None, timeout: float, say: Any) -> bool:

@@ -6,7 +6,7 @@ import os
 import time
 from typing import Any
 
-from lab import LabError, isolate
+from lab import LabError, isolate, profile_checks
 from lab.measure import peak_memory
 
 
@@ -56,14 +56,19 @@ def hf_generate(model: str, prompts: list[str], batch: int, output_len: int, dty
             "output_tokens": sum(len(t) for t in token_ids), **peak_memory()}
 
 
-def vllm_generate(model: str, prompts: list[str], output_len: int, engine_args: dict[str, Any]) -> dict[str, Any]:
+def vllm_generate(model: str, prompts: list[str], output_len: int, engine_args: dict[str, Any],
+                  profile: str = "") -> dict[str, Any]:
     """vLLM offline engine (LLM.chat), greedy with ignore_eos, all prompts at once; engine_args come from
     config.offline_engine_args (the profile's parallelism, quantization, dtype and graph mode)."""
     if int(engine_args.get("tensor_parallel_size", 1)) == 1:  # in-process: no __main__ guard needed
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     from vllm import LLM, SamplingParams
 
-    llm = LLM(model=model, **engine_args)
+    try:
+        llm = LLM(model=model, **engine_args)
+    except Exception as e:  # vLLM refusing the machine or the model (too little memory), not a bug in lab
+        why = f"{type(e).__name__}: {e}".split("\n")[0]
+        raise LabError(f"vLLM's offline engine did not start: {why}{profile_checks.flag_hint(why, profile)}") from None
     sp = SamplingParams(temperature=0.0, max_tokens=output_len, ignore_eos=True)
     msgs = [[{"role": "user", "content": p}] for p in prompts]
     t0 = time.perf_counter()

@@ -288,8 +288,11 @@ def _hf_runs(prof: config.Profile, res: dict[str, Any], prompts: list[str], st: 
 def _vllm_run(prof: config.Profile, res: dict[str, Any], prompts: list[str], st: RunSettings, tp: int,
               out: Path | None) -> list[list[int]]:
     """vLLM's offline engine on every prompt at once; returns its tokens for the prompts transformers ran."""
-    r = eng.run_isolated("vllm_generate", isolate.pinned_env(prof, tp), model=res["model"], prompts=prompts,
-                         output_len=st.output_len, engine_args=config.offline_engine_args(prof))
+    # the server's environment too (its KV cache space, its cores): a profile that sets VLLM_CPU_KVCACHE_SPACE
+    # and no gpu_memory_utilization started a server, then an offline engine that wanted 0.92 of all RAM
+    r = eng.run_isolated("vllm_generate", {**config.serve_env(prof), **isolate.pinned_env(prof, tp)},
+                         model=res["model"], prompts=prompts, output_len=st.output_len,
+                         engine_args=config.offline_engine_args(prof), profile=prof.name)
     res["runs"].append({"engine": "vllm offline", "concurrency": len(prompts), "requests": len(prompts),
                         "wall_s": round(r["wall_s"], 3), "output_tokens": r["output_tokens"],
                         "output_tok_s": round(r["output_tokens"] / r["wall_s"], 1),

@@ -52,3 +52,16 @@ def test_the_best_transformers_baseline_is_the_fastest_that_agrees_with_float32(
 def test_only_the_two_engine_functions_run_isolated():
     with pytest.raises(LabError, match="unknown engine function 'os:system'"):
         engines.run_isolated("os:system")
+
+
+def test_an_offline_engine_vllm_refuses_is_one_line_naming_the_profile_key(tiny_model_dir):
+    """vLLM-CPU refusing to start (too little free memory for gpu_memory_utilization) was shown as "internal error
+    ValueError ... (a bug in lab, not in your input)"."""
+    with pytest.raises(LabError) as e:
+        engines.run_isolated("vllm_generate", {"VLLM_CPU_KVCACHE_SPACE": ""}, model=str(tiny_model_dir),
+                             prompts=PROMPTS, output_len=4, profile="mine",
+                             engine_args={"dtype": "float32", "enforce_eager": True, "gpu_memory_utilization": 0.999})
+    msg = str(e.value)
+    assert msg.startswith("vLLM's offline engine did not start: ValueError: Available memory") and "\n" not in msg
+    assert "internal error" not in msg and msg.endswith("(in lab: gpu_memory_utilization in the [serve] table of "
+                                                        "profile 'mine')")
