@@ -196,6 +196,9 @@ def execute(nb: Path, out: Path, params: dict[str, Any], cell_timeout: int, kern
                             stdout_file=_Live(sys.stdout),
                             execution_timeout=cell_timeout or None, kernel_manager_class=km)
         return None
+    except KeyboardInterrupt:
+        quiet_orphaned_cells()
+        raise
     except pm.PapermillExecutionError as e:
         return f"{_cell_label(e)}: {e.ename}: {str(e.evalue)[:300]}"
     except CellTimeoutError:
@@ -207,6 +210,19 @@ def execute(nb: Path, out: Path, params: dict[str, Any], cell_timeout: int, kern
         return f"{type(e).__name__}: {str(e)[:300]}"
     finally:
         release_sockets(sockets)
+
+
+def quiet_orphaned_cells() -> None:
+    """After an interrupt, nbclient's task for the running cell is left on the loop; when the kernel then answers
+    with the cell's error, nobody reads it, and asyncio printed "Task exception was never retrieved" and a
+    130-line traceback after lab run's own lines (a `timeout` of lab run during notebook 04's translation)."""
+    from jupyter_core.utils import ensure_event_loop
+    from nbclient.exceptions import CellExecutionError
+
+    def handler(loop: Any, context: dict[str, Any]) -> None:
+        if not isinstance(context.get("exception"), CellExecutionError):  # the run has said it was interrupted
+            loop.default_exception_handler(context)
+    ensure_event_loop().set_exception_handler(handler)
 
 
 def _run_one(nb: Path, tag: str, run_dir: Path, meta: dict[str, Any], params: dict[str, Any], limit: int,

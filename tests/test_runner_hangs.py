@@ -116,3 +116,35 @@ def test_sigterm_stops_the_run_its_kernel_and_keeps_what_ran(tmp_path):
     finally:
         p.kill()
         shutil.rmtree(short)
+
+
+def test_an_interrupted_cell_that_answers_later_prints_nothing_at_exit(caplog):
+    """`timeout lab run` during notebook 04: lab run said "interrupted", then asyncio printed "Task exception was
+    never retrieved" and nbclient's 130-line CellExecutionError, for the cell task the interrupt left behind."""
+    import asyncio
+    import gc
+
+    from jupyter_core.utils import ensure_event_loop
+    from nbclient.exceptions import CellExecutionError
+
+    from lab import runner
+    loop = ensure_event_loop()  # the loop papermill's cells run on in this thread
+
+    async def cell(error: Exception) -> None:
+        raise error
+
+    def orphan(error: Exception) -> None:  # a task that fails with nobody awaiting it, then is collected
+        task = loop.create_task(cell(error))
+        loop.run_until_complete(asyncio.sleep(0.01))
+        assert task.done()
+        del task
+        gc.collect()
+    try:
+        runner.quiet_orphaned_cells()
+        with caplog.at_level("ERROR", logger="asyncio"):
+            orphan(CellExecutionError("traceback of the interrupted cell", "LabError", "interrupted"))
+            assert "never retrieved" not in caplog.text
+            orphan(ValueError("a real bug"))  # anything else is still reported
+            assert "never retrieved" in caplog.text and "a real bug" in caplog.text
+    finally:
+        loop.set_exception_handler(None)
