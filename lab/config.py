@@ -94,6 +94,12 @@ class Profile:
         """OpenAI-compatible base URL of this profile's server."""
         return f"http://{connect_host(self.host)}:{self.port}/v1"
 
+    def own_gguf(self) -> Path | None:
+        """The GGUF file a profile's model names by path (a user's own model), else None."""
+        p = Path(self.model).expanduser()
+        local = p.is_absolute() or self.model.startswith((".", "~"))
+        return p if local and p.is_file() and p.suffix.lower() == ".gguf" else None
+
     def model_path(self) -> str:
         """Local folder or hub id handed to vLLM; 'tiny' resolves to the embedded build."""
         if self.model == "tiny":
@@ -113,7 +119,7 @@ class Profile:
         if p.is_absolute() or self.model.startswith((".", "~")):
             if not p.exists():
                 raise LabError(f"profile {self.name!r}: model path {p} does not exist")
-            if p.is_file() and p.suffix.lower() == ".gguf":  # a user's own GGUF: imported once, as a pkg: one is
+            if self.own_gguf():  # imported once, as a pkg: one is
                 from lab import gguf
                 if not _FETCH.get():  # a plan names the folder and imports nothing
                     return str(gguf.folder_for(self.served_name, gguf.file_hash(p, remember=True)))

@@ -187,10 +187,11 @@ def profile_checks(prof: Any, g: dict[str, Any], cuda_build: str | None, free_gb
         rows.append({"check": check, "status": "info" if ok is None else "ok" if ok else bad, "detail": detail})
     if prof.device != "cuda":
         row("device", True, f"{prof.name} runs on CPU ({prof.served_name})")
+        env = {**(environ or {}), **config.serve_env(prof)}  # what the server will run with
         if cores:
-            rows.append(decode_threads_row({**(environ or {}), **config.serve_env(prof)}, cores))
+            rows.append(decode_threads_row(env, cores))
         if memory[0]:
-            rows.append(cpu_memory_row(prof, {**(environ or {}), **config.serve_env(prof)}, *memory))
+            rows.append(cpu_memory_row(prof, env, *memory))
     else:
         devs = g.get("devices") or []
         tp, pp = prof.tensor_parallel(len(devs) or None), config.pipeline_parallel(prof)
@@ -221,9 +222,8 @@ def profile_checks(prof: Any, g: dict[str, Any], cuda_build: str | None, free_gb
         elif not driver:
             row("driver", False, "no NVIDIA driver answers (NVML): the GPU profiles cannot run here")
     if cached:
-        made = prof.model_path()
-        own = Path(prof.model).expanduser()  # a GGUF file of the user's: imported on first use, nothing downloaded
-        row("model download", True, f"{made} is already local" if Path(made).exists() or not own.is_file()
+        made, own = prof.model_path(), prof.own_gguf()  # a user's GGUF: imported on first use, nothing downloaded
+        row("model download", True, f"{made} is already local" if Path(made).exists() or not own
             else f"{own} is local; the first start imports it into {made}")
     else:
         size = prof.size_gb
@@ -297,8 +297,7 @@ def check_profile(name: str | None) -> list[dict[str, str]]:
             pass
     with config.no_fetch():  # a check downloads nothing (profile_checks asks model_path() too)
         model = prof.model_path()
-        cached = (Path(model).exists() or Path(prof.model).expanduser().is_file()
-                  or config.model_config(model) is not None)
+        cached = Path(model).exists() or bool(prof.own_gguf()) or config.model_config(model) is not None
         return profile_checks(prof, g, cuda_build, hf_cache()["free_gb"], cached, shutil.which("rustc"),
                               versions().get("vllm", "not installed"), len(os.sched_getaffinity(0)),
                               {k: os.environ[k] for k in (*CPU_KNOBS, KV_SPACE) if k in os.environ},
