@@ -8,6 +8,8 @@ import os
 import re
 import shutil
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -114,8 +116,8 @@ def architecture(path: Path) -> str:
         except ValueError as e:
             raise LabError(f"{path}: truncated or corrupt GGUF ({e})") from None
     try:
-        from gguf import GGUFReader
-        reader = GGUFReader(str(path))
+        import gguf
+        reader = gguf.GGUFReader(str(path))  # inside an import: the one parse the whole import shares
         field = reader.fields["general.architecture"]
         return bytes(field.parts[field.data[0]]).decode()
     except KeyError:
@@ -160,8 +162,14 @@ def import_gguf(file: str | Path, name: str | None = None, dest_root: Path | Non
     dest = folder_for(name or src.stem, sha256 or file_hash(src, remember=True), dest_root) if src.is_file() else None
     if dest is not None and imported(dest):
         return dest
-    # GGUFReader walks every field (SmolLM2's 49k-token vocabulary: ~6 s on 2 cores), so only before an import;
-    # `lab run --plan` resolved one profile's model 15 times and took 77 s. A missing or non-file source stops here.
+    with _parsed_once():
+        return _build(src, dest)
+
+
+def _build(src: Path, dest: Path | None) -> Path:
+    """import_gguf's work once it knows the import is needed: check the architecture, convert, rename into place."""
+    # GGUFReader walks every field (SmolLM2's 49k-token vocabulary), so only before an import; `lab run --plan`
+    # resolved one profile's model 15 times and took 77 s. A missing or non-file source stops here.
     arch = architecture(src)
     if arch not in supported():
         raise LabError(f"{src}: architecture {arch!r} is not one transformers' GGUF loader supports "
@@ -171,7 +179,8 @@ def import_gguf(file: str | Path, name: str | None = None, dest_root: Path | Non
     # a SIGKILLed import leaves its half-written shards (up to the model's size: 3.4 GB for the 1.5B) behind
     procs.remove_left_behind(dest.parent, f".{dest.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    print(f"importing {src.name} ({arch}) into {dest} (once; ~20 s for 135M parameters on 2 cores)", flush=True)
+    print(f"importing {src.name} ({arch}) into {dest} (once; on 2 cores ~12 s for SmolLM2-135M, ~25 s for a "
+          f"0.5B)", flush=True)
     quiet = os.environ.get("TQDM_DISABLE")
     os.environ["TQDM_DISABLE"] = "1"  # the loader's per-tensor bar would flood logs and notebooks
     try:
@@ -184,6 +193,49 @@ def import_gguf(file: str | Path, name: str | None = None, dest_root: Path | Non
         else:
             os.environ["TQDM_DISABLE"] = quiet
     return dest
+
+
+@contextmanager
+def _parsed_once() -> Iterator[None]:
+    """Meanwhile every gguf.GGUFReader of a file, ours and transformers', is one parse by a faster reader, and
+    each tensor-name map is built once.
+
+    transformers' config, tokenizer and tensor-map loaders each build their own reader, each walking every field,
+    and its weights map builds gguf's TensorNameMap once per module: an import of SmolLM2 parsed the file 5 times
+    (30 of its 63 s, profiled) and built the map 397 times (8 s). Readers and maps are only read."""
+    import functools
+
+    import gguf
+    fast, made, saved = _fast_reader(), {}, (gguf.GGUFReader, gguf.get_tensor_name_map)
+
+    def reader(path: str | os.PathLike[str], mode: str = "r") -> Any:
+        key = (os.path.realpath(path), mode)
+        if key not in made:
+            made[key] = fast(path, mode)
+        return made[key]
+    # transformers imports both from the package at each call
+    gguf.GGUFReader, gguf.get_tensor_name_map = reader, functools.cache(saved[1])
+    try:
+        yield
+    finally:
+        gguf.GGUFReader, gguf.get_tensor_name_map = saved
+
+
+def _fast_reader() -> type:
+    """gguf's GGUFReader slicing a plain ndarray view of its file: a slice of the np.memmap itself runs
+    memmap.__array_finalize__, 5.3 million times for SmolLM2's vocabulary (12 s of a 30 s parse, profiled)."""
+    import numpy as np
+    from gguf import GGUFReader
+
+    class Reader(GGUFReader):
+        def _get(self, offset: int, dtype: Any, count: int = 1, override_order: Any = None) -> Any:
+            flat = self.__dict__.get("_flat")
+            if flat is None:
+                flat = self._flat = self.data.view(np.ndarray)  # the same bytes, mapped once
+            kind = np.dtype(dtype)
+            arr = flat[offset:offset + kind.itemsize * int(count)].view(kind)[:int(count)]
+            return arr.view(arr.dtype.newbyteorder(self.byte_order if override_order is None else override_order))
+    return Reader
 
 
 # Shards of at most this many bytes: the import holds one shard and one float32 tensor in memory, not the
@@ -213,9 +265,10 @@ def _convert(src: Path, out: Path, arch: str) -> None:
 
 def _convert_streaming(src: Path, out: Path, arch: str) -> None:
     """Tensor by tensor: dequantize, transformers' own per-architecture fix-ups and names, cast, write."""
+    import gguf
     import numpy as np
     import torch
-    from gguf import GGUFReader, dequantize
+    from gguf import dequantize
     from safetensors.torch import save_file
     from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
     from transformers.modeling_gguf_pytorch_utils import (
@@ -227,7 +280,7 @@ def _convert_streaming(src: Path, out: Path, arch: str) -> None:
 
     cfg = AutoConfig.from_pretrained(src.parent, gguf_file=src.name)
     gguf_config = load_gguf_checkpoint(str(src), return_tensors=False)["config"]  # what the processors read
-    reader = GGUFReader(str(src))
+    reader = gguf.GGUFReader(str(src))
     names = [t.name for t in reader.tensors]
     # an output head of its own (Qwen2.5-Coder-0.5B's) must not be replaced by the tied embeddings
     cfg.tie_word_embeddings = "output.weight" not in names

@@ -17,15 +17,26 @@ def smol_dir() -> Path:
     return Path(config.load(PROFILE).model_path())  # imports the wheel's GGUF on first use
 
 
-def test_the_import_is_deterministic_and_complete(smol_dir, tmp_path):
+def test_the_import_is_deterministic_and_complete(smol_dir, tmp_path, monkeypatch):
     src = gguf.package_file(config.load(PROFILE).model)
     dest = gguf.folder_for("again", gguf.file_hash(src), tmp_path)
     dead, live = (dest.with_name(f".{dest.name}.tmp{pid}") for pid in (4_194_305, os.getppid()))  # > pid_max
     for d in (dead, live):  # as a SIGKILLed import and one still running leave them
         d.mkdir(parents=True)
         (d / "model-00001.safetensors").write_bytes(b"half")
+    import gguf as gguf_pkg
+    plain, fast, parses = gguf_pkg.GGUFReader, gguf._fast_reader(), []
+
+    def counted() -> type:  # the readers the import makes: ours and transformers' (config, tokenizer, weights)
+        class Counted(fast):
+            def __init__(self, *a, **k):
+                parses.append(a[0])
+                super().__init__(*a, **k)
+        return Counted
+    monkeypatch.setattr(gguf, "_fast_reader", counted)
     again = gguf.import_gguf(src, "again", dest_root=tmp_path)
     assert again == dest and not dead.exists() and live.exists()
+    assert len(parses) == 1 and gguf_pkg.GGUFReader is plain  # one parse (was 5), and gguf is left as it was
     names = sorted(p.name for p in smol_dir.iterdir())
     assert {"config.json", "tokenizer.json", "chat_template.jinja"} <= set(names) and gguf.imported(smol_dir)
     assert sorted(p.name for p in again.iterdir()) == names
