@@ -142,31 +142,32 @@ def test_a_killed_fine_tune_resumes_from_its_checkpoint_to_the_same_adapter(tmp_
     import time
 
     from helpers import ROOT
-    args = ["--steps", "200", "--checkpoint-steps", "20"]
+    args = ["--steps", "100", "--checkpoint-steps", "10"]  # 3 runs of ~30 s (2 cores); 200 steps took 2 min
     whole = lab("finetune", "--out", str(tmp_path / "whole"), *args)
     assert whole.returncode == 0, whole.stderr
     p = subprocess.Popen([sys.executable, "-m", "lab.cli", "finetune", "--out", str(tmp_path / "k"), *args],
                          cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    half = tmp_path / "k.partial" / "trainer" / "checkpoint-100" / "trainer_state.json"
+    half = tmp_path / "k.partial" / "trainer" / "checkpoint-50" / "trainer_state.json"
     t0 = time.time()
     while not half.exists() and p.poll() is None and time.time() - t0 < 300:
         time.sleep(0.02)
     os.killpg(p.pid, signal.SIGKILL)
     p.wait()
     assert half.exists() and not (tmp_path / "k").exists(), "killed before it finished"
-    # the two newest are kept: older ones are rotated out (checkpoint-60 may linger when the kill lands between
-    # the Trainer's save of 100 and its rotation, as one CI run caught it)
+    # the two newest are kept: older ones are rotated out (checkpoint-30 may linger when the kill lands between
+    # the Trainer's save of 50 and its rotation, as one CI run caught it)
     steps = sorted(int(c.name.split("-")[1]) for c in half.parent.parent.glob("checkpoint-*"))
-    assert steps and steps[0] >= 60 and len(steps) <= 3, steps
+    assert steps and steps[0] >= 30 and len(steps) <= 3, steps
     # the training child (a session of its own, holding the lock) dies with its killed parent
     t0 = time.time()
     while _trainers_of(tmp_path / "k") and time.time() - t0 < 10:
         time.sleep(0.1)
     assert not _trainers_of(tmp_path / "k")
     again = lab("finetune", "--out", str(tmp_path / "k"), *args)
-    assert again.returncode == 0 and "resuming from step 1" in again.stdout, again.stdout + again.stderr
+    assert again.returncode == 0, again.stdout + again.stderr
     a, b = (json.loads((tmp_path / d / "result.json").read_text()) for d in ("whole", "k"))
-    assert b["resumed_at_step"] >= 100 and a["history"] == b["history"] and len(b["history"]) == 200
+    assert f"resuming from step {b['resumed_at_step']} " in again.stdout
+    assert b["resumed_at_step"] >= 50 and a["history"] == b["history"] and len(b["history"]) == 100
     assert (a["heldout_loss"], a["chrf"]) == (b["heldout_loss"], b["chrf"])
     adapter = "adapter/adapter_model.safetensors"
     assert (tmp_path / "whole" / adapter).read_bytes() == (tmp_path / "k" / adapter).read_bytes()
