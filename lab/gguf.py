@@ -103,18 +103,11 @@ class _Header:
             self.skip(dims * 8 + 12, "a tensor's shape")
 
 
-def architecture(path: Path) -> str:
-    """general.architecture of a GGUF file; one line for a missing, non-GGUF or truncated file."""
-    if not path.is_file():
-        raise LabError(f"{path} does not exist" if not path.exists() else
-                       f"{path} is not a GGUF file (a folder, device or pipe)")
-    with open(path, "rb") as f:
-        if f.read(4) != MAGIC:
-            raise LabError(f"{path}: not a GGUF file (it does not start with 'GGUF')")
-        try:
-            _Header(f, path.stat().st_size).walk()
-        except ValueError as e:
-            raise LabError(f"{path}: truncated or corrupt GGUF ({e})") from None
+def architecture(path: Path, checked: bool = False) -> str:
+    """general.architecture of a GGUF file; one line for a missing, non-GGUF or truncated file (`checked`: by
+    check_file already; its walk of the 1.5B's header takes ~1 s)."""
+    if not checked:
+        check_file(path)
     try:
         import gguf
         reader = gguf.GGUFReader(str(path))  # inside an import: the one parse the whole import shares
@@ -125,6 +118,20 @@ def architecture(path: Path) -> str:
     except Exception as e:  # numpy memmap past the end of a cut file, bad offsets...
         raise LabError(f"{path}: truncated or corrupt GGUF ({type(e).__name__}: {' '.join(str(e).split())[:120]})") \
             from None
+
+
+def check_file(path: Path) -> None:
+    """One line for a missing, non-GGUF or truncated file: a walk of the header, without gguf's ~3 s import."""
+    if not path.is_file():
+        raise LabError(f"{path} does not exist" if not path.exists() else
+                       f"{path} is not a GGUF file (a folder, device or pipe)")
+    with open(path, "rb") as f:
+        if f.read(4) != MAGIC:
+            raise LabError(f"{path}: not a GGUF file (it does not start with 'GGUF')")
+        try:
+            _Header(f, path.stat().st_size).walk()
+        except ValueError as e:
+            raise LabError(f"{path}: truncated or corrupt GGUF ({e})") from None
 
 
 def supported() -> list[str]:
@@ -162,6 +169,7 @@ def import_gguf(file: str | Path, name: str | None = None, dest_root: Path | Non
     dest = folder_for(name or src.stem, sha256 or file_hash(src, remember=True), dest_root) if src.is_file() else None
     if dest is not None and imported(dest):
         return dest
+    check_file(src)  # a bad file is one line at once, before gguf's import
     with _parsed_once():
         return _build(src, dest)
 
@@ -169,12 +177,12 @@ def import_gguf(file: str | Path, name: str | None = None, dest_root: Path | Non
 def _build(src: Path, dest: Path | None) -> Path:
     """import_gguf's work once it knows the import is needed: check the architecture, convert, rename into place."""
     # GGUFReader walks every field (SmolLM2's 49k-token vocabulary), so only before an import; `lab run --plan`
-    # resolved one profile's model 15 times and took 77 s. A missing or non-file source stops here.
-    arch = architecture(src)
+    # resolved one profile's model 15 times and took 77 s.
+    arch = architecture(src, checked=True)
     if arch not in supported():
         raise LabError(f"{src}: architecture {arch!r} is not one transformers' GGUF loader supports "
                        f"({', '.join(supported())})")
-    assert dest is not None  # architecture() accepted it, so it is a file
+    assert dest is not None  # check_file accepted it, so it is a file
     tmp = dest.with_name(f".{dest.name}.tmp{os.getpid()}")
     # a SIGKILLed import leaves its half-written shards (up to the model's size: 3.4 GB for the 1.5B) behind
     procs.remove_left_behind(dest.parent, f".{dest.name}.tmp")

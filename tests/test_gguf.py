@@ -51,6 +51,7 @@ def test_a_finished_import_is_reused_without_parsing_the_gguf_again(smol_dir, tm
     def no_parse(path):
         raise AssertionError("the header was parsed for a model already imported")
     monkeypatch.setattr(gguf, "architecture", no_parse)
+    monkeypatch.setattr(gguf, "check_file", no_parse)
     assert gguf.import_gguf(src, PROFILE) == smol_dir  # as every step of a plan resolves the model
     copy = tmp_path / "m.gguf"
     copy.write_bytes(b"GGUF" + bytes(8))
