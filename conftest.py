@@ -40,7 +40,7 @@ def pytest_configure(config: pytest.Config) -> None:
 # train keep apart (CPU_BOUND below), so they are spread out in this list.
 LONGEST_FIRST = ("tests/test_smollm2.py", "tests/test_serve_shared.py", "tests/bench/test_sweeps.py",
                  "notebooks/02_transformers_vs_vllm.ipynb", "tests/test_serve.py", "tests/test_qwen_coder.py",
-                 "tests/finetune/test_train.py", "notebooks/03_qlora_finetune.ipynb", "tests/finetune/test_adapter.py")
+                 "tests/finetune/test_train.py", "notebooks/03_qlora_finetune.ipynb")
 # Files that train with PyTorch on every core. Two at once (4 OpenMP threads on 2 cores) took 5-8x their time
 # alone (SmolLM2's QLoRA fixture: 97 s alone, 738 s beside the fine-tune tests), so a worker holds a lock shared by
 # the workers of one run while it runs one of these files; the other worker's files that wait (servers, kills,
