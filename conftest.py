@@ -34,19 +34,23 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-# `make test` runs the suite on 2 workers, file by file (-n 2 --dist loadfile --no-loadscope-reorder). These
-# files take 2-5 minutes each there (2 cores, AVX2 host): started first, they overlap the many short files (left
-# to xdist's order, the SmolLM2 module ran last while the other worker sat idle for 2.5 minutes). The files that
-# train keep apart (CPU_BOUND below), so they are spread out in this list.
+# `make test` runs the suite on 2 workers, file by file (-n 2 --dist loadfile --no-loadscope-reorder), longest
+# first (times under `make test`, 2 cores, 2026-12-06): the long files overlap each other and the many short files
+# fill the gaps at the end (left to collection order, notebooks 04 and 05 came last, ~2 min, while the other
+# worker sat idle; the SmolLM2 module once ran last while it sat idle for 2.5 minutes). The files that train keep
+# apart (CPU_BOUND below), so they are spread out in this list.
 LONGEST_FIRST = ("tests/test_smollm2.py", "tests/test_serve_shared.py", "tests/bench/test_sweeps.py",
                  "notebooks/02_transformers_vs_vllm.ipynb", "tests/test_serve.py", "tests/test_qwen_coder.py",
-                 "tests/finetune/test_train.py", "notebooks/03_qlora_finetune.ipynb")
+                 "tests/finetune/test_train.py", "tests/translate/test_pipeline.py",  # ~4 min, ~4 min
+                 "notebooks/03_qlora_finetune.ipynb", "tests/test_cli_bad_inputs.py",  # ~2.5 min each
+                 "notebooks/04_translation_ja_zh.ipynb", "tests/test_runner.py", "notebooks/05_c_to_rust.ipynb",
+                 "tests/c2rust/test_harness.py", "tests/translate/test_pipeline_novel.py", "tests/test_browser.py",
+                 "notebooks/01_serving.ipynb")  # ~40 s; then the rest, each under ~40 s, in collection order
 # Files that train with PyTorch on every core. Two at once (4 OpenMP threads on 2 cores) took 5-8x their time
 # alone (SmolLM2's QLoRA fixture: 97 s alone, 738 s beside the fine-tune tests), so a worker holds a lock shared by
 # the workers of one run while it runs one of these files; the other worker's files that wait (servers, kills,
-# timeouts) go on meanwhile.
-CPU_BOUND = ("tests/test_smollm2.py", "tests/finetune/test_train.py", "tests/finetune/test_adapter.py",
-             "notebooks/03_qlora_finetune.ipynb")
+# timeouts) go on meanwhile. (test_adapter's 2 steps on the toy take seconds: not worth the other worker's wait.)
+CPU_BOUND = ("tests/test_smollm2.py", "tests/finetune/test_train.py", "notebooks/03_qlora_finetune.ipynb")
 CPU_LOCK_WAIT_S = 1800  # the longest of these files alone takes ~5 min; past this, run anyway rather than hang
 
 
@@ -68,7 +72,8 @@ def _cpu_lock(acquire: bool) -> None:
     if "cpu_lock" in _state or not os.environ.get("PYTEST_XDIST_WORKER"):
         return
     f = open(os.environ["LAB_TEST_CPU_LOCK"], "w")
-    deadline = time.monotonic() + CPU_LOCK_WAIT_S
+    start = time.monotonic()
+    deadline = start + CPU_LOCK_WAIT_S
     while True:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -78,6 +83,10 @@ def _cpu_lock(acquire: bool) -> None:
                 break  # the other worker's file is stuck: its own timeouts end it; this one runs beside it
             time.sleep(1)
     _state["cpu_lock"] = f
+    waited = time.monotonic() - start
+    if waited >= 1:  # a worker idle while the other trains: summed at the end (pytest_terminal_summary)
+        with open(os.environ["LAB_TEST_CPU_LOCK"] + ".waits", "a") as log:
+            log.write(f"{waited:.0f}\n")
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -137,11 +146,21 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if left:
         print(f"\nERROR: vLLM processes left after the session: {sorted(p for p, _ in left)}")
         session.exitstatus = 1
+    waits = Path(os.environ["LAB_TEST_CPU_LOCK"] + ".waits")
+    if getattr(session.config, "workerinput", None) is None and waits.exists():  # the controller, once
+        _state["lock_waits"] = [float(x) for x in waits.read_text().split()]
+        waits.unlink()
     tmp = _state["tmp"]
     if session.exitstatus == 0 or not any(tmp.iterdir()):  # a failed session that wrote nothing: nothing to see
         shutil.rmtree(tmp, ignore_errors=True)  # one per run piled up in /tmp (250 after two days of tests)
     else:
         print(f"\nthe session's runs, logs and journal are kept for a look: {tmp}")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    waits = _state.get("lock_waits")
+    if waits:  # time a worker sat idle, waiting for the other's training to end
+        terminalreporter.write_line(f"cpu lock: {len(waits)} wait(s), {sum(waits):.0f} s in all")
 
 
 @pytest.fixture(scope="session")
