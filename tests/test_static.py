@@ -90,3 +90,16 @@ def test_every_module_has_its_test_file():
         if not (folder / f"test_{m.stem}.py").exists() and not any(folder.glob(f"test_{m.stem}_*.py")):
             missing.append(str(m.relative_to(ROOT)))
     assert missing == []
+
+
+def test_the_suite_order_lists_name_existing_test_files():
+    """conftest.py's LONGEST_FIRST and CPU_BOUND: a renamed file would silently lose its place and its lock."""
+    import ast
+    tree = ast.parse((ROOT / "conftest.py").read_text())
+    lists = {t.id: ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
+             for t in node.targets if isinstance(t, ast.Name) and t.id in ("LONGEST_FIRST", "CPU_BOUND")}
+    assert set(lists) == {"LONGEST_FIRST", "CPU_BOUND"}
+    for name, files in lists.items():
+        missing = [f for f in files if not (ROOT / f).is_file()]
+        assert not missing and len(set(files)) == len(files), (name, missing)
+    assert set(lists["CPU_BOUND"]) <= set(lists["LONGEST_FIRST"])  # spread out among the long files

@@ -142,7 +142,11 @@ def test_a_killed_fine_tune_resumes_from_its_checkpoint_to_the_same_adapter(tmp_
     import time
 
     from helpers import ROOT
-    args = ["--steps", "100", "--checkpoint-steps", "10"]  # 3 runs of ~30 s (2 cores); 200 steps took 2 min
+    data = tmp_path / "data"  # the training pairs, 3 held-out pairs: both runs' scores must still be equal
+    data.mkdir()
+    (data / "train.jsonl").write_bytes((DATA / "train.jsonl").read_bytes())
+    (data / "heldout.jsonl").write_text("".join((DATA / "heldout.jsonl").read_text().splitlines(keepends=True)[:3]))
+    args = ["--data", str(data), "--steps", "100", "--checkpoint-steps", "10"]  # 3 runs; 200 steps took 2 min
     whole = lab("finetune", "--out", str(tmp_path / "whole"), *args)
     assert whole.returncode == 0, whole.stderr
     p = subprocess.Popen([sys.executable, "-m", "lab.cli", "finetune", "--out", str(tmp_path / "k"), *args],
