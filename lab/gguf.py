@@ -188,7 +188,7 @@ def _build(src: Path, dest: Path | None) -> Path:
     procs.remove_left_behind(dest.parent, f".{dest.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     print(f"importing {src.name} ({arch}) into {dest} (once; on 2 cores ~12 s for SmolLM2-135M, ~25 s for a "
-          f"0.5B)", flush=True)
+          "0.5B)", flush=True)
     quiet = os.environ.get("TQDM_DISABLE")
     os.environ["TQDM_DISABLE"] = "1"  # the loader's per-tensor bar would flood logs and notebooks
     try:
