@@ -324,7 +324,7 @@ def _terminated(signum: int, frame: Any) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one `error:` line and a non-zero exit for every user or server error, never a traceback."""
     ap = parser()
-    args, extra = ap.parse_known_args(sys.argv[1:] if argv is None else argv)
+    args, extra = ap.parse_known_args(options.route_default(ap, sys.argv[1:] if argv is None else list(argv)))
     if extra:
         getattr(args, "_parser", ap).error(f"unrecognized arguments: {' '.join(extra)}")
     before = {}

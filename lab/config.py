@@ -247,7 +247,11 @@ def load(name: str | None = None, check_device: bool = True) -> Profile:
     known = set(Profile.__dataclass_fields__)
     unknown = set(body) - known
     if unknown:
-        raise LabError(f"profile {name!r}: unknown keys {sorted(unknown)}; allowed: {sorted(known - {'name'})}")
+        nested = sorted(k for k in unknown if isinstance(body[k], dict) and "model" in body[k])
+        hint = (f" ([{name}.{nested[0]}] defines a key of profile {name!r}; a profile is a top-level table: "
+                f"[{nested[0]}])" if nested else "")
+        raise LabError(f"profile {name!r}: unknown keys {sorted(unknown)}; allowed: {sorted(known - {'name'})}"
+                       + hint)
     for required in ("model", "served_name"):
         if required not in body:
             raise LabError(f"profile {name!r}: missing required key {required!r}")

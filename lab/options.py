@@ -153,7 +153,8 @@ def endpoint_opts(p: argparse.ArgumentParser, several: bool = False) -> None:
     profile_arg(p, "use this profile's running server")
     if several:
         p.add_argument("--base-url", action="append", default=[], type=base_url,
-                       help="any OpenAI-compatible endpoint instead, e.g. http://127.0.0.1:8000/v1; repeatable")
+                       help="any OpenAI-compatible endpoint instead, e.g. http://127.0.0.1:8000/v1; repeatable: "
+                       "failover across them (default: the profile's server)")
     else:
         p.add_argument("--base-url", type=base_url,
                        help="any OpenAI-compatible endpoint instead, e.g. http://127.0.0.1:8000/v1 "
@@ -232,16 +233,21 @@ def comma_choices(choices: tuple[str, ...]) -> Callable[[str], tuple[str, ...]]:
 
 
 class DefaultSubcommands(argparse._SubParsersAction):
-    """Subcommands where an unknown first word means `default` (so `lab translate FILE` is `translate run FILE`)."""
+    """Subcommands with a default action, put in by `route_default` where the first word names none (so
+    `lab translate FILE` is `translate run FILE`)."""
 
     default: str = ""
 
-    def __init__(self, *args: Any, **kw: Any) -> None:
-        super().__init__(*args, **kw)
-        self.choices = None  # argparse would reject the unknown word before __call__ could route it
 
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
-                 option_string: str | None = None) -> None:
-        if values and values[0] not in self._name_parser_map:
-            values = [self.default, *values]
-        super().__call__(parser, namespace, values, option_string)
+def route_default(ap: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """argv with a command's default action put in where the action is left out: argparse hands options before
+    the first positional to the command's own parser, so `lab translate --concurrency 4 FILE` made `4` the input
+    and refused FILE. `-h` after the command still shows the command's help."""
+    if len(argv) < 2 or argv[1] in ("-h", "--help"):
+        return argv
+    for top in (a for a in ap._actions if isinstance(a, argparse._SubParsersAction)):
+        cmd = top._name_parser_map.get(argv[0])
+        for act in (a for a in (cmd._actions if cmd else []) if isinstance(a, DefaultSubcommands)):
+            if argv[1] not in act._name_parser_map:
+                return [argv[0], act.default, *argv[1:]]
+    return argv

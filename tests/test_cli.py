@@ -71,12 +71,13 @@ def test_every_option_that_takes_a_value_states_its_default_in_help():
     import argparse
 
     from lab import cli
-    missing = []
+    missing, seen = [], set()
 
     def walk(p: argparse.ArgumentParser, path: str) -> None:
         for a in p._actions:
             if isinstance(a, argparse._SubParsersAction):
-                for name, sub in (a.choices or {}).items():
+                for name, sub in a._name_parser_map.items():
+                    seen.add(f"{path} {name}")
                     walk(sub, f"{path} {name}")
             elif a.option_strings and a.nargs != 0 and not a.required and a.help != argparse.SUPPRESS:
                 text = p._get_formatter()._expand_help(a) if a.help else ""
@@ -84,6 +85,21 @@ def test_every_option_that_takes_a_value_states_its_default_in_help():
                     missing.append(f"{path} {a.option_strings[-1]}")
     walk(cli.parser(), "lab")
     assert not missing, missing
+    assert "lab translate run" in seen and "lab translate eval" in seen  # every level is walked, defaults too
+
+
+def test_options_before_the_input_reach_the_default_action(tmp_path):
+    """`lab translate --concurrency 4 FILE -o OUT` made `4` the input and refused FILE: the options of the
+    default action come before its positionals as often as after."""
+    from lab import cli, options
+    ap = cli.parser()
+    a = ap.parse_args(options.route_default(ap, ["translate", "--concurrency", "3", "in.txt", "-o", "out"]))
+    assert (a.action, a.input, a.out, a.concurrency) == ("run", "in.txt", "out", 3)
+    assert options.route_default(ap, ["translate", "eval", "h", "r"])[1] == "eval"  # a named action stays
+    assert options.route_default(ap, ["translate", "-h"]) == ["translate", "-h"]  # the command's own help
+    assert options.route_default(ap, ["serve", "--port", "1"]) == ["serve", "--port", "1"]  # no default there
+    r = lab("translate", "--concurrency", "0", str(tmp_path / "in.txt"), "-o", str(tmp_path / "o"))
+    assert r.returncode == 2 and "--concurrency: must be >= 1, got 0" in r.stderr, r.stderr
 
 
 def test_the_cli_starts_without_the_network_and_array_libraries():

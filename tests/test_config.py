@@ -56,6 +56,9 @@ def test_user_profiles_file(tmp_path, monkeypatch):
     f.write_text('[tiny]\nmodle = "x"\n')
     with pytest.raises(LabError, match=r"unknown keys \['modle'\]"):
         config.load("tiny")
+    f.write_text('[profiles.mine]\nmodel = "m"\nserved_name = "m"\n')  # a guess at the shape: told the real one
+    with pytest.raises(LabError, match=r"a profile is a top-level table: \[mine\]"):
+        config.load("profiles")
     f.write_text('["../../x"]\nmodel = "m"\nserved_name = "m"\n')  # it would name run folders and logs
     with pytest.raises(LabError, match=r"profile name '../../x' may hold only letters"):
         config.load("tiny")

@@ -46,8 +46,9 @@ def add_commands(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
     e = s.add_parser("eval", help="score translations: chrF, BLEU (zh tokenization), glossary adherence")
     e.add_argument("hyp", help="folder with NAME.zh.txt translations, or one translated file")
     e.add_argument("ref", help="folder with NAME.txt references, or one reference file")
-    e.add_argument("--source", help="folder with the NAME.txt sources, or one source file (for glossary adherence)")
-    e.add_argument("--glossary", help="glossary TSV")
+    e.add_argument("--source", help="folder with the NAME.txt sources, or one source file (for glossary adherence; "
+                   "default: none, no adherence column)")
+    e.add_argument("--glossary", help="glossary TSV (default: none)")
     e.set_defaults(func=_eval)
     t = sub.add_parser("tokens", help="token counts of a file or folder with the profile's tokenizer")
     t.add_argument("path", help="a .txt or .epub file (one row a chapter), or a folder of them")
@@ -211,23 +212,23 @@ def _count(tok: Any, text: str, name: str) -> int:
 
 
 def _tokens(a: argparse.Namespace) -> int:
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(config.local_or_reachable(config.load(a.profile, check_device=False)
-                                                                  .model_path()))
-    tok.model_max_length = sys.maxsize  # counting only: a chapter past the model's context is no error here
     from lab.translate import epub
-    rows = []
+    texts = []  # read (and refused) before the tokenizer: a bad file's line came after 8 s of transformers import
     for f in sources.inputs(a.path):
         if f.suffix.lower() == ".epub":  # one row a chapter
-            texts = [(f"{f}:{ch.href}", "epub", ch.text) for ch in epub.chapters(f)]
+            texts += [(f"{f}:{ch.href}", "epub", ch.text) for ch in epub.chapters(f)]
         else:
             text, enc = sources.read_text(f, empty_ok=True)  # counted: 0 tokens, not the folder's error
             if sources.is_aozora(text, a.aozora):  # its ruby and notes are never sent: 966 -> 447 tokens in ame.txt
                 text, enc = sources.clean_aozora(text)[0], f"{enc}+aozora"
-            texts = [(str(f), enc, text)]
-        rows += [{"file": name, "encoding": enc, "chars": len(text), "tokens": _count(tok, text, name)}
-                 for name, enc, text in texts]
+            texts.append((str(f), enc, text))
+    path = config.local_or_reachable(config.load(a.profile, check_device=False).model_path())
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path)
+    tok.model_max_length = sys.maxsize  # counting only: a chapter past the model's context is no error here
+    rows = [{"file": name, "encoding": enc, "chars": len(text), "tokens": _count(tok, text, name)}
+            for name, enc, text in texts]
     rows.append({"file": "TOTAL", "encoding": "", "chars": sum(r["chars"] for r in rows),
                  "tokens": sum(r["tokens"] for r in rows)})
     options.print_rows(rows)

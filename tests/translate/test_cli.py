@@ -64,3 +64,16 @@ def test_a_source_line_or_name_with_terminal_escapes_is_shown_escaped(tmp_path):
         assert r.returncode == 0 and "\x1b" not in r.stdout + r.stderr and "\x07" not in r.stdout, r.stdout + r.stderr
     assert show.stdout.splitlines() == ["source: \\x1b]0;pwned\\x07\\x1b[2J雨だ。", "current: 下雨了。"]
     assert fix.stdout.startswith("a\\x1b[31mred line 1 locked")
+
+
+def test_lab_tokens_refuses_a_bad_file_before_loading_a_tokenizer(tmp_path):
+    """Its error line came after 8 s of transformers import; now every file is read first."""
+    import subprocess
+    import sys
+    (tmp_path / "a.epub").write_bytes(b"hello")
+    code = ("import sys; from lab import cli; rc = cli.main(['tokens', sys.argv[1]]); "
+            "print(rc, 'transformers' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "a.epub")], capture_output=True, text=True,
+                       timeout=60)
+    assert r.stdout.split() == ["1", "False"], r.stdout + r.stderr
+    assert r.stderr.strip() == f"error: {tmp_path / 'a.epub'}: not an EPUB (not a zip file: File is not a zip file)"
