@@ -45,6 +45,19 @@ def test_assemble_joins_pieces_marks_failures_and_lets_fixes_win():
     assert assemble(d)[3] == (LINES[3], "一句长话。") and untranslated(d) == []
 
 
+def test_a_translation_takes_its_source_lines_indent_and_no_other():
+    """The 1.5B kept 4 of the 10 paragraph indents (　) of the Aozora sample: the source decides, not the model."""
+    lines = ["　雨が降る。", "「はい。」", "　　長い一文の前半。長い一文の後半。", "　駅。"]
+    chunks = [Chunk(0, [Unit(0, 0, lines[0], 4), Unit(1, 0, lines[1], 3)]),
+              Chunk(1, [Unit(2, 0, "　　長い一文の前半。", 6), Unit(2, 1, "長い一文の後半。", 6),
+                        Unit(3, 0, lines[3], 2)])]
+    d = Doc("ame", lines, chunks)
+    d.results = {0: ["下雨了。", "  “是。”"], 1: ["　长句前半。", "长句后半。", None]}
+    assert [t for _, t in assemble(d)] == ["　下雨了。", "“是。”", "　　长句前半。长句后半。", f"{FAILED_MARK}　駅。"]
+    d.fixes[1] = "  “好。”"  # a person's line stays as typed
+    assert assemble(d)[1][1] == "  “好。”"
+
+
 def test_a_chunk_in_flight_is_no_failure_for_progress_lines():
     d = doc()
     d.results = {0: ["到了车站。"]}
