@@ -94,6 +94,51 @@ def hints_for(src: str) -> str:
     return "\n".join(["C to Rust, by construct:", *lines]) if lines else ""
 
 
+EXIT = re.compile(r"\breturn\b([^;]*);|\bexit\s*\(([^;]*)\)\s*;")
+NAMED_STATUS = {"EXIT_FAILURE": 1, "EXIT_SUCCESS": 0}
+
+
+def _ends_with(expr: str, status: int) -> bool:
+    """Whether `return expr;` / `exit(expr);` may end the program with `status`: a literal equal to it (mod 256),
+    or an expression naming it (`argc > 1 ? 0 : 1`)."""
+    expr = expr.strip().strip("()").strip()
+    literal = NAMED_STATUS.get(expr, int(expr) if re.fullmatch(r"-?\d+", expr) else None)
+    if literal is not None:
+        return literal % 256 == status
+    names = [str(status)] + [k for k, v in NAMED_STATUS.items() if v == status]
+    return any(re.search(rf"(?<![\w.]){n}(?![\w.])", expr) for n in names)
+
+
+def _blanked(src: str) -> str:
+    """src with comments, strings and char literals blanked, newlines kept (line numbers stay; a "}" in a printf
+    format closes no block)."""
+    def blank(m: re.Match[str]) -> str:
+        return re.sub(r"[^\n]", " ", m.group(0))
+    return re.sub(r"/\*.*?\*/|//[^\n]*|\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])*'", blank, src, flags=re.S)
+
+
+def exit_lines(src: str, status: int, most: int = 2) -> list[str]:
+    """`line N: text` for the C lines that end the program with `status`: a `return` in main, an `exit()`
+    anywhere. Told only the status, the 1.5B kept a bare `return;` in Rust's main (exit 0) for three rounds in
+    reverse_string and bit_manipulation, whose usage check returns 1."""
+    code = _blanked(src)
+    m = re.search(r"\bmain\s*\([^)]*\)\s*\{", code)
+    start = m.end() if m else len(code)
+    depth, end = 1, start
+    while end < len(code) and depth:
+        depth += {"{": 1, "}": -1}.get(code[end], 0)
+        end += 1
+    found = []
+    for hit in EXIT.finditer(code):
+        returns = hit.group(1) is not None
+        if not _ends_with(hit.group(1) if returns else hit.group(2), status) or (returns and not start <= hit.start()
+                                                                                < end):
+            continue
+        n = code.count("\n", 0, hit.start())
+        found.append(f"line {n + 1}: {src.splitlines()[n].strip()[:160]}")
+    return found[:most]
+
+
 # One worked translation, shown as an earlier turn (few-shot) before the real program when asked (--example): the
 # idioms the 1.5B missed most, by example rather than by rule (argv and its count, a usage line on stderr with
 # C's exit code, scanf over stdin, strtol, unsigned wrapping, printf widths and %.2f, `!x`, `?:`). Off by

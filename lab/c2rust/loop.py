@@ -214,7 +214,9 @@ def _key(src: str, task: Task, model: str, st: LoopSettings) -> str:
     """What a finished result depends on: a rerun with the same key reuses it instead of asking again."""
     what = {"c": src, "cases": [dataclasses.asdict(c) for c in task.cases], "model": model,
             "settings": [st.rounds, st.idiomatic, st.max_tokens, st.candidates],
-            "loop": 2,  # how rounds are spent: 2 = a round of repeats asks a fresh translation too
+            # how rounds are spent and what feedback says: 2 = a round of repeats asks a fresh translation too,
+            # 3 = an exit-status failure quotes the C lines that end with that status
+            "loop": 3,
             # a changed prompt, cheat sheet or worked example is another question
             "prompt": prompt_parts(src, st.example)}
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
@@ -244,7 +246,7 @@ def translate(c_file: str | Path, tests: str | Path, client: Client, settings: L
 def _program(c_file: Path, tests: str | Path, client: Client, st: LoopSettings, out: Path | None) -> dict[str, Any]:
     """translate() of one program, its output folder (if any) made and held."""
     src = paths.read_text(c_file, "C program")
-    task = load_task(tests, st.feed)
+    task = dataclasses.replace(load_task(tests, st.feed), c_source=src)
     name = program_name(c_file)
     say = (lambda m: _line(f"[{name}] {m.strip()}")) if st.progress else (lambda m: None)
     key = _key(src, task, client.model, st)

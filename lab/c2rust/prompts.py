@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lab.c2rust.advice import EXAMPLE_C, EXAMPLE_RUST, EXAMPLE_TESTS, error_advice, hints_for
+from lab.c2rust.advice import EXAMPLE_C, EXAMPLE_RUST, EXAMPLE_TESTS, error_advice, exit_lines, hints_for
 from lab.c2rust.harness import CheckReport
 from lab.c2rust.tasks import Task
 from lab.client import Client, context_room
@@ -54,8 +54,12 @@ def feedback(report: CheckReport | None, task: Task, cases: int = FEEDBACK_CASES
     for c in [c for c in report.cases if not c.passed][:cases]:
         case = task.cases[c.index]
         diff = "\n".join(c.diff.splitlines()[:lines])
+        ends = exit_lines(task.c_source, case.exit_code) if c.reason == "exit_code" and case.exit_code else []
         parts.append(f"- args {case.args!r}, stdin {case.stdin[:200]!r}: {c.reason}"
                      + (f" ({c.note})" if c.note else "") + (f"\n```diff\n{diff}\n```" if diff else "")
+                     + (f"\nThe C program ends with status {case.exit_code} here ({'; '.join(ends)}): in Rust, "
+                        f"`std::process::exit({case.exit_code});` at that point (a `return` from Rust's main exits "
+                        "with 0)." if ends else "")
                      + (f"\nit wrote to stderr (exit status {c.exit_code}):\n```\n{c.stderr}\n```" if c.stderr
                         else ""))
     return (f"{again}{report.passed}/{len(report.cases)} tests pass. Failing cases:\n" + "\n".join(parts)

@@ -33,6 +33,7 @@ class Task:
     path: Path
     format: str                  # "lab", "sactor-task" or "sactor-samples"
     cases: list[Case] = field(default_factory=list)
+    c_source: str = ""           # the C program, where the loop has it (exit-status feedback quotes its lines)
 
     def describe(self) -> str:
         """One line for logs and notebooks."""

@@ -37,3 +37,19 @@ def test_the_worked_example_is_a_faithful_translation_that_passes_its_own_tests(
     assert c.ok and rust.ok, (c.summary(), rust.summary())
     assert {t.exit_code for t in EXAMPLE_TESTS} == {0, 1, 2}  # C's return codes, shown by example
     assert "unsafe" not in EXAMPLE_RUST and "extern" not in EXAMPLE_RUST
+
+
+def test_exit_lines_finds_main_returns_and_exits_with_that_status_only():
+    from lab.c2rust.advice import exit_lines
+    src = ('int f(void) { return 1; }\n'               # a helper's return ends nothing
+           '/* return 1; */\n'                         # nor does a comment
+           'int main(int c, char **v) { printf("}"); if (c < 2) { return 1; }\n'  # a "}" in a string closes nothing
+           '  if (c > 5) exit(EXIT_FAILURE);\n'
+           '  return c > 3 ? 2 : 0; }\n'
+           'int g(void) { exit(1); }\n')                # exit() ends the program from anywhere
+    assert exit_lines(src, 1, most=5) == ['line 3: int main(int c, char **v) { printf("}"); if (c < 2) { return 1; }',
+                                          "line 4: if (c > 5) exit(EXIT_FAILURE);", "line 6: int g(void) { exit(1); }"]
+    assert exit_lines(src, 2) == ["line 5: return c > 3 ? 2 : 0; }"]
+    assert exit_lines(src, 0) == ["line 5: return c > 3 ? 2 : 0; }"]
+    assert exit_lines("int main(void) { return -1; }", 255) == ["line 1: int main(void) { return -1; }"]
+    assert exit_lines("int main(void) { return x1 + 10; }", 1) == []  # 1 inside a name or a number is not 1

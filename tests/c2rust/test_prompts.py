@@ -68,3 +68,18 @@ def test_a_panic_reaches_the_feedback_with_its_message():
     assert f"it wrote to stderr (exit status {c.exit_code}):\n```\n" in text and "InvalidDigit" in text
     rep = check_source('fn main() { println!("ok"); }', [case])
     assert rep.cases[0].passed and rep.cases[0].stderr == ""
+
+
+def test_an_exit_status_failure_quotes_the_c_lines_that_end_with_it():
+    """Told only the status, the 1.5B kept a bare `return;` in Rust's main for three rounds (reverse_string's
+    `return argc > 1 ? 0 : 1;`, bit_manipulation's usage check)."""
+    from lab.c2rust.prompts import feedback
+    c_src = ('#include <stdio.h>\nint main(int argc, char **argv) {\n    for (int i = 1; i < argc; i++) '
+             'puts(argv[i]);\n    return argc > 1 ? 0 : 1;\n}\n')
+    case = Case(args=[], stdin="", expected="", exit_code=1)
+    rep = check_source("fn main() { for a in std::env::args().skip(1) { println!(\"{}\", a); } }", [case])
+    assert rep.cases[0].reason == "exit_code"
+    text = feedback(rep, Task(Path("t.json"), "lab", [case], c_source=c_src))
+    assert "ends with status 1 here (line 4: return argc > 1 ? 0 : 1;)" in text
+    assert "`std::process::exit(1);`" in text
+    assert "ends with status" not in feedback(rep, Task(Path("t.json"), "lab", [case]))  # no C source: no quote
