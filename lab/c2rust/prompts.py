@@ -21,6 +21,10 @@ EXTERN_C = re.compile(r'extern\s+"C"\s*\{[^}]*\bfn\b')  # an extern block declar
 IDIOMATIC = ("Rewrite this working Rust program idiomatically: no `unsafe` (it is compiled with -F unsafe_code), no "
              "raw pointers, no libc; use ownership, slices, iterators and Option/Result. Behaviour must stay "
              "identical. Reply with one ```rust code block.")
+# Said where a quoted exit line tests argc: told to exit(1) where C returns `argc > 1 ? 0 : 1`, the 1.5B wrote
+# `if args.is_empty() { std::process::exit(1); }`, which never fires (args holds the program name).
+ARGC_NOTE = (" C's argc is `std::env::args().len()`, the program name included: with no arguments it is 1, never "
+             "0, so `argc < 2` is `args.len() < 2`.")
 FEEDBACK_CASES = 3     # failing cases shown to the model, first ones first
 EXAMPLE_CASES = 2      # test runs shown with the C program: the exact output format, by example
 
@@ -59,7 +63,8 @@ def feedback(report: CheckReport | None, task: Task, cases: int = FEEDBACK_CASES
                      + (f" ({c.note})" if c.note else "") + (f"\n```diff\n{diff}\n```" if diff else "")
                      + (f"\nThe C program ends with status {case.exit_code} here ({'; '.join(ends)}): in Rust, "
                         f"`std::process::exit({case.exit_code});` at that point (a `return` from Rust's main exits "
-                        "with 0)." if ends else "")
+                        "with 0)." + (ARGC_NOTE if any(re.search(r"\bargc\b", e) for e in ends) else "")
+                        if ends else "")
                      + (f"\nit wrote to stderr (exit status {c.exit_code}):\n```\n{c.stderr}\n```" if c.stderr
                         else ""))
     return (f"{again}{report.passed}/{len(report.cases)} tests pass. Failing cases:\n" + "\n".join(parts)

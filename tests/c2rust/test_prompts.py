@@ -82,4 +82,5 @@ def test_an_exit_status_failure_quotes_the_c_lines_that_end_with_it():
     text = feedback(rep, Task(Path("t.json"), "lab", [case], c_source=c_src))
     assert "ends with status 1 here (line 4: return argc > 1 ? 0 : 1;)" in text
     assert "`std::process::exit(1);`" in text
+    assert "with no arguments it is 1, never 0" in text  # the 1.5B then wrote `if args.is_empty() { exit(1) }`
     assert "ends with status" not in feedback(rep, Task(Path("t.json"), "lab", [case]))  # no C source: no quote
