@@ -128,14 +128,13 @@ def exit_lines(src: str, status: int, most: int = 2) -> list[str]:
     while end < len(code) and depth:
         depth += {"{": 1, "}": -1}.get(code[end], 0)
         end += 1
-    found = []
+    lines, found = src.splitlines(), []
     for hit in EXIT.finditer(code):
         returns = hit.group(1) is not None
-        if not _ends_with(hit.group(1) if returns else hit.group(2), status) or (returns and not start <= hit.start()
-                                                                                < end):
-            continue
-        n = code.count("\n", 0, hit.start())
-        found.append(f"line {n + 1}: {src.splitlines()[n].strip()[:160]}")
+        in_main = start <= hit.start() < end
+        if _ends_with(hit.group(1) if returns else hit.group(2), status) and (in_main or not returns):
+            n = code.count("\n", 0, hit.start())
+            found.append(f"line {n + 1}: {lines[n].strip()[:160]}")
     return found[:most]
 
 

@@ -69,13 +69,16 @@ def assemble(doc: Doc) -> list[tuple[str, str]]:
     """(source line, translated line) for every line: fixes win, verbatim lines copied, failures marked (the
     mark first, before the source's indent), translations given their source line's indent."""
     pieces: dict[int, list[str]] = {}
-    failed: set[int] = set()
     for c in doc.chunks:
         for u, t in zip(c.units, doc.results.get(c.index, [None] * len(c.units)), strict=True):
             pieces.setdefault(u.line, []).append(t if t is not None else f"{FAILED_MARK}{u.text}")
-            failed |= {u.line} if t is None else set()
-    return [(ln, doc.fixes[i] if i in doc.fixes else ln if i not in pieces else "".join(pieces[i]) if i in failed
-             else indented(ln, "".join(pieces[i]))) for i, ln in enumerate(doc.lines)]
+    failed = set(untranslated(doc))  # fixed lines are not in it: a fix wins below anyway
+    out = []
+    for i, ln in enumerate(doc.lines):
+        text = "".join(pieces[i]) if i in pieces else ln
+        out.append((ln, doc.fixes[i] if i in doc.fixes else text if i in failed or i not in pieces
+                    else indented(ln, text)))
+    return out
 
 
 def indented(source: str, text: str) -> str:
