@@ -86,10 +86,21 @@ def error_advice(errors: str, most: int = 3) -> str:
     return "\n".join(ERROR_ADVICE[c] for c in seen[:most])
 
 
+def _blanked(src: str) -> str:
+    """src with comments, strings and char literals blanked, newlines kept (line numbers stay; a "}" in a printf
+    format closes no block)."""
+    def blank(m: re.Match[str]) -> str:
+        return re.sub(r"[^\n]", " ", m.group(0))
+    return re.sub(r"/\*.*?\*/|//[^\n]*|\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])*'", blank, src, flags=re.S)
+
+
 def hints_for(src: str) -> str:
     """The cheat-sheet lines for the constructs this C program uses ("" when none does)."""
-    code = re.sub(r"/\*.*?\*/|//[^\n]*", "", src, flags=re.S)  # a comment's "->" is no pointer
-    bare = re.sub(r'"(?:\\.|[^"\\\n])*"', '""', code)  # nor is a string's "? :"; only printf formats look inside
+    # Only printf formats look inside strings; every other construct is looked for with strings, char literals
+    # and comments blanked (a comment's "->" is no pointer). Strings once became `""`, which hid the `?:` of
+    # `printf(j ? " %ld" : "%ld")` in 4 of the project's 13 programs.
+    code = re.sub(r"/\*.*?\*/|//[^\n]*", "", src, flags=re.S)
+    bare = _blanked(src)
     lines = [text for pattern, text in HINTS if re.search(pattern, code if pattern.startswith("(?#strings)") else bare)]
     return "\n".join(["C to Rust, by construct:", *lines]) if lines else ""
 
@@ -107,14 +118,6 @@ def _ends_with(expr: str, status: int) -> bool:
         return literal % 256 == status
     names = [str(status)] + [k for k, v in NAMED_STATUS.items() if v == status]
     return any(re.search(rf"(?<![\w.]){n}(?![\w.])", expr) for n in names)
-
-
-def _blanked(src: str) -> str:
-    """src with comments, strings and char literals blanked, newlines kept (line numbers stay; a "}" in a printf
-    format closes no block)."""
-    def blank(m: re.Match[str]) -> str:
-        return re.sub(r"[^\n]", " ", m.group(0))
-    return re.sub(r"/\*.*?\*/|//[^\n]*|\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])*'", blank, src, flags=re.S)
 
 
 def exit_lines(src: str, status: int, most: int = 2) -> list[str]:

@@ -24,6 +24,8 @@ def test_the_cheat_sheet_holds_only_the_constructs_the_program_uses():
     assert "C truth values" not in hints_for('int main(void) { puts("Hello!"); return 1 != 2; }')
     assert "no ?: operator" in hints_for("int main(int c, char **v) { return c > 1 ? 0 : 1; }")
     assert "no ?: operator" not in hints_for('int main(void) { puts("what? no: never"); return 0; }')
+    assert "no ?: operator" in hints_for('int main(int c, char **v) { printf(c > 1 ? "%d" : "-%d", c); }')
+    assert "no ?: operator" not in hints_for("int main(void) { int c = getc(stdin); return c == '?' || c == ':'; }")
     eof = hints_for("int main(void) { int c; while ((c = getchar()) != EOF) putchar(toupper(c)); }")
     assert "read_to_end" in eof and "to_ascii_uppercase" in eof
     assert "read_to_end" not in hints_for('int main(void) { printf("%d", 1); }')
