@@ -120,6 +120,30 @@ def _ends_with(expr: str, status: int) -> bool:
     return any(re.search(rf"(?<![\w.]){n}(?![\w.])", expr) for n in names)
 
 
+def _block_end(code: str, start: int) -> int:
+    """Where the block whose "{" ends just before `start` closes (the end of `code` if it never does)."""
+    depth, end = 1, start
+    while end < len(code) and depth:
+        depth += {"{": 1, "}": -1}.get(code[end], 0)
+        end += 1
+    return end
+
+
+READ_ALL = re.compile(r"\.read_to_(?:string|end)\s*\(")
+LOOP = re.compile(r"\b(?:for|while|loop)\b[^{;]*\{")
+
+
+def rereads_stdin(rust: str) -> bool:
+    """Whether a Rust program reads all of stdin more than once: two read_to_string/read_to_end calls, or one in a
+    loop. Every read after the first gets "": the 1.5B's matrix read the whole input once per number (scanf by
+    scanf) for two rounds beside the sheet line that says read once."""
+    code = _blanked(rust)
+    calls = [m.start() for m in READ_ALL.finditer(code)]
+    if "stdin" not in code or not calls:
+        return False
+    return len(calls) > 1 or any(m.end() <= calls[0] < _block_end(code, m.end()) for m in LOOP.finditer(code))
+
+
 def exit_lines(src: str, status: int, most: int = 2) -> list[str]:
     """`line N: text` for the C lines that end the program with `status`: a `return` in main, an `exit()`
     anywhere. Told only the status, the 1.5B kept a bare `return;` in Rust's main (exit 0) for three rounds in
@@ -127,10 +151,7 @@ def exit_lines(src: str, status: int, most: int = 2) -> list[str]:
     code = _blanked(src)
     m = re.search(r"\bmain\s*\([^)]*\)\s*\{", code)
     start = m.end() if m else len(code)
-    depth, end = 1, start
-    while end < len(code) and depth:
-        depth += {"{": 1, "}": -1}.get(code[end], 0)
-        end += 1
+    end = _block_end(code, start)
     lines, found = src.splitlines(), []
     for hit in EXIT.finditer(code):
         returns = hit.group(1) is not None

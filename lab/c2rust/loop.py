@@ -215,8 +215,9 @@ def _key(src: str, task: Task, model: str, st: LoopSettings) -> str:
     what = {"c": src, "cases": [dataclasses.asdict(c) for c in task.cases], "model": model,
             "settings": [st.rounds, st.idiomatic, st.max_tokens, st.candidates],
             # how rounds are spent and what feedback says: 2 = a round of repeats asks a fresh translation too,
-            # 3 = an exit-status failure quotes the C lines that end with that status
-            "loop": 3,
+            # 3 = an exit-status failure quotes the C lines that end with that status, 4 = a program that reads
+            # all of stdin more than once is told so
+            "loop": 4,
             # a changed prompt, cheat sheet or worked example is another question
             "prompt": prompt_parts(src, st.example)}
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lab.c2rust.advice import EXAMPLE_C, EXAMPLE_RUST, EXAMPLE_TESTS, error_advice, exit_lines, hints_for
+from lab.c2rust.advice import EXAMPLE_C, EXAMPLE_RUST, EXAMPLE_TESTS, error_advice, exit_lines, hints_for, rereads_stdin
 from lab.c2rust.harness import CheckReport
 from lab.c2rust.tasks import Task
 from lab.client import Client, context_room
@@ -25,6 +25,10 @@ IDIOMATIC = ("Rewrite this working Rust program idiomatically: no `unsafe` (it i
 # `if args.is_empty() { std::process::exit(1); }`, which never fires (args holds the program name).
 ARGC_NOTE = (" C's argc is `std::env::args().len()`, the program name included: with no arguments it is 1, never "
              "0, so `argc < 2` is `args.len() < 2`.")
+STDIN_NOTE = ("Your program reads all of stdin more than once (read_to_string/read_to_end called again, or in a "
+              "loop): the first read takes everything and every later one gets an empty string. Read stdin once at "
+              "the start, then take what each C scanf reads from one iterator (`let mut it = "
+              "input.split_whitespace();`, `it.next()`).\n")
 FEEDBACK_CASES = 3     # failing cases shown to the model, first ones first
 EXAMPLE_CASES = 2      # test runs shown with the C program: the exact output format, by example
 
@@ -54,6 +58,8 @@ def feedback(report: CheckReport | None, task: Task, cases: int = FEEDBACK_CASES
         advice = error_advice(report.compile_errors)
         return f"{again}The program does not compile:\n```\n{errs}\n```\n" + (f"{advice}\n" if advice else "") \
             + "Fix it."
+    if rereads_stdin(report.source):
+        again += STDIN_NOTE
     parts = []
     for c in [c for c in report.cases if not c.passed][:cases]:
         case = task.cases[c.index]

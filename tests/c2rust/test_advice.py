@@ -55,3 +55,20 @@ def test_exit_lines_finds_main_returns_and_exits_with_that_status_only():
     assert exit_lines(src, 0) == ["line 5: return c > 3 ? 2 : 0; }"]
     assert exit_lines("int main(void) { return -1; }", 255) == ["line 1: int main(void) { return -1; }"]
     assert exit_lines("int main(void) { return x1 + 10; }", 1) == []  # 1 inside a name or a number is not 1
+
+
+def test_a_program_that_reads_all_of_stdin_more_than_once_is_recognised():
+    from lab.c2rust.advice import rereads_stdin
+    head = "use std::io::Read;\nfn main() {\n    let mut s = String::new();\n"
+    twice = head + "    std::io::stdin().read_to_string(&mut s).unwrap();\n    let mut t = String::new();\n" \
+        "    std::io::stdin().read_to_end(&mut t).unwrap();\n}\n"
+    in_loop = head + "    for _ in 0..3 {\n        std::io::stdin().lock().read_to_string(&mut s).unwrap();\n    }\n}\n"
+    once = head + "    std::io::stdin().read_to_string(&mut s).unwrap();\n    for w in s.split_whitespace() {\n" \
+        "        println!(\"{}\", w);\n    }\n}\n"
+    assert rereads_stdin(twice) and rereads_stdin(in_loop)
+    assert not rereads_stdin(once)
+    assert not rereads_stdin(once.replace("for w", '// read_to_string(x) again\n    println!(".read_to_end(");\n'
+                                                   "    for w"))  # comments and strings are no calls
+    files = "use std::io::Read;\nfn main() {\n    for p in [\"a\", \"b\"] {\n        let mut s = String::new();\n" \
+        "        std::fs::File::open(p).unwrap().read_to_string(&mut s).unwrap();\n    }\n}\n"
+    assert not rereads_stdin(files)  # files, not stdin

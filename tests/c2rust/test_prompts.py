@@ -84,3 +84,23 @@ def test_an_exit_status_failure_quotes_the_c_lines_that_end_with_it():
     assert "`std::process::exit(1);`" in text
     assert "with no arguments it is 1, never 0" in text  # the 1.5B then wrote `if args.is_empty() { exit(1) }`
     assert "ends with status" not in feedback(rep, Task(Path("t.json"), "lab", [case]))  # no C source: no quote
+
+
+def test_a_program_that_reads_stdin_once_per_number_is_told_to_read_it_once():
+    """The 1.5B's matrix read all of stdin for each number, as C's scanf reads one; every read after the first got
+    "" and the program panicked on the parse."""
+    from lab.c2rust.prompts import STDIN_NOTE, feedback
+    case = Case(args=[], stdin="2 3\n", expected="5\n")
+    per_number = ("use std::io::Read;\nfn main() {\n    let mut sum = 0i64;\n    for _ in 0..2 {\n"
+                  "        let mut s = String::new();\n        std::io::stdin().read_to_string(&mut s).unwrap();\n"
+                  "        sum += s.trim().parse::<i64>().unwrap_or(0);\n    }\n    println!(\"{}\", sum);\n}\n")
+    rep = check_source(per_number, [case])
+    assert rep.compiled and not rep.ok
+    assert STDIN_NOTE in feedback(rep, Task(Path("t.json"), "lab", [case]))
+    once = per_number.replace("for _ in 0..2 {\n        let mut s", "let mut s").replace(
+        "        sum += s.trim().parse::<i64>().unwrap_or(0);\n    }\n",
+        "    for w in s.split_whitespace() { sum += w.parse::<i64>().unwrap_or(0); }\n")
+    rep = check_source(once, [case])
+    assert rep.ok, rep.summary()
+    bad = check_source(once.replace("println!(\"{}\", sum)", "println!(\"{}\", sum + 1)"), [case])
+    assert not bad.ok and STDIN_NOTE not in feedback(bad, Task(Path("t.json"), "lab", [case]))
