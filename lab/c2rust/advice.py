@@ -86,10 +86,12 @@ def error_advice(errors: str, most: int = 3) -> str:
     return "\n".join(ERROR_ADVICE[c] for c in seen[:most])
 
 
-def _blanked(src: str) -> str:
-    """src with comments, strings and char literals blanked, newlines kept (line numbers stay; a "}" in a printf
-    format closes no block)."""
+def _blanked(src: str, strings: bool = True) -> str:
+    """src with comments, strings and char literals blanked (`strings=False`: comments only), newlines kept (line
+    numbers stay; a "}" in a printf format closes no block). One pass, so a "//" inside a string is no comment."""
     def blank(m: re.Match[str]) -> str:
+        if not strings and m.group(0)[0] in "\"'":
+            return m.group(0)
         return re.sub(r"[^\n]", " ", m.group(0))
     return re.sub(r"/\*.*?\*/|//[^\n]*|\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])*'", blank, src, flags=re.S)
 
@@ -99,8 +101,7 @@ def hints_for(src: str) -> str:
     # Only printf formats look inside strings; every other construct is looked for with strings, char literals
     # and comments blanked (a comment's "->" is no pointer). Strings once became `""`, which hid the `?:` of
     # `printf(j ? " %ld" : "%ld")` in 4 of the project's 13 programs.
-    code = re.sub(r"/\*.*?\*/|//[^\n]*", "", src, flags=re.S)
-    bare = _blanked(src)
+    code, bare = _blanked(src, strings=False), _blanked(src)
     lines = [text for pattern, text in HINTS if re.search(pattern, code if pattern.startswith("(?#strings)") else bare)]
     return "\n".join(["C to Rust, by construct:", *lines]) if lines else ""
 

@@ -75,9 +75,13 @@ def assemble(doc: Doc) -> list[tuple[str, str]]:
     failed = set(untranslated(doc))  # fixed lines are not in it: a fix wins below anyway
     out = []
     for i, ln in enumerate(doc.lines):
-        text = "".join(pieces[i]) if i in pieces else ln
-        out.append((ln, doc.fixes[i] if i in doc.fixes else text if i in failed or i not in pieces
-                    else indented(ln, text)))
+        if i in doc.fixes:
+            out.append((ln, doc.fixes[i]))
+        elif i not in pieces:  # empty, or copied verbatim (no letter to translate)
+            out.append((ln, ln))
+        else:
+            text = "".join(pieces[i])
+            out.append((ln, text if i in failed else indented(ln, text)))
     return out
 
 

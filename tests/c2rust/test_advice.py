@@ -29,6 +29,7 @@ def test_the_cheat_sheet_holds_only_the_constructs_the_program_uses():
     eof = hints_for("int main(void) { int c; while ((c = getchar()) != EOF) putchar(toupper(c)); }")
     assert "read_to_end" in eof and "to_ascii_uppercase" in eof
     assert "read_to_end" not in hints_for('int main(void) { printf("%d", 1); }')
+    assert "printf" in hints_for('int main(void) { printf("see http://x/%d\\n", 1); }')  # no comment in a string
 
 
 def test_the_worked_example_is_a_faithful_translation_that_passes_its_own_tests():
