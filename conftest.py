@@ -35,13 +35,19 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 # `make test` runs the suite on 2 workers, file by file (-n 2 --dist loadfile --no-loadscope-reorder). These
-# files take 2-5 minutes each there (2 cores, AVX2 host): started first, they overlap the many short files (left
+# files take 1-5 minutes each there (2 cores, AVX2 host): started first, they overlap the many short files (left
 # to xdist's order, the SmolLM2 module ran last while the other worker sat idle for 2.5 minutes). The files that
-# train keep apart (CPU_BOUND below), so they are spread out in this list. (Also putting every file over ~40 s
-# first, notebooks 04/05/01 among them, took 1414 s against 1363 s this way on one host an hour apart: kept.)
+# train keep apart (CPU_BOUND below), so they are spread out in this list: notebook 03 comes after the fine-tune
+# tests by two long files that do not train, so a worker is not idle waiting for the lock (84 s in one run).
+# xdist hands a worker its next file while the current one still has 2 items to go: with notebooks 04 and 05 (a
+# 64 s and a 48 s cell) last in collection order, one worker ran them alone for the last 94 s (2026-12-07, a
+# timeline of the run); the short files last, the two workers end within seconds of each other.
 LONGEST_FIRST = ("tests/test_smollm2.py", "tests/test_serve_shared.py", "tests/bench/test_sweeps.py",
                  "notebooks/02_transformers_vs_vllm.ipynb", "tests/test_serve.py", "tests/test_qwen_coder.py",
-                 "tests/finetune/test_train.py", "notebooks/03_qlora_finetune.ipynb")
+                 "tests/finetune/test_train.py", "tests/translate/test_pipeline.py", "tests/test_cli_bad_inputs.py",
+                 "notebooks/03_qlora_finetune.ipynb", "notebooks/04_translation_ja_zh.ipynb", "tests/test_runner.py",
+                 "notebooks/05_c_to_rust.ipynb", "tests/c2rust/test_harness.py",
+                 "tests/translate/test_pipeline_novel.py", "notebooks/01_serving.ipynb")
 # Files that train with PyTorch on every core. Two at once (4 OpenMP threads on 2 cores) took 5-8x their time
 # alone (SmolLM2's QLoRA fixture: 97 s alone, 738 s beside the fine-tune tests), so a worker holds a lock shared by
 # the workers of one run while it runs one of these files; the other worker's files that wait (servers, kills,

@@ -14,7 +14,8 @@ from typing import Any
 
 from lab import LabError, config, crash, paths, pidfile, procs
 
-ALLOWED = ("lab.finetune.train:train_dict", "lab.bench.engines:hf_generate", "lab.bench.engines:vllm_generate")
+ALLOWED = ("lab.finetune.train:train_dict", "lab.bench.engines:hf_generate", "lab.bench.engines:hf_runs",
+           "lab.bench.engines:vllm_generate")
 
 
 def pinned_env(prof: config.Profile, gpus: int = 1) -> dict[str, str]:

@@ -268,21 +268,20 @@ def _hf_runs(prof: config.Profile, res: dict[str, Any], prompts: list[str], st: 
         if st.progress:
             print(f"  transformers runs in {hf_dtype} ({hf_threads} threads), the fastest correct of "
                   + ", ".join(f"{c['dtype']} {c['tok_s']} tok/s" for c in pick["configs"]), flush=True)
-    tokens: list[list[int]] = []
-    for b in sorted({1, st.hf_batch}):
-        r = eng.run_isolated("hf_generate", isolate.pinned_env(prof, tp), model=hf_model,
-                             prompts=prompts[:st.hf_prompts], batch=b, output_len=st.output_len,
-                             dtype=hf_dtype, threads=hf_threads)
-        tokens = tokens or r["token_ids"]
+    batches = sorted({1, st.hf_batch})
+    done = eng.run_isolated("hf_runs", isolate.pinned_env(prof, tp), model=hf_model,
+                            runs=[{"prompts": prompts[:st.hf_prompts], "batch": b, "output_len": st.output_len,
+                                   "dtype": hf_dtype, "threads": hf_threads} for b in batches])["runs"]
+    for b, r in zip(batches, done, strict=True):
         row = {"engine": f"hf b={b}", "concurrency": b, "requests": st.hf_prompts, "wall_s": round(r["wall_s"], 3),
                "output_tokens": r["output_tokens"], "output_tok_s": round(r["output_tokens"] / r["wall_s"], 1),
                "dtype": hf_dtype, "e2e_ms": percentiles(r["e2e"]), "peak_rss_mb": r.get("peak_rss_mb"),
                "peak_vram_mb": r.get("peak_vram_mb")}
         res["runs"].append(row)
-        _keep(res, out)
         if st.progress:
             print(f"  hf batch {b:<3} {row['output_tok_s']:>9.1f} tok/s", flush=True)
-    return tokens
+    _keep(res, out)
+    return done[0]["token_ids"]
 
 
 def _vllm_run(prof: config.Profile, res: dict[str, Any], prompts: list[str], st: RunSettings, tp: int,

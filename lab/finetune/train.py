@@ -380,6 +380,8 @@ def train_isolated(cfg: FinetuneConfig, profile: str | None = None) -> dict[str,
     the model, optimizer and PyTorch's cache is released (a vLLM server can start at 0.90 right after)."""
     from lab import isolate
     check_out(cfg.out)  # here too: one error line from this process, before a model is loaded anywhere
+    load_jsonl(cfg.train), load_jsonl(cfg.heldout)  # a bad record: its line in under a second, not after ~10 s of
+    # importing torch in the training process (the files are read again there: small next to a model's load)
     prof = config.load(profile, check_device=False)
     isolate.require_gpu_free(prof, "fine-tuning")
     return isolate.run("lab.finetune.train:train_dict", asdict(cfg), env=isolate.pinned_env(prof))

@@ -18,14 +18,33 @@ def test_hf_generate_gives_exactly_output_len_tokens_and_batching_changes_none(t
     assert one["engine"] == "hf" and three["batch"] == 3 and one["wall_s"] > 0
 
 
+def test_runs_in_one_process_give_what_separate_runs_give(tiny_model_dir):
+    """One process for several runs (dtypes in turn, thread counts): the same tokens as a run alone, and the
+    process's thread count back to its default at the end."""
+    import torch
+    before = torch.get_num_threads()
+    runs = [{"prompts": PROMPTS, "batch": 1, "output_len": 6, "dtype": "float32", "threads": 1},
+            {"prompts": PROMPTS, "batch": 1, "output_len": 6, "dtype": "bfloat16", "threads": 0},
+            {"prompts": PROMPTS, "batch": 3, "output_len": 6, "dtype": "float32", "threads": 0}]
+    res = engines.hf_runs(str(tiny_model_dir), runs)["runs"]
+    alone = engines.hf_generate(str(tiny_model_dir), PROMPTS, batch=1, output_len=6, dtype="float32")
+    assert res[0]["token_ids"] == alone["token_ids"] == res[2]["token_ids"]
+    assert [r["batch"] for r in res] == [1, 1, 3] and [len(t) for t in res[1]["token_ids"]] == [6, 6, 6]
+    assert torch.get_num_threads() == before
+
+
 def _fake_runs(speed: dict[tuple[str, int], float], heads: dict[str, list[int]]):
     calls = []
 
-    def run(func, env=None, **kw):
+    def one(kw):
         calls.append((kw["dtype"], kw["threads"]))
         ids = [heads[kw["dtype"]] + [0] * 24 for _ in kw["prompts"]]
         return {"token_ids": ids, "output_tokens": 32 * len(kw["prompts"]),
                 "wall_s": 32 * len(kw["prompts"]) / speed[(kw["dtype"], kw["threads"])]}
+
+    def run(func, env=None, **kw):
+        assert func == "hf_runs"  # the whole grid in one process
+        return {"runs": [one(r) for r in kw["runs"]]}
     return run, calls
 
 

@@ -505,13 +505,15 @@ def test_two_real_servers_one_killed_mid_run(tiny_server, tmp_path, monkeypatch)
     from helpers import free_port
 
     from lab import procs, serve
-    one = subprocess.run(_cli(tmp_path / "one", ("--concurrency", "8", "--base-url", tiny_server.base_url)),
-                         capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert one.returncode == 0, one.stderr
-    total = json.loads((tmp_path / "one" / "run.json").read_text())["chunks"]
+    # the one-server run goes on while the second server starts (~40 s on 2 cores: one after the other took longer)
+    one = subprocess.Popen(_cli(tmp_path / "one", ("--concurrency", "8", "--base-url", tiny_server.base_url)),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     monkeypatch.setenv("LAB_PORT", str(free_port()))
-    second = serve.start("tiny", quiet=True)
     try:
+        second = serve.start("tiny", quiet=True)
+        _, one_err = one.communicate(timeout=300)
+        assert one.returncode == 0, one_err
+        total = json.loads((tmp_path / "one" / "run.json").read_text())["chunks"]
         urls = ("--base-url", second.base_url, "--base-url", tiny_server.base_url)
         # --rps 3: the 24 chunks take ~8 s, so the kill below lands mid-run; unpaced, the toy finished them all
         # before it once (1 failure in 3 fresh-clone runs), and at --rps 6 (~4 s) once on a slow AVX2 host
@@ -529,6 +531,7 @@ def test_two_real_servers_one_killed_mid_run(tiny_server, tmp_path, monkeypatch)
         os.killpg(second.pid, signal.SIGKILL)  # the server, its EngineCore and workers, at once
         out, err = proc.communicate(timeout=300)
     finally:
+        one.kill()
         serve.stop("tiny", quiet=True)
     assert procs.group_pids(second.pid) == []
     assert proc.returncode == 0, err
