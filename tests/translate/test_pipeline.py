@@ -511,14 +511,17 @@ def test_two_real_servers_one_killed_mid_run(tiny_server, tmp_path, monkeypatch)
     monkeypatch.setenv("LAB_PORT", str(free_port()))
     try:
         second = serve.start("tiny", quiet=True)
+        # warmed up: a cold server's first answers are slow, and once the whole paced run ended (24 requests,
+        # 0 retries) before its first answer let the kill below happen (2026-12-07, a fresh-clone run)
+        second.client().chat("駅に着いた。", max_tokens=4)
         _, one_err = one.communicate(timeout=300)
         assert one.returncode == 0, one_err
         total = json.loads((tmp_path / "one" / "run.json").read_text())["chunks"]
         urls = ("--base-url", second.base_url, "--base-url", tiny_server.base_url)
-        # --rps 3: the 24 chunks take ~8 s, so the kill below lands mid-run; unpaced, the toy finished them all
+        # --rps 2: the 24 chunks take ~12 s, so the kill below lands mid-run; unpaced, the toy finished them all
         # before it once (1 failure in 3 fresh-clone runs), and at --rps 6 (~4 s) once on a slow AVX2 host
         # (2026-12-04: 24 requests, 0 retries), and no request was left to fail over
-        proc = subprocess.Popen(_cli(tmp_path / "two", ("--concurrency", "8", "--rps", "3", *urls)),
+        proc = subprocess.Popen(_cli(tmp_path / "two", ("--concurrency", "8", "--rps", "2", *urls)),
                                 stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, cwd=ROOT)
         cache, logs = tmp_path / "two" / ".lab-cache", tmp_path / "two" / "logs"
@@ -526,8 +529,10 @@ def test_two_real_servers_one_killed_mid_run(tiny_server, tmp_path, monkeypatch)
         def second_served() -> bool:  # a fresh server answers its first requests slower than the warm one
             return any(second.base_url in f.read_text() for f in logs.glob("*.jsonl")) if logs.exists() else False
         deadline = time.time() + 120
-        while time.time() < deadline and (len(list(cache.rglob("*-*.json"))) < total // 3 or not second_served()):
+        while time.time() < deadline and proc.poll() is None and (len(list(cache.rglob("*-*.json"))) < total // 3
+                                                                  or not second_served()):
             time.sleep(0.02)
+        assert proc.poll() is None, "the run ended before the kill: nothing was left to fail over"
         os.killpg(second.pid, signal.SIGKILL)  # the server, its EngineCore and workers, at once
         out, err = proc.communicate(timeout=300)
     finally:
