@@ -505,10 +505,10 @@ def test_two_real_servers_one_killed_mid_run(tiny_server, tmp_path, monkeypatch)
     from helpers import free_port
 
     from lab import procs, serve
+    monkeypatch.setenv("LAB_PORT", str(free_port()))  # the second server's; both runs name their URLs
     # the one-server run goes on while the second server starts (~40 s on 2 cores: one after the other took longer)
     one = subprocess.Popen(_cli(tmp_path / "one", ("--concurrency", "8", "--base-url", tiny_server.base_url)),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    monkeypatch.setenv("LAB_PORT", str(free_port()))
     try:
         second = serve.start("tiny", quiet=True)
         # warmed up: a cold server's first answers are slow, and once the whole paced run ended (24 requests,
