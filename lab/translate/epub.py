@@ -48,6 +48,12 @@ def _parse(data: bytes, where: str) -> Any:
         raise LabError(f"{where}: not valid XHTML ({e})") from None
     if tree.getroot() is None:
         raise LabError(f"{where}: empty or not XHTML")
+    # libxml2 stops at an entity bomb and recover mode hands back what came before it: the rest would be lost
+    bomb = next((e for e in parser.error_log if "amplification" in e.message or "entity reference loop" in e.message),
+                None)
+    if bomb:
+        raise LabError(f"{where}:{bomb.line}: its entities expand past libxml2's limit ({bomb.message.split(',')[0]}; "
+                       f"an entity bomb); not read")
     depth = 0
     for event, _el in etree.iterwalk(tree, events=("start", "end")):  # iterative: the walk below recurses
         depth += 1 if event == "start" else -1

@@ -16,7 +16,8 @@ ENCODINGS = ("utf-8", "cp932", "euc_jp", "shift_jis_2004", "euc_jis_2004")
 ISO2022 = ("iso2022_jp", "iso2022_jp_2004", "iso2022_jp_ext", "iso2022_jp_3")  # 7-bit with ESC $ B / ESC $ @
 INPUT_SUFFIXES = (".txt", ".epub")
 RUBY = re.compile(r"《[^》\n]*》")            # ruby readings: 漢字《かんじ》
-RUBY_BAR = re.compile(r"｜")                # marks where a ruby base starts
+# Marks where a ruby base starts: ｜ always; an ASCII | (web-novel notation, |漢字《かんじ》) only before a reading
+RUBY_BAR = re.compile(r"｜|\|(?=[^|｜《\n]+《)")
 NOTE = re.compile(r"(※?)［＃([^］\n]*)］")   # editor notes; with ※ a gaiji (a character JIS X 0208 lacks)
 MEN_KU_TEN = re.compile(r"(?<![\d-])([12])-(\d{1,2})-(\d{1,2})(?![\d-])")  # JIS X 0213 plane-row-cell
 UCS = re.compile(r"U\+([0-9A-Fa-f]{4,6})")
@@ -176,7 +177,7 @@ def clean_aozora(text: str) -> tuple[str, set[int], list[str]]:
         counts["resolved" if ch else "placeholder"] += 1
         return ch or GETA
     ruby = sum(len(RUBY.findall(ln)) for ln in lines)
-    lines = [RUBY_BAR.sub("", RUBY.sub("", NOTE.sub(note, ln))) for ln in lines]
+    lines = [RUBY.sub("", RUBY_BAR.sub("", NOTE.sub(note, ln))) for ln in lines]
     if ruby or counts["notes"]:
         notes.append(f"{ruby} ruby readings and {counts['notes']} layout/emphasis notes stripped")
     if counts["resolved"] or counts["placeholder"]:

@@ -125,6 +125,18 @@ def test_an_epub_nested_too_deep_is_one_line(tmp_path):
         chapters(make_epub(tmp_path / "deep.epub", nested(200_000)))
 
 
+def test_an_entity_bomb_is_one_line_not_a_silently_shortened_chapter(tmp_path):
+    """libxml2 stops at a billion-laughs DOCTYPE; recover mode returned the chapter cut there, and a book with
+    that one chapter was refused as "no text to translate" (the paragraph after the bomb was dropped)."""
+    ents = "".join(f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 10))
+    bomb = (f'<?xml version="1.0"?><!DOCTYPE html [<!ENTITY l0 "lol">{ents}]>'
+            f'<html xmlns="http://www.w3.org/1999/xhtml"><body><p>&l9;</p><p>後の段落。</p></body></html>')
+    with pytest.raises(LabError, match=r"bomb.epub:OEBPS/text/ch2.xhtml:1: its entities expand past .*entity bomb"):
+        chapters(make_epub(tmp_path / "bomb.epub", bomb))
+    nbsp = '<html xmlns="http://www.w3.org/1999/xhtml"><body><p>前&nbsp;後。</p><p>次の段落。</p></body></html>'
+    assert chapters(make_epub(tmp_path / "ok.epub", nbsp))[-1].text.split("\n")[-1] == "次の段落。"
+
+
 def test_lab_tokens_counts_each_chapter_of_an_epub(tmp_path):
     book = make_epub(tmp_path / "b.epub")
     r = lab("tokens", str(book))

@@ -71,6 +71,8 @@ def test_a_file_name_that_is_not_utf8_is_refused_before_anything(tmp_path):
 
 def test_aozora_markup_is_removed():
     assert clean_aozora("｜魔法使《まほうつか》いは［＃「魔法」に傍点］笑った")[0] == "魔法使いは笑った"
+    # Web novels write the bar in ASCII; a | that no reading follows is text and stays
+    assert clean_aozora("|吾輩《わがはい》は猫|である")[0] == "吾輩は猫|である"
 
 
 def test_aozora_gaiji_header_and_footer():
