@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from lab import LabError, paths
+from lab.translate.checks import CJK_OR_KANA
 
 BLOCKS = {"p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "dt", "dd", "td", "th", "caption", "figcaption",
           "blockquote", "div", "title", "pre", "address", "section", "article", "aside", "header", "footer",
@@ -19,6 +20,8 @@ BLOCKS = {"p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "dt", "dd", "td", "th",
 SKIP = {"rt", "rp", "script", "style"}   # not text to translate (ruby is made plain before reading)
 XHTML = ("application/xhtml+xml", "text/html")
 SPACE = re.compile(r"\s*\n\s*")          # line breaks inside a block are source formatting
+TAG = re.compile(r"<[^>]*>")
+COMMENT = re.compile(r"<!--.*?-->", re.S)
 # A long illustrated novel is 10-100 MiB unpacked; 1 GiB leaves room and still fits a 2-core, 24 GB machine.
 MAX_UNPACKED = 1 << 30
 
@@ -48,19 +51,34 @@ def _parse(data: bytes, where: str) -> Any:
         raise LabError(f"{where}: not valid XHTML ({e})") from None
     if tree.getroot() is None:
         raise LabError(f"{where}: empty or not XHTML")
-    # libxml2 stops at an entity bomb and recover mode hands back what came before it: the rest would be lost
-    bomb = next((e for e in parser.error_log if "amplification" in e.message or "entity reference loop" in e.message),
-                None)
-    if bomb:
-        raise LabError(f"{where}:{bomb.line}: its entities expand past libxml2's limit ({bomb.message.split(',')[0]}; "
-                       f"an entity bomb); not read")
     depth = 0
     for event, _el in etree.iterwalk(tree, events=("start", "end")):  # iterative: the walk below recurses
         depth += 1 if event == "start" else -1
         if depth > MAX_DEPTH:
             raise LabError(f"{where}: elements nest over {MAX_DEPTH} deep (a book's XHTML nests ~10-30); "
                            f"not translated")
+    if len(parser.error_log):
+        _refuse_damage(data, tree, list(parser.error_log), where)
     return tree
+
+
+def _refuse_damage(data: bytes, tree: Any, errors: list[Any], where: str) -> None:
+    """Refuse what libxml2's recover mode could not mend without loss: an entity bomb or a second stray end tag
+    (</div></div>) ends the tree there, and the chapter's rest would go untranslated without a word; a character
+    reference XML forbids (&#xD800;) stays in the tree as bytes that lxml cannot read back."""
+    def refuse(e: Any, what: str) -> None:
+        raise LabError(f"{where}:{e.line}: {what} ({e.message.strip().split(',')[0]}); repair the file (e.g. "
+                       f"Calibre's Edit book, Check book) and rerun")
+    for e in errors:
+        if "amplification" in e.message or "entity reference loop" in e.message:
+            refuse(e, "its entities expand past libxml2's limit, an entity bomb; not read")
+        if "CharRef" in e.message:
+            refuse(e, "a character reference XML does not allow")
+    raw = data.decode(tree.docinfo.encoding or "utf-8", errors="replace")
+    raw = TAG.sub("", COMMENT.sub("", raw))  # entity references add to the tree, so the tree may hold more
+    lost = len(CJK_OR_KANA.findall(raw)) - sum(len(CJK_OR_KANA.findall(t)) for t in tree.getroot().itertext())
+    if lost > 0:
+        refuse(errors[0], f"not well-formed XHTML; reading on would drop {lost} characters of its text after this line")
 
 
 def _open(path: Path) -> zipfile.ZipFile:
