@@ -49,8 +49,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         options.add(q, "--example", L, help="show one worked C -> Rust translation before the program "
                     "(dropped when the context has no room; the 1.5B did worse with it)")
         q.add_argument("-o", "--out", help="folder for .rs, .json reports and per-program logs; a rerun into the same "
-                       "folder reuses each program finished with the same source, tests, model, settings and prompt "
-                       "(default: runs/c2rust-<UTC>)")
+                       "folder reuses each program finished with the same source, tests, model, settings and prompt, "
+                       "and replays the replies a stopped run kept in OUT/.replies (default: runs/c2rust-<UTC>)")
     sc = s.add_parser("sactor-config", help="print (or write) the [VLLM] block of a sactor.toml for the live server")
     options.endpoint_opts(sc)
     sc.add_argument("--temperature", type=options.checked(float, 0), default=0.0, help="(default: 0.0)")

@@ -18,6 +18,7 @@ from lab.c2rust import splice
 from lab.c2rust.build import clippy_warnings
 from lab.c2rust.harness import CheckReport, check_source, count_unsafe, extract_rust
 from lab.c2rust.prompts import FEEDBACK_CASES, IDIOMATIC, SYSTEM, feedback, first_messages, prompt_parts
+from lab.c2rust.replies import Replaying
 from lab.c2rust.tasks import Task, find_program, load_task
 from lab.client import Client, Result, context_room
 from lab.server_errors import BadRequest, ServerError
@@ -259,8 +260,12 @@ def _program(c_file: Path, tests: str | Path, client: Client, st: LoopSettings, 
         say(f"bad task: the C reference fails: {ref.summary()}")
         return {"program": name, "bad_task": True, "ok": False, "stop": f"C reference fails: {ref.summary()}"}
     log: list[dict[str, Any]] = []
+    if out:
+        client = Replaying(client, Path(out) / ".replies" / name)  # type: ignore[assignment]
     msgs = first_messages(client, src, task, st.max_tokens, st.example)
     code, rep, used, tokens, why = _stage(client, msgs, task, st, log, "unidiomatic", say)
+    if getattr(client, "replayed", 0):
+        say(f"replayed {client.replayed} replies an earlier run kept in {out}/.replies (not asked again)")
     say(f"unidiomatic: {why}")
     result: dict[str, Any] = {"program": name, "model": client.model, "task": task.format, "key": key,
                               "compiled": bool(rep and rep.compiled), "passed": rep.passed if rep else 0,
