@@ -261,11 +261,13 @@ def _program(c_file: Path, tests: str | Path, client: Client, st: LoopSettings, 
         return {"program": name, "bad_task": True, "ok": False, "stop": f"C reference fails: {ref.summary()}"}
     log: list[dict[str, Any]] = []
     if out:
-        client = Replaying(client, Path(out) / ".replies" / name)  # type: ignore[assignment]
+        replies = Replaying(client, Path(out) / ".replies" / name)
+        if replies.kept:
+            say(f"{replies.kept} replies an earlier run kept in {out}/.replies: a round that asks the same replays "
+                f"its reply, checked again, not asked again")
+        client = replies  # type: ignore[assignment]  # a Client in all but complete()
     msgs = first_messages(client, src, task, st.max_tokens, st.example)
     code, rep, used, tokens, why = _stage(client, msgs, task, st, log, "unidiomatic", say)
-    if getattr(client, "replayed", 0):
-        say(f"replayed {client.replayed} replies an earlier run kept in {out}/.replies (not asked again)")
     say(f"unidiomatic: {why}")
     result: dict[str, Any] = {"program": name, "model": client.model, "task": task.format, "key": key,
                               "compiled": bool(rep and rep.compiled), "passed": rep.passed if rep else 0,

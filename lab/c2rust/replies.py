@@ -21,7 +21,8 @@ class Replaying:
     is exact where asking again is not (greedy decoding on vLLM varies with what else is in the batch)."""
 
     def __init__(self, client: Client, folder: Path) -> None:
-        self.client, self.folder, self.replayed = client, Path(folder), 0
+        self.client, self.folder = client, Path(folder)
+        self.kept = len(list(self.folder.glob("*.json")))  # what an earlier run left, said once before round 1
 
     def __getattr__(self, name: str) -> Any:  # model, max_model_len, count_tokens, timeout...: the client's own
         return getattr(self.client, name)
@@ -35,9 +36,7 @@ class Replaying:
         f = self._file(messages, kw)
         try:
             rec = paths.parse_json(f.read_text("utf-8"))
-            res = Result(**{k: rec[k] for k in FIELDS})
-            self.replayed += 1
-            return res
+            return Result(**{k: rec[k] for k in FIELDS})
         except (OSError, ValueError, KeyError, TypeError):  # none yet, or a damaged one: ask again
             pass
         res = self.client.complete(messages, **kw)

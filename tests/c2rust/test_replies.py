@@ -34,7 +34,7 @@ def _chats(fake):
     return [b for p, b in fake.requests if p.endswith("/chat/completions")]
 
 
-def test_a_rerun_after_the_server_died_mid_program_replays_its_rounds_and_asks_for_the_rest(tmp_path):
+def test_a_rerun_after_the_server_died_mid_program_replays_its_rounds_and_asks_for_the_rest(tmp_path, capsys):
     good = (DATA / "str_to_int" / "reference.rs").read_text()
     broken = (ROOT / "tests" / "c2rust" / "broken" / "does_not_compile.rs").read_text()
     c_file, tests = DATA / "str_to_int" / "prog.c", DATA / "str_to_int" / "tests.json"
@@ -47,9 +47,10 @@ def test_a_rerun_after_the_server_died_mid_program_replays_its_rounds_and_asks_f
     assert not (tmp_path / "str_to_int.json").exists() and len(list((tmp_path / ".replies").rglob("*.json"))) == 2
     again = _server([f"```rust\n{good}```"])
     try:
-        r = c2rust.translate(c_file, tests, Client(again.url, max_retries=0), rounds=6, out=tmp_path, progress=False)
+        r = c2rust.translate(c_file, tests, Client(again.url, max_retries=0), rounds=6, out=tmp_path)
     finally:
         again.close()
+    assert "[str_to_int] 2 replies an earlier run kept" in capsys.readouterr().out
     asked = _chats(again)
     assert len(asked) == 1 and asked[0]["messages"] == _chats(first)[-1]["messages"]  # round 3 only, as it was
     assert r["ok"] and r["rounds"] == 3 and r["tokens"] == 450
