@@ -119,15 +119,17 @@ def resend_delay(started: bool, left: int, retries: int) -> float | None:
     return 0.5 * 2 ** (retries - left) if started and left else None
 
 
-async def stream_chat(ac: openai.AsyncOpenAI, retries: int, **kw: Any) -> Result:
+async def stream_chat(ac: openai.AsyncOpenAI, retries: int, on_text: Any = None, **kw: Any) -> Result:
     """One chat completion, streamed, as a Result. The client's timeout then bounds the wait for each token (the
     first included) instead of the whole reply: the 1.5B on 2 cores needed 225 s for one 26-line chunk, past a
     120 s bound on the whole request, and a try thrown away at 120 s is work lost. A connection that fails
     mid-reply (a dead endpoint, no token within the timeout) is re-sent with the same body, so the same seed, up
-    to `retries` times, as openai itself re-sends failures before the reply starts."""
+    to `retries` times, as openai itself re-sends failures before the reply starts. on_text(piece) gets each
+    stretch of the answer once over the tries (Relay)."""
     import openai
+    relay = Relay(on_text)
     for left in range(retries, -1, -1):
-        tally, started = StreamTally(), False
+        tally, started = StreamTally(relay.restart()), False
         try:
             kw = system_first(ac.base_url, kw)
             try:

@@ -97,6 +97,7 @@ class Translator:
         self.thinks = s.thinking  # becomes True when replies carry reasoning although it was not asked for
         self._tok_cache: dict[str, int] = {}
         self._in_flight: dict[object, float] = {}  # request -> start (progress lines say what is awaited)
+        self._streamed: dict[object, int] = {}  # request in flight -> pieces of its reply so far (~ tokens)
         self._last_start = -math.inf  # the first request starts at once, whatever --rps
         self.cache = ChunkCache(s.out, s.resume)
         self._logs: dict[str, Any] = {}  # one open log per document (no reopen per request on 2 cores)
@@ -180,20 +181,26 @@ class Translator:
             kw["frequency_penalty"] = 0.3 * (attempt - 1)
         self.stats["requests"] += 1
 
+        key = object()
+
+        def streamed(_piece: str) -> None:  # the progress line's tok/s counts replies while they are written
+            self._streamed[key] = self._streamed.get(key, 0) + 1
+
         async def send(ac: openai.AsyncOpenAI) -> Result:
+            self._streamed.pop(key, None)  # another endpoint's try starts the count again
             try:  # streamed: --timeout bounds each token's wait, so a slow CPU's long reply is not cut off
-                return await stream_chat(ac, self.s.retries, model=self.model, messages=messages,
+                return await stream_chat(ac, self.s.retries, on_text=streamed, model=self.model, messages=messages,
                                          max_tokens=max_tokens, extra_body=extra, **kw)
             except (ValueError, RecursionError) as e:  # HTML, or JSON of another shape: a wrong URL, not a retry
                 raise not_openai(str(ac.base_url).rstrip("/"), e) from None
         try:
             async with self._slots:  # requests in flight <= --concurrency, split halves included
-                key = object()
                 self._in_flight[key] = time.monotonic()
                 try:
                     return await self.pool.call(send)
                 finally:
                     del self._in_flight[key]
+                    self._streamed.pop(key, None)  # its usage counts from here (output_tokens)
         except (NoEndpoint, ServerError) as e:
             raise Abort(str(e)) from None
         except openai.OpenAIError as e:  # 400/401/404...: the server's own words, and what was kept (run())
@@ -307,7 +314,8 @@ class Translator:
                        f"{self.s.timeout:.0f}s without a token, {self.s.retries + 1} tries at most)")
         return (f"translate: {done}/{total} chunks ({done / max(1, total):.0%}), reused {self.stats['reused']}, "
                 f"{self.stats['requests']} requests, {self.stats['retries']} retries, {bad} untranslated, "
-                f"{self.stats['output_tokens'] / max(el, 1e-9):,.0f} tok/s, eta {eta}{waiting}")
+                f"{(self.stats['output_tokens'] + sum(self._streamed.values())) / max(el, 1e-9):,.0f} tok/s, "
+                f"eta {eta}{waiting}")
 
     async def _run(self, docs: list[Doc]) -> None:
         self.pool = Pool([Endpoint(c.base_url, c.async_client()) for c in self.clients], self.s.retries,

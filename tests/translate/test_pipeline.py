@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -38,7 +39,7 @@ def _zh(line):
 def _settings(out, url, **kw):
     kw.setdefault("attempts", 2)
     return Settings(out=Path(out), endpoints=[url], concurrency=kw.pop("concurrency", 2), timeout=kw.pop("timeout", 5),
-                    progress_every_s=0, **kw)
+                    progress_every_s=kw.pop("progress_every_s", 0), **kw)
 
 
 def _doc(tmp_path, lines):
@@ -228,6 +229,21 @@ def test_a_reply_longer_than_the_timeout_is_kept_while_its_tokens_arrive(tmp_pat
         assert len(srv.bodies) == 1
     finally:
         srv.close()
+
+
+def test_progress_counts_a_reply_while_it_is_written(tmp_path, capsys):
+    """tok/s read 0 until a chunk finished: minutes on a 2-core CPU where the 1.5B writes a 26-line chunk."""
+    zh = "她在雨中的车站抬头看着旧钟，静静地等待开往远方小镇的最后一班列车。\n"
+    srv = Trickle(lambda body: list(zh), gap=0.05)  # one piece per character, 1.7 s in all
+    try:
+        line = "雨の駅で、彼女は古い時計を見上げて、遠い町へ向かう最後の列車を静かに待っていた。"
+        Translator(_settings(tmp_path / "out", srv.url, progress_every_s=0.3)).run(_doc(tmp_path, [line]))
+    finally:
+        srv.close()
+    assert (tmp_path / "out" / "in.zh.txt").read_text("utf-8").split("\n")[0] == zh.strip()
+    rates = [int(re.search(r"(\d+) tok/s", x)[1]) for x in capsys.readouterr().out.splitlines()
+             if x.startswith("translate: 0/1 chunks (0%), reused 0, 1 requests, 0 retries")]
+    assert rates and max(rates) > 0, rates
 
 
 def test_a_reply_that_stops_mid_stream_is_sent_again_unchanged(tmp_path):
