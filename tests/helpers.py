@@ -182,3 +182,22 @@ def openai_fake(reply, max_model_len: int = 4096, model: str = "fake", adapters:
                      "choices": [{"index": 0, "finish_reason": finish, "message": msg}],
                      "usage": {"prompt_tokens": 10, "completion_tokens": len(str(content)), "total_tokens": 10}}
     return FakeServer(handler)
+
+
+def canned_chat_server(replies: list[str]) -> FakeServer:
+    """A real local OpenAI-like server: the canned chat replies in order, then 503 (an engine that died)."""
+    it = iter(replies)
+
+    def handler(path, body):
+        if path.endswith("/models"):
+            return 200, {"object": "list", "data": [{"id": "canned", "object": "model", "max_model_len": 8192}]}
+        if path.endswith("/tokenize"):
+            return 200, {"count": sum(len(m["content"]) for m in body["messages"]) // 3}
+        text = next(it, None)
+        if text is None:
+            return 503, {"error": {"message": "engine dead", "type": "ServiceUnavailable", "code": 503}}
+        return 200, {"id": "x", "object": "chat.completion", "created": 0, "model": "canned",
+                     "choices": [{"index": 0, "finish_reason": "stop",
+                                  "message": {"role": "assistant", "content": text}}],
+                     "usage": {"prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150}}
+    return FakeServer(handler)

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, FakeServer
+from helpers import ROOT, FakeServer, canned_chat_server
 
 from lab import LabError, c2rust
 from lab.client import Client
@@ -20,27 +20,10 @@ def _task(name):
     return DATA / name / "prog.c", DATA / name / "tests.json"
 
 
-def _canned_server(replies):
-    """A real local OpenAI-like server that answers chat requests with canned replies, in order."""
-    it = iter(replies)
-
-    def handler(path, body):
-        if path.endswith("/models"):
-            return 200, {"object": "list", "data": [{"id": "canned", "object": "model", "max_model_len": 8192}]}
-        if path.endswith("/tokenize"):
-            return 200, {"count": sum(len(m["content"]) for m in body["messages"]) // 3}
-        text = next(it)
-        return 200, {"id": "x", "object": "chat.completion", "created": 0, "model": "canned",
-                     "choices": [{"index": 0, "finish_reason": "stop",
-                                  "message": {"role": "assistant", "content": text}}],
-                     "usage": {"prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150}}
-    return FakeServer(handler)
-
-
 def test_feedback_loop_counts_rounds_and_recovers(tmp_path):
     good = (DATA / "str_to_int" / "reference.rs").read_text()
     broken = (BROKEN / "does_not_compile.rs").read_text()
-    fake = _canned_server(["I cannot do that.", f"```rust\n{broken}```", f"```rust\n{good}```"])
+    fake = canned_chat_server(["I cannot do that.", f"```rust\n{broken}```", f"```rust\n{good}```"])
     try:
         client = Client(fake.url, max_retries=0)
         c_file, tests = _task("str_to_int")
@@ -68,7 +51,7 @@ def test_batch_goes_on_past_bad_programs_and_a_rerun_reuses_finished_ones(tmp_pa
     (progs / "badjson" / "tests.json").write_text('{"cases": [')
     good = (DATA / "str_to_int" / "reference.rs").read_text()
     out = tmp_path / "out"
-    fake = _canned_server([f"```rust\n{good}```"] * 2)
+    fake = canned_chat_server([f"```rust\n{good}```"] * 2)
 
     def asked():
         return len([p for p, _ in fake.requests if p.endswith("/chat/completions")])
@@ -127,7 +110,7 @@ def test_batch_progress_says_each_round_of_each_program_in_whole_lines(tmp_path,
     for name in ("a", "b", "c"):
         shutil.copytree(DATA / "str_to_int", progs / name)
     bad = "```rust\nfn main() { let x: i32 = \"no\"; }\n```"
-    fake = _canned_server([bad] * 9)  # 3 programs x (round 1, round 2, and round 2's fresh translation: a repeat)
+    fake = canned_chat_server([bad] * 9)  # 3 programs x (round 1, round 2, and round 2's fresh translation: a repeat)
     try:
         c2rust.batch(progs, Client(fake.url, max_retries=0), rounds=2, concurrency=3)
     finally:

@@ -3,31 +3,12 @@
 import json
 
 import pytest
-from helpers import ROOT, FakeServer
+from helpers import ROOT, canned_chat_server
 
 from lab import LabError, c2rust
 from lab.client import Client
 
 DATA = ROOT / "data" / "c_to_rust"
-
-
-def _server(replies):
-    """A real local OpenAI-like server: the canned replies in order, then 503 (an engine that died)."""
-    it = iter(replies)
-
-    def handler(path, body):
-        if path.endswith("/models"):
-            return 200, {"object": "list", "data": [{"id": "canned", "object": "model", "max_model_len": 8192}]}
-        if path.endswith("/tokenize"):
-            return 200, {"count": sum(len(m["content"]) for m in body["messages"]) // 3}
-        text = next(it, None)
-        if text is None:
-            return 503, {"error": {"message": "engine dead", "type": "ServiceUnavailable", "code": 503}}
-        return 200, {"id": "x", "object": "chat.completion", "created": 0, "model": "canned",
-                     "choices": [{"index": 0, "finish_reason": "stop",
-                                  "message": {"role": "assistant", "content": text}}],
-                     "usage": {"prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150}}
-    return FakeServer(handler)
 
 
 def _chats(fake):
@@ -38,14 +19,14 @@ def test_a_rerun_after_the_server_died_mid_program_replays_its_rounds_and_asks_f
     good = (DATA / "str_to_int" / "reference.rs").read_text()
     broken = (ROOT / "tests" / "c2rust" / "broken" / "does_not_compile.rs").read_text()
     c_file, tests = DATA / "str_to_int" / "prog.c", DATA / "str_to_int" / "tests.json"
-    first = _server(["I cannot do that.", f"```rust\n{broken}```"])  # dies in round 3
+    first = canned_chat_server(["I cannot do that.", f"```rust\n{broken}```"])  # dies in round 3
     try:
         with pytest.raises(LabError, match="engine dead"):
             c2rust.translate(c_file, tests, Client(first.url, max_retries=0), rounds=6, out=tmp_path, progress=False)
     finally:
         first.close()
     assert not (tmp_path / "str_to_int.json").exists() and len(list((tmp_path / ".replies").rglob("*.json"))) == 2
-    again = _server([f"```rust\n{good}```"])
+    again = canned_chat_server([f"```rust\n{good}```"])
     try:
         r = c2rust.translate(c_file, tests, Client(again.url, max_retries=0), rounds=6, out=tmp_path)
     finally:
@@ -61,7 +42,7 @@ def test_a_rerun_after_the_server_died_mid_program_replays_its_rounds_and_asks_f
 def test_a_damaged_kept_reply_is_asked_again(tmp_path):
     c_file, tests = DATA / "str_to_int" / "prog.c", DATA / "str_to_int" / "tests.json"
     good = (DATA / "str_to_int" / "reference.rs").read_text()
-    fake = _server([f"```rust\n{good}```", f"```rust\n{good}```"])
+    fake = canned_chat_server([f"```rust\n{good}```", f"```rust\n{good}```"])
     try:
         c2rust.translate(c_file, tests, Client(fake.url, max_retries=0), out=tmp_path, progress=False)
         (tmp_path / "str_to_int.json").unlink()  # not finished, as after a kill
