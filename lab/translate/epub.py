@@ -20,7 +20,7 @@ BLOCKS = {"p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "dt", "dd", "td", "th",
 SKIP = {"rt", "rp", "script", "style"}   # not text to translate (ruby is made plain before reading)
 XHTML = ("application/xhtml+xml", "text/html")
 SPACE = re.compile(r"\s*\n\s*")          # line breaks inside a block are source formatting
-TAG = re.compile(r"<[^>]*>")
+TAG = re.compile(r"""<(?:[^>"']|"[^"]*"|'[^']*')*>""")  # a > inside a quoted attribute value is no tag's end
 COMMENT = re.compile(r"<!--.*?-->", re.S)
 # A long illustrated novel is 10-100 MiB unpacked; 1 GiB leaves room and still fits a 2-core, 24 GB machine.
 MAX_UNPACKED = 1 << 30
@@ -74,7 +74,10 @@ def _refuse_damage(data: bytes, tree: Any, errors: list[Any], where: str) -> Non
             refuse(e, "its entities expand past libxml2's limit, an entity bomb; not read")
         if "CharRef" in e.message:
             refuse(e, "a character reference XML does not allow")
-    raw = data.decode(tree.docinfo.encoding or "utf-8", errors="replace")
+    try:
+        raw = data.decode(tree.docinfo.encoding or "utf-8", errors="replace")
+    except LookupError:  # an encoding name libxml2 knows and Python does not
+        raw = data.decode("utf-8", errors="replace")
     raw = TAG.sub("", COMMENT.sub("", raw))  # entity references add to the tree, so the tree may hold more
     lost = len(CJK_OR_KANA.findall(raw)) - sum(len(CJK_OR_KANA.findall(t)) for t in tree.getroot().itertext())
     if lost > 0:

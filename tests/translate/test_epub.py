@@ -147,8 +147,9 @@ def test_stray_end_tags_and_forbidden_references_are_one_line(tmp_path):
     # a surrogate's reference stayed in the tree as bytes lxml cannot read back: UnicodeDecodeError, a traceback
     with pytest.raises(LabError, match=r"ref.epub:OEBPS/text/ch2.xhtml:1: a character reference XML does not allow"):
         chapters(make_epub(tmp_path / "ref.epub", html.format("<p>前&#xD800;後。</p>")))
-    # what recover mode mends without loss is still read: one stray end tag, an unclosed <p>, a bare <
-    for mid in ("<p>途中。</p></p>", "<p>閉じない", "<p>a < b</p>"):
+    # what recover mode mends without loss is still read: one stray end tag, an unclosed <p>, a bare <, an
+    # undefined entity beside an attribute holding >
+    for mid in ("<p>途中。</p></p>", "<p>閉じない", "<p>a < b</p>", '<p title="a>b 題名">&nbsp;本文。</p>'):
         lines = chapters(make_epub(tmp_path / "mended.epub", html.format(mid)))[-1].text.split("\n")
         assert lines[0] == "前の段落。" and lines[-1].endswith("後の段落。"), (mid, lines)
 
