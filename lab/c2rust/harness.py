@@ -12,7 +12,7 @@ from typing import Any
 from lab import LabError, paths
 from lab.c2rust import sandbox
 from lab.c2rust.build import build_c, build_rust
-from lab.c2rust.tasks import Case, Task, load_task, normalize
+from lab.c2rust.tasks import Case, Task, c_program, load_task, normalize
 from lab.messages import strip_reasoning
 
 CASE_CPU_S = 4        # CPU seconds per case (RLIMIT_CPU); the samples take milliseconds
@@ -203,7 +203,7 @@ def check_source(source: str, cases: list[Case] | Task, lang: str = "rust", idio
 def check(c_file: str | Path, tests: str | Path, rust_file: str | Path, feed: str | None = None,
           idiomatic: bool = False) -> tuple[CheckReport, CheckReport]:
     """Check the C reference first (a failing reference is a bad task), then the Rust file."""
-    c_src, rust_src = paths.read_text(c_file, "C program"), paths.read_text(rust_file, "Rust file")
+    c_src, rust_src = c_program(c_file), paths.read_text(rust_file, "Rust file")
     task = load_task(tests, feed)
     ref = check_source(c_src, task, "c")
     if not ref.ok:

@@ -19,7 +19,7 @@ from lab.c2rust.build import clippy_warnings
 from lab.c2rust.harness import CheckReport, check_source, count_unsafe, extract_rust
 from lab.c2rust.prompts import FEEDBACK_CASES, IDIOMATIC, SYSTEM, feedback, first_messages, prompt_parts
 from lab.c2rust.replies import Replaying
-from lab.c2rust.tasks import Task, find_program, load_task
+from lab.c2rust.tasks import Task, c_program, find_program, load_task, why_not_program
 from lab.client import Client, Result, context_room
 from lab.server_errors import BadRequest, ServerError
 
@@ -247,7 +247,7 @@ def translate(c_file: str | Path, tests: str | Path, client: Client, settings: L
 
 def _program(c_file: Path, tests: str | Path, client: Client, st: LoopSettings, out: Path | None) -> dict[str, Any]:
     """translate() of one program, its output folder (if any) made and held."""
-    src = paths.read_text(c_file, "C program")
+    src = c_program(c_file)
     task = dataclasses.replace(load_task(tests, st.feed), c_source=src)
     name = program_name(c_file)
     say = (lambda m: _line(f"[{name}] {m.strip()}")) if st.progress else (lambda m: None)
@@ -314,6 +314,9 @@ def programs(folder: str | Path) -> list[tuple[Path, Path]]:
     if not folder.is_dir():
         raise LabError(f"{folder} is not a folder of programs (each: NAME/NAME.c + NAME/test_task/test_task.json)")
     found = [p for d in sorted(folder.iterdir()) if d.is_dir() and (p := find_program(d))]
+    for d in sorted(folder.iterdir()):  # a folder that looks like a program and is not one is said, not dropped
+        if d.is_dir() and (why := why_not_program(d)):
+            paths.warn(f"{d}: skipped, not a program folder: {why}")
     kept = paths.inside(folder, [c for c, _ in found])
     found = [p for p in found if p[0] in kept]
     if not found:

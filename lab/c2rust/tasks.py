@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,8 @@ FEEDS = ("args", "stdin")
 # Every case runs in a sandbox of its own, each round (~0.1 s with bubblewrap on 2 cores), and SACToR's tasks
 # have 5-20: a 100,000-case file ran for minutes without a line of output before this bound
 MAX_CASES = 1000
+LOCAL_INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]*"([^"\n]+)"[^\n]*$', re.M)
+MAX_INCLUDE_DEPTH = 32  # real programs nest headers a few deep; guards stop the rest
 
 
 @dataclass
@@ -162,6 +165,41 @@ def _load_task(p: Path, feed: str | None) -> Task:
     if feed not in FEEDS:
         raise LabError(f"feed must be one of {FEEDS}, got {feed!r}")
     return Task(p, "sactor-samples", [_sample_case(s, f"{p}: sample {i}", feed) for i, s in enumerate(data)])
+
+
+def c_program(c_file: str | Path) -> str:
+    """A C program as one text: each `#include "x.h"` that names a file in the program's folder is put in its
+    place, as the preprocessor would (guards and all), so the model, the key and the sandbox, which sees only
+    the one file, all have the whole program; other includes are left to the compiler."""
+    c_file = Path(c_file)
+    root = c_file.parent.resolve()
+
+    def expand(path: Path, text: str, depth: int) -> str:
+        def one(m: re.Match[str]) -> str:
+            f = (path.parent / m.group(1)).resolve()
+            if not f.is_relative_to(root) or not f.is_file():
+                return m.group(0)
+            if depth >= MAX_INCLUDE_DEPTH:  # gcc stops at 200; a header that includes itself, unguarded
+                raise LabError(f"{path}: #include \"{m.group(1)}\" nests over {MAX_INCLUDE_DEPTH} deep (a header "
+                               f"that includes itself without a guard?)")
+            body = expand(f, paths.read_text(f, "C header"), depth + 1)
+            return f"/* {m.group(1)}, inlined */\n{body}\n/* end of {m.group(1)} */"
+        return LOCAL_INCLUDE.sub(one, text)
+    return expand(c_file, paths.read_text(c_file, "C program"), 0)
+
+
+def why_not_program(folder: Path) -> str | None:
+    """Why a folder with C files or a task file is no program (find_program's rules); None when it is one or
+    holds neither (a folder of notes)."""
+    cs = sorted(f.name for f in folder.glob("*.c"))
+    has_task = any((folder / t).exists() for t in ("test_task/test_task.json", "test_task.json", "tests.json"))
+    if find_program(folder) or not (cs or has_task):
+        return None
+    if not cs:
+        return "a task file but no .c file"
+    if not has_task:
+        return f"{', '.join(cs[:3])} but no test_task/test_task.json or tests.json"
+    return f"{len(cs)} .c files ({', '.join(cs[:3])}) and none named {folder.name}.c or prog.c"
 
 
 def find_program(folder: Path) -> tuple[Path, Path] | None:

@@ -50,3 +50,46 @@ def test_sactor_tasks_load_with_both_feeds_and_relative_samples(tmp_path):
         bad.write_text(text)
         with pytest.raises(LabError, match=msg):
             c2rust.load_task(bad)
+
+
+def test_local_headers_are_inlined_so_the_sandbox_and_the_model_see_the_whole_program(tmp_path):
+    """A program with its own header failed as a bad task (the sandbox has only the one file: util.h: No such file)."""
+    from lab.c2rust.tasks import c_program
+    (tmp_path / "inc").mkdir()
+    (tmp_path / "prog.c").write_text('#include <stdio.h>\n#include "util.h"\n#include "util.h"\n'
+                                     'int main(void) { printf("%d\\n", TWICE(ADD)); return 0; }\n')
+    (tmp_path / "util.h").write_text('#ifndef UTIL_H\n#define UTIL_H\n#include "inc/add.h"\n'
+                                     '#define TWICE(x) ((x) * 2)\n#endif\n')
+    (tmp_path / "inc" / "add.h").write_text("#define ADD 21\n")
+    src = c_program(tmp_path / "prog.c")
+    assert src.count("#define TWICE") == 2 and "#define ADD 21" in src and "#include <stdio.h>" in src
+    assert '#include "' not in src  # each local one in place, the guard doing what it does for gcc
+    (tmp_path / "tests.json").write_text(json.dumps({"cases": [{"args": [], "expected_stdout": "42\n"}]}))
+    (tmp_path / "ok.rs").write_text('fn main() { println!("42"); }\n')
+    ref, rust = c2rust.check(tmp_path / "prog.c", tmp_path / "tests.json", tmp_path / "ok.rs")
+    assert ref.ok and rust.ok
+    (tmp_path / "self.h").write_text('#include "self.h"\n')
+    (tmp_path / "loop.c").write_text('#include "self.h"\nint main(void) { return 0; }\n')
+    with pytest.raises(LabError, match=r"self.h: #include \"self.h\" nests over 32 deep"):
+        c_program(tmp_path / "loop.c")
+    outside = tmp_path / "inc" / "up.c"  # a header above the program's folder is not read into it
+    outside.write_text('#include "../util.h"\nint main(void) { return 0; }\n')
+    assert c_program(outside) == outside.read_text()
+
+
+def test_a_folder_that_looks_like_a_program_and_is_not_is_named_not_dropped(tmp_path, capsys):
+    from lab.c2rust.tasks import why_not_program
+    cases = json.dumps({"cases": [{"args": [], "expected_stdout": ""}]})
+    for name, files in (("two", {"a.c": "", "b.c": "", "tests.json": cases}), ("untested", {"untested.c": ""}),
+                        ("noc", {"tests.json": cases}), ("notes", {"README.md": "x"}),
+                        ("fine", {"fine.c": "int main(void) { return 0; }\n", "tests.json": cases})):
+        (tmp_path / name).mkdir()
+        for f, text in files.items():
+            (tmp_path / name / f).write_text(text)
+    assert why_not_program(tmp_path / "two") == "2 .c files (a.c, b.c) and none named two.c or prog.c"
+    assert why_not_program(tmp_path / "untested") == "untested.c but no test_task/test_task.json or tests.json"
+    assert why_not_program(tmp_path / "noc") == "a task file but no .c file"
+    assert why_not_program(tmp_path / "notes") is None and why_not_program(tmp_path / "fine") is None
+    assert [c.parent.name for c, _ in c2rust.programs(tmp_path)] == ["fine"]
+    assert sorted(ln.split(":")[1].rsplit("/", 1)[1] for ln in capsys.readouterr().err.splitlines()) == \
+        ["noc", "two", "untested"]
