@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import os
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,11 @@ RUBY_BAR = re.compile(r"｜|\|(?=[^|｜《\n]+《)")
 NOTE = re.compile(r"(※?)［＃([^］\n]*)］")   # editor notes; with ※ a gaiji (a character JIS X 0208 lacks)
 MEN_KU_TEN = re.compile(r"(?<![\d-])([12])-(\d{1,2})-(\d{1,2})(?![\d-])")  # JIS X 0213 plane-row-cell
 UCS = re.compile(r"U\+([0-9A-Fa-f]{4,6})")
+# くの字点, the vertical repetition mark, as Aozora types it (／＼, voiced ／″＼): after two kana it repeats them
+# (いろ／＼ -> いろいろ, しみ／″＼ -> しみじみ), elsewhere it becomes Unicode's own 〳〵 / 〴〵; a model read the
+# two slashes as text
+KUNOJI = re.compile(r"／(″?)＼")
+TWO_KANA = re.compile(r"[ぁ-ゖァ-ヺー]{2}")
 GETA = "〓"  # the typesetter's mark for a missing character: visible, and models copy it
 HEADER_TITLE = "【テキスト中に現れる記号について】"
 RULE = re.compile(r"^-{20,}\s*$")           # the dashed lines around Aozora's notation header
@@ -167,7 +173,7 @@ def clean_aozora(text: str) -> tuple[str, set[int], list[str]]:
         end = next((i for i in range(head + 1, len(lines)) if RULE.match(lines[i])), head)
         del lines[start:end + 1]
         notes.append(f"notation header removed ({end + 1 - start} lines)")
-    counts = {"resolved": 0, "placeholder": 0, "notes": 0}
+    counts = {"resolved": 0, "placeholder": 0, "notes": 0, "kunoji": 0}
 
     def note(m: re.Match) -> str:
         if not m.group(1):
@@ -176,10 +182,19 @@ def clean_aozora(text: str) -> tuple[str, set[int], list[str]]:
         ch = gaiji(m.group(2))
         counts["resolved" if ch else "placeholder"] += 1
         return ch or GETA
+    def repeat(m: re.Match) -> str:
+        counts["kunoji"] += 1
+        prev = m.string[max(0, m.start() - 2):m.start()]
+        if not TWO_KANA.fullmatch(prev):
+            return "〴〵" if m.group(1) else "〳〵"
+        voiced = unicodedata.normalize("NFC", prev[0] + "\u3099") if m.group(1) else prev[0]
+        return (voiced if len(voiced) == 1 else prev[0]) + prev[1]
     ruby = sum(len(RUBY.findall(ln)) for ln in lines)
-    lines = [RUBY.sub("", RUBY_BAR.sub("", NOTE.sub(note, ln))) for ln in lines]
+    lines = [KUNOJI.sub(repeat, RUBY.sub("", RUBY_BAR.sub("", NOTE.sub(note, ln)))) for ln in lines]
     if ruby or counts["notes"]:
         notes.append(f"{ruby} ruby readings and {counts['notes']} layout/emphasis notes stripped")
+    if counts["kunoji"]:
+        notes.append(f"{counts['kunoji']} repetition marks ／＼ written out (いろ／＼ -> いろいろ)")
     if counts["resolved"] or counts["placeholder"]:
         notes.append(f"{counts['resolved']} gaiji notes became their character, {counts['placeholder']} without "
                      f"a code became {GETA}")

@@ -75,6 +75,13 @@ def test_aozora_markup_is_removed():
     assert clean_aozora("|吾輩《わがはい》は猫|である")[0] == "吾輩は猫|である"
 
 
+def test_aozora_repetition_marks_are_written_out():
+    """Aozora types くの字点 as ／＼ (voiced ／″＼), in nearly every Meiji-era text; sent as they were, two slashes."""
+    text, _, notes = clean_aozora("いろ／＼考へた。しみ／″＼と思ふ。ひと／″＼が来る。代る／＼に読む。")
+    assert text == "いろいろ考へた。しみじみと思ふ。ひとびとが来る。代る〳〵に読む。"  # after a kanji: Unicode's mark
+    assert any(n.startswith("4 repetition marks") for n in notes)
+
+
 def test_aozora_gaiji_header_and_footer():
     assert gaiji("「足＋包」、第3水準1-92-34") == "跑"  # JIS X 0213 plane 1, row 92, cell 34
     assert gaiji("「口＋和」、第4水準2-3-76") == "咊"    # plane 2 (EUC-JIS-2004 SS3)
