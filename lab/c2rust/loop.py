@@ -313,9 +313,11 @@ def programs(folder: str | Path) -> list[tuple[Path, Path]]:
                        f"NAME/test_task/test_task.json)")
     if not folder.is_dir():
         raise LabError(f"{folder} is not a folder of programs (each: NAME/NAME.c + NAME/test_task/test_task.json)")
-    found = [p for d in sorted(folder.iterdir()) if d.is_dir() and (p := find_program(d))]
-    for d in sorted(folder.iterdir()):  # a folder that looks like a program and is not one is said, not dropped
-        if d.is_dir() and (why := why_not_program(d)):
+    found = []
+    for d in sorted(x for x in folder.iterdir() if x.is_dir()):
+        if p := find_program(d):
+            found.append(p)
+        elif why := why_not_program(d):  # a folder that looks like a program and is not one is said, not dropped
             paths.warn(f"{d}: skipped, not a program folder: {why}")
     kept = paths.inside(folder, [c for c, _ in found])
     found = [p for p in found if p[0] in kept]
