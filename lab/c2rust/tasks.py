@@ -15,7 +15,6 @@ FEEDS = ("args", "stdin")
 # have 5-20: a 100,000-case file ran for minutes without a line of output before this bound
 MAX_CASES = 1000
 LOCAL_INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]*"([^"\n]+)"[^\n]*$', re.M)
-MAX_INCLUDE_DEPTH = 32  # real programs nest headers a few deep; guards stop the rest
 
 
 @dataclass
@@ -169,23 +168,24 @@ def _load_task(p: Path, feed: str | None) -> Task:
 
 def c_program(c_file: str | Path) -> str:
     """A C program as one text: each `#include "x.h"` that names a file in the program's folder is put in its
-    place, as the preprocessor would (guards and all), so the model, the key and the sandbox, which sees only
-    the one file, all have the whole program; other includes are left to the compiler."""
+    place, the first time only (as its guard or `#pragma once` would have it; headers that include each other
+    end there), so the model, the key and the sandbox, which sees only the one file, all have the whole
+    program; other includes are left to the compiler."""
     c_file = Path(c_file)
-    root = c_file.parent.resolve()
+    root, done = c_file.parent.resolve(), set()
 
-    def expand(path: Path, text: str, depth: int) -> str:
+    def expand(path: Path, text: str) -> str:
         def one(m: re.Match[str]) -> str:
             f = (path.parent / m.group(1)).resolve()
             if not f.is_relative_to(root) or not f.is_file():
                 return m.group(0)
-            if depth >= MAX_INCLUDE_DEPTH:  # gcc stops at 200; a header that includes itself, unguarded
-                raise LabError(f"{path}: #include \"{m.group(1)}\" nests over {MAX_INCLUDE_DEPTH} deep (a header "
-                               f"that includes itself without a guard?)")
-            body = expand(f, paths.read_text(f, "C header"), depth + 1)
+            if f in done:
+                return f"/* {m.group(1)}: inlined above */"
+            done.add(f)
+            body = expand(f, paths.read_text(f, "C header"))
             return f"/* {m.group(1)}, inlined */\n{body}\n/* end of {m.group(1)} */"
         return LOCAL_INCLUDE.sub(one, text)
-    return expand(c_file, paths.read_text(c_file, "C program"), 0)
+    return expand(c_file, paths.read_text(c_file, "C program"))
 
 
 def why_not_program(folder: Path) -> str | None:
