@@ -14,6 +14,7 @@ FEEDS = ("args", "stdin")
 # Every case runs in a sandbox of its own, each round (~0.1 s with bubblewrap on 2 cores), and SACToR's tasks
 # have 5-20: a 100,000-case file ran for minutes without a line of output before this bound
 MAX_CASES = 1000
+TASK_FILES = ("test_task/test_task.json", "test_task.json", "tests.json")  # a program folder's, first found wins
 LOCAL_INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]*"([^"\n]+)"[^\n]*$', re.M)
 
 
@@ -172,7 +173,7 @@ def c_program(c_file: str | Path) -> str:
     end there), so the model, the key and the sandbox, which sees only the one file, all have the whole
     program; other includes are left to the compiler."""
     c_file = Path(c_file)
-    root, done = c_file.parent.resolve(), set()
+    root, done = c_file.parent.resolve(), {c_file.resolve()}
 
     def expand(path: Path, text: str) -> str:
         def one(m: re.Match[str]) -> str:
@@ -192,7 +193,7 @@ def why_not_program(folder: Path) -> str | None:
     """Why a folder with C files or a task file is no program (find_program's rules); None when it is one or
     holds neither (a folder of notes)."""
     cs = sorted(f.name for f in folder.glob("*.c"))
-    has_task = any((folder / t).exists() for t in ("test_task/test_task.json", "test_task.json", "tests.json"))
+    has_task = any((folder / t).exists() for t in TASK_FILES)
     if find_program(folder) or not (cs or has_task):
         return None
     if not cs:
@@ -207,6 +208,5 @@ def find_program(folder: Path) -> tuple[Path, Path] | None:
     cs = sorted(folder.glob("*.c"))
     named = [f for f in (folder / f"{folder.name}.c", folder / "prog.c") if f.exists()]
     c = named[0] if named else cs[0] if len(cs) == 1 else None
-    tasks = [t for t in (folder / "test_task" / "test_task.json", folder / "test_task.json", folder / "tests.json")
-             if t.exists()]
+    tasks = [folder / t for t in TASK_FILES if (folder / t).exists()]
     return (c, tasks[0]) if c and tasks else None
