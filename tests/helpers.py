@@ -201,3 +201,17 @@ def canned_chat_server(replies: list[str]) -> FakeServer:
                                   "message": {"role": "assistant", "content": text}}],
                      "usage": {"prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150}}
     return FakeServer(handler)
+
+
+def legacy_zip(path: Path, members: dict[str, bytes]) -> Path:
+    """A zip as Japanese Windows packs it (Aozora Bunko's among them): member names in CP932, without the UTF-8
+    flag, which Python's writer would set for any name that is not ASCII."""
+    import zipfile
+
+    class Cp932Info(zipfile.ZipInfo):
+        def _encodeFilenameFlags(self):  # noqa: N802 (zipfile's own name)
+            return self.filename.encode("cp932"), self.flag_bits & ~0x800
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in members.items():
+            z.writestr(Cp932Info(name, (2024, 1, 1, 0, 0, 0)), data, zipfile.ZIP_DEFLATED)
+    return path

@@ -460,7 +460,7 @@ def test_a_link_out_of_the_input_folder_is_never_read_or_sent(tmp_path):
         (folder / "a.txt").unlink()
         (folder / "same.txt").unlink()
         one_error(lab("translate", str(folder), "-o", str(tmp_path / "out2"), "--base-url", fake.url),
-                   "no .txt or .epub files")
+                   "no .txt, .epub or .zip files")
     finally:
         fake.close()
 

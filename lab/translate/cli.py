@@ -46,12 +46,13 @@ def add_commands(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
     e = s.add_parser("eval", help="score translations: chrF, BLEU (zh tokenization), glossary adherence")
     e.add_argument("hyp", help="folder with NAME.zh.txt translations, or one translated file")
     e.add_argument("ref", help="folder with NAME.txt references, or one reference file")
-    e.add_argument("--source", help="folder with the NAME.txt sources, or one source file (for glossary adherence; "
-                   "default: none, no adherence column)")
+    e.add_argument("--source", help="folder with the NAME.txt (or NAME.zip) sources, or one source file (for glossary "
+                   "adherence; default: none, no adherence column)")
     e.add_argument("--glossary", help="glossary TSV (default: none)")
     e.set_defaults(func=_eval)
     t = sub.add_parser("tokens", help="token counts of a file or folder with the profile's tokenizer")
-    t.add_argument("path", help="a .txt or .epub file (one row a chapter), or a folder of them")
+    t.add_argument("path", help="a .txt, .epub (one row a chapter) or .zip of .txt files (one row each), or a "
+                   "folder of them")
     options.profile_arg(t, "whose tokenizer")
     t.add_argument("--aozora", action=argparse.BooleanOptionalAction, default=None,
                    help="count Aozora Bunko text without its markup, as `lab translate` sends it (default: detected)")
@@ -71,7 +72,8 @@ def add_commands(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
 
 
 def _run_opts(p: argparse.ArgumentParser) -> None:
-    p.add_argument("input", help="a .txt or .epub file, or a folder of them (UTF-8/16, Shift_JIS, EUC-JP and "
+    p.add_argument("input", help="a .txt or .epub file, a .zip of .txt files (as Aozora ships them), or a folder "
+                   "of them (UTF-8/16, Shift_JIS, EUC-JP and "
                    "ISO-2022-JP detected; output folders inside it and links out of it are not read)")
     p.add_argument("-o", "--out", required=True, help="output folder: NAME.zh.txt, logs/, the resume cache")
     options.endpoint_opts(p, several=True)
@@ -214,14 +216,16 @@ def _count(tok: Any, text: str, name: str) -> int:
 def _tokens(a: argparse.Namespace) -> int:
     from lab.translate import epub
     texts = []  # read (and refused) before the tokenizer: a bad file's line came after 8 s of transformers import
-    for f in sources.inputs(a.path):
+    files = sources.inputs(a.path)
+    for f in files:
         if f.suffix.lower() == ".epub":  # one row a chapter
             texts += [(f"{f}:{ch.href}", "epub", ch.text) for ch in epub.chapters(f)]
-        else:
-            text, enc = sources.read_text(f, empty_ok=True)  # counted: 0 tokens, not the folder's error
+            continue
+        # an empty file is counted (0 tokens), not the folder's error
+        for member, text, enc in sources.file_texts(f, in_folder=len(files) > 1):
             if sources.is_aozora(text, a.aozora):  # its ruby and notes are never sent: 966 -> 447 tokens in ame.txt
                 text, enc = sources.clean_aozora(text)[0], f"{enc}+aozora"
-            texts.append((str(f), enc, text))
+            texts.append((f"{f}:{member}" if member else str(f), enc, text))
     path = config.local_or_reachable(config.load(a.profile, check_device=False).model_path())
     from transformers import AutoTokenizer
 

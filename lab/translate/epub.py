@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from lab import LabError, paths
+from lab.translate.archive import open_zip, read_member
 from lab.translate.checks import CJK_OR_KANA
 
 BLOCKS = {"p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "dt", "dd", "td", "th", "caption", "figcaption",
@@ -22,8 +23,6 @@ XHTML = ("application/xhtml+xml", "text/html")
 SPACE = re.compile(r"\s*\n\s*")          # line breaks inside a block are source formatting
 TAG = re.compile(r"""<(?:[^>"']|"[^"]*"|'[^']*')*>""")  # a > inside a quoted attribute value is no tag's end
 COMMENT = re.compile(r"<!--.*?-->", re.S)
-# A long illustrated novel is 10-100 MiB unpacked; 1 GiB leaves room and still fits a 2-core, 24 GB machine.
-MAX_UNPACKED = 1 << 30
 
 
 @dataclass
@@ -84,39 +83,16 @@ def _refuse_damage(data: bytes, tree: Any, errors: list[Any], where: str) -> Non
         refuse(errors[0], f"not well-formed XHTML; reading on would drop {lost} characters of its text after this line")
 
 
-def _open(path: Path) -> zipfile.ZipFile:
-    try:
-        z = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as e:
-        raise LabError(f"{path}: not an EPUB (not a zip file: {e})") from None
-    size = sum(i.file_size for i in z.infolist())
-    if size > MAX_UNPACKED:  # every entry is read into memory once; a zip bomb must not take the machine
-        z.close()
-        raise LabError(f"{path}: unpacks to {size / 2**20:.0f} MiB, over the {MAX_UNPACKED // 2**20} MiB limit "
-                       f"for a book (a zip bomb, or a book with its media inside); nothing was read")
-    return z
-
-
-def _read(z: zipfile.ZipFile, name: str, path: Path) -> bytes:
-    """One entry's bytes; a damaged entry (bad CRC, truncated or corrupt data) is one line naming it."""
-    import zlib
-    try:
-        return z.read(name)
-    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as e:  # RuntimeError: a
-        # password-protected entry
-        raise LabError(f"{path}: {name} inside the EPUB cannot be read ({e}); the file is damaged") from None
-
-
 def spine(z: zipfile.ZipFile, path: Path) -> tuple[str, list[str]]:
     """(OPF path, the XHTML documents of the spine in reading order)."""
     try:
-        container = _parse(_read(z, "META-INF/container.xml", path), f"{path}:META-INF/container.xml")
+        container = _parse(read_member(z, "META-INF/container.xml", path), f"{path}:META-INF/container.xml")
     except KeyError:
         raise LabError(f"{path}: not an EPUB (no META-INF/container.xml)") from None
     rootfile = next((e.get("full-path") for e in container.iter() if _local(e) == "rootfile"), None)
     if not rootfile or rootfile not in z.namelist():
         raise LabError(f"{path}: META-INF/container.xml names no package file that exists")
-    opf = _parse(_read(z, rootfile, path), f"{path}:{rootfile}")
+    opf = _parse(read_member(z, rootfile, path), f"{path}:{rootfile}")
     base = posixpath.dirname(rootfile)
     items = {e.get("id"): e for e in opf.iter() if _local(e) == "item"}
     hrefs = []
@@ -177,13 +153,13 @@ def _encrypted(z: zipfile.ZipFile, path: Path) -> set[str]:
     """Entries META-INF/encryption.xml says are encrypted (DRM; fonts are often only obfuscated)."""
     if "META-INF/encryption.xml" not in z.namelist():
         return set()
-    enc = _parse(_read(z, "META-INF/encryption.xml", path), f"{path}:META-INF/encryption.xml")
+    enc = _parse(read_member(z, "META-INF/encryption.xml", path), f"{path}:META-INF/encryption.xml")
     return {posixpath.normpath(e.get("URI")) for e in enc.iter() if _local(e) == "cipherreference" and e.get("URI")}
 
 
 def chapters(path: Path) -> list[Chapter]:
     """The spine's documents with text, each as lines to translate."""
-    with _open(path) as z:
+    with open_zip(path, "an EPUB") as z:
         _, hrefs = spine(z, path)
         locked = sorted(set(hrefs) & _encrypted(z, path))
         if locked:
@@ -192,7 +168,7 @@ def chapters(path: Path) -> list[Chapter]:
         out = []
         for i, href in enumerate(hrefs):
             try:
-                tree = _parse(_read(z, href, path), f"{path}:{href}")
+                tree = _parse(read_member(z, href, path), f"{path}:{href}")
             except KeyError:
                 raise LabError(f"{path}: the spine names {href}, which is not in the file") from None
             _plain_ruby(tree.getroot())
@@ -228,10 +204,10 @@ def write(src: Path, dest: Path, translations: dict[str, list[str]], lang: str =
     language set to `lang`; deterministic (entries keep their order, dates and compression)."""
     from lxml import etree
     buf = BytesIO()
-    with _open(src) as z, zipfile.ZipFile(buf, "w") as zo:
+    with open_zip(src, "an EPUB") as z, zipfile.ZipFile(buf, "w") as zo:
         opf, _ = spine(z, src)
         for info in z.infolist():
-            data = _read(z, info.filename, src)
+            data = read_member(z, info.filename, src)
             if info.filename in translations:
                 tree = _parse(data, f"{src}:{info.filename}")
                 _plain_ruby(tree.getroot())

@@ -57,13 +57,19 @@ def _documents(hyp: Path, ref: Path, src: Path | None, partial: bool) -> list[tu
             raise LabError(f"{p} is neither a file nor a folder (a device, pipe or socket)")
     if ref.is_file():
         h = hyp if hyp.is_file() else hyp / f"{paths.short_name(ref.stem)}.zh.txt"
-        return [(h, ref, (src if src.is_file() else src / ref.name) if src else None)]
+        return [(h, ref, (src if src.is_file() else _source_of(src, ref)) if src else None)]
     if hyp.is_file():
         raise LabError(f"{hyp} is a file but {ref} is a folder: give two files or two folders")
     refs = sorted(ref.glob("*.txt"))
     if not refs and not partial:
         raise LabError(f"no reference .txt files in {ref}")
-    return [(hyp / f"{paths.short_name(r.stem)}.zh.txt", r, src / r.name if src else None) for r in refs]
+    return [(hyp / f"{paths.short_name(r.stem)}.zh.txt", r, _source_of(src, r) if src else None) for r in refs]
+
+
+def _source_of(src: Path, ref: Path) -> Path:
+    """The source document of `ref` in the folder `src`: NAME.txt, or NAME.zip (a zip translates to NAME.zh.txt)."""
+    txt, packed = src / ref.name, src / f"{ref.stem}.zip"
+    return packed if not txt.exists() and packed.is_file() else txt
 
 
 def evaluate(hyp_dir: str | Path, ref_dir: str | Path, src_dir: str | Path | None = None,

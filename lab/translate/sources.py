@@ -15,7 +15,7 @@ from lab.translate.checks import KANA
 # Tried after the BOMs, with strict decoding; the *_2004 codecs add JIS X 0213 (Aozora's 第3/第4水準).
 ENCODINGS = ("utf-8", "cp932", "euc_jp", "shift_jis_2004", "euc_jis_2004")
 ISO2022 = ("iso2022_jp", "iso2022_jp_2004", "iso2022_jp_ext", "iso2022_jp_3")  # 7-bit with ESC $ B / ESC $ @
-INPUT_SUFFIXES = (".txt", ".epub")
+INPUT_SUFFIXES = (".txt", ".epub", ".zip")  # .zip: the .txt files inside (Aozora ships zips)
 RUBY = re.compile(r"《[^》\n]*》")            # ruby readings: 漢字《かんじ》
 # Marks where a ruby base starts: ｜ always; an ASCII | (web-novel notation, |漢字《かんじ》) only before a reading
 RUBY_BAR = re.compile(r"｜|\|(?=[^|｜《\n]+《)")
@@ -107,26 +107,30 @@ def _implausible(text: str) -> float:
     return odd / max(1, len(text))
 
 
-def read_text(path: str | Path, aozora: bool = False, empty_ok: bool = False) -> tuple[str, str]:
-    """Read a text file: (text with \\n line ends, detected encoding); Aozora markup removed when asked."""
-    p = Path(path)
-    if not p.exists():
-        raise LabError(f"{p} does not exist")
-    if p.is_dir():
-        raise LabError(f"{p} is a folder; give a .txt file")
-    text, enc = _decoded(p)
-    if aozora:
-        text = clean_aozora(text)[0]
-    if not text.strip() and not empty_ok:
-        raise LabError(f"{p}: empty file, nothing to translate")
-    return text, enc
-
-
 def source_text(p: Path) -> str:
-    """A .txt file's text as `lab translate` reads it by default (any supported encoding, Aozora markup removed
-    when detected): what the lines of its translation align with."""
-    text = _decoded(p)[0]
+    """A .txt file's text (or a .zip's one .txt) as `lab translate` reads it by default (any supported encoding,
+    Aozora markup removed when detected): what the lines of its translation align with."""
+    texts = file_texts(p)
+    if len(texts) != 1:
+        raise LabError(f"{p}: holds {len(texts)} .txt files; give the one this translation is of")
+    text = texts[0][1]
     return clean_aozora(text)[0] if is_aozora(text) else text
+
+
+def file_texts(p: Path, in_folder: bool = False) -> list[tuple[str, str, str]]:
+    """(member, text with \n line ends, detected encoding) of a .txt file (member ""), or of each .txt inside a
+    .zip, decoded and refused as files are, naming the member. in_folder: a zip without text is skipped, said."""
+    if p.suffix.lower() != ".zip":
+        return [("", *_decoded(p))]
+    from lab.translate import archive
+    try:
+        found = archive.texts(p)
+    except archive.NoText as e:
+        if not in_folder:
+            raise
+        paths.warn(f"{e}; skipped")
+        return []
+    return [(m, *_lf(decode(data, f"{p}:{m}"))) for m, data in found]
 
 
 def is_aozora(text: str, aozora: bool | None = None) -> bool:
@@ -136,7 +140,11 @@ def is_aozora(text: str, aozora: bool | None = None) -> bool:
 
 def _decoded(p: Path) -> tuple[str, str]:
     """A file's text with \n line ends, and its detected encoding."""
-    text, enc = decode(paths.read_bytes(p, "input"), str(p))
+    return _lf(decode(paths.read_bytes(p, "input"), str(p)))
+
+
+def _lf(decoded: tuple[str, str]) -> tuple[str, str]:
+    text, enc = decoded
     return text.replace("\r\n", "\n").replace("\r", "\n"), enc
 
 
@@ -230,8 +238,8 @@ def inputs(path: str | Path, exclude: Path | None = None) -> list[Path]:
                    and not any(f.resolve().is_relative_to(s) for s in skip))
     files = paths.inside(p, files)
     if not files:
-        raise LabError(f"{p}: no .txt or .epub files in this folder (translations, output folders and links out of "
-                       f"it are not read)")
+        raise LabError(f"{p}: no .txt, .epub or .zip files in this folder (translations, output folders and links "
+                       f"out of it are not read)")
     return [_utf8_name(f) for f in files]
 
 
@@ -258,22 +266,36 @@ def load(path: str | Path, out: Path | None = None, aozora: bool | None = None) 
             docs += [_named(Source(f, f"{base}__{ch.name}", ch.text, "epub", epub_href=ch.href))
                      for ch in epub.chapters(f)]
             continue
-        text, enc = _decoded(f)
-        if not text.strip():
-            if len(files) == 1:
-                raise LabError(f"{f}: empty file, nothing to translate")
-            paths.warn(f"{f}: empty file, skipped")
-            continue
-        src = Source(f, base, text, enc)
-        if is_aozora(text, aozora):
-            src.text, src.verbatim, notes = clean_aozora(text)
-            src.notes += ["Aozora Bunko markup" + (" detected (--no-aozora keeps it)" if aozora is None else ""),
-                         *notes]
-        docs.append(_named(src))
+        texts = file_texts(f, in_folder=len(files) > 1)
+        for member, text, enc in texts:
+            where = f"{f}:{member}" if member else str(f)
+            if not text.strip():
+                if len(files) == 1 and len(texts) == 1:
+                    raise LabError(f"{where}: empty file, nothing to translate")
+                paths.warn(f"{where}: empty file, skipped")
+                continue
+            name = base if len(texts) == 1 else f"{base}__{_member_name(member)}"
+            docs.append(_named(_text_source(Source(f, name, text, enc), aozora, member)))
     if not docs:
-        raise LabError(f"{path}: every input file is empty")
+        raise LabError(f"{path}: every input file is empty (or a zip without text)")
     unique_outputs(docs)
     return docs
+
+
+def _member_name(member: str) -> str:
+    """A zip member's part of a document name: its path without .txt, folders joined by __ as a folder's are."""
+    return member[:-4].replace("/", "__")
+
+
+def _text_source(src: Source, aozora: bool | None, member: str) -> Source:
+    """A text document with its Aozora markup removed when it has (or is told it has) some, and said."""
+    if member:
+        src.notes.append(f"read {member} inside the zip")
+    if is_aozora(src.text, aozora):
+        src.text, src.verbatim, notes = clean_aozora(src.text)
+        src.notes += ["Aozora Bunko markup" + (" detected (--no-aozora keeps it)" if aozora is None else ""),
+                      *notes]
+    return src
 
 
 def letterless(text: str) -> set[int]:

@@ -26,14 +26,17 @@ def test_lab_tokens_counts_a_long_text_in_pieces_cut_before_a_line(monkeypatch):
 
 
 def test_lab_tokens_counts_aozora_text_as_translate_sends_it(tmp_path):
-    """Ruby, ［＃…］ notes and the notation header were counted, though `lab translate` never sends them."""
+    """Ruby, ［＃…］ notes and the notation header were counted, though `lab translate` never sends them; a zip
+    counts as its text."""
     import shutil
 
-    from helpers import NOVEL, lab
+    from helpers import NOVEL, lab, legacy_zip
 
     from lab.translate import sources
     shutil.copy(NOVEL / "ame.txt", tmp_path / "ame.txt")
     (tmp_path / "plain.txt").write_text(sources.source_text(NOVEL / "ame.txt"), encoding="utf-8")
+    # as Aozora ships it: a zip holding the Shift_JIS text under a CP932 name
+    legacy_zip(tmp_path / "packed.zip", {"あめ.txt": (NOVEL / "ame.txt").read_text("utf-8").encode("cp932")})
 
     def rows(*args: str) -> dict[str, list[str]]:
         r = lab("tokens", str(tmp_path), *args)
@@ -42,6 +45,7 @@ def test_lab_tokens_counts_aozora_text_as_translate_sends_it(tmp_path):
         return {Path(ln.split()[0]).name: ln.split()[1:] for ln in r.stdout.splitlines()[1:-1]}
     detected, kept = rows(), rows("--no-aozora")
     assert detected["ame.txt"][0] == "utf-8+aozora" and detected["ame.txt"][1:] == detected["plain.txt"][1:]
+    assert detected["packed.zip:あめ.txt"] == ["cp932+aozora", *detected["plain.txt"][1:]]
     assert kept["ame.txt"][0] == "utf-8" and int(kept["ame.txt"][2]) > int(detected["ame.txt"][2])
 
 

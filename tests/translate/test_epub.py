@@ -82,15 +82,15 @@ def test_chapters_are_the_spine_in_order_with_ruby_readings_dropped(tmp_path):
 
 
 def test_an_epub_that_unpacks_past_the_limit_is_refused_before_reading(tmp_path, monkeypatch):
-    from lab.translate import epub
+    from lab.translate import archive
     book = make_epub(tmp_path / "bomb.epub")
     with zipfile.ZipFile(book, "a") as z:
         z.writestr("OEBPS/img/zeros.bin", b"\0" * (3 << 20), compress_type=zipfile.ZIP_DEFLATED)
     assert book.stat().st_size < 64 << 10  # 3 MiB of zeros packs to a few KiB
-    monkeypatch.setattr(epub, "MAX_UNPACKED", 2 << 20)
+    monkeypatch.setattr(archive, "MAX_UNPACKED", 2 << 20)
     with pytest.raises(LabError, match=r"bomb.epub: unpacks to 3 MiB, over the 2 MiB limit"):
         chapters(book)
-    monkeypatch.setattr(epub, "MAX_UNPACKED", 4 << 20)
+    monkeypatch.setattr(archive, "MAX_UNPACKED", 4 << 20)
     assert len(chapters(book)) == 2
 
 
@@ -100,7 +100,7 @@ def test_a_damaged_or_drm_encrypted_epub_is_one_line(tmp_path):
     at = data.index(b"OEBPS/text/ch2.xhtml") + len("OEBPS/text/ch2.xhtml")  # ch2's local header, then its data
     data[at + 4] ^= 0xFF
     book.write_bytes(bytes(data))
-    with pytest.raises(LabError, match=r"crc.epub: OEBPS/text/ch2.xhtml inside the EPUB cannot be read .*damaged"):
+    with pytest.raises(LabError, match=r"crc.epub: OEBPS/text/ch2.xhtml inside it cannot be read .*damaged"):
         chapters(book)
     drm = make_epub(tmp_path / "drm.epub")
     enc = ('<encryption xmlns="urn:oasis:names:tc:opendocument:xmlns:container" '

@@ -11,11 +11,11 @@ from lab.translate.sources import (
     HEADER_TITLE,
     clean_aozora,
     decode,
+    file_texts,
     gaiji,
     inputs,
     load,
     looks_aozora,
-    read_text,
     split_sentences,
 )
 
@@ -37,11 +37,11 @@ def test_binary_and_unknown_and_empty_are_refused(tmp_path):
         decode(b"\x80\xff\xfe\xfd abc", "y.txt")
     (tmp_path / "e.txt").write_text("  \n\n")
     with pytest.raises(LabError, match="e.txt: empty file"):
-        read_text(tmp_path / "e.txt")
+        load(tmp_path / "e.txt")
     with pytest.raises(LabError, match="does not exist"):
         inputs(tmp_path / "missing")
     (tmp_path / "crlf.txt").write_bytes("一\r\n二\r\n".encode("cp932"))
-    assert read_text(tmp_path / "crlf.txt") == ("一\n二\n", "cp932")
+    assert file_texts(tmp_path / "crlf.txt") == [("", "一\n二\n", "cp932")]
 
 
 @pytest.mark.parametrize("enc", ["cp932", "euc_jp"])
