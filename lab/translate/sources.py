@@ -72,13 +72,19 @@ def decode(data: bytes, name: str = "input") -> tuple[str, str]:
             text = data.decode(enc)
         except UnicodeDecodeError:
             continue
-        candidates.append((_implausible(text), rank, enc, text))
-    # CP932 also "decodes" EUC-JP and random bytes, into half-width kana and private-use characters:
-    # keep the candidate with the fewest such characters, and refuse when even that one is garbage.
-    if candidates:
-        bad, _, enc, text = min(candidates)
-        if bad <= 0.02:
-            return text, enc
+        candidates.append((_evidence(text), rank, enc, text))
+    # CP932 also "decodes" EUC-JP (あ, A4 A2, becomes ､｢) and random bytes, into half-width kana and private-use
+    # characters. Keep the candidate with the most hiragana, full-width katakana and Japanese punctuation (a wrong
+    # reading gives none: CP932 hiragana need the lead byte 82, which EUC-JP never has, and EUC-JP's A4 is ､ in
+    # CP932), then the fewest private-use and control characters (Shift_JIS-2004's extra kanji are private use
+    # in CP932), then the fewest half-width kana, among those whose private use and controls are 2% at most
+    # (none: refused).
+    # Half-width kana alone refuse nothing: a Shift_JIS web novel's ﾄﾞｶｰﾝ are text (a file of nothing but
+    # half-width kana and kanji, without one kana or 、。, stays ambiguous: read as the kanji reading).
+    fit = [c for c in candidates if c[0][1] <= 0.02 * max(1, len(c[3]))]
+    if fit:
+        _, _, enc, text = max(fit, key=lambda c: (c[0][0], -c[0][1], -c[0][2], -c[1]))
+        return text, enc
     raise LabError(f"{name}: unknown encoding (not UTF-8/16, Shift_JIS/CP932, EUC-JP or ISO-2022-JP); "
                    f"convert it to UTF-8")
 
@@ -101,10 +107,13 @@ def _refuse_mixed(data: bytes, name: str) -> None:
                            f"two encodings in one file, or a damaged one; convert it to UTF-8")
 
 
-def _implausible(text: str) -> float:
-    """Share of characters a real Japanese text almost never has: private use, half-width kana, C1 controls."""
-    odd = sum(1 for ch in text if "\ue000" <= ch <= "\uf8ff" or "\uff61" <= ch <= "\uff9f" or "\x80" <= ch <= "\x9f")
-    return odd / max(1, len(text))
+def _evidence(text: str) -> tuple[int, int, int]:
+    """(hiragana, full-width katakana and CJK punctuation; private-use and C1 control characters; half-width
+    kana) in a decoded text: what a right reading has, what a wrong one gives."""
+    # kana and 、。「」『』！？…; not 〜 (U+301C), which Shift_JIS-2004 reads where CP932 reads ～ (U+FF5E)
+    japanese = sum(1 for ch in text if "\u3040" <= ch <= "\u30ff" or ch in "、。「」『』！？…")
+    bad = sum(1 for ch in text if "\ue000" <= ch <= "\uf8ff" or "\x80" <= ch <= "\x9f")
+    return japanese, bad, sum(1 for ch in text if "\uff61" <= ch <= "\uff9f")
 
 
 def source_text(p: Path) -> str:

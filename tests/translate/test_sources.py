@@ -30,6 +30,16 @@ def test_encodings_are_detected(enc, bom):
     assert found == {"cp932": "cp932", "euc_jp": "euc_jp"}.get(enc, found)
 
 
+@pytest.mark.parametrize("enc", ["cp932", "euc_jp"])
+@pytest.mark.parametrize("text", ["ﾄﾞｶｰﾝ！ﾄﾞｶｰﾝ！ｷｬｰ!! ﾀｽｹﾃｰ", "「ｷｬｰ!! ﾀｽｹﾃｰ」", "ｺﾝﾆﾁﾊ、ｾｶｲ。\n今日は①番の㈱です。"])
+def test_half_width_kana_are_text_in_either_legacy_encoding(text, enc):
+    """A Shift_JIS web novel's sound effects: counted as mojibake, they made the file "unknown encoding" past 2%
+    of its characters, and EUC-JP's (8E xx) were read as CP932 kanji (ﾄﾞｶｰﾝ -> 執汐鴫...)."""
+    if enc == "euc_jp" and "①" in text:
+        text = text.replace("①", "1").replace("㈱", "株")  # NEC's special characters are CP932's own
+    assert decode(text.encode(enc), "x.txt") == (text, enc)
+
+
 def test_binary_and_unknown_and_empty_are_refused(tmp_path):
     with pytest.raises(LabError, match="x.bin: looks binary"):
         decode(b"PK\x03\x04\x00\x00binary", "x.bin")
