@@ -17,6 +17,8 @@ ENCODINGS = ("utf-8", "cp932", "euc_jp", "shift_jis_2004", "euc_jis_2004")
 ISO2022 = ("iso2022_jp", "iso2022_jp_2004", "iso2022_jp_ext", "iso2022_jp_3")  # 7-bit with ESC $ B / ESC $ @
 INPUT_SUFFIXES = (".txt", ".epub", ".zip")  # .zip: the .txt files inside (Aozora ships zips)
 RUBY = re.compile(r"《[^》\n]*》")            # ruby readings: 漢字《かんじ》
+# Kakuyomu's emphasis dots (傍点): 《《絶対》》 shows 絶対 dotted; read as ruby, the word went and 》 stayed
+EMPHASIS = re.compile(r"《《([^《》\n]+)》》")
 # Marks where a ruby base starts: ｜ always; an ASCII | (web-novel notation, |漢字《かんじ》) only before a reading
 RUBY_BAR = re.compile(r"｜|\|(?=[^|｜《\n]+《)")
 NOTE = re.compile(r"(※?)［＃([^］\n]*)］")   # editor notes; with ※ a gaiji (a character JIS X 0208 lacks)
@@ -206,10 +208,12 @@ def clean_aozora(text: str) -> tuple[str, set[int], list[str]]:
             return "〴〵" if m.group(1) else "〳〵"
         voiced = unicodedata.normalize("NFC", prev[0] + "\u3099") if m.group(1) else prev[0]
         return (voiced if len(voiced) == 1 else prev[0]) + prev[1]
+    dots = sum(len(EMPHASIS.findall(ln)) for ln in lines)
+    lines = [EMPHASIS.sub(r"\1", ln) for ln in lines]
     ruby = sum(len(RUBY.findall(ln)) for ln in lines)
     lines = [KUNOJI.sub(repeat, RUBY.sub("", RUBY_BAR.sub("", NOTE.sub(note, ln)))) for ln in lines]
-    if ruby or counts["notes"]:
-        notes.append(f"{ruby} ruby readings and {counts['notes']} layout/emphasis notes stripped")
+    if ruby or counts["notes"] or dots:
+        notes.append(f"{ruby} ruby readings and {counts['notes'] + dots} layout/emphasis notes stripped")
     if counts["kunoji"]:
         notes.append(f"{counts['kunoji']} repetition marks ／＼ written out (いろ／＼ -> いろいろ)")
     if counts["resolved"] or counts["placeholder"]:

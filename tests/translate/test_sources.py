@@ -83,6 +83,10 @@ def test_aozora_markup_is_removed():
     assert clean_aozora("｜魔法使《まほうつか》いは［＃「魔法」に傍点］笑った")[0] == "魔法使いは笑った"
     # Web novels write the bar in ASCII; a | that no reading follows is text and stays
     assert clean_aozora("|吾輩《わがはい》は猫|である")[0] == "吾輩は猫|である"
+    # and emphasis dots as 《《word》》 (Kakuyomu): read as ruby, the word was lost and a 》 stayed
+    text = "俺は《《本気》》だ。|魔法《マジック》は《《嘘》》じゃない。"
+    assert looks_aozora(text) and clean_aozora(text)[0] == "俺は本気だ。魔法は嘘じゃない。"
+    assert clean_aozora(text)[2] == ["1 ruby readings and 2 layout/emphasis notes stripped"]
 
 
 def test_aozora_repetition_marks_are_written_out():
