@@ -29,6 +29,9 @@ from lab.c2rust import sandbox
 
 COMPILE_TIMEOUT_S = 180
 ERROR_LINES = 30         # compiler lines kept for the report and the feedback prompt
+# ... and their width: a failed link prints the linker's whole command line (`= note: "cc" "-m64" ...`, 1,500+
+# characters) as one line, which took prompt room from the error's own lines
+ERROR_LINE_CHARS = 300
 REGISTRY = "/usr/share/cargo/registry"
 _BUILTIN = {"std", "core", "alloc", "crate", "self", "super", "proc_macro", "test"}
 
@@ -107,8 +110,9 @@ def _run(cmd: list[str], work: Path, env: dict[str, str] | None = None,
         text = rendered(text, diags)
     if full is not None:
         full.append(text)
-    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith(
-        ("Compiling ", "Finished ", "Blocking ", "Checking ", "Locking ", "Adding "))]
+    lines = [ln if len(ln) <= ERROR_LINE_CHARS else ln[:ERROR_LINE_CHARS] + " [...]" for ln in text.splitlines()
+             if ln.strip() and not ln.lstrip().startswith(
+                 ("Compiling ", "Finished ", "Blocking ", "Checking ", "Locking ", "Adding "))]
     return out.code == 0, "\n".join(errors_first(lines)[:ERROR_LINES])
 
 

@@ -70,10 +70,16 @@ class CheckReport:
 ERROR_LINE = re.compile(r"^(error|.*?: (fatal )?error)(\[\w+\])?:")
 
 
+# What a link failure is about: its last line (gcc's `collect2: error: ld returned 1 exit status`, rustc's
+# `error: linking with `cc` failed`) names only the linker, and the model read that for an extern "C" it declared
+LINK_ERROR = re.compile(r"undefined reference to |multiple definition of |undefined symbol: |duplicate symbol: ")
+
+
 def first_error(output: str) -> str:
-    """The first error line of compiler output, else its first line."""
+    """The first error line of compiler output (of a link failure, the symbol's line), else its first line."""
     lines = output.strip().splitlines()
-    return next((ln for ln in lines if ERROR_LINE.match(ln)), lines[0] if lines else "?")
+    link = next((ln.strip().removeprefix("= note: ") for ln in lines if LINK_ERROR.search(ln)), None)
+    return link or next((ln for ln in lines if ERROR_LINE.match(ln)), lines[0] if lines else "?")
 
 
 def _diff(expected: str, actual: str) -> str:

@@ -16,6 +16,9 @@ FEEDS = ("args", "stdin")
 MAX_CASES = 1000
 TASK_FILES = ("test_task/test_task.json", "test_task.json", "tests.json")  # a program folder's, first found wins
 LOCAL_INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]*"([^"\n]+)"[^\n]*$', re.M)
+# A definition of main at the start of a line, its type before it or on the line above (`int\nmain(void)`, K&R's
+# bare `main()`): a .c file beside the program that has one is another program
+MAIN = re.compile(r"^(?:[ \t]*(?:static|extern|signed|unsigned|int|void)\b[ \t*\n]*)*main[ \t]*\(", re.M)
 
 
 @dataclass
@@ -170,8 +173,10 @@ def _load_task(p: Path, feed: str | None) -> Task:
 def c_program(c_file: str | Path) -> str:
     """A C program as one text: each `#include "x.h"` that names a file in the program's folder is put in its
     place, the first time only (as its guard or `#pragma once` would have it; headers that include each other
-    end there), so the model, the key and the sandbox, which sees only the one file, all have the whole
-    program; other includes are left to the compiler."""
+    end there), and the folder's other .c files without a main follow as one translation unit (util.c beside
+    calc.c: linked alone, calc.c failed with `undefined reference to add`), so the model, the key and the
+    sandbox, which sees only the one file, all have the whole program; other includes are left to the
+    compiler."""
     c_file = Path(c_file)
     root, done = c_file.parent.resolve(), {c_file.resolve()}
 
@@ -186,7 +191,15 @@ def c_program(c_file: str | Path) -> str:
             body = expand(f, paths.read_text(f, "C header"))
             return f"/* {m.group(1)}, inlined */\n{body}\n/* end of {m.group(1)} */"
         return LOCAL_INCLUDE.sub(one, text)
-    return expand(c_file, paths.read_text(c_file, "C program"))
+    text = expand(c_file, paths.read_text(c_file, "C program"))
+    for f in sorted(c_file.parent.glob("*.c")):
+        if f.resolve() in done or not f.is_file():  # the program itself, or a .c file it includes
+            continue
+        unit = paths.read_text(f, "C file")
+        if not MAIN.search(unit):
+            done.add(f.resolve())
+            text += f"\n/* {f.name}, a file of the program */\n{expand(f, unit)}\n/* end of {f.name} */\n"
+    return text
 
 
 def why_not_program(folder: Path) -> str | None:
@@ -200,13 +213,16 @@ def why_not_program(folder: Path) -> str | None:
         return "a task file but no .c file"
     if not has_task:
         return f"{', '.join(cs[:3])} but no test_task/test_task.json or tests.json"
-    return f"{len(cs)} .c files ({', '.join(cs[:3])}) and none named {folder.name}.c or prog.c"
+    return (f"{len(cs)} .c files ({', '.join(cs[:3])}), none named {folder.name}.c or prog.c, and not one alone "
+            f"defines main")
 
 
 def find_program(folder: Path) -> tuple[Path, Path] | None:
-    """(C file, task file) of a program folder: NAME/NAME.c or its single .c; SACToR's test_task/ or tests.json."""
+    """(C file, task file) of a program folder: NAME/NAME.c, prog.c, its single .c or the one .c of several that
+    defines main (the others are files of the program); SACToR's test_task/ or tests.json."""
     cs = sorted(folder.glob("*.c"))
     named = [f for f in (folder / f"{folder.name}.c", folder / "prog.c") if f.exists()]
-    c = named[0] if named else cs[0] if len(cs) == 1 else None
+    mains = [f for f in cs if MAIN.search(paths.read_text(f, "C file"))] if len(cs) > 1 and not named else []
+    c = named[0] if named else cs[0] if len(cs) == 1 else mains[0] if len(mains) == 1 else None
     tasks = [folder / t for t in TASK_FILES if (folder / t).exists()]
     return (c, tasks[0]) if c and tasks else None

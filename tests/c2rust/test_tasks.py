@@ -78,6 +78,35 @@ def test_local_headers_are_inlined_so_the_sandbox_and_the_model_see_the_whole_pr
     assert c_program(outside) == outside.read_text()
 
 
+def test_a_program_of_several_c_files_is_one_text_and_builds(tmp_path):
+    """util.c beside calc.c: the reference was linked without it (`undefined reference to add`, shown as
+    collect2's `ld returned 1 exit status`). A .c file with its own main is another program, left out."""
+    from lab.c2rust.harness import first_error
+    from lab.c2rust.tasks import c_program, find_program
+    calc = tmp_path / "calc"
+    calc.mkdir()
+    (calc / "main.c").write_text('#include <stdio.h>\n#include "util.h"\n'
+                                 'int main(int argc, char **argv) { printf("%d\\n", add(2, 3)); return 0; }\n')
+    (calc / "util.h").write_text("#ifndef UTIL_H\n#define UTIL_H\nint add(int a, int b);\n#endif\n")
+    (calc / "util.c").write_text('#include "util.h"\nint add(int a, int b) { return a + b; }\n')
+    (calc / "gen.c").write_text("static int\nmain(void) { return 0; }\n")  # a tool beside it: not the program
+    (calc / "tests.json").write_text(json.dumps({"cases": [{"args": [], "expected_stdout": "5\n"}]}))
+    assert find_program(calc) is None  # two mains: which one is the program is not guessed
+    (calc / "gen.c").write_text("int twice(int a) { return 2 * a; }\n")
+    assert find_program(calc) == (calc / "main.c", calc / "tests.json")  # the one .c that defines main
+    src = c_program(calc / "main.c")
+    assert src.index("int add(int a, int b);") < src.index("int main") < src.index("return a + b;")
+    assert "int twice" in src and "util.h: inlined above" in src
+    (tmp_path / "ok.rs").write_text('fn main() { println!("5"); }\n')
+    ref, rust = c2rust.check(calc / "main.c", calc / "tests.json", tmp_path / "ok.rs")
+    assert ref.ok and rust.ok
+    link = "/usr/bin/ld: /tmp/cc.o: in function `main':\nprog.c:(.text+0x1a): undefined reference to `add'\n" \
+           "collect2: error: ld returned 1 exit status"
+    assert first_error(link) == "prog.c:(.text+0x1a): undefined reference to `add'"
+    assert first_error("error: linking with `cc` failed: exit status: 1\n  |\n  = note: rust-lld: error: undefined "
+                       "symbol: add") == "rust-lld: error: undefined symbol: add"
+
+
 def test_a_folder_that_looks_like_a_program_and_is_not_is_named_not_dropped(tmp_path, capsys):
     from lab.c2rust.tasks import why_not_program
     cases = json.dumps({"cases": [{"args": [], "expected_stdout": ""}]})
@@ -87,7 +116,8 @@ def test_a_folder_that_looks_like_a_program_and_is_not_is_named_not_dropped(tmp_
         (tmp_path / name).mkdir()
         for f, text in files.items():
             (tmp_path / name / f).write_text(text)
-    assert why_not_program(tmp_path / "two") == "2 .c files (a.c, b.c) and none named two.c or prog.c"
+    assert why_not_program(tmp_path / "two") == ("2 .c files (a.c, b.c), none named two.c or prog.c, and not one "
+                                                 "alone defines main")
     assert why_not_program(tmp_path / "untested") == "untested.c but no test_task/test_task.json or tests.json"
     assert why_not_program(tmp_path / "noc") == "a task file but no .c file"
     assert why_not_program(tmp_path / "notes") is None and why_not_program(tmp_path / "fine") is None
