@@ -12,7 +12,7 @@ from typing import Any
 from lab import LabError, paths
 from lab.c2rust import sandbox
 from lab.c2rust.build import build_c, build_rust
-from lab.c2rust.tasks import Case, Task, c_program, load_task, normalize
+from lab.c2rust.tasks import Case, Task, c_program, data_files, load_task, normalize
 from lab.messages import strip_reasoning
 
 CASE_CPU_S = 4        # CPU seconds per case (RLIMIT_CPU); the samples take milliseconds
@@ -172,12 +172,16 @@ def judge(case: Case, index: int, out: sandbox.Outcome) -> CaseResult:
     return CaseResult(index, True, "ok", code)
 
 
-def run_cases(binary: Path, cases: list[Case], work: Path) -> list[CaseResult]:
-    """Every case in its own sandboxed run (a fresh folder each, so no case sees another's files)."""
+def run_cases(binary: Path, cases: list[Case], work: Path, files: dict[str, bytes] | None = None) -> list[CaseResult]:
+    """Every case in its own sandboxed run (a fresh folder each, with its own copy of the data `files`, so no
+    case sees another's files or what another wrote)."""
     results = []
     for i, case in enumerate(cases):
         d = work / f"case{i}"
         d.mkdir()
+        for name, data in (files or {}).items():
+            (d / name).parent.mkdir(parents=True, exist_ok=True)
+            (d / name).write_bytes(data)
         exe = d / binary.name
         os.link(binary, exe)  # same folder tree: a link, not a copy per case
         # run as ./prog from its folder: argv[0] is then the same for the C program and its translation, and
@@ -194,6 +198,7 @@ def check_source(source: str, cases: list[Case] | Task, lang: str = "rust", idio
     idiomatic=True compiles with `-F unsafe_code`: any `unsafe` is a compile error, not a regex count.
     fix=True applies what rustc says to change, as `cargo fix` does (the translate loop; never when grading a given
     file): the report's `source` is then what was compiled."""
+    files = cases.files if isinstance(cases, Task) else {}
     cases = cases.cases if isinstance(cases, Task) else cases
     with sandbox.workdir() as tmp:
         d = Path(tmp)
@@ -203,7 +208,7 @@ def check_source(source: str, cases: list[Case] | Task, lang: str = "rust", idio
                  "applied_fixes": list(b.applied_fixes)}
         if not b.ok or b.binary is None:
             return CheckReport(False, b.errors, **built)
-        return CheckReport(True, b.errors, run_cases(b.binary, cases, d), **built)
+        return CheckReport(True, b.errors, run_cases(b.binary, cases, d, files), **built)
 
 
 def check(c_file: str | Path, tests: str | Path, rust_file: str | Path, feed: str | None = None,
@@ -211,6 +216,7 @@ def check(c_file: str | Path, tests: str | Path, rust_file: str | Path, feed: st
     """Check the C reference first (a failing reference is a bad task), then the Rust file."""
     c_src, rust_src = c_program(c_file), paths.read_text(rust_file, "Rust file")
     task = load_task(tests, feed)
+    task.files = data_files(Path(c_file), task, c_src)
     ref = check_source(c_src, task, "c")
     if not ref.ok:
         hint = " (a bare test_samples.json is fed as arguments unless the feed is stdin)" \

@@ -19,7 +19,7 @@ from lab.c2rust.build import clippy_warnings
 from lab.c2rust.harness import CheckReport, check_source, count_unsafe, extract_rust
 from lab.c2rust.prompts import FEEDBACK_CASES, IDIOMATIC, SYSTEM, feedback, first_messages, prompt_parts
 from lab.c2rust.replies import Replaying
-from lab.c2rust.tasks import Task, c_program, find_program, load_task, why_not_program
+from lab.c2rust.tasks import Task, c_program, data_files, find_program, load_task, why_not_program
 from lab.client import Client, Result, context_room
 from lab.server_errors import BadRequest, ServerError
 
@@ -221,6 +221,8 @@ def _key(src: str, task: Task, model: str, st: LoopSettings) -> str:
             "loop": 4,
             # a changed prompt, cheat sheet or worked example is another question
             "prompt": prompt_parts(src, st.example)}
+    if task.files:  # the data files the cases read (none: the keys of earlier runs stay as they were)
+        what["files"] = {n: hashlib.sha256(b).hexdigest() for n, b in task.files.items()}
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -249,6 +251,7 @@ def _program(c_file: Path, tests: str | Path, client: Client, st: LoopSettings, 
     """translate() of one program, its output folder (if any) made and held."""
     src = c_program(c_file)
     task = dataclasses.replace(load_task(tests, st.feed), c_source=src)
+    task.files = data_files(c_file, task, src)
     name = program_name(c_file)
     say = (lambda m: _line(f"[{name}] {m.strip()}")) if st.progress else (lambda m: None)
     key = _key(src, task, client.model, st)

@@ -15,6 +15,10 @@ FEEDS = ("args", "stdin")
 # have 5-20: a 100,000-case file ran for minutes without a line of output before this bound
 MAX_CASES = 1000
 TASK_FILES = ("test_task/test_task.json", "test_task.json", "tests.json")  # a program folder's, first found wins
+STRING = re.compile(r'"((?:[^"\\\n]|\\.)*)"')  # a C string literal's body
+# The data files a program's cases read (copied into every case's sandbox folder, each round): a text or two
+# of input is KiB; 16 MiB keeps a folder that is no program's from being copied by the hundred
+MAX_DATA_BYTES = 16 << 20
 LOCAL_INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]*"([^"\n]+)"[^\n]*$', re.M)
 # A definition of main at the start of a line, its type before it or on the line above (`int\nmain(void)`, K&R's
 # bare `main()`): a .c file beside the program that has one is another program
@@ -40,6 +44,7 @@ class Task:
     format: str                  # "lab", "sactor-task" or "sactor-samples"
     cases: list[Case] = field(default_factory=list)
     c_source: str = ""           # the C program, where the loop has it (exit-status feedback quotes its lines)
+    files: dict[str, bytes] = field(default_factory=dict)  # data files the cases read, by path in the case folder
 
     def describe(self) -> str:
         """One line for logs and notebooks."""
@@ -226,3 +231,24 @@ def find_program(folder: Path) -> tuple[Path, Path] | None:
     c = named[0] if named else cs[0] if len(cs) == 1 else mains[0] if len(mains) == 1 else None
     tasks = [folder / t for t in TASK_FILES if (folder / t).exists()]
     return (c, tasks[0]) if c and tasks else None
+
+
+def data_files(c_file: Path, task: Task, source: str) -> dict[str, bytes]:
+    """Files of the program's folder that a case names as an argument, or the C source as a string literal
+    (`fopen("input.txt")`): each case's sandbox folder gets a copy, as the program found them beside it (a
+    line counter given `data.txt` read nothing there). Nothing outside the folder; 16 MiB in all."""
+    root = c_file.parent.resolve()
+    names = {a for c in task.cases for a in c.args} | set(STRING.findall(source))
+    found: dict[str, Path] = {}
+    for name in sorted(n for n in names if n and "\0" not in n and not n.startswith("/") and len(n) < 4096):
+        try:
+            f = (root / name).resolve()
+        except (OSError, RuntimeError):  # RuntimeError: a link loop
+            continue
+        if f.is_relative_to(root) and f != root and f.is_file():
+            found[str(f.relative_to(root))] = f
+    total = sum(f.stat().st_size for f in found.values())
+    if total > MAX_DATA_BYTES:
+        raise LabError(f"{c_file.parent}: the files its cases read ({', '.join(list(found)[:3])}) are "
+                       f"{total / 2**20:.0f} MiB, over {MAX_DATA_BYTES >> 20} MiB (each case gets a copy)")
+    return {n: paths.read_bytes(f, "data file") for n, f in found.items()}

@@ -124,3 +124,39 @@ def test_a_folder_that_looks_like_a_program_and_is_not_is_named_not_dropped(tmp_
     assert [c.parent.name for c, _ in c2rust.programs(tmp_path)] == ["fine"]
     assert sorted(ln.split(":")[1].rsplit("/", 1)[1] for ln in capsys.readouterr().err.splitlines()) == \
         ["noc", "two", "untested"]
+
+
+def test_the_files_a_program_reads_are_in_each_case_folder_and_nothing_outside(tmp_path, monkeypatch):
+    """A line counter given data.txt read nothing in its sandbox folder, so its own reference "failed"."""
+    from lab.c2rust import tasks
+    prog = tmp_path / "lines"
+    (prog / "in").mkdir(parents=True)
+    (prog / "lines.c").write_text(
+        '#include <stdio.h>\nint main(int argc, char **argv) {\n'
+        '  FILE *f = fopen(argc > 1 ? argv[1] : "in/default.txt", "r");\n'
+        '  if (!f) { perror("open"); return 1; }\n  int c, n = 0;\n  while ((c = fgetc(f)) != EOF) n += c == \'\\n\';\n'
+        '  fclose(f);\n  FILE *o = fopen("in/default.txt", "a"); fputs("x\\n", o); fclose(o);\n'
+        '  printf("%d\\n", n);\n  return 0;\n}\n')
+    (prog / "data.txt").write_text("a\nb\nc\n")
+    (prog / "in" / "default.txt").write_text("one\n")
+    (tmp_path / "secret.txt").write_text("s\n")
+    (prog / "leak.txt").symlink_to(tmp_path / "secret.txt")
+    cases = [{"args": ["data.txt"], "expected_stdout": "3\n"}, {"args": [], "expected_stdout": "1\n"},
+             {"args": [], "expected_stdout": "1\n"},  # what case 1 appended is not there: a fresh copy each
+             {"args": ["../secret.txt"], "expected_stdout": "", "expected_exit_code": 1},
+             {"args": ["leak.txt"], "expected_stdout": "", "expected_exit_code": 1}]
+    (prog / "tests.json").write_text(json.dumps({"cases": cases}))
+    task = tasks.load_task(prog / "tests.json")
+    files = tasks.data_files(prog / "lines.c", task, (prog / "lines.c").read_text())
+    assert files == {"data.txt": b"a\nb\nc\n", "in/default.txt": b"one\n"}
+    (tmp_path / "r.rs").write_text(
+        'fn main() {\n    let a: Vec<String> = std::env::args().collect();\n'
+        '    let p = if a.len() > 1 { a[1].clone() } else { "in/default.txt".to_string() };\n'
+        '    match std::fs::read_to_string(&p) {\n        Ok(s) => println!("{}", s.matches(\'\\n\').count()),\n'
+        '        Err(e) => { eprintln!("open: {}", e); std::process::exit(1) }\n    }\n}\n')
+    ref, rust = c2rust.check(prog / "lines.c", prog / "tests.json", tmp_path / "r.rs")
+    assert ref.ok and rust.ok, (ref.summary(), rust.summary())
+    assert (prog / "in" / "default.txt").read_text() == "one\n"  # the copies were written to, not the folder
+    monkeypatch.setattr(tasks, "MAX_DATA_BYTES", 8)
+    with pytest.raises(LabError, match=r"lines: the files its cases read \(data.txt, in/default.txt\) are 0 MiB"):
+        tasks.data_files(prog / "lines.c", task, (prog / "lines.c").read_text())
