@@ -179,11 +179,12 @@ def run_cases(binary: Path, cases: list[Case], work: Path, files: dict[str, byte
     for i, case in enumerate(cases):
         d = work / f"case{i}"
         d.mkdir()
-        for name, data in (files or {}).items():
-            (d / name).parent.mkdir(parents=True, exist_ok=True)
-            (d / name).write_bytes(data)
         exe = d / binary.name
         os.link(binary, exe)  # same folder tree: a link, not a copy per case
+        for name, data in (files or {}).items():
+            if (d / name) != exe:  # a `prog` left beside the C file is not the program under test
+                (d / name).parent.mkdir(parents=True, exist_ok=True)
+                (d / name).write_bytes(data)
         # run as ./prog from its folder: argv[0] is then the same for the C program and its translation, and
         # the same each run (a usage line printing argv[0] showed /tmp/lab-sandbox-0/lab-c2rust-PID-RANDOM/...)
         out = sandbox.run([f"./{exe.name}", *case.args], d, case.stdin, CASE_CPU_S, CASE_WALL_S)
