@@ -296,8 +296,10 @@ def load(path: str | Path, out: Path | None = None, aozora: bool | None = None) 
 
 
 def _member_name(member: str) -> str:
-    """A zip member's part of a document name: its path without .txt, folders joined by __ as a folder's are."""
-    return member[:-4].replace("/", "__")
+    """A zip member's part of a document name: its path without .txt, folders joined by __ as a folder's are,
+    control characters and backslashes as _ (a zip's names are anyone's: `\x1b[2J.txt` is one)."""
+    return "".join("_" if unicodedata.category(ch) == "Cc" or ch == "\\" else ch
+                   for ch in member[:-4].replace("/", "__"))
 
 
 def _text_source(src: Source, aozora: bool | None, member: str) -> Source:

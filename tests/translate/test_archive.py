@@ -31,14 +31,16 @@ def test_a_zip_of_several_texts_is_a_document_each_and_an_empty_one_is_skipped(t
         w.writestr("a.txt", "一行目です。")
         w.writestr("sub/b.TXT", "二行目です。".encode("euc_jp"))
         w.writestr("empty.txt", "")
+        w.writestr("\x1b[2J\\x.txt", "三行目です。")  # a name made to clear a terminal, with a backslash
     docs = sources.load(z)
     assert [(d.name, d.encoding, d.text) for d in docs] == [("pack__a", "utf-8", "一行目です。"),
-                                                            ("pack__sub__b", "euc_jp", "二行目です。")]
+                                                            ("pack__sub__b", "euc_jp", "二行目です。"),
+                                                            ("pack___[2J_x", "utf-8", "三行目です。")]
     assert "pack.zip:empty.txt: empty file, skipped" in capsys.readouterr().err
-    with pytest.raises(LabError, match=r"pack.zip: holds 3 .txt files; give the one"):
+    with pytest.raises(LabError, match=r"pack.zip: holds 4 .txt files; give the one"):
         sources.source_text(z)
     legacy_zip(tmp_path / "挿絵.zip", {"01.jpg": b"\xff\xd8"})
-    assert [d.name for d in sources.load(tmp_path)] == ["pack__a", "pack__sub__b"]
+    assert [d.name for d in sources.load(tmp_path)] == ["pack__a", "pack__sub__b", "pack___[2J_x"]
     assert "挿絵.zip: no .txt file inside the zip (it holds 01.jpg); skipped" in capsys.readouterr().err
 
 
