@@ -29,6 +29,11 @@ UCS = re.compile(r"U\+([0-9A-Fa-f]{4,6})")
 # two slashes as text
 KUNOJI = re.compile(r"／(″?)＼")
 TWO_KANA = re.compile(r"[ぁ-ゖァ-ヺー]{2}")
+# What tells a right legacy reading from a wrong one (decode): kana and 、。「」『』！？… (not 〜, U+301C, which
+# Shift_JIS-2004 reads where CP932 reads ～), private use and C1 controls, half-width kana
+JAPANESE = re.compile(r"[\u3040-\u30ff、。「」『』！？…]")
+GARBLED = re.compile(r"[\ue000-\uf8ff\x80-\x9f]")
+HALF_WIDTH_KANA = re.compile(r"[\uff61-\uff9f]")
 GETA = "〓"  # the typesetter's mark for a missing character: visible, and models copy it
 HEADER_TITLE = "【テキスト中に現れる記号について】"
 RULE = re.compile(r"^-{20,}\s*$")           # the dashed lines around Aozora's notation header
@@ -112,10 +117,7 @@ def _refuse_mixed(data: bytes, name: str) -> None:
 def _evidence(text: str) -> tuple[int, int, int]:
     """(hiragana, full-width katakana and CJK punctuation; private-use and C1 control characters; half-width
     kana) in a decoded text: what a right reading has, what a wrong one gives."""
-    # kana and 、。「」『』！？…; not 〜 (U+301C), which Shift_JIS-2004 reads where CP932 reads ～ (U+FF5E)
-    japanese = sum(1 for ch in text if "\u3040" <= ch <= "\u30ff" or ch in "、。「」『』！？…")
-    bad = sum(1 for ch in text if "\ue000" <= ch <= "\uf8ff" or "\x80" <= ch <= "\x9f")
-    return japanese, bad, sum(1 for ch in text if "\uff61" <= ch <= "\uff9f")
+    return len(JAPANESE.findall(text)), len(GARBLED.findall(text)), len(HALF_WIDTH_KANA.findall(text))
 
 
 def source_text(p: Path) -> str:
