@@ -178,10 +178,10 @@ def _load_task(p: Path, feed: str | None) -> Task:
 def c_program(c_file: str | Path) -> str:
     """A C program as one text: each `#include "x.h"` that names a file in the program's folder is put in its
     place, the first time only (as its guard or `#pragma once` would have it; headers that include each other
-    end there), and the folder's other .c files without a main follow as one translation unit (util.c beside
-    calc.c: linked alone, calc.c failed with `undefined reference to add`), so the model, the key and the
-    sandbox, which sees only the one file, all have the whole program; other includes are left to the
-    compiler."""
+    end there), and the .c file of each header it includes (util.c of util.h, without a main) follows as one
+    translation unit (calc.c linked alone failed with `undefined reference to add`; a stray old.c with no
+    header of its own stays out), so the model, the key and the sandbox, which sees only the one file, all
+    have the whole program; other includes are left to the compiler."""
     c_file = Path(c_file)
     root, done = c_file.parent.resolve(), {c_file.resolve()}
 
@@ -197,13 +197,13 @@ def c_program(c_file: str | Path) -> str:
             return f"/* {m.group(1)}, inlined */\n{body}\n/* end of {m.group(1)} */"
         return LOCAL_INCLUDE.sub(one, text)
     text = expand(c_file, paths.read_text(c_file, "C program"))
-    for f in sorted(c_file.parent.glob("*.c")):
-        if f.resolve() in done or not f.is_file():  # the program itself, or a .c file it includes
-            continue
-        unit = paths.read_text(f, "C file")
-        if not MAIN.search(unit):
+    while units := [f for f in sorted(c_file.parent.glob("*.c")) if f.resolve() not in done and f.is_file()
+                    and f.with_suffix(".h").resolve() in done]:  # util.c of an included util.h, and what it includes
+        for f in units:
             done.add(f.resolve())
-            text += f"\n/* {f.name}, a file of the program */\n{expand(f, unit)}\n/* end of {f.name} */\n"
+            unit = paths.read_text(f, "C file")
+            if not MAIN.search(unit):
+                text += f"\n/* {f.name}, a file of the program */\n{expand(f, unit)}\n/* end of {f.name} */\n"
     return text
 
 

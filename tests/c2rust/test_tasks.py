@@ -80,7 +80,8 @@ def test_local_headers_are_inlined_so_the_sandbox_and_the_model_see_the_whole_pr
 
 def test_a_program_of_several_c_files_is_one_text_and_builds(tmp_path):
     """util.c beside calc.c: the reference was linked without it (`undefined reference to add`, shown as
-    collect2's `ld returned 1 exit status`). A .c file with its own main is another program, left out."""
+    collect2's `ld returned 1 exit status`). A .c file with its own main is another program, and one whose
+    header the program does not include is no part of it: both left out."""
     from lab.c2rust.harness import first_error
     from lab.c2rust.tasks import c_program, find_program
     calc = tmp_path / "calc"
@@ -92,11 +93,11 @@ def test_a_program_of_several_c_files_is_one_text_and_builds(tmp_path):
     (calc / "gen.c").write_text("static int\nmain(void) { return 0; }\n")  # a tool beside it: not the program
     (calc / "tests.json").write_text(json.dumps({"cases": [{"args": [], "expected_stdout": "5\n"}]}))
     assert find_program(calc) is None  # two mains: which one is the program is not guessed
-    (calc / "gen.c").write_text("int twice(int a) { return 2 * a; }\n")
+    (calc / "gen.c").write_text("int add(int a, int b) { return a - b; }\n")  # an old copy, no header of its own
     assert find_program(calc) == (calc / "main.c", calc / "tests.json")  # the one .c that defines main
     src = c_program(calc / "main.c")
     assert src.index("int add(int a, int b);") < src.index("int main") < src.index("return a + b;")
-    assert "int twice" in src and "util.h: inlined above" in src
+    assert "return a - b" not in src and "util.h: inlined above" in src
     (tmp_path / "ok.rs").write_text('fn main() { println!("5"); }\n')
     ref, rust = c2rust.check(calc / "main.c", calc / "tests.json", tmp_path / "ok.rs")
     assert ref.ok and rust.ok
