@@ -12,7 +12,7 @@ from typing import Any
 from lab import LabError, paths
 from lab.c2rust import sandbox
 from lab.c2rust.build import build_c, build_rust
-from lab.c2rust.tasks import Case, Task, c_program, data_files, load_task, normalize
+from lab.c2rust.tasks import Case, Task, normalize, program_task
 from lab.messages import strip_reasoning
 
 CASE_CPU_S = 4        # CPU seconds per case (RLIMIT_CPU); the samples take milliseconds
@@ -215,10 +215,8 @@ def check_source(source: str, cases: list[Case] | Task, lang: str = "rust", idio
 def check(c_file: str | Path, tests: str | Path, rust_file: str | Path, feed: str | None = None,
           idiomatic: bool = False) -> tuple[CheckReport, CheckReport]:
     """Check the C reference first (a failing reference is a bad task), then the Rust file."""
-    c_src, rust_src = c_program(c_file), paths.read_text(rust_file, "Rust file")
-    task = load_task(tests, feed)
-    task.files = data_files(Path(c_file), task, c_src)
-    ref = check_source(c_src, task, "c")
+    task, rust_src = program_task(c_file, tests, feed), paths.read_text(rust_file, "Rust file")
+    ref = check_source(task.c_source, task, "c")
     if not ref.ok:
         hint = " (a bare test_samples.json is fed as arguments unless the feed is stdin)" \
             if task.format == "sactor-samples" and feed is None else ""

@@ -19,7 +19,7 @@ from lab.c2rust.build import clippy_warnings
 from lab.c2rust.harness import CheckReport, check_source, count_unsafe, extract_rust
 from lab.c2rust.prompts import FEEDBACK_CASES, IDIOMATIC, SYSTEM, feedback, first_messages, prompt_parts
 from lab.c2rust.replies import Replaying
-from lab.c2rust.tasks import Task, c_program, data_files, find_program, load_task, why_not_program
+from lab.c2rust.tasks import Task, find_program, program_task, why_not_program
 from lab.client import Client, Result, context_room
 from lab.server_errors import BadRequest, ServerError
 
@@ -249,9 +249,8 @@ def translate(c_file: str | Path, tests: str | Path, client: Client, settings: L
 
 def _program(c_file: Path, tests: str | Path, client: Client, st: LoopSettings, out: Path | None) -> dict[str, Any]:
     """translate() of one program, its output folder (if any) made and held."""
-    src = c_program(c_file)
-    task = dataclasses.replace(load_task(tests, st.feed), c_source=src)
-    task.files = data_files(c_file, task, src)
+    task = program_task(c_file, tests, st.feed)
+    src = task.c_source
     name = program_name(c_file)
     say = (lambda m: _line(f"[{name}] {m.strip()}")) if st.progress else (lambda m: None)
     key = _key(src, task, client.model, st)

@@ -233,12 +233,22 @@ def find_program(folder: Path) -> tuple[Path, Path] | None:
     return (c, tasks[0]) if c and tasks else None
 
 
-def data_files(c_file: Path, task: Task, source: str) -> dict[str, bytes]:
-    """Files of the program's folder that a case names as an argument, or the C source as a string literal
-    (`fopen("input.txt")`): each case's sandbox folder gets a copy, as the program found them beside it (a
-    line counter given `data.txt` read nothing there). Nothing outside the folder; 16 MiB in all."""
+def program_task(c_file: str | Path, tests: str | Path, feed: str | None = None) -> Task:
+    """The task of a C program as the loop and `check` run it: its cases, the program as one text (c_program)
+    and the data files its cases read (data_files)."""
+    source = c_program(c_file)  # the program's own errors first
+    task = load_task(tests, feed)
+    task.c_source = source
+    task.files = data_files(Path(c_file), task)
+    return task
+
+
+def data_files(c_file: Path, task: Task) -> dict[str, bytes]:
+    """Files of the program's folder that a case names as an argument, or its C source (task.c_source) as a
+    string literal (`fopen("input.txt")`): each case's sandbox folder gets a copy, as the program found them
+    beside it (a line counter given `data.txt` read nothing there). Nothing outside the folder; 16 MiB in all."""
     root = c_file.parent.resolve()
-    names = {a for c in task.cases for a in c.args} | set(STRING.findall(source))
+    names = {a for c in task.cases for a in c.args} | set(STRING.findall(task.c_source))
     found: dict[str, Path] = {}
     for name in sorted(n for n in names if n and "\0" not in n and not n.startswith("/") and len(n) < 4096):
         try:

@@ -147,9 +147,8 @@ def test_the_files_a_program_reads_are_in_each_case_folder_and_nothing_outside(t
              {"args": ["../secret.txt"], "expected_stdout": "", "expected_exit_code": 1},
              {"args": ["leak.txt"], "expected_stdout": "", "expected_exit_code": 1}]
     (prog / "tests.json").write_text(json.dumps({"cases": cases}))
-    task = tasks.load_task(prog / "tests.json")
-    files = tasks.data_files(prog / "lines.c", task, (prog / "lines.c").read_text())
-    assert files == {"data.txt": b"a\nb\nc\n", "in/default.txt": b"one\n"}
+    task = tasks.program_task(prog / "lines.c", prog / "tests.json")
+    assert task.files == {"data.txt": b"a\nb\nc\n", "in/default.txt": b"one\n"}
     (tmp_path / "r.rs").write_text(
         'fn main() {\n    let a: Vec<String> = std::env::args().collect();\n'
         '    let p = if a.len() > 1 { a[1].clone() } else { "in/default.txt".to_string() };\n'
@@ -160,4 +159,4 @@ def test_the_files_a_program_reads_are_in_each_case_folder_and_nothing_outside(t
     assert (prog / "in" / "default.txt").read_text() == "one\n"  # the copies were written to, not the folder
     monkeypatch.setattr(tasks, "MAX_DATA_BYTES", 8)
     with pytest.raises(LabError, match=r"lines: the files its cases read \(data.txt, in/default.txt\) are 0 MiB"):
-        tasks.data_files(prog / "lines.c", task, (prog / "lines.c").read_text())
+        tasks.program_task(prog / "lines.c", prog / "tests.json")
