@@ -181,15 +181,21 @@ def chapters(path: Path) -> list[Chapter]:
     return out
 
 
+def _in_block(el: Any, attr: str) -> bool:
+    """A slot of the block itself (its text, or the tail of a child), not the inside of an inline element."""
+    owner = el if attr == "text" else el.getparent()
+    return owner is not None and _local(owner) in BLOCKS
+
+
 def _put(group: list[tuple[Any, str]], text: str) -> None:
-    """The translation goes where the segment's first text was; its other texts are emptied."""
-    first = True
-    for el, attr in group:
-        old = getattr(el, attr) or ""
-        if not old.strip():
-            continue
-        setattr(el, attr, (old[:len(old) - len(old.lstrip())] + text) if first else "")
-        first = False
+    """The translation goes where the segment's first text of the block itself was, else its first text; its
+    other texts are emptied: `<p><a href="#n1">※1</a>本文</p>` and `<p><span class="em">本当に</span>…</p>`
+    put the whole paragraph inside the link or the bold span when the first text won."""
+    slots = [(el, attr) for el, attr in group if (getattr(el, attr) or "").strip()]
+    target = next((s for s in slots if _in_block(*s)), slots[0] if slots else None)
+    for el, attr in slots:
+        old = getattr(el, attr)
+        setattr(el, attr, (old[:len(old) - len(old.lstrip())] + text) if (el, attr) == target else "")
 
 
 def _plain_ruby(root: Any) -> None:

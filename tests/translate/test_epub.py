@@ -10,7 +10,7 @@ from lxml import etree
 
 from lab import LabError
 from lab.translate import PromptSpec, Settings, Translator
-from lab.translate.epub import chapters
+from lab.translate.epub import _put, chapters, segments
 
 PREFACE = PromptSpec().preface
 KANA = re.compile(r"[\u3040-\u30ff]")
@@ -79,6 +79,18 @@ def test_chapters_are_the_spine_in_order_with_ruby_readings_dropped(tmp_path):
     (tmp_path / "x.epub").write_bytes(b"not a zip")
     with pytest.raises(LabError, match="x.epub: not an EPUB"):
         chapters(tmp_path / "x.epub")
+
+
+def test_a_translation_lands_in_the_paragraph_not_inside_its_leading_link_or_span():
+    body = ('<body xmlns="http://www.w3.org/1999/xhtml"><p><a href="#n1" id="r1">※1</a>本文です。</p>'
+            '<p><span class="em">本当に</span>そう思った。</p><p><span class="g">全部です。</span></p>'
+            '<p><a id="filepos1"/>目印のあと。</p></body>')
+    root = etree.fromstring(body)
+    for group, zh in zip(segments(root), ["正文。", "真的这么想。", "全部。", "标记之后。"], strict=True):
+        _put(group, zh)
+    out = etree.tostring(root, encoding="unicode").replace(' xmlns="http://www.w3.org/1999/xhtml"', "")
+    assert out == ('<body><p><a href="#n1" id="r1"></a>正文。</p><p><span class="em"></span>真的这么想。</p>'
+                   '<p><span class="g">全部。</span></p><p><a id="filepos1"/>标记之后。</p></body>')
 
 
 def test_an_epub_that_unpacks_past_the_limit_is_refused_before_reading(tmp_path, monkeypatch):
