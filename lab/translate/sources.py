@@ -34,6 +34,7 @@ TWO_KANA = re.compile(r"[ぁ-ゖァ-ヺー]{2}")
 JAPANESE = re.compile(r"[\u3040-\u30ff、。「」『』！？…]")
 GARBLED = re.compile(r"[\ue000-\uf8ff\x80-\x9f]")
 HALF_WIDTH_KANA = re.compile(r"[\uff61-\uff9f]")
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ue000-\uf8ff\ufffe\uffff]")
 GETA = "〓"  # the typesetter's mark for a missing character: visible, and models copy it
 HEADER_TITLE = "【テキスト中に現れる記号について】"
 RULE = re.compile(r"^-{20,}\s*$")           # the dashed lines around Aozora's notation header
@@ -62,7 +63,10 @@ def decode(data: bytes, name: str = "input") -> tuple[str, str]:
             except UnicodeDecodeError:
                 raise LabError(f"{name}: starts with a {enc} byte-order mark but does not decode as {enc}") from None
     if b"\x00" in data[:8192]:
-        raise LabError(f"{name}: looks binary (NUL bytes), not a text file")
+        found = _utf16_without_bom(data)
+        if found is None:
+            raise LabError(f"{name}: looks binary (NUL bytes), not a text file")
+        return found
     if b"\x1b$" in data and max(data, default=0) < 0x80:  # ISO-2022-JP: 7-bit, kanji behind ESC $ B
         for enc in ISO2022:
             try:
@@ -94,6 +98,22 @@ def decode(data: bytes, name: str = "input") -> tuple[str, str]:
         return text, enc
     raise LabError(f"{name}: unknown encoding (not UTF-8/16, Shift_JIS/CP932, EUC-JP or ISO-2022-JP); "
                    f"convert it to UTF-8")
+
+
+def _utf16_without_bom(data: bytes) -> tuple[str, str] | None:
+    """UTF-16 saved without a byte-order mark (its NUL bytes are the high half of ASCII characters): the reading,
+    LE or BE, with no control character but tab and line ends and a tenth or more of Japanese kana and
+    punctuation; None for anything else (binary data read as UTF-16 gives controls and few kana)."""
+    if len(data) % 2:
+        return None
+    for enc in ("utf-16-le", "utf-16-be"):
+        try:
+            text = data.decode(enc)
+        except UnicodeDecodeError:
+            continue
+        if not CONTROL.search(text) and len(JAPANESE.findall(text)) >= 0.1 * len(text.strip()) > 0:
+            return text, enc
+    return None
 
 
 def _refuse_mixed(data: bytes, name: str) -> None:

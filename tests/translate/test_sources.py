@@ -54,6 +54,17 @@ def test_binary_and_unknown_and_empty_are_refused(tmp_path):
     assert file_texts(tmp_path / "crlf.txt") == [("", "一\n二\n", "cp932")]
 
 
+@pytest.mark.parametrize("enc", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_a_byte_order_mark_is_read_and_binary_still_refused(enc):
+    """Saved as UTF-16 without a BOM, a novel's ASCII digits and line ends hold NUL bytes: it was refused as binary."""
+    text = "第1章\r\n　雨が降っていた。\r\n「寒いね」と彼女は言った。ABC 123\r\n"
+    assert decode(text.encode(enc), "u.txt") == (text, enc)
+    random = bytes((i * 7919 + 13) % 251 for i in range(4000))  # data with NULs that is no text in any reading
+    for data in (random, b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" * 10, "English only\n".encode(enc)):
+        with pytest.raises(LabError, match="u.bin: looks binary"):
+            decode(data, "u.bin")
+
+
 @pytest.mark.parametrize("enc", ["cp932", "euc_jp"])
 def test_a_file_in_two_encodings_or_a_damaged_utf8_one_is_refused_naming_the_line(enc):
     """Read as CP932, the UTF-8 lines became mojibake (あい -> 縺ゅ＞) that the checks took for kanji, and the run
