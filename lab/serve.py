@@ -143,10 +143,12 @@ def _release_locked(port: int, quiet: bool, started: bool | None) -> str:
 
 
 def _clear_leftovers(prof: config.Profile, say: Any) -> dict[str, Any] | None:
-    """The port's pid file record, after dropping a stale one and stopping the orphans of a dead server."""
+    """The port's pid file record, after dropping a stale one and stopping the orphans of a dead server (None
+    then: a stale record was waited on as a live server that was "not answering yet")."""
     rec = read_pidfile(prof)
     if rec and rec.get("stale"):
         say(f"removed stale pid file for port {prof.port} (pid {rec['pid']} is gone)")
+        return None
     if rec and rec.get("orphans"):
         n = len(rec["orphans"])
         procs.stop_group(int(rec["pgid"]))

@@ -25,6 +25,28 @@ def test_stale_pid_file_is_reported_and_removed(monkeypatch):
     assert r.returncode == 0 and "nothing to stop" in r.stdout and not f.exists()
 
 
+def test_a_start_after_a_killed_server_spawns_at_once_without_waiting_on_the_dead_one(monkeypatch, capsys):
+    """A notebook after one whose server was SIGKILLed said "removed stale pid file" and then "the server lab
+    started (pid N) is not answering yet: waiting for it" about that same gone pid."""
+    port = free_port()
+    monkeypatch.setenv("LAB_PORT", str(port))
+    paths.atomic_write(paths.logs() / f"vllm-{port}.json", json.dumps(
+        {"pid": 4_000_000, "pgid": 4_000_000, "start_ticks": 1, "started": 0, "log": "x"}))
+    waited, spawned = [], []
+    monkeypatch.setattr(serve, "await_other", lambda *a, **k: waited.append(a) or False)
+    monkeypatch.setattr(serve.config, "check_heads", lambda *a, **k: None)
+
+    def spawn(*a, **k):
+        spawned.append(a)
+        raise serve.LabError("spawn reached")
+    monkeypatch.setattr(serve, "_spawn", spawn)
+    with pytest.raises(serve.LabError, match="spawn reached"):
+        serve.start("tiny")
+    assert spawned and not waited
+    out = capsys.readouterr().out
+    assert "removed stale pid file" in out and "not answering" not in out
+
+
 @pytest.mark.parametrize("rec", ['{"pid": 1, "pgid": 1}', '{"pid": "abc"}', "[1]", '"x"', '{"pid": 7}',
                                  '{"pid": 7, "pgid": 7, "start_ticks": true}', "{cut"])
 def test_a_pid_file_lab_did_not_write_is_removed_and_nothing_is_signalled(monkeypatch, capsys, rec):
