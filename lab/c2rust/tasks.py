@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lab import LabError, paths
+from lab import LabError, jatext, paths
 
 FEEDS = ("args", "stdin")
 # Every case runs in a sandbox of its own, each round (~0.1 s with bubblewrap on 2 cores), and SACToR's tasks
@@ -193,15 +193,15 @@ def c_program(c_file: str | Path) -> str:
             if f in done:
                 return f"/* {m.group(1)}: inlined above */"
             done.add(f)
-            body = expand(f, paths.read_text(f, "C header"))
+            body = expand(f, jatext.read_text(f, "C header"))
             return f"/* {m.group(1)}, inlined */\n{body}\n/* end of {m.group(1)} */"
         return LOCAL_INCLUDE.sub(one, text)
-    text = expand(c_file, paths.read_text(c_file, "C program"))
+    text = expand(c_file, jatext.read_text(c_file, "C program"))
     while units := [f for f in sorted(c_file.parent.glob("*.c")) if f.resolve() not in done and f.is_file()
                     and f.with_suffix(".h").resolve() in done]:  # util.c of an included util.h, and what it includes
         for f in units:
             done.add(f.resolve())
-            unit = paths.read_text(f, "C file")
+            unit = jatext.read_text(f, "C file")
             if not MAIN.search(unit):
                 text += f"\n/* {f.name}, a file of the program */\n{expand(f, unit)}\n/* end of {f.name} */\n"
     return text
@@ -227,7 +227,7 @@ def find_program(folder: Path) -> tuple[Path, Path] | None:
     defines main (the others are files of the program); SACToR's test_task/ or tests.json."""
     cs = sorted(folder.glob("*.c"))
     named = [f for f in (folder / f"{folder.name}.c", folder / "prog.c") if f.exists()]
-    mains = [f for f in cs if MAIN.search(paths.read_text(f, "C file"))] if len(cs) > 1 and not named else []
+    mains = [f for f in cs if MAIN.search(jatext.read_text(f, "C file"))] if len(cs) > 1 and not named else []
     c = named[0] if named else cs[0] if len(cs) == 1 else mains[0] if len(mains) == 1 else None
     tasks = [folder / t for t in TASK_FILES if (folder / t).exists()]
     return (c, tasks[0]) if c and tasks else None

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import re
 
+from lab.jatext import KANA
 from lab.messages import strip_reasoning
 
-# kana, including the half-width katakana (ｶﾀｶﾅ, U+FF66-FF9F) of web novels and sound effects: a line of them left
-# untranslated passed every check before
-KANA = re.compile(r"[\u3040-\u309f\u30a0-\u30ff\uff66-\uff9f]")
 CJK_OR_KANA = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff\uff66-\uff9f]")
 RUN = re.compile(r"(.{1,20}?)\1{3,}", re.S)  # a 1-20 char unit repeated 4+ times in a row
 # The source's own repeats are looked for in units up to 80 chars: a 37-char sentence written 12 times in a row

@@ -108,6 +108,25 @@ def test_a_program_of_several_c_files_is_one_text_and_builds(tmp_path):
                        "symbol: add") == "rust-lld: error: undefined symbol: add"
 
 
+def test_a_program_saved_in_cp932_is_read_and_its_japanese_output_checked_as_utf8(tmp_path):
+    """Visual Studio on Japanese Windows saves C in CP932: `lab c2rust` refused it as "not UTF-8 text". Read as
+    text, its header and its string literals reach the model and the sandbox as UTF-8, so the program prints
+    what a tests.json (UTF-8, as JSON is) expects."""
+    from lab.c2rust.tasks import c_program
+    prog = tmp_path / "sum"
+    prog.mkdir()
+    (prog / "sum.h").write_bytes("/* 合計を返す */\nstatic int sum(int a, int b) { return a + b; }\n".encode("cp932"))
+    (prog / "prog.c").write_bytes('#include <stdio.h>\n#include "sum.h"\n// 表示する\n'
+                                  'int main(void) { printf("合計 %d\\n", sum(2, 3)); return 0; }\n'.encode("cp932"))
+    (prog / "tests.json").write_text(json.dumps({"cases": [{"args": [], "expected_stdout": "合計 5\n"}]},
+                                                ensure_ascii=False), encoding="utf-8")
+    src = c_program(prog / "prog.c")
+    assert "合計を返す" in src and "// 表示する" in src
+    (tmp_path / "ok.rs").write_text('fn main() { println!("合計 {}", 5); }\n', encoding="utf-8")
+    ref, rust = c2rust.check(prog / "prog.c", prog / "tests.json", tmp_path / "ok.rs")
+    assert ref.ok and rust.ok
+
+
 def test_a_folder_that_looks_like_a_program_and_is_not_is_named_not_dropped(tmp_path, capsys):
     from lab.c2rust.tasks import why_not_program
     cases = json.dumps({"cases": [{"args": [], "expected_stdout": ""}]})

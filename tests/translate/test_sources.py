@@ -1,6 +1,5 @@
-"""lab.translate.sources: encodings detected or refused naming the line, Aozora markup, sentences, folder inputs."""
+"""lab.translate.sources: Aozora markup, sentences, folder inputs."""
 
-import codecs
 from pathlib import Path
 
 import pytest
@@ -10,7 +9,6 @@ from lab.translate.sources import (
     GETA,
     HEADER_TITLE,
     clean_aozora,
-    decode,
     file_texts,
     gaiji,
     inputs,
@@ -22,29 +20,7 @@ from lab.translate.sources import (
 JA = "春の朝、駅に少女が立っていた。彼女の名前は葵。"
 
 
-@pytest.mark.parametrize("enc,bom", [("utf-8", b""), ("utf-8", codecs.BOM_UTF8), ("utf-16-le", codecs.BOM_UTF16_LE),
-                                     ("utf-16-be", codecs.BOM_UTF16_BE), ("cp932", b""), ("euc_jp", b"")])
-def test_encodings_are_detected(enc, bom):
-    text, found = decode(bom + JA.encode(enc), "x.txt")
-    assert text == JA
-    assert found == {"cp932": "cp932", "euc_jp": "euc_jp"}.get(enc, found)
-
-
-@pytest.mark.parametrize("enc", ["cp932", "euc_jp"])
-@pytest.mark.parametrize("text", ["ﾄﾞｶｰﾝ！ﾄﾞｶｰﾝ！ｷｬｰ!! ﾀｽｹﾃｰ", "「ｷｬｰ!! ﾀｽｹﾃｰ」", "ｺﾝﾆﾁﾊ、ｾｶｲ。\n今日は①番の㈱です。"])
-def test_half_width_kana_are_text_in_either_legacy_encoding(text, enc):
-    """A Shift_JIS web novel's sound effects: counted as mojibake, they made the file "unknown encoding" past 2%
-    of its characters, and EUC-JP's (8E xx) were read as CP932 kanji (ﾄﾞｶｰﾝ -> 執汐鴫...)."""
-    if enc == "euc_jp" and "①" in text:
-        text = text.replace("①", "1").replace("㈱", "株")  # NEC's special characters are CP932's own
-    assert decode(text.encode(enc), "x.txt") == (text, enc)
-
-
-def test_binary_and_unknown_and_empty_are_refused(tmp_path):
-    with pytest.raises(LabError, match="x.bin: looks binary"):
-        decode(b"PK\x03\x04\x00\x00binary", "x.bin")
-    with pytest.raises(LabError, match="y.txt: unknown encoding"):
-        decode(b"\x80\xff\xfe\xfd abc", "y.txt")
+def test_empty_and_missing_are_refused_and_line_ends_made_one(tmp_path):
     (tmp_path / "e.txt").write_text("  \n\n")
     with pytest.raises(LabError, match="e.txt: empty file"):
         load(tmp_path / "e.txt")
@@ -52,30 +28,6 @@ def test_binary_and_unknown_and_empty_are_refused(tmp_path):
         inputs(tmp_path / "missing")
     (tmp_path / "crlf.txt").write_bytes("一\r\n二\r\n".encode("cp932"))
     assert file_texts(tmp_path / "crlf.txt") == [("", "一\n二\n", "cp932")]
-
-
-@pytest.mark.parametrize("enc", ["utf-16-le", "utf-16-be"])
-def test_utf16_without_a_byte_order_mark_is_read_and_binary_still_refused(enc):
-    """Saved as UTF-16 without a BOM, a novel's ASCII digits and line ends hold NUL bytes: it was refused as binary."""
-    text = "第1章\r\n　雨が降っていた。\r\n「寒いね」と彼女は言った。ABC 123\r\n"
-    assert decode(text.encode(enc), "u.txt") == (text, enc)
-    random = bytes((i * 7919 + 13) % 251 for i in range(4000))  # data with NULs that is no text in any reading
-    for data in (random, b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" * 10, "English only\n".encode(enc)):
-        with pytest.raises(LabError, match="u.bin: looks binary"):
-            decode(data, "u.bin")
-
-
-@pytest.mark.parametrize("enc", ["cp932", "euc_jp"])
-def test_a_file_in_two_encodings_or_a_damaged_utf8_one_is_refused_naming_the_line(enc):
-    """Read as CP932, the UTF-8 lines became mojibake (あい -> 縺ゅ＞) that the checks took for kanji, and the run
-    said "every line translated"."""
-    with pytest.raises(LabError, match=r"^m.txt:3: not UTF-8 \(byte 0x[0-9a-f]{2}\), but line 1 is UTF-8 Japanese: "
-                                       r"two encodings in one file"):
-        decode(f"{JA}\nabc\n".encode() + JA.encode(enc) + b"\n", "m.txt")
-    damaged = (JA + "\n" + JA).encode()
-    with pytest.raises(LabError, match=r"^d.txt:2: not UTF-8 .*, but line 1 is UTF-8 Japanese"):
-        decode(damaged[:-4] + b"\xe3" + damaged[-3:], "d.txt")
-    assert decode(f"{JA}\n{JA}\n".encode(enc), "l.txt") == (f"{JA}\n{JA}\n", enc)  # one legacy encoding: as before
 
 
 def test_a_file_name_that_is_not_utf8_is_refused_before_anything(tmp_path):
@@ -119,12 +71,6 @@ def test_aozora_gaiji_header_and_footer():
     cleaned, verbatim, notes = clean_aozora(text)
     assert cleaned.split("\n") == ["題", "", "本文跑だ。" + GETA, "", "底本：「題」", "入力：誰か"]
     assert verbatim == {4, 5} and any("footer" in n for n in notes) and any("header" in n for n in notes)
-
-
-def test_iso2022jp_and_jis_x_0213_files_are_detected():
-    text = "「あっ――――――！」と彼は言った。"
-    assert decode(text.encode("iso2022_jp"), "x.txt") == (text, "iso2022_jp")
-    assert decode("跑る𠮟".encode("shift_jis_2004"), "y.txt")[0] == "跑る𠮟"
 
 
 def test_sentences_split_after_terminators_outside_quotes():
