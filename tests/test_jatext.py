@@ -66,10 +66,14 @@ def test_iso2022jp_and_jis_x_0213_files_are_detected():
 
 
 def test_read_text_reads_a_cp932_c_program_and_refuses_as_decode_does(tmp_path):
-    """A C program saved by a Japanese Windows editor (CP932 comments) was "not UTF-8 text"."""
+    """A C program saved by a Japanese Windows editor (CP932 comments) was "not UTF-8 text"; a Chinese one (GBK)
+    still is refused, not read as EUC-JP."""
     src = '#include <stdio.h>\n// 合計を出す\nint main(void) { puts("合計"); return 0; }\n'
     (tmp_path / "p.c").write_bytes(src.encode("cp932"))
     assert read_text(tmp_path / "p.c", "C program") == src
+    (tmp_path / "g.c").write_bytes('// 计算两个数的和\nint main(void) { puts("结果"); return 0; }\n'.encode("gbk"))
+    with pytest.raises(LabError, match="g.c: not UTF-8, and its euc_jp reading has no kana"):
+        read_text(tmp_path / "g.c", "C program")  # read as EUC-JP it was 柴麻曾倖方議才, silently
     (tmp_path / "b.c").write_bytes(b"\x7fELF\x00\x00")
     with pytest.raises(LabError, match="b.c: looks binary"):
         read_text(tmp_path / "b.c", "C program")
