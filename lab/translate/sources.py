@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lab import LabError, paths
-from lab.jatext import decode
+from lab.jatext import KANA, decode
 
 INPUT_SUFFIXES = (".txt", ".epub", ".zip")  # .zip: the .txt files inside (Aozora ships zips)
 RUBY = re.compile(r"《[^》\n]*》")            # ruby readings: 漢字《かんじ》
@@ -69,7 +69,7 @@ def file_texts(p: Path, in_folder: bool = False) -> list[tuple[str, str, str]]:
             raise
         paths.warn(f"{e}; skipped")
         return []
-    return [(m, *_lf(decode(data, f"{p}:{m}"))) for m, data in found]
+    return [(m, *_lf(decode(data, f"{p}:{m}"), f"{p}:{m}")) for m, data in found]
 
 
 def is_aozora(text: str, aozora: bool | None = None) -> bool:
@@ -79,11 +79,16 @@ def is_aozora(text: str, aozora: bool | None = None) -> bool:
 
 def _decoded(p: Path) -> tuple[str, str]:
     """A file's text with \n line ends, and its detected encoding."""
-    return _lf(decode(paths.read_bytes(p, "input"), str(p)))
+    return _lf(decode(paths.read_bytes(p, "input"), str(p)), str(p))
 
 
-def _lf(decoded: tuple[str, str]) -> tuple[str, str]:
+def _lf(decoded: tuple[str, str], name: str) -> tuple[str, str]:
+    """\n line ends; a legacy reading without one kana is said (Chinese saved as GBK reads as EUC-JP kanji,
+    计算 -> 柴麻, and would be translated as such; a kanji-only Japanese file is rare, not impossible)."""
     text, enc = decoded
+    if not enc.startswith(("utf-8", "utf-16")) and not KANA.search(text):
+        paths.warn(f"{name}: read as {enc}, but it holds no kana: if it is not Japanese (Chinese in GBK?), "
+                   f"convert it to UTF-8")
     return text.replace("\r\n", "\n").replace("\r", "\n"), enc
 
 

@@ -30,6 +30,16 @@ def test_empty_and_missing_are_refused_and_line_ends_made_one(tmp_path):
     assert file_texts(tmp_path / "crlf.txt") == [("", "一\n二\n", "cp932")]
 
 
+def test_a_legacy_reading_without_kana_is_read_and_said(tmp_path, capsys):
+    """Chinese saved as GBK reads as EUC-JP kanji (计算 -> 柴麻) and was translated so without a word."""
+    (tmp_path / "zh.txt").write_bytes("计算两个数的和。\n".encode("gbk"))
+    assert file_texts(tmp_path / "zh.txt")[0][2] == "euc_jp"
+    assert "zh.txt: read as euc_jp, but it holds no kana" in capsys.readouterr().err
+    (tmp_path / "ja.txt").write_bytes("雨が降っていた。\n".encode("euc_jp"))
+    file_texts(tmp_path / "ja.txt")
+    assert capsys.readouterr().err == ""
+
+
 def test_a_file_name_that_is_not_utf8_is_refused_before_anything(tmp_path):
     """A name in another system's encoding (bytes Python holds as surrogates) crashed the run after its first
     request, writing the UTF-8 manifest: "internal error UnicodeEncodeError"."""
