@@ -212,8 +212,11 @@ def write(src: Path, dest: Path, translations: dict[str, list[str]], lang: str =
     buf = BytesIO()
     with open_zip(src, "an EPUB") as z, zipfile.ZipFile(buf, "w") as zo:
         opf, _ = spine(z, src)
+        known = _known(z, src, translations)
         for info in z.infolist():
             data = read_member(z, info.filename, src)
+            if info.filename not in translations and _is_toc(info.filename, data):
+                data = _retitle(data, f"{src}:{info.filename}", known)
             if info.filename in translations:
                 tree = _parse(data, f"{src}:{info.filename}")
                 _plain_ruby(tree.getroot())
@@ -233,6 +236,36 @@ def write(src: Path, dest: Path, translations: dict[str, list[str]], lang: str =
                               data)
             zo.writestr(info, data, compress_type=info.compress_type)
     paths.atomic_write(dest, buf.getvalue())
+
+
+def _known(z: zipfile.ZipFile, src: Path, translations: dict[str, list[str]]) -> dict[str, str]:
+    """Each translated text block's source text -> its translation (the first, where a text repeats)."""
+    known: dict[str, str] = {}
+    for href, lines in translations.items():
+        root = _parse(read_member(z, href, src), f"{src}:{href}").getroot()
+        _plain_ruby(root)
+        for g, t in zip(segments(root), lines, strict=False):
+            known.setdefault(_text(g), t)
+    return known
+
+
+def _is_toc(name: str, data: bytes) -> bool:
+    """The NCX table of contents, or an XHTML navigation document left out of the spine."""
+    return name.lower().endswith(".ncx") or (name.lower().endswith((".xhtml", ".html", ".htm")) and b"<nav" in data)
+
+
+def _retitle(data: bytes, where: str, known: dict[str, str]) -> bytes:
+    """A table of contents whose entries read as the chapters' translated headings: each leaf whose text is a
+    translated block's source text gets its translation (a reader showed Japanese chapter names over a Chinese
+    book); other entries, and the file when nothing matches, stay as they were."""
+    from lxml import etree
+    tree = _parse(data, where)
+    hits = 0
+    for el in tree.getroot().iter():
+        key = _text([(el, "text")]) if isinstance(el.tag, str) and len(el) == 0 else ""
+        if key in known:
+            el.text, hits = el.text[:len(el.text) - len(el.text.lstrip())] + known[key], hits + 1
+    return etree.tostring(tree, xml_declaration=True, encoding="utf-8") if hits else data
 
 
 def book(chapters: list[tuple[str, str]], dest: Path, title: str, lang: str) -> None:

@@ -10,7 +10,7 @@ from lxml import etree
 
 from lab import LabError
 from lab.translate import PromptSpec, Settings, Translator
-from lab.translate.epub import _put, chapters, segments
+from lab.translate.epub import _put, chapters, segments, write
 
 PREFACE = PromptSpec().preface
 KANA = re.compile(r"[\u3040-\u30ff]")
@@ -91,6 +91,32 @@ def test_a_translation_lands_in_the_paragraph_not_inside_its_leading_link_or_spa
     out = etree.tostring(root, encoding="unicode").replace(' xmlns="http://www.w3.org/1999/xhtml"', "")
     assert out == ('<body><p><a href="#n1" id="r1"></a>正文。</p><p><span class="em"></span>真的这么想。</p>'
                    '<p><span class="g">全部。</span></p><p><a id="filepos1"/>标记之后。</p></body>')
+
+
+NCX = """<?xml version="1.0" encoding="utf-8"?>
+<ncx xmlns="http://www.daisy.org/z3986/2005/ncx/" version="2005-1"><docTitle><text>雨の駅</text></docTitle>
+<navMap><navPoint id="n1" playOrder="1"><navLabel><text>第一章　雨の駅</text></navLabel>
+<content src="text/ch1.xhtml"/></navPoint><navPoint id="n2" playOrder="2"><navLabel><text>付録</text></navLabel>
+<content src="text/ch2.xhtml"/></navPoint></navMap></ncx>"""
+NAV = """<?xml version="1.0" encoding="utf-8"?>
+<html xmlns="http://www.w3.org/1999/xhtml" xmlns:epub="http://www.idpf.org/2007/ops"><head><title>目次</title></head>
+<body><nav epub:type="toc"><ol><li><a href="text/ch1.xhtml"> 第一章　雨の駅</a></li></ol></nav></body></html>"""
+
+
+def test_the_table_of_contents_reads_as_the_translated_headings(tmp_path):
+    """A reader listed the chapters by their Japanese names over a Chinese book: the NCX and a navigation
+    document outside the spine were copied as they were."""
+    book = make_epub(tmp_path / "b.epub")
+    with zipfile.ZipFile(book, "a") as z:
+        z.writestr("OEBPS/toc.ncx", NCX)
+        z.writestr("OEBPS/nav.xhtml", NAV)
+    translations = {c.href: [f"译{i}:{line[:2]}" for i, line in enumerate(c.text.split("\n"))] for c in chapters(book)}
+    write(book, tmp_path / "out.epub", translations)
+    with zipfile.ZipFile(tmp_path / "out.epub") as z:
+        ncx, nav = z.read("OEBPS/toc.ncx").decode(), z.read("OEBPS/nav.xhtml").decode()
+    assert "<text>译1:第一</text>" in ncx and "<text>付録</text>" in ncx  # no chapter block reads 付録: kept
+    assert "<text>雨の駅</text>" in ncx  # the book's title is no block of its text
+    assert '<a href="text/ch1.xhtml"> 译1:第一</a>' in nav and "<title>目次</title>" in nav
 
 
 def test_an_epub_that_unpacks_past_the_limit_is_refused_before_reading(tmp_path, monkeypatch):
