@@ -24,14 +24,17 @@ CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ue000-\
 
 
 def read_text(path: str | Path, what: str = "file") -> str:
-    """A file that need not be Japanese (a C program) in any of the encodings decode() knows, refused as
-    paths.read_bytes and decode() refuse; a legacy reading must hold kana: Chinese saved as GBK reads as EUC-JP
-    kanji (计算 -> 柴麻), which a novel's kana would rule out but a C comment's kanji do not."""
-    text, enc = decode(paths.read_bytes(path, what), str(path))
+    """A file that need not be Japanese (a C program) in any of the encodings decode() knows; anything else is
+    paths.read_text's error naming the line and byte that are not UTF-8. A legacy reading must hold kana: Chinese
+    saved as GBK reads as EUC-JP kanji (计算 -> 柴麻), which a novel's kana would rule out, a C comment's not."""
+    data = paths.read_bytes(path, what)
+    try:
+        text, enc = decode(data, str(path))
+    except LabError:
+        text, enc = "", ""
     if enc.startswith(("utf-8", "utf-16")) or KANA.search(text):
         return text
-    raise LabError(f"{path}: not UTF-8, and its {enc} reading has no kana (Chinese in GBK, or another encoding?): "
-                   f"save the {what} as UTF-8")
+    return paths.read_text(path, what)  # raises: decode() refused it, or read no kana
 
 
 def decode(data: bytes, name: str = "input") -> tuple[str, str]:
