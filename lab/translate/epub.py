@@ -19,6 +19,10 @@ BLOCKS = {"p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "dt", "dd", "td", "th",
           "blockquote", "div", "title", "pre", "address", "section", "article", "aside", "header", "footer",
           "nav", "body", "ol", "ul", "dl", "table", "tr", "tbody", "thead", "figure"}
 SKIP = {"rt", "rp", "script", "style"}   # not text to translate (ruby is made plain before reading)
+# Note references (<a href="#n1">※1</a>, <sup>2</sup>) stay in place: sent, their text came back inside the
+# translation and the link was left empty
+MARKERS = {"a", "sup"}
+LETTER = re.compile(r"[^\W\d_]")
 XHTML = ("application/xhtml+xml", "text/html")
 SPACE = re.compile(r"\s*\n\s*")          # line breaks inside a block are source formatting
 TAG = re.compile(r"""<(?:[^>"']|"[^"]*"|'[^']*')*>""")  # a > inside a quoted attribute value is no tag's end
@@ -103,6 +107,11 @@ def spine(z: zipfile.ZipFile, path: Path) -> tuple[str, list[str]]:
     return rootfile, hrefs
 
 
+def _marker(el: Any) -> bool:
+    """A note reference: a link or superscript of no letters (※1, *, [2], ¹), kept as it is and never sent."""
+    return _local(el) in MARKERS and len(el) == 0 and bool((el.text or "").strip()) and not LETTER.search(el.text)
+
+
 def _flow(el: Any) -> Iterator[tuple[Any, str] | None]:
     """Text slots of a leaf block in reading order; None marks a <br/> (a new segment starts)."""
     yield el, "text"
@@ -110,7 +119,7 @@ def _flow(el: Any) -> Iterator[tuple[Any, str] | None]:
         name = _local(ch)
         if name == "br":
             yield None
-        elif name and name not in SKIP:
+        elif name and name not in SKIP and not _marker(ch):
             yield from _flow(ch)
         yield ch, "tail"
 

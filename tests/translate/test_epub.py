@@ -10,7 +10,7 @@ from lxml import etree
 
 from lab import LabError
 from lab.translate import PromptSpec, Settings, Translator
-from lab.translate.epub import _put, chapters, segments, write
+from lab.translate.epub import _put, _text, chapters, segments, write
 
 PREFACE = PromptSpec().preface
 KANA = re.compile(r"[\u3040-\u30ff]")
@@ -81,16 +81,24 @@ def test_chapters_are_the_spine_in_order_with_ruby_readings_dropped(tmp_path):
         chapters(tmp_path / "x.epub")
 
 
-def test_a_translation_lands_in_the_paragraph_not_inside_its_leading_link_or_span():
+def test_a_translation_lands_in_the_paragraph_and_note_references_stay_in_place():
+    """The first text won: `<p><a href="#n1">※1</a>本文</p>` became one link, and a bold first word a bold
+    paragraph. A note reference (a link or superscript without letters) is never sent and stays where it was."""
     body = ('<body xmlns="http://www.w3.org/1999/xhtml"><p><a href="#n1" id="r1">※1</a>本文です。</p>'
-            '<p><span class="em">本当に</span>そう思った。</p><p><span class="g">全部です。</span></p>'
-            '<p><a id="filepos1"/>目印のあと。</p></body>')
+            '<p><span class="em">本当に</span>そう思った。<a href="#n2">*2</a></p>'
+            '<p><span class="g">全部です。</span></p><p><a id="filepos1"/>目印のあと。<sup>3</sup></p>'
+            '<p><a href="#n4">［注］</a>注のある文。</p></body>')
     root = etree.fromstring(body)
-    for group, zh in zip(segments(root), ["正文。", "真的这么想。", "全部。", "标记之后。"], strict=True):
+    groups = segments(root)
+    assert [_text(g) for g in groups] == ["本文です。", "本当にそう思った。", "全部です。", "目印のあと。",
+                                          "［注］注のある文。"]
+    for group, zh in zip(groups, ["正文。", "真的这么想。", "全部。", "标记之后。", "【注】有注的句子。"], strict=True):
         _put(group, zh)
     out = etree.tostring(root, encoding="unicode").replace(' xmlns="http://www.w3.org/1999/xhtml"', "")
-    assert out == ('<body><p><a href="#n1" id="r1"></a>正文。</p><p><span class="em"></span>真的这么想。</p>'
-                   '<p><span class="g">全部。</span></p><p><a id="filepos1"/>标记之后。</p></body>')
+    assert out == ('<body><p><a href="#n1" id="r1">※1</a>正文。</p>'
+                   '<p><span class="em"></span>真的这么想。<a href="#n2">*2</a></p>'
+                   '<p><span class="g">全部。</span></p><p><a id="filepos1"/>标记之后。<sup>3</sup></p>'
+                   '<p><a href="#n4"></a>【注】有注的句子。</p></body>')
 
 
 NCX = """<?xml version="1.0" encoding="utf-8"?>
