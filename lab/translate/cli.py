@@ -222,7 +222,7 @@ def _tokens(a: argparse.Namespace) -> int:
             texts += [(f"{f}:{ch.href}", "epub", ch.text) for ch in epub.chapters(f)]
             continue
         # an empty file is counted (0 tokens), not the folder's error
-        for member, text, enc in sources.file_texts(f, in_folder=len(files) > 1):
+        for member, text, enc, _ in sources.file_texts(f, in_folder=len(files) > 1):
             if sources.is_aozora(text, a.aozora):  # its ruby and notes are never sent: 966 -> 447 tokens in ame.txt
                 text, enc = sources.clean_aozora(text)[0], f"{enc}+aozora"
             texts.append((f"{f}:{member}" if member else str(f), enc, text))

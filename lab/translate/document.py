@@ -33,6 +33,7 @@ class Doc:
     results: dict[int, list[str | None]] = field(default_factory=dict)  # chunk index -> one entry per unit
     failed: list[int] = field(default_factory=list)
     fixes: dict[int, str] = field(default_factory=dict)  # line index -> a person's locked translation
+    newline: str = "\n"                                # the source's line ends, kept by NAME.zh.txt
 
     def piece_fp(self, text: str) -> str:
         """Fingerprint of one chunk text: the settings plus the glossary entries it uses."""
@@ -103,7 +104,7 @@ def untranslated(doc: Doc, finished_only: bool = False) -> list[int]:
 # -- on disk: OUT/.lab-cache/NAME/{manifest,fixes}.json ------------------------------------------------
 def save_manifest(cache: ChunkCache, doc: Doc) -> None:
     """What `rebuild` and `fix` need to reassemble this document without the source or a server."""
-    rec = {"name": doc.name, "source": doc.source, "encoding": doc.encoding, "epub": doc.epub,
+    rec = {"name": doc.name, "source": doc.source, "encoding": doc.encoding, "newline": doc.newline, "epub": doc.epub,
            "epub_href": doc.epub_href, "fp": doc.fp, "lines": doc.lines, "verbatim": sorted(doc.verbatim),
            "glossary": [[t.source, t.target, t.note] for t in doc.glossary],
            "chunks": [{"context": c.context, "units": [[u.line, u.piece, u.text, u.tokens] for u in c.units]}
@@ -131,6 +132,7 @@ def load_doc(out: Path, name: str) -> Doc:
     except (ValueError, KeyError, TypeError) as e:  # written by lab, so only a hand edit or a disk fault
         raise LabError(f"{f}: not a manifest lab wrote ({type(e).__name__}: {e}); run `lab translate` on the "
                        f"source again to rewrite it") from None
+    doc.newline = "\r\n" if m.get("newline") == "\r\n" else "\n"  # manifests before 2026-12-07 have none
     doc.fixes = load_fixes(cache, doc)
     for c in chunks:
         got = lookup(cache, doc, c)

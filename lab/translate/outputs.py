@@ -13,9 +13,11 @@ UNTRANSLATED = "untranslated.tsv"
 RUN_STATS = "run.json"  # the run's numbers, written by `lab translate` once the run ends
 
 
-def write_document(out: Path, name: str, pairs: list[tuple[str, str]], bilingual: bool) -> None:
-    """The translation (one line per source line) and, optionally, the line-aligned bilingual Markdown."""
-    paths.atomic_write(out / f"{name}.zh.txt", "\n".join(t for _, t in pairs))
+def write_document(out: Path, name: str, pairs: list[tuple[str, str]], bilingual: bool,
+                   newline: str = "\n") -> None:
+    """The translation (one line per source line, ending as the source's lines do) and, optionally, the
+    line-aligned bilingual Markdown."""
+    paths.atomic_write(out / f"{name}.zh.txt", newline.join(t for _, t in pairs))
     if bilingual:
         md = [f"# {name}", ""]
         for src, tgt in pairs:
@@ -70,7 +72,7 @@ def write_all(out: Path, docs: list[Doc], bilingual: bool, epub: bool = False, f
     from lab.translate import epub as epubio
     written: list[str] = []
     for d in docs:
-        write_document(out, d.name, assemble(d), bilingual)
+        write_document(out, d.name, assemble(d), bilingual, d.newline)
         written.append(f"{d.name}.zh.txt")
     if not final:
         return {"outputs": written}

@@ -151,6 +151,7 @@ class Translator:
                     c.context.pop(0)
             doc = Doc(src.name, lines, chunks, str(src.path), src.encoding, src.verbatim,
                       str(src.path) if src.epub_href else None, src.epub_href, self.fp, spec.glossary)
+            doc.newline = src.newline
             doc.fixes = load_fixes(self.cache, doc)  # a person's corrections win over any model output
             docs.append(doc)
         return docs

@@ -39,6 +39,7 @@ class Source:
     name: str
     text: str
     encoding: str
+    newline: str = "\n"                              # the source's line ends, which its translation keeps
     verbatim: set[int] = field(default_factory=set)  # line indices (Aozora footer, no letter) kept out of the prompt
     notes: list[str] = field(default_factory=list)    # what reading did, said once per file
     epub_href: str | None = None                      # the chapter inside an EPUB input
@@ -56,9 +57,10 @@ def source_text(p: Path) -> str:
     return clean_aozora(text)[0] if is_aozora(text) else text
 
 
-def file_texts(p: Path, in_folder: bool = False) -> list[tuple[str, str, str]]:
-    """(member, text with \n line ends, detected encoding) of a .txt file (member ""), or of each .txt inside a
-    .zip, decoded and refused as files are, naming the member. in_folder: a zip without text is skipped, said."""
+def file_texts(p: Path, in_folder: bool = False) -> list[tuple[str, str, str, str]]:
+    """(member, text with \n line ends, detected encoding, its own line end) of a .txt file (member ""), or of
+    each .txt inside a .zip, decoded and refused as files are, naming the member. in_folder: a zip without text
+    is skipped, said."""
     if p.suffix.lower() != ".zip":
         return [("", *_decoded(p))]
     from lab.translate import archive
@@ -77,19 +79,21 @@ def is_aozora(text: str, aozora: bool | None = None) -> bool:
     return looks_aozora(text) if aozora is None else aozora
 
 
-def _decoded(p: Path) -> tuple[str, str]:
-    """A file's text with \n line ends, and its detected encoding."""
+def _decoded(p: Path) -> tuple[str, str, str]:
+    """A file's text with \n line ends, its detected encoding and its own line end."""
     return _lf(decode(paths.read_bytes(p, "input"), str(p)), str(p))
 
 
-def _lf(decoded: tuple[str, str], name: str) -> tuple[str, str]:
-    """\n line ends; a legacy reading without one kana is said (Chinese saved as GBK reads as EUC-JP kanji,
+def _lf(decoded: tuple[str, str], name: str) -> tuple[str, str, str]:
+    """\n line ends, and the text's own (\r\n where most lines end so: a Windows editor's file gets its translation
+    back the same way); a legacy reading without one kana is said (Chinese saved as GBK reads as EUC-JP kanji,
     计算 -> 柴麻, and would be translated as such; a kanji-only Japanese file is rare, not impossible)."""
     text, enc = decoded
     if not enc.startswith(("utf-8", "utf-16")) and not KANA.search(text):
         paths.warn(f"{name}: read as {enc}, but it holds no kana: if it is not Japanese (Chinese in GBK?), "
                    f"convert it to UTF-8")
-    return text.replace("\r\n", "\n").replace("\r", "\n"), enc
+    newline = "\r\n" if text.count("\r\n") * 2 > text.count("\n") else "\n"
+    return text.replace("\r\n", "\n").replace("\r", "\n"), enc, newline
 
 
 def gaiji(note: str) -> str | None:
@@ -213,7 +217,7 @@ def load(path: str | Path, out: Path | None = None, aozora: bool | None = None) 
                      for ch in epub.chapters(f)]
             continue
         texts = file_texts(f, in_folder=len(files) > 1)
-        for member, text, enc in texts:
+        for member, text, enc, newline in texts:
             where = f"{f}:{member}" if member else str(f)
             if not text.strip():
                 if len(files) == 1 and len(texts) == 1:
@@ -221,7 +225,7 @@ def load(path: str | Path, out: Path | None = None, aozora: bool | None = None) 
                 paths.warn(f"{where}: empty file, skipped")
                 continue
             name = base if len(texts) == 1 else f"{base}__{_member_name(member)}"
-            docs.append(_named(_text_source(Source(f, name, text, enc), aozora, member)))
+            docs.append(_named(_text_source(Source(f, name, text, enc, newline), aozora, member)))
     if not docs:
         raise LabError(f"{path}: every input file is empty (or a zip without text)")
     unique_outputs(docs)

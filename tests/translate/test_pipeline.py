@@ -307,6 +307,24 @@ def test_locked_corrections_survive_new_settings(tmp_path):
         fake.close()
 
 
+def test_a_windows_file_gets_its_translation_back_with_its_own_line_ends(tmp_path):
+    """A CRLF source came back LF: a diff against the source's layout showed every line changed."""
+    from lab.translate.outputs import rebuild
+    fake = openai_fake(lambda body: (200, _zh(_source_of(body)), "stop"))
+    try:
+        src = tmp_path / "win.txt"
+        src.write_bytes("一行目です。\r\n\r\n二行目です。\r\n".encode("cp932"))
+        Translator(_settings(tmp_path / "out", fake.url)).run(src)
+        out = (tmp_path / "out" / "win.zh.txt").read_bytes().decode()
+        assert out.count("\r\n") == 3 and "\n" not in out.replace("\r\n", "")
+        rebuild(tmp_path / "out")
+        assert (tmp_path / "out" / "win.zh.txt").read_bytes().decode() == out
+        Translator(_settings(tmp_path / "unix", fake.url)).run(_doc(tmp_path, ["一行目です。"]))
+        assert (tmp_path / "unix" / "in.zh.txt").read_bytes().count(b"\r") == 0
+    finally:
+        fake.close()
+
+
 def test_broken_cache_files(tmp_path):
     """An empty cache file (an OS crash before the data reached disk) is re-translated; a hand edit
     that broke the JSON stops the run with the file's name instead of being silently replaced."""

@@ -27,7 +27,7 @@ def test_empty_and_missing_are_refused_and_line_ends_made_one(tmp_path):
     with pytest.raises(LabError, match="does not exist"):
         inputs(tmp_path / "missing")
     (tmp_path / "crlf.txt").write_bytes("一\r\n二\r\n".encode("cp932"))
-    assert file_texts(tmp_path / "crlf.txt") == [("", "一\n二\n", "cp932")]
+    assert file_texts(tmp_path / "crlf.txt") == [("", "一\n二\n", "cp932", "\r\n")]
 
 
 def test_a_legacy_reading_without_kana_is_read_and_said(tmp_path, capsys):
