@@ -214,14 +214,19 @@ def read_bytes(path: str | Path, what: str = "file") -> bytes:
 
 
 def read_text(path: str | Path, what: str = "file") -> str:
-    """A UTF-8 text file (a BOM is dropped); a missing, unreadable or non-UTF-8 file is one LabError naming
-    the file and, for bad bytes, the line."""
+    """A UTF-8 text file (a BOM is dropped), or UTF-16 with its BOM (Excel's "Unicode text" export of a
+    glossary sheet); a missing, unreadable or undecodable file is one LabError naming the file and, for bad
+    bytes, the line."""
     from lab import LabError
     p = Path(path)
     data = read_bytes(p, what)
+    utf16 = data[:2] in (b"\xff\xfe", b"\xfe\xff")
     try:
-        text = data.decode("utf-8-sig")
+        text = data.decode("utf-16" if utf16 else "utf-8-sig")
     except UnicodeDecodeError as e:
+        if utf16:
+            raise LabError(f"{p}: starts with a UTF-16 byte-order mark but does not decode as UTF-16; save the "
+                           f"{what} as UTF-8") from None
         line = data[:e.start].count(b"\n") + 1
         raise LabError(f"{p}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); save the "
                        f"{what} as UTF-8") from None

@@ -43,6 +43,17 @@ def test_read_text_names_the_file_and_the_line(tmp_path):
         paths.read_text(tmp_path)
 
 
+@pytest.mark.parametrize("enc", ["utf-16-le", "utf-16-be"])
+def test_read_text_takes_utf16_with_its_byte_order_mark(tmp_path, enc):
+    """Excel's "Unicode text" export of a glossary sheet is UTF-16 with a BOM and TABs: it was "not UTF-8"."""
+    f = tmp_path / "g.tsv"
+    f.write_bytes("\ufeff葵\t葵\r\n駅\t车站\r\n".encode(enc))
+    assert paths.read_text(f, "glossary") == "葵\t葵\r\n駅\t车站\r\n"
+    f.write_bytes("\ufeff駅".encode(enc) + b"\x00")  # an odd byte at the end: cut short
+    with pytest.raises(LabError, match="g.tsv: starts with a UTF-16 byte-order mark but does not decode"):
+        paths.read_text(f, "glossary")
+
+
 def test_read_jsonl_skips_blank_lines_and_names_the_broken_one(tmp_path):
     f = tmp_path / "d.jsonl"
     f.write_text('{"a": 1}\n\n{"a": 2}\n{broken\n')

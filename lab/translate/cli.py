@@ -77,7 +77,8 @@ def _run_opts(p: argparse.ArgumentParser) -> None:
                    "ISO-2022-JP detected; output folders inside it and links out of it are not read)")
     p.add_argument("-o", "--out", required=True, help="output folder: NAME.zh.txt, logs/, the resume cache")
     options.endpoint_opts(p, several=True)
-    p.add_argument("--glossary", help="TSV glossary: source<TAB>target[<TAB>note] (default: none)")
+    p.add_argument("--glossary", help="TSV glossary: source<TAB>target[<TAB>note], UTF-8 or UTF-16 with a BOM "
+                   "(Excel's \"Unicode text\") (default: none)")
     p.add_argument("--preface", help="instruction file (default: data/translation/preface.txt)")
     p.add_argument("--fewshot", help="JSONL few-shot examples {source, target} (default: none)")
     options.add(p, "--template", PromptSpec, choices=["qwen", "sakura"], help="prompt template")
