@@ -128,11 +128,11 @@ def load_doc(out: Path, name: str) -> Doc:
         m = paths.parse_json(paths.read_text(f, "manifest"))
         chunks = [Chunk(i, [Unit(*u) for u in c["units"]], c["context"]) for i, c in enumerate(m["chunks"])]
         doc = Doc(m["name"], m["lines"], chunks, m["source"], m["encoding"], set(m["verbatim"]), m["epub"],
-                  m["epub_href"], m["fp"], [Term(*t) for t in m["glossary"]])
+                  m["epub_href"], m["fp"], [Term(*t) for t in m["glossary"]],
+                  newline="\r\n" if m.get("newline") == "\r\n" else "\n")  # manifests before 2026-12-07: none
     except (ValueError, KeyError, TypeError) as e:  # written by lab, so only a hand edit or a disk fault
         raise LabError(f"{f}: not a manifest lab wrote ({type(e).__name__}: {e}); run `lab translate` on the "
                        f"source again to rewrite it") from None
-    doc.newline = "\r\n" if m.get("newline") == "\r\n" else "\n"  # manifests before 2026-12-07 have none
     doc.fixes = load_fixes(cache, doc)
     for c in chunks:
         got = lookup(cache, doc, c)

@@ -221,25 +221,26 @@ def write(src: Path, dest: Path, translations: dict[str, list[str]], lang: str =
     buf = BytesIO()
     with open_zip(src, "an EPUB") as z, zipfile.ZipFile(buf, "w") as zo:
         opf, _ = spine(z, src)
-        known = _known(z, src, translations)
+        # every chapter parsed first: the table of contents, often stored before them, takes their headings
+        names = set(z.namelist())
+        parsed = {href: _blocks(z, src, href, lines) for href, lines in translations.items() if href in names}
+        known: dict[str, str] = {}  # each block's source text -> its translation (the first, where one repeats)
+        for href, (_, groups) in parsed.items():
+            for g, t in zip(groups, translations[href], strict=True):
+                known.setdefault(_text(g), t)
         for info in z.infolist():
             data = read_member(z, info.filename, src)
-            if info.filename not in translations and _is_toc(info.filename, data):
-                data = _retitle(data, f"{src}:{info.filename}", known)
-            if info.filename in translations:
-                tree = _parse(data, f"{src}:{info.filename}")
-                _plain_ruby(tree.getroot())
-                groups, lines = segments(tree.getroot()), translations[info.filename]
-                if len(groups) != len(lines):
-                    raise LabError(f"{src}:{info.filename}: {len(lines)} translated lines for {len(groups)} "
-                                   f"text blocks; the EPUB changed since it was translated: rerun")
-                for g, t in zip(groups, lines, strict=True):
+            if info.filename in parsed:
+                tree, groups = parsed[info.filename]
+                for g, t in zip(groups, translations[info.filename], strict=True):
                     _put(g, t)
                 root = tree.getroot()
                 for attr in ("lang", "{http://www.w3.org/XML/1998/namespace}lang"):
                     if root.get(attr):
                         root.set(attr, lang)
                 data = etree.tostring(tree, xml_declaration=True, encoding="utf-8")
+            elif _is_toc(info.filename, data):
+                data = _retitle(data, f"{src}:{info.filename}", known)
             elif info.filename == opf:
                 data = re.sub(rb"(<dc:language[^>]*>)[^<]*(</dc:language>)", rb"\g<1>" + lang.encode() + rb"\g<2>",
                               data)
@@ -247,15 +248,15 @@ def write(src: Path, dest: Path, translations: dict[str, list[str]], lang: str =
     paths.atomic_write(dest, buf.getvalue())
 
 
-def _known(z: zipfile.ZipFile, src: Path, translations: dict[str, list[str]]) -> dict[str, str]:
-    """Each translated text block's source text -> its translation (the first, where a text repeats)."""
-    known: dict[str, str] = {}
-    for href, lines in translations.items():
-        root = _parse(read_member(z, href, src), f"{src}:{href}").getroot()
-        _plain_ruby(root)
-        for g, t in zip(segments(root), lines, strict=False):
-            known.setdefault(_text(g), t)
-    return known
+def _blocks(z: zipfile.ZipFile, src: Path, href: str, lines: list[str]) -> tuple[Any, list[list[tuple[Any, str]]]]:
+    """A chapter's tree, ruby made plain, and its text blocks, one for each translated line."""
+    tree = _parse(read_member(z, href, src), f"{src}:{href}")
+    _plain_ruby(tree.getroot())
+    groups = segments(tree.getroot())
+    if len(groups) != len(lines):
+        raise LabError(f"{src}:{href}: {len(lines)} translated lines for {len(groups)} text blocks; the EPUB "
+                       f"changed since it was translated: rerun")
+    return tree, groups
 
 
 def _is_toc(name: str, data: bytes) -> bool:
@@ -273,7 +274,8 @@ def _retitle(data: bytes, where: str, known: dict[str, str]) -> bytes:
     for el in tree.getroot().iter():
         key = _text([(el, "text")]) if isinstance(el.tag, str) and len(el) == 0 else ""
         if key in known:
-            el.text, hits = el.text[:len(el.text) - len(el.text.lstrip())] + known[key], hits + 1
+            _put([(el, "text")], known[key])
+            hits += 1
     return etree.tostring(tree, xml_declaration=True, encoding="utf-8") if hits else data
 
 

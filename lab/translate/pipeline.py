@@ -150,8 +150,8 @@ class Translator:
                 while c.context and sum(self.count(x) for x in c.context) > budget - src_budget:
                     c.context.pop(0)
             doc = Doc(src.name, lines, chunks, str(src.path), src.encoding, src.verbatim,
-                      str(src.path) if src.epub_href else None, src.epub_href, self.fp, spec.glossary)
-            doc.newline = src.newline
+                      str(src.path) if src.epub_href else None, src.epub_href, self.fp, spec.glossary,
+                      newline=src.newline)
             doc.fixes = load_fixes(self.cache, doc)  # a person's corrections win over any model output
             docs.append(doc)
         return docs

@@ -45,8 +45,6 @@ class Source:
     epub_href: str | None = None                      # the chapter inside an EPUB input
 
 
-
-
 def source_text(p: Path) -> str:
     """A .txt file's text (or a .zip's one .txt) as `lab translate` reads it by default (any supported encoding,
     Aozora markup removed when detected): what the lines of its translation align with."""
