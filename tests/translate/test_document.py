@@ -58,6 +58,20 @@ def test_a_translation_takes_its_source_lines_indent_and_no_other():
     assert assemble(d)[1][1] == "  “好。”"
 
 
+def test_a_line_of_dialogue_keeps_its_brackets_when_the_model_drops_them():
+    """The 1.5B gave 「ねえ、聞いてる？」 back as 你好，正在听吗？: the source's frame comes back, a quote style of
+    the model's own stays, a half-kept pair is completed with its partner, and unframed lines are untouched."""
+    lines = ["「ねえ、聞いてる？」", "　（どうしよう）", "「はい」", "「行こう」と彼は言った。", "【第一話】",
+             "「いいえ」", "「まだ」"]
+    got = ["你好，正在听吗？", "怎么办", "是的。”", "他说走吧。", "第一话", "“不。”", None]
+    d = Doc("talk", lines, [Chunk(0, [Unit(i, 0, ln, 3) for i, ln in enumerate(lines)])])
+    d.results = {0: got}
+    assert [t for _, t in assemble(d)] == ["「你好，正在听吗？」", "　（怎么办）", "“是的。”", "他说走吧。",
+                                           "【第一话】", "“不。”", f"{FAILED_MARK}「まだ」"]
+    d.fixes[0] = "你好"  # a person's line stays as typed
+    assert assemble(d)[0][1] == "你好"
+
+
 def test_a_chunk_in_flight_is_no_failure_for_progress_lines():
     d = doc()
     d.results = {0: ["到了车站。"]}
