@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from lab.c2rust.build import MISSING_CRATE
 from lab.c2rust.tasks import Case
 
 # C -> Rust by construct, each line sent only where the C program uses its construct (and the context has room,
@@ -76,8 +77,17 @@ ERROR_ADVICE: dict[str, str] = {
 ERROR_ALIASES = {"E0502": "E0499", "E0506": "E0499", "E0596": "E0384"}
 
 
+# build.py's line for a crate the offline registry lacks ends with apt advice for the user; the 1.5B, shown it,
+# replied `cargo install tokio` in prose and spent its last round
+NO_CRATE = ("Only Rust's standard library is available (nothing can be downloaded here): write the program "
+            "without that crate, with std alone.")
+
+
 def error_advice(errors: str, most: int = 3) -> str:
-    """One line of advice for each of the first `most` distinct error codes rustc reported that have one."""
+    """One line of advice for each of the first `most` distinct error codes rustc reported that have one, after
+    a line for a crate that is not available."""
+    if MISSING_CRATE in errors:
+        return NO_CRATE
     seen: list[str] = []
     for code in re.findall(r"error\[(E\d{4})\]", errors):
         code = ERROR_ALIASES.get(code, code)

@@ -33,6 +33,7 @@ ERROR_LINES = 30         # compiler lines kept for the report and the feedback p
 # characters) as one line, which took prompt room from the error's own lines
 ERROR_LINE_CHARS = 300
 REGISTRY = "/usr/share/cargo/registry"
+MISSING_CRATE = "not available offline"  # the words of a build that names a crate the registry lacks
 _BUILTIN = {"std", "core", "alloc", "crate", "self", "super", "proc_macro", "test"}
 
 
@@ -298,7 +299,7 @@ def _build_rust_once(source: str, work: Path, forbid_unsafe: bool, full: list[st
     have = available_crates()
     missing = [c for c in crates if c not in have]
     if missing:
-        return Build(False, f"crate(s) {', '.join(missing)} not available offline (local registry {registry()} "
+        return Build(False, f"crate(s) {', '.join(missing)} {MISSING_CRATE} (local registry {registry()} "
                      f"has: {', '.join(sorted(have)) or 'none'}; Debian: apt install librust-<name>-dev)",
                      crates=tuple(crates), source=source)
     name, env = _cargo_project(source, crates, work)

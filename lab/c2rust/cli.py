@@ -64,10 +64,10 @@ def _check(a: argparse.Namespace) -> int:
     print(json.dumps(rep.to_dict(), indent=1) if a.json else f"C reference: {ref.summary()}\nRust: {rep.summary()}")
     if not a.json:
         for case in rep.cases:
-            if not case.passed and case.diff:
+            if not case.passed and (case.diff or case.note):
                 # the diff holds what a model-written program printed: shown, never able to drive the terminal
-                print(paths.shown(f"--- case {case.index} ({case.reason}{': ' + case.note if case.note else ''})\n"
-                                  f"{case.diff}"))
+                print(paths.shown(f"--- case {case.index} ({case.reason}{': ' + case.note if case.note else ''})"
+                                  + (f"\n{case.diff}" if case.diff else "")))
     return 0 if rep.ok else 1
 
 

@@ -17,6 +17,8 @@ from lab.messages import strip_reasoning
 
 CASE_CPU_S = 4        # CPU seconds per case (RLIMIT_CPU); the samples take milliseconds
 CASE_WALL_S = 10.0    # wall clock per case, sandbox start-up (~20 ms) included
+# said with a timeout: the 1.5B read "timeout" as slow I/O (is_vowel calling itself forever) and asked for tokio
+STDIN_CLOSED = "stdin is closed after the input, so no read waits"
 
 
 @dataclass
@@ -28,7 +30,7 @@ class CaseResult:
     reason: str
     exit_code: int | None = None
     diff: str = ""
-    note: str = ""      # what kind of difference it is, where a rule can tell (see output_note)
+    note: str = ""      # what kind of difference it is, where a rule can tell (see output_note), or which limit
     stderr: str = ""    # the end of what a failing own-format case wrote to stderr: a panic's message and line
 
 
@@ -146,13 +148,18 @@ def judge(case: Case, index: int, out: sandbox.Outcome) -> CaseResult:
     """Compare one run with its case: SACToR cases by normalized stdout+stderr, own cases by stdout and exit code."""
     code = out.code
     if out.timed_out:
-        return CaseResult(index, False, "timeout", None, f"killed after {CASE_WALL_S:.0f}s wall clock")
+        return CaseResult(index, False, "timeout", None, note=f"killed after {CASE_WALL_S:.0f}s wall clock "
+                          f"without finishing ({STDIN_CLOSED})")
     if code == -25 or max(len(out.stdout), len(out.stderr)) >= sandbox.OUTPUT_BYTES:  # SIGXFSZ: past the cap
-        return CaseResult(index, False, "output_limit", code, f"output reached the {sandbox.OUTPUT_BYTES}-byte cap")
+        return CaseResult(index, False, "output_limit", code,
+                          note=f"output reached the {sandbox.OUTPUT_BYTES}-byte cap")
     if code in (-24, -9):  # SIGXCPU, or SIGKILL at the hard CPU limit
-        return CaseResult(index, False, "timeout", code, f"CPU time limit ({CASE_CPU_S}s)")
+        return CaseResult(index, False, "timeout", code, note=f"{CASE_CPU_S}s of CPU without finishing: a loop "
+                          f"whose condition never turns false, or a function that calls itself without end "
+                          f"({STDIN_CLOSED})")
     if code is not None and code < 0:
-        return CaseResult(index, False, "crash", code, f"killed by signal {-code}", stderr=stderr_tail(out.stderr))
+        return CaseResult(index, False, "crash", code, note=f"killed by signal {-code}",
+                          stderr=stderr_tail(out.stderr))
     if case.sactor:
         actual = normalize(out.stdout.decode("utf-8", "replace") + out.stderr.decode("utf-8", "replace"))
         expected = normalize(case.expected)

@@ -73,3 +73,21 @@ def test_a_program_that_reads_all_of_stdin_more_than_once_is_recognised():
     files = "use std::io::Read;\nfn main() {\n    for p in [\"a\", \"b\"] {\n        let mut s = String::new();\n" \
         "        std::fs::File::open(p).unwrap().read_to_string(&mut s).unwrap();\n    }\n}\n"
     assert not rereads_stdin(files)  # files, not stdin
+
+
+def test_a_crate_the_offline_registry_lacks_is_answered_with_std_alone():
+    """The 1.5B, shown only the build's line (which ends with apt advice for the user), replied in prose
+    `cargo install tokio` and spent its last round: the feedback now says to write it with std."""
+    from pathlib import Path
+
+    from lab.c2rust.advice import NO_CRATE, error_advice
+    from lab.c2rust.harness import check_source
+    from lab.c2rust.prompts import feedback
+    from lab.c2rust.tasks import Case, Task
+
+    cases = [Case(args=[], stdin="", expected="")]
+    rep = check_source("use tokio::time::Duration;\nfn main() { let _ = Duration::from_secs(1); }", cases)
+    assert not rep.compiled and "tokio" in rep.compile_errors
+    text = feedback(rep, Task(Path("t.json"), "lab", cases))
+    assert NO_CRATE in text and text.index("tokio") < text.index(NO_CRATE) < text.index("Fix it.")
+    assert error_advice("error[E0433]: failed to resolve: use of undeclared crate or module `foo`") != NO_CRATE
