@@ -32,9 +32,15 @@ def read_text(path: str | Path, what: str = "file") -> str:
         text, enc = decode(data, str(path))
     except LabError:
         text, enc = "", ""
-    if enc.startswith(("utf-8", "utf-16")) or KANA.search(text):
+    if not unproven(text, enc):
         return text
     return paths.read_text(path, what)  # raises: decode() refused it, or read no kana
+
+
+def unproven(text: str, encoding: str) -> bool:
+    """A legacy (not UTF) reading without one kana: Chinese saved as GBK reads as EUC-JP kanji (计算 -> 柴麻), and
+    only kana tell a Japanese file from it (a kanji-only Japanese file is rare, not impossible)."""
+    return not encoding.startswith(("utf-8", "utf-16")) and not KANA.search(text)
 
 
 def decode(data: bytes, name: str = "input") -> tuple[str, str]:

@@ -5,7 +5,7 @@ import codecs
 import pytest
 
 from lab import LabError
-from lab.jatext import decode, read_text
+from lab.jatext import decode, read_text, unproven
 
 JA = "春の朝、駅に少女が立っていた。彼女の名前は葵。"
 
@@ -77,3 +77,10 @@ def test_read_text_reads_a_cp932_c_program_and_refuses_as_decode_does(tmp_path):
     (tmp_path / "b.c").write_bytes(b"\x7fELF\x00\x00")
     with pytest.raises(LabError, match="b.c:1: .*NUL"):
         read_text(tmp_path / "b.c", "C program")
+
+
+def test_only_a_legacy_reading_without_kana_is_unproven():
+    gbk = "计算两个数的和".encode("gbk")
+    assert unproven(*decode(gbk))  # GBK read as EUC-JP kanji: nothing Japanese about it
+    assert not unproven(*decode("合計を出す".encode("cp932")))
+    assert not unproven("计算", "utf-8") and not unproven("计算", "utf-16")  # UTF needs no guessing

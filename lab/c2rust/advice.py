@@ -84,8 +84,8 @@ NO_CRATE = ("Only Rust's standard library is available (nothing can be downloade
 
 
 def error_advice(errors: str, most: int = 3) -> str:
-    """One line of advice for each of the first `most` distinct error codes rustc reported that have one, after
-    a line for a crate that is not available."""
+    """One line of advice for each of the first `most` distinct error codes rustc reported that have one; for a
+    crate that is not available (rustc never ran), the line that says to use std alone."""
     if MISSING_CRATE in errors:
         return NO_CRATE
     seen: list[str] = []

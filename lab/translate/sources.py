@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lab import LabError, paths
-from lab.jatext import KANA, decode
+from lab.jatext import decode, unproven
 
 INPUT_SUFFIXES = (".txt", ".epub", ".zip")  # .zip: the .txt files inside (Aozora ships zips)
 RUBY = re.compile(r"《[^》\n]*》")            # ruby readings: 漢字《かんじ》
@@ -84,10 +84,9 @@ def _decoded(p: Path) -> tuple[str, str, str]:
 
 def _lf(decoded: tuple[str, str], name: str) -> tuple[str, str, str]:
     """\n line ends, and the text's own (\r\n where most lines end so: a Windows editor's file gets its translation
-    back the same way); a legacy reading without one kana is said (Chinese saved as GBK reads as EUC-JP kanji,
-    计算 -> 柴麻, and would be translated as such; a kanji-only Japanese file is rare, not impossible)."""
+    back the same way); an unproven legacy reading is said (it would be translated as read)."""
     text, enc = decoded
-    if not enc.startswith(("utf-8", "utf-16")) and not KANA.search(text):
+    if unproven(text, enc):
         paths.warn(f"{name}: read as {enc}, but it holds no kana: if it is not Japanese (Chinese in GBK?), "
                    f"convert it to UTF-8")
     newline = "\r\n" if text.count("\r\n") * 2 > text.count("\n") else "\n"
