@@ -58,10 +58,12 @@ def load_fewshot(path: str | Path | None) -> list[tuple[str, str]]:
         return []
     out = []
     for n, rec in paths.read_jsonl(path, "few-shot file"):
-        try:
-            out.append((str(rec["source"]), str(rec["target"])))
-        except (KeyError, TypeError):
-            raise LabError(f"{path}:{n}: expected {{\"source\": ..., \"target\": ...}}") from None
+        pair = (rec.get("source"), rec.get("target")) if isinstance(rec, dict) else (None, None)
+        # both texts, non-empty: a number or a blank target would teach the model to answer with one
+        if not all(isinstance(x, str) and x.strip() for x in pair):
+            raise LabError(f"{path}:{n}: expected {{\"source\": \"...\", \"target\": \"...\"}} with two "
+                           f"non-empty strings")
+        out.append((str(pair[0]), str(pair[1])))
     return out
 
 

@@ -74,6 +74,12 @@ def test_glossary_and_fewshot_errors_name_file_and_line(tmp_path):
     f.write_text('{"source": "a", "target": "b"}\n{"src": "a"}\n')
     with pytest.raises(LabError, match=r"f.jsonl:2: expected"):
         load_fewshot(f)
+    for bad in ('{"source": 1, "target": 2}', '{"source": "a", "target": " "}', '["a", "b"]'):
+        f.write_text('{"source": "a", "target": "b"}\n' + bad + "\n")
+        with pytest.raises(LabError, match=r"f.jsonl:2: expected .* two non-empty strings"):
+            load_fewshot(f)
+    f.write_text('{"source": "猫\\n犬", "target": "猫\\n狗", "note": "extra keys are ignored"}\n')
+    assert load_fewshot(f) == [("猫\n犬", "猫\n狗")]
 
 
 def test_a_retry_is_told_what_was_wrong_where_that_can_help():
