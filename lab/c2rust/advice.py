@@ -38,10 +38,19 @@ HINTS: tuple[tuple[str, str], ...] = (
     (r"\?[^?:;\n\"]+:",  # C's conditional operator (the 1.5B kept `a[n > 10 ? 10 : n]` for four rounds)
      "- `c ? a : b` -> `if c { a } else { b }` (Rust has no ?: operator; an index becomes "
      "`a[if c { x } else { y }]`)."),
-    (r"\b(?:getchar|getc|fgetc|fgets|putchar|putc|fputc)\b",
+    # reading and writing bytes apart: with both in one line, a program that scanf's numbers and putchar's stars
+    # read stdin into a Vec<u8> and called split_whitespace on it, four rounds of E0599 (the 1.5B, 2026-12-07)
+    (r"\b(?:getchar|getc|fgetc|fgets)\b",
      "- getchar()/fgets until EOF: read all of stdin once (`let mut buf = Vec::new(); "
-     "std::io::stdin().read_to_end(&mut buf).unwrap();`, `use std::io::Read;`) and loop over the bytes; "
-     "putchar(c): collect the bytes and write them once (`std::io::stdout().write_all(&out)`, `use std::io::Write;`)."),
+     "std::io::stdin().read_to_end(&mut buf).unwrap();`, `use std::io::Read;`) and loop over the bytes."),
+    (r"\b(?:putchar|putc|fputc)\b",
+     "- putchar(c): `print!(\"{}\", c as u8 as char)`, or collect the bytes and write them once "
+     "(`std::io::stdout().write_all(&out)`, `use std::io::Write;`)."),
+    # the 1.5B's run-length encoder kept `for i in 0..n { ...; i = j; }` for C's `for (i = 0; i < n;) {...; i = j;}`
+    (r"\bfor\s*\([^;()]*;[^;()]*;\s*\)",
+     "- a C `for` without its increment (`for (i = 0; i < n;)`), or whose body changes its counter, is a `while` "
+     "loop in Rust (`let mut i = 0; while i < n { ...; i = j; }`): `for i in 0..n` ignores assignments to i. "
+     "`for (;;)` is `loop`."),
     (r"\b(?:isalpha|isdigit|isspace|isalnum|isupper|islower|toupper|tolower)\b",
      "- <ctype.h> on a byte b: isalpha -> `b.is_ascii_alphabetic()`, isdigit -> `b.is_ascii_digit()`, isspace -> "
      "`b.is_ascii_whitespace()`, toupper -> `b.to_ascii_uppercase()`."),
@@ -83,9 +92,17 @@ NO_CRATE = ("Only Rust's standard library is available (nothing can be downloade
             "without that crate, with std alone.")
 
 
+# Errors without a code, by their words: printf's type letters kept in Rust formats (`{:2d}`, the 1.5B's histogram)
+TEXT_ADVICE: dict[str, str] = {
+    "unknown format trait": "Rust format specs have no type letter: C's %5d is {:5}, %-8s {:<8}, %05.2f {:05.2}, "
+                            "%x {:x}, %ld and %lu {}.",
+}
+
+
 def error_advice(errors: str, most: int = 3) -> str:
-    """One line of advice for each of the first `most` distinct error codes rustc reported that have one; for a
-    crate that is not available (rustc never ran), the line that says to use std alone."""
+    """One line of advice for each of the first `most` distinct error codes rustc reported that have one (and for
+    errors without a code that TEXT_ADVICE knows by their words); for a crate that is not available (rustc never
+    ran), the line that says to use std alone."""
     if MISSING_CRATE in errors:
         return NO_CRATE
     seen: list[str] = []
@@ -93,7 +110,8 @@ def error_advice(errors: str, most: int = 3) -> str:
         code = ERROR_ALIASES.get(code, code)
         if code in ERROR_ADVICE and code not in seen:
             seen.append(code)
-    return "\n".join(ERROR_ADVICE[c] for c in seen[:most])
+    lines = [ERROR_ADVICE[c] for c in seen] + [text for words, text in TEXT_ADVICE.items() if words in errors]
+    return "\n".join(lines[:most])
 
 
 def _blanked(src: str, strings: bool = True) -> str:
@@ -153,6 +171,44 @@ def rereads_stdin(rust: str) -> bool:
     if "stdin" not in code or not calls:
         return False
     return len(calls) > 1 or any(m.end() <= calls[0] < _block_end(code, m.end()) for m in LOOP.finditer(code))
+
+
+C_READS_STDIN = re.compile(r"\b(?:scanf|getchar|gets|getline)\s*\(|\bstdin\b|\bread\s*\(\s*(?:0|STDIN_FILENO)\b")
+C_MAIN_PARAMS = re.compile(r"\bmain\s*\([^)]*\)")
+ARGS_UNREAD = ("The C program reads its command-line arguments, but your program never calls `std::env::args()`: "
+               "each test gives its input as arguments (`args` above). Read them: `let args: Vec<String> = "
+               "std::env::args().collect();` (args[1] is C's argv[1]).{stdin}\n")
+STDIN_UNREAD = ("The C program reads stdin, but your program never does: read all of it once (`let mut input = "
+                "String::new(); std::io::stdin().read_to_string(&mut input).unwrap();`, `use std::io::Read;`) and "
+                "take what each C read takes from it.\n")
+
+# The 1.5B's ring buffer read a line per command where C's scanf("%15s") reads a word, for four rounds: the tests
+# give `push 1 push 2 pop` on one line (2026-12-07).
+SCANF_WORDS = ("C's scanf reads whitespace-separated words, not lines: one line may hold several commands or "
+               "numbers, and one number may stand on the next line. Read all of stdin once and take each word "
+               "from `input.split_whitespace()` as the C program's scanf calls take them.\n")
+
+
+def unread_inputs(c_src: str, rust: str) -> str:
+    """A note where the Rust program ignores an input the C program reads (argv never collected, stdin never read)
+    or reads by lines what C's scanf reads by words ("" otherwise). The 1.5B's run-length encoder read stdin,
+    where the C program encodes each argument, for four rounds of `wrong_output` diffs that showed the arguments
+    (2026-12-07)."""
+    c, r = _blanked(c_src), _blanked(rust)
+    c_args = bool(re.search(r"\bargv\b|\bargc\b", C_MAIN_PARAMS.sub("main()", c)))
+    c_stdin = bool(C_READS_STDIN.search(c))
+    r_args = bool(re.search(r"\bargs(?:_os)?\s*\(", r))
+    r_stdin = bool(re.search(r"\bstdin\b|\bread\s*\(\s*(?:0|libc::STDIN_FILENO)\b", r))
+    note = ""
+    if c_args and not r_args:
+        note += ARGS_UNREAD.format(stdin="" if c_stdin or not r_stdin else " The C program never reads stdin; the "
+                                   "tests give nothing there.")
+    if c_stdin and not r_stdin:
+        note += STDIN_UNREAD
+    elif re.search(r"\bscanf\s*\(", c) and not re.search(r"\b(?:fgets|getline)\s*\(", c) \
+            and re.search(r"\.(?:read_line|lines)\s*\(", r):
+        note += SCANF_WORDS
+    return note
 
 
 def exit_lines(src: str, status: int, most: int = 2) -> list[str]:

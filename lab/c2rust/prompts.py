@@ -5,7 +5,16 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lab.c2rust.advice import EXAMPLE_C, EXAMPLE_RUST, EXAMPLE_TESTS, error_advice, exit_lines, hints_for, rereads_stdin
+from lab.c2rust.advice import (
+    EXAMPLE_C,
+    EXAMPLE_RUST,
+    EXAMPLE_TESTS,
+    error_advice,
+    exit_lines,
+    hints_for,
+    rereads_stdin,
+    unread_inputs,
+)
 from lab.c2rust.harness import CheckReport
 from lab.c2rust.tasks import Task
 from lab.client import Client, context_room
@@ -60,6 +69,7 @@ def feedback(report: CheckReport | None, task: Task, cases: int = FEEDBACK_CASES
             + "Fix it."
     if rereads_stdin(report.source):
         again += STDIN_NOTE
+    again += unread_inputs(task.c_source, report.source or "")
     parts = []
     for c in [c for c in report.cases if not c.passed][:cases]:
         case = task.cases[c.index]

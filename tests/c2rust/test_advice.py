@@ -27,8 +27,13 @@ def test_the_cheat_sheet_holds_only_the_constructs_the_program_uses():
     assert "no ?: operator" in hints_for('int main(int c, char **v) { printf(c > 1 ? "%d" : "-%d", c); }')
     assert "no ?: operator" not in hints_for("int main(void) { int c = getc(stdin); return c == '?' || c == ':'; }")
     eof = hints_for("int main(void) { int c; while ((c = getchar()) != EOF) putchar(toupper(c)); }")
-    assert "read_to_end" in eof and "to_ascii_uppercase" in eof
+    assert "read_to_end" in eof and "to_ascii_uppercase" in eof and "putchar" in eof
+    stars = hints_for('int main(void) { int v; while (scanf("%d", &v) == 1) putchar(\'*\'); }')
+    assert "putchar" in stars and "read_to_end" not in stars  # numbers, read as text: no bytes to split
     assert "read_to_end" not in hints_for('int main(void) { printf("%d", 1); }')
+    for loop in ("for (i = 0; i < n;) i = j;", "for (;;) break;", "for (size_t i = 0; i < n; ) { i += 2; }"):
+        assert "is a `while` loop in Rust" in hints_for(f"int main(void) {{ {loop} }}"), loop
+    assert "`while` loop" not in hints_for("int main(void) { for (int i = 0; i < f(n, 2); i++) g(i); }")
     assert "printf" in hints_for('int main(void) { printf("see http://x/%d\\n", 1); }')  # no comment in a string
 
 

@@ -30,6 +30,9 @@ def test_compile_feedback_advises_on_the_error_codes_it_shows():
     advice = error_advice(errs).splitlines()
     assert [a.split(" ")[0] for a in advice] == ["E0382", "E0499/E0502", "E0308"]  # distinct, in order, at most 3
     assert error_advice("error[E0999]: something new\nerror: aborting") == ""
+    rep = check_source('fn main() { println!("{:2d}", 7); }', [Case(args=[], stdin="", expected=" 7\n")])
+    assert "unknown format trait `d`" in rep.compile_errors  # rustc's words, which carry no error code
+    assert error_advice(rep.compile_errors).startswith("Rust format specs have no type letter: C's %5d is {:5}")
     rep = check_source("fn main() { let v = vec![1]; let w = v; println!(\"{:?} {:?}\", v, w); }",
                        [Case(args=[], stdin="", expected="")])
     text = feedback(rep, Task(Path("t.json"), "lab", [Case(args=[], stdin="", expected="")]))
@@ -104,3 +107,37 @@ def test_a_program_that_reads_stdin_once_per_number_is_told_to_read_it_once():
     assert rep.ok, rep.summary()
     bad = check_source(once.replace("println!(\"{}\", sum)", "println!(\"{}\", sum + 1)"), [case])
     assert not bad.ok and STDIN_NOTE not in feedback(bad, Task(Path("t.json"), "lab", [case]))
+
+
+def test_a_program_that_ignores_an_input_the_c_program_reads_is_told_which():
+    """The 1.5B's run-length encoder read stdin where the C program encodes each argument, for four rounds of
+    diffs that showed the arguments; the feedback now names the input it never reads."""
+    from lab.c2rust.advice import unread_inputs
+    from lab.c2rust.prompts import feedback
+    c_args = ('#include <stdio.h>\nint main(int argc, char **argv) {\n    for (int i = 1; i < argc; i++) '
+              'printf("%s!\\n", argv[i]);\n    return 0;\n}\n')
+    case = Case(args=["hi"], stdin="", expected="hi!\n")
+    task = Task(Path("t.json"), "lab", [case], c_source=c_args)
+    reads_stdin = ('use std::io::Read;\nfn main() {\n    let mut s = String::new();\n'
+                   '    std::io::stdin().read_to_string(&mut s).unwrap();\n    print!("{}", s);\n}\n')
+    rep = check_source(reads_stdin, [case])
+    assert rep.compiled and not rep.ok
+    text = feedback(rep, task)
+    assert "never calls `std::env::args()`" in text and "The C program never reads stdin" in text
+    assert text.index("never calls") < text.index("0/1 tests pass")
+    reads_args = 'fn main() {\n    for a in std::env::args().skip(1) {\n        println!("{}?", a);\n    }\n}\n'
+    rep = check_source(reads_args, [case])
+    assert not rep.ok and "never calls" not in feedback(rep, task)  # wrong, but it reads what C reads
+    c_stdin = ('#include <stdio.h>\nint main(void) {\n    int x;\n    while (scanf("%d", &x) == 1) '
+               'printf("%d\\n", x);\n}\n')
+    note = unread_inputs(c_stdin, 'fn main() {\n    // stdin would be read here\n    println!("1");\n}\n')
+    assert note.startswith("The C program reads stdin, but your program never does")  # a comment reads nothing
+    assert unread_inputs(c_stdin, "use std::io::Read;\nfn main() { let mut s = String::new(); std::io::stdin()"
+                                  ".read_to_string(&mut s).unwrap(); println!(\"{}\", s); }\n") == ""
+    by_lines = ("use std::io::BufRead;\nfn main() { for l in std::io::stdin().lock().lines() "
+                "{ println!(\"{}\", 1); } }\n")
+    assert "scanf reads whitespace-separated words, not lines" in unread_inputs(c_stdin, by_lines)
+    with_fgets = c_stdin.replace("int x;", "char b[9]; fgets(b, 9, stdin); int x;")  # C reads a line itself
+    assert unread_inputs(with_fgets, by_lines) == ""
+    assert unread_inputs("int main(int argc, char **argv) { return 0; }", "fn main() {}") == ""  # argv unused
+    assert unread_inputs('int main(void) { puts("x"); }', "fn main() {}") == ""
