@@ -63,6 +63,11 @@ def check_kind(name: str, value: Any, default: Any, where: str) -> None:
     if not ok:
         raise LabError(f"{where} {name}: expected {_KINDS[kind]} (the notebook's default is {default!r}), "
                        f"got {reprlib.repr(value)}")
+    # A count, a size, a rate or a bound with a positive default is positive; one defaulting to 0 (epochs, seed,
+    # an SLO where 0 means "measured") is never negative: `-p concurrency=-1` passed the plan and failed a cell
+    if kind in (int, float) and (value <= 0 < default or value < 0 == default):
+        raise LabError(f"{where} {name}: expected a number {'> 0' if default > 0 else '>= 0'} (the notebook's "
+                       f"default is {default!r}), got {value!r}")
     items = {type(x) for x in default} if kind is list else set()
     if len(items) == 1 and items <= _KINDS.keys() - {list}:  # [1, 4, 16]: every item an integer too
         for i, x in enumerate(value):

@@ -44,6 +44,22 @@ def test_a_parameter_of_another_kind_than_the_notebooks_default_is_refused_first
     nbparams.check_kind("lr", 1, 0.003, "-p")  # an int where a float is expected is fine
 
 
+@pytest.mark.parametrize("given,msg", [("concurrency=-1", "expected a number > 0 (the notebook's default is 16)"),
+                                       ("max_tokens=0", "expected a number > 0"),
+                                       ("start_timeout=-5.5", "expected an integer")])
+def test_a_count_or_bound_below_its_range_is_refused_at_the_plan(given, msg):
+    r = lab("run", "01", "--plan", "-p", given)
+    assert r.returncode == 1 and r.stderr.startswith(f"error: -p {given.split('=')[0]}: {msg}"), r.stderr
+    assert r.stderr.count("\n") == 1
+    for name, value, default in (("epochs", -1, 0), ("lr", 0.0, 0.003), ("concurrencies[0]", 0, 1)):
+        with pytest.raises(LabError, match=f"-p {re.escape(name)}: expected a number"):
+            nbparams.check_kind(name, value, default, "-p")
+    with pytest.raises(LabError, match=r"-p concurrencies\[1\]: expected an integer, as every item"):
+        nbparams.check_kind("concurrencies", [1, -4], [1, 2], "-p")
+    for name, value, default in (("epochs", 0, 0), ("slo_ttft_ms", 0.0, 0.0), ("lr", 1e-9, 0.003), ("n", 1, 8)):
+        nbparams.check_kind(name, value, default, "-p")  # within range: 0 where the default is 0
+
+
 def test_params_file_errors(tmp_path):
     with pytest.raises(LabError, match="does not exist"):
         nbparams.load_params_file(tmp_path / "x.yaml")
