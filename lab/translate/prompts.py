@@ -63,7 +63,7 @@ def load_fewshot(path: str | Path | None) -> list[tuple[str, str]]:
         if not all(isinstance(x, str) and x.strip() for x in pair):
             raise LabError(f"{path}:{n}: expected {{\"source\": \"...\", \"target\": \"...\"}} with two "
                            f"non-empty strings")
-        out.append((str(pair[0]), str(pair[1])))
+        out.append(pair)
     return out
 
 
