@@ -114,7 +114,7 @@ def error_advice(errors: str, most: int = 3) -> str:
     return "\n".join(lines[:most])
 
 
-def _blanked(src: str, strings: bool = True) -> str:
+def blanked(src: str, strings: bool = True) -> str:
     """src with comments, strings and char literals blanked (`strings=False`: comments only), newlines kept (line
     numbers stay; a "}" in a printf format closes no block). One pass, so a "//" inside a string is no comment."""
     def blank(m: re.Match[str]) -> str:
@@ -129,7 +129,7 @@ def hints_for(src: str) -> str:
     # Only printf formats look inside strings; every other construct is looked for with strings, char literals
     # and comments blanked (a comment's "->" is no pointer). Strings once became `""`, which hid the `?:` of
     # `printf(j ? " %ld" : "%ld")` in 4 of the project's 13 programs.
-    code, bare = _blanked(src, strings=False), _blanked(src)
+    code, bare = blanked(src, strings=False), blanked(src)
     lines = [text for pattern, text in HINTS if re.search(pattern, code if pattern.startswith("(?#strings)") else bare)]
     return "\n".join(["C to Rust, by construct:", *lines]) if lines else ""
 
@@ -149,7 +149,7 @@ def _ends_with(expr: str, status: int) -> bool:
     return any(re.search(rf"(?<![\w.]){n}(?![\w.])", expr) for n in names)
 
 
-def _block_end(code: str, start: int) -> int:
+def block_end(code: str, start: int) -> int:
     """Where the block whose "{" ends just before `start` closes (the end of `code` if it never does)."""
     depth, end = 1, start
     while end < len(code) and depth:
@@ -166,11 +166,11 @@ def rereads_stdin(rust: str) -> bool:
     """Whether a Rust program reads all of stdin more than once: two read_to_string/read_to_end calls, or one in a
     loop. Every read after the first gets "": the 1.5B's matrix read the whole input once per number (scanf by
     scanf) for two rounds beside the sheet line that says read once."""
-    code = _blanked(rust)
+    code = blanked(rust)
     calls = [m.start() for m in READ_ALL.finditer(code)]
     if "stdin" not in code or not calls:
         return False
-    return len(calls) > 1 or any(m.end() <= calls[0] < _block_end(code, m.end()) for m in LOOP.finditer(code))
+    return len(calls) > 1 or any(m.end() <= calls[0] < block_end(code, m.end()) for m in LOOP.finditer(code))
 
 
 C_READS_STDIN = re.compile(r"\b(?:scanf|getchar|gets|getline)\s*\(|\bstdin\b|\bread\s*\(\s*(?:0|STDIN_FILENO)\b")
@@ -194,7 +194,7 @@ def unread_inputs(c_src: str, rust: str) -> str:
     or reads by lines what C's scanf reads by words ("" otherwise). The 1.5B's run-length encoder read stdin,
     where the C program encodes each argument, for four rounds of `wrong_output` diffs that showed the arguments
     (2026-12-07)."""
-    c, r = _blanked(c_src), _blanked(rust)
+    c, r = blanked(c_src), blanked(rust)
     c_args = bool(re.search(r"\bargv\b|\bargc\b", C_MAIN_PARAMS.sub("main()", c)))
     c_stdin = bool(C_READS_STDIN.search(c))
     r_args = bool(re.search(r"\bargs(?:_os)?\s*\(", r))
@@ -215,10 +215,10 @@ def exit_lines(src: str, status: int, most: int = 2) -> list[str]:
     """`line N: text` for the C lines that end the program with `status`: a `return` in main, an `exit()`
     anywhere. Told only the status, the 1.5B kept a bare `return;` in Rust's main (exit 0) for three rounds in
     reverse_string and bit_manipulation, whose usage check returns 1."""
-    code = _blanked(src)
+    code = blanked(src)
     m = re.search(r"\bmain\s*\([^)]*\)\s*\{", code)
     start = m.end() if m else len(code)
-    end = _block_end(code, start)
+    end = block_end(code, start)
     lines, found = src.splitlines(), []
     for hit in EXIT.finditer(code):
         returns = hit.group(1) is not None

@@ -16,6 +16,7 @@ from lab.c2rust.advice import (
     unread_inputs,
 )
 from lab.c2rust.harness import CheckReport
+from lab.c2rust.mismatch import counter_assigned, lost_widths
 from lab.c2rust.tasks import Task
 from lab.client import Client, context_room
 
@@ -69,7 +70,9 @@ def feedback(report: CheckReport | None, task: Task, cases: int = FEEDBACK_CASES
             + "Fix it."
     if rereads_stdin(report.source):
         again += STDIN_NOTE
-    again += unread_inputs(task.c_source, report.source or "")
+    again += unread_inputs(task.c_source, report.source or "") + counter_assigned(report.source or "")
+    if any(c.reason == "wrong_output" for c in report.cases):
+        again += lost_widths(task.c_source, report.source or "")
     parts = []
     for c in [c for c in report.cases if not c.passed][:cases]:
         case = task.cases[c.index]
