@@ -30,7 +30,9 @@ HINTS: tuple[tuple[str, str], ...] = (
     (r"\bmalloc\b|->|\]\s*\[|\bchar\s*\*",
      "- fixed arrays `long a[N][M]` -> `vec![vec![0i64; M]; N]`; structs linked by malloc'd pointers -> a Vec, or "
      "Option<Box<Node>> moved with take(); C strings -> String, or Vec<u8> for byte-level work."),
-    (r"struct\s+(\w+)\s*\{[^}]*\bstruct\s+\1\s*\*",
+    # bounded bodies (4,000 characters) here and in EXIT: unbounded, a 400 KB file of unclosed `struct N {` took
+    # 79 s to search, each match running to the end of the file, before its C was built (the resume key has it)
+    (r"struct\s+(\w+)\s*\{[^}]{0,4000}?\bstruct\s+\1\s*\*",
      # no field shorthand here: the 1.5B copied `Node { value, next }` into a function without a `value` (E0425)
      "- a struct that points to its own type (list, tree): `struct Node { val: i32, next: Option<Box<Node>> }`; "
      "push `head = Some(Box::new(Node { val: x, next: head.take() }))`; walk `let mut cur = &head; while let "
@@ -121,7 +123,9 @@ def blanked(src: str, strings: bool = True) -> str:
         if not strings and m.group(0)[0] in "\"'":
             return m.group(0)
         return re.sub(r"[^\n]", " ", m.group(0))
-    return re.sub(r"/\*.*?\*/|//[^\n]*|\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])*'", blank, src, flags=re.S)
+    # an unclosed /* runs to the end (as gcc reads it): tried at each "/*", `.*?\*/` alone took minutes on a
+    # 300 KB file of them
+    return re.sub(r"/\*.*?(?:\*/|\Z)|//[^\n]*|\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])*'", blank, src, flags=re.S)
 
 
 def hints_for(src: str) -> str:
@@ -134,7 +138,7 @@ def hints_for(src: str) -> str:
     return "\n".join(["C to Rust, by construct:", *lines]) if lines else ""
 
 
-EXIT = re.compile(r"\breturn\b([^;]*);|\bexit\s*\(([^;]*)\)\s*;")
+EXIT = re.compile(r"\breturn\b([^;]{0,4000});|\bexit\s*\(([^;]{0,4000})\)\s*;")
 NAMED_STATUS = {"EXIT_FAILURE": 1, "EXIT_SUCCESS": 0}
 
 
@@ -158,8 +162,23 @@ def block_end(code: str, start: int) -> int:
     return end
 
 
+def block_ends(code: str) -> dict[int, int]:
+    """block_end for every block at once, in one pass (a reply of a thousand loops is not scanned a thousand
+    times): the offset just after each "{" -> the offset just after its "}" (len(code) where it never closes)."""
+    ends: dict[int, int] = {}
+    opened: list[int] = []
+    for m in re.finditer(r"[{}]", code):
+        if m.group() == "{":
+            opened.append(m.end())
+        elif opened:
+            ends[opened.pop()] = m.end()
+    return ends | dict.fromkeys(opened, len(code))
+
+
 READ_ALL = re.compile(r"\.read_to_(?:string|end)\s*\(")
-LOOP = re.compile(r"\b(?:for|while|loop)\b[^{;]*\{")
+# a loop's header up to its "{", at most 300 characters: unbounded, text of `while`s without one took each
+# match to the end (quadratic; minutes on a 280 KB reply)
+LOOP = re.compile(r"\b(?:for|while|loop)\b[^{;]{0,300}\{")
 
 
 def rereads_stdin(rust: str) -> bool:
@@ -170,11 +189,12 @@ def rereads_stdin(rust: str) -> bool:
     calls = [m.start() for m in READ_ALL.finditer(code)]
     if "stdin" not in code or not calls:
         return False
-    return len(calls) > 1 or any(m.end() <= calls[0] < block_end(code, m.end()) for m in LOOP.finditer(code))
+    ends = block_ends(code)
+    return len(calls) > 1 or any(m.end() <= calls[0] < ends[m.end()] for m in LOOP.finditer(code))
 
 
 C_READS_STDIN = re.compile(r"\b(?:scanf|getchar|gets|getline)\s*\(|\bstdin\b|\bread\s*\(\s*(?:0|STDIN_FILENO)\b")
-C_MAIN_PARAMS = re.compile(r"\bmain\s*\([^)]*\)")
+C_MAIN_PARAMS = re.compile(r"\bmain\s*\([^)]{0,1000}\)")  # bounded as EXIT
 ARGS_UNREAD = ("The C program reads its command-line arguments, but your program never calls `std::env::args()`: "
                "each test gives its input as arguments (`args` above). Read them: `let args: Vec<String> = "
                "std::env::args().collect();` (args[1] is C's argv[1]).{stdin}\n")
@@ -216,7 +236,7 @@ def exit_lines(src: str, status: int, most: int = 2) -> list[str]:
     anywhere. Told only the status, the 1.5B kept a bare `return;` in Rust's main (exit 0) for three rounds in
     reverse_string and bit_manipulation, whose usage check returns 1."""
     code = blanked(src)
-    m = re.search(r"\bmain\s*\([^)]*\)\s*\{", code)
+    m = re.search(r"\bmain\s*\([^)]{0,1000}\)\s*\{", code)
     start = m.end() if m else len(code)
     end = block_end(code, start)
     lines, found = src.splitlines(), []

@@ -68,7 +68,7 @@ def available_crates() -> dict[str, str]:
 
 def crates_used(source: str) -> list[str]:
     """External crates a Rust source names (`extern crate x`, `use x::`, `x::` paths of known crates)."""
-    code = re.sub(r"//[^\n]*|/\*.*?\*/|\"(\\.|[^\"\\])*\"", "", source, flags=re.S)
+    code = re.sub(r"//[^\n]*|/\*.*?(?:\*/|\Z)|\"(\\.|[^\"\\])*\"", "", source, flags=re.S)
     named = set(re.findall(r"\bextern\s+crate\s+(\w+)", code)) | set(re.findall(r"\buse\s+(\w+)\s*::", code))
     named |= {c for c in available_crates() if re.search(rf"\b{c}::", code)}
     # `use Color::*` names a local enum, not a crate

@@ -242,5 +242,6 @@ def extract_rust(reply: str) -> str | None:
 
 def count_unsafe(source: str) -> int:
     """Occurrences of the `unsafe` keyword outside comments and strings (reported; the gate is the compiler)."""
-    code = re.sub(r"//.*|/\*.*?\*/|\"(\\.|[^\"\\])*\"", "", source, flags=re.S)
+    # `//[^\n]*`, not `//.*`: under re.S a line comment took the rest of the file, and every unsafe after it
+    code = re.sub(r"//[^\n]*|/\*.*?(?:\*/|\Z)|\"(\\.|[^\"\\])*\"", "", source, flags=re.S)
     return len(re.findall(r"\bunsafe\b", code))

@@ -4,18 +4,30 @@ changed in the loop's body, printf's padding lost. Each note names the lines, fo
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
+from collections.abc import Callable
+from itertools import islice
 
-from lab.c2rust.advice import blanked, block_end
+from lab.c2rust.advice import blanked, block_ends
 
-FOR = re.compile(r"\bfor\s+\(?\s*(?:mut\s+)?([A-Za-z_]\w*)\s*\)?\s+in\b\s*([^{;]*?)\s*\{")
+# a header of at most 300 characters, as advice.LOOP (unbounded, `for`s without a "{" made the search quadratic)
+FOR = re.compile(r"\bfor\s+\(?\s*(?:mut\s+)?([A-Za-z_]\w*)\s*\)?\s+in\b\s*([^{;]{0,300}?)\s*\{")
 RANGE = re.compile(r"(.+?)\s*\.\.\s*([^=.].*)")  # a..b, not a..=b
 MOST = 3  # lines named per note: the 1.5B fixes the first ones it is shown
+# loops looked into: each costs a search of its body; a real program has tens, a hostile reply of 20,000 took
+# 35 s before this bound
+MAX_LOOPS = 200
 
 
-def _line(src: str, at: int) -> tuple[int, str]:
-    """The 1-based line number at offset `at` and that line's text, stripped."""
-    n = src.count("\n", 0, at)
-    return n + 1, src.splitlines()[n].strip()[:160]
+def lines_of(src: str) -> Callable[[int], tuple[int, str]]:
+    """A lookup of (1-based line number, that line's text stripped) by offset into `src`, each in O(log lines)."""
+    starts = [0] + [m.end() for m in re.finditer("\n", src)]
+
+    def at(offset: int) -> tuple[int, str]:
+        n = bisect_right(starts, offset)
+        end = starts[n] - 1 if n < len(starts) else len(src)
+        return n, src[starts[n - 1]:end].strip()[:160]
+    return at
 
 
 def counter_assigned(rust: str) -> str:
@@ -23,15 +35,15 @@ def counter_assigned(rust: str) -> str:
     { ...; i = j; }` kept as a Rust for loop, which ignores the assignment (rustc only warns "value assigned is
     never read"). The 1.5B's run-length encoder did this for four rounds beside the sheet line on it (2026-12-07);
     "" when no loop does."""
-    code, found = blanked(rust), []
-    for m in FOR.finditer(code):
-        name, end = m.group(1), block_end(code, m.end())
-        body = code[m.end():end]
-        if re.search(rf"\blet\s+(?:mut\s+)?{name}\b", body):  # shadowed: another variable of that name
+    code, found, line = blanked(rust), [], lines_of(rust)
+    ends = block_ends(code)
+    for m in islice(FOR.finditer(code), MAX_LOOPS):
+        name, end = m.group(1), ends[m.end()]
+        if re.compile(rf"\blet\s+(?:mut\s+)?{name}\b").search(code, m.end(), end):  # shadowed: another variable
             continue
-        hit = re.search(rf"(?<![\w.]){name}\s*(?:[-+*/%]|<<|>>)?=(?!=)", body)
+        hit = re.compile(rf"(?<![\w.]){name}\s*(?:[-+*/%]|<<|>>)?=(?!=)").search(code, m.end(), end)
         if hit:
-            (ln, text), (fl, _) = _line(rust, m.end() + hit.start()), _line(rust, m.start())
+            (ln, text), (fl, _) = line(hit.start()), line(m.start())
             found.append(f"line {ln} `{text}` changes `{name}`, the counter of the for loop on line {fl}")
             # the line to write instead, spelled out: told the pattern alone, the 1.5B kept its for loop
             bounds = RANGE.fullmatch(rust[m.start(2):m.end(2)])
@@ -39,10 +51,12 @@ def counter_assigned(rust: str) -> str:
                 a, b = bounds.groups()
                 found[-1] += (f": replace `{rust[m.start():m.end()]}` with `let mut {name} = {a}; while {name} < {b} "
                               f"{{`")
+            if len(found) == MOST:
+                break
     if not found:
         return ""
     return ("A Rust `for` loop ignores assignments to its counter (the next turn takes the next value of the "
-            "range): " + "; ".join(found[:MOST]) + ". Where C changes its counter in the body (or has no "
+            "range): " + "; ".join(found) + ". Where C changes its counter in the body (or has no "
             "increment), write a `while` loop: `let mut i = 0; while i < n { ...; i = j; }`, with `i += 1;` at "
             "the end of the body only where C's for has that increment.\n")
 
@@ -92,24 +106,31 @@ def lost_widths(c_src: str, rust: str) -> str:
     """A note naming the C lines whose printf pads or rounds (`%2d`, `%-8s`, `%.2f`) where the Rust program has no
     matching spec anywhere (the 1.5B's histogram printed `{}-{}` for "%2d-%2d" for four rounds, and its sheet line
     on widths did not help); "" when every one has its match."""
-    code, lines = blanked(c_src, strings=False), {}  # comments blanked, strings kept; {line: (text, specs, swaps)}
-    for lit in re.finditer(r"'(?:\\.|[^'\\\n])*'|\"(?:\\.|[^\"\\\n])*\"", code):
-        statement = re.split(r"[;{}]", code[:lit.start()])[-1]  # scanf's "%15s" bounds a read: no padding
-        for spec in SPEC.finditer(lit.group(0) if lit.group(0)[0] == '"' and PRINTF.search(statement) else ""):
+    code, line = blanked(c_src, strings=False), lines_of(c_src)  # comments blanked, strings kept
+    lines: dict[int, tuple[str, list[str], list[str]]] = {}  # {line: (text, specs, swaps)}
+    kept: dict[str, bool] = {}  # rust spec -> the Rust program has it
+    in_printf, prev = False, 0  # the statement so far calls a printf: scanf's "%15s" bounds a read, no padding
+    for tok in re.finditer(r"[;{}]|'(?:\\.|[^'\\\n])*'|\"(?:\\.|[^\"\\\n])*\"", code):  # one pass, in order
+        in_printf = tok.group(0) not in ";{}" and (in_printf or bool(PRINTF.search(code, prev, tok.start())))
+        prev = tok.end()
+        for spec in SPEC.finditer(tok.group(0) if tok.group(0)[0] == '"' and in_printf else ""):
             want = rust_spec(*spec.groups())
-            # {:2} and {:>2} pad a number alike; `x:` names the argument (`{n:2}`)
-            if want is None or re.search(r"\{[\w.]*:" + (">?" if want[2] not in "<>" else "")
-                                         + re.escape(want[2:]), rust):
+            if want is not None and want not in kept:  # {:2} and {:>2} pad a number alike; `{n:2}` names it
+                kept[want] = bool(re.search(r"\{[\w.]*:" + (">?" if want[2] not in "<>" else "")
+                                            + re.escape(want[2:]), rust))
+            if want is None or kept[want]:
                 continue
-            ln, text = _line(c_src, lit.start())
-            specs = lines.setdefault(ln, (text, [], []))[1]
+            ln, text = line(tok.start())
+            if ln not in lines and len(lines) == MOST:
+                break
+            specs, swaps = lines.setdefault(ln, (text, [], []))[1:]
             if f"{spec.group(0)} is {want}" not in specs:
                 specs.append(f"{spec.group(0)} is {want}")
-            swap = _rewrite(lit.group(0)[1:-1], rust)
-            if swap and swap not in lines[ln][2]:
-                lines[ln][2].append(swap)
+            swap = _rewrite(tok.group(0)[1:-1], rust)
+            if swap and swap not in swaps:
+                swaps.append(swap)
     found = [f"line {ln} `{text}`: {', '.join(specs)}{''.join(swaps)}" for ln, (text, specs, swaps) in lines.items()]
     if not found:
         return ""
     return ("Your output loses the C program's padding or rounding; printf's widths have Rust specs: "
-            + "; ".join(found[:MOST]) + " (Rust right-aligns numbers but left-aligns text: C's %5s is {:>5}).\n")
+            + "; ".join(found) + " (Rust right-aligns numbers but left-aligns text: C's %5s is {:>5}).\n")

@@ -96,3 +96,18 @@ def test_a_crate_the_offline_registry_lacks_is_answered_with_std_alone():
     text = feedback(rep, Task(Path("t.json"), "lab", cases))
     assert NO_CRATE in text and text.index("tokio") < text.index(NO_CRATE) < text.index("Fix it.")
     assert error_advice("error[E0433]: failed to resolve: use of undeclared crate or module `foo`") != NO_CRATE
+
+
+def test_unclosed_comments_and_unfinished_headers_end_where_the_compiler_would_stop_reading():
+    """The searches are bounded (an unclosed /* runs to the end, a struct body or a return is looked at for 4,000
+    characters): unbounded, files of thousands of them were searched once per start, for minutes."""
+    from lab.c2rust.advice import blanked, block_end, block_ends, exit_lines
+    assert blanked('int x; /* open "q" \n return 1;') == "int x; " + " " * 12 + "\n" + " " * 10
+    code = "fn f() { for a in b { {} } loop { } } fn g() { while x {"
+    ends = block_ends(code)
+    assert all(ends[m.end()] == block_end(code, m.end()) for m in re.finditer(r"\{", code))
+    assert ends[code.index("{") + 1] == code.index(" fn g")  # the whole of f; g's blocks run to the end
+    long_body = "struct node {\n" + "  int f%d;\n" * 300 + "  struct node *next;\n};\nint main(void) { return 0; }\n"
+    assert "points to its own type" in hints_for(long_body)  # 3,000 characters of fields: within the bound
+    assert exit_lines("int main(int argc, char **argv) {\n  if (argc < 2) return 3;\n  return 0;\n}\n", 3) == \
+        ["line 2: if (argc < 2) return 3;"]

@@ -132,6 +132,8 @@ def test_extract_and_count():
     assert c2rust.extract_rust(reply) == "fn main() { unsafe { } }\n"
     assert c2rust.extract_rust("no code here") is None
     assert c2rust.count_unsafe('fn main() { unsafe {} } // unsafe\nlet s = "unsafe";') == 1
+    # a line comment ends at its line (under re.S, `//.*` once took the rest of the file and both unsafe blocks)
+    assert c2rust.count_unsafe('// the C main\nfn main() { unsafe {} }\n/* x */ unsafe fn f() {}\n/* open') == 2
 
 
 def test_extra_or_missing_lines_and_stdout_that_c_leaves_empty_are_named():
