@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
+from collections.abc import Callable
 
 from lab.c2rust.build import MISSING_CRATE
 from lab.c2rust.tasks import Case
@@ -153,17 +155,20 @@ def _ends_with(expr: str, status: int) -> bool:
     return any(re.search(rf"(?<![\w.]){n}(?![\w.])", expr) for n in names)
 
 
-def block_end(code: str, start: int) -> int:
-    """Where the block whose "{" ends just before `start` closes (the end of `code` if it never does)."""
-    depth, end = 1, start
-    while end < len(code) and depth:
-        depth += {"{": 1, "}": -1}.get(code[end], 0)
-        end += 1
-    return end
+def lines_of(src: str) -> Callable[[int], tuple[int, str]]:
+    """A lookup of (1-based line number, that line's text stripped) by offset into `src`, each in O(log lines)
+    (counting newlines per hit made 20,000 `exit(1);` lines take 1.5 s)."""
+    starts = [0] + [m.end() for m in re.finditer("\n", src)]
+
+    def at(offset: int) -> tuple[int, str]:
+        n = bisect_right(starts, offset)
+        end = starts[n] - 1 if n < len(starts) else len(src)
+        return n, src[starts[n - 1]:end].strip()[:160]
+    return at
 
 
 def block_ends(code: str) -> dict[int, int]:
-    """block_end for every block at once, in one pass (a reply of a thousand loops is not scanned a thousand
+    """Where each block closes, every block in one pass (a reply of a thousand loops is not scanned a thousand
     times): the offset just after each "{" -> the offset just after its "}" (len(code) where it never closes)."""
     ends: dict[int, int] = {}
     opened: list[int] = []
@@ -238,15 +243,16 @@ def exit_lines(src: str, status: int, most: int = 2) -> list[str]:
     code = blanked(src)
     m = re.search(r"\bmain\s*\([^)]{0,1000}\)\s*\{", code)
     start = m.end() if m else len(code)
-    end = block_end(code, start)
-    lines, found = src.splitlines(), []
+    end = block_ends(code).get(start, len(code))
+    line, found = lines_of(src), []
     for hit in EXIT.finditer(code):
         returns = hit.group(1) is not None
         in_main = start <= hit.start() < end
         if _ends_with(hit.group(1) if returns else hit.group(2), status) and (in_main or not returns):
-            n = code.count("\n", 0, hit.start())
-            found.append(f"line {n + 1}: {lines[n].strip()[:160]}")
-    return found[:most]
+            found.append("line {}: {}".format(*line(hit.start())))
+            if len(found) == most:
+                break
+    return found
 
 
 # One worked translation, shown as an earlier turn (few-shot) before the real program when asked (--example): the

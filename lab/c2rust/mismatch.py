@@ -4,11 +4,9 @@ changed in the loop's body, printf's padding lost. Each note names the lines, fo
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
-from collections.abc import Callable
 from itertools import islice
 
-from lab.c2rust.advice import blanked, block_ends
+from lab.c2rust.advice import blanked, block_ends, lines_of
 
 # a header of at most 300 characters, as advice.LOOP (unbounded, `for`s without a "{" made the search quadratic)
 FOR = re.compile(r"\bfor\s+\(?\s*(?:mut\s+)?([A-Za-z_]\w*)\s*\)?\s+in\b\s*([^{;]{0,300}?)\s*\{")
@@ -17,17 +15,6 @@ MOST = 3  # lines named per note: the 1.5B fixes the first ones it is shown
 # loops looked into: each costs a search of its body; a real program has tens, a hostile reply of 20,000 took
 # 35 s before this bound
 MAX_LOOPS = 200
-
-
-def lines_of(src: str) -> Callable[[int], tuple[int, str]]:
-    """A lookup of (1-based line number, that line's text stripped) by offset into `src`, each in O(log lines)."""
-    starts = [0] + [m.end() for m in re.finditer("\n", src)]
-
-    def at(offset: int) -> tuple[int, str]:
-        n = bisect_right(starts, offset)
-        end = starts[n] - 1 if n < len(starts) else len(src)
-        return n, src[starts[n - 1]:end].strip()[:160]
-    return at
 
 
 def counter_assigned(rust: str) -> str:
@@ -62,7 +49,9 @@ def counter_assigned(rust: str) -> str:
 
 
 # printf's conversions with a width, a precision or a flag: the ones whose Rust spelling is not a plain {}
-SPEC = re.compile(r"(?<!%)%([-+ #0]*)(\d+)?(?:\.(\d+))?(?:hh|h|ll|l|z|j|t|L)?([dioxXufFeEgGcs])")
+CONVERSION = r"%([-+ #0]*)(\d+)?(?:\.(\d+))?(?:hh|h|ll|l|z|j|t|L)?([dioxXufFeEgGcs])"
+SPEC = re.compile(r"(?<!%)" + CONVERSION)
+FORMAT_ITEM = re.compile(r"%%|" + CONVERSION)  # a format read left to right: %% is a literal %
 PRINTF = re.compile(r"\b\w*printf\s*\(")
 
 
@@ -82,7 +71,7 @@ def rust_spec(flags: str, width: str | None, precision: str | None, kind: str) -
 def rust_formats(body: str) -> tuple[str, str]:
     """A printf format's body as Rust format strings: every conversion as `{}`, then with its spec (`{:2}`)."""
     plain, fixed, at = [], [], 0
-    for m in re.finditer(r"%%|" + SPEC.pattern[len("(?<!%)"):], body):
+    for m in FORMAT_ITEM.finditer(body):
         text = body[at:m.start()].replace("{", "{{").replace("}", "}}")
         spec = "%" if m.group(0) == "%%" else (rust_spec(*m.groups()) or "{}")
         plain += [text, "%" if spec == "%" else "{}"]
@@ -113,6 +102,7 @@ def lost_widths(c_src: str, rust: str) -> str:
     for tok in re.finditer(r"[;{}]|'(?:\\.|[^'\\\n])*'|\"(?:\\.|[^\"\\\n])*\"", code):  # one pass, in order
         in_printf = tok.group(0) not in ";{}" and (in_printf or bool(PRINTF.search(code, prev, tok.start())))
         prev = tok.end()
+        lost = False
         for spec in SPEC.finditer(tok.group(0) if tok.group(0)[0] == '"' and in_printf else ""):
             want = rust_spec(*spec.groups())
             if want is not None and want not in kept:  # {:2} and {:>2} pad a number alike; `{n:2}` names it
@@ -123,12 +113,13 @@ def lost_widths(c_src: str, rust: str) -> str:
             ln, text = line(tok.start())
             if ln not in lines and len(lines) == MOST:
                 break
-            specs, swaps = lines.setdefault(ln, (text, [], []))[1:]
+            specs = lines.setdefault(ln, (text, [], []))[1]
             if f"{spec.group(0)} is {want}" not in specs:
                 specs.append(f"{spec.group(0)} is {want}")
-            swap = _rewrite(tok.group(0)[1:-1], rust)
-            if swap and swap not in swaps:
-                swaps.append(swap)
+            lost = True
+        swap = _rewrite(tok.group(0)[1:-1], rust) if lost else ""  # once per format, not per conversion
+        if swap and swap not in lines[ln][2]:
+            lines[ln][2].append(swap)
     found = [f"line {ln} `{text}`: {', '.join(specs)}{''.join(swaps)}" for ln, (text, specs, swaps) in lines.items()]
     if not found:
         return ""

@@ -70,9 +70,9 @@ def feedback(report: CheckReport | None, task: Task, cases: int = FEEDBACK_CASES
             + "Fix it."
     if rereads_stdin(report.source):
         again += STDIN_NOTE
-    again += unread_inputs(task.c_source, report.source or "") + counter_assigned(report.source or "")
+    again += unread_inputs(task.c_source, report.source) + counter_assigned(report.source)
     if any(c.reason == "wrong_output" for c in report.cases):
-        again += lost_widths(task.c_source, report.source or "")
+        again += lost_widths(task.c_source, report.source)
     parts = []
     for c in [c for c in report.cases if not c.passed][:cases]:
         case = task.cases[c.index]

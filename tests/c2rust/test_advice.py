@@ -101,7 +101,14 @@ def test_a_crate_the_offline_registry_lacks_is_answered_with_std_alone():
 def test_unclosed_comments_and_unfinished_headers_end_where_the_compiler_would_stop_reading():
     """The searches are bounded (an unclosed /* runs to the end, a struct body or a return is looked at for 4,000
     characters): unbounded, files of thousands of them were searched once per start, for minutes."""
-    from lab.c2rust.advice import blanked, block_end, block_ends, exit_lines
+    from lab.c2rust.advice import blanked, block_ends, exit_lines
+
+    def block_end(code: str, start: int) -> int:  # a brace counter from `start`, one block at a time
+        depth, end = 1, start
+        while end < len(code) and depth:
+            depth += {"{": 1, "}": -1}.get(code[end], 0)
+            end += 1
+        return end
     assert blanked('int x; /* open "q" \n return 1;') == "int x; " + " " * 12 + "\n" + " " * 10
     code = "fn f() { for a in b { {} } loop { } } fn g() { while x {"
     ends = block_ends(code)
