@@ -121,6 +121,10 @@ def check_serve(name: str, serve: dict[str, Any]) -> None:
     for key, v in serve.items():
         if (want := _serve_value_problem(key, v)) is not None:
             raise LabError(f"profile {name!r}: serve.{key} must be {want}, got {v!r}")
+    # vLLM logs its argv at start and `ps` shows it to every user, so a key here would leak (not echoed either)
+    if any(x.split("=")[0] == "--api-key" for x in serve.get("extra_args", [])):
+        raise LabError(f"profile {name!r}: serve.extra_args must not hold --api-key (it would reach vLLM's log and "
+                       "`ps`); set $LAB_API_KEY instead, which lab passes by environment")
 
 
 def checked_body(name: str, body: dict[str, Any], host: str, cell_timeout: int) -> dict[str, Any]:

@@ -72,3 +72,13 @@ def test_a_step_smaller_than_the_context_is_refused_only_where_prompts_are_not_c
     assert checked_body("c", {"serve": rechunked}, "127.0.0.1", 600)["serve"] == rechunked
     with pytest.raises(LabError, match=r"profile 'c': serve.max_num_batched_tokens \(512\) must be >= max_model_len"):
         checked_body("c", {"serve": small}, "127.0.0.1", 600)
+
+
+@pytest.mark.parametrize("args", ['["--api-key", "s3cret-token"]', '["--port", "1", "--api-key=s3cret-token"]'])
+def test_a_key_in_extra_args_is_refused_without_echoing_it(tmp_path, monkeypatch, args):
+    """vLLM logs its argv and `ps` shows it: the key belongs in $LAB_API_KEY, and the refusal must not print it."""
+    (tmp_path / "lab.toml").write_text(f"[tiny.serve]\nextra_args = {args}\n")
+    monkeypatch.setenv("LAB_PROFILES", str(tmp_path / "lab.toml"))
+    with pytest.raises(LabError, match=r"^profile .tiny.: serve.extra_args must not hold --api-key") as e:
+        config.load("tiny")
+    assert "$LAB_API_KEY" in str(e.value) and "s3cret" not in str(e.value)
