@@ -134,10 +134,15 @@ def check_file(path: Path) -> None:
             raise LabError(f"{path}: truncated or corrupt GGUF ({e})") from None
 
 
+# llama.cpp's names for architectures transformers spells otherwise (its GGUF loader renames them the same way)
+_LLAMA_CPP_NAMES = {"qwen2moe": "qwen2_moe", "qwen3moe": "qwen3_moe", "gpt-oss": "gpt_oss", "minimax-m2": "minimax_m2"}
+
+
 def supported() -> list[str]:
-    """Architectures transformers' GGUF loader converts."""
+    """Architectures transformers' GGUF loader converts, as general.architecture names them (both spellings)."""
     from transformers.integrations.ggml import GGUF_CONFIG_MAPPING
-    return sorted(k for k in GGUF_CONFIG_MAPPING if k not in ("general", "tokenizer"))
+    known = {k for k in GGUF_CONFIG_MAPPING if k not in ("general", "tokenizer")}
+    return sorted(known | {gg for gg, hf in _LLAMA_CPP_NAMES.items() if hf in known})
 
 
 def imported(folder: Path) -> bool:
@@ -194,6 +199,12 @@ def _build(src: Path, dest: Path | None) -> Path:
     try:
         _convert(src, tmp, arch)
         os.replace(tmp, dest)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RuntimeError) as e:
+        if not _in_loader(e):
+            raise  # lab's own bug: the crash report
+        raise LabError(f"{src}: transformers' GGUF loader cannot read this {arch} file ({type(e).__name__}: "
+                       f"{' '.join(str(e).split())[:160]}); it is damaged or a variant of {arch} that "
+                       f"transformers does not know") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         if quiet is None:
@@ -201,6 +212,16 @@ def _build(src: Path, dest: Path | None) -> Path:
         else:
             os.environ["TQDM_DISABLE"] = quiet
     return dest
+
+
+def _in_loader(e: BaseException) -> bool:
+    """True when `e` was raised inside a call from lab into transformers or gguf (the file's fields or tensors
+    surprised them, maybe deep in the standard library), not in lab's own code or its other calls."""
+    import traceback
+    files = [f.filename for f in traceback.extract_tb(e.__traceback__)]
+    ours = [i for i, f in enumerate(files) if f.startswith(os.path.dirname(__file__) + os.sep)]
+    callee = files[ours[-1] + 1] if ours and ours[-1] + 1 < len(files) else ""
+    return any(f"{os.sep}{pkg}{os.sep}" in callee for pkg in ("transformers", "gguf"))
 
 
 @contextmanager
@@ -277,7 +298,6 @@ def _convert_streaming(src: Path, out: Path, arch: str) -> None:
     import numpy as np
     import torch
     from gguf import dequantize
-    from safetensors.torch import save_file
     from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
     from transformers.modeling_gguf_pytorch_utils import (
         TENSOR_PROCESSORS,
@@ -301,48 +321,62 @@ def _convert_streaming(src: Path, out: Path, arch: str) -> None:
     processor = TENSOR_PROCESSORS.get(arch, TensorProcessor)(config=gguf_config)
     mapping = get_gguf_hf_weights_map(skeleton, processor)
     expected = set(skeleton.state_dict()) - ({"lm_head.weight"} if cfg.tie_word_embeddings else set())
-    shard: dict[str, torch.Tensor] = {}
-    shard_of: dict[str, int] = {}  # tensor name -> shard number; finished shards are on disk, not in memory
-    n = 1  # the shard being filled
-    size = total = 0
+    shards = _Shards(out)
     for i, t in enumerate(reader.tensors, 1):
+        # some processors store a tensor under its final name themselves (GPT-2's output.weight -> lm_head.weight)
+        direct: dict[str, dict[str, Any]] = {"tensors": {}}
         res = processor.process(weights=dequantize(t.data, t.tensor_type), name=t.name, tensor_key_mapping=mapping,
-                                parsed_parameters={"tensors": {}})
-        if res.name not in mapping:
-            continue
-        key, w = mapping[res.name], res.weights  # float32; a view of the read-only file when unquantized
-        tensor = torch.from_numpy(w if w.flags.writeable else np.array(w)).to(torch.bfloat16)
-        del w, res
-        if size and size + tensor.nbytes > SHARD_BYTES:
-            save_file(shard, str(out / f"part-{n:05d}.safetensors"), metadata={"format": "pt"})
-            shard, size, n = {}, 0, n + 1
-        shard[key], shard_of[key] = tensor, n
-        size += tensor.nbytes
-        total += tensor.nbytes
+                                parsed_parameters=direct)
+        found = [(mapping[res.name], res.weights)] if res.name in mapping else []
+        for key, w in [*found, *direct["tensors"].items()]:  # float32; a view of the read-only file if unquantized
+            w = w.numpy() if isinstance(w, torch.Tensor) else w
+            # contiguous: GPT-2's processor hands back transposed views, which safetensors refuses to write
+            shards.add(key, torch.from_numpy(w if w.flags.writeable else np.array(w)).to(torch.bfloat16).contiguous())
+        del res, direct, found
         if i % max(1, len(names) // 5) == 0:
             print(f"import: {i}/{len(names)} tensors", flush=True)
-    missing = sorted(expected - set(shard_of))
+    missing = sorted(expected - set(shards.shard_of))
     if missing:
         raise LabError(f"{src}: weights do not match the architecture (missing {missing[:3]})")
-    save_file(shard, str(out / f"part-{n:05d}.safetensors"), metadata={"format": "pt"})
-    _name_shards(out, shard_of, n, total)
+    shards.close()
     cfg.save_pretrained(out)
     GenerationConfig.from_model_config(cfg).save_pretrained(out)
 
 
-def _name_shards(out: Path, shard_of: dict[str, int], n: int, total: int) -> None:
-    """Hugging Face's names for the written part-N files: model.safetensors alone, else model-0000i-of-0000n plus
-    the index (total_size: the tensors' bytes)."""
-    import json
-    if n == 1:
-        os.replace(out / "part-00001.safetensors", out / "model.safetensors")
-        return
-    name = {i: f"model-{i:05d}-of-{n:05d}.safetensors" for i in range(1, n + 1)}
-    for i in name:
-        os.replace(out / f"part-{i:05d}.safetensors", out / name[i])
-    weight_map = {k: name[i] for k, i in sorted(shard_of.items())}
-    (out / "model.safetensors.index.json").write_text(
-        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2) + "\n")
+class _Shards:
+    """Safetensors shards of at most SHARD_BYTES written as tensors arrive; only the one being filled is held."""
+
+    def __init__(self, out: Path) -> None:
+        self.out, self.shard, self.shard_of = out, {}, {}  # shard_of: tensor name -> its shard's number
+        self.n, self.size, self.total = 1, 0, 0
+
+    def add(self, key: str, tensor: Any) -> None:
+        if self.size and self.size + tensor.nbytes > SHARD_BYTES:
+            self._save()
+            self.shard, self.size, self.n = {}, 0, self.n + 1
+        self.shard[key], self.shard_of[key] = tensor, self.n
+        self.size += tensor.nbytes
+        self.total += tensor.nbytes
+
+    def _save(self) -> None:
+        from safetensors.torch import save_file
+        save_file(self.shard, str(self.out / f"part-{self.n:05d}.safetensors"), metadata={"format": "pt"})
+
+    def close(self) -> None:
+        """The last shard, then Hugging Face's names: model.safetensors alone, else model-0000i-of-0000n plus the
+        index (total_size: the tensors' bytes)."""
+        import json
+        self._save()
+        out, n = self.out, self.n
+        if n == 1:
+            os.replace(out / "part-00001.safetensors", out / "model.safetensors")
+            return
+        name = {i: f"model-{i:05d}-of-{n:05d}.safetensors" for i in range(1, n + 1)}
+        for i in name:
+            os.replace(out / f"part-{i:05d}.safetensors", out / name[i])
+        weight_map = {k: name[i] for k, i in sorted(self.shard_of.items())}
+        (out / "model.safetensors.index.json").write_text(
+            json.dumps({"metadata": {"total_size": self.total}, "weight_map": weight_map}, indent=2) + "\n")
 
 
 def _convert_whole(src: Path, out: Path) -> None:
