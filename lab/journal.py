@@ -124,10 +124,10 @@ def _entry_markdown(run: dict[str, Any], sections: list[tuple[str, list[dict[str
                      "they say nothing about translation quality")
     lines += ["", "| notebook | status | duration (s) |", "|---|---|---|"]
     for nb in run.get("notebooks", []):
-        lines.append(f"| {nb['name']} | {nb['status']} | {nb.get('duration_s', '')} |")
+        lines.append(f"| {_cell(nb['name'])} | {_cell(nb['status'])} | {_cell(nb.get('duration_s', ''))} |")
     lines.append("")
     for name, recs in sections:
-        nb = next((n for n in run.get("notebooks", []) if n["name"] == name), {})
+        nb = next((n for n in run.get("notebooks", []) if safe_name(str(n["name"])) == name), {})
         lines += [f"## {name}", ""]
         if nb.get("error"):
             lines += [f"**failed**: {nb['error']}", ""]
@@ -174,8 +174,15 @@ def write_entry(run_dir: Path, jdir: Path | None = None) -> Path | None:
     for nb in run.get("notebooks", []):
         name = safe_name(str(nb["name"]))
         f = Path(run_dir) / f"{name}.ipynb"
+        try:
+            found = records_of(f) if f.exists() else []
+        except (OSError, ValueError, AttributeError, TypeError) as e:
+            # papermill rewrites the notebook after every cell, in place: a kill mid-write leaves it cut short;
+            # the run keeps its entry and its other notebooks, this one shows no records
+            _skipped(f, e)
+            found = []
         recs = []
-        for r in records_of(f) if f.exists() else []:
+        for r in found:
             if r.get("figure") and r.get("png"):
                 try:
                     png = base64.b64decode(r["png"], validate=True)

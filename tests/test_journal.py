@@ -89,6 +89,26 @@ def test_a_malformed_record_or_figure_costs_only_itself(tmp_path, capsys):
     assert "a record without a name is left out" in err and "figure 'fig' is not base64 PNG" in err
 
 
+def test_a_notebook_cut_short_costs_only_its_own_records(tmp_path, capsys):
+    """papermill rewrites an executed notebook in place after each cell: a kill mid-write left it cut short, and
+    the whole run lost its entry under a warning that blamed run.json."""
+    run = tmp_path / "runs" / "20260108T000000Z-tiny"
+    run.mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"id": run.name, "profile": "tiny", "model": "m", "started": "s",
+                                              "ended": "e", "notebooks": [{"name": "01_serving", "status": "ok"},
+                                                                          {"name": "02_a|b", "status": "ok"}]}))
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("x", outputs=[nbformat.v4.new_output(
+        "display_data", data={journal.MIME: {"key": "kept", "value": 7}})])]
+    nbformat.write(nb, run / "01_serving.ipynb")
+    (run / "02_a_b.ipynb").write_text(nbformat.writes(nb)[:40])
+    journal.build(tmp_path / "runs", tmp_path / "j")
+    page = (tmp_path / "j" / "runs" / run.name / "README.md").read_text()
+    assert "| kept | 7 |" in page and "| 02_a\\|b | ok |" in page
+    err = capsys.readouterr().err
+    assert f"skipped {run / '02_a_b.ipynb'}: not valid JSON" in err and "run.json" not in err
+
+
 def test_model_text_in_a_journal_table_or_code_span_stays_in_its_cell():
     """A side-by-side row holds what a model wrote: a bare CR ended the Markdown row, a backtick the code span."""
     from lab.journal import _code, _table
