@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from lab import LabError, locks, paths, procs
+from lab import LabError, gguf_tensors, locks, paths, procs
 
 MAGIC = b"GGUF"
 IMPORT_WAIT_S = 1800  # a second import of one file waits for the first (1.5B: 2.5 min on a busy 2-core machine)
@@ -200,7 +200,7 @@ def _build(src: Path, dest: Path) -> Path:
     quiet = os.environ.get("TQDM_DISABLE")
     os.environ["TQDM_DISABLE"] = "1"  # the loader's per-tensor bar would flood logs and notebooks
     try:
-        _convert(src, tmp, arch)
+        gguf_tensors.convert(src, tmp, arch)
         os.replace(tmp, dest)
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, RuntimeError) as e:
         if not _in_loader(e):
@@ -272,136 +272,6 @@ def _fast_reader() -> type:
 
 # Shards of at most this many bytes: the import holds one shard and one float32 tensor in memory, not the
 # whole model in float32 (a 0.5B model took 5.6 GB that way, a 1.5B 14.5 GB).
-SHARD_BYTES = 256 << 20
-# Mixture-of-experts processors merge several GGUF tensors into one (they need the whole model at once).
-_WHOLE_MODEL = ("qwen2moe", "qwen3moe", "minimax-m2", "gpt_oss", "gpt-oss")
-
-
-def _convert(src: Path, out: Path, arch: str) -> None:
-    """The GGUF (of architecture `arch`) as bf16 safetensors with config, generation config, tokenizer and chat
-    template in `out`."""
-    from transformers import AutoTokenizer
-    from transformers.utils import logging as hf_logging
-    hf_logging.disable_progress_bar()
-    out.mkdir(parents=True, exist_ok=True)
-    try:  # first: a GGUF without a tokenizer is refused before minutes of weights
-        AutoTokenizer.from_pretrained(src.parent, gguf_file=src.name).save_pretrained(out)
-    except (ValueError, KeyError, OSError) as e:  # no tokenizer.ggml.* fields, or a kind transformers lacks
-        raise LabError(f"{src}: no usable tokenizer in this GGUF ({' '.join(str(e).split())[:160]}); a model "
-                       f"without its tokenizer cannot be served") from None
-    if arch in _WHOLE_MODEL:
-        _convert_whole(src, out)
-    else:
-        _convert_streaming(src, out, arch)
-
-
-def _convert_streaming(src: Path, out: Path, arch: str) -> None:
-    """Tensor by tensor: dequantize, transformers' own per-architecture fix-ups and names, cast, write."""
-    import gguf
-    import numpy as np
-    import torch
-    from gguf import dequantize
-    from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
-    from transformers.modeling_gguf_pytorch_utils import (
-        TENSOR_PROCESSORS,
-        TensorProcessor,
-        get_gguf_hf_weights_map,
-        load_gguf_checkpoint,
-    )
-
-    cfg = AutoConfig.from_pretrained(src.parent, gguf_file=src.name)
-    gguf_config = load_gguf_checkpoint(str(src), return_tensors=False)["config"]  # what the processors read
-    reader = gguf.GGUFReader(str(src))
-    names = [t.name for t in reader.tensors]
-    # an output head of its own (Qwen2.5-Coder-0.5B's) must not be replaced by the tied embeddings
-    cfg.tie_word_embeddings = "output.weight" not in names
-    if hasattr(cfg, "quantization_config"):
-        del cfg.quantization_config
-    cfg.dtype = "bfloat16"
-    with torch.device("meta"):
-        skeleton = AutoModelForCausalLM.from_config(cfg)
-    cfg.architectures = [type(skeleton).__name__]
-    processor = TENSOR_PROCESSORS.get(arch, TensorProcessor)(config=gguf_config)
-    mapping = get_gguf_hf_weights_map(skeleton, processor)
-    expected = set(skeleton.state_dict()) - ({"lm_head.weight"} if cfg.tie_word_embeddings else set())
-    shards = _Shards(out)
-    for i, t in enumerate(reader.tensors, 1):
-        # some processors store a tensor under its final name themselves (GPT-2's output.weight -> lm_head.weight)
-        direct: dict[str, dict[str, Any]] = {"tensors": {}}
-        res = processor.process(weights=dequantize(t.data, t.tensor_type), name=t.name, tensor_key_mapping=mapping,
-                                parsed_parameters=direct)
-        found = [(mapping[res.name], res.weights)] if res.name in mapping else []
-        for key, w in [*found, *direct["tensors"].items()]:  # float32; a view of the read-only file if unquantized
-            w = w.numpy() if isinstance(w, torch.Tensor) else w
-            # contiguous: GPT-2's processor hands back transposed views, which safetensors refuses to write
-            shards.add(key, torch.from_numpy(w if w.flags.writeable else np.array(w)).to(torch.bfloat16).contiguous())
-        del res, direct, found
-        if i % max(1, len(names) // 5) == 0:
-            print(f"import: {i}/{len(names)} tensors", flush=True)
-    missing = sorted(expected - set(shards.shard_of))
-    if missing:
-        raise LabError(f"{src}: weights do not match the architecture (missing {missing[:3]})")
-    shards.close()
-    cfg.save_pretrained(out)
-    GenerationConfig.from_model_config(cfg).save_pretrained(out)
-
-
-class _Shards:
-    """Safetensors shards of at most SHARD_BYTES written as tensors arrive; only the one being filled is held."""
-
-    def __init__(self, out: Path) -> None:
-        self.out, self.shard, self.shard_of = out, {}, {}  # shard_of: tensor name -> its shard's number
-        self.n, self.size, self.total = 1, 0, 0
-
-    def add(self, key: str, tensor: Any) -> None:
-        if self.size and self.size + tensor.nbytes > SHARD_BYTES:
-            self._save()
-            self.shard, self.size, self.n = {}, 0, self.n + 1
-        self.shard[key], self.shard_of[key] = tensor, self.n
-        self.size += tensor.nbytes
-        self.total += tensor.nbytes
-
-    def _save(self) -> None:
-        from safetensors.torch import save_file
-        save_file(self.shard, str(self.out / f"part-{self.n:05d}.safetensors"), metadata={"format": "pt"})
-
-    def close(self) -> None:
-        """The last shard, then Hugging Face's names: model.safetensors alone, else model-0000i-of-0000n plus the
-        index (total_size: the tensors' bytes)."""
-        import json
-        self._save()
-        out, n = self.out, self.n
-        if n == 1:
-            os.replace(out / "part-00001.safetensors", out / "model.safetensors")
-            return
-        name = {i: f"model-{i:05d}-of-{n:05d}.safetensors" for i in range(1, n + 1)}
-        for i in name:
-            os.replace(out / f"part-{i:05d}.safetensors", out / name[i])
-        weight_map = {k: name[i] for k, i in sorted(self.shard_of.items())}
-        (out / "model.safetensors.index.json").write_text(
-            json.dumps({"metadata": {"total_size": self.total}, "weight_map": weight_map}, indent=2) + "\n")
-
-
-def _convert_whole(src: Path, out: Path) -> None:
-    """transformers' own loader, the whole model in float32 at once (mixture-of-experts GGUFs)."""
-    import torch
-    from transformers import AutoModelForCausalLM
-    # The GGUF loader dequantizes to plain nn.Linear weights but marks the model as GGUF-quantized, which
-    # save_pretrained refuses: copy the weights into a fresh model of the same config instead.
-    loaded = AutoModelForCausalLM.from_pretrained(src.parent, gguf_file=src.name, dtype=torch.float32)
-    cfg = loaded.config
-    if hasattr(cfg, "quantization_config"):
-        del cfg.quantization_config
-    cfg.dtype = "bfloat16"
-    fresh = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16)
-    state = {k: v.to(torch.bfloat16) for k, v in loaded.state_dict().items()}
-    missing, unexpected = fresh.load_state_dict(state, strict=False)
-    if [m for m in missing if "lm_head" not in m] or unexpected:  # lm_head may be tied to the embeddings
-        raise LabError(f"{src}: weights do not match the architecture (missing {missing[:3]}, "
-                       f"unexpected {unexpected[:3]})")
-    fresh.save_pretrained(out)
-
-
 def package_file(spec: str) -> Path:
     """The file a 'pkg:PACKAGE/FILE' model names, found without importing the package (its own imports may
     need dependencies the workbook does not install)."""

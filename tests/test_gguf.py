@@ -116,55 +116,6 @@ def test_a_hostile_header_is_refused_before_anything_is_allocated_by_it(tmp_path
         gguf.architecture(tmp_path / "h.gguf")
 
 
-def _random_gguf(arch: str, path: Path) -> None:
-    """A 2-layer random model of `arch` as llama.cpp lays it out, with SmolLM2's tokenizer fields."""
-    import gguf as gguf_pkg
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
-    from transformers.integrations.ggml import GGUF_CONFIG_MAPPING
-    from transformers.modeling_gguf_pytorch_utils import TENSOR_PROCESSORS, TensorProcessor, get_gguf_hf_weights_map
-    cfg = AutoConfig.for_model(arch, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                               num_key_value_heads=2, vocab_size=49152, max_position_embeddings=1024)
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(cfg)
-    w = gguf_pkg.GGUFWriter(str(path), arch)
-    values = cfg.to_dict()
-    for key, attr in GGUF_CONFIG_MAPPING[arch].items():
-        v = values.get(attr)
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            w.add_key_value(f"{arch}.{key}", v, gguf_pkg.GGUFValueType.FLOAT32 if isinstance(v, float) else
-                            gguf_pkg.GGUFValueType.UINT32)
-    for name, f in gguf_pkg.GGUFReader(str(gguf.package_file(config.load(PROFILE).model))).fields.items():
-        if name.startswith("tokenizer."):
-            w.add_key_value(name, f.contents(), f.types[0], sub_type=f.types[-1] if len(f.types) > 1 else None)
-    state = model.state_dict()
-    mapping = get_gguf_hf_weights_map(model, TENSOR_PROCESSORS.get(arch, TensorProcessor)(config=values))
-    for g, h in mapping.items():
-        t = state[h].float().numpy()
-        # llama.cpp stores GPT-2's Conv1D weights as Linear ones (transformers' processor turns them back)
-        transposed = arch == "gpt2" and g.rsplit(".", 2)[-2] in ("attn_qkv", "ffn_down", "ffn_up", "attn_output")
-        w.add_tensor(g, (t.T if transposed else t).copy())
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-
-
-@pytest.mark.parametrize("arch", ["gpt2", "gemma2"])
-def test_other_architectures_import_as_transformers_own_loader_reads_them(smol_dir, tmp_path, arch):
-    """GPT-2's processor stores output.weight itself and hands back transposed views (the streamed import lost the
-    head and could not write the views); Gemma-2's shifts its norms: both as transformers' whole-file loader."""
-    import torch
-    from transformers import AutoModelForCausalLM
-    _random_gguf(arch, tmp_path / f"{arch}.gguf")
-    folder = gguf.import_gguf(tmp_path / f"{arch}.gguf", dest_root=tmp_path)
-    ours = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16).state_dict()
-    theirs = AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file=f"{arch}.gguf", dtype=torch.float32)
-    want = {k: v.to(torch.bfloat16) for k, v in theirs.state_dict().items()}
-    assert sorted(ours) == sorted(want)
-    assert [k for k in want if not torch.equal(ours[k], want[k])] == []
-
-
 def test_llama_cpp_names_of_moe_architectures_are_not_refused(smol_dir, tmp_path):
     """general.architecture says qwen2moe where transformers says qwen2_moe (its loader renames it): refusing the
     llama.cpp spelling turned every Qwen MoE GGUF away. A file that then surprises the loader is one line too."""
