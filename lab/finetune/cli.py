@@ -25,7 +25,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     options.add(p, "--alpha", F, type=options.POSITIVE_INT, help="LoRA alpha")
     options.add(p, "--dropout", F, type=options.checked(float, 0, 0.99), help="LoRA dropout")
     options.add(p, "--target-modules", F, type=lambda t: options.comma_list(t, str, "layer names"),
-                help="comma list of linear layer names to adapt")
+                help="comma list of linear layer names to adapt (at the default, a model without these names gets its "
+                "own linear layers)")
     options.add(p, "--steps", F, type=options.POSITIVE_INT, help="optimizer steps")
     options.add(p, "--epochs", F, type=options.checked(float, 0), help="when > 0, steps = epochs x pairs / batch")
     options.add(p, "--lr", F, type=options.POSITIVE_FLOAT, help="learning rate (the default suits the tiny model)")

@@ -22,6 +22,12 @@ from lab.messages import WORD_JOINER, defused
 CHECKPOINTING = {"use_reentrant": False}
 
 
+# Every linear layer of a Llama, Qwen, Mistral or Gemma block. Other families name theirs otherwise (Phi-3: qkv_proj,
+# gate_up_proj; GPT-2: c_attn, c_fc; StarCoder2: c_fc): left at this default, LoRA adapts their linear layers instead.
+DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+ROUTERS = {"gate", "router"}  # a mixture of experts' router: adapting it would change which experts every token uses
+
+
 @dataclass
 class FinetuneConfig:
     """Everything that defines a run; saved next to the adapter."""
@@ -35,8 +41,7 @@ class FinetuneConfig:
     r: int = 8
     alpha: int = 16
     dropout: float = 0.05
-    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj",
-                                                                "gate_proj", "up_proj", "down_proj"])
+    target_modules: list[str] = field(default_factory=lambda: list(DEFAULT_TARGETS))
     steps: int = 120
     epochs: float = 0.0            # > 0: steps = ceil(epochs x pairs / (batch x accum)), from the data size
     lr: float = 3e-3               # tiny model: loss 7.6 -> ~3 in 120 steps; real 0.5B-8B models want ~2e-4
@@ -71,9 +76,26 @@ def linear_names(model: Any) -> list[str]:
     import torch
     names = set()
     for name, mod in model.named_modules():
-        if isinstance(mod, torch.nn.Linear) or type(mod).__name__.startswith("Linear"):
+        # Linear4bit and the like; GPT-2's Conv1D is a linear layer stored transposed, which LoRA adapts too
+        if isinstance(mod, torch.nn.Linear) or type(mod).__name__.startswith("Linear") or \
+                type(mod).__name__ == "Conv1D":
             names.add(name.rsplit(".", 1)[-1])
     return sorted(names - {"lm_head"})
+
+
+def target_modules(asked: list[str], avail: list[str], family: str = "the model") -> list[str]:
+    """The layers LoRA adapts: `asked`, or, where the default names are not all in this model, its own linear layers
+    (routers and the head left out); one line for a name asked for that it lacks."""
+    if list(asked) == list(DEFAULT_TARGETS) and not set(asked) <= set(avail):
+        own = [n for n in avail if n not in ROUTERS]
+        if own:
+            print(f"note: {family} has no {', '.join(t for t in asked if t not in avail)}; LoRA adapts its linear "
+                  f"layers {', '.join(own)} (--target-modules chooses)", flush=True)
+            return own
+    missing = [t for t in asked if t not in avail]
+    if missing or not asked:  # none: peft's NoMatchingPeftModuleError, an internal error line
+        raise LabError(f"target module(s) {missing or 'none'} not in the model; available: {', '.join(avail)}")
+    return list(asked)
 
 
 def count_params(model: Any) -> int:
@@ -195,17 +217,14 @@ def _lora_model(cfg: FinetuneConfig, dtype: str) -> tuple[Any, int, int]:
     bytes loaded)."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     model = load_base(cfg.model, cfg.four_bit, dtype)
-    avail = linear_names(model)
-    missing = [t for t in cfg.target_modules if t not in avail]
-    if missing or not cfg.target_modules:  # none: peft's NoMatchingPeftModuleError, an internal error line
-        raise LabError(f"target module(s) {missing or 'none'} not in the model; available: {', '.join(avail)}")
+    targets = target_modules(cfg.target_modules, linear_names(model), type(model).__name__)
     n_total, loaded = count_params(model), model.get_memory_footprint()
     if cfg.four_bit:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing,
                                                 gradient_checkpointing_kwargs=CHECKPOINTING)
     elif cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=CHECKPOINTING)
-    lora = LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=cfg.target_modules,
+    lora = LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=targets,
                       task_type="CAUSAL_LM")
     return get_peft_model(model, lora), n_total, loaded
 

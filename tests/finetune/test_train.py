@@ -74,6 +74,33 @@ def test_bad_target_module_keeps_previous_output(tiny_model_dir, tmp_path, capsy
         capsys.readouterr().out
 
 
+@pytest.mark.parametrize("arch,expected", [
+    ("qwen3", "down_proj gate_proj k_proj o_proj q_proj up_proj v_proj"),  # the defaults, as they were
+    ("phi3", "down_proj gate_up_proj o_proj qkv_proj"),
+    ("gpt2", "c_attn c_fc c_proj"),  # Conv1D layers
+    ("starcoder2", "c_fc c_proj k_proj o_proj q_proj v_proj"),
+    ("qwen2_moe", "down_proj gate_proj k_proj o_proj q_proj up_proj v_proj"),  # its shared expert's
+    ("qwen3_moe", "k_proj o_proj q_proj v_proj"),  # experts fused into 3-D weights; the router `gate` left out
+])
+def test_default_targets_follow_the_model_s_own_linear_layers(arch, expected, capsys):
+    """The default names are Llama's: Phi-3, GPT-2 and StarCoder2 refused them all ("target module(s) [...] not in
+    the model"), so the defaults left a user of another family nothing but an error line."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from lab.finetune.train import DEFAULT_TARGETS, target_modules
+    cfg = AutoConfig.for_model(arch, hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=4,
+                               num_key_value_heads=2, vocab_size=256, num_experts=2, pad_token_id=0)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(cfg)
+    avail = finetune.linear_names(model)
+    got = target_modules(list(DEFAULT_TARGETS), avail, type(model).__name__)
+    assert " ".join(sorted(got)) == expected
+    assert ("LoRA adapts its linear layers" in capsys.readouterr().out) == (arch not in ("qwen3", "qwen2_moe"))
+    with pytest.raises(LabError, match=r"target module\(s\) \['q_proj', 'wq'\] not in the model"):
+        target_modules(["q_proj", "wq"], [n for n in avail if n != "q_proj"])  # names asked for are never replaced
+
+
 def test_real_training_steps_save_an_adapter(tiny_model_dir, tmp_path):
     (tmp_path / "ft.partial4000000" / "trainer").mkdir(parents=True)  # of a run SIGKILLed before publishing
     res = finetune.train(_cfg(tiny_model_dir, tmp_path / "ft", steps=12, merge=True), progress=False)
