@@ -309,7 +309,12 @@ def _train(cfg: FinetuneConfig, progress: bool) -> dict[str, Any]:
                    f"the held-out loss and chrF overstate what training taught")
     set_seed(cfg.seed)
     tok = AutoTokenizer.from_pretrained(config.local_or_reachable(cfg.model))
+    if not tok.chat_template:  # before minutes of loading: every record is rendered with it, as it will be served
+        raise LabError(f"{cfg.model}: its tokenizer has no chat template (a base model?); fine-tuning renders each "
+                       f"record with it: use the Instruct version, or put a chat_template.jinja in the folder")
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    if pad is None:  # batches are padded with it
+        raise LabError(f"{cfg.model}: its tokenizer has neither a pad nor an end-of-text token")
     train_data, train_recs = answered(tok, train_recs, cfg.max_len, cfg.train)
     held_data, held_recs = answered(tok, held_recs, cfg.max_len, cfg.heldout)
     t_load = time.time()
