@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from lab import LabError
 from lab.server_errors import server_message
 
 if TYPE_CHECKING:  # openai is imported where used: `lab` starts without it (test_cli)
@@ -22,6 +23,13 @@ SYSTEM_REFUSED = re.compile(r"system role|roles must alternate", re.IGNORECASE)
 # the first character keeps the text for the model and breaks the token; replies lose every word joiner.
 CONTROL = re.compile(r"<\|[^|<>\s]{1,64}\|>|</?think>|<(?:start|end)_of_turn>|\[/?INST\]|</?s>")
 WORD_JOINER = "\u2060"
+
+
+def need_chat_template(tok: Any, model: str, why: str) -> None:
+    """One line for a tokenizer without a chat template (a base model) where `why` renders prompts with it."""
+    if not getattr(tok, "chat_template", None):
+        raise LabError(f"{model}: its tokenizer has no chat template (a base model?); {why}: use the Instruct "
+                       f"version, or put a chat_template.jinja in the folder")
 
 
 def defuse(text: str) -> str:

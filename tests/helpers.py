@@ -25,6 +25,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def base_model(tiny: Path, dest: Path) -> Path:
+    """A copy of the tiny model without a chat template, as a base (not Instruct) model ships."""
+    import shutil
+    shutil.copytree(tiny, dest)
+    (dest / "chat_template.jinja").unlink(missing_ok=True)
+    tc = json.loads((dest / "tokenizer_config.json").read_text())
+    tc.pop("chat_template", None)
+    (dest / "tokenizer_config.json").write_text(json.dumps(tc))
+    return dest
+
+
 def lab(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run the `lab` CLI as a user would, in a subprocess."""
     return subprocess.run([sys.executable, "-m", "lab.cli", *args], capture_output=True, text=True,

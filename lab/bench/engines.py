@@ -8,6 +8,7 @@ from typing import Any
 
 from lab import LabError, isolate, profile_checks
 from lab.measure import peak_memory
+from lab.messages import need_chat_template
 
 
 def hf_generate(model: str, prompts: list[str], batch: int, output_len: int, dtype: str = "auto",
@@ -41,6 +42,7 @@ def _tokenizer(model: str) -> Any:
     """The model's tokenizer, padding on the left (decoder-only: every row continues its own prompt)."""
     from transformers import AutoTokenizer
     tok = AutoTokenizer.from_pretrained(model)
+    need_chat_template(tok, model, "the benchmark sends every prompt as a chat, as a server gets it")
     tok.padding_side = "left"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
@@ -102,6 +104,7 @@ def vllm_generate(model: str, prompts: list[str], output_len: int, engine_args: 
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     from vllm import LLM, SamplingParams
 
+    _tokenizer(model)  # a base model is one line here, not after vLLM has loaded it (LLM.chat needs a template)
     try:
         llm = LLM(model=model, **engine_args)
     except Exception as e:  # vLLM refusing the machine or the model (too little memory), not a bug in lab

@@ -15,7 +15,7 @@ from lab import LabError, config, locks, paths, procs
 from lab.finetune import checkpoints
 from lab.finetune.data import IGNORE, collate, encode, leaked, load_jsonl
 from lab.measure import peak_memory
-from lab.messages import WORD_JOINER, defused
+from lab.messages import WORD_JOINER, defused, need_chat_template
 
 # said, not left to a library default: torch warns that checkpointing without use_reentrant "will raise an
 # exception" in a later release and recommends False, which also needs no input that requires grad
@@ -309,9 +309,7 @@ def _train(cfg: FinetuneConfig, progress: bool) -> dict[str, Any]:
                    f"the held-out loss and chrF overstate what training taught")
     set_seed(cfg.seed)
     tok = AutoTokenizer.from_pretrained(config.local_or_reachable(cfg.model))
-    if not tok.chat_template:  # before minutes of loading: every record is rendered with it, as it will be served
-        raise LabError(f"{cfg.model}: its tokenizer has no chat template (a base model?); fine-tuning renders each "
-                       f"record with it: use the Instruct version, or put a chat_template.jinja in the folder")
+    need_chat_template(tok, cfg.model, "fine-tuning renders each record with it")  # before minutes of loading
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     if pad is None:  # batches are padded with it
         raise LabError(f"{cfg.model}: its tokenizer has neither a pad nor an end-of-text token")

@@ -2,6 +2,7 @@
 and the choice of the fastest correct transformers configuration (synthetic runs)."""
 
 import pytest
+from helpers import base_model
 
 from lab import LabError
 from lab.bench import engines
@@ -84,3 +85,13 @@ def test_an_offline_engine_vllm_refuses_is_one_line_naming_the_profile_key(tiny_
     assert msg.startswith("vLLM's offline engine did not start: ValueError: Available memory") and "\n" not in msg
     assert "internal error" not in msg and msg.endswith("(in lab: gpu_memory_utilization in the [serve] table of "
                                                         "profile 'mine')")
+
+
+@pytest.mark.parametrize("engine", ["hf_generate", "vllm_generate"])
+def test_a_base_model_without_a_chat_template_is_one_line(tiny_model_dir, tmp_path, engine):
+    """Every engine sends prompts as chats: a base model's tokenizer made apply_chat_template raise in the isolated
+    child, an 'internal error'; vLLM's offline engine would have loaded the model first."""
+    base = base_model(tiny_model_dir, tmp_path / "base")
+    with pytest.raises(LabError, match=r"base: its tokenizer has no chat template \(a base model\?\); the benchmark"):
+        engines.run_isolated(engine, model=str(base), prompts=PROMPTS, output_len=4,
+                             **({"batch": 1} if engine == "hf_generate" else {"engine_args": {"dtype": "float32"}}))

@@ -5,7 +5,7 @@ import json
 import os
 
 import pytest
-from helpers import ROOT, lab
+from helpers import ROOT, base_model, lab
 
 from lab import LabError, finetune, procs
 
@@ -76,13 +76,7 @@ def test_bad_target_module_keeps_previous_output(tiny_model_dir, tmp_path, capsy
 
 def test_a_base_model_without_a_chat_template_is_one_line_before_loading(tiny_model_dir, tmp_path):
     """A base model's tokenizer has no chat template: apply_chat_template's ValueError was an 'internal error'."""
-    import shutil
-    base = tmp_path / "base"
-    shutil.copytree(tiny_model_dir, base)
-    (base / "chat_template.jinja").unlink(missing_ok=True)
-    tc = json.loads((base / "tokenizer_config.json").read_text())
-    tc.pop("chat_template", None)
-    (base / "tokenizer_config.json").write_text(json.dumps(tc))
+    base = base_model(tiny_model_dir, tmp_path / "base")
     with pytest.raises(LabError, match=r"base: its tokenizer has no chat template \(a base model\?\)"):
         finetune.train(_cfg(base, tmp_path / "ft", steps=2))
     assert not (tmp_path / "ft").exists()
