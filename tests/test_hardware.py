@@ -55,7 +55,7 @@ def test_bf16_in_hardware_is_read_from_the_cpu_flags():
 
 
 def test_training_computes_in_float32_on_a_cpu_that_emulates_bf16(monkeypatch):
-    from lab.finetune.train import compute_dtype
+    from lab.finetune.base import compute_dtype
     monkeypatch.setattr(hardware, "cpu_bf16", lambda cpuinfo=None: False)
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     assert compute_dtype("auto") == "float32" and compute_dtype("bfloat16") == "bfloat16"
