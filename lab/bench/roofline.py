@@ -128,21 +128,38 @@ def tensor_bytes(folder: Path) -> list[tuple[str, str, int]]:
     return out
 
 
-def decode_bytes(tensors: list[tuple[str, str, int]], serve_dtype: str = "auto") -> dict[str, int]:
+def expert_share(cfg: dict[str, Any]) -> float:
+    """The share of a mixture of experts' routed-expert weights one token reads: experts per token / experts (8 of
+    128 for Qwen3-30B-A3B); 1.0 for a dense model."""
+    cfg = cfg.get("text_config", cfg)
+    n = cfg.get("num_experts") or cfg.get("num_local_experts") or cfg.get("n_routed_experts")
+    k = cfg.get("num_experts_per_tok")
+    try:
+        return min(1.0, int(k) / int(n)) if n and k else 1.0
+    except (TypeError, ValueError):
+        return 1.0
+
+
+def decode_bytes(tensors: list[tuple[str, str, int]], serve_dtype: str = "auto",
+                 experts: float = 1.0) -> dict[str, int]:
     """Bytes a batch-1 decode step reads: every weight in the served dtype, the lm_head whole, an untied input
     embedding not at all (one row is looked up; counting it put Qwen2.5-0.5B's server at 106% of its ceiling),
-    a tied one once (it is the lm_head)."""
+    a tied one once (it is the lm_head), and of routed experts (per expert or fused, not a shared expert) the
+    `experts` share one token is routed to: counted whole, a 30B-A3B's ceiling came out ~9x too low."""
     served = SERVED_BYTES.get(serve_dtype)
-    total = lookup = 0
+    total = lookup = unread = 0
     untied = any(n.endswith(HEADS) for n, _, _ in tensors)
     for name, dtype, nbytes in tensors:
         if served and dtype in STORED_BYTES:  # quantized (packed int) tensors stay as stored
             nbytes = nbytes * served // STORED_BYTES[dtype]
         if untied and name.endswith(EMBEDDINGS):
             lookup += nbytes
+        elif ".experts." in name and experts < 1.0:
+            total += round(nbytes * experts)
+            unread += nbytes - round(nbytes * experts)
         else:
             total += nbytes
-    return {"weights": total, "embedding_lookup_only": lookup}
+    return {"weights": total, "embedding_lookup_only": lookup, "experts_not_routed_to": unread}
 
 
 def kv_bytes_per_token(cfg: dict[str, Any], serve_dtype: str = "auto") -> int:
@@ -161,14 +178,14 @@ def weight_bytes(model: str, tp: int = 1, fallback_gb: float = 0.0, serve_dtype:
     """Bytes of weights each GPU reads per decode step (decode_bytes of a folder; else the Hub cache's index
     total_size, else the profile's size_gb, x2 when 16-bit files are served as float32), divided by the
     tensor-parallel size (each GPU holds and reads its shard, in parallel). 0 when unknown."""
+    from lab import config
     p = Path(model)
     tensors = tensor_bytes(p) if p.is_dir() else []
+    stored = config.model_config(model) or {}
     if tensors:
-        return decode_bytes(tensors, serve_dtype)["weights"] // max(1, tp)
-    total = _cached_total(model) or int(fallback_gb * 1e9)
+        return decode_bytes(tensors, serve_dtype, expert_share(stored))["weights"] // max(1, tp)
+    total = _cached_total(model) or int(fallback_gb * 1e9)  # a MoE counted whole here: its tensors are not listed
     if serve_dtype == "float32":
-        from lab import config
-        stored = (config.model_config(model) or {})
         if str(stored.get("dtype") or stored.get("torch_dtype")) in ("bfloat16", "float16"):
             total *= 2
     return total // max(1, tp)

@@ -45,12 +45,41 @@ def test_decode_bytes_skip_an_untied_embedding_and_follow_the_served_dtype():
     emb, head, layer = 151936 * 896 * 2, 151936 * 896 * 2, 700 * 2**20  # Qwen2.5-0.5B as imported from GGUF
     untied = [("model.embed_tokens.weight", "BF16", emb), ("lm_head.weight", "BF16", head),
               ("model.layers.0.mlp.up_proj.weight", "BF16", layer)]
-    assert rl.decode_bytes(untied) == {"weights": head + layer, "embedding_lookup_only": emb}
+    assert rl.decode_bytes(untied) == {"weights": head + layer, "embedding_lookup_only": emb,
+                                       "experts_not_routed_to": 0}
     tied = [untied[0], untied[2]]  # the table is the lm_head: read whole, once
     assert rl.decode_bytes(tied)["weights"] == emb + layer
     assert rl.decode_bytes(tied, "float32")["weights"] == 2 * (emb + layer)  # bf16 files served in float32
     awq = [("model.layers.0.mlp.up_proj.qweight", "I32", 1000), ("model.layers.0.mlp.up_proj.scales", "F16", 10)]
     assert rl.decode_bytes(awq, "float32")["weights"] == 1020  # packed ints stay as stored
+    qwen = {"num_hidden_layers": 24, "num_attention_heads": 14, "num_key_value_heads": 2, "hidden_size": 896}
+    assert rl.expert_share(qwen) == 1.0 and rl.decode_bytes(untied, experts=rl.expert_share(qwen))["weights"] == \
+        head + layer  # a dense model: nothing routed
+
+
+def test_a_token_reads_only_the_experts_it_is_routed_to():
+    """Qwen3-30B-A3B routes each token to 8 of 128 experts: counting every expert put its batch-1 ceiling ~8x too
+    low. Per-expert names (Hub checkpoints) and fused ones (transformers 5's) are both routed; a shared expert,
+    attention and the head are read whole."""
+    rl = importlib.import_module("lab.bench.roofline")
+    share = rl.expert_share({"text_config": {"num_experts": 128, "num_experts_per_tok": 8}})
+    assert share == 1 / 16 and rl.expert_share({"num_local_experts": 32, "num_experts_per_tok": 4}) == 1 / 8
+    per_expert = [(f"model.layers.0.mlp.experts.{e}.{w}.weight", "BF16", 1600) for e in range(128)
+                  for w in ("gate_proj", "up_proj", "down_proj")]
+    fused = [("model.layers.0.mlp.experts.gate_up_proj", "BF16", 128 * 3200), ("model.layers.0.mlp.experts.down_proj",
+                                                                                "BF16", 128 * 1600)]
+    always = [("model.layers.0.self_attn.q_proj.weight", "BF16", 5000), ("lm_head.weight", "BF16", 7000),
+              ("model.layers.0.mlp.shared_expert.up_proj.weight", "BF16", 900),
+              ("model.layers.0.mlp.gate.weight", "BF16", 300)]  # the router: every token
+    for experts in (per_expert, fused):
+        got = rl.decode_bytes(always + experts, experts=share)
+        assert got["weights"] == 5000 + 7000 + 900 + 300 + 8 * 3 * 1600
+        assert got["experts_not_routed_to"] == 120 * 3 * 1600
+    assert rl.decode_bytes(always + fused)["weights"] == 13200 + 128 * 4800  # no share given: all read
+
+
+def test_kv_bytes_count_every_layer_s_k_and_v_in_the_served_dtype():
+    rl = importlib.import_module("lab.bench.roofline")
     qwen = {"num_hidden_layers": 24, "num_attention_heads": 14, "num_key_value_heads": 2, "hidden_size": 896}
     assert rl.kv_bytes_per_token(qwen, "bfloat16") == 2 * 24 * 2 * 64 * 2 == 12 * 2**10
     assert rl.kv_bytes_per_token({"text_config": {**qwen, "head_dim": 128}}, "float32") == 2 * 24 * 2 * 128 * 4
