@@ -28,8 +28,14 @@ def _config(src: Path, arch: str) -> Any:
     fields = gguf.GGUFReader(str(src)).fields
     for key, attr in _MISSED_SIZES.items():
         f = fields.get(f"{arch}.{key}")
-        if f is not None and hasattr(cfg, attr) and len(f.data) == 1:
-            setattr(cfg, attr, int(f.parts[f.data[0]][0]))
+        if f is None or len(f.data) != 1 or not hasattr(cfg, attr):
+            continue
+        value = int(f.parts[f.data[0]][0])
+        try:
+            if getattr(cfg, attr) != value:
+                setattr(cfg, attr, value)
+        except AttributeError:  # computed (Falcon's head_dim is hidden / heads): the shape check judges it
+            pass
     return cfg
 
 

@@ -61,10 +61,11 @@ def _random_gguf(arch: str, path: Path, gguf_arch: str | None = None, lie: dict 
     return state
 
 
-@pytest.mark.parametrize("arch", ["gpt2", "gemma2"])
+@pytest.mark.parametrize("arch", ["gpt2", "gemma2", "falcon"])
 def test_other_architectures_import_as_transformers_own_loader_reads_them(tmp_path, arch):
     """GPT-2's processor stores output.weight itself and hands back transposed views (the streamed import lost the
-    head and could not write the views); Gemma-2's shifts its norms: both as transformers' whole-file loader."""
+    head and could not write the views); Gemma-2's shifts its norms; Falcon's head_dim is computed, not set (taking
+    it from the file's key_length raised AttributeError): each as transformers' whole-file loader reads it."""
     import torch
     from transformers import AutoModelForCausalLM
     _random_gguf(arch, tmp_path / f"{arch}.gguf")
