@@ -270,8 +270,6 @@ def _fast_reader() -> type:
     return Reader
 
 
-# Shards of at most this many bytes: the import holds one shard and one float32 tensor in memory, not the
-# whole model in float32 (a 0.5B model took 5.6 GB that way, a 1.5B 14.5 GB).
 def package_file(spec: str) -> Path:
     """The file a 'pkg:PACKAGE/FILE' model names, found without importing the package (its own imports may
     need dependencies the workbook does not install)."""

@@ -9,6 +9,8 @@ from typing import Any
 
 from lab import LabError
 
+# Shards of at most this many bytes: the import holds one shard and one float32 tensor in memory, not the
+# whole model in float32 (a 0.5B model took 5.6 GB that way, a 1.5B 14.5 GB).
 SHARD_BYTES = 256 << 20
 # Mixture-of-experts processors merge several GGUF tensors into one (they need the whole model at once).
 _WHOLE_MODEL = ("qwen2moe", "qwen3moe", "minimax-m2", "gpt_oss", "gpt-oss")
@@ -37,6 +39,14 @@ def _config(src: Path, arch: str) -> Any:
         except AttributeError:  # computed (Falcon's head_dim is hidden / heads): the shape check judges it
             pass
     return cfg
+
+
+def _as_bf16(cfg: Any) -> None:
+    """The config as the imported folder states it: bf16 weights, no longer GGUF-quantized (transformers' loader
+    marks it so, and save_pretrained refuses such a model)."""
+    if hasattr(cfg, "quantization_config"):
+        del cfg.quantization_config
+    cfg.dtype = "bfloat16"
 
 
 def _mismatch(src: Path, key: str, got: tuple[int, ...], want: tuple[int, ...]) -> LabError:
@@ -82,9 +92,7 @@ def _convert_streaming(src: Path, out: Path, arch: str) -> None:
     names = [t.name for t in reader.tensors]
     # an output head of its own (Qwen2.5-Coder-0.5B's) must not be replaced by the tied embeddings
     cfg.tie_word_embeddings = "output.weight" not in names
-    if hasattr(cfg, "quantization_config"):
-        del cfg.quantization_config
-    cfg.dtype = "bfloat16"
+    _as_bf16(cfg)
     with torch.device("meta"):
         skeleton = AutoModelForCausalLM.from_config(cfg)
     cfg.architectures = [type(skeleton).__name__]
@@ -161,9 +169,7 @@ def _convert_whole(src: Path, out: Path, arch: str) -> None:
     cfg = _config(src, arch)
     # the loader puts the file's tensors in place without checking their shapes against the config
     loaded = AutoModelForCausalLM.from_pretrained(src.parent, gguf_file=src.name, config=cfg, dtype=torch.float32)
-    if hasattr(cfg, "quantization_config"):
-        del cfg.quantization_config
-    cfg.dtype = "bfloat16"
+    _as_bf16(cfg)
     fresh = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16)
     state = {k: v.to(torch.bfloat16) for k, v in loaded.state_dict().items()}
     for k, v in fresh.state_dict().items():
