@@ -66,9 +66,20 @@ def available_crates() -> dict[str, str]:
     return out
 
 
+# A Rust source's comments and strings, which searches for code skip. `//[^\n]*`, not `//.*`: under re.S a line
+# comment took the rest of the file; an unclosed /* runs to the end, as rustc reads it (`.*?\*/` alone searched to
+# the end from every "/*")
+COMMENTS_AND_STRINGS = re.compile(r"//[^\n]*|/\*.*?(?:\*/|\Z)|\"(?:\\.|[^\"\\])*\"", re.S)
+
+
+def code_only(source: str) -> str:
+    """`source` without its comments and string literals."""
+    return COMMENTS_AND_STRINGS.sub("", source)
+
+
 def crates_used(source: str) -> list[str]:
     """External crates a Rust source names (`extern crate x`, `use x::`, `x::` paths of known crates)."""
-    code = re.sub(r"//[^\n]*|/\*.*?(?:\*/|\Z)|\"(\\.|[^\"\\])*\"", "", source, flags=re.S)
+    code = code_only(source)
     named = set(re.findall(r"\bextern\s+crate\s+(\w+)", code)) | set(re.findall(r"\buse\s+(\w+)\s*::", code))
     named |= {c for c in available_crates() if re.search(rf"\b{c}::", code)}
     # `use Color::*` names a local enum, not a crate

@@ -11,7 +11,7 @@ from typing import Any
 
 from lab import LabError, paths
 from lab.c2rust import sandbox
-from lab.c2rust.build import build_c, build_rust
+from lab.c2rust.build import build_c, build_rust, code_only
 from lab.c2rust.tasks import Case, Task, normalize, program_task
 from lab.messages import strip_reasoning
 
@@ -242,6 +242,4 @@ def extract_rust(reply: str) -> str | None:
 
 def count_unsafe(source: str) -> int:
     """Occurrences of the `unsafe` keyword outside comments and strings (reported; the gate is the compiler)."""
-    # `//[^\n]*`, not `//.*`: under re.S a line comment took the rest of the file, and every unsafe after it
-    code = re.sub(r"//[^\n]*|/\*.*?(?:\*/|\Z)|\"(\\.|[^\"\\])*\"", "", source, flags=re.S)
-    return len(re.findall(r"\bunsafe\b", code))
+    return len(re.findall(r"\bunsafe\b", code_only(source)))
